@@ -1,0 +1,30 @@
+//! Vocabulary shared by every berth crate. No I/O happens here.
+//!
+//! - [`Mount`]: the one currency between the snapshotter (which describes mounts) and the
+//!   runtime/shim (which performs them).
+//! - [`ErrorKind`]: what every crate error answers from `kind()`; the API edge maps it to an HTTP
+//!   status in one `match`.
+//! - [`id`]: container/image ID generation and short-ID rules.
+
+pub mod id;
+mod mount;
+
+pub use mount::Mount;
+
+/// The class of an error, independent of which crate raised it. The HTTP edge maps each kind to a
+/// status code (NotFound → 404, Conflict → 409, InvalidArgument → 400, NotModified → 304, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The named object does not exist (404).
+    NotFound,
+    /// The request conflicts with current state: name in use, object in use, running container (409).
+    Conflict,
+    /// The request itself is malformed: bad reference, bad name, bad flag value (400).
+    InvalidArgument,
+    /// Nothing to do: start of a running container, stop of a stopped one (304).
+    NotModified,
+    /// The request is valid but the object's state forbids it now (409).
+    InvalidState,
+    /// Anything else: I/O failures, runtime failures (500).
+    Internal,
+}
