@@ -7,6 +7,7 @@
 //! - [`id`]: container/image ID generation and short-ID rules.
 
 pub mod id;
+pub mod time;
 mod mount;
 
 pub use mount::Mount;
