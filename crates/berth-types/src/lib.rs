@@ -5,12 +5,18 @@
 //! - [`ErrorKind`]: what every crate error answers from `kind()`; the API edge maps it to an HTTP
 //!   status in one `match`.
 //! - [`id`]: container/image ID generation and short-ID rules.
+//! - [`Digest`]: validated `sha256:<hex>` content digests.
+//! - [`Reference`]: image references parsed and normalised like docker's `distribution/reference`.
 
+pub mod digest;
 pub mod id;
-pub mod time;
 mod mount;
+pub mod reference;
+pub mod time;
 
+pub use digest::{Digest, DigestError};
 pub use mount::Mount;
+pub use reference::{Reference, ReferenceError};
 
 /// The class of an error, independent of which crate raised it. The HTTP edge maps each kind to a
 /// status code (NotFound → 404, Conflict → 409, InvalidArgument → 400, NotModified → 304, …).

@@ -1,0 +1,450 @@
+//! The overlay snapshotter.
+//!
+//! # On-disk layout
+//! ```text
+//! <root>/                        (<data-root>/snapshots)
+//!   metadata.json                every snapshot: key/name → {id, kind, parent}; next id
+//!   <id>/fs                      the snapshot's own files: a layer's diff, or a container's upper dir
+//!   <id>/work                    overlay workdir (active snapshots only)
+//! ```
+//! `<id>` is a short decimal number so that overlay option strings (`lowerdir=/…/12/fs:/…/7/fs`)
+//! stay short.
+//!
+//! # Crash consistency
+//! `metadata.json` is replaced atomically (write temp → fsync → rename → fsync dir) under a mutex.
+//! Creation is directories first, metadata last; removal is metadata first, directories last. So
+//! after a crash a directory may exist without metadata, never the reverse; [`Overlay::new`]
+//! deletes such orphan directories.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_types::{ErrorKind, Mount};
+use serde::{Deserialize, Serialize};
+
+use crate::Snapshotter;
+
+/// Errors of the snapshotter.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A filesystem operation failed.
+    #[error("failed to {op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        err: io::Error,
+    },
+    /// No snapshot with this key or name.
+    #[error("snapshot {0} does not exist")]
+    NotFound(String),
+    /// The key or name is taken.
+    #[error("snapshot {0} already exists")]
+    AlreadyExists(String),
+    /// The snapshot is in the wrong state for the operation.
+    #[error("snapshot {key}: {reason}")]
+    InvalidState {
+        /// The key or name.
+        key: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The snapshot still has children.
+    #[error("cannot remove snapshot {0}: it has children")]
+    HasChildren(String),
+    /// `metadata.json` cannot be parsed.
+    #[error("corrupt snapshot metadata {path}: {err}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        err: serde_json::Error,
+    },
+}
+
+impl SnapshotError {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SnapshotError::NotFound(_) => ErrorKind::NotFound,
+            SnapshotError::AlreadyExists(_) | SnapshotError::HasChildren(_) => ErrorKind::Conflict,
+            SnapshotError::InvalidState { .. } => ErrorKind::InvalidState,
+            SnapshotError::Io { .. } | SnapshotError::Corrupt { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
+    move |err| SnapshotError::Io { op, path: path.to_path_buf(), err }
+}
+
+/// What a snapshot is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Writable; can be committed.
+    Active,
+    /// Read-only view of a parent.
+    View,
+    /// Immutable; can be a parent.
+    Committed,
+}
+
+/// A snapshot's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    /// The numeric directory id.
+    pub id: u64,
+    /// Active, view or committed.
+    pub kind: Kind,
+    /// The committed parent, if any.
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    next_id: u64,
+    snapshots: BTreeMap<String, Info>,
+}
+
+/// Overlay snapshotter rooted at a directory. `Send + Sync`.
+#[derive(Debug)]
+pub struct Overlay {
+    root: PathBuf,
+    state: Mutex<State>,
+}
+
+impl Overlay {
+    /// Opens (creating if needed) the snapshotter at `root` and deletes orphan directories left by
+    /// a crash.
+    pub fn new(root: impl AsRef<Path>) -> Result<Overlay, SnapshotError> {
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root).map_err(io_err("create", &root))?;
+        let meta = root.join("metadata.json");
+        let state = match fs::read(&meta) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt { path: meta.clone(), err })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State { next_id: 1, snapshots: BTreeMap::new() },
+            Err(e) => return Err(SnapshotError::Io { op: "read", path: meta, err: e }),
+        };
+        let _ = fs::remove_file(root.join("metadata.json.tmp"));
+        for entry in fs::read_dir(&root).map_err(io_err("read", &root))? {
+            let entry = entry.map_err(io_err("read", &root))?;
+            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
+            if !state.snapshots.values().any(|i| i.id == id) {
+                let p = entry.path();
+                fs::remove_dir_all(&p).map_err(io_err("remove orphan", &p))?;
+            }
+        }
+        Ok(Overlay { root, state: Mutex::new(state) })
+    }
+
+    /// The snapshotter's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/<id>` of a snapshot.
+    pub fn dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+        Ok(self.id_dir(self.stat(key)?.id))
+    }
+
+    /// The directory that holds the snapshot's own files (`<root>/<id>/fs`): where a layer is
+    /// applied into an active snapshot, or a committed layer's diff.
+    pub fn upper_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
+        Ok(self.dir(key)?.join("fs"))
+    }
+
+    fn id_dir(&self, id: u64) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, state: &State) -> Result<(), SnapshotError> {
+        let tmp = self.root.join("metadata.json.tmp");
+        let bytes = serde_json::to_vec(state).expect("snapshot state serialises");
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(&bytes).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        let meta = self.root.join("metadata.json");
+        fs::rename(&tmp, &meta).map_err(io_err("rename", &tmp))?;
+        File::open(&self.root).and_then(|d| d.sync_all()).map_err(io_err("fsync", &self.root))
+    }
+
+    fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {
+        let mut state = self.lock();
+        if state.snapshots.contains_key(key) {
+            return Err(SnapshotError::AlreadyExists(key.to_string()));
+        }
+        if let Some(p) = parent {
+            match state.snapshots.get(p) {
+                None => return Err(SnapshotError::NotFound(p.to_string())),
+                Some(i) if i.kind != Kind::Committed => {
+                    return Err(SnapshotError::InvalidState { key: p.to_string(), reason: "parent is not committed" })
+                }
+                Some(_) => {}
+            }
+        }
+        let id = state.next_id.max(1);
+        let dir = self.id_dir(id);
+        let mut b = fs::DirBuilder::new();
+        b.recursive(true).mode(0o755);
+        let fs_dir = dir.join("fs");
+        b.create(&fs_dir).map_err(io_err("create", &fs_dir))?;
+        if kind == Kind::Active {
+            let work = dir.join("work");
+            b.mode(0o700).create(&work).map_err(io_err("create", &work))?;
+        }
+        state.next_id = id + 1;
+        state.snapshots.insert(key.to_string(), Info { id, kind, parent: parent.map(str::to_string) });
+        if let Err(e) = self.save(&state) {
+            state.snapshots.remove(key);
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(self.mounts_of(&state, key))
+    }
+
+    /// The committed ancestors' `fs` dirs, nearest first.
+    fn lower_dirs<'s>(&self, state: &'s State, mut parent: Option<&'s String>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(p) = parent {
+            let Some(info) = state.snapshots.get(p) else { break };
+            out.push(self.id_dir(info.id).join("fs").to_string_lossy().into_owned());
+            parent = info.parent.as_ref();
+        }
+        out
+    }
+
+    fn mounts_of(&self, state: &State, key: &str) -> Vec<Mount> {
+        let info = &state.snapshots[key];
+        let dir = self.id_dir(info.id);
+        let lowers = self.lower_dirs(state, info.parent.as_ref());
+        let fs_dir = dir.join("fs").to_string_lossy().into_owned();
+        match info.kind {
+            Kind::Active if lowers.is_empty() => vec![Mount::bind(fs_dir, false)],
+            Kind::Active => vec![Mount {
+                kind: "overlay".into(),
+                source: "overlay".into(),
+                options: vec![
+                    format!("lowerdir={}", lowers.join(":")),
+                    format!("upperdir={fs_dir}"),
+                    format!("workdir={}", dir.join("work").to_string_lossy()),
+                ],
+            }],
+            Kind::View | Kind::Committed => match lowers.len() {
+                0 => vec![Mount::bind(fs_dir, true)],
+                1 => vec![Mount::bind(lowers[0].clone(), true)],
+                _ => vec![Mount {
+                    kind: "overlay".into(),
+                    source: "overlay".into(),
+                    options: vec![format!("lowerdir={}", lowers.join(":"))],
+                }],
+            },
+        }
+    }
+}
+
+impl Snapshotter for Overlay {
+    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
+        self.create(key, parent, Kind::Active)
+    }
+
+    fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
+        self.create(key, parent, Kind::View)
+    }
+
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
+        let state = self.lock();
+        match state.snapshots.get(key) {
+            None => Err(SnapshotError::NotFound(key.to_string())),
+            Some(i) if i.kind == Kind::Committed => {
+                Err(SnapshotError::InvalidState { key: key.to_string(), reason: "committed snapshots have no mounts" })
+            }
+            Some(_) => Ok(self.mounts_of(&state, key)),
+        }
+    }
+
+    fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
+        let mut state = self.lock();
+        let info = match state.snapshots.get(key) {
+            None => return Err(SnapshotError::NotFound(key.to_string())),
+            Some(i) if i.kind != Kind::Active => {
+                return Err(SnapshotError::InvalidState { key: key.to_string(), reason: "only active snapshots can be committed" })
+            }
+            Some(i) => i.clone(),
+        };
+        if state.snapshots.contains_key(name) {
+            return Err(SnapshotError::AlreadyExists(name.to_string()));
+        }
+        state.snapshots.remove(key);
+        state.snapshots.insert(name.to_string(), Info { kind: Kind::Committed, ..info.clone() });
+        if let Err(e) = self.save(&state) {
+            state.snapshots.remove(name);
+            state.snapshots.insert(key.to_string(), info);
+            return Err(e);
+        }
+        let _ = fs::remove_dir_all(self.id_dir(info.id).join("work"));
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<(), SnapshotError> {
+        let mut state = self.lock();
+        let Some(info) = state.snapshots.get(key).cloned() else {
+            return Err(SnapshotError::NotFound(key.to_string()));
+        };
+        if state.snapshots.values().any(|i| i.parent.as_deref() == Some(key)) {
+            return Err(SnapshotError::HasChildren(key.to_string()));
+        }
+        state.snapshots.remove(key);
+        if let Err(e) = self.save(&state) {
+            state.snapshots.insert(key.to_string(), info);
+            return Err(e);
+        }
+        drop(state);
+        let dir = self.id_dir(info.id);
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
+    }
+
+    fn usage(&self, key: &str) -> Result<u64, SnapshotError> {
+        let dir = self.upper_dir(key)?;
+        let mut seen = std::collections::HashSet::new();
+        disk_usage(&dir, &mut seen).map_err(io_err("measure", &dir))
+    }
+
+    fn stat(&self, key: &str) -> Result<Info, SnapshotError> {
+        self.lock().snapshots.get(key).cloned().ok_or_else(|| SnapshotError::NotFound(key.to_string()))
+    }
+
+    fn list(&self) -> Result<Vec<(String, Info)>, SnapshotError> {
+        Ok(self.lock().snapshots.iter().map(|(k, i)| (k.clone(), i.clone())).collect())
+    }
+}
+
+/// Sum of the sizes of every non-directory under `dir`, hard links counted once (docker's
+/// `directory.Size`).
+fn disk_usage(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let md = entry.metadata()?;
+        if md.is_dir() {
+            total += disk_usage(&entry.path(), seen)?;
+        } else if md.nlink() <= 1 || seen.insert((md.dev(), md.ino())) {
+            total += md.len();
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod conformance {
+    use super::*;
+
+    fn sn() -> (tempfile::TempDir, Overlay) {
+        let d = tempfile::tempdir().unwrap();
+        let o = Overlay::new(d.path().join("snapshots")).unwrap();
+        (d, o)
+    }
+
+    #[test]
+    fn layer_chain_then_container() {
+        let (_d, sn) = sn();
+        let m = sn.prepare("x1", None).unwrap();
+        assert_eq!(m, vec![Mount::bind(sn.upper_dir("x1").unwrap().to_string_lossy(), false)]);
+        fs::write(sn.upper_dir("x1").unwrap().join("a"), b"1").unwrap();
+        sn.commit("l1", "x1").unwrap();
+        assert_eq!(sn.stat("x1").unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(sn.stat("l1").unwrap().kind, Kind::Committed);
+        assert!(!sn.dir("l1").unwrap().join("work").exists());
+        sn.prepare("x2", Some("l1")).unwrap();
+        sn.commit("l2", "x2").unwrap();
+
+        let m = sn.prepare("ctr", Some("l2")).unwrap();
+        let (l1, l2, c) = (sn.dir("l1").unwrap(), sn.dir("l2").unwrap(), sn.dir("ctr").unwrap());
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].kind, "overlay");
+        assert_eq!(
+            m[0].options,
+            vec![
+                format!("lowerdir={}/fs:{}/fs", l2.display(), l1.display()),
+                format!("upperdir={}/fs", c.display()),
+                format!("workdir={}/work", c.display()),
+            ]
+        );
+        assert!(c.join("work").is_dir());
+        assert_eq!(sn.mounts("ctr").unwrap(), m);
+        // Short numeric ids keep option strings short.
+        assert!(c.file_name().unwrap().to_str().unwrap().parse::<u64>().is_ok());
+
+        fs::write(sn.upper_dir("ctr").unwrap().join("f"), vec![0u8; 1000]).unwrap();
+        assert_eq!(sn.usage("ctr").unwrap(), 1000);
+        assert_eq!(sn.remove("l2").unwrap_err().kind(), ErrorKind::Conflict);
+        sn.remove("ctr").unwrap();
+        assert!(!c.exists());
+        sn.remove("l2").unwrap();
+        sn.remove("l1").unwrap();
+        assert!(sn.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn views() {
+        let (_d, sn) = sn();
+        sn.prepare("x1", None).unwrap();
+        sn.commit("l1", "x1").unwrap();
+        let m = sn.view("v1", Some("l1")).unwrap();
+        assert_eq!(m, vec![Mount::bind(sn.upper_dir("l1").unwrap().to_string_lossy(), true)]);
+        sn.prepare("x2", Some("l1")).unwrap();
+        sn.commit("l2", "x2").unwrap();
+        let m = sn.view("v2", Some("l2")).unwrap();
+        assert_eq!(m[0].kind, "overlay");
+        assert_eq!(m[0].options.len(), 1);
+        assert!(m[0].options[0].starts_with("lowerdir="));
+        assert_eq!(sn.commit("nope", "v2").unwrap_err().kind(), ErrorKind::InvalidState);
+    }
+
+    #[test]
+    fn errors() {
+        let (_d, sn) = sn();
+        assert_eq!(sn.prepare("a", Some("missing")).unwrap_err().kind(), ErrorKind::NotFound);
+        sn.prepare("a", None).unwrap();
+        assert_eq!(sn.prepare("a", None).unwrap_err().kind(), ErrorKind::Conflict);
+        assert_eq!(sn.prepare("b", Some("a")).unwrap_err().kind(), ErrorKind::InvalidState);
+        sn.prepare("b", None).unwrap();
+        sn.commit("c", "b").unwrap();
+        assert_eq!(sn.commit("c", "a").unwrap_err().kind(), ErrorKind::Conflict);
+        assert_eq!(sn.mounts("c").unwrap_err().kind(), ErrorKind::InvalidState);
+        assert_eq!(sn.remove("zz").unwrap_err().to_string(), "snapshot zz does not exist");
+    }
+
+    #[test]
+    fn survives_reopen_and_cleans_orphans() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("snapshots");
+        {
+            let sn = Overlay::new(&root).unwrap();
+            sn.prepare("x", None).unwrap();
+            sn.commit("l", "x").unwrap();
+            sn.prepare("ctr", Some("l")).unwrap();
+        }
+        fs::create_dir_all(root.join("999/fs")).unwrap(); // a crash between mkdir and metadata
+        let sn = Overlay::new(&root).unwrap();
+        assert!(!root.join("999").exists());
+        assert_eq!(sn.stat("ctr").unwrap().parent.as_deref(), Some("l"));
+        let m = sn.mounts("ctr").unwrap();
+        assert_eq!(m[0].kind, "overlay");
+        // Ids are not reused.
+        sn.prepare("new", None).unwrap();
+        assert_ne!(sn.stat("new").unwrap().id, sn.stat("ctr").unwrap().id);
+    }
+}
