@@ -335,8 +335,8 @@ fn apply_entry<R: Read>(
                 tar::EntryType::Block => FileType::BlockDevice,
                 _ => FileType::Fifo,
             };
-            let major = header.device_major().map_err(ApplyError::Read)?.unwrap_or(0);
-            let minor = header.device_minor().map_err(ApplyError::Read)?.unwrap_or(0);
+            let major = header.device_major().ok().flatten().unwrap_or(0);
+            let minor = header.device_minor().ok().flatten().unwrap_or(0);
             rfs::mknodat(&parent, base, ft, Mode::from_raw_mode(0o600), rfs::makedev(major, minor))
                 .map_err(fail("create device", &shown))?;
             rfs::chownat(&parent, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW).map_err(fail("chown", &shown))?;
