@@ -1,0 +1,253 @@
+//! Lookups inside a container's root filesystem, confined to it: `-u` resolution against the
+//! container's `/etc/passwd` and `/etc/group`, and the "can this be exec'd" check that gives
+//! docker's 127/126 messages before the process is started.
+//!
+//! Every path is resolved with `openat2(RESOLVE_IN_ROOT)`, so `..` and absolute symlinks inside
+//! the image can never lead outside `rootfs`.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+
+use crate::Error;
+
+/// Why the container's command cannot be executed, with docker's exact message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Exit code 127: the command does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Exit code 126: it exists but cannot be executed.
+    #[error("{0}")]
+    CannotExecute(String),
+}
+
+impl ExecError {
+    /// The exit code docker reports for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::NotFound(_) => 127,
+            ExecError::CannotExecute(_) => 126,
+        }
+    }
+}
+
+fn open_root(rootfs: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+fn open_in_root(root: &OwnedFd, path: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat2(root, path, flags | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT)
+}
+
+/// Reads a small file of the container (`/etc/passwd`); `None` when it does not exist.
+fn read_in_root(root: &OwnedFd, path: &str) -> std::io::Result<Option<String>> {
+    match open_in_root(root, path, OFlags::RDONLY) {
+        Ok(fd) => {
+            let mut s = String::new();
+            std::fs::File::from(fd).read_to_string(&mut s)?;
+            Ok(Some(s))
+        }
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Resolves docker's `-u` (`name`, `uid`, `uid:gid`, `name:group`, empty = root) against the
+/// container's `/etc/passwd` and `/etc/group`, read confined to `rootfs`. Returns
+/// `(uid, gid, additional gids)`; the additional gids are the groups listing the user as a member.
+pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), Error> {
+    let io = |err| Error::Io { err, path: rootfs.to_path_buf(), op: "read user database in" };
+    let root = open_root(rootfs).map_err(io)?;
+    let passwd = read_in_root(&root, "/etc/passwd").map_err(io)?.unwrap_or_default();
+    let group = read_in_root(&root, "/etc/group").map_err(io)?.unwrap_or_default();
+    resolve_user_in(&passwd, &group, user)
+}
+
+fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, Vec<u32>), Error> {
+    let (u, g) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let u = if u.is_empty() { "0" } else { u };
+    // name:x:uid:gid:...
+    let entries = passwd.lines().filter_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 4).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
+    });
+    let mut found = None;
+    let numeric = u.parse::<u32>().ok();
+    for (name, uid, gid) in entries {
+        let hit = match numeric {
+            Some(n) => uid == Some(n),
+            None => name == u,
+        };
+        if hit {
+            found = Some((name.to_string(), uid.unwrap_or(0), gid.unwrap_or(0)));
+            break;
+        }
+    }
+    let (name, uid, mut gid) = match (found, numeric) {
+        (Some(f), _) => (Some(f.0), f.1, f.2),
+        (None, Some(n)) => (None, n, 0),
+        (None, None) => {
+            return Err(Error::User(format!("unable to find user {u}: no matching entries in passwd file")))
+        }
+    };
+    // name:x:gid:member,member
+    let groups: Vec<(&str, Option<u32>, Vec<&str>)> = group
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3).then(|| {
+                let members = f.get(3).map(|m| m.split(',').map(str::trim).filter(|m| !m.is_empty()).collect()).unwrap_or_default();
+                (f[0], f[2].parse::<u32>().ok(), members)
+            })
+        })
+        .collect();
+    if let Some(g) = g.filter(|g| !g.is_empty()) {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => groups
+                .iter()
+                .find(|(n, _, _)| *n == g)
+                .and_then(|(_, id, _)| *id)
+                .ok_or_else(|| Error::User(format!("unable to find group {g}: no matching entries in group file")))?,
+        };
+    }
+    let mut extra = Vec::new();
+    if let Some(name) = &name {
+        for (_, id, members) in &groups {
+            if let Some(id) = id {
+                if members.iter().any(|m| m == name) && !extra.contains(id) {
+                    extra.push(*id);
+                }
+            }
+        }
+    }
+    Ok((uid, gid, extra))
+}
+
+enum Probe {
+    Missing,
+    Dir,
+    NotExecutable,
+    Executable,
+}
+
+fn probe(root: &OwnedFd, path: &str) -> Probe {
+    let fd = match open_in_root(root, path, OFlags::PATH) {
+        Ok(fd) => fd,
+        Err(_) => return Probe::Missing,
+    };
+    match rustix::fs::fstat(&fd) {
+        Ok(st) => {
+            let ft = FileType::from_raw_mode(st.st_mode);
+            if ft == FileType::Directory {
+                Probe::Dir
+            } else if ft == FileType::RegularFile && st.st_mode & 0o111 != 0 {
+                Probe::Executable
+            } else {
+                Probe::NotExecutable
+            }
+        }
+        Err(_) => Probe::Missing,
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Checks, confined to `rootfs`, that `args0` can be executed the way runc would look it up:
+/// a name without `/` is searched in `path_env` (the container's `PATH`), one with `/` is taken
+/// as is (relative to `cwd`). Errors carry docker's messages so the CLI can map exit codes.
+pub fn check_executable(rootfs: &Path, args0: &str, path_env: &str, cwd: &str) -> Result<(), ExecError> {
+    let cwd = if cwd.is_empty() { "/" } else { cwd };
+    let root = open_root(rootfs).map_err(|e| ExecError::NotFound(format!("exec: \"{args0}\": {e}")))?;
+    if args0.is_empty() {
+        return Err(ExecError::NotFound("exec: \"\": executable file not found in $PATH".into()));
+    }
+    if args0.contains('/') {
+        let full = if args0.starts_with('/') { args0.to_string() } else { join(cwd, args0) };
+        return match probe(&root, &full) {
+            Probe::Executable => Ok(()),
+            Probe::Missing => Err(ExecError::NotFound(format!("exec: \"{args0}\": stat {args0}: no such file or directory"))),
+            Probe::Dir => Err(ExecError::CannotExecute(format!("exec: \"{args0}\": is a directory"))),
+            Probe::NotExecutable => Err(ExecError::CannotExecute(format!("exec: \"{args0}\": permission denied"))),
+        };
+    }
+    for dir in path_env.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let dir = if dir.starts_with('/') { dir.to_string() } else { join(cwd, dir) };
+        if let Probe::Executable = probe(&root, &join(&dir, args0)) {
+            return Ok(());
+        }
+    }
+    Err(ExecError::NotFound(format!("exec: \"{args0}\": executable file not found in $PATH")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\nwww:x:33:33::/var/www:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nwheel:x:10:root\nwww-data:x:33:www\nstaff:x:50:www,nobody\n";
+
+    #[test]
+    fn resolves_names_ids_and_groups() {
+        assert_eq!(resolve_user_in(PASSWD, GROUP, "").unwrap(), (0, 0, vec![10]));
+        assert_eq!(resolve_user_in(PASSWD, GROUP, "www").unwrap(), (33, 33, vec![33, 50]));
+        assert_eq!(resolve_user_in(PASSWD, GROUP, "1000").unwrap(), (1000, 0, vec![]));
+        assert_eq!(resolve_user_in(PASSWD, GROUP, "1000:7").unwrap(), (1000, 7, vec![]));
+        assert_eq!(resolve_user_in(PASSWD, GROUP, "nobody:staff").unwrap(), (65534, 50, vec![50]));
+        assert_eq!(
+            resolve_user_in(PASSWD, GROUP, "bob").unwrap_err().to_string(),
+            "unable to find user bob: no matching entries in passwd file"
+        );
+        assert!(resolve_user_in(PASSWD, GROUP, "www:nogroup").is_err());
+        assert_eq!(resolve_user_in("", "", "5:6").unwrap(), (5, 6, vec![]));
+    }
+
+    #[test]
+    fn reads_confined_to_rootfs() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        // An absolute symlink must resolve inside the rootfs, never to the host's /etc/passwd.
+        std::fs::write(d.path().join("mypasswd"), "alice:x:42:43::/:/bin/sh\n").unwrap();
+        symlink("/mypasswd", d.path().join("etc/passwd")).unwrap();
+        assert_eq!(resolve_user(d.path(), "alice").unwrap(), (42, 43, vec![]));
+        assert!(resolve_user(d.path(), "root").is_err());
+    }
+
+    #[test]
+    fn exec_checks_give_docker_messages() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(bin.join("busybox"), "").unwrap();
+        std::fs::set_permissions(bin.join("busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        symlink("/bin/busybox", bin.join("echo")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), "").unwrap();
+        let r = d.path();
+        assert_eq!(check_executable(r, "echo", "/usr/bin:/bin", "/"), Ok(()));
+        assert_eq!(check_executable(r, "/bin/echo", "", "/"), Ok(()));
+        let e = check_executable(r, "nope", "/usr/bin:/bin", "/").unwrap_err();
+        assert_eq!((e.to_string().as_str(), e.exit_code()), ("exec: \"nope\": executable file not found in $PATH", 127));
+        let e = check_executable(r, "/x", "/bin", "/").unwrap_err();
+        assert_eq!(e.to_string(), "exec: \"/x\": stat /x: no such file or directory");
+        let e = check_executable(r, "/etc/passwd", "/bin", "/").unwrap_err();
+        assert_eq!((e.to_string().as_str(), e.exit_code()), ("exec: \"/etc/passwd\": permission denied", 126));
+        let e = check_executable(r, "/etc", "/bin", "/").unwrap_err();
+        assert_eq!((e.to_string().as_str(), e.exit_code()), ("exec: \"/etc\": is a directory", 126));
+        assert_eq!(check_executable(r, "./echo", "", "/bin"), Ok(()));
+    }
+}

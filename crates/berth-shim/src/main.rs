@@ -1,0 +1,137 @@
+//! `berth-shim --bundle <dir>`: the per-container monitor.
+//!
+//! One shim per container, started by berthd in its own session. It mounts the rootfs, creates the
+//! container with the embedded runtime (libcontainer) so that the container's init is the shim's
+//! own child, reports [`Ready`] on stdout, then serves the daemon over a Unix socket from a
+//! single-threaded poll loop until the container exits: attach streams, start, kill, resize,
+//! state. It writes the json-file log, reaps the init, records the exit status on disk, removes
+//! the cgroup, unmounts the rootfs and exits. The life of a shim is specified in
+//! `berth_shim_proto`; `docs/design/shim.md` explains the choices.
+//!
+//! Files (all named by `<bundle>/shim.json`, except the first three):
+//! ```text
+//! <bundle>/config.json      OCI spec (from berth_runtime::build_spec), user patched in by the shim
+//! <bundle>/rootfs/          mount point of the container's root filesystem
+//! <bundle>/runtime/<id>/    libcontainer's state (removed on exit)
+//! socket, log_path, exit_file, runtime_log
+//! ```
+
+mod create;
+mod log;
+mod serve;
+
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use berth_shim_proto::{ExitStatus, Ready, ShimConfig};
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn usage() -> i32 {
+    eprintln!("usage: berth-shim --bundle <dir>");
+    2
+}
+
+fn run() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    let bundle = match args.as_slice() {
+        [_, flag, dir] if flag == "--bundle" => PathBuf::from(dir),
+        [_, arg] if arg.starts_with("--bundle=") => PathBuf::from(&arg["--bundle=".len()..]),
+        _ => return usage(),
+    };
+    let bundle = match std::path::absolute(&bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("berth-shim: {}: {e}", bundle.display());
+            return 1;
+        }
+    };
+    // The Ready line goes to the daemon's pipe, which we hold on to as `ready`; from here on our
+    // own stdout and stderr are the runtime log.
+    let ready = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3).ok();
+    let cfg: ShimConfig = match std::fs::read(bundle.join("shim.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("read {}/shim.json: {e}", bundle.display());
+            send_ready(ready, &Ready { pid: None, error: Some(msg), exit_code: None });
+            return 1;
+        }
+    };
+    redirect_output(&cfg.runtime_log);
+
+    match create::create(&cfg, &bundle) {
+        Ok(created) => {
+            let pid = created.pid;
+            send_ready(ready, &Ready { pid: Some(pid), error: None, exit_code: None });
+            serve::serve(cfg, bundle, created);
+            0
+        }
+        Err(f) => {
+            eprintln!("berth-shim: create {}: {}", cfg.id, f.message);
+            let code = f.exit_code.unwrap_or(128);
+            write_exit_file(
+                &cfg.exit_file,
+                &ExitStatus { exit_code: code, finished_at: log::now_rfc3339(), oom_killed: false, error: Some(f.message.clone()) },
+            );
+            send_ready(ready, &Ready { pid: None, error: Some(f.message), exit_code: f.exit_code });
+            create::cleanup_rootfs(&bundle);
+            1
+        }
+    }
+}
+
+/// Points fds 1 and 2 at the runtime log (append) so nothing of ours — nor the runtime's
+/// diagnostics — reaches the daemon's pipe or a container's stdio.
+fn redirect_output(runtime_log: &str) {
+    let f = std::fs::OpenOptions::new().create(true).append(true).open(if runtime_log.is_empty() { "/dev/null" } else { runtime_log });
+    let fd: OwnedFd = match f {
+        Ok(f) => f.into(),
+        Err(_) => match std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            Ok(f) => f.into(),
+            Err(_) => return,
+        },
+    };
+    let _ = rustix::stdio::dup2_stdout(&fd);
+    let _ = rustix::stdio::dup2_stderr(&fd);
+}
+
+fn send_ready(ready: Option<OwnedFd>, msg: &Ready) {
+    let Some(fd) = ready else { return };
+    let mut line = serde_json::to_vec(msg).unwrap_or_default();
+    line.push(b'\n');
+    let mut f = std::fs::File::from(fd);
+    if let Err(e) = f.write_all(&line) {
+        eprintln!("berth-shim: write ready: {e}");
+    }
+    // Dropping `f` closes the daemon's pipe: it sees EOF after the one line.
+}
+
+/// Writes the exit status crash-safely: temp file → fsync → rename → fsync(dir).
+pub fn write_exit_file(path: &str, st: &ExitStatus) {
+    if path.is_empty() {
+        return;
+    }
+    let path = Path::new(path);
+    let tmp = path.with_extension("tmp");
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(st).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = rustix::fs::fsync(d.as_fd());
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        eprintln!("berth-shim: write exit file {}: {e}", path.display());
+    }
+}

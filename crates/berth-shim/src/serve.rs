@@ -1,0 +1,583 @@
+//! The shim's single-threaded poll loop: daemon connections, container output, container
+//! stdin, and the init's pidfd.
+//!
+//! Back-pressure instead of unbounded buffers: while any attached connection has more than
+//! [`OUT_HIGH`] bytes queued, the container's output is not read (the container blocks, as it
+//! does under Docker with a slow attach); while the container's stdin has more than
+//! [`IN_HIGH`] queued, stdin-carrying connections are not read.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use berth_shim_proto::{parse_header, ExitStatus, FrameKind, Request, Response, ShimConfig, MAX_FRAME};
+use libcontainer::container::Container;
+use rustix::event::{PollFd, PollFlags};
+
+use crate::create::{Created, Stdio};
+use crate::log::JsonLog;
+
+const OUT_HIGH: usize = 256 * 1024;
+const IN_HIGH: usize = 256 * 1024;
+const CHUNK: usize = 16 * 1024;
+/// How long output is drained after the init exits, and how long attach clients get to take
+/// their last frames.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// `__WALL`: the init is a "clone" child (libcontainer clones it with no exit signal), which
+/// waitid only reports with this flag.
+const WALL: u32 = 0x4000_0000;
+
+struct Conn {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    attached: bool,
+    stdin: bool,
+    /// Close once `outbuf` is flushed.
+    closing: bool,
+    dead: bool,
+}
+
+enum Status {
+    Created,
+    Running,
+    Exited(ExitStatus),
+}
+
+struct Shim {
+    cfg: ShimConfig,
+    bundle: PathBuf,
+    container: Option<Container>,
+    pid: i32,
+    pidfd: Option<OwnedFd>,
+    listener: UnixListener,
+    /// stdout pipe or pty master.
+    out: Option<OwnedFd>,
+    err: Option<OwnedFd>,
+    /// Where stdin goes: the stdin pipe or (tty) the pty master.
+    stdin: Option<OwnedFd>,
+    pty: bool,
+    stdin_buf: Vec<u8>,
+    stdin_eof: bool,
+    conns: Vec<Conn>,
+    log: JsonLog,
+    status: Status,
+    cgroup_path: String,
+    /// Exit code collected from the init, recorded once output is drained.
+    pending_exit: Option<i32>,
+    /// Set once the exit has been recorded; the loop ends when clients have their last frames.
+    finish_by: Option<Instant>,
+}
+
+#[derive(Clone, Copy)]
+enum Token {
+    Listener,
+    Pidfd,
+    Out,
+    Err,
+    Stdin,
+    Conn(usize),
+}
+
+pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
+    let (out, err, stdin, pty) = match c.stdio {
+        Stdio::Pipes { stdin, stdout, stderr } => (Some(stdout), Some(stderr), stdin, false),
+        Stdio::Pty(m) => {
+            let dup = rustix::io::fcntl_dupfd_cloexec(&m, 3).ok();
+            (Some(m), None, if cfg.open_stdin { dup } else { None }, true)
+        }
+    };
+    let log = JsonLog::open(&cfg.log_path);
+    let mut shim = Shim {
+        cfg,
+        bundle,
+        container: Some(c.container),
+        pid: c.pid,
+        pidfd: Some(c.pidfd),
+        listener: c.listener,
+        out,
+        err,
+        stdin,
+        pty,
+        stdin_buf: Vec::new(),
+        stdin_eof: false,
+        conns: Vec::new(),
+        log,
+        status: Status::Created,
+        cgroup_path: c.cgroup_path,
+        pending_exit: None,
+        finish_by: None,
+    };
+    shim.run();
+    shim.teardown();
+}
+
+impl Shim {
+    fn exited(&self) -> bool {
+        matches!(self.status, Status::Exited(_))
+    }
+
+    fn run(&mut self) {
+        let mut buf = vec![0u8; CHUNK];
+        let mut exit_deadline: Option<Instant> = None;
+        loop {
+            // After the init exited: once output is drained (or the drain deadline passed),
+            // record the exit and tell the attached clients; then wait for them to take it.
+            if self.pidfd.is_none() && !self.exited() {
+                let drained = self.out.is_none() && self.err.is_none();
+                if drained || exit_deadline.is_some_and(|d| Instant::now() >= d) {
+                    self.record_exit();
+                }
+            }
+            if let Some(by) = self.finish_by {
+                let flushed = self.conns.iter().all(|c| c.outbuf.is_empty() || c.dead);
+                if flushed || Instant::now() >= by {
+                    return;
+                }
+            }
+            let backpressure = self.conns.iter().any(|c| c.attached && c.outbuf.len() > OUT_HIGH);
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(6 + self.conns.len());
+            let mut toks: Vec<Token> = Vec::with_capacity(6 + self.conns.len());
+            // `fds` borrows the shim's fds only until `poll` returns; events are copied out.
+            let (listener, pidfd, out, err, stdin) = (&self.listener, &self.pidfd, &self.out, &self.err, &self.stdin);
+            add(&mut fds, &mut toks, listener.as_fd(), PollFlags::IN, Token::Listener);
+            if let Some(p) = pidfd {
+                add(&mut fds, &mut toks, p.as_fd(), PollFlags::IN, Token::Pidfd);
+            }
+            if !backpressure {
+                if let Some(o) = out {
+                    add(&mut fds, &mut toks, o.as_fd(), PollFlags::IN, Token::Out);
+                }
+                if let Some(e) = err {
+                    add(&mut fds, &mut toks, e.as_fd(), PollFlags::IN, Token::Err);
+                }
+            }
+            if let Some(s) = stdin {
+                if !self.stdin_buf.is_empty() {
+                    add(&mut fds, &mut toks, s.as_fd(), PollFlags::OUT, Token::Stdin);
+                }
+            }
+            let stdin_full = self.stdin_buf.len() > IN_HIGH;
+            for (i, c) in self.conns.iter().enumerate() {
+                let mut ev = PollFlags::empty();
+                if !(stdin_full && c.stdin) && !c.closing {
+                    ev |= PollFlags::IN;
+                }
+                if !c.outbuf.is_empty() {
+                    ev |= PollFlags::OUT;
+                }
+                add(&mut fds, &mut toks, c.stream.as_fd(), ev, Token::Conn(i));
+            }
+            let timeout = [exit_deadline, self.finish_by].into_iter().flatten().min().map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                rustix::fs::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 }
+            });
+            match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    eprintln!("berth-shim: poll: {e}");
+                    return;
+                }
+            }
+            let ready: Vec<(Token, PollFlags)> =
+                fds.iter().zip(toks.iter()).filter(|(f, _)| !f.revents().is_empty()).map(|(f, t)| (*t, f.revents())).collect();
+            drop(fds);
+            for (tok, rev) in ready {
+                match tok {
+                    Token::Listener => self.accept(),
+                    Token::Pidfd => {
+                        self.reap();
+                        exit_deadline = Some(Instant::now() + DRAIN);
+                    }
+                    Token::Out => self.read_output(false, &mut buf),
+                    Token::Err => self.read_output(true, &mut buf),
+                    Token::Stdin => self.flush_stdin(),
+                    Token::Conn(i) => {
+                        if rev.intersects(PollFlags::OUT) {
+                            self.flush_conn(i);
+                        }
+                        if rev.intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR) {
+                            self.read_conn(i, &mut buf);
+                        }
+                    }
+                }
+            }
+            self.conns.retain(|c| !c.dead && !(c.closing && c.outbuf.is_empty()));
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    self.conns.push(Conn {
+                        stream,
+                        inbuf: Vec::new(),
+                        outbuf: Vec::new(),
+                        attached: false,
+                        stdin: false,
+                        closing: false,
+                        dead: false,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("berth-shim: accept: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The init exited: collect its status. The exit is recorded once output is drained.
+    fn reap(&mut self) {
+        let Some(pidfd) = self.pidfd.take() else { return };
+        let opts = rustix::process::WaitIdOptions::from_bits_retain(
+            rustix::process::WaitIdOptions::EXITED.bits() | rustix::process::WaitIdOptions::NOHANG.bits() | WALL,
+        );
+        let code = match rustix::process::waitid(rustix::process::WaitId::PidFd(pidfd.as_fd()), opts) {
+            Ok(Some(st)) => match (st.exit_status(), st.terminating_signal()) {
+                (Some(c), _) => c,
+                (None, Some(s)) => 128 + s,
+                _ => 128,
+            },
+            Ok(None) => {
+                // Spurious wakeup: keep watching.
+                self.pidfd = Some(pidfd);
+                return;
+            }
+            Err(e) => {
+                eprintln!("berth-shim: waitid: {e}");
+                128
+            }
+        };
+        self.pending_exit = Some(code);
+    }
+
+    fn record_exit(&mut self) {
+        self.log.flush();
+        let st = ExitStatus {
+            exit_code: self.pending_exit.unwrap_or(128),
+            finished_at: crate::log::now_rfc3339(),
+            oom_killed: self.oom_killed(),
+            error: None,
+        };
+        crate::write_exit_file(&self.cfg.exit_file, &st);
+        let body = serde_json::to_vec(&st).unwrap_or_default();
+        for c in self.conns.iter_mut().filter(|c| c.attached) {
+            queue_frame(c, FrameKind::Exit, &body);
+            c.closing = true;
+        }
+        for c in 0..self.conns.len() {
+            self.flush_conn(c);
+        }
+        self.status = Status::Exited(st);
+        // Stop accepting stdin; the process is gone.
+        self.stdin = None;
+        self.out = None;
+        self.err = None;
+        self.finish_by = Some(Instant::now() + DRAIN);
+    }
+
+    /// The memory cgroup's OOM-kill counter (v1 `memory.oom_control`, v2 `memory.events`).
+    fn oom_killed(&self) -> bool {
+        let p = self.cgroup_path.trim_start_matches('/');
+        for f in [format!("/sys/fs/cgroup/memory/{p}/memory.oom_control"), format!("/sys/fs/cgroup/{p}/memory.events")] {
+            if let Ok(s) = std::fs::read_to_string(&f) {
+                return s.lines().any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"));
+            }
+        }
+        false
+    }
+
+    fn read_output(&mut self, stderr: bool, buf: &mut [u8]) {
+        let fd = if stderr { &self.err } else { &self.out };
+        let Some(fd) = fd else { return };
+        let n = match rustix::io::read(fd, &mut *buf) {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => return,
+            // EIO on a pty master: every slave is closed.
+            Err(_) => None,
+        };
+        let Some(n) = n else {
+            if stderr {
+                self.err = None;
+            } else {
+                self.out = None;
+                if self.pty {
+                    self.stdin = None;
+                }
+            }
+            return;
+        };
+        let data = &buf[..n];
+        self.log.write(stderr, data);
+        let kind = if stderr { FrameKind::Stderr } else { FrameKind::Stdout };
+        for i in 0..self.conns.len() {
+            if self.conns[i].attached && !self.conns[i].closing {
+                queue_frame(&mut self.conns[i], kind, data);
+                self.flush_conn(i);
+            }
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        let Some(fd) = &self.stdin else {
+            self.stdin_buf.clear();
+            return;
+        };
+        match rustix::io::write(fd, &self.stdin_buf) {
+            Ok(n) => {
+                self.stdin_buf.drain(..n);
+            }
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => {
+                // The reader is gone (EPIPE): nobody will read stdin again.
+                self.stdin = None;
+                self.stdin_buf = Vec::new();
+            }
+        }
+        if self.stdin_buf.is_empty() {
+            self.stdin_buf = Vec::new();
+            if self.stdin_eof && !self.pty {
+                self.stdin = None;
+            }
+        }
+    }
+
+    fn flush_conn(&mut self, i: usize) {
+        let c = &mut self.conns[i];
+        while !c.outbuf.is_empty() && !c.dead {
+            match c.stream.write(&c.outbuf) {
+                Ok(0) => c.dead = true,
+                Ok(n) => {
+                    c.outbuf.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // EPIPE / ECONNRESET: that client went away.
+                Err(_) => c.dead = true,
+            }
+        }
+        if c.outbuf.is_empty() && c.outbuf.capacity() > CHUNK {
+            c.outbuf = Vec::new();
+        }
+    }
+
+    fn read_conn(&mut self, i: usize, buf: &mut [u8]) {
+        match self.conns[i].stream.read(buf) {
+            Ok(0) => {
+                let c = &mut self.conns[i];
+                c.dead = true;
+                return;
+            }
+            Ok(n) => self.conns[i].inbuf.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => return,
+            Err(_) => {
+                self.conns[i].dead = true;
+                return;
+            }
+        }
+        // Handle every complete frame.
+        loop {
+            let c = &mut self.conns[i];
+            if c.inbuf.len() < 5 {
+                break;
+            }
+            let h = [c.inbuf[0], c.inbuf[1], c.inbuf[2], c.inbuf[3], c.inbuf[4]];
+            let (kind, len) = match parse_header(h) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("berth-shim: bad frame from client: {e}");
+                    c.dead = true;
+                    return;
+                }
+            };
+            debug_assert!(len <= MAX_FRAME);
+            if c.inbuf.len() < 5 + len {
+                break;
+            }
+            let payload: Vec<u8> = c.inbuf[5..5 + len].to_vec();
+            c.inbuf.drain(..5 + len);
+            if c.inbuf.is_empty() && c.inbuf.capacity() > CHUNK {
+                c.inbuf = Vec::new();
+            }
+            match kind {
+                FrameKind::Request => self.handle_request(i, &payload),
+                FrameKind::Stdin => self.handle_stdin(i, payload),
+                _ => {
+                    eprintln!("berth-shim: unexpected {kind:?} frame from client");
+                    self.conns[i].dead = true;
+                    return;
+                }
+            }
+        }
+        self.flush_conn(i);
+    }
+
+    fn handle_stdin(&mut self, i: usize, payload: Vec<u8>) {
+        if !self.conns[i].stdin {
+            return;
+        }
+        if payload.is_empty() {
+            // EOF from this writer.
+            self.conns[i].stdin = false;
+            if self.cfg.stdin_once {
+                self.stdin_eof = true;
+                if self.stdin_buf.is_empty() && !self.pty {
+                    self.stdin = None;
+                }
+            }
+            return;
+        }
+        if self.stdin.is_some() {
+            self.stdin_buf.extend_from_slice(&payload);
+            self.flush_stdin();
+        }
+    }
+
+    fn handle_request(&mut self, i: usize, body: &[u8]) {
+        let resp = match serde_json::from_slice::<Request>(body) {
+            Err(e) => Response { error: Some(format!("invalid request: {e}")), ..Default::default() },
+            Ok(req) => self.request(i, req),
+        };
+        let body = serde_json::to_vec(&resp).unwrap_or_default();
+        let attached_after_exit = self.conns[i].attached && self.exited();
+        queue_frame(&mut self.conns[i], FrameKind::Response, &body);
+        if attached_after_exit {
+            // Attached after the fact: hand over the exit status at once.
+            if let Status::Exited(st) = &self.status {
+                let b = serde_json::to_vec(st).unwrap_or_default();
+                queue_frame(&mut self.conns[i], FrameKind::Exit, &b);
+            }
+            self.conns[i].closing = true;
+        }
+    }
+
+    fn request(&mut self, i: usize, req: Request) -> Response {
+        let err = |m: &str| Response { error: Some(m.to_string()), ..Default::default() };
+        match req {
+            Request::Attach { stdin } => {
+                let c = &mut self.conns[i];
+                c.attached = true;
+                c.stdin = stdin && self.cfg.open_stdin;
+                Response::default()
+            }
+            Request::Start => match self.status {
+                Status::Created => {
+                    let Some(container) = self.container.as_mut() else { return err("container is gone") };
+                    match container.start() {
+                        Ok(()) => {
+                            self.status = Status::Running;
+                            Response { pid: Some(self.pid), ..Default::default() }
+                        }
+                        Err(e) => err(&format!("failed to start container: {e}")),
+                    }
+                }
+                Status::Running => err("container is already running"),
+                Status::Exited(_) => err("container has exited"),
+            },
+            Request::Kill { signal, all } => {
+                if self.exited() || self.pidfd.is_none() {
+                    return err("container is not running");
+                }
+                let res = if all { self.kill_all(signal) } else { self.kill_init(signal) };
+                match res {
+                    Ok(()) => Response::default(),
+                    Err(e) => err(&format!("failed to send signal {signal}: {e}")),
+                }
+            }
+            Request::Resize { height, width } => {
+                let master = if self.pty { self.out.as_ref() } else { None };
+                let Some(m) = master else { return err("container has no tty") };
+                let ws = rustix::termios::Winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+                match rustix::termios::tcsetwinsize(m, ws) {
+                    Ok(()) => Response::default(),
+                    Err(e) => err(&format!("resize: {e}")),
+                }
+            }
+            Request::State => {
+                let (status, exit) = match &self.status {
+                    Status::Created => ("created", None),
+                    Status::Running => ("running", None),
+                    Status::Exited(st) => ("exited", Some(st.clone())),
+                };
+                Response { pid: Some(self.pid), status: Some(status.into()), exit, ..Default::default() }
+            }
+        }
+    }
+
+    fn kill_init(&self, signal: i32) -> std::io::Result<()> {
+        // Through the pidfd: no risk of signalling a recycled pid.
+        match &self.pidfd {
+            Some(fd) => {
+                let r = berth_sys::process::pidfd_send_signal(fd.as_fd(), signal);
+                if r.is_err() {
+                    berth_sys::process::kill(self.pid, signal)
+                } else {
+                    r
+                }
+            }
+            None => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
+        }
+    }
+
+    /// Every process of the container, from its cgroup (init first).
+    fn kill_all(&self, signal: i32) -> std::io::Result<()> {
+        self.kill_init(signal)?;
+        let p = self.cgroup_path.trim_start_matches('/');
+        for ctrl in ["pids", "memory", "freezer", "cpu", "devices", ""] {
+            let f = if ctrl.is_empty() {
+                format!("/sys/fs/cgroup/{p}/cgroup.procs")
+            } else {
+                format!("/sys/fs/cgroup/{ctrl}/{p}/cgroup.procs")
+            };
+            if let Ok(s) = std::fs::read_to_string(&f) {
+                for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    if pid != self.pid {
+                        let _ = berth_sys::process::kill(pid, signal);
+                    }
+                }
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// After the loop: delete the container (cgroup), unmount the rootfs, remove the socket.
+    fn teardown(&mut self) {
+        for c in self.conns.drain(..) {
+            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(mut c) = self.container.take() {
+            if let Err(e) = c.delete(true) {
+                eprintln!("berth-shim: delete container {}: {e}", self.cfg.id);
+            }
+        }
+        crate::create::cleanup_rootfs(&self.bundle);
+        let _ = std::fs::remove_file(&self.cfg.socket);
+        let _ = std::fs::remove_dir(self.bundle.join("runtime"));
+    }
+}
+
+fn add<'a>(fds: &mut Vec<PollFd<'a>>, toks: &mut Vec<Token>, fd: BorrowedFd<'a>, ev: PollFlags, t: Token) {
+    fds.push(PollFd::from_borrowed_fd(fd, ev));
+    toks.push(t);
+}
+
+fn queue_frame(c: &mut Conn, kind: FrameKind, payload: &[u8]) {
+    if c.dead {
+        return;
+    }
+    c.outbuf.extend_from_slice(&berth_shim_proto::header(kind, payload.len()));
+    c.outbuf.extend_from_slice(payload);
+}

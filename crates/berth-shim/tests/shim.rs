@@ -1,0 +1,387 @@
+//! The shim end to end, as the daemon drives it: bundle → Ready → attach → start → frames →
+//! exit file. Needs root (mounts, namespaces, cgroups); runs a busybox rootfs built from the
+//! host's /bin/busybox (busybox-static).
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use berth_runtime::{build_spec, ContainerSpec};
+use berth_shim_proto::{call, read_frame, write_frame, ExitStatus, FrameKind, Ready, Request, ShimConfig};
+use berth_types::Mount;
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: requires root");
+            return;
+        }
+    };
+}
+
+fn cgroup_parent() -> String {
+    format!("berth-test-{}", std::process::id())
+}
+
+/// A busybox root filesystem shared by every test (read-only use), kept under
+/// cargo's target tmpdir so nothing is left in /tmp.
+fn busybox_rootfs() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-busybox-rootfs");
+        let r = d.as_path();
+        for dir in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+            std::fs::create_dir_all(r.join(dir)).unwrap();
+        }
+        if !r.join("bin/busybox").exists() {
+            std::fs::copy("/bin/busybox", r.join("bin/busybox")).unwrap();
+        }
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
+            }
+        }
+        std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n").unwrap();
+        std::fs::write(r.join("etc/group"), "root:x:0:\nwheel:x:10:root\nnogroup:x:65534:\n").unwrap();
+        d
+    })
+}
+
+struct Shim {
+    dir: tempfile::TempDir,
+    cfg: ShimConfig,
+    id: String,
+    child: Child,
+    ready: Ready,
+}
+
+fn spec(args: &[&str]) -> ContainerSpec {
+    ContainerSpec {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(), "HOME=/root".into()],
+        hostname: "testhost".into(),
+        cgroup_parent: cgroup_parent(),
+        ..Default::default()
+    }
+}
+
+fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig)) -> Shim {
+    let dir = tempfile::Builder::new().prefix("berth-bundle-").tempdir().unwrap();
+    let id = format!("berth-test-{}-{name}", std::process::id());
+    c.id = id.clone();
+    c.rootfs = dir.path().join("rootfs");
+    let spec = build_spec(&c).unwrap();
+    std::fs::write(dir.path().join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let mut cfg = ShimConfig {
+        version: berth_shim_proto::VERSION,
+        id: id.clone(),
+        rootfs: vec![Mount::bind(busybox_rootfs().to_str().unwrap(), false)],
+        socket: p("shim.sock"),
+        log_path: p("container-json.log"),
+        exit_file: p("exit.json"),
+        runtime_log: p("runtime.log"),
+        tty: c.tty,
+        open_stdin: false,
+        stdin_once: false,
+        user: String::new(),
+        console_size: None,
+        loopback_up: true,
+    };
+    tweak(&mut cfg);
+    std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth-shim"))
+        .arg("--bundle")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: Ready = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+    Shim { dir, cfg, id, child, ready }
+}
+
+impl Shim {
+    fn connect(&self) -> UnixStream {
+        let s = UnixStream::connect(&self.cfg.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    }
+
+    fn attach(&self, stdin: bool) -> UnixStream {
+        let mut s = self.connect();
+        let r = call(&mut s, &Request::Attach { stdin }).unwrap();
+        assert_eq!(r.error, None);
+        s
+    }
+
+    fn request(&self, req: Request) -> berth_shim_proto::Response {
+        call(&mut self.connect(), &req).unwrap()
+    }
+
+    fn start(&self) {
+        let r = self.request(Request::Start);
+        assert_eq!(r.error, None, "start failed; runtime log: {}", self.runtime_log());
+        assert_eq!(r.pid, self.ready.pid);
+    }
+
+    fn runtime_log(&self) -> String {
+        std::fs::read_to_string(&self.cfg.runtime_log).unwrap_or_default()
+    }
+
+    /// Waits for the shim to exit after the container did; returns the exit file.
+    fn wait(&mut self) -> ExitStatus {
+        let st = self.child.wait().unwrap();
+        assert!(st.success(), "shim exited with {st}; runtime log: {}", self.runtime_log());
+        let body = std::fs::read(&self.cfg.exit_file).unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn cgroup_dir(&self, ctrl: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup").join(ctrl).join(cgroup_parent()).join(&self.id)
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        // Clean up even when an assertion failed: the shim, the container, mounts, cgroups.
+        if let Ok(None) = self.child.try_wait() {
+            if let Some(pid) = self.ready.pid {
+                let _ = berth_sys::process::kill(pid, 9);
+            }
+            let _ = self.child.wait_timeout_or_kill();
+        }
+        let _ = berth_sys::mount::unmount(&self.dir.path().join("rootfs"));
+        for ctrl in cgroup_controllers() {
+            let _ = std::fs::remove_dir(self.cgroup_dir(&ctrl));
+            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&ctrl).join(cgroup_parent()));
+        }
+    }
+}
+
+trait WaitTimeout {
+    fn wait_timeout_or_kill(&mut self) -> std::io::Result<()>;
+}
+
+impl WaitTimeout for Child {
+    fn wait_timeout_or_kill(&mut self) -> std::io::Result<()> {
+        for _ in 0..100 {
+            if self.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill()?;
+        self.wait().map(|_| ())
+    }
+}
+
+fn cgroup_controllers() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.push(String::new());
+    v
+}
+
+/// Everything an attach stream delivers until the Exit frame.
+#[derive(Default, Debug)]
+struct Output {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    exit: Option<ExitStatus>,
+}
+
+fn collect(s: &mut UnixStream) -> Output {
+    let mut o = Output::default();
+    while let Some((kind, body)) = read_frame(s).unwrap() {
+        match kind {
+            FrameKind::Stdout => o.stdout.extend_from_slice(&body),
+            FrameKind::Stderr => o.stderr.extend_from_slice(&body),
+            FrameKind::Exit => {
+                o.exit = Some(serde_json::from_slice(&body).unwrap());
+            }
+            k => panic!("unexpected frame {k:?}"),
+        }
+    }
+    o
+}
+
+/// Runs `args` to completion: attach, start, collect.
+fn run(name: &str, c: ContainerSpec) -> (Shim, Output) {
+    let mut shim = launch(name, c, |_| {});
+    assert_eq!(shim.ready.error, None, "runtime log: {}", shim.runtime_log());
+    let mut a = shim.attach(false);
+    shim.start();
+    let out = collect(&mut a);
+    let st = shim.wait();
+    assert_eq!(out.exit.as_ref(), Some(&st), "the Exit frame carries the exit file's status");
+    (shim, out)
+}
+
+fn mounted(p: &Path) -> bool {
+    let s = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    s.lines().any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
+}
+
+#[test]
+fn echo_hi_reaches_attach_log_and_exit_file() {
+    require_root!();
+    let (shim, out) = run("echo", spec(&["echo", "hi"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    let log = std::fs::read_to_string(&shim.cfg.log_path).unwrap();
+    let line: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(line["log"], "hi\n");
+    assert_eq!(line["stream"], "stdout");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'));
+    // The shim cleaned up after itself.
+    assert!(!Path::new(&shim.cfg.socket).exists());
+    assert!(!mounted(&shim.dir.path().join("rootfs")));
+    assert!(!shim.cgroup_dir("memory").exists());
+    assert!(!shim.dir.path().join("runtime").join(&shim.id).exists());
+}
+
+#[test]
+fn exit_code_passes_through() {
+    require_root!();
+    let (_shim, out) = run("exit3", spec(&["sh", "-c", "echo err >&2; exit 3"]));
+    assert_eq!(out.exit.unwrap().exit_code, 3);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+}
+
+#[test]
+fn missing_binary_is_127() {
+    require_root!();
+    let mut shim = launch("missing", spec(&["nope"]), |_| {});
+    assert_eq!(shim.ready.error.as_deref(), Some("exec: \"nope\": executable file not found in $PATH"));
+    assert_eq!(shim.ready.exit_code, Some(127));
+    let _ = shim.child.wait();
+    let st: ExitStatus = serde_json::from_slice(&std::fs::read(&shim.cfg.exit_file).unwrap()).unwrap();
+    assert_eq!(st.exit_code, 127);
+    assert!(!mounted(&shim.dir.path().join("rootfs")));
+
+    let shim = launch("notexec", spec(&["/etc/passwd"]), |_| {});
+    assert_eq!(shim.ready.error.as_deref(), Some("exec: \"/etc/passwd\": permission denied"));
+    assert_eq!(shim.ready.exit_code, Some(126));
+}
+
+#[test]
+fn stdin_round_trips_through_cat_with_eof() {
+    require_root!();
+    let mut shim = launch("cat", spec(&["cat"]), |c| {
+        c.open_stdin = true;
+        c.stdin_once = true;
+    });
+    assert_eq!(shim.ready.error, None);
+    let mut a = shim.attach(true);
+    shim.start();
+    write_frame(&mut a, FrameKind::Stdin, b"hello\n").unwrap();
+    write_frame(&mut a, FrameKind::Stdin, b"").unwrap();
+    let out = collect(&mut a);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    shim.wait();
+}
+
+#[test]
+fn sigkill_gives_137() {
+    require_root!();
+    let mut shim = launch("kill", spec(&["sleep", "100"]), |_| {});
+    let mut a = shim.attach(false);
+    shim.start();
+    assert_eq!(shim.request(Request::State).status.as_deref(), Some("running"));
+    let r = shim.request(Request::Kill { signal: 9, all: false });
+    assert_eq!(r.error, None);
+    let out = collect(&mut a);
+    assert_eq!(out.exit.unwrap().exit_code, 137);
+    assert_eq!(shim.wait().exit_code, 137);
+}
+
+#[test]
+fn memory_and_pids_limits_are_applied() {
+    require_root!();
+    let c = ContainerSpec { memory: 64 << 20, pids_limit: Some(20), ..spec(&["sleep", "100"]) };
+    let mut shim = launch("limits", c, |_| {});
+    assert_eq!(shim.ready.error, None, "runtime log: {}", shim.runtime_log());
+    let read = |f: PathBuf| std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    let v1 = Path::new("/sys/fs/cgroup/memory").exists();
+    if v1 {
+        assert_eq!(read(shim.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(), "67108864");
+        assert_eq!(read(shim.cgroup_dir("pids").join("pids.max")).trim(), "20");
+    } else {
+        assert_eq!(read(shim.cgroup_dir("").join("memory.max")).trim(), "67108864");
+        assert_eq!(read(shim.cgroup_dir("").join("pids.max")).trim(), "20");
+    }
+    let mut a = shim.attach(false);
+    shim.start();
+    shim.request(Request::Kill { signal: 9, all: true });
+    collect(&mut a);
+    shim.wait();
+    assert!(!shim.cgroup_dir("memory").exists());
+}
+
+#[test]
+fn hostname_capabilities_and_loopback() {
+    require_root!();
+    let script = "hostname; grep CapBnd /proc/self/status; ip link show lo";
+    let (_shim, out) = run("inside", spec(&["sh", "-c", script]));
+    let s = String::from_utf8_lossy(&out.stdout);
+    let mut lines = s.lines();
+    assert_eq!(lines.next(), Some("testhost"));
+    // Docker's 14 default capabilities.
+    assert_eq!(lines.next(), Some("CapBnd:\t00000000a80425fb"));
+    assert!(s.contains("LOOPBACK,UP"), "lo is not up: {s}");
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+}
+
+#[test]
+fn user_is_resolved_in_the_container() {
+    require_root!();
+    let mut shim = launch("user", spec(&["id"]), |c| c.user = "nobody".into());
+    assert_eq!(shim.ready.error, None);
+    let mut a = shim.attach(false);
+    shim.start();
+    let out = collect(&mut a);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("uid=65534(nobody) gid=65534(nogroup)"));
+    shim.wait();
+    let shim = launch("nouser", spec(&["id"]), |c| c.user = "bob".into());
+    assert_eq!(shim.ready.error.as_deref(), Some("unable to find user bob: no matching entries in passwd file"));
+}
+
+#[test]
+fn tty_mode_gives_a_pty() {
+    require_root!();
+    let c = ContainerSpec { tty: true, ..spec(&["tty"]) };
+    let mut shim = launch("tty", c, |c| c.console_size = Some((30, 100)));
+    assert_eq!(shim.ready.error, None, "runtime log: {}", shim.runtime_log());
+    let mut a = shim.attach(false);
+    shim.start();
+    let out = collect(&mut a);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), "/dev/pts/0");
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    shim.wait();
+}
+
+#[test]
+fn output_is_not_lost_when_nobody_is_attached() {
+    require_root!();
+    let mut shim = launch("detached", spec(&["sh", "-c", "seq 1 2000"]), |_| {});
+    shim.start();
+    assert_eq!(shim.wait().exit_code, 0);
+    let mut log = String::new();
+    std::fs::File::open(&shim.cfg.log_path).unwrap().read_to_string(&mut log).unwrap();
+    assert_eq!(log.lines().count(), 2000);
+    assert!(log.lines().last().unwrap().contains("\"2000\\n\""));
+}

@@ -1,0 +1,283 @@
+//! Performing [`berth_types::Mount`]s: the shim turns the snapshotter's description of a root
+//! filesystem into real mounts with [`mount_all`] and takes them down with [`unmount`].
+//!
+//! - `bind`/`rbind`: `mount(MS_BIND[|MS_REC])`, then a read-only remount when `ro` is asked
+//!   (a bind ignores `MS_RDONLY` on the first call).
+//! - `overlay`: one `mount(2)` while its option string fits a page; beyond that (many layers),
+//!   the new mount API — `fsopen("overlay")`, one `fsconfig("lowerdir+", dir)` per layer,
+//!   `upperdir`, `workdir`, `fsmount`, `move_mount` — which has no length limit.
+//! - anything else (`tmpfs`, …): `mount(2)` with the flag options turned into flags and the rest
+//!   passed as data.
+//!
+//! Everything here goes through rustix's safe wrappers; there is no `unsafe` in this module.
+
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use berth_types::Mount;
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags, UnmountFlags,
+};
+
+/// Errors from mounting and unmounting.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("failed to mount {kind} {source_path} on {target}: {err}")]
+    Mount { kind: String, source_path: String, target: PathBuf, #[source] err: io::Error },
+    #[error("failed to unmount {target}: {err}")]
+    Unmount { target: PathBuf, #[source] err: io::Error },
+    #[error("invalid mount option {0:?}")]
+    InvalidOption(String),
+}
+
+/// Largest option string `mount(2)` accepts (one page, including the NUL).
+const PAGE: usize = 4096;
+
+/// Mounts `mounts` in order at `target`.
+pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), MountError> {
+    for m in mounts {
+        mount_one(m, target).map_err(|err| match err {
+            Step::Io(err) => MountError::Mount {
+                kind: m.kind.clone(),
+                source_path: m.source.clone(),
+                target: target.to_path_buf(),
+                err,
+            },
+            Step::Option(o) => MountError::InvalidOption(o),
+        })?;
+    }
+    Ok(())
+}
+
+enum Step {
+    Io(io::Error),
+    Option(String),
+}
+
+impl From<rustix::io::Errno> for Step {
+    fn from(e: rustix::io::Errno) -> Self {
+        Step::Io(e.into())
+    }
+}
+
+/// Flag options; `None` for options that are data.
+fn flag(opt: &str) -> Option<(MountFlags, bool)> {
+    Some(match opt {
+        "ro" => (MountFlags::RDONLY, true),
+        "rw" => (MountFlags::RDONLY, false),
+        "nosuid" => (MountFlags::NOSUID, true),
+        "suid" => (MountFlags::NOSUID, false),
+        "nodev" => (MountFlags::NODEV, true),
+        "dev" => (MountFlags::NODEV, false),
+        "noexec" => (MountFlags::NOEXEC, true),
+        "exec" => (MountFlags::NOEXEC, false),
+        "noatime" => (MountFlags::NOATIME, true),
+        "nodiratime" => (MountFlags::NODIRATIME, true),
+        "relatime" => (MountFlags::RELATIME, true),
+        "strictatime" => (MountFlags::STRICTATIME, true),
+        "sync" => (MountFlags::SYNCHRONOUS, true),
+        "dirsync" => (MountFlags::DIRSYNC, true),
+        "bind" => (MountFlags::BIND, true),
+        "rbind" => (MountFlags::BIND | MountFlags::REC, true),
+        _ => return None,
+    })
+}
+
+fn propagation(opt: &str) -> Option<MountPropagationFlags> {
+    use MountPropagationFlags as P;
+    Some(match opt {
+        "private" => P::PRIVATE,
+        "rprivate" => P::PRIVATE | P::REC,
+        "shared" => P::SHARED,
+        "rshared" => P::SHARED | P::REC,
+        "slave" => P::DOWNSTREAM,
+        "rslave" => P::DOWNSTREAM | P::REC,
+        "unbindable" => P::UNBINDABLE,
+        "runbindable" => P::UNBINDABLE | P::REC,
+        _ => return None,
+    })
+}
+
+fn split_options(options: &[String]) -> (MountFlags, Option<MountPropagationFlags>, Vec<&str>) {
+    let mut flags = MountFlags::empty();
+    let mut prop = None;
+    let mut data = Vec::new();
+    for o in options {
+        if let Some((f, set)) = flag(o) {
+            if set {
+                flags |= f;
+            } else {
+                flags &= !f;
+            }
+        } else if let Some(p) = propagation(o) {
+            prop = Some(p);
+        } else {
+            data.push(o.as_str());
+        }
+    }
+    (flags, prop, data)
+}
+
+fn mount_one(m: &Mount, target: &Path) -> Result<(), Step> {
+    let (flags, prop, data) = split_options(&m.options);
+    if m.kind == "bind" || flags.contains(MountFlags::BIND) {
+        let rec = m.options.iter().any(|o| o == "rbind");
+        if rec {
+            rustix::mount::mount_bind_recursive(m.source.as_str(), target)?;
+        } else {
+            rustix::mount::mount_bind(m.source.as_str(), target)?;
+        }
+        let extra = flags & !(MountFlags::BIND | MountFlags::REC);
+        if !extra.is_empty() {
+            rustix::mount::mount_remount(target, MountFlags::BIND | extra, "")?;
+        }
+    } else if m.kind == "overlay" && data.iter().map(|d| d.len() + 1).sum::<usize>() >= PAGE {
+        mount_overlay_fsconfig(&data, flags, target)?;
+    } else {
+        let joined = data.join(",");
+        let cdata = CString::new(joined).map_err(|_| Step::Option("NUL in options".into()))?;
+        let d = if data.is_empty() { None } else { Some(cdata.as_c_str()) };
+        rustix::mount::mount(m.source.as_str(), target, m.kind.as_str(), flags, d)?;
+    }
+    if let Some(p) = prop {
+        rustix::mount::mount_change(target, p)?;
+    }
+    Ok(())
+}
+
+/// Overlay through the new mount API: each lower layer is its own `lowerdir+` call, so the
+/// layer count is not bounded by the one-page option string of `mount(2)`.
+fn mount_overlay_fsconfig(data: &[&str], flags: MountFlags, target: &Path) -> Result<(), Step> {
+    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_set_string(&fs, "source", "overlay")?;
+    for opt in data {
+        match opt.split_once('=') {
+            Some(("lowerdir", dirs)) => {
+                for dir in dirs.split(':').filter(|d| !d.is_empty()) {
+                    rustix::mount::fsconfig_set_string(&fs, "lowerdir+", dir)?;
+                }
+            }
+            Some((k, v)) => rustix::mount::fsconfig_set_string(&fs, k, v)?,
+            None => rustix::mount::fsconfig_set_flag(&fs, *opt)?,
+        }
+    }
+    rustix::mount::fsconfig_create(&fs)?;
+    let mut attrs = MountAttrFlags::empty();
+    for (f, a) in [
+        (MountFlags::RDONLY, MountAttrFlags::MOUNT_ATTR_RDONLY),
+        (MountFlags::NOSUID, MountAttrFlags::MOUNT_ATTR_NOSUID),
+        (MountFlags::NODEV, MountAttrFlags::MOUNT_ATTR_NODEV),
+        (MountFlags::NOEXEC, MountAttrFlags::MOUNT_ATTR_NOEXEC),
+    ] {
+        if flags.contains(f) {
+            attrs |= a;
+        }
+    }
+    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
+    rustix::mount::move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+    Ok(())
+}
+
+/// Unmounts everything stacked at `target` (a lazy detach when a mount is busy). Not being a
+/// mount point is not an error.
+pub fn unmount(target: &Path) -> Result<(), MountError> {
+    // Bounded: every successful round removes one mount from the stack.
+    for _ in 0..64 {
+        match rustix::mount::unmount(target, UnmountFlags::NOFOLLOW) {
+            Ok(()) => continue,
+            Err(rustix::io::Errno::BUSY) => {
+                rustix::mount::unmount(target, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
+                    .map_err(|e| MountError::Unmount { target: target.to_path_buf(), err: e.into() })?;
+            }
+            Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(MountError::Unmount { target: target.to_path_buf(), err: e.into() }),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_root() -> bool {
+        rustix::process::geteuid().is_root()
+    }
+
+    fn mounted(p: &Path) -> bool {
+        let s = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let p = p.to_str().unwrap();
+        s.lines().any(|l| l.split(' ').nth(4) == Some(p))
+    }
+
+    #[test]
+    fn options_split_into_flags_and_data() {
+        let opts: Vec<String> = ["ro", "nosuid", "rprivate", "lowerdir=/a:/b", "size=1k"].iter().map(|s| s.to_string()).collect();
+        let (f, p, d) = split_options(&opts);
+        assert_eq!(f, MountFlags::RDONLY | MountFlags::NOSUID);
+        assert_eq!(p, Some(MountPropagationFlags::PRIVATE | MountPropagationFlags::REC));
+        assert_eq!(d, vec!["lowerdir=/a:/b", "size=1k"]);
+    }
+
+    #[test]
+    fn bind_ro_and_overlay_with_many_layers() {
+        if !is_root() {
+            eprintln!("skipped: requires root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        let tgt = d.path().join("tgt");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&tgt).unwrap();
+        std::fs::write(src.join("f"), "x").unwrap();
+        mount_all(&[Mount::bind(src.to_str().unwrap(), true)], &tgt).unwrap();
+        let guard = scopeguard(&tgt);
+        assert_eq!(std::fs::read_to_string(tgt.join("f")).unwrap(), "x");
+        assert!(std::fs::write(tgt.join("g"), "y").is_err(), "read-only bind");
+        unmount(&tgt).unwrap();
+        assert!(!mounted(&tgt));
+
+        // 120 layers with long names: the option string exceeds a page.
+        let mut lowers = Vec::new();
+        for i in 0..120 {
+            let l = d.path().join(format!("layer-with-a-rather-long-name-{i:04}"));
+            std::fs::create_dir_all(&l).unwrap();
+            std::fs::write(l.join(format!("f{i}")), format!("{i}")).unwrap();
+            lowers.push(l.to_str().unwrap().to_string());
+        }
+        let (up, work) = (d.path().join("upper"), d.path().join("work"));
+        std::fs::create_dir_all(&up).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        let m = Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={}", lowers.join(":")),
+                format!("upperdir={}", up.display()),
+                format!("workdir={}", work.display()),
+            ],
+        };
+        assert!(m.options[0].len() > PAGE);
+        mount_all(&[m], &tgt).unwrap();
+        assert_eq!(std::fs::read_to_string(tgt.join("f0")).unwrap(), "0");
+        assert_eq!(std::fs::read_to_string(tgt.join("f119")).unwrap(), "119");
+        std::fs::write(tgt.join("new"), "n").unwrap();
+        assert!(up.join("new").exists());
+        unmount(&tgt).unwrap();
+        assert!(!mounted(&tgt));
+        drop(guard);
+    }
+
+    /// Unmounts on drop so a failing assertion leaves no mount behind.
+    struct Guard(PathBuf);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = unmount(&self.0);
+        }
+    }
+    fn scopeguard(p: &Path) -> Guard {
+        Guard(p.to_path_buf())
+    }
+}
