@@ -1,1 +1,591 @@
-//! placeholder during bring-up
+//! berth's metadata database (SQLite, WAL mode, `synchronous=NORMAL`).
+//!
+//! # Schema (version 1, `PRAGMA user_version = 1`)
+//! ```text
+//! images        id TEXT PK ("sha256:<hex>" of the config blob), created TEXT (RFC 3339 from the
+//!               config), size INTEGER (sum of layer sizes), parent TEXT ("" or an image id),
+//!               last_tag_time TEXT NULL, added INTEGER (unix nanos, insertion order)
+//!   image_layers  image_id → images.id ON DELETE CASCADE, position INTEGER (0 = bottom),
+//!                 chain_id → layers.chain_id; PK (image_id, position)
+//!   tags          name TEXT PK (normalised: "docker.io/library/busybox:latest"),
+//!                 image_id → images.id ON DELETE CASCADE
+//! layers        chain_id TEXT PK, diff_id TEXT, parent_chain_id TEXT NULL, snapshot_key TEXT,
+//!               size INTEGER — stored once however many images share them; a layer's users are
+//!               counted by querying image_layers, never by a refcount column
+//! containers    id TEXT PK, name TEXT UNIQUE, image_id TEXT (no FK: `rmi -f` may delete an
+//!               image a stopped container still names), doc TEXT (JSON owned by the daemon)
+//! ```
+//!
+//! # Migrations
+//! [`MIGRATIONS`]`[i]` takes the schema from version `i` to `i + 1`; [`Db::open`] applies the
+//! missing ones in one transaction and sets `user_version`. Never edit a released migration; add
+//! one.
+//!
+//! # Consistency
+//! Every state change is one transaction. Callers write files first (blobs, snapshots) and the
+//! database last when creating, and the database first and files last when deleting, so the
+//! database never names a file that is not there; orphan files are reconciled at start.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_types::ErrorKind;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// The schema migrations, in order. `MIGRATIONS.len()` is the current schema version.
+pub const MIGRATIONS: &[&str] = &[
+    // 0 → 1
+    "CREATE TABLE images (
+        id            TEXT PRIMARY KEY,
+        created       TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        parent        TEXT NOT NULL DEFAULT '',
+        last_tag_time TEXT,
+        added         INTEGER NOT NULL
+     );
+     CREATE INDEX images_parent ON images(parent);
+     CREATE TABLE layers (
+        chain_id        TEXT PRIMARY KEY,
+        diff_id         TEXT NOT NULL,
+        parent_chain_id TEXT REFERENCES layers(chain_id),
+        snapshot_key    TEXT NOT NULL,
+        size            INTEGER NOT NULL
+     );
+     CREATE TABLE image_layers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+        PRIMARY KEY (image_id, position)
+     );
+     CREATE INDEX image_layers_chain ON image_layers(chain_id);
+     CREATE TABLE tags (
+        name     TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+     );
+     CREATE INDEX tags_image ON tags(image_id);
+     CREATE TABLE containers (
+        id       TEXT PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE,
+        image_id TEXT NOT NULL,
+        doc      TEXT NOT NULL
+     );
+     CREATE INDEX containers_image ON containers(image_id);",
+];
+
+/// Errors of the metadata database.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// SQLite failed.
+    #[error("database error while {context}")]
+    Sqlite {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        err: rusqlite::Error,
+    },
+    /// A container name is taken (docker's message).
+    #[error("Conflict. The container name \"{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.")]
+    NameInUse {
+        /// The name, with its leading `/`.
+        name: String,
+        /// The container that has it.
+        id: String,
+    },
+    /// A row that must exist does not.
+    #[error("no such {what}: {id}")]
+    NotFound {
+        /// `container`, `image`, …
+        what: &'static str,
+        /// The key looked up.
+        id: String,
+    },
+    /// The database was written by a newer berth.
+    #[error("database schema version {found} is newer than this berth supports ({supported})")]
+    TooNew {
+        /// `user_version` on disk.
+        found: i64,
+        /// What this build knows.
+        supported: i64,
+    },
+}
+
+impl MetaError {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MetaError::NameInUse { .. } => ErrorKind::Conflict,
+            MetaError::NotFound { .. } => ErrorKind::NotFound,
+            MetaError::Sqlite { .. } | MetaError::TooNew { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+fn sq(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> MetaError {
+    let context = context.into();
+    move |err| MetaError::Sqlite { context, err }
+}
+
+/// A container record. `doc` is JSON owned by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRow {
+    /// 64-hex container id.
+    pub id: String,
+    /// Unique name (as the daemon stores it).
+    pub name: String,
+    /// `sha256:<hex>` of the image it was created from.
+    pub image_id: String,
+    /// The daemon's JSON document.
+    pub doc: String,
+}
+
+/// An image record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    /// `sha256:<hex>` of the config blob.
+    pub id: String,
+    /// RFC 3339 creation time from the config.
+    pub created: String,
+    /// Sum of the layer sizes.
+    pub size: i64,
+    /// Parent image id or "".
+    pub parent: String,
+    /// When a tag last pointed at it.
+    pub last_tag_time: Option<String>,
+    /// Insertion time, unix nanoseconds.
+    pub added: i64,
+}
+
+/// A layer record: one committed snapshot, shared by every image whose chain contains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRow {
+    /// `sha256(parent_chain_id + " " + diff_id)`, or the diff id for the bottom layer.
+    pub chain_id: String,
+    /// sha256 of the uncompressed layer tar.
+    pub diff_id: String,
+    /// The layer below, if any.
+    pub parent_chain_id: Option<String>,
+    /// The committed snapshot holding the unpacked layer.
+    pub snapshot_key: String,
+    /// Unpacked size in bytes.
+    pub size: i64,
+}
+
+/// The metadata database. Cheap to clone; `Send + Sync`; every method is blocking.
+#[derive(Debug, Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    pub fn open(path: impl AsRef<Path>) -> Result<Db, MetaError> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(sq(format!("opening {}", path.display())))?;
+        Db::init(conn)
+    }
+
+    /// An in-memory database (tests).
+    pub fn open_in_memory() -> Result<Db, MetaError> {
+        Db::init(Connection::open_in_memory().map_err(sq("opening in-memory database"))?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Db, MetaError> {
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq("enabling WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("setting synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq("enabling foreign keys"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("setting busy timeout"))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sq("reading schema version"))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(MetaError::TooNew { found: version, supported });
+        }
+        if version < supported {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(sq("starting migration"))?;
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                tx.execute_batch(m).map_err(sq(format!("migrating schema to version {}", i + 1)))?;
+            }
+            tx.pragma_update(None, "user_version", supported).map_err(sq("setting schema version"))?;
+            tx.commit().map_err(sq("committing migration"))?;
+        }
+        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The schema version on disk.
+    pub fn schema_version(&self) -> Result<i64, MetaError> {
+        self.lock().pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sq("reading schema version"))
+    }
+
+    // ---- containers -------------------------------------------------------------------------
+
+    /// Inserts a container. A taken name is `Conflict` with docker's message.
+    pub fn insert_container(&self, row: &ContainerRow) -> Result<(), MetaError> {
+        let conn = self.lock();
+        if let Some(id) = name_owner(&conn, &row.name)? {
+            return Err(name_in_use(&row.name, id));
+        }
+        conn.prepare_cached("INSERT INTO containers (id, name, image_id, doc) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![row.id, row.name, row.image_id, row.doc]))
+            .map_err(sq(format!("inserting container {}", row.id)))?;
+        Ok(())
+    }
+
+    /// Replaces a container's JSON document.
+    pub fn update_container_doc(&self, id: &str, doc: &str) -> Result<(), MetaError> {
+        let n = self
+            .lock()
+            .prepare_cached("UPDATE containers SET doc = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, doc]))
+            .map_err(sq(format!("updating container {id}")))?;
+        if n == 0 {
+            return Err(MetaError::NotFound { what: "container", id: id.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Renames a container; `Conflict` if the new name is taken by another container.
+    pub fn rename_container(&self, id: &str, new_name: &str) -> Result<(), MetaError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting rename"))?;
+        if let Some(owner) = name_owner(&tx, new_name)? {
+            if owner != id {
+                return Err(name_in_use(new_name, owner));
+            }
+        }
+        let n = tx
+            .prepare_cached("UPDATE containers SET name = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, new_name]))
+            .map_err(sq(format!("renaming container {id}")))?;
+        if n == 0 {
+            return Err(MetaError::NotFound { what: "container", id: id.to_string() });
+        }
+        tx.commit().map_err(sq("committing rename"))
+    }
+
+    /// Deletes a container record.
+    pub fn delete_container(&self, id: &str) -> Result<(), MetaError> {
+        let n = self
+            .lock()
+            .prepare_cached("DELETE FROM containers WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id]))
+            .map_err(sq(format!("deleting container {id}")))?;
+        if n == 0 {
+            return Err(MetaError::NotFound { what: "container", id: id.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Every container, in insertion order.
+    pub fn list_containers(&self) -> Result<Vec<ContainerRow>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, name, image_id, doc FROM containers ORDER BY rowid")
+            .map_err(sq("listing containers"))?;
+        let rows = stmt
+            .query_map([], |r| Ok(ContainerRow { id: r.get(0)?, name: r.get(1)?, image_id: r.get(2)?, doc: r.get(3)? }))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq("listing containers"));
+        rows
+    }
+
+    /// Ids of the containers created from `image_id`, in insertion order.
+    pub fn containers_using_image(&self, image_id: &str) -> Result<Vec<String>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM containers WHERE image_id = ?1 ORDER BY rowid")
+            .map_err(sq("finding containers of an image"))?;
+        let ids = stmt
+            .query_map([image_id], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(sq("finding containers of an image"));
+        ids
+    }
+
+    /// Number of containers per image id.
+    pub fn container_counts(&self) -> Result<HashMap<String, i64>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT image_id, COUNT(*) FROM containers GROUP BY image_id")
+            .map_err(sq("counting containers"))?;
+        let counts = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<HashMap<String, i64>, _>>())
+            .map_err(sq("counting containers"));
+        counts
+    }
+
+    // ---- images, layers, tags ------------------------------------------------------------------
+
+    /// Records a new image, its layers (those not yet known) and optionally a tag, in one
+    /// transaction. Idempotent for an image that already exists. Returns the image the tag
+    /// pointed at before, if it was another one.
+    pub fn insert_image(&self, img: &ImageRow, layers: &[LayerRow], tag: Option<&str>) -> Result<Option<String>, MetaError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting image insert"))?;
+        let ctx = || format!("inserting image {}", img.id);
+        for l in layers {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent_chain_id, snapshot_key, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![l.chain_id, l.diff_id, l.parent_chain_id, l.snapshot_key, l.size]))
+            .map_err(sq(ctx()))?;
+        }
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO images (id, created, size, parent, last_tag_time, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| s.execute(params![img.id, img.created, img.size, img.parent, img.last_tag_time, img.added]))
+            .map_err(sq(ctx()))?;
+        if inserted == 1 {
+            for (pos, l) in layers.iter().enumerate() {
+                tx.prepare_cached("INSERT INTO image_layers (image_id, position, chain_id) VALUES (?1, ?2, ?3)")
+                    .and_then(|mut s| s.execute(params![img.id, pos as i64, l.chain_id]))
+                    .map_err(sq(ctx()))?;
+            }
+        }
+        let previous = match tag {
+            Some(name) => set_tag_tx(&tx, name, &img.id, img.last_tag_time.as_deref())?,
+            None => None,
+        };
+        tx.commit().map_err(sq(ctx()))?;
+        Ok(previous)
+    }
+
+    /// One image by full id.
+    pub fn image(&self, id: &str) -> Result<Option<ImageRow>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, created, size, parent, last_tag_time, added FROM images WHERE id = ?1")
+            .map_err(sq("reading image"))?;
+        let row = stmt.query_row([id], image_row).optional().map_err(sq(format!("reading image {id}")));
+        row
+    }
+
+    /// Every image, newest first.
+    pub fn images(&self) -> Result<Vec<ImageRow>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, created, size, parent, last_tag_time, added FROM images ORDER BY added DESC")
+            .map_err(sq("listing images"))?;
+        let rows = stmt
+            .query_map([], image_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq("listing images"));
+        rows
+    }
+
+    /// Ids of images whose hex part starts with `hex_prefix` (at most `limit`).
+    pub fn image_ids_with_prefix(&self, hex_prefix: &str, limit: usize) -> Result<Vec<String>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM images WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3")
+            .map_err(sq("searching images"))?;
+        let lo = format!("sha256:{hex_prefix}");
+        let hi = format!("sha256:{hex_prefix}\u{10ffff}");
+        let ids = stmt
+            .query_map(params![lo, hi, limit as i64], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(sq("searching images"));
+        ids
+    }
+
+    /// The image's layers, bottom first.
+    pub fn image_layers(&self, image_id: &str) -> Result<Vec<LayerRow>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT l.chain_id, l.diff_id, l.parent_chain_id, l.snapshot_key, l.size
+                 FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
+                 WHERE il.image_id = ?1 ORDER BY il.position",
+            )
+            .map_err(sq("reading image layers"))?;
+        let rows = stmt
+            .query_map([image_id], layer_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq(format!("reading layers of {image_id}")));
+        rows
+    }
+
+    /// One layer by chain id.
+    pub fn layer(&self, chain_id: &str) -> Result<Option<LayerRow>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT chain_id, diff_id, parent_chain_id, snapshot_key, size FROM layers WHERE chain_id = ?1")
+            .map_err(sq("reading layer"))?;
+        let row = stmt.query_row([chain_id], layer_row).optional().map_err(sq(format!("reading layer {chain_id}")));
+        row
+    }
+
+    /// Every layer.
+    pub fn layers(&self) -> Result<Vec<LayerRow>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT chain_id, diff_id, parent_chain_id, snapshot_key, size FROM layers")
+            .map_err(sq("listing layers"))?;
+        let rows = stmt
+            .query_map([], layer_row)
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq("listing layers"));
+        rows
+    }
+
+    /// How many images use the layer (counted, not stored).
+    pub fn layer_users(&self, chain_id: &str) -> Result<i64, MetaError> {
+        self.lock()
+            .prepare_cached("SELECT COUNT(DISTINCT image_id) FROM image_layers WHERE chain_id = ?1")
+            .and_then(|mut s| s.query_row([chain_id], |r| r.get(0)))
+            .map_err(sq(format!("counting users of layer {chain_id}")))
+    }
+
+    /// The image a tag points at.
+    pub fn tag_target(&self, name: &str) -> Result<Option<String>, MetaError> {
+        self.lock()
+            .prepare_cached("SELECT image_id FROM tags WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(sq(format!("resolving tag {name}")))
+    }
+
+    /// The tags of an image, sorted.
+    pub fn tags_of(&self, image_id: &str) -> Result<Vec<String>, MetaError> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare_cached("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name").map_err(sq("reading tags"))?;
+        let names = stmt
+            .query_map([image_id], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(sq(format!("reading tags of {image_id}")));
+        names
+    }
+
+    /// Every (tag, image id), sorted by tag.
+    pub fn all_tags(&self) -> Result<Vec<(String, String)>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT name, image_id FROM tags ORDER BY name").map_err(sq("listing tags"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq("listing tags"));
+        rows
+    }
+
+    /// Points `name` at `image_id` (moving it if it pointed elsewhere) and records the tag time.
+    /// Returns the image it pointed at before, if another.
+    pub fn set_tag(&self, name: &str, image_id: &str, time: &str) -> Result<Option<String>, MetaError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting tag"))?;
+        let prev = set_tag_tx(&tx, name, image_id, Some(time))?;
+        tx.commit().map_err(sq(format!("tagging {image_id} as {name}")))?;
+        Ok(prev)
+    }
+
+    /// Removes a tag; false if it did not exist.
+    pub fn delete_tag(&self, name: &str) -> Result<bool, MetaError> {
+        let n = self
+            .lock()
+            .prepare_cached("DELETE FROM tags WHERE name = ?1")
+            .and_then(|mut s| s.execute([name]))
+            .map_err(sq(format!("removing tag {name}")))?;
+        Ok(n > 0)
+    }
+
+    /// Images whose parent is `image_id`.
+    pub fn children(&self, image_id: &str) -> Result<Vec<String>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached("SELECT id FROM images WHERE parent = ?1").map_err(sq("finding children"))?;
+        let ids = stmt
+            .query_map([image_id], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(sq(format!("finding children of {image_id}")));
+        ids
+    }
+
+    /// Deletes an image, its tags, and every layer no other image uses, in one transaction.
+    /// Returns the deleted layers, top first, so the caller can remove their snapshots and blobs.
+    pub fn delete_image(&self, image_id: &str) -> Result<Vec<LayerRow>, MetaError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting image delete"))?;
+        let ctx = || format!("deleting image {image_id}");
+        let layers: Vec<LayerRow> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT l.chain_id, l.diff_id, l.parent_chain_id, l.snapshot_key, l.size
+                     FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
+                     WHERE il.image_id = ?1 ORDER BY il.position DESC",
+                )
+                .map_err(sq(ctx()))?;
+            let rows = stmt.query_map([image_id], layer_row).and_then(|r| r.collect::<Result<Vec<_>, _>>()).map_err(sq(ctx()))?;
+            rows
+        };
+        let n = tx.prepare_cached("DELETE FROM images WHERE id = ?1").and_then(|mut s| s.execute([image_id])).map_err(sq(ctx()))?;
+        if n == 0 {
+            return Err(MetaError::NotFound { what: "image", id: image_id.to_string() });
+        }
+        let mut removed = Vec::new();
+        for l in layers {
+            let users: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM image_layers WHERE chain_id = ?1")
+                .and_then(|mut s| s.query_row([&l.chain_id], |r| r.get(0)))
+                .map_err(sq(ctx()))?;
+            if users == 0 {
+                tx.prepare_cached("DELETE FROM layers WHERE chain_id = ?1")
+                    .and_then(|mut s| s.execute([&l.chain_id]))
+                    .map_err(sq(ctx()))?;
+                removed.push(l);
+            }
+        }
+        tx.commit().map_err(sq(ctx()))?;
+        Ok(removed)
+    }
+}
+
+fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
+    Ok(ImageRow {
+        id: r.get(0)?,
+        created: r.get(1)?,
+        size: r.get(2)?,
+        parent: r.get(3)?,
+        last_tag_time: r.get(4)?,
+        added: r.get(5)?,
+    })
+}
+
+fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRow> {
+    Ok(LayerRow { chain_id: r.get(0)?, diff_id: r.get(1)?, parent_chain_id: r.get(2)?, snapshot_key: r.get(3)?, size: r.get(4)? })
+}
+
+fn name_owner(conn: &Connection, name: &str) -> Result<Option<String>, MetaError> {
+    conn.prepare_cached("SELECT id FROM containers WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(sq(format!("looking up container name {name}")))
+}
+
+fn name_in_use(name: &str, id: String) -> MetaError {
+    let name = if name.starts_with('/') { name.to_string() } else { format!("/{name}") };
+    MetaError::NameInUse { name, id }
+}
+
+fn set_tag_tx(tx: &Connection, name: &str, image_id: &str, time: Option<&str>) -> Result<Option<String>, MetaError> {
+    let ctx = || format!("tagging {image_id} as {name}");
+    let prev: Option<String> = tx
+        .prepare_cached("SELECT image_id FROM tags WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(sq(ctx()))?;
+    tx.prepare_cached("INSERT INTO tags (name, image_id) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id")
+        .and_then(|mut s| s.execute(params![name, image_id]))
+        .map_err(sq(ctx()))?;
+    if let Some(t) = time {
+        tx.prepare_cached("UPDATE images SET last_tag_time = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![image_id, t]))
+            .map_err(sq(ctx()))?;
+    }
+    Ok(prev.filter(|p| p != image_id))
+}
+
+#[cfg(test)]
+mod tests;
