@@ -1,0 +1,330 @@
+//! `POST /containers/create`: validate, merge the image's defaults, prepare the rootfs snapshot,
+//! write the bundle's small files, record the container.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+
+use crate::container::{Doc, Entry, State};
+use crate::daemon::random_id;
+use crate::error::{blocking, Error, Result};
+use crate::Daemon;
+
+/// What a create request carries: the optional `?name=` and the JSON body.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    pub body: ContainerCreateBody,
+}
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Daemon {
+    /// Creates a container; returns its ID and warnings.
+    pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<(String, Vec<String>)> {
+        let body = opts.body;
+        let name = match opts.name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(&n).to_string();
+                if !berth_types::id::valid_container_name(&n) {
+                    return Err(Error::invalid(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                if let Some(other) = self.containers.read().unwrap().by_name.get(&n) {
+                    return Err(crate::daemon::name_conflict(&n, other));
+                }
+                n
+            }
+            None => self.random_name(),
+        };
+        let image_ref = body.image.clone().unwrap_or_default();
+        if image_ref.is_empty() {
+            return Err(Error::invalid("Config cannot be empty in order to create a container"));
+        }
+        let mut host = body.host_config.clone().unwrap_or_default();
+        validate_host_config(&mut host)?;
+
+        let images = self.images.clone();
+        let lookup = image_ref.clone();
+        let image = blocking(move || {
+            images.resolve(&lookup).map_err(|e| match e.kind() {
+                berth_types::ErrorKind::NotFound => Error::not_found(format!("No such image: {}", with_tag(&lookup))),
+                _ => e.into(),
+            })
+        })
+        .await?;
+
+        let id = random_id();
+        let config = merge_config(&body, &image.config, &id)?;
+        let (path, args) = command(&config)?;
+
+        let images = self.images.clone();
+        let (image_id, cid) = (image.id.clone(), id.clone());
+        blocking(move || images.prepare_rootfs(&image_id, &cid).map(|_| ()).map_err(Into::into)).await?;
+
+        let bundle = self.bundle(&id);
+        let hostname = config.hostname.clone().unwrap_or_default();
+        let network = host.network_mode.clone().unwrap_or_default();
+        if let Err(e) = write_bundle_files(&bundle, &hostname, &network) {
+            let images = self.images.clone();
+            let cid = id.clone();
+            let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
+            let _ = std::fs::remove_dir_all(&bundle);
+            return Err(e);
+        }
+
+        let doc = Doc {
+            id: id.clone(),
+            name,
+            created: berth_types::time::now_nanos(),
+            image_id: image.id.clone(),
+            path,
+            args,
+            config,
+            host_config: host,
+            state: State::default(),
+            restart_count: 0,
+        };
+        let entry = Entry::new(doc);
+        if let Err(e) = self.insert(entry.clone()) {
+            let images = self.images.clone();
+            let cid = id.clone();
+            let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
+            let _ = std::fs::remove_dir_all(&bundle);
+            return Err(e);
+        }
+        self.events.emit("container", "create", &id, self.container_attrs(&entry));
+        Ok((id, Vec::new()))
+    }
+
+    fn random_name(&self) -> String {
+        const LEFT: &[&str] = &[
+            "admiring", "bold", "brave", "calm", "clever", "dazzling", "eager", "elegant", "focused", "gallant",
+            "happy", "jolly", "keen", "kind", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky",
+            "relaxed", "serene", "sharp", "stoic", "tender", "trusting", "upbeat", "vibrant", "wizardly", "zealous",
+        ];
+        const RIGHT: &[&str] = &[
+            "albattani", "babbage", "curie", "darwin", "einstein", "feynman", "galileo", "hopper", "hypatia",
+            "johnson", "kepler", "lamarr", "lovelace", "meitner", "newton", "noether", "pasteur", "ritchie",
+            "shannon", "thompson", "turing", "wozniak", "yalow", "zhukovsky", "lumiere", "mayer", "nash", "euler",
+        ];
+        let c = self.containers.read().unwrap();
+        loop {
+            let r = random_id();
+            let a = usize::from_str_radix(&r[..8], 16).unwrap_or(0);
+            let b = usize::from_str_radix(&r[8..16], 16).unwrap_or(0);
+            let name = format!("{}_{}", LEFT[a % LEFT.len()], RIGHT[b % RIGHT.len()]);
+            if !c.by_name.contains_key(&name) {
+                return name;
+            }
+        }
+    }
+}
+
+/// `busybox` → `busybox:latest`, leaving tagged and digested references alone.
+pub(crate) fn with_tag(r: &str) -> String {
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if r.contains('@') || last.contains(':') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
+}
+
+fn validate_host_config(host: &mut HostConfig) -> Result<()> {
+    let mode = host.network_mode.clone().unwrap_or_default();
+    let mode = if mode.is_empty() { "default".to_string() } else { mode };
+    match mode.as_str() {
+        "default" | "bridge" | "none" | "host" => {}
+        m if m.starts_with("container:") => {}
+        other => return Err(Error::not_found(format!("network {other} not found"))),
+    }
+    host.network_mode = Some(mode);
+    if let Some(m) = host.memory.filter(|m| *m != 0) {
+        if m < 6 * 1024 * 1024 {
+            return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+        }
+        if let Some(s) = host.memory_swap.filter(|s| *s > 0) {
+            if s < m {
+                return Err(Error::invalid(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage",
+                ));
+            }
+        }
+    }
+    if let Some(n) = host.nano_cpus.filter(|n| *n != 0) {
+        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+        if n < 10_000_000 || n > ncpu * 1_000_000_000 {
+            return Err(Error::invalid(format!(
+                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            )));
+        }
+        if host.cpu_quota.unwrap_or(0) != 0 || host.cpu_period.unwrap_or(0) != 0 {
+            return Err(Error::invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set"));
+        }
+    }
+    if let Some(p) = host.restart_policy.as_ref() {
+        use berth_api::models::RestartPolicyNameEnum as R;
+        if host.auto_remove.unwrap_or(false) && matches!(p.name, Some(R::ALWAYS | R::UNLESS_STOPPED | R::ON_FAILURE)) {
+            return Err(Error::invalid("Conflicting options: AutoRemove and restart policy"));
+        }
+    }
+    Ok(())
+}
+
+/// The container's config with the image's defaults filled in, as docker stores it.
+fn merge_config(body: &ContainerCreateBody, image: &berth_image::ImageConfig, id: &str) -> Result<ContainerConfig> {
+    let mut env: Vec<String> = image.env.clone();
+    for e in body.env.clone().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        if key.is_empty() {
+            return Err(Error::invalid(format!("invalid environment variable: {e}")));
+        }
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(e);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    // An explicit entrypoint resets the image's Cmd, as in docker.
+    let (entrypoint, cmd) = match (&body.entrypoint, &body.cmd) {
+        (Some(ep), cmd) => (Some(ep.clone()).filter(|e| !e.is_empty()), cmd.clone().filter(|c| !c.is_empty())),
+        (None, Some(c)) if !c.is_empty() => (image.entrypoint.clone(), Some(c.clone())),
+        (None, _) => (image.entrypoint.clone(), image.cmd.clone()),
+    };
+    let mut labels: HashMap<String, String> = image.labels.clone().into_iter().collect();
+    labels.extend(body.labels.clone().unwrap_or_default());
+    let mut exposed: Vec<String> = image.exposed_ports.clone();
+    for p in body.exposed_ports.clone().unwrap_or_default() {
+        if !exposed.contains(&p) {
+            exposed.push(p);
+        }
+    }
+    let mut volumes: Vec<String> = image.volumes.clone();
+    for v in body.volumes.clone().unwrap_or_default() {
+        if !volumes.contains(&v) {
+            volumes.push(v);
+        }
+    }
+    let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+    Ok(ContainerConfig {
+        hostname: Some(non_empty(&body.hostname).unwrap_or_else(|| id[..12].to_string())),
+        domainname: Some(body.domainname.clone().unwrap_or_default()),
+        user: Some(non_empty(&body.user).unwrap_or_else(|| image.user.clone())),
+        attach_stdin: Some(body.attach_stdin.unwrap_or(false)),
+        attach_stdout: Some(body.attach_stdout.unwrap_or(false)),
+        attach_stderr: Some(body.attach_stderr.unwrap_or(false)),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        tty: Some(body.tty.unwrap_or(false)),
+        open_stdin: Some(body.open_stdin.unwrap_or(false)),
+        stdin_once: Some(body.stdin_once.unwrap_or(false)),
+        env: Some(env),
+        cmd,
+        healthcheck: body.healthcheck.clone(),
+        args_escaped: None,
+        image: body.image.clone(),
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        working_dir: Some(non_empty(&body.working_dir).unwrap_or_else(|| image.working_dir.clone())),
+        entrypoint,
+        network_disabled: body.network_disabled,
+        mac_address: None,
+        on_build: None,
+        labels: Some(labels),
+        stop_signal: non_empty(&body.stop_signal).or_else(|| image.stop_signal.clone()),
+        stop_timeout: body.stop_timeout,
+        shell: body.shell.clone(),
+    })
+}
+
+/// Path and args: entrypoint + cmd.
+fn command(c: &ContainerConfig) -> Result<(String, Vec<String>)> {
+    let mut all: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    all.extend(c.cmd.clone().unwrap_or_default());
+    if all.is_empty() {
+        return Err(Error::invalid("No command specified"));
+    }
+    let path = all.remove(0);
+    Ok((path, all))
+}
+
+fn write_bundle_files(bundle: &std::path::Path, hostname: &str, network: &str) -> Result<()> {
+    std::fs::create_dir_all(bundle.join("rootfs"))?;
+    std::fs::write(bundle.join("hostname"), format!("{hostname}\n"))?;
+    let hosts = if network == "host" {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
+    };
+    std::fs::write(bundle.join("hosts"), hosts)?;
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = if network == "host" { host_resolv } else { container_resolv_conf(&host_resolv) };
+    std::fs::write(bundle.join("resolv.conf"), resolv)?;
+    Ok(())
+}
+
+/// The host's resolv.conf without loopback nameservers (unreachable from a private netns); docker's
+/// public fallbacks when none remain.
+fn container_resolv_conf(host: &str) -> String {
+    let mut out = String::new();
+    let mut servers = 0;
+    for line in host.lines() {
+        let t = line.trim();
+        if let Some(addr) = t.strip_prefix("nameserver") {
+            let addr = addr.trim();
+            if addr.starts_with("127.") || addr == "::1" {
+                continue;
+            }
+            servers += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if servers == 0 {
+        out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_default_to_latest() {
+        assert_eq!(with_tag("busybox"), "busybox:latest");
+        assert_eq!(with_tag("x:v9"), "x:v9");
+        assert_eq!(with_tag("localhost:5000/x"), "localhost:5000/x:latest");
+        assert_eq!(with_tag("x@sha256:abc"), "x@sha256:abc");
+    }
+
+    #[test]
+    fn loopback_nameservers_are_dropped() {
+        let r = container_resolv_conf("search lan\nnameserver 127.0.0.53\n");
+        assert_eq!(r, "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+        let r = container_resolv_conf("nameserver 10.0.0.1\n");
+        assert_eq!(r, "nameserver 10.0.0.1\n");
+    }
+
+    #[test]
+    fn entrypoint_resets_image_cmd() {
+        let image = berth_image::ImageConfig {
+            cmd: Some(vec!["sh".into()]),
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            entrypoint: Some(vec!["echo".into()]),
+            env: Some(vec!["A=2".into()]),
+            ..Default::default()
+        };
+        let c = merge_config(&body, &image, &"a".repeat(64)).unwrap();
+        assert_eq!(c.cmd, None);
+        assert_eq!(c.env.unwrap(), vec!["PATH=/bin".to_string(), "A=2".to_string()]);
+        assert_eq!(c.hostname.unwrap(), "aaaaaaaaaaaa");
+        let body = ContainerCreateBody::default();
+        let c = merge_config(&body, &image, &"a".repeat(64)).unwrap();
+        assert_eq!(command(&c).unwrap(), ("sh".to_string(), vec![]));
+    }
+}

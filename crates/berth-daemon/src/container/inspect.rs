@@ -1,0 +1,148 @@
+//! `GET /containers/{id}/json`: every key docker has, so templates and SDKs find what they index.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use berth_api::models::{
+    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, DriverData, EndpointSettings,
+    NetworkSettings,
+};
+use berth_types::time::rfc3339_nano;
+
+use crate::container::{Doc, Status};
+use crate::error::Result;
+use crate::Daemon;
+
+impl Daemon {
+    pub fn inspect_container(self: &Arc<Self>, key: &str, size: bool) -> Result<ContainerInspectResponse> {
+        let entry = self.find(key)?;
+        let doc = entry.doc();
+        let bundle = self.bundle(&doc.id);
+        let path = |f: &str| Some(bundle.join(f).to_string_lossy().into_owned());
+        let rw = if size { self.images.rw_size(&doc.id).ok().map(|s| s as i64) } else { None };
+        let upper = self.config.data_root.join("snapshots");
+        let mut graph = HashMap::new();
+        graph.insert("MergedDir".to_string(), bundle.join("rootfs").to_string_lossy().into_owned());
+        graph.insert("UpperDir".to_string(), upper.to_string_lossy().into_owned());
+        Ok(ContainerInspectResponse {
+            id: Some(doc.id.clone()),
+            created: Some(rfc3339_nano(doc.created)),
+            path: Some(doc.path.clone()),
+            args: Some(doc.args.clone()),
+            state: Some(state(&doc)),
+            image: Some(doc.image_id.clone()),
+            resolv_conf_path: path("resolv.conf"),
+            hostname_path: path("hostname"),
+            hosts_path: path("hosts"),
+            log_path: path(&format!("{}-json.log", doc.id)),
+            name: Some(format!("/{}", doc.name)),
+            restart_count: Some(doc.restart_count),
+            driver: Some("overlay2".into()),
+            platform: Some("linux".into()),
+            image_manifest_descriptor: None,
+            mount_label: Some(String::new()),
+            process_label: Some(String::new()),
+            app_armor_profile: Some(String::new()),
+            exec_ids: None,
+            host_config: Some(doc.host_config.clone()),
+            graph_driver: Some(DriverData { name: "overlay2".into(), data: graph }),
+            size_rw: rw,
+            size_root_fs: None,
+            mounts: Some(vec![]),
+            config: Some(doc.config.clone()),
+            network_settings: Some(network_settings(&doc)),
+        })
+    }
+}
+
+pub(crate) fn state(doc: &Doc) -> ContainerState {
+    let s = &doc.state;
+    let status = match s.status {
+        Status::Created => ContainerStateStatusEnum::CREATED,
+        Status::Running => ContainerStateStatusEnum::RUNNING,
+        Status::Paused => ContainerStateStatusEnum::PAUSED,
+        Status::Restarting => ContainerStateStatusEnum::RESTARTING,
+        Status::Removing => ContainerStateStatusEnum::REMOVING,
+        Status::Exited => ContainerStateStatusEnum::EXITED,
+        Status::Dead => ContainerStateStatusEnum::DEAD,
+    };
+    ContainerState {
+        status: Some(status),
+        running: Some(s.status.is_running()),
+        paused: Some(s.status == Status::Paused),
+        restarting: Some(s.status == Status::Restarting),
+        oom_killed: Some(s.oom_killed),
+        dead: Some(s.status == Status::Dead),
+        pid: Some(s.pid),
+        exit_code: Some(s.exit_code),
+        error: Some(s.error.clone()),
+        started_at: Some(rfc3339_nano(s.started_at)),
+        finished_at: Some(rfc3339_nano(s.finished_at)),
+        health: None,
+    }
+}
+
+/// The network name docker reports for a mode.
+pub(crate) fn network_name(mode: &str) -> String {
+    match mode {
+        "" | "default" => "bridge".to_string(),
+        m => m.to_string(),
+    }
+}
+
+pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
+    let mode = doc.host_config.network_mode.clone().unwrap_or_default();
+    if mode.starts_with("container:") {
+        return HashMap::new();
+    }
+    let mut m = HashMap::new();
+    m.insert(
+        network_name(&mode),
+        EndpointSettings {
+            ipam_config: None,
+            links: None,
+            mac_address: Some(String::new()),
+            aliases: None,
+            driver_opts: None,
+            gw_priority: Some(0),
+            network_id: Some(String::new()),
+            endpoint_id: Some(String::new()),
+            gateway: Some(String::new()),
+            ip_address: Some(String::new()),
+            ip_prefix_len: Some(0),
+            ipv6_gateway: Some(String::new()),
+            global_ipv6_address: Some(String::new()),
+            global_ipv6_prefix_len: Some(0),
+            dns_names: None,
+        },
+    );
+    m
+}
+
+fn network_settings(doc: &Doc) -> NetworkSettings {
+    let sandbox = if doc.state.status.is_running() && doc.host_config.network_mode.as_deref() != Some("host") {
+        format!("/proc/{}/ns/net", doc.state.pid)
+    } else {
+        String::new()
+    };
+    NetworkSettings {
+        bridge: Some(String::new()),
+        sandbox_id: Some(String::new()),
+        hairpin_mode: Some(false),
+        link_local_ipv6_address: Some(String::new()),
+        link_local_ipv6_prefix_len: Some(0),
+        ports: Some(HashMap::new()),
+        sandbox_key: Some(sandbox),
+        secondary_ip_addresses: None,
+        secondary_ipv6_addresses: None,
+        endpoint_id: Some(String::new()),
+        gateway: Some(String::new()),
+        global_ipv6_address: Some(String::new()),
+        global_ipv6_prefix_len: Some(0),
+        ip_address: Some(String::new()),
+        ip_prefix_len: Some(0),
+        ipv6_gateway: Some(String::new()),
+        mac_address: Some(String::new()),
+        networks: Some(endpoints(doc)),
+    }
+}

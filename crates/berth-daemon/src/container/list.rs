@@ -1,0 +1,177 @@
+//! `GET /containers/json` (ps): filters, limits, sizes and the human `Status` column.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::models::{
+    ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
+};
+use berth_types::time::{human_duration, now_nanos};
+
+use crate::container::inspect::endpoints;
+use crate::container::{Doc, Status};
+use crate::error::{Error, Result};
+use crate::Daemon;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    /// `-n`: the last N created (any state); `None` = no limit.
+    pub limit: Option<usize>,
+    pub size: bool,
+    pub filters: BTreeMap<String, Vec<String>>,
+}
+
+impl Daemon {
+    pub fn list_containers(self: &Arc<Self>, opts: &ListOptions) -> Result<Vec<ContainerSummary>> {
+        for key in opts.filters.keys() {
+            if !matches!(
+                key.as_str(),
+                "status" | "name" | "id" | "label" | "ancestor" | "exited" | "before" | "since" | "network" | "health" | "volume" | "publish" | "expose" | "is-task"
+            ) {
+                return Err(Error::invalid(format!("invalid filter '{key}'")));
+            }
+        }
+        if let Some(st) = opts.filters.get("status") {
+            for s in st {
+                if !matches!(s.as_str(), "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead") {
+                    return Err(Error::invalid(format!("invalid filter 'status={s}'")));
+                }
+            }
+        }
+        let mut docs: Vec<Doc> = self.all().iter().map(|e| e.doc()).collect();
+        docs.reverse(); // newest first, as docker lists
+        let show_all = opts.all || opts.limit.is_some() || opts.filters.contains_key("status") || opts.filters.contains_key("exited");
+        let ancestors = match opts.filters.get("ancestor") {
+            Some(names) => Some(
+                names
+                    .iter()
+                    .filter_map(|n| self.images.resolve(n).ok().map(|i| i.id))
+                    .collect::<Vec<_>>(),
+            ),
+            None => None,
+        };
+        let mut out = Vec::new();
+        for d in docs {
+            if !show_all && !d.state.status.is_running() {
+                continue;
+            }
+            if !self.filter_match(&d, &opts.filters, ancestors.as_deref()) {
+                continue;
+            }
+            out.push(self.summary(&d, opts.size));
+            if let Some(n) = opts.limit {
+                if out.len() >= n {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn filter_match(&self, d: &Doc, f: &BTreeMap<String, Vec<String>>, ancestors: Option<&[String]>) -> bool {
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| f.get(key).map_or(true, |vs| vs.is_empty() || vs.iter().any(|v| pred(v)));
+        any("status", &|v| d.state.status.as_str() == v)
+            && any("name", &|v| d.name.contains(v.trim_start_matches('/')))
+            && any("id", &|v| d.id.starts_with(v))
+            && any("exited", &|v| d.state.status == Status::Exited && v.parse::<i64>().ok() == Some(d.state.exit_code))
+            && f.get("label").map_or(true, |vs| {
+                let labels = d.config.labels.clone().unwrap_or_default();
+                vs.iter().all(|v| match v.split_once('=') {
+                    Some((k, val)) => labels.get(k).map(String::as_str) == Some(val),
+                    None => labels.contains_key(v.as_str()),
+                })
+            })
+            && ancestors.map_or(true, |ids| ids.iter().any(|i| *i == d.image_id))
+    }
+
+    fn summary(&self, d: &Doc, size: bool) -> ContainerSummary {
+        let (size_rw, size_root) = if size {
+            let rw = self.images.rw_size(&d.id).unwrap_or(0) as i64;
+            let image = self
+                .images
+                .inspect(&d.image_id)
+                .ok()
+                .and_then(|i| i.size)
+                .unwrap_or(0);
+            (Some(rw), Some(rw + image))
+        } else {
+            (None, None)
+        };
+        let state = match d.state.status {
+            Status::Created => ContainerSummaryStateEnum::CREATED,
+            Status::Running => ContainerSummaryStateEnum::RUNNING,
+            Status::Paused => ContainerSummaryStateEnum::PAUSED,
+            Status::Restarting => ContainerSummaryStateEnum::RESTARTING,
+            Status::Removing => ContainerSummaryStateEnum::REMOVING,
+            Status::Exited => ContainerSummaryStateEnum::EXITED,
+            Status::Dead => ContainerSummaryStateEnum::DEAD,
+        };
+        ContainerSummary {
+            id: Some(d.id.clone()),
+            names: Some(vec![format!("/{}", d.name)]),
+            image: d.config.image.clone(),
+            image_id: Some(d.image_id.clone()),
+            image_manifest_descriptor: None,
+            command: Some(command_line(&d.path, &d.args)),
+            created: Some(d.created / 1_000_000_000),
+            ports: Some(vec![]),
+            size_rw,
+            size_root_fs: size_root,
+            labels: Some(d.config.labels.clone().unwrap_or_default()),
+            state: Some(state),
+            status: Some(status_text(d)),
+            host_config: Some(ContainerSummaryHostConfig {
+                network_mode: d.host_config.network_mode.clone(),
+                annotations: None,
+            }),
+            network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(endpoints(d)) }),
+            mounts: Some(vec![]),
+        }
+    }
+}
+
+/// `sh -c 'echo hi'`: the command as docker's `ps` shows it (shell-quoted where needed).
+pub(crate) fn command_line(path: &str, args: &[String]) -> String {
+    std::iter::once(path)
+        .chain(args.iter().map(String::as_str))
+        .map(|a| {
+            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
+                a.to_string()
+            } else {
+                format!("'{}'", a.replace('\'', "'\"'\"'"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `Up 3 seconds`, `Exited (3) About a minute ago`, `Created`.
+pub(crate) fn status_text(d: &Doc) -> String {
+    let since = |t: i64| human_duration(Duration::from_nanos((now_nanos() - t).max(0) as u64));
+    match d.state.status {
+        Status::Running => format!("Up {}", since(d.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(d.state.started_at)),
+        Status::Restarting => format!("Restarting ({}) {} ago", d.state.exit_code, since(d.state.finished_at)),
+        Status::Removing => "Removal In Progress".to_string(),
+        Status::Dead => "Dead".to_string(),
+        Status::Created => "Created".to_string(),
+        Status::Exited if d.state.finished_at == 0 => "Created".to_string(),
+        Status::Exited => format!("Exited ({}) {} ago", d.state.exit_code, since(d.state.finished_at)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_quoted_like_docker() {
+        assert_eq!(command_line("echo", &["hi".into()]), "echo hi");
+        assert_eq!(
+            command_line("sh", &["-c".into(), "echo started; sleep 1".into()]),
+            "sh -c 'echo started; sleep 1'"
+        );
+    }
+}

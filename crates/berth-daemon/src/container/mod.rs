@@ -1,0 +1,197 @@
+//! Containers: the persisted record ([`Doc`]), the lifecycle state machine ([`Status`]), and the
+//! live side of a container ([`Entry`]): its output hub, its stdin queue and its exit notifications.
+//!
+//! Files of a container, under `<data-root>/containers/<id>/` (the OCI bundle):
+//! ```text
+//! config.json        OCI runtime spec, rewritten at every start
+//! shim.json          berth_shim_proto::ShimConfig
+//! hostname hosts resolv.conf
+//! <id>-json.log      json-file log, written by the shim
+//! exit.json          how the last run ended, written by the shim
+//! rootfs/            mount point of the container's overlay (mounted by the shim while it runs)
+//! ```
+
+mod attach;
+mod create;
+mod inspect;
+mod list;
+mod logs;
+mod remove;
+mod start;
+mod stop;
+
+pub use attach::{AttachOptions, PendingAttach};
+pub use stop::{parse_signal, WaitCondition};
+pub use create::CreateOptions;
+pub use list::ListOptions;
+pub use logs::LogsOptions;
+
+use berth_api::models::{ContainerConfig, HostConfig};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::error::{Error, Result};
+
+/// Lifecycle states, as the API names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+/// Operations whose legality depends on the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Start,
+    Stop,
+    Kill,
+    Attach,
+    Remove,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// A process exists for this container.
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+
+    /// Whether `op` is legal now; the error says why not, as docker does.
+    pub fn can(self, op: Op, id: &str) -> Result<()> {
+        match (op, self) {
+            (Op::Start, s) if s.is_running() => Err(Error::not_modified()),
+            (Op::Start, Status::Removing | Status::Dead) => {
+                Err(Error::conflict(format!("cannot start container {id}: container is marked for removal")))
+            }
+            (Op::Stop, s) if !s.is_running() => Err(Error::not_modified()),
+            (Op::Kill, s) if !s.is_running() => {
+                Err(Error::conflict(format!("Cannot kill container: {id}: Container {id} is not running")))
+            }
+            (Op::Attach, Status::Exited | Status::Dead | Status::Removing) => {
+                Err(Error::conflict("You cannot attach to a stopped container, start it first"))
+            }
+            (Op::Remove, s) if s.is_running() => Err(Error::conflict(format!(
+                "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Runtime state, persisted with the record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub oom_killed: bool,
+}
+
+/// The persisted record of a container (the `doc` column of berth-meta's containers table).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Doc {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    /// Nanoseconds since the epoch.
+    pub created: i64,
+    /// `sha256:…` of the image.
+    pub image_id: String,
+    pub path: String,
+    pub args: Vec<String>,
+    /// The merged config (image defaults applied), as inspect shows it.
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    pub restart_count: i64,
+}
+
+/// One output chunk or the end of a run, as broadcast to attached clients and log followers.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Stdout(Bytes),
+    Stderr(Bytes),
+    /// The process exited; no more output for this run.
+    Exit,
+}
+
+/// Exit notifications for `wait`: a counter of finished runs, the last code, and removal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Life {
+    pub exits: u64,
+    pub exit_code: i64,
+    pub removed: bool,
+}
+
+/// A live container: its record plus the channels that outlive a single request.
+pub struct Entry {
+    pub id: String,
+    doc: Mutex<Doc>,
+    /// Serialises lifecycle operations (start, stop, remove, …) on this container.
+    pub(crate) op: tokio::sync::Mutex<()>,
+    pub(crate) output: broadcast::Sender<Output>,
+    pub(crate) stdin_tx: mpsc::UnboundedSender<Option<Bytes>>,
+    pub(crate) stdin_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Option<Bytes>>>>,
+    pub(crate) life: watch::Sender<Life>,
+}
+
+impl Entry {
+    pub(crate) fn new(doc: Doc) -> Arc<Self> {
+        let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
+        let life = Life { exits: 0, exit_code: doc.state.exit_code, removed: false };
+        Arc::new(Entry {
+            id: doc.id.clone(),
+            doc: Mutex::new(doc),
+            op: tokio::sync::Mutex::new(()),
+            output: broadcast::channel(4096).0,
+            stdin_tx,
+            stdin_rx: Arc::new(tokio::sync::Mutex::new(stdin_rx)),
+            life: watch::channel(life).0,
+        })
+    }
+
+    /// A snapshot of the record.
+    pub fn doc(&self) -> Doc {
+        self.doc.lock().unwrap().clone()
+    }
+
+    /// Reads part of the record without cloning all of it.
+    pub fn with<R>(&self, f: impl FnOnce(&Doc) -> R) -> R {
+        f(&self.doc.lock().unwrap())
+    }
+
+    pub(crate) fn update<R>(&self, f: impl FnOnce(&mut Doc) -> R) -> R {
+        f(&mut self.doc.lock().unwrap())
+    }
+
+    pub fn status(&self) -> Status {
+        self.with(|d| d.state.status)
+    }
+
+    pub fn name(&self) -> String {
+        self.with(|d| d.name.clone())
+    }
+}

@@ -1,0 +1,64 @@
+//! `DELETE /containers/{id}`: stop (with force), unmount leftovers, delete the rw layer and the
+//! bundle, drop the record. Teardown does all it can and reports what it could not.
+
+use std::sync::Arc;
+
+use crate::container::{Entry, Op, Status};
+use crate::error::{blocking, Error, Result};
+use crate::Daemon;
+
+impl Daemon {
+    /// `docker rm [-f] [-v]`.
+    pub async fn remove(self: &Arc<Self>, key: &str, force: bool, volumes: bool) -> Result<()> {
+        let entry = self.find(key)?;
+        self.remove_entry(&entry, force, volumes).await
+    }
+
+    pub(crate) async fn remove_entry(self: &Arc<Self>, entry: &Arc<Entry>, force: bool, _volumes: bool) -> Result<()> {
+        let _op = entry.op.lock().await;
+        if entry.life.borrow().removed {
+            return Err(Error::not_found(format!("No such container: {}", entry.id)));
+        }
+        if entry.status().is_running() {
+            if !force {
+                return Err(entry.status().can(Op::Remove, &entry.id).unwrap_err());
+            }
+            let mut life = entry.life.subscribe();
+            let exits = life.borrow().exits;
+            let _ = self.signal(entry, 9).await;
+            let _ = life.wait_for(|l| l.exits > exits).await;
+        }
+        entry.update(|d| d.state.status = Status::Removing);
+
+        let mut failures = Vec::new();
+        let bundle = self.bundle(&entry.id);
+        if let Err(e) = berth_sys::mount::unmount(&bundle.join("rootfs")) {
+            failures.push(format!("unmount rootfs: {e}"));
+        }
+        let images = self.images.clone();
+        let id = entry.id.clone();
+        if let Err(e) = blocking(move || images.remove_rootfs(&id).map_err(Into::into)).await {
+            failures.push(format!("remove rw layer: {e}"));
+        }
+        if let Err(e) = tokio::fs::remove_dir_all(&bundle).await {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                failures.push(format!("remove {}: {e}", bundle.display()));
+            }
+        }
+        let _ = tokio::fs::remove_file(self.shim_socket(&entry.id)).await;
+        if let Err(e) = self.forget(entry) {
+            failures.push(format!("drop record: {e}"));
+        }
+        self.events.emit("container", "destroy", &entry.id, self.container_attrs(entry));
+        entry.life.send_modify(|l| l.removed = true);
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::internal(format!(
+                "unable to remove container {} completely: {}",
+                entry.id,
+                failures.join("; ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `POST /containers/{id}/start`: write the bundle, spawn the shim, attach the monitor, exec.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_runtime::{ContainerSpec, MountPoint, NetworkMode, Ulimit};
+use berth_shim_proto::{Request, ShimConfig};
+
+use crate::container::{Doc, Entry, Op, Status};
+use crate::error::{blocking, Error, Result};
+use crate::{shim, Daemon};
+
+impl Daemon {
+    /// Starts a created or exited container. `NotModified` if it already runs.
+    pub async fn start(self: &Arc<Self>, key: &str) -> Result<()> {
+        let entry = self.find(key)?;
+        let _op = entry.op.lock().await;
+        entry.status().can(Op::Start, &entry.id)?;
+        self.start_locked(&entry).await
+    }
+
+    pub(crate) async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<()> {
+        let doc = entry.doc();
+        let id = doc.id.clone();
+        let bundle = self.bundle(&id);
+        let images = self.images.clone();
+        let cid = id.clone();
+        let rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
+        let network = self.network_mode(&doc)?;
+        let spec = container_spec(&doc, &bundle, network.clone(), &self.config.cgroup_parent);
+        let oci = berth_runtime::build_spec(&spec).map_err(|e| Error::invalid(e.to_string()))?;
+        let socket = self.shim_socket(&id);
+        let shim_cfg = ShimConfig {
+            version: berth_shim_proto::VERSION,
+            id: id.clone(),
+            rootfs,
+            socket: socket.to_string_lossy().into_owned(),
+            log_path: bundle.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            exit_file: bundle.join("exit.json").to_string_lossy().into_owned(),
+            runtime_log: bundle.join("runtime.log").to_string_lossy().into_owned(),
+            tty: doc.config.tty.unwrap_or(false),
+            open_stdin: doc.config.open_stdin.unwrap_or(false),
+            stdin_once: doc.config.stdin_once.unwrap_or(false),
+            user: doc.config.user.clone().unwrap_or_default(),
+            console_size: console_size(&doc),
+            loopback_up: matches!(network, NetworkMode::None),
+        };
+        let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
+        let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;
+        let _ = std::fs::remove_file(bundle.join("exit.json"));
+        std::fs::write(bundle.join("config.json"), oci_json)?;
+        std::fs::write(bundle.join("shim.json"), shim_json)?;
+
+        let ready = shim::spawn(&self.config.shim_path, &bundle).await?;
+        let pid = match (ready.pid, ready.error) {
+            (_, Some(err)) => return Err(self.start_failed(entry, err, ready.exit_code).await),
+            (Some(pid), None) => pid,
+            (None, None) => return Err(self.start_failed(entry, "shim reported no pid".into(), None).await),
+        };
+        let stream = match shim::attach(&socket, shim_cfg.open_stdin).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = shim::call(&socket, &Request::Kill { signal: 9, all: true }).await;
+                return Err(self.start_failed(entry, e.message, None).await);
+            }
+        };
+        // Running before the exec: the monitor may see the exit as soon as Start is sent.
+        entry.update(|d| {
+            d.state.status = Status::Running;
+            d.state.pid = pid as i64;
+            d.state.started_at = berth_types::time::now_nanos();
+            d.state.finished_at = 0;
+            d.state.exit_code = 0;
+            d.state.error.clear();
+            d.state.oom_killed = false;
+        });
+        shim::monitor(self.clone(), entry.clone(), stream);
+        let resp = shim::call(&socket, &Request::Start).await?;
+        if let Some(err) = resp.error {
+            // The monitor records the exit when the shim gives up; report the failure here.
+            return Err(start_error(&err, resp.exit_code));
+        }
+        self.persist(entry)?;
+        self.events.emit("container", "start", &id, self.container_attrs(entry));
+        Ok(())
+    }
+
+    /// Records a start that never ran the process: docker keeps the container `created` with the
+    /// exit code (127/126/128) and the message, wakes waiters, and honours `--rm`.
+    async fn start_failed(self: &Arc<Self>, entry: &Arc<Entry>, err: String, code: Option<i32>) -> Error {
+        let code = code.unwrap_or(128) as i64;
+        entry.update(|d| {
+            d.state.exit_code = code;
+            d.state.error = err.clone();
+            d.state.finished_at = berth_types::time::now_nanos();
+        });
+        let _ = self.persist(entry);
+        let mut attrs = self.container_attrs(entry);
+        attrs.insert("exitCode".into(), code.to_string());
+        self.events.emit("container", "die", &entry.id, attrs);
+        entry.life.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = code;
+        });
+        if entry.with(|d| d.host_config.auto_remove.unwrap_or(false)) {
+            let daemon = self.clone();
+            let entry = entry.clone();
+            tokio::spawn(async move {
+                let _ = daemon.remove_entry(&entry, false, false).await;
+            });
+        }
+        start_error(&err, Some(code as i32))
+    }
+
+    fn network_mode(&self, doc: &Doc) -> Result<NetworkMode> {
+        let mode = doc.host_config.network_mode.clone().unwrap_or_default();
+        Ok(match mode.as_str() {
+            "host" => NetworkMode::Host,
+            m if m.starts_with("container:") => {
+                let other = self.find(&m["container:".len()..])?;
+                let pid = other.with(|d| d.state.pid);
+                if !other.status().is_running() || pid == 0 {
+                    return Err(Error::conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        other.id
+                    )));
+                }
+                NetworkMode::Path(PathBuf::from(format!("/proc/{pid}/ns/net")))
+            }
+            // Bridge networking is a later addition; until then every other mode gets a private
+            // network namespace with loopback.
+            _ => NetworkMode::None,
+        })
+    }
+}
+
+fn start_error(err: &str, code: Option<i32>) -> Error {
+    let msg = format!("failed to create task for container: {err}: unknown");
+    match code {
+        Some(126 | 127) => Error::invalid(msg),
+        _ => Error::internal(msg),
+    }
+}
+
+fn console_size(doc: &Doc) -> Option<(u16, u16)> {
+    let cs = doc.host_config.console_size.clone()?;
+    match cs.as_slice() {
+        [h, w] if *h > 0 && *w > 0 => Some((*h as u16, *w as u16)),
+        _ => None,
+    }
+}
+
+/// The runtime's view of a container.
+fn container_spec(doc: &Doc, bundle: &std::path::Path, network: NetworkMode, cgroup_parent: &str) -> ContainerSpec {
+    let c = &doc.config;
+    let h = &doc.host_config;
+    let tty = c.tty.unwrap_or(false);
+    let hostname = c.hostname.clone().unwrap_or_default();
+    let mut env = c.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let mut args = vec![doc.path.clone()];
+    args.extend(doc.args.iter().cloned());
+    let security = h.security_opt.clone().unwrap_or_default();
+    let bind = |file: &str, dest: &str| MountPoint {
+        source: bundle.join(file),
+        destination: dest.to_string(),
+        read_only: false,
+    };
+    ContainerSpec {
+        id: doc.id.clone(),
+        rootfs: bundle.join("rootfs"),
+        args,
+        env,
+        cwd: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+        tty,
+        hostname,
+        network,
+        readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
+        privileged: h.privileged.unwrap_or(false),
+        cap_add: h.cap_add.clone().unwrap_or_default(),
+        cap_drop: h.cap_drop.clone().unwrap_or_default(),
+        memory: h.memory.unwrap_or(0),
+        memory_swap: h.memory_swap.unwrap_or(0),
+        memory_reservation: h.memory_reservation.unwrap_or(0),
+        nano_cpus: h.nano_cpus.unwrap_or(0),
+        cpu_shares: h.cpu_shares.unwrap_or(0),
+        cpu_quota: h.cpu_quota.unwrap_or(0),
+        cpu_period: h.cpu_period.unwrap_or(0),
+        cpuset_cpus: h.cpuset_cpus.clone().unwrap_or_default(),
+        pids_limit: h.pids_limit.filter(|p| *p != 0),
+        ulimits: h
+            .ulimits
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| Ulimit {
+                name: u.name.unwrap_or_default(),
+                soft: u.soft.unwrap_or(0),
+                hard: u.hard.unwrap_or(0),
+            })
+            .collect(),
+        cgroup_parent: h.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| cgroup_parent.to_string()),
+        mounts: vec![
+            bind("resolv.conf", "/etc/resolv.conf"),
+            bind("hostname", "/etc/hostname"),
+            bind("hosts", "/etc/hosts"),
+        ],
+        shm_size: h.shm_size.filter(|s| *s > 0).unwrap_or(64 * 1024 * 1024),
+        seccomp_unconfined: security.iter().any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined"),
+        no_new_privileges: security.iter().any(|s| s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"),
+        masked_paths: h.masked_paths.clone(),
+        readonly_paths: h.readonly_paths.clone(),
+        oom_score_adj: h.oom_score_adj.filter(|o| *o != 0).map(|o| o as i32),
+        sysctls: h.sysctls.clone().unwrap_or_default().into_iter().collect(),
+        init: h.init.unwrap_or(false),
+    }
+}

@@ -1,0 +1,231 @@
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use berth_image::ImageService;
+use berth_meta::{ContainerRow, Db};
+
+use crate::config::Config;
+use crate::container::{Doc, Entry};
+use crate::error::{Error, Result};
+use crate::events::Events;
+
+/// The daemon: every service, sharing one database and one event bus.
+pub struct Daemon {
+    pub config: Config,
+    pub db: Db,
+    pub images: Arc<ImageService>,
+    pub events: Events,
+    pub(crate) containers: RwLock<Containers>,
+    pub(crate) started: Instant,
+    /// A stable identity for `info` (`ID`), kept in the data root.
+    pub(crate) engine_id: String,
+}
+
+#[derive(Default)]
+pub(crate) struct Containers {
+    pub by_id: HashMap<String, Arc<Entry>>,
+    pub by_name: HashMap<String, String>,
+}
+
+impl Daemon {
+    /// Opens (or creates) the state under `config.data_root`, loads every container record and
+    /// reconnects to the shims of running containers.
+    pub async fn new(config: Config) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(config.data_root.join("containers"))?;
+        std::fs::create_dir_all(config.exec_root.join("shims"))?;
+        let db_path = config.data_root.join("berth.db");
+        let data_root = config.data_root.clone();
+        let (db, images) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let db = Db::open(&db_path)?;
+            let images = ImageService::open(&data_root, db.clone())?;
+            Ok((db, images))
+        })
+        .await??;
+        let engine_id = engine_id(&config.data_root)?;
+        let daemon = Arc::new(Daemon {
+            config,
+            db,
+            images: Arc::new(images),
+            events: Events::default(),
+            containers: RwLock::new(Containers::default()),
+            started: Instant::now(),
+            engine_id,
+        });
+        daemon.load().await?;
+        Ok(daemon)
+    }
+
+    async fn load(self: &Arc<Self>) -> Result<()> {
+        let rows = self.db.list_containers()?;
+        let mut restore = Vec::new();
+        {
+            let mut c = self.containers.write().unwrap();
+            for row in rows {
+                let doc: Doc = match serde_json::from_str(&row.doc) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("berthd: skipping container {}: unreadable record: {e}", row.id);
+                        continue;
+                    }
+                };
+                let entry = Entry::new(doc);
+                if entry.status().is_running() {
+                    restore.push(entry.clone());
+                }
+                c.by_name.insert(row.name.clone(), row.id.clone());
+                c.by_id.insert(row.id, entry);
+            }
+        }
+        for entry in restore {
+            self.restore(entry).await;
+        }
+        Ok(())
+    }
+
+    /// Finds a container by full ID, name (with or without `/`) or unique ID prefix.
+    pub fn find(&self, key: &str) -> Result<Arc<Entry>> {
+        let c = self.containers.read().unwrap();
+        if let Some(e) = c.by_id.get(key) {
+            return Ok(e.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(id) = c.by_name.get(name) {
+            return Ok(c.by_id[id].clone());
+        }
+        if berth_types::id::is_hex_prefix(key) {
+            let mut found = c.by_id.iter().filter(|(id, _)| id.starts_with(key));
+            if let Some((_, e)) = found.next() {
+                if found.next().is_some() {
+                    return Err(Error::invalid(format!("Multiple IDs found with provided prefix: {key}")));
+                }
+                return Ok(e.clone());
+            }
+        }
+        Err(Error::not_found(format!("No such container: {key}")))
+    }
+
+    /// Every container, oldest first.
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        let mut v: Vec<_> = self.containers.read().unwrap().by_id.values().cloned().collect();
+        v.sort_by_key(|e| e.with(|d| d.created));
+        v
+    }
+
+    pub(crate) fn bundle(&self, id: &str) -> PathBuf {
+        self.config.data_root.join("containers").join(id)
+    }
+
+    /// Shim socket path, kept short so it fits `sun_path` under any exec root.
+    pub(crate) fn shim_socket(&self, id: &str) -> PathBuf {
+        self.config.exec_root.join("shims").join(format!("{}.sock", &id[..24]))
+    }
+
+    /// Writes the record to the database (one transaction).
+    pub(crate) fn persist(&self, entry: &Entry) -> Result<()> {
+        let doc = entry.with(|d| serde_json::to_string(d)).map_err(|e| Error::internal(e.to_string()))?;
+        self.db.update_container_doc(&entry.id, &doc)?;
+        Ok(())
+    }
+
+    pub(crate) fn insert(&self, entry: Arc<Entry>) -> Result<()> {
+        let doc = entry.doc();
+        let row = ContainerRow {
+            id: doc.id.clone(),
+            name: doc.name.clone(),
+            image_id: doc.image_id.clone(),
+            doc: serde_json::to_string(&doc).map_err(|e| Error::internal(e.to_string()))?,
+        };
+        let mut c = self.containers.write().unwrap();
+        if let Some(other) = c.by_name.get(&doc.name) {
+            return Err(name_conflict(&doc.name, other));
+        }
+        self.db.insert_container(&row)?;
+        c.by_name.insert(doc.name.clone(), doc.id.clone());
+        c.by_id.insert(doc.id.clone(), entry);
+        Ok(())
+    }
+
+    pub(crate) fn forget(&self, entry: &Entry) -> Result<()> {
+        self.db.delete_container(&entry.id)?;
+        let mut c = self.containers.write().unwrap();
+        c.by_id.remove(&entry.id);
+        let name = entry.name();
+        if c.by_name.get(&name) == Some(&entry.id) {
+            c.by_name.remove(&name);
+        }
+        Ok(())
+    }
+
+    /// `docker rename`.
+    pub fn rename(&self, key: &str, new_name: &str) -> Result<()> {
+        let entry = self.find(key)?;
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !berth_types::id::valid_container_name(new_name) {
+            return Err(Error::invalid(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let old = entry.name();
+        if old == new_name {
+            return Err(Error::invalid(format!("Renaming a container with the same name as its current name")));
+        }
+        {
+            let mut c = self.containers.write().unwrap();
+            if let Some(other) = c.by_name.get(new_name) {
+                return Err(name_conflict(new_name, other));
+            }
+            self.db.rename_container(&entry.id, new_name)?;
+            entry.update(|d| d.name = new_name.to_string());
+            c.by_name.remove(&old);
+            c.by_name.insert(new_name.to_string(), entry.id.clone());
+        }
+        self.persist(&entry)?;
+        let mut attrs = self.container_attrs(&entry);
+        attrs.insert("oldName".into(), format!("/{old}"));
+        self.events.emit("container", "rename", &entry.id, attrs);
+        Ok(())
+    }
+
+    /// Event attributes of a container: image, name and its labels.
+    pub(crate) fn container_attrs(&self, entry: &Entry) -> BTreeMap<String, String> {
+        entry.with(|d| {
+            let mut a: BTreeMap<String, String> =
+                d.config.labels.clone().unwrap_or_default().into_iter().collect();
+            a.insert("image".into(), d.config.image.clone().unwrap_or_default());
+            a.insert("name".into(), d.name.clone());
+            a
+        })
+    }
+
+    /// Whether any container uses the image (for rmi), and whether one of those runs.
+    pub fn is_running(&self, container_id: &str) -> bool {
+        self.containers.read().unwrap().by_id.get(container_id).map(|e| e.status().is_running()).unwrap_or(false)
+    }
+}
+
+pub(crate) fn name_conflict(name: &str, other_id: &str) -> Error {
+    Error::conflict(format!(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{other_id}\". You have to remove (or rename) that container to be able to reuse that name."
+    ))
+}
+
+/// 64 random hex characters.
+pub(crate) fn random_id() -> String {
+    let mut b = [0u8; 32];
+    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).expect("getrandom");
+    berth_types::id::to_hex(&b)
+}
+
+fn engine_id(root: &std::path::Path) -> Result<String> {
+    let p = root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        return Ok(s.trim().to_string());
+    }
+    let id = random_id();
+    let tmp = root.join("engine-id.tmp");
+    std::fs::write(&tmp, &id)?;
+    std::fs::rename(&tmp, &p)?;
+    Ok(id)
+}

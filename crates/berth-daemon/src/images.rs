@@ -1,0 +1,85 @@
+//! Image operations as the API exposes them: berth-image does the work, this adds events and the
+//! in-use checks that need container state.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use berth_api::models::ImageDeleteResponseItem;
+use berth_image::ImportOptions;
+
+use crate::error::{blocking, Error, Result};
+use crate::Daemon;
+
+impl Daemon {
+    /// `docker import`: `src` is a blocking reader over the request body.
+    pub async fn import_image(self: &Arc<Self>, src: Box<dyn Read + Send>, opts: ImportOptions) -> Result<String> {
+        let images = self.images.clone();
+        let tag = opts.repo_tag.clone();
+        let id = blocking(move || {
+            let mut src = src;
+            images.import(&mut src, &opts).map_err(Error::from)
+        })
+        .await?;
+        self.events.emit("image", "import", &id, BTreeMap::new());
+        if let Some(t) = tag {
+            let mut a = BTreeMap::new();
+            a.insert("name".to_string(), t);
+            self.events.emit("image", "tag", &id, a);
+        }
+        Ok(id)
+    }
+
+    /// `docker tag`.
+    pub async fn tag_image(self: &Arc<Self>, source: &str, target: &str) -> Result<()> {
+        let images = self.images.clone();
+        let (s, t) = (source.to_string(), target.to_string());
+        let id = blocking(move || {
+            images.tag(&s, &t)?;
+            Ok(images.resolve(&s)?.id)
+        })
+        .await?;
+        let mut a = BTreeMap::new();
+        a.insert("name".to_string(), target.to_string());
+        self.events.emit("image", "tag", &id, a);
+        Ok(())
+    }
+
+    /// `docker rmi`.
+    pub async fn remove_image(self: &Arc<Self>, name: &str, force: bool) -> Result<Vec<ImageDeleteResponseItem>> {
+        let images = self.images.clone();
+        let daemon = self.clone();
+        let n = name.to_string();
+        let items = blocking(move || images.remove(&n, force, &|cid| daemon.is_running(cid)).map_err(Error::from)).await?;
+        for item in &items {
+            if let Some(t) = &item.untagged {
+                let mut a = BTreeMap::new();
+                a.insert("name".to_string(), t.clone());
+                self.events.emit("image", "untag", t, a);
+            }
+            if let Some(d) = &item.deleted {
+                self.events.emit("image", "delete", d, BTreeMap::new());
+            }
+        }
+        Ok(items)
+    }
+
+    /// `POST /images/create?fromImage=`: built-in images install locally; everything else needs
+    /// the registry client, which this build does not have yet.
+    pub async fn pull_builtin(self: &Arc<Self>, reference: &str) -> Result<String> {
+        let images = self.images.clone();
+        let r = reference.to_string();
+        let installed = blocking(move || images.install_builtin(&r).map_err(Error::from)).await?;
+        match installed {
+            Some(id) => {
+                let mut a = BTreeMap::new();
+                a.insert("name".to_string(), reference.to_string());
+                self.events.emit("image", "pull", reference, a);
+                Ok(id)
+            }
+            None => Err(Error::not_found(format!(
+                "pull access denied for {reference}: berth cannot reach registries yet (only built-in images such as hello-world can be pulled); use 'berth import' or 'berth load' to add images"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! berthd's services, wired by [`Daemon::new`]: containers (create → start → attach/wait/logs →
+//! stop/kill → remove), images (through berth-image), events, and live restore of containers whose
+//! shims outlived a previous daemon.
+//!
+//! The HTTP edge (the `berthd` binary) parses requests into typed options and calls the methods
+//! here; nothing in this crate knows about HTTP.
+
+pub mod config;
+pub mod container;
+mod daemon;
+pub mod error;
+pub mod events;
+mod images;
+mod shim;
+mod system;
+
+pub use config::{Config, FileConfig};
+pub use daemon::Daemon;
+pub use error::{Error, Result};

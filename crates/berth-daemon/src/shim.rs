@@ -1,0 +1,210 @@
+//! The daemon's side of the shim protocol (see `berth_shim_proto` for the life of a shim):
+//! spawning a shim, talking to it, and the monitor task that relays a running container's output
+//! to the hub and records its exit.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use berth_shim_proto::{self as proto, ExitStatus, FrameKind, Ready, Request, Response};
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use crate::container::{Entry, Output, Status};
+use crate::error::{Error, Result};
+use crate::Daemon;
+
+/// Starts `berth-shim --bundle <bundle>` in its own process group and waits for its `Ready` line.
+pub(crate) async fn spawn(shim_path: &Path, bundle: &Path) -> Result<Ready> {
+    let mut child = tokio::process::Command::new(shim_path)
+        .arg("--bundle")
+        .arg(bundle)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| Error::internal(format!("failed to start shim {}: {e}", shim_path.display())))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    // The shim lives on after it reports; reap it whenever it exits.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| Error::internal(format!("failed to read from shim: {e}")))?;
+    if line.trim().is_empty() {
+        return Err(Error::internal("shim exited before reporting; see runtime.log in the container directory"));
+    }
+    serde_json::from_str(line.trim()).map_err(|e| Error::internal(format!("bad ready line from shim: {e}")))
+}
+
+pub(crate) async fn write_frame(w: &mut (impl AsyncWriteExt + Unpin), kind: FrameKind, payload: &[u8]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(5 + payload.len());
+    buf.extend_from_slice(&proto::header(kind, payload.len()));
+    buf.extend_from_slice(payload);
+    w.write_all(&buf).await
+}
+
+pub(crate) async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
+    let mut h = [0u8; 5];
+    match r.read_exact(&mut h).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let (kind, len) = proto::parse_header(h)?;
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Ok(Some((kind, payload)))
+}
+
+/// Sends one request on a connection and reads the response.
+pub(crate) async fn request(stream: &mut UnixStream, req: &Request) -> std::io::Result<Response> {
+    let body = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+    write_frame(stream, FrameKind::Request, &body).await?;
+    match read_frame(stream).await? {
+        Some((FrameKind::Response, body)) => serde_json::from_slice(&body).map_err(std::io::Error::other),
+        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "shim sent no response")),
+    }
+}
+
+/// One request on a fresh connection.
+pub(crate) async fn call(socket: &Path, req: &Request) -> Result<Response> {
+    let mut s = UnixStream::connect(socket)
+        .await
+        .map_err(|e| Error::internal(format!("cannot reach shim at {}: {e}", socket.display())))?;
+    let resp = request(&mut s, req).await.map_err(|e| Error::internal(format!("shim request failed: {e}")))?;
+    Ok(resp)
+}
+
+/// Opens the attach stream the monitor relays (the daemon holds one per running container).
+pub(crate) async fn attach(socket: &Path, stdin: bool) -> Result<UnixStream> {
+    let mut s = UnixStream::connect(socket)
+        .await
+        .map_err(|e| Error::internal(format!("cannot reach shim at {}: {e}", socket.display())))?;
+    let resp = request(&mut s, &Request::Attach { stdin })
+        .await
+        .map_err(|e| Error::internal(format!("attach to shim failed: {e}")))?;
+    if let Some(e) = resp.error {
+        return Err(Error::internal(format!("attach to shim failed: {e}")));
+    }
+    Ok(s)
+}
+
+/// Relays a run's output to the hub, feeds it stdin, and records the exit when it comes.
+pub(crate) fn monitor(daemon: Arc<Daemon>, entry: Arc<Entry>, stream: UnixStream) {
+    tokio::spawn(async move {
+        let (mut rd, mut wr) = stream.into_split();
+        let stdin_rx = entry.stdin_rx.clone();
+        let feeder = tokio::spawn(async move {
+            let mut rx = stdin_rx.lock().await;
+            while let Some(chunk) = rx.recv().await {
+                let payload = chunk.unwrap_or_default();
+                if write_frame(&mut wr, FrameKind::Stdin, &payload).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut status: Option<ExitStatus> = None;
+        loop {
+            match read_frame(&mut rd).await {
+                Ok(Some((FrameKind::Stdout, b))) => {
+                    let _ = entry.output.send(Output::Stdout(Bytes::from(b)));
+                }
+                Ok(Some((FrameKind::Stderr, b))) => {
+                    let _ = entry.output.send(Output::Stderr(Bytes::from(b)));
+                }
+                Ok(Some((FrameKind::Exit, b))) => {
+                    status = serde_json::from_slice(&b).ok();
+                    break;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        feeder.abort();
+        let _ = feeder.await;
+        let status = match status {
+            Some(s) => s,
+            None => read_exit_file(&daemon.bundle(&entry.id)).await.unwrap_or_else(|| ExitStatus {
+                exit_code: 255,
+                finished_at: berth_types::time::rfc3339_nano(berth_types::time::now_nanos()),
+                oom_killed: false,
+                error: Some("container monitor (berth-shim) exited without reporting a status".into()),
+            }),
+        };
+        daemon.handle_exit(&entry, status).await;
+    });
+}
+
+pub(crate) async fn read_exit_file(bundle: &Path) -> Option<ExitStatus> {
+    let b = tokio::fs::read(bundle.join("exit.json")).await.ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+impl Daemon {
+    /// Records an exit: state, database, `die` event, waiters, and `--rm`.
+    pub(crate) async fn handle_exit(self: &Arc<Self>, entry: &Arc<Entry>, status: ExitStatus) {
+        let finished = berth_types::time::parse_rfc3339(&status.finished_at).unwrap_or_else(berth_types::time::now_nanos);
+        entry.update(|d| {
+            d.state.status = Status::Exited;
+            d.state.pid = 0;
+            d.state.exit_code = status.exit_code as i64;
+            d.state.finished_at = finished;
+            d.state.oom_killed = status.oom_killed;
+            d.state.error = status.error.clone().unwrap_or_default();
+        });
+        if let Err(e) = self.persist(entry) {
+            eprintln!("berthd: failed to record exit of {}: {e}", entry.id);
+        }
+        let _ = entry.output.send(Output::Exit);
+        let mut attrs = self.container_attrs(entry);
+        attrs.insert("exitCode".into(), status.exit_code.to_string());
+        self.events.emit("container", "die", &entry.id, attrs);
+        entry.life.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = status.exit_code as i64;
+        });
+        self.after_exit(entry.clone());
+    }
+
+    /// What follows an exit: removal for `--rm`.
+    fn after_exit(self: &Arc<Self>, entry: Arc<Entry>) {
+        let auto_remove = entry.with(|d| d.host_config.auto_remove.unwrap_or(false));
+        if auto_remove {
+            let daemon = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = daemon.remove_entry(&entry, false, false).await {
+                    if e.kind() != berth_types::ErrorKind::NotFound {
+                        eprintln!("berthd: failed to auto-remove {}: {e}", entry.id);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Reconnects to the shim of a container recorded as running, or records its exit if the shim
+    /// is gone (the container ended while no daemon was watching).
+    pub(crate) async fn restore(self: &Arc<Self>, entry: Arc<Entry>) {
+        let socket = self.shim_socket(&entry.id);
+        let open_stdin = entry.with(|d| d.config.open_stdin.unwrap_or(false));
+        match attach(&socket, open_stdin).await {
+            Ok(stream) => monitor(self.clone(), entry, stream),
+            Err(_) => {
+                let bundle = self.bundle(&entry.id);
+                let status = read_exit_file(&bundle).await.unwrap_or_else(|| ExitStatus {
+                    exit_code: 255,
+                    finished_at: berth_types::time::rfc3339_nano(berth_types::time::now_nanos()),
+                    oom_killed: false,
+                    error: Some("container monitor (berth-shim) is gone and left no exit status".into()),
+                });
+                let _ = berth_sys::mount::unmount(&bundle.join("rootfs"));
+                self.handle_exit(&entry, status).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! `berthd`: dockerd's flags and daemon.json, the Unix socket, and the HTTP routes. Thin: every
+//! route parses its request and calls a `berth_daemon::Daemon` method.
+
+mod http;
+mod routes;
+mod socket;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use berth_daemon::{Config, Daemon, FileConfig};
+use clap::Parser;
+
+/// The berth daemon: serves the Docker Engine API on a Unix socket.
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about, after_help = "Example:\n  berthd -H unix:///run/berth/berth.sock --data-root /var/lib/berth")]
+struct Flags {
+    /// Daemon socket to listen on (unix:///path or a path)
+    #[arg(short = 'H', long = "host")]
+    host: Vec<String>,
+    /// Root directory of persistent state
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root directory of runtime state (sockets)
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// daemon.json to read
+    #[arg(long, default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
+    /// Group that may use the socket (when it exists)
+    #[arg(short = 'G', long)]
+    group: Option<String>,
+    /// File to write the daemon's PID to
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// Parent cgroup of every container
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// Path of the berth-shim binary (default: next to berthd)
+    #[arg(long)]
+    shim: Option<PathBuf>,
+    /// Debug output
+    #[arg(short = 'D', long)]
+    debug: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let file = FileConfig::load(&flags.config_file).map_err(anyhow::Error::msg)?;
+    let data_root = flags.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into());
+    let exec_root = flags.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into());
+    let hosts = if !flags.host.is_empty() {
+        flags.host
+    } else {
+        file.hosts.unwrap_or_else(|| vec![format!("unix://{}", exec_root.join("berth.sock").display())])
+    };
+    let group = flags.group.or(file.group).unwrap_or_else(|| "berth".into());
+    let pidfile = flags.pidfile.or(file.pidfile).unwrap_or_else(|| exec_root.join("berthd.pid"));
+    let shim_path = match flags.shim {
+        Some(p) => p,
+        None => std::env::current_exe()?.parent().context("berthd has no directory")?.join("berth-shim"),
+    };
+    let config = Config {
+        data_root,
+        exec_root: exec_root.clone(),
+        cgroup_parent: flags.cgroup_parent.or(file.cgroup_parent).unwrap_or_else(|| "berth".into()),
+        shim_path,
+        registry_mirrors: file.registry_mirrors,
+        debug: flags.debug || file.debug.unwrap_or(false),
+    };
+    std::fs::create_dir_all(&exec_root).with_context(|| format!("cannot create {}", exec_root.display()))?;
+    let _pid = socket::PidFile::create(&pidfile)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut listeners = Vec::new();
+        for h in &hosts {
+            let path = match h.strip_prefix("unix://") {
+                Some(p) => PathBuf::from(p),
+                None if h.starts_with('/') => PathBuf::from(h),
+                None => bail!("unsupported host {h}: berthd listens on unix sockets only"),
+            };
+            listeners.push((socket::bind(&path, &group)?, path));
+        }
+        let daemon = Daemon::new(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        socket::notify_ready();
+        let mut tasks = Vec::new();
+        for (l, path) in listeners {
+            tasks.push(tokio::spawn(http::serve(l, daemon.clone(), path)));
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        // Containers keep running under their shims (live restore); only the sockets go.
+        for h in &hosts {
+            let p = h.strip_prefix("unix://").unwrap_or(h);
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    })
+}

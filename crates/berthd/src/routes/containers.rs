@@ -1,0 +1,149 @@
+use std::sync::Arc;
+
+use berth_daemon::container::{AttachOptions, CreateOptions, ListOptions, LogsOptions, WaitCondition};
+use berth_daemon::{Daemon, Error};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+use crate::http::{self, Body, Query};
+
+pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>, Error> {
+    let body = http::read_body(req.into_body()).await?;
+    let body = http::parse_json(&body)?;
+    let (id, warnings) = d.create(CreateOptions { name: q.get("name").map(String::from), body }).await?;
+    Ok(http::json(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warnings": warnings })))
+}
+
+pub fn list(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
+    let opts = ListOptions {
+        all: q.bool("all"),
+        limit: q.int("limit")?.filter(|n| *n > 0).map(|n| n as usize),
+        size: q.bool("size"),
+        filters: q.filters()?,
+    };
+    Ok(http::json(StatusCode::OK, &d.list_containers(&opts)?))
+}
+
+pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    Ok(http::json(StatusCode::OK, &d.inspect_container(id, q.bool("size"))?))
+}
+
+pub async fn start(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
+    d.start(id).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn stop(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    d.stop(id, q.int("t")?).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn restart(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    d.restart(id, q.int("t")?).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn kill(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    d.kill(id, q.get("signal")).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// Headers go out at once; the body when the condition is met (the CLI sends `start` only after
+/// it has the headers). A client that leaves early just drops the body.
+pub fn wait(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let cond = WaitCondition::parse(q.get("condition").unwrap_or(""))?;
+    let fut = d.wait(id, cond)?;
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tx.closed() => {}
+            code = fut => {
+                let body = match code {
+                    Ok(c) => serde_json::json!({"Error": null, "StatusCode": c}),
+                    Err(e) => serde_json::json!({"Error": {"Message": e.message}, "StatusCode": -1}),
+                };
+                let mut b = serde_json::to_vec(&body).unwrap_or_default();
+                b.push(b'\n');
+                let _ = tx.send(Bytes::from(b)).await;
+            }
+        }
+    });
+    Ok(http::stream(rx, Some("application/json")))
+}
+
+/// Hijack: subscribe now, answer 101, then run the stream on the upgraded connection.
+pub fn attach(d: &Arc<Daemon>, mut req: Request<Incoming>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let opts = AttachOptions {
+        stream: q.bool("stream"),
+        stdin: q.bool("stdin"),
+        stdout: q.bool("stdout"),
+        stderr: q.bool("stderr"),
+        logs: q.bool("logs"),
+    };
+    let pending = d.attach(id, opts)?;
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(up) => pending.run(TokioIo::new(up)).await,
+            Err(e) => eprintln!("berthd: attach upgrade failed: {e}"),
+        }
+    });
+    Ok(http::upgraded())
+}
+
+pub fn rename(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let name = q.get("name").unwrap_or("");
+    d.rename(id, name)?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let h = q.int("h")?.unwrap_or(0);
+    let w = q.int("w")?.unwrap_or(0);
+    d.resize(id, h as u16, w as u16).await?;
+    Ok(http::empty(StatusCode::OK))
+}
+
+pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let (stdout, stderr) = (q.bool("stdout"), q.bool("stderr"));
+    if !stdout && !stderr {
+        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+    }
+    let tail = match q.get("tail").unwrap_or("all") {
+        "all" | "" => None,
+        n => Some(n.parse::<i64>().map_err(|_| Error::invalid(format!("invalid tail: {n}")))?.max(0) as usize),
+    };
+    let secs = |k: &str| -> Result<i64, Error> {
+        match q.get(k).filter(|s| !s.is_empty()) {
+            None => Ok(0),
+            Some(s) => {
+                let (a, b) = s.split_once('.').unwrap_or((s, "0"));
+                let a: i64 = a.parse().map_err(|_| Error::invalid(format!("invalid {k}: {s}")))?;
+                let mut f: String = b.chars().take(9).collect();
+                while f.len() < 9 {
+                    f.push('0');
+                }
+                Ok(a * 1_000_000_000 + f.parse::<i64>().unwrap_or(0))
+            }
+        }
+    };
+    let opts = LogsOptions {
+        follow: q.bool("follow"),
+        stdout,
+        stderr,
+        since: secs("since")?,
+        until: secs("until")?,
+        timestamps: q.bool("timestamps"),
+        tail,
+    };
+    let rx = d.logs(id, opts)?;
+    Ok(http::stream(rx, None))
+}
+
+pub async fn remove(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    d.remove(id, q.bool("force"), q.bool("v")).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}

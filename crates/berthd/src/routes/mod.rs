@@ -1,0 +1,76 @@
+//! Routing: strip the optional `/vX.Y` prefix, refuse versions above ours, dispatch by method and
+//! path. Each handler parses its request into typed options and calls the daemon.
+
+mod containers;
+mod images;
+mod system;
+
+use std::sync::Arc;
+
+use berth_daemon::{Daemon, Error};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::http::{self, Body, Query};
+
+pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let (version, rest) = berth_api::split_version(&path);
+    if let Some(v) = version {
+        if berth_api::too_new(v) {
+            return http::with_headers(http::message(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "client version {}.{} is too new. Maximum supported API version is {}",
+                    v.0,
+                    v.1,
+                    berth_api::API_VERSION
+                ),
+            ));
+        }
+    }
+    let rest = rest.to_string();
+    let q = Query::parse(req.uri().query());
+    let resp = match route(d, req, &rest, q).await {
+        Ok(r) => r,
+        Err(e) => http::error(&e),
+    };
+    http::with_headers(resp)
+}
+
+async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str, q: Query) -> Result<Response<Body>, Error> {
+    let method = req.method().clone();
+    let trimmed = path.trim_end_matches('/');
+    // Image names contain slashes, so image routes are matched on prefix and suffix.
+    if let Some(r) = trimmed.strip_prefix("/images/") {
+        if !matches!(r, "json" | "create" | "load" | "get" | "search" | "prune") {
+            return images::by_name(d, req, &method, r, q).await;
+        }
+    }
+    let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+    match (&method, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => Ok(system::ping(&method)),
+        (&Method::GET, ["version"]) => Ok(system::version(&d)),
+        (&Method::GET, ["info"]) => Ok(system::info(&d)),
+        (&Method::GET, ["events"]) => system::events(&d, &q),
+
+        (&Method::GET, ["containers", "json"]) => containers::list(&d, &q),
+        (&Method::POST, ["containers", "create"]) => containers::create(&d, req, &q).await,
+        (&Method::GET, ["containers", id, "json"]) => containers::inspect(&d, id, &q),
+        (&Method::POST, ["containers", id, "start"]) => containers::start(&d, id).await,
+        (&Method::POST, ["containers", id, "stop"]) => containers::stop(&d, id, &q).await,
+        (&Method::POST, ["containers", id, "restart"]) => containers::restart(&d, id, &q).await,
+        (&Method::POST, ["containers", id, "kill"]) => containers::kill(&d, id, &q).await,
+        (&Method::POST, ["containers", id, "wait"]) => containers::wait(&d, id, &q),
+        (&Method::POST, ["containers", id, "attach"]) => containers::attach(&d, req, id, &q),
+        (&Method::POST, ["containers", id, "rename"]) => containers::rename(&d, id, &q),
+        (&Method::POST, ["containers", id, "resize"]) => containers::resize(&d, id, &q).await,
+        (&Method::GET, ["containers", id, "logs"]) => containers::logs(&d, id, &q),
+        (&Method::DELETE, ["containers", id]) => containers::remove(&d, id, &q).await,
+
+        (&Method::GET, ["images", "json"]) => images::list(&d, &q),
+        (&Method::POST, ["images", "create"]) => images::create(&d, req, &q).await,
+
+        _ => Ok(http::message(StatusCode::NOT_FOUND, "page not found")),
+    }
+}

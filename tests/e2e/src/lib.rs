@@ -1,0 +1,342 @@
+//! The e2e harness: each test starts its own `berthd` with a private data root, exec root, socket
+//! and cgroup parent, imports a busybox image built from Debian's `busybox-static`, and drives the
+//! daemon with the `berth` CLI, the real `docker` CLI, or docker-py. Dropping the harness removes
+//! every container, stops the daemon, and deletes mounts, cgroups and files it made — also when
+//! the test failed.
+//!
+//! The binaries under test are the workspace's `target/<profile>/{berthd,berth,berth-shim}`
+//! (override with `BERTH_BIN_DIR`); build them first (`cargo build --workspace`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// True when running as root; otherwise prints `skipped: requires root` for the named test.
+pub fn require_root(test: &str) -> bool {
+    if rustix::process::geteuid().is_root() {
+        true
+    } else {
+        eprintln!("skipped: requires root ({test})");
+        false
+    }
+}
+
+/// Directory holding the binaries under test.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("BERTH_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    // tests/e2e → workspace root → target/<profile>
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let exe = std::env::current_exe().unwrap();
+    // current_exe = target/<profile>/deps/<test>-<hash>
+    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf);
+    for d in profile_dir.into_iter().chain([root.join("target/debug"), root.join("target/release")]) {
+        if d.join("berthd").exists() && d.join("berth").exists() && d.join("berth-shim").exists() {
+            return d;
+        }
+    }
+    panic!("berthd/berth/berth-shim not built: run `cargo build --workspace` first (or set BERTH_BIN_DIR)");
+}
+
+/// The result of one command.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Panics with the full output unless the command exited 0.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn out(&self) -> &str {
+        self.stdout.trim_end()
+    }
+}
+
+static BUSYBOX_TAR: OnceLock<PathBuf> = OnceLock::new();
+
+/// A tar of a minimal busybox root filesystem, built once per test process.
+pub fn busybox_tar() -> &'static Path {
+    BUSYBOX_TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-e2e-busybox-{}", std::process::id()));
+        let root = dir.join("rootfs");
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["bin", "etc", "tmp", "root", "proc", "sys", "dev", "home"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("/bin/busybox missing: apt-get install busybox-static");
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+            }
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\nwww:x:33:33:www:/home:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\nwww:x:33:\nstaff:x:50:www\n").unwrap();
+        let tar = dir.join("busybox.tar");
+        let st = Command::new("tar")
+            .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+            .arg(&root)
+            .args(["-cf"])
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar failed");
+        tar
+    })
+}
+
+/// A private berthd.
+pub struct Daemon {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_parent: String,
+    child: Option<Child>,
+    bins: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a daemon with private roots (no images).
+    pub fn start_bare() -> Self {
+        let bins = bin_dir();
+        let root = std::env::temp_dir().join(format!("berth-e2e-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&root).unwrap();
+        let cgroup_parent = format!("berth-e2e-{}-{}", std::process::id(), unique());
+        let mut d = Daemon { socket: root.join("exec/berth.sock"), root, cgroup_parent, child: None, bins };
+        d.spawn();
+        d
+    }
+
+    /// Starts a daemon and imports `busybox:latest`.
+    pub fn start() -> Self {
+        let d = Self::start_bare();
+        d.berth_stdin(&["import", "-", "busybox:latest"], &std::fs::read(busybox_tar()).unwrap()).ok();
+        d
+    }
+
+    /// (Re)starts the berthd process on the same roots.
+    pub fn spawn(&mut self) {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let wfd = {
+            use std::os::fd::AsRawFd;
+            w.as_raw_fd()
+        };
+        // The write end must survive exec: clear its close-on-exec flag.
+        rustix::io::fcntl_setfd(&w, rustix::io::FdFlags::empty()).unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("berthd.log")).unwrap();
+        let child = Command::new(self.bins.join("berthd"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--data-root")
+            .arg(self.root.join("data"))
+            .arg("--exec-root")
+            .arg(self.root.join("exec"))
+            .arg("--config-file")
+            .arg(self.root.join("daemon.json"))
+            .arg("--pidfile")
+            .arg(self.root.join("berthd.pid"))
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .env("BERTH_READY_FD", wfd.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start berthd");
+        drop(w);
+        let mut line = String::new();
+        let mut reader = BufReader::new(std::fs::File::from(r));
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n", "berthd did not become ready; log:\n{}", self.log());
+        self.child = Some(child);
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("berthd.log")).unwrap_or_default()
+    }
+
+    /// Kills the daemon with SIGKILL (containers keep running under their shims).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn cmd(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env("BERTH_HOST", self.host()).env("DOCKER_HOST", self.host()).env_remove("DOCKER_CONFIG");
+        c
+    }
+
+    /// Runs `berth ARGS`.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(&self.bins.join("berth")).args(args).stdin(Stdio::null()).output().unwrap())
+    }
+
+    /// Runs `berth ARGS` with `input` on stdin.
+    pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        run_with_stdin(self.cmd(&self.bins.join("berth")).args(args), input)
+    }
+
+    /// Runs the real docker CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(Path::new(DOCKER)).args(args).stdin(Stdio::null()).output().unwrap())
+    }
+
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Run {
+        run_with_stdin(self.cmd(Path::new(DOCKER)).args(args), input)
+    }
+
+    /// Runs a python3 script with docker-py pointed at this daemon.
+    pub fn python(&self, script: &str) -> Run {
+        let mut c = self.cmd(Path::new("python3"));
+        c.arg("-c").arg(script);
+        Run::from(c.stdin(Stdio::null()).output().unwrap())
+    }
+
+    /// `berth` as a `Command`, for tests that need to hold the process.
+    pub fn berth_command(&self) -> Command {
+        self.cmd(&self.bins.join("berth"))
+    }
+
+    /// Waits (bounded) until `cond` holds, re-checking on each daemon event; for state that
+    /// settles asynchronously, like `--rm` teardown.
+    pub fn eventually(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if cond() {
+                return;
+            }
+            // Block until the next event (or a short bound) instead of sleeping blindly.
+            let _ = self
+                .cmd(&self.bins.join("berth"))
+                .args(["events", "--since", "0s", "--until", "1s"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        panic!("timed out waiting for: {what}");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.berth(&["ps", "-aq", "--no-trunc"]).stdout;
+            for id in ids.split_whitespace() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(c.id() as i32).unwrap(),
+                rustix::process::Signal::TERM,
+            );
+            let _ = c.wait();
+        }
+        // Shims of containers that could not be removed.
+        let _ = Command::new("pkill").arg("-9").arg("-f").arg(format!("berth-shim --bundle {}", self.root.display())).status();
+        // Mounts under our root, deepest first.
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            let root = self.root.to_string_lossy().into_owned();
+            let mut targets: Vec<&str> =
+                mi.lines().filter_map(|l| l.split(' ').nth(4)).filter(|t| t.starts_with(&root)).collect();
+            targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+            for t in targets {
+                let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
+            }
+        }
+        remove_cgroups(&self.cgroup_parent);
+        if std::env::var_os("BERTH_E2E_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Removes `<controller>/<parent>` cgroup directories (children first) on v1 and v2.
+pub fn remove_cgroups(parent: &str) {
+    let mut dirs = Vec::new();
+    for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        if let Ok(rd) = std::fs::read_dir(base) {
+            for c in rd.flatten() {
+                let p = c.path().join(parent);
+                if p.is_dir() {
+                    dirs.push(p);
+                }
+            }
+            let p = Path::new(base).join(parent);
+            if p.is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    for d in dirs {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for c in rd.flatten() {
+                if c.path().is_dir() {
+                    let _ = std::fs::remove_dir(c.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&d);
+    }
+}
+
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// True if the real docker CLI is installed; otherwise says why the test is skipped.
+pub fn have_docker_cli(test: &str) -> bool {
+    if Path::new(DOCKER).exists() {
+        true
+    } else {
+        eprintln!("skipped: {DOCKER} not installed ({test})");
+        false
+    }
+}
+
+fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Run {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
+    Run::from(out)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,54 @@
+//! Live restore: containers outlive a SIGKILLed daemon and a restarted daemon finds them.
+
+#[test]
+fn containers_survive_daemon_kill9() {
+    let mut d = daemon!();
+    let long = d
+        .berth(&["run", "-d", "--name", "long", "busybox", "sh", "-c", "echo before; read x; echo after $x; exit 7"])
+        .ok();
+    let _ = long;
+    let quick = d.berth(&["run", "-d", "--name", "quick", "busybox", "sh", "-c", "trap 'exit 4' TERM; echo q; sleep 60 & wait"]).ok();
+    let _ = quick;
+    d.berth(&["run", "--name", "done", "busybox", "sh", "-c", "exit 5"]);
+    let pid_before = d.berth(&["inspect", "-f", "{{.State.Pid}}", "long"]).ok().out().to_string();
+    d.eventually("quick logged", || d.berth(&["logs", "quick"]).stdout.contains("q"));
+
+    d.kill9();
+    // The container's process is still alive with no daemon.
+    assert!(std::path::Path::new(&format!("/proc/{pid_before}")).exists(), "container died with the daemon");
+    d.spawn();
+
+    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "long"]).ok().out(), format!("running {pid_before}"));
+    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "done"]).ok().out(), "exited 5");
+    assert_eq!(d.berth(&["logs", "quick"]).ok().out(), "q");
+    // stop works on a restored container and its exit code is recorded.
+    d.berth(&["stop", "-t", "5", "quick"]).ok();
+    assert_eq!(d.berth(&["inspect", "-f", "{{.State.ExitCode}}", "quick"]).ok().out(), "4");
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out().lines().count(), 3, "a container was lost or duplicated");
+}
+
+#[test]
+fn exits_while_the_daemon_is_down_are_recorded() {
+    let mut d = daemon!();
+    d.berth(&["run", "-d", "--name", "brief", "busybox", "sh", "-c", "read x; echo got $x; exit 9"]).ok();
+    let pid = d.berth(&["inspect", "-f", "{{.State.Pid}}", "brief"]).ok().out().to_string();
+    d.kill9();
+    // End the container while no daemon watches.
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(&pid).status();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let bundle = d.root.join("data/containers");
+    loop {
+        let done = std::fs::read_dir(&bundle).unwrap().flatten().any(|e| e.path().join("exit.json").exists());
+        if done || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    d.spawn();
+    let state = d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "brief"]).ok();
+    assert_eq!(state.out(), "exited 143");
+    d.berth(&["rm", "brief"]).ok();
+    // No mounts left behind for it.
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(d.root.join("data/containers").to_str().unwrap()), "rootfs mount leaked");
+}
