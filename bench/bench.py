@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""berth benchmarks: `run --rm busybox true` latency (median, p95), exec latency, the memory of
+50 detached containers' monitors (Pss), and the idle daemon's RSS. Compares with Docker and
+Podman on the same image in the same run when they are installed and running.
+
+Usage (as root, from the repository):  python3 bench/bench.py [--runs 30] [--containers 50]
+It builds release binaries, starts a private berthd (temporary roots, its own socket), and
+cleans up after itself. Traffic stays on this machine: containers run with --network none.
+"""
+import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+
+def busybox_tar(work):
+    root = os.path.join(work, "rootfs")
+    os.makedirs(os.path.join(root, "bin"))
+    for d in ("etc", "tmp", "proc", "sys", "dev"):
+        os.makedirs(os.path.join(root, d))
+    shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
+    for applet in sh("/bin/busybox", "--list").stdout.split():
+        if applet != "busybox":
+            os.symlink("busybox", os.path.join(root, "bin", applet))
+    with open(os.path.join(root, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n")
+    tar = os.path.join(work, "busybox.tar")
+    sh("tar", "--numeric-owner", "-C", root, "-cf", tar, ".")
+    return tar
+
+
+def timed(cmd, runs, env=None):
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        samples.append((time.perf_counter() - t) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(round(0.95 * len(samples))) - 1)]
+    return statistics.median(samples), p95
+
+
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def pids_of(name):
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def other_engine(name, tar):
+    """A docker/podman CLI that answers, with busybox imported; None if unavailable."""
+    exe = shutil.which(name)
+    if not exe:
+        return None
+    env = dict(os.environ)
+    env.pop("DOCKER_HOST", None)
+    if subprocess.run([exe, "info"], capture_output=True, env=env).returncode != 0:
+        return None
+    with open(tar, "rb") as f:
+        subprocess.run([exe, "import", "-", "berthbench-busybox:latest"], stdin=f, capture_output=True, check=True, env=env)
+    return exe, env
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--containers", type=int, default=50)
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench needs root")
+    sh("cargo", "build", "--release", "--quiet", cwd=ROOT)
+    bins = os.path.join(ROOT, "target/release")
+    work = tempfile.mkdtemp(prefix="berth-bench-")
+    sock = os.path.join(work, "exec/berth.sock")
+    env = dict(os.environ, BERTH_HOST="unix://" + sock)
+    berth = os.path.join(bins, "berth")
+    r, w = os.pipe()
+    os.set_inheritable(w, True)
+    daemon = subprocess.Popen(
+        [os.path.join(bins, "berthd"), "-H", "unix://" + sock, "--data-root", work + "/data", "--exec-root", work + "/exec",
+         "--config-file", work + "/daemon.json", "--pidfile", work + "/berthd.pid", "--cgroup-parent", "berth-bench"],
+        env=dict(os.environ, BERTH_READY_FD=str(w)), pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=open(work + "/berthd.log", "w"))
+    os.close(w)
+    assert os.read(r, 6) == b"ready\n", "berthd did not start"
+    results = []
+    try:
+        tar = busybox_tar(work)
+        with open(tar, "rb") as f:
+            subprocess.run([berth, "import", "-", "busybox:latest"], stdin=f, env=env, check=True, capture_output=True)
+        time.sleep(0.5)  # let the daemon settle before reading its idle memory
+        idle = rss_kb(daemon.pid)
+        subprocess.run([berth, "run", "--rm", "--network", "none", "busybox", "true"], env=env, check=True)
+        med, p95 = timed([berth, "run", "--rm", "--network", "none", "busybox", "true"], a.runs, env)
+        results.append(("berth", med, p95))
+        print(f"berth   run --rm busybox true: median {med:.1f} ms, p95 {p95:.1f} ms ({a.runs} runs)")
+        for name in ("docker", "podman"):
+            eng = other_engine(name, tar)
+            if eng is None:
+                print(f"{name:7} not installed or not running: skipped")
+                continue
+            exe, oenv = eng
+            cmd = [exe, "run", "--rm", "--network", "none", "berthbench-busybox", "true"]
+            subprocess.run(cmd, env=oenv, check=True, capture_output=True)
+            m, p = timed(cmd, a.runs, oenv)
+            results.append((name, m, p))
+            print(f"{name:7} run --rm busybox true: median {m:.1f} ms, p95 {p:.1f} ms -> berth is {m / med:.1f}x faster")
+        # exec latency on a running container.
+        cid = sh(berth, "run", "-d", "--network", "none", "busybox", "sleep", "600", env=env).stdout.strip()
+        if subprocess.run([berth, "exec", cid, "true"], env=env, capture_output=True).returncode == 0:
+            em, ep = timed([berth, "exec", cid, "true"], a.runs, env)
+            print(f"berth   exec CONTAINER true: median {em:.1f} ms, p95 {ep:.1f} ms")
+        else:
+            print("berth   exec: not available in this build")
+        # Monitors' memory.
+        ids = [cid]
+        for _ in range(a.containers - 1):
+            ids.append(sh(berth, "run", "-d", "--network", "none", "busybox", "sleep", "600", env=env).stdout.strip())
+        shims = [p for p in pids_of("berth-shim")]
+        pss = [pss_kb(p) for p in shims]
+        if pss:
+            print(f"berth-shim Pss: mean {statistics.mean(pss):.0f} kB, max {max(pss)} kB over {len(pss)} monitors")
+        print(f"berthd idle RSS: {idle / 1024:.1f} MB; with {len(ids)} containers: {rss_kb(daemon.pid) / 1024:.1f} MB")
+        for c in ids:
+            subprocess.run([berth, "rm", "-f", c], env=env, capture_output=True)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait()
+        subprocess.run(["pkill", "-9", "-f", f"berth-shim --bundle {work}"], capture_output=True)
+        for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
+            t = line.split()[4]
+            if t.startswith(work):
+                subprocess.run(["umount", "-l", t], capture_output=True)
+        for base in os.listdir("/sys/fs/cgroup"):
+            p = os.path.join("/sys/fs/cgroup", base, "berth-bench")
+            if os.path.isdir(p):
+                for c in os.listdir(p):
+                    if os.path.isdir(os.path.join(p, c)):
+                        try:
+                            os.rmdir(os.path.join(p, c))
+                        except OSError:
+                            pass
+                try:
+                    os.rmdir(p)
+                except OSError:
+                    pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
