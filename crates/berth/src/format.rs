@@ -1,0 +1,403 @@
+//! Human units, times and table layout exactly as the docker CLI renders them
+//! (go-units `HumanSize`/`HumanDuration`, Go's `text/tabwriter`, `strconv.Quote`, `time.Time.String`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Go's `fmt.Sprintf("%.*g", prec, v)`.
+pub fn go_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let prec = prec.max(1);
+    let e = format!("{:.*e}", prec - 1, v);
+    let (mant, exp) = e.split_once('e').expect("exponent format");
+    let exp: i32 = exp.parse().expect("exponent");
+    if exp < -4 || exp >= prec as i32 {
+        let mant = strip_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        strip_zeros(&format!("{v:.decimals$}")).to_owned()
+    }
+}
+
+fn strip_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// go-units `HumanSizeWithPrecision` (decimal units).
+pub fn human_size_prec(size: f64, prec: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = size;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, prec), UNITS[i])
+}
+
+/// What `docker images` / `docker ps -s` show: three significant digits.
+pub fn human_size(size: i64) -> String {
+    human_size_prec(size as f64, 3)
+}
+
+/// go-units `HumanDuration`.
+pub fn human_duration(secs_f: f64) -> String {
+    let seconds = secs_f as i64;
+    let minutes = (secs_f / 60.0) as i64;
+    let hours_r = (secs_f / 3600.0 + 0.5) as i64;
+    if seconds < 1 {
+        "Less than a second".into()
+    } else if seconds == 1 {
+        "1 second".into()
+    } else if seconds < 60 {
+        format!("{seconds} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours_r == 1 {
+        "About an hour".into()
+    } else if hours_r < 48 {
+        format!("{hours_r} hours")
+    } else if hours_r < 24 * 7 * 2 {
+        format!("{} days", hours_r / 24)
+    } else if hours_r < 24 * 30 * 2 {
+        format!("{} weeks", hours_r / 24 / 7)
+    } else if hours_r < 24 * 365 * 2 {
+        format!("{} months", hours_r / 24 / 30)
+    } else {
+        format!("{} years", (secs_f / 3600.0) as i64 / 24 / 365)
+    }
+}
+
+pub fn now_f64() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// `HumanDuration(now - t) + " ago"` for a unix-seconds timestamp.
+pub fn ago(unix: i64) -> String {
+    format!("{} ago", human_duration(now_f64() - unix as f64))
+}
+
+/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn ymdhms(unix: i64) -> (i64, u32, u32, i64, i64, i64) {
+    let (y, mo, d) = civil_from_days(unix.div_euclid(86400));
+    let s = unix.rem_euclid(86400);
+    (y, mo, d, s / 3600, s / 60 % 60, s % 60)
+}
+
+/// Go's `time.Unix(t, 0).String()` in UTC: `2026-11-22 19:59:07 +0000 UTC`.
+pub fn go_time_string(unix: i64) -> String {
+    let (y, mo, d, h, mi, s) = ymdhms(unix);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
+}
+
+/// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `RFC3339Nano`).
+pub fn rfc3339_nano(unix: i64, nanos: u32) -> String {
+    let (y, mo, d, h, mi, s) = ymdhms(unix);
+    let frac = if nanos == 0 { String::new() } else { format!(".{nanos:09}").trim_end_matches('0').to_owned() };
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")
+}
+
+/// Parses an RFC 3339 timestamp (`2026-11-22T19:54:07.07Z`, `…+01:00`) into (unix secs, nanos).
+pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(r) = rest.strip_prefix('.') {
+        let digits: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
+        rest = &r[digits.len()..];
+        let mut padded = digits.clone();
+        padded.truncate(9);
+        while padded.len() < 9 {
+            padded.push('0');
+        }
+        nanos = padded.parse().ok()?;
+    }
+    let offset = match rest {
+        "Z" | "z" | "" => 0,
+        _ => {
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            let hh: i64 = rest.get(1..3)?.parse().ok()?;
+            let mm: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (hh * 3600 + mm * 60)
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some((days * 86400 + h * 3600 + mi * 60 + se - offset, nanos))
+}
+
+/// Go's `strconv.Quote` (printable Unicode is kept as is).
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\x0b' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// docker's `formatter.Ellipsis` for ASCII-width strings.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if max == 0 {
+        return String::new();
+    }
+    if n <= max {
+        return s.to_owned();
+    }
+    if max == 1 {
+        return s.chars().take(1).collect();
+    }
+    let mut t: String = s.chars().take(max - 1).collect();
+    t.push('…');
+    t
+}
+
+/// `stringid.TruncateID`: drop an algorithm prefix, keep 12 characters.
+pub fn truncate_id(id: &str) -> String {
+    let id = id.split_once(':').map(|(_, r)| r).unwrap_or(id);
+    id.chars().take(12).collect()
+}
+
+/// Go's `text/tabwriter` with docker's settings (minwidth 10, tabwidth 1, padding 3, ' ').
+pub fn tabwrite(text: &str) -> String {
+    tabwrite_with(text, 10, 3)
+}
+
+pub fn tabwrite_with(text: &str, minwidth: usize, padding: usize) -> String {
+    let ends_nl = text.ends_with('\n');
+    let body = if ends_nl { &text[..text.len() - 1] } else { text };
+    let lines: Vec<Vec<&str>> = body.split('\n').map(|l| l.split('\t').collect()).collect();
+    let mut out = String::new();
+    let mut widths = Vec::new();
+    format_block(&lines, 0, lines.len(), &mut widths, minwidth, padding, &mut out);
+    if !ends_nl && out.ends_with('\n') {
+        out.pop();
+    }
+    out
+}
+
+fn cell_width(s: &str) -> usize {
+    s.chars().count()
+}
+
+fn format_block(
+    lines: &[Vec<&str>],
+    mut line0: usize,
+    line1: usize,
+    widths: &mut Vec<usize>,
+    minwidth: usize,
+    padding: usize,
+    out: &mut String,
+) {
+    let column = widths.len();
+    let mut this = line0;
+    while this < line1 {
+        if column + 1 >= lines[this].len() {
+            this += 1;
+            continue;
+        }
+        write_lines(lines, line0, this, widths, out);
+        line0 = this;
+        let mut width = minwidth;
+        while this < line1 && column + 1 < lines[this].len() {
+            width = width.max(cell_width(lines[this][column]) + padding);
+            this += 1;
+        }
+        widths.push(width);
+        format_block(lines, line0, this, widths, minwidth, padding, out);
+        widths.pop();
+        line0 = this;
+    }
+    write_lines(lines, line0, line1, widths, out);
+}
+
+fn write_lines(lines: &[Vec<&str>], from: usize, to: usize, widths: &[usize], out: &mut String) {
+    for line in &lines[from..to] {
+        for (j, c) in line.iter().enumerate() {
+            out.push_str(c);
+            if j < widths.len() && j + 1 < line.len() {
+                for _ in cell_width(c)..widths[j] {
+                    out.push(' ');
+                }
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// Go's `json.Indent(dst, src, "", "    ")` over raw JSON bytes: keeps key order, number text
+/// and escapes exactly as the daemon sent them.
+pub fn json_indent(src: &[u8]) -> String {
+    let mut out = Vec::with_capacity(src.len() * 2);
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    let mut need_indent = false; // just opened a container
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        for _ in 0..depth {
+            out.extend_from_slice(b"    ");
+        }
+    };
+    for &c in src {
+        if in_str {
+            out.push(c);
+            if esc {
+                esc = false;
+            } else if c == b'\\' {
+                esc = true;
+            } else if c == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        }
+        if need_indent && c != b']' && c != b'}' {
+            need_indent = false;
+            depth += 1;
+            newline(&mut out, depth);
+        }
+        match c {
+            b'"' => {
+                in_str = true;
+                out.push(c);
+            }
+            b'{' | b'[' => {
+                out.push(c);
+                need_indent = true;
+            }
+            b',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            b'}' | b']' => {
+                if need_indent {
+                    need_indent = false; // empty container stays compact
+                } else {
+                    depth = depth.saturating_sub(1);
+                    newline(&mut out, depth);
+                }
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_go_units() {
+        assert_eq!(human_size(1984132), "1.98MB");
+        assert_eq!(human_size(4096), "4.1kB");
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(123_456_789), "123MB");
+        assert_eq!(human_size(999_999), "1e+03kB");
+        assert_eq!(human_size_prec(1984132.0, 4), "1.984MB");
+    }
+
+    #[test]
+    fn durations_match_go_units() {
+        assert_eq!(human_duration(0.4), "Less than a second");
+        assert_eq!(human_duration(1.0), "1 second");
+        assert_eq!(human_duration(59.0), "59 seconds");
+        assert_eq!(human_duration(60.0), "About a minute");
+        assert_eq!(human_duration(150.0), "2 minutes");
+        assert_eq!(human_duration(3600.0), "About an hour");
+        assert_eq!(human_duration(3.0 * 3600.0), "3 hours");
+        assert_eq!(human_duration(3.0 * 86400.0), "3 days");
+        assert_eq!(human_duration(20.0 * 86400.0), "2 weeks");
+        assert_eq!(human_duration(90.0 * 86400.0), "3 months");
+        assert_eq!(human_duration(56.0 * 365.25 * 86400.0), "56 years");
+    }
+
+    #[test]
+    fn times_round_trip() {
+        let (s, n) = parse_rfc3339("2026-11-22T19:54:07.070461023Z").unwrap();
+        assert_eq!(rfc3339_nano(s, n), "2026-11-22T19:54:07.070461023Z");
+        assert_eq!(go_time_string(s), "2026-11-22 19:54:07 +0000 UTC");
+        assert_eq!(parse_rfc3339("2026-11-22T20:54:07+01:00").unwrap().0, s);
+        assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn commands_are_quoted_and_truncated_like_ps() {
+        let c = "sh -c 'echo started; echo warn >&2; sleep 100'";
+        assert_eq!(go_quote(&ellipsis(c, 20)), "\"sh -c 'echo started…\"");
+        assert_eq!(go_quote("a\"b\\\n"), "\"a\\\"b\\\\\\n\"");
+        assert_eq!(truncate_id("sha256:6a85aabbccddeeff0011"), "6a85aabbccdd");
+    }
+
+    #[test]
+    fn tabwriter_pads_like_go() {
+        let t = tabwrite("A\tBB\tC\nxxxxxxxxxxxx\ty\tz\n");
+        assert_eq!(t, "A              BB        C\nxxxxxxxxxxxx   y         z\n");
+    }
+
+    #[test]
+    fn json_is_indented_like_go() {
+        let s = json_indent(b"[{\"a\":1,\"b\":[],\"c\":{\"d\":\"x,y\"},\"e\":[1,2]}]\n");
+        assert_eq!(
+            s,
+            "[\n    {\n        \"a\": 1,\n        \"b\": [],\n        \"c\": {\n            \"d\": \"x,y\"\n        },\n        \"e\": [\n            1,\n            2\n        ]\n    }\n]"
+        );
+    }
+}

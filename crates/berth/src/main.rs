@@ -1,0 +1,204 @@
+//! `berth`: a docker-compatible command line that speaks only the Docker Engine API.
+#![recursion_limit = "256"]
+
+mod autostart;
+mod client;
+mod commands;
+mod format;
+mod json;
+mod stream;
+mod template;
+
+use clap::{Parser, Subcommand};
+
+use commands::*;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    about = "A self-sufficient runtime for containers",
+    override_usage = "berth [OPTIONS] COMMAND",
+    disable_help_subcommand = true,
+    disable_version_flag = true,
+    after_help = "Run 'berth COMMAND --help' for more information on a command."
+)]
+struct Cli {
+    /// Daemon socket to connect to (unix:///path)
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    host: Option<String>,
+    /// Enable debug mode
+    #[arg(short = 'D', long = "debug")]
+    debug: bool,
+    /// Set the logging level ("debug", "info", "warn", "error", "fatal")
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show the Docker-compatible version information
+    Version(version::Args),
+    /// Display system-wide information
+    Info(info::Args),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(import::Args),
+    /// List images
+    Images(images::Args),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::Args),
+    /// Remove one or more images
+    Rmi(rmi::Args),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Create a new container
+    Create(create::Args),
+    /// Create and run a new container from an image
+    Run(run::Args),
+    /// Start one or more stopped containers
+    Start(start::Args),
+    /// List containers
+    Ps(ps::Args),
+    /// Stop one or more running containers
+    Stop(stop::Args),
+    /// Kill one or more running containers
+    Kill(kill::Args),
+    /// Remove one or more containers
+    Rm(rm::Args),
+    /// Fetch the logs of a container
+    Logs(logs::Args),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::Args),
+    /// Return low-level information on objects
+    Inspect(inspect::Args),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    #[command(name = autostart::LAUNCH_ARG, hide = true)]
+    Launch { berthd: String },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// List images
+    #[command(name = "ls", visible_alias = "list")]
+    Ls(images::Args),
+    /// Remove one or more images
+    Rm(rmi::Args),
+    /// Display detailed information on one or more images
+    Inspect(inspect::ImageArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(import::Args),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::Args),
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// List containers
+    #[command(name = "ls", visible_aliases = ["list", "ps"])]
+    Ls(ps::Args),
+    /// Create a new container
+    Create(create::Args),
+    /// Create and run a new container from an image
+    Run(run::Args),
+    /// Start one or more stopped containers
+    Start(start::Args),
+    /// Stop one or more running containers
+    Stop(stop::Args),
+    /// Kill one or more running containers
+    Kill(kill::Args),
+    /// Remove one or more containers
+    Rm(rm::Args),
+    /// Fetch the logs of a container
+    Logs(logs::Args),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::Args),
+    /// Display detailed information on one or more containers
+    Inspect(inspect::ContainerArgs),
+}
+
+fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
+    match cmd {
+        Cmd::Version(a) => version::run(ctx, a),
+        Cmd::Info(a) => info::run(ctx, a),
+        Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => import::run(ctx, a),
+        Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images::run(ctx, a),
+        Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => tag::run(ctx, a),
+        Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => rmi::run(ctx, a),
+        Cmd::Image(ImageCmd::Inspect(a)) => inspect::run_image(ctx, a),
+        Cmd::Create(a) | Cmd::Container(ContainerCmd::Create(a)) => create::run(ctx, a),
+        Cmd::Run(a) | Cmd::Container(ContainerCmd::Run(a)) => run::run(ctx, a),
+        Cmd::Start(a) | Cmd::Container(ContainerCmd::Start(a)) => start::run(ctx, a),
+        Cmd::Ps(a) | Cmd::Container(ContainerCmd::Ls(a)) => ps::run(ctx, a),
+        Cmd::Stop(a) | Cmd::Container(ContainerCmd::Stop(a)) => stop::run(ctx, a),
+        Cmd::Kill(a) | Cmd::Container(ContainerCmd::Kill(a)) => kill::run(ctx, a),
+        Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => rm::run(ctx, a),
+        Cmd::Logs(a) | Cmd::Container(ContainerCmd::Logs(a)) => logs::run(ctx, a),
+        Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => wait::run(ctx, a),
+        Cmd::Inspect(a) => inspect::run(ctx, a),
+        Cmd::Container(ContainerCmd::Inspect(a)) => inspect::run_container(ctx, a),
+        Cmd::Launch { berthd } => autostart::launch(&berthd),
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    std::process::exit(0)
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+                    let _ = e.print();
+                    std::process::exit(1)
+                }
+                _ => {
+                    let _ = e.print();
+                    std::process::exit(125)
+                }
+            }
+        }
+    };
+    let _ = (cli.debug, cli.log_level);
+    if cli.version {
+        println!("berth version {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let Some(cmd) = cli.cmd else {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return;
+    };
+    let code = match client::Client::from_host(cli.host.as_deref()) {
+        Ok(client) => {
+            let ctx = Ctx { client };
+            match dispatch(&ctx, cmd) {
+                Ok(code) => code,
+                Err(e) => report(e),
+            }
+        }
+        Err(e) => report(e),
+    };
+    std::process::exit(code)
+}
+
+/// Prints an error as docker does and picks the exit status.
+fn report(e: anyhow::Error) -> i32 {
+    if let Some(s) = e.downcast_ref::<StatusError>() {
+        if !s.msg.is_empty() {
+            eprintln!("{}", s.msg);
+        }
+        return s.code;
+    }
+    eprintln!("{e:#}");
+    1
+}
