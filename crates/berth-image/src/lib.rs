@@ -1,1 +1,340 @@
-//! placeholder during bring-up
+//! The image service: what berthd calls for everything about images and container root
+//! filesystems. All calls are blocking; [`ImageService`] is `Send + Sync`.
+//!
+//! # Model (docker/OCI)
+//! - An image is its **config** document ([`config::ConfigFile`]), stored as a blob; the image ID
+//!   is `sha256(config bytes)`.
+//! - A **layer** is an uncompressed tar, stored once as a blob named by its digest (the *diff ID*),
+//!   plus its unpacked committed snapshot, named by its **chain ID**:
+//!   `chainID(1) = diffID(1)`, `chainID(n) = sha256(chainID(n-1) + " " + diffID(n))`. Images that
+//!   share a layer chain share the snapshots and the `layers` rows.
+//! - A **tag** maps a normalised reference (`docker.io/library/busybox:latest`) to an image ID.
+//! - A **container's root filesystem** is an active snapshot keyed by the container ID on top of
+//!   the image's top layer.
+//!
+//! # On-disk layout
+//! ```text
+//! <data-root>/content/…     berth-content (configs and layer tars)
+//! <data-root>/snapshots/…   berth-snapshot (unpacked layers, container rw layers)
+//! berth.db                  berth-meta (images, image_layers, layers, tags, containers)
+//! ```
+//!
+//! # Crash consistency
+//! Creating: blobs and snapshots first (each crash-safe on its own), the database rows last in
+//! one transaction; a crash before the transaction leaves only unreferenced files, which
+//! [`ImageService::open`] deletes (`extract-*` snapshots, committed snapshots no layer row
+//! names, container snapshots no container row names, blobs nothing names). Deleting: the rows
+//! first, then the files.
+
+mod changes;
+pub mod config;
+mod create;
+mod glob;
+mod query;
+mod remove;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use berth_content::{ContentError, ContentStore};
+use berth_meta::{Db, MetaError};
+use berth_snapshot::{ApplyError, Kind, Overlay, SnapshotError, Snapshotter};
+use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
+
+pub use config::ConfigFile;
+
+/// Docker's limit on the number of layers of an image.
+pub const MAX_LAYERS: usize = 127;
+
+/// Errors of the image service. Messages are docker's where docker has one.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No image by that name or ID.
+    #[error("No such image: {0}")]
+    NotFound(String),
+    /// A malformed reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// A bad argument (digest tag, bad change, too many layers, …).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The operation conflicts with the state (image in use, …).
+    #[error("{0}")]
+    Conflict(String),
+    /// The layer tar was refused or could not be applied.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// The snapshotter failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The database failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    /// A stored config cannot be parsed.
+    #[error("corrupt config of image {id}: {err}")]
+    CorruptConfig {
+        /// The image.
+        id: String,
+        /// The parse error.
+        err: serde_json::Error,
+    },
+    /// Reading the input stream failed.
+    #[error("failed to read {what}: {err}")]
+    Read {
+        /// What was being read.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        err: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Reference(_) | Error::InvalidArgument(_) | Error::Read { .. } => ErrorKind::InvalidArgument,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Apply(e) => e.kind(),
+            Error::Content(e) => e.kind(),
+            Error::Snapshot(e) => e.kind(),
+            Error::Meta(e) => e.kind(),
+            Error::CorruptConfig { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// `docker import` options.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// `repo[:tag]` to tag the new image with.
+    pub repo_tag: Option<String>,
+    /// Dockerfile lines applied to the config (`CMD ["sh"]`, `ENV A=b`, …).
+    pub changes: Vec<String>,
+    /// History comment; docker's default is `Imported from -`.
+    pub message: String,
+}
+
+/// `GET /images/json` options.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Include intermediate images.
+    pub all: bool,
+    /// `dangling`, `reference`, `label`, `before`, `since`.
+    pub filters: BTreeMap<String, Vec<String>>,
+}
+
+/// A resolved image, with what the daemon needs to create a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// `sha256:<64hex>`.
+    pub id: String,
+    /// Familiar tags (`busybox:latest`), sorted.
+    pub repo_tags: Vec<String>,
+    /// The container defaults.
+    pub config: ImageConfig,
+    /// RFC 3339 creation time.
+    pub created: String,
+}
+
+/// The container defaults an image carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub env: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub working_dir: String,
+    pub user: String,
+    pub labels: BTreeMap<String, String>,
+    pub exposed_ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+}
+
+impl From<&config::ContainerConfig> for ImageConfig {
+    fn from(c: &config::ContainerConfig) -> Self {
+        ImageConfig {
+            env: c.env.clone().unwrap_or_default(),
+            cmd: c.cmd.clone(),
+            entrypoint: c.entrypoint.clone(),
+            working_dir: c.working_dir.clone(),
+            user: c.user.clone(),
+            labels: c.labels.clone().unwrap_or_default(),
+            exposed_ports: c.exposed_ports.iter().flatten().map(|(k, _)| k.clone()).collect(),
+            volumes: c.volumes.iter().flatten().map(|(k, _)| k.clone()).collect(),
+            stop_signal: c.stop_signal.clone(),
+        }
+    }
+}
+
+/// The image service.
+#[derive(Debug)]
+pub struct ImageService {
+    content: ContentStore,
+    snapshots: Overlay,
+    db: Db,
+    /// Serialises changes to layers and images (create vs delete races); reads take no lock.
+    state: Mutex<()>,
+}
+
+impl ImageService {
+    /// Opens the service on `<data_root>/content` and `<data_root>/snapshots` with `db`, and
+    /// deletes what a crash left unreferenced.
+    pub fn open(data_root: &Path, db: Db) -> Result<Self, Error> {
+        let content = ContentStore::open(data_root.join("content"))?;
+        let snapshots = Overlay::new(data_root.join("snapshots"))?;
+        let svc = ImageService { content, snapshots, db, state: Mutex::new(()) };
+        svc.reconcile()?;
+        Ok(svc)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes snapshots and blobs that no row names (leftovers of interrupted operations).
+    fn reconcile(&self) -> Result<(), Error> {
+        let _g = self.lock();
+        let layers = self.db.layers()?;
+        let layer_keys: HashSet<&str> = layers.iter().map(|l| l.snapshot_key.as_str()).collect();
+        let containers: HashSet<String> = self.db.list_containers()?.into_iter().map(|c| c.id).collect();
+        // Children before parents: repeat until nothing more can go.
+        loop {
+            let mut removed = false;
+            for (key, info) in self.snapshots.list()? {
+                let orphan = match info.kind {
+                    Kind::Committed => !layer_keys.contains(key.as_str()),
+                    Kind::Active | Kind::View => !containers.contains(&key),
+                };
+                if orphan && self.snapshots.remove(&key).is_ok() {
+                    removed = true;
+                }
+            }
+            if !removed {
+                break;
+            }
+        }
+        let mut keep: HashSet<String> = self.db.images()?.into_iter().map(|i| i.id).collect();
+        keep.extend(layers.into_iter().map(|l| l.diff_id));
+        for blob in self.content.list()? {
+            if !keep.contains(blob.as_str()) {
+                let _ = self.content.delete(&blob);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds an image ID: a name (normalised), a full ID, `sha256:` + ID, or a unique ID prefix.
+    fn find(&self, name_or_id: &str) -> Result<String, Error> {
+        let s = name_or_id;
+        let not_found = || Error::NotFound(s.to_string());
+        if let Some(hex) = s.strip_prefix("sha256:") {
+            if !id::is_hex_prefix(hex) {
+                return Err(not_found());
+            }
+            return self.find_prefix(hex, s);
+        }
+        if id::is_full_id(s) {
+            return self.find_prefix(s, s);
+        }
+        let r = Reference::parse(s)?;
+        if let Some(found) = self.db.tag_target(&r.to_string())? {
+            return Ok(found);
+        }
+        if id::is_hex_prefix(s) {
+            if let Ok(found) = self.find_prefix(s, s) {
+                return Ok(found);
+            }
+        }
+        Err(Error::NotFound(r.familiar()))
+    }
+
+    fn find_prefix(&self, hex: &str, shown: &str) -> Result<String, Error> {
+        let ids = self.db.image_ids_with_prefix(hex, 2)?;
+        match ids.len() {
+            1 => Ok(ids.into_iter().next().expect("one id")),
+            0 => Err(Error::NotFound(shown.to_string())),
+            _ => Err(Error::NotFound(format!("{shown} (the short ID is ambiguous: more than one image starts with it)"))),
+        }
+    }
+
+    /// Reads and parses an image's config blob.
+    pub fn config_file(&self, image_id: &str) -> Result<ConfigFile, Error> {
+        let digest = Digest::parse(image_id).map_err(|_| Error::NotFound(image_id.to_string()))?;
+        let bytes = self.content.read(&digest)?;
+        serde_json::from_slice(&bytes).map_err(|err| Error::CorruptConfig { id: image_id.to_string(), err })
+    }
+
+    fn familiar_tags(&self, image_id: &str) -> Result<Vec<String>, Error> {
+        let mut tags: Vec<String> = self
+            .db
+            .tags_of(image_id)?
+            .iter()
+            .map(|t| Reference::parse(t).map(|r| r.familiar()).unwrap_or_else(|_| t.clone()))
+            .collect();
+        tags.sort();
+        Ok(tags)
+    }
+
+    /// Resolves a name, full ID, `sha256:` ID or unique short-ID prefix to an image.
+    pub fn resolve(&self, name_or_id: &str) -> Result<Image, Error> {
+        let id = self.find(name_or_id)?;
+        let cfg = self.config_file(&id)?;
+        Ok(Image { repo_tags: self.familiar_tags(&id)?, config: ImageConfig::from(&cfg.config), created: cfg.created, id })
+    }
+
+    /// `docker tag source target`.
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), Error> {
+        let id = self.find(source)?;
+        let r = Reference::parse(target)?;
+        if r.digest().is_some() {
+            return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
+        }
+        let _g = self.lock();
+        self.db.set_tag(&r.to_string(), &id, &now_rfc3339())?;
+        Ok(())
+    }
+
+    /// A container's root filesystem: a new active snapshot keyed by `container_id` on top of the
+    /// image's layers. Returns the mounts the shim performs.
+    pub fn prepare_rootfs(&self, image_id: &str, container_id: &str) -> Result<Vec<Mount>, Error> {
+        let id = self.find(image_id)?;
+        let _g = self.lock();
+        let layers = self.db.image_layers(&id)?;
+        let parent = layers.last().map(|l| l.snapshot_key.as_str());
+        Ok(self.snapshots.prepare(container_id, parent)?)
+    }
+
+    /// The mounts of a container's root filesystem, again (for a restart).
+    pub fn rootfs_mounts(&self, container_id: &str) -> Result<Vec<Mount>, Error> {
+        Ok(self.snapshots.mounts(container_id)?)
+    }
+
+    /// Deletes a container's rw layer (after the shim unmounted it).
+    pub fn remove_rootfs(&self, container_id: &str) -> Result<(), Error> {
+        Ok(self.snapshots.remove(container_id)?)
+    }
+
+    /// Bytes in a container's rw layer.
+    pub fn rw_size(&self, container_id: &str) -> Result<u64, Error> {
+        Ok(self.snapshots.usage(container_id)?)
+    }
+
+    /// The directory holding a container's rw layer (`<data-root>/snapshots/<n>`), for inspect's
+    /// `GraphDriver.Data` (`UpperDir` = `<dir>/fs`, `WorkDir` = `<dir>/work`).
+    pub fn rootfs_dir(&self, container_id: &str) -> Result<std::path::PathBuf, Error> {
+        Ok(self.snapshots.dir(container_id)?)
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    berth_types::time::rfc3339_nano(berth_types::time::now_nanos())
+}
+
+#[cfg(test)]
+mod tests;
