@@ -33,9 +33,9 @@ pub enum Stdio {
     Pty(OwnedFd),
 }
 
-/// A created, not yet started container.
+/// A created, not yet started container. Everything here is a plain fd or value, so that it
+/// survives the shim re-executing itself into its small monitor image (see `main.rs`).
 pub struct Created {
-    pub container: Container,
     pub pid: i32,
     /// Readable when the init exits.
     pub pidfd: OwnedFd,
@@ -144,7 +144,7 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path) -> Result<Crea
     let mut ours: Option<(Option<OwnedFd>, OwnedFd, OwnedFd)> = None;
     if tty {
         let _ = std::fs::remove_file(&console);
-        let l = UnixListener::bind(&console).map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
+        let l = bind_short(bundle, "console.sock").map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
         console_listener = Some(l);
         builder = builder.with_console_socket(Some(&console));
     } else {
@@ -208,8 +208,17 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path) -> Result<Crea
     if cfg.loopback_up {
         loopback_up(pid).map_err(|e| Failure::new(format!("bring up lo in the container: {e}")))?;
     }
-    let container = created.container.take().expect("container is set");
-    Ok(Created { container, pid, pidfd, stdio, listener, cgroup_path })
+    // Success: the container stays; from here on the monitor owns its lifecycle.
+    created.container = None;
+    Ok(Created { pid, pidfd, stdio, listener, cgroup_path })
+}
+
+/// Binds a Unix socket `name` in `dir` through `/proc/self/fd/<dirfd>/`, so a long bundle path
+/// cannot overflow `sun_path` (108 bytes).
+fn bind_short(dir: &Path, name: &str) -> std::io::Result<UnixListener> {
+    let d = std::fs::File::open(dir)?;
+    use std::os::fd::AsRawFd;
+    UnixListener::bind(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()))
 }
 
 /// Undoes a half-finished create when a step after libcontainer's create fails.

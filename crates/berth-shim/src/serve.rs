@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use berth_shim_proto::{parse_header, ExitStatus, FrameKind, Request, Response, ShimConfig, MAX_FRAME};
-use libcontainer::container::Container;
 use rustix::event::{PollFd, PollFlags};
 
 use crate::create::{Created, Stdio};
@@ -50,7 +49,6 @@ enum Status {
 struct Shim {
     cfg: ShimConfig,
     bundle: PathBuf,
-    container: Option<Container>,
     pid: i32,
     pidfd: Option<OwnedFd>,
     listener: UnixListener,
@@ -94,7 +92,6 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
     let mut shim = Shim {
         cfg,
         bundle,
-        container: Some(c.container),
         pid: c.pid,
         pidfd: Some(c.pidfd),
         listener: c.listener,
@@ -473,16 +470,13 @@ impl Shim {
                 Response::default()
             }
             Request::Start => match self.status {
-                Status::Created => {
-                    let Some(container) = self.container.as_mut() else { return err("container is gone") };
-                    match container.start() {
-                        Ok(()) => {
-                            self.status = Status::Running;
-                            Response { pid: Some(self.pid), ..Default::default() }
-                        }
-                        Err(e) => err(&format!("failed to start container: {e}")),
+                Status::Created => match crate::runtime::start(&self.bundle, &self.cfg.id) {
+                    Ok(()) => {
+                        self.status = Status::Running;
+                        Response { pid: Some(self.pid), ..Default::default() }
                     }
-                }
+                    Err(e) => err(&format!("failed to start container: {e}")),
+                },
                 Status::Running => err("container is already running"),
                 Status::Exited(_) => err("container has exited"),
             },
@@ -558,11 +552,7 @@ impl Shim {
         for c in self.conns.drain(..) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
-        if let Some(mut c) = self.container.take() {
-            if let Err(e) = c.delete(true) {
-                eprintln!("berth-shim: delete container {}: {e}", self.cfg.id);
-            }
-        }
+        crate::runtime::delete(&self.bundle, &self.cfg.id);
         crate::create::cleanup_rootfs(&self.bundle);
         let _ = std::fs::remove_file(&self.cfg.socket);
         let _ = std::fs::remove_dir(self.bundle.join("runtime"));

@@ -385,3 +385,69 @@ fn output_is_not_lost_when_nobody_is_attached() {
     assert_eq!(log.lines().count(), 2000);
     assert!(log.lines().last().unwrap().contains("\"2000\\n\""));
 }
+
+fn smaps_kb(pid: u32, key: &str) -> u64 {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    rollup.lines().filter(|l| l.starts_with(key)).filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum()
+}
+
+/// Memory of idle shims (each with a started `sleep`), printed for the record; run with
+/// `--nocapture`. One shim alone pays for every file page it maps; with several running, the
+/// shared pages are split between them, which is the per-container cost that matters.
+#[test]
+fn idle_shim_memory() {
+    require_root!();
+    let mut shims = Vec::new();
+    let mut attaches = Vec::new();
+    for i in 0..10 {
+        let shim = launch(&format!("pss{i}"), spec(&["sleep", "100"]), |_| {});
+        assert_eq!(shim.ready.error, None);
+        attaches.push(shim.attach(false));
+        shim.start();
+        assert_eq!(shim.request(Request::State).status.as_deref(), Some("running"));
+        if i == 0 {
+            let pid = shim.child.id();
+            eprintln!(
+                "1 idle shim: Pss {} kB (Pss_Anon {} kB, Pss_File {} kB), private {} kB, Rss {} kB",
+                smaps_kb(pid, "Pss:"),
+                smaps_kb(pid, "Pss_Anon:"),
+                smaps_kb(pid, "Pss_File:"),
+                smaps_kb(pid, "Private_"),
+                smaps_kb(pid, "Rss:")
+            );
+        }
+        shims.push(shim);
+    }
+    let n = shims.len() as u64;
+    let sum = |key: &str| shims.iter().map(|s| smaps_kb(s.child.id(), key)).sum::<u64>() / n;
+    eprintln!(
+        "{n} idle shims: mean Pss {} kB (Pss_Anon {} kB, Pss_File {} kB), mean private {} kB",
+        sum("Pss:"),
+        sum("Pss_Anon:"),
+        sum("Pss_File:"),
+        sum("Private_")
+    );
+    for s in &shims {
+        let threads = std::fs::read_dir(format!("/proc/{}/task", s.child.id())).unwrap().count();
+        assert_eq!(threads, 1, "the shim is single-threaded");
+    }
+    for (s, a) in shims.iter_mut().zip(attaches.iter_mut()) {
+        s.request(Request::Kill { signal: 9, all: false });
+        collect(a);
+        s.wait();
+    }
+}
+
+#[test]
+fn oom_kill_is_reported() {
+    require_root!();
+    let c = ContainerSpec {
+        memory: 16 << 20,
+        memory_swap: 16 << 20,
+        ..spec(&["sh", "-c", "a=aaaaaaaaaaaaaaaa; while :; do a=$a$a; done"])
+    };
+    let (_shim, out) = run("oom", c);
+    let st = out.exit.unwrap();
+    assert_eq!(st.exit_code, 137);
+    assert!(st.oom_killed, "{st:?}");
+}

@@ -47,3 +47,18 @@ pub fn pidfd_send_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> io::Re
         Err(io::Error::last_os_error())
     }
 }
+
+/// Takes ownership of descriptor `fd` inherited across `execve` (a supervisor re-executing
+/// itself hands its fds over by number) and marks it close-on-exec again.
+pub fn take_inherited_fd(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{BorrowedFd, FromRawFd};
+    if fd < 3 {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing to take standard fd {fd}")));
+    }
+    // SAFETY: the borrow lives only for this fcntl, which fails with EBADF (and touches nothing)
+    // if `fd` is not open.
+    rustix::io::fcntl_setfd(unsafe { BorrowedFd::borrow_raw(fd) }, rustix::io::FdFlags::CLOEXEC)?;
+    // SAFETY: `fd` is open (fcntl succeeded above), was inherited by this process image, and the
+    // caller names each inherited fd once, so nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

@@ -1,0 +1,43 @@
+//! The two runtime operations the monitor needs after create, without keeping libcontainer's
+//! state in memory: `start` is libcontainer's own start handshake (a connection to the init's
+//! notify socket carrying "start container"), `delete` loads the container from its state dir
+//! and deletes it (kill leftovers, remove the cgroup and the state), once, at exit.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use libcontainer::container::Container;
+use libcontainer::notify_socket::NOTIFY_FILE;
+
+/// libcontainer's state directory of container `id`.
+pub fn state_dir(bundle: &Path, id: &str) -> PathBuf {
+    bundle.join("runtime").join(id)
+}
+
+/// Lets the created init exec the user's process.
+pub fn start(bundle: &Path, id: &str) -> std::io::Result<()> {
+    // Through /proc/self/fd so a long bundle path cannot overflow sun_path.
+    let dir = std::fs::File::open(state_dir(bundle, id))?;
+    let mut s = UnixStream::connect(format!("/proc/self/fd/{}/{NOTIFY_FILE}", dir.as_raw_fd()))?;
+    s.write_all(b"start container")?;
+    // The init reads to EOF: closing the stream completes the handshake.
+    Ok(())
+}
+
+/// Removes the container's cgroup and runtime state (best effort, errors to the runtime log).
+pub fn delete(bundle: &Path, id: &str) {
+    let dir = state_dir(bundle, id);
+    if !dir.exists() {
+        return;
+    }
+    match Container::load(dir) {
+        Ok(mut c) => {
+            if let Err(e) = c.delete(true) {
+                eprintln!("berth-shim: delete container {id}: {e}");
+            }
+        }
+        Err(e) => eprintln!("berth-shim: load container {id}: {e}"),
+    }
+}
