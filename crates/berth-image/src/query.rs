@@ -102,7 +102,7 @@ impl ImageService {
             let mut repo_digests = Vec::new();
             if repo_tags.is_empty() {
                 let has_children = !self.db.children(&img.id)?.is_empty();
-                if !(opts.all || !has_children) || dangling == Some(false) || refs.is_some() {
+                if (!opts.all && has_children) || dangling == Some(false) || refs.is_some() {
                     continue;
                 }
                 repo_tags = vec!["<none>:<none>".to_string()];

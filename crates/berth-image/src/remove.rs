@@ -42,8 +42,7 @@ impl ImageService {
         let mut records = Vec::new();
         let tags = self.db.tags_of(&id)?;
         let users = self.db.containers_using_image(&id)?;
-        let quiet;
-        if !is_id_prefix(&id, name_or_id) {
+        let quiet = if !is_id_prefix(&id, name_or_id) {
             // A repository reference: untag it first.
             if !force && tags.len() == 1 {
                 if let Some(c) = users.first() {
@@ -63,7 +62,7 @@ impl ImageService {
             if !self.db.tags_of(&id)?.is_empty() {
                 return Ok(records);
             }
-            quiet = true;
+            true
         } else {
             if tags.len() == 1 {
                 let conflict = self.delete_conflict(&id, &users, true, !force, false, is_running)?;
@@ -76,8 +75,8 @@ impl ImageService {
                     records.push(untagged(Reference::parse(t).map(|r| r.familiar()).unwrap_or_else(|_| t.clone())));
                 }
             }
-            quiet = false;
-        }
+            false
+        };
         // imageDeleteHelper
         let conflict = self.delete_conflict(&id, &users, true, !force, !force, is_running)?;
         if let Some(c) = conflict {

@@ -6,12 +6,12 @@ use berth_types::ErrorKind;
 
 use super::*;
 
+/// Layer apply chowns and creates whiteout devices: root only.
 fn is_root() -> bool {
-    // Layer apply chowns and creates whiteout devices: root only.
-    std::fs::metadata("/proc/self").map(|_| unsafe_free_euid() == 0).unwrap_or(false)
+    euid() == 0
 }
 
-fn unsafe_free_euid() -> u32 {
+fn euid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)?.parse().ok()))

@@ -87,11 +87,10 @@ impl Reference {
             return Err(ReferenceError::HexName(s.to_string()));
         }
         let (domain, remainder) = split_docker_domain(s);
-        // The remainder is everything after the domain, tag and digest included; docker checks
-        // only the part before the first ':' for case.
-        let repo_part = remainder.split(':').next().unwrap_or("");
-        if repo_part.to_lowercase() != repo_part {
-            return Err(ReferenceError::Uppercase(remainder));
+        // docker checks (and names) only the part before the first ':' for case.
+        let remote_name = remainder.split(':').next().unwrap_or("");
+        if remote_name.to_lowercase() != remote_name {
+            return Err(ReferenceError::Uppercase(remote_name.to_string()));
         }
         parse_full(&format!("{domain}/{remainder}"))
     }
@@ -400,7 +399,7 @@ mod tests {
     fn invalid_references_use_docker_messages() {
         let cases: &[(&str, &str)] = &[
             ("UPPER", "invalid reference format: repository name (library/UPPER) must be lowercase"),
-            ("user/Upper:v1", "invalid reference format: repository name (user/Upper:v1) must be lowercase"),
+            ("user/Upper:v1", "invalid reference format: repository name (user/Upper) must be lowercase"),
             ("a:b:c", "invalid reference format"),
             (":tag", "invalid reference format"),
             ("", "invalid reference format"),
