@@ -61,7 +61,11 @@ impl ContentError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ContentError + 'a {
-    move |err| ContentError::Io { op, path: path.to_path_buf(), err }
+    move |err| ContentError::Io {
+        op,
+        path: path.to_path_buf(),
+        err,
+    }
 }
 
 /// A content-addressed blob store rooted at a directory. Cheap to clone; `Send + Sync`.
@@ -103,13 +107,22 @@ impl ContentStore {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = self.root.join("ingest").join(format!("{}-{seq}-{nanos}", std::process::id()));
+        let path = self
+            .root
+            .join("ingest")
+            .join(format!("{}-{seq}-{nanos}", std::process::id()));
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(io_err("create", &path))?;
-        Ok(Writer { store: self.clone(), file: Some(file), path, hasher: Sha256::new(), size: 0 })
+        Ok(Writer {
+            store: self.clone(),
+            file: Some(file),
+            path,
+            hasher: Sha256::new(),
+            size: 0,
+        })
     }
 
     /// Writes `data` as a blob and returns its digest.
@@ -129,7 +142,11 @@ impl ContentStore {
         let path = self.blob_path(digest);
         File::open(&path).map_err(|err| match err.kind() {
             io::ErrorKind::NotFound => ContentError::NotFound(digest.clone()),
-            _ => ContentError::Io { op: "open", path, err },
+            _ => ContentError::Io {
+                op: "open",
+                path,
+                err,
+            },
         })
     }
 
@@ -137,7 +154,8 @@ impl ContentStore {
     pub fn read(&self, digest: &Digest) -> Result<Vec<u8>, ContentError> {
         let mut f = self.open_blob(digest)?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(io_err("read", &self.blob_path(digest)))?;
+        f.read_to_end(&mut buf)
+            .map_err(io_err("read", &self.blob_path(digest)))?;
         Ok(buf)
     }
 
@@ -147,7 +165,11 @@ impl ContentStore {
         match fs::metadata(&path) {
             Ok(m) => Ok(m.len()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound(digest.clone())),
-            Err(err) => Err(ContentError::Io { op: "stat", path, err }),
+            Err(err) => Err(ContentError::Io {
+                op: "stat",
+                path,
+                err,
+            }),
         }
     }
 
@@ -157,7 +179,11 @@ impl ContentStore {
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound(digest.clone())),
-            Err(err) => Err(ContentError::Io { op: "delete", path, err }),
+            Err(err) => Err(ContentError::Io {
+                op: "delete",
+                path,
+                err,
+            }),
         }
     }
 
@@ -202,7 +228,10 @@ impl Writer {
         let actual = Digest::from_sha256_bytes(&sum);
         if let Some(expected) = expected {
             if *expected != actual {
-                return Err(ContentError::DigestMismatch { expected: expected.clone(), actual });
+                return Err(ContentError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual,
+                });
             }
         }
         let target = self.store.blob_path(&actual);
@@ -211,7 +240,9 @@ impl Writer {
         }
         fs::rename(&self.path, &target).map_err(io_err("rename", &self.path))?;
         let dir = target.parent().expect("blob path has a parent");
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync", dir))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("fsync", dir))?;
         self.path = PathBuf::new();
         Ok((actual, self.size))
     }
@@ -329,7 +360,10 @@ mod conformance {
         assert_eq!(s.delete(&dgst).unwrap_err().kind(), ErrorKind::NotFound);
         assert_eq!(s.open_blob(&dgst).unwrap_err().kind(), ErrorKind::NotFound);
         assert_eq!(s.size(&dgst).unwrap_err().kind(), ErrorKind::NotFound);
-        assert_eq!(s.open_blob(&dgst).unwrap_err().to_string(), format!("blob {dgst} not found"));
+        assert_eq!(
+            s.open_blob(&dgst).unwrap_err().to_string(),
+            format!("blob {dgst} not found")
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
                 for word in rest.split_whitespace() {
                     let word = expand(word, cfg);
                     for port in expand_ports(&word)? {
-                        cfg.exposed_ports.get_or_insert_with(BTreeMap::new).insert(port, Empty {});
+                        cfg.exposed_ports
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert(port, Empty {});
                     }
                 }
             }
@@ -78,7 +80,11 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
                     return Err("WORKDIR requires exactly one argument".into());
                 }
                 let w = expand(rest, cfg);
-                let joined = if w.starts_with('/') { w } else { format!("{}/{w}", cfg.working_dir) };
+                let joined = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{w}", cfg.working_dir)
+                };
                 cfg.working_dir = clean_path(&joined);
             }
             "user" => {
@@ -98,7 +104,12 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
                 match trigger.as_str() {
                     "" => return Err("ONBUILD requires at least one argument".into()),
                     "onbuild" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
-                    "maintainer" | "from" => return Err(format!("{} isn't allowed as an ONBUILD trigger", trigger.to_uppercase())),
+                    "maintainer" | "from" => {
+                        return Err(format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            trigger.to_uppercase()
+                        ))
+                    }
                     _ => cfg.on_build.get_or_insert_with(Vec::new).push(rest.to_string()),
                 }
             }
@@ -139,7 +150,9 @@ fn name_vals(instr: &str, rest: &str, cfg: &ContainerConfig) -> Result<Vec<(Stri
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"));
+            return Err(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            ));
         };
         let k = unquote(k, cfg);
         if k.is_empty() {
@@ -271,7 +284,10 @@ fn expand_ports(spec: &str) -> Result<Vec<String>, String> {
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
         return Err(format!("invalid proto: {proto}"));
     }
-    let parse = |p: &str| p.parse::<u16>().map_err(|_| format!("invalid containerPort: {p}"));
+    let parse = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("invalid containerPort: {p}"))
+    };
     let (lo, hi) = match ports.split_once('-') {
         Some((a, b)) => (parse(a)?, parse(b)?),
         None => (parse(ports)?, parse(ports)?),
@@ -312,15 +328,28 @@ mod tests {
         let c = apply(&["CMD [\"cat\",\"/hello.txt\"]"]).unwrap();
         assert_eq!(c.cmd, Some(vec!["cat".into(), "/hello.txt".into()]));
         let c = apply(&["cmd echo hi there"]).unwrap();
-        assert_eq!(c.cmd, Some(vec!["/bin/sh".into(), "-c".into(), "echo hi there".into()]));
+        assert_eq!(
+            c.cmd,
+            Some(vec!["/bin/sh".into(), "-c".into(), "echo hi there".into()])
+        );
         let c = apply(&["CMD [\"x\"]", "ENTRYPOINT [\"/ep\"]"]).unwrap();
-        assert_eq!(c.cmd, Some(vec!["x".into()]), "CMD set by a change survives ENTRYPOINT");
+        assert_eq!(
+            c.cmd,
+            Some(vec!["x".into()]),
+            "CMD set by a change survives ENTRYPOINT"
+        );
         assert_eq!(c.entrypoint, Some(vec!["/ep".into()]));
     }
 
     #[test]
     fn env_and_labels() {
-        let c = apply(&["ENV PATH=/bin", "ENV A=1 B=\"two words\" C='$A'", "ENV D ${A}x y", "ENV PATH=$PATH:/usr/bin"]).unwrap();
+        let c = apply(&[
+            "ENV PATH=/bin",
+            "ENV A=1 B=\"two words\" C='$A'",
+            "ENV D ${A}x y",
+            "ENV PATH=$PATH:/usr/bin",
+        ])
+        .unwrap();
         assert_eq!(
             c.env.unwrap(),
             vec!["PATH=/bin:/usr/bin", "A=1", "B=two words", "C=$A", "D=1x y"]
@@ -346,8 +375,14 @@ mod tests {
             "ONBUILD RUN echo hi",
         ])
         .unwrap();
-        assert_eq!(c.exposed_ports.unwrap().keys().cloned().collect::<Vec<_>>(), ["53/udp", "80/tcp", "8000/tcp", "8001/tcp"]);
-        assert_eq!(c.volumes.unwrap().keys().cloned().collect::<Vec<_>>(), ["/data", "/logs", "/x", "/y"]);
+        assert_eq!(
+            c.exposed_ports.unwrap().keys().cloned().collect::<Vec<_>>(),
+            ["53/udp", "80/tcp", "8000/tcp", "8001/tcp"]
+        );
+        assert_eq!(
+            c.volumes.unwrap().keys().cloned().collect::<Vec<_>>(),
+            ["/data", "/logs", "/x", "/y"]
+        );
         assert_eq!(c.working_dir, "/app/src");
         assert_eq!(c.user, "nobody:nogroup");
         assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
@@ -356,8 +391,14 @@ mod tests {
 
     #[test]
     fn invalid_commands() {
-        assert_eq!(apply(&["RUN echo hi"]).unwrap_err(), "run is not a valid change command");
-        assert_eq!(apply(&["FROM busybox"]).unwrap_err(), "from is not a valid change command");
+        assert_eq!(
+            apply(&["RUN echo hi"]).unwrap_err(),
+            "run is not a valid change command"
+        );
+        assert_eq!(
+            apply(&["FROM busybox"]).unwrap_err(),
+            "from is not a valid change command"
+        );
         assert!(apply(&["EXPOSE abc"]).is_err());
         assert!(apply(&["ONBUILD ONBUILD RUN x"]).is_err());
     }

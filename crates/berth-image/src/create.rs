@@ -44,7 +44,12 @@ pub(crate) fn decompress<'a>(r: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, 
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(Error::Read { what: "image tar", err }),
+            Err(err) => {
+                return Err(Error::Read {
+                    what: "image tar",
+                    err,
+                })
+            }
         }
     }
     let head = io::Cursor::new(magic[..n].to_vec()).chain(r);
@@ -52,9 +57,12 @@ pub(crate) fn decompress<'a>(r: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, 
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(head)),
         [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::MultiBzDecoder::new(head)),
         [0xfd, b'7', b'z', b'X', b'Z', 0x00] => Box::new(xz2::read::XzDecoder::new_multi_decoder(head)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
-            zstd::stream::read::Decoder::new(head).map_err(|err| Error::Read { what: "zstd stream", err })?,
-        ),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            Box::new(zstd::stream::read::Decoder::new(head).map_err(|err| Error::Read {
+                what: "zstd stream",
+                err,
+            })?)
+        }
         _ => Box::new(head),
     })
 }
@@ -73,7 +81,9 @@ fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
 fn parse_tag(repo_tag: &str) -> Result<Reference, Error> {
     let r = Reference::parse(repo_tag)?;
     if r.digest().is_some() {
-        return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
+        return Err(Error::InvalidArgument(
+            "refusing to create a tag with a digest reference".into(),
+        ));
     }
     Ok(r)
 }
@@ -87,11 +97,24 @@ impl ImageService {
         let created = now_rfc3339();
         let mut cfg = ConfigFile::for_host(created.clone());
         changes::apply_changes(&mut cfg.config, &opts.changes).map_err(Error::InvalidArgument)?;
-        let message = if opts.message.is_empty() { "Imported from -".to_string() } else { opts.message.clone() };
+        let message = if opts.message.is_empty() {
+            "Imported from -".to_string()
+        } else {
+            opts.message.clone()
+        };
         cfg.comment = message.clone();
-        cfg.history = vec![History { created, comment: message, ..Default::default() }];
+        cfg.history = vec![History {
+            created,
+            comment: message,
+            ..Default::default()
+        }];
         let mut tar = decompress(src)?;
-        self.create_image(None, cfg, &mut [&mut *tar], tag.as_ref().map(|r| r.to_string()).as_deref())
+        self.create_image(
+            None,
+            cfg,
+            &mut [&mut *tar],
+            tag.as_ref().map(|r| r.to_string()).as_deref(),
+        )
     }
 
     /// Creates an image from a config and layer tars (uncompressed), on top of the layers of
@@ -135,7 +158,10 @@ impl ImageService {
             last_tag_time: tag.as_ref().map(|_| berth_types::time::rfc3339_nano(now)),
             added: now,
         };
-        if let Err(e) = self.db.insert_image(&row, &chain, tag.as_ref().map(|r| r.to_string()).as_deref()) {
+        if let Err(e) = self
+            .db
+            .insert_image(&row, &chain, tag.as_ref().map(|r| r.to_string()).as_deref())
+        {
             self.drop_unreferenced(&chain, &id);
             return Err(e.into());
         }
@@ -163,12 +189,23 @@ impl ImageService {
     /// as a blob, then commits it under its chain ID (or drops it if that layer exists).
     /// Caller holds the state lock.
     fn add_layer(&self, parent: Option<&LayerRow>, tar: &mut dyn Read) -> Result<LayerRow, Error> {
-        let key = format!("extract-{}-{}", std::process::id(), EXTRACT_SEQ.fetch_add(1, Ordering::Relaxed));
-        self.snapshots.prepare(&key, parent.map(|p| p.snapshot_key.as_str()))?;
+        let key = format!(
+            "extract-{}-{}",
+            std::process::id(),
+            EXTRACT_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        self.snapshots
+            .prepare(&key, parent.map(|p| p.snapshot_key.as_str()))?;
         let result = (|| -> Result<LayerRow, Error> {
             let upper = self.snapshots.upper_dir(&key)?;
             let mut blob = self.content.writer()?;
-            let (diff_id, size) = apply_layer(&upper, Tee { inner: tar, out: &mut blob })?;
+            let (diff_id, size) = apply_layer(
+                &upper,
+                Tee {
+                    inner: tar,
+                    out: &mut blob,
+                },
+            )?;
             blob.commit(Some(&diff_id))?;
             let diff_id = diff_id.to_string();
             let chain = chain_id(parent.map(|p| p.chain_id.as_str()), &diff_id);
@@ -242,7 +279,11 @@ fn hello_world() -> (ConfigFile, Vec<u8>) {
     cfg.config.env = Some(vec![DEFAULT_PATH.to_string()]);
     cfg.config.cmd = Some(vec!["/hello".to_string()]);
     cfg.history = vec![
-        History { created: BUILTIN_CREATED.into(), created_by: "COPY hello / # berth built-in".into(), ..Default::default() },
+        History {
+            created: BUILTIN_CREATED.into(),
+            created_by: "COPY hello / # berth built-in".into(),
+            ..Default::default()
+        },
         History {
             created: BUILTIN_CREATED.into(),
             created_by: "CMD [\"/hello\"]".into(),

@@ -98,7 +98,9 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::Reference(_) | Error::InvalidArgument(_) | Error::Read { .. } => ErrorKind::InvalidArgument,
+            Error::Reference(_) | Error::InvalidArgument(_) | Error::Read { .. } => {
+                ErrorKind::InvalidArgument
+            }
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Apply(e) => e.kind(),
             Error::Content(e) => e.kind(),
@@ -188,7 +190,12 @@ impl ImageService {
     pub fn open(data_root: &Path, db: Db) -> Result<Self, Error> {
         let content = ContentStore::open(data_root.join("content"))?;
         let snapshots = Overlay::new(data_root.join("snapshots"))?;
-        let svc = ImageService { content, snapshots, db, state: Mutex::new(()) };
+        let svc = ImageService {
+            content,
+            snapshots,
+            db,
+            state: Mutex::new(()),
+        };
         svc.reconcile()?;
         Ok(svc)
     }
@@ -259,7 +266,9 @@ impl ImageService {
         match ids.len() {
             1 => Ok(ids.into_iter().next().expect("one id")),
             0 => Err(Error::NotFound(shown.to_string())),
-            _ => Err(Error::NotFound(format!("{shown} (the short ID is ambiguous: more than one image starts with it)"))),
+            _ => Err(Error::NotFound(format!(
+                "{shown} (the short ID is ambiguous: more than one image starts with it)"
+            ))),
         }
     }
 
@@ -267,7 +276,10 @@ impl ImageService {
     pub fn config_file(&self, image_id: &str) -> Result<ConfigFile, Error> {
         let digest = Digest::parse(image_id).map_err(|_| Error::NotFound(image_id.to_string()))?;
         let bytes = self.content.read(&digest)?;
-        serde_json::from_slice(&bytes).map_err(|err| Error::CorruptConfig { id: image_id.to_string(), err })
+        serde_json::from_slice(&bytes).map_err(|err| Error::CorruptConfig {
+            id: image_id.to_string(),
+            err,
+        })
     }
 
     fn familiar_tags(&self, image_id: &str) -> Result<Vec<String>, Error> {
@@ -275,7 +287,11 @@ impl ImageService {
             .db
             .tags_of(image_id)?
             .iter()
-            .map(|t| Reference::parse(t).map(|r| r.familiar()).unwrap_or_else(|_| t.clone()))
+            .map(|t| {
+                Reference::parse(t)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| t.clone())
+            })
             .collect();
         tags.sort();
         Ok(tags)
@@ -285,7 +301,12 @@ impl ImageService {
     pub fn resolve(&self, name_or_id: &str) -> Result<Image, Error> {
         let id = self.find(name_or_id)?;
         let cfg = self.config_file(&id)?;
-        Ok(Image { repo_tags: self.familiar_tags(&id)?, config: ImageConfig::from(&cfg.config), created: cfg.created, id })
+        Ok(Image {
+            repo_tags: self.familiar_tags(&id)?,
+            config: ImageConfig::from(&cfg.config),
+            created: cfg.created,
+            id,
+        })
     }
 
     /// `docker tag source target`.
@@ -293,7 +314,9 @@ impl ImageService {
         let id = self.find(source)?;
         let r = Reference::parse(target)?;
         if r.digest().is_some() {
-            return Err(Error::InvalidArgument("refusing to create a tag with a digest reference".into()));
+            return Err(Error::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
         }
         let _g = self.lock();
         self.db.set_tag(&r.to_string(), &id, &now_rfc3339())?;

@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use berth_api::models::{DriverData, ImageConfig as ApiConfig, ImageInspect, ImageInspectMetadata, ImageInspectRootFs, ImageSummary};
+use berth_api::models::{
+    DriverData, ImageConfig as ApiConfig, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
+    ImageSummary,
+};
 use berth_meta::ImageRow;
 use berth_types::Reference;
 
@@ -12,7 +15,9 @@ use crate::{glob, Error, ImageService, ListOptions};
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 fn secs(rfc3339: &str) -> i64 {
-    berth_types::time::parse_rfc3339(rfc3339).map(|n| n.div_euclid(1_000_000_000)).unwrap_or(0)
+    berth_types::time::parse_rfc3339(rfc3339)
+        .map(|n| n.div_euclid(1_000_000_000))
+        .unwrap_or(0)
 }
 
 fn nanos(rfc3339: &str) -> i64 {
@@ -43,7 +48,10 @@ fn api_config(c: &ContainerConfig) -> ApiConfig {
         working_dir: Some(c.working_dir.clone()),
         entrypoint: c.entrypoint.clone(),
         on_build: c.on_build.clone(),
-        labels: c.labels.as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        labels: c
+            .labels
+            .as_ref()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         stop_signal: c.stop_signal.clone(),
         ..Default::default()
     }
@@ -58,7 +66,11 @@ impl ImageService {
             None => None,
             Some("true") | Some("1") => Some(true),
             Some("false") | Some("0") => Some(false),
-            Some(other) => return Err(Error::InvalidArgument(format!("invalid filter 'dangling={other}'"))),
+            Some(other) => {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid filter 'dangling={other}'"
+                )))
+            }
         };
         let refs = f.get("reference").filter(|v| !v.is_empty());
         let bound = |key: &str| -> Result<Option<i64>, Error> {
@@ -119,7 +131,13 @@ impl ImageService {
                 size: img.size,
                 shared_size: -1,
                 virtual_size: Some(img.size),
-                labels: cfg.config.labels.clone().unwrap_or_default().into_iter().collect(),
+                labels: cfg
+                    .config
+                    .labels
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
                 containers: counts.get(&img.id).copied().unwrap_or(0),
                 manifests: None,
                 descriptor: None,
@@ -133,7 +151,10 @@ impl ImageService {
     /// `ContainerConfig`; [`ImageService::inspect_json`] adds them).
     pub fn inspect(&self, name_or_id: &str) -> Result<ImageInspect, Error> {
         let id = self.find(name_or_id)?;
-        let row = self.db.image(&id)?.ok_or_else(|| Error::NotFound(name_or_id.to_string()))?;
+        let row = self
+            .db
+            .image(&id)?
+            .ok_or_else(|| Error::NotFound(name_or_id.to_string()))?;
         self.inspect_row(&row)
     }
 
@@ -145,14 +166,28 @@ impl ImageService {
             let dir = self.snapshots.dir(&top.snapshot_key)?;
             let mut lowers = Vec::new();
             for l in lower.iter().rev() {
-                lowers.push(self.snapshots.upper_dir(&l.snapshot_key)?.to_string_lossy().into_owned());
+                lowers.push(
+                    self.snapshots
+                        .upper_dir(&l.snapshot_key)?
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
             if !lowers.is_empty() {
                 data.insert("LowerDir".to_string(), lowers.join(":"));
             }
-            data.insert("MergedDir".to_string(), dir.join("merged").to_string_lossy().into_owned());
-            data.insert("UpperDir".to_string(), dir.join("fs").to_string_lossy().into_owned());
-            data.insert("WorkDir".to_string(), dir.join("work").to_string_lossy().into_owned());
+            data.insert(
+                "MergedDir".to_string(),
+                dir.join("merged").to_string_lossy().into_owned(),
+            );
+            data.insert(
+                "UpperDir".to_string(),
+                dir.join("fs").to_string_lossy().into_owned(),
+            );
+            data.insert(
+                "WorkDir".to_string(),
+                dir.join("work").to_string_lossy().into_owned(),
+            );
         }
         Ok(ImageInspect {
             id: Some(row.id.clone()),
@@ -165,12 +200,22 @@ impl ImageService {
             author: Some(cfg.author.clone()),
             config: Some(api_config(&cfg.config)),
             architecture: Some(cfg.architecture.clone()),
-            variant: if cfg.variant.is_empty() { None } else { Some(cfg.variant.clone()) },
+            variant: if cfg.variant.is_empty() {
+                None
+            } else {
+                Some(cfg.variant.clone())
+            },
             os: Some(cfg.os.clone()),
             size: Some(row.size),
             virtual_size: Some(row.size),
-            graph_driver: Some(DriverData { name: "overlay2".to_string(), data }),
-            root_fs: Some(ImageInspectRootFs { typ: "layers".to_string(), layers: Some(cfg.rootfs.diff_ids.clone()) }),
+            graph_driver: Some(DriverData {
+                name: "overlay2".to_string(),
+                data,
+            }),
+            root_fs: Some(ImageInspectRootFs {
+                typ: "layers".to_string(),
+                layers: Some(cfg.rootfs.diff_ids.clone()),
+            }),
             metadata: Some(ImageInspectMetadata {
                 last_tag_time: Some(row.last_tag_time.clone().unwrap_or_else(|| ZERO_TIME.to_string())),
             }),
@@ -188,9 +233,15 @@ impl ImageService {
         let obj = v.as_object_mut().expect("inspect is an object");
         let full_config = serde_json::to_value(&cfg.config).expect("config serialises");
         obj.insert("Config".into(), full_config);
-        obj.insert("Container".into(), serde_json::Value::String(cfg.container.clone()));
+        obj.insert(
+            "Container".into(),
+            serde_json::Value::String(cfg.container.clone()),
+        );
         let cc = cfg.container_config.clone().unwrap_or_default();
-        obj.insert("ContainerConfig".into(), serde_json::to_value(&cc).expect("config serialises"));
+        obj.insert(
+            "ContainerConfig".into(),
+            serde_json::to_value(&cc).expect("config serialises"),
+        );
         Ok(v)
     }
 }

@@ -8,11 +8,17 @@ use berth_types::{id::short, Digest, Reference};
 use crate::{Error, ImageService};
 
 fn untagged(s: String) -> ImageDeleteResponseItem {
-    ImageDeleteResponseItem { untagged: Some(s), deleted: None }
+    ImageDeleteResponseItem {
+        untagged: Some(s),
+        deleted: None,
+    }
 }
 
 fn deleted(s: String) -> ImageDeleteResponseItem {
-    ImageDeleteResponseItem { untagged: None, deleted: Some(s) }
+    ImageDeleteResponseItem {
+        untagged: None,
+        deleted: Some(s),
+    }
 }
 
 /// `image_id` starts with `s`, with or without `sha256:`.
@@ -72,7 +78,11 @@ impl ImageService {
                 let _g = self.lock();
                 for t in &tags {
                     self.db.delete_tag(t)?;
-                    records.push(untagged(Reference::parse(t).map(|r| r.familiar()).unwrap_or_else(|_| t.clone())));
+                    records.push(untagged(
+                        Reference::parse(t)
+                            .map(|r| r.familiar())
+                            .unwrap_or_else(|_| t.clone()),
+                    ));
                 }
             }
             false
@@ -112,7 +122,11 @@ impl ImageService {
         is_running: &dyn Fn(&str) -> bool,
     ) -> Result<Option<DeleteConflict>, Error> {
         if hard && !self.db.children(id)?.is_empty() {
-            return Ok(Some(DeleteConflict { hard: true, used: false, message: "image has dependent child images".into() }));
+            return Ok(Some(DeleteConflict {
+                hard: true,
+                used: false,
+                message: "image has dependent child images".into(),
+            }));
         }
         if hard {
             if let Some(c) = users.iter().find(|c| is_running(c)) {
@@ -124,7 +138,11 @@ impl ImageService {
             }
         }
         if soft_refs && !self.db.tags_of(id)?.is_empty() {
-            return Ok(Some(DeleteConflict { hard: false, used: false, message: "image is referenced in multiple repositories".into() }));
+            return Ok(Some(DeleteConflict {
+                hard: false,
+                used: false,
+                message: "image is referenced in multiple repositories".into(),
+            }));
         }
         if soft_stopped {
             if let Some(c) = users.iter().find(|c| !is_running(c)) {
@@ -140,8 +158,13 @@ impl ImageService {
 
     /// After the rows are gone: the layers' snapshots and blobs, and the config blob.
     fn delete_files(&self, image_id: &str, removed: &[LayerRow]) {
-        let still_used: std::collections::HashSet<String> =
-            self.db.layers().unwrap_or_default().into_iter().map(|l| l.diff_id).collect();
+        let still_used: std::collections::HashSet<String> = self
+            .db
+            .layers()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.diff_id)
+            .collect();
         for l in removed {
             let _ = self.snapshots.remove(&l.snapshot_key);
             if !still_used.contains(&l.diff_id) {
@@ -157,6 +180,14 @@ impl ImageService {
 }
 
 fn conflict_message(id: &str, c: &DeleteConflict) -> String {
-    let force = if c.hard { "cannot be forced" } else { "must be forced" };
-    format!("conflict: unable to delete {} ({force}) - {}", short(id), c.message)
+    let force = if c.hard {
+        "cannot be forced"
+    } else {
+        "must be forced"
+    };
+    format!(
+        "conflict: unable to delete {} ({force}) - {}",
+        short(id),
+        c.message
+    )
 }

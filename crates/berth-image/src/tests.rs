@@ -14,7 +14,11 @@ fn is_root() -> bool {
 fn euid() -> u32 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+        })
         .unwrap_or(u32::MAX)
 }
 
@@ -70,8 +74,13 @@ fn never(_: &str) -> bool {
 }
 
 fn ctr(db: &Db, id: &str, image: &str) {
-    db.insert_container(&ContainerRow { id: id.into(), name: format!("/n{id}"), image_id: image.into(), doc: "{}".into() })
-        .unwrap();
+    db.insert_container(&ContainerRow {
+        id: id.into(),
+        name: format!("/n{id}"),
+        image_id: image.into(),
+        doc: "{}".into(),
+    })
+    .unwrap();
 }
 
 #[test]
@@ -85,21 +94,40 @@ fn import_resolve_prepare_rootfs() {
     require_root!();
     let e = env();
     let tar = rootfs_tar(&[("hello.txt", b"hi\n"), ("bin/sh", b"#!")]);
-    let id = import(&e.svc, &tar, Some("imp1:v1"), &["CMD [\"cat\",\"/hello.txt\"]", "ENV PATH=/bin"]).unwrap();
+    let id = import(
+        &e.svc,
+        &tar,
+        Some("imp1:v1"),
+        &["CMD [\"cat\",\"/hello.txt\"]", "ENV PATH=/bin"],
+    )
+    .unwrap();
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
 
     let hex = &id[7..];
-    for name in ["imp1:v1", "docker.io/library/imp1:v1", id.as_str(), hex, &hex[..12], &id[..19]] {
+    for name in [
+        "imp1:v1",
+        "docker.io/library/imp1:v1",
+        id.as_str(),
+        hex,
+        &hex[..12],
+        &id[..19],
+    ] {
         let img = e.svc.resolve(name).unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(img.id, id);
         assert_eq!(img.repo_tags, vec!["imp1:v1"]);
-        assert_eq!(img.config.cmd, Some(vec!["cat".to_string(), "/hello.txt".to_string()]));
+        assert_eq!(
+            img.config.cmd,
+            Some(vec!["cat".to_string(), "/hello.txt".to_string()])
+        );
         assert_eq!(img.config.env, vec!["PATH=/bin"]);
     }
     let err = e.svc.resolve("imp1").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.to_string(), "No such image: imp1:latest");
-    assert_eq!(e.svc.resolve("UPPER").unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(
+        e.svc.resolve("UPPER").unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
 
     // The config blob hashes to the ID.
     let cfg = e.svc.config_file(&id).unwrap();
@@ -111,12 +139,18 @@ fn import_resolve_prepare_rootfs() {
     assert_eq!(mounts[0].kind, "overlay");
     let lower = mounts[0].options[0].strip_prefix("lowerdir=").unwrap();
     assert!(!lower.contains(':'));
-    assert_eq!(std::fs::read(Path::new(lower).join("hello.txt")).unwrap(), b"hi\n");
+    assert_eq!(
+        std::fs::read(Path::new(lower).join("hello.txt")).unwrap(),
+        b"hi\n"
+    );
     assert_eq!(e.svc.rootfs_mounts("c1").unwrap(), mounts);
     let upper = mounts[0].options[1].strip_prefix("upperdir=").unwrap();
     std::fs::write(Path::new(upper).join("new"), [0u8; 300]).unwrap();
     assert_eq!(e.svc.rw_size("c1").unwrap(), 300);
-    assert_eq!(e.svc.prepare_rootfs(&id, "c1").unwrap_err().kind(), ErrorKind::Conflict);
+    assert_eq!(
+        e.svc.prepare_rootfs(&id, "c1").unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
     e.svc.remove_rootfs("c1").unwrap();
     assert_eq!(e.svc.rootfs_mounts("c1").unwrap_err().kind(), ErrorKind::NotFound);
     drop(e.dir);
@@ -149,7 +183,11 @@ fn compressed_imports_share_one_layer() {
         diff_ids.push(e.svc.config_file(&id).unwrap().rootfs.diff_ids[0].clone());
     }
     assert!(diff_ids.windows(2).all(|w| w[0] == w[1]), "{diff_ids:?}");
-    assert_eq!(e.db.layers().unwrap().len(), 1, "one layer row shared by five images");
+    assert_eq!(
+        e.db.layers().unwrap().len(),
+        1,
+        "one layer row shared by five images"
+    );
     assert_eq!(e.db.layer_users(&diff_ids[0]).unwrap(), 5);
     let committed = e.svc.snapshots.list().unwrap();
     assert_eq!(committed.len(), 1, "{committed:?}");
@@ -166,15 +204,24 @@ impl Read for PanicReader {
 fn bad_arguments_fail_before_reading() {
     let e = env();
     for (tag, msg) in [
-        ("UPPER", "invalid reference format: repository name (library/UPPER) must be lowercase"),
+        (
+            "UPPER",
+            "invalid reference format: repository name (library/UPPER) must be lowercase",
+        ),
         ("a:b:c", "invalid reference format"),
     ] {
-        let opts = ImportOptions { repo_tag: Some(tag.into()), ..Default::default() };
+        let opts = ImportOptions {
+            repo_tag: Some(tag.into()),
+            ..Default::default()
+        };
         let err = e.svc.import(&mut PanicReader, &opts).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
         assert_eq!(err.to_string(), msg);
     }
-    let opts = ImportOptions { changes: vec!["RUN rm -rf /".into()], ..Default::default() };
+    let opts = ImportOptions {
+        changes: vec!["RUN rm -rf /".into()],
+        ..Default::default()
+    };
     let err = e.svc.import(&mut PanicReader, &opts).unwrap_err();
     assert_eq!(err.to_string(), "run is not a valid change command");
 }
@@ -191,7 +238,12 @@ fn assert_nothing_left(e: &Env) {
         .filter(|n| n.parse::<u64>().is_ok())
         .collect();
     assert!(snap_dirs.is_empty(), "{snap_dirs:?}");
-    assert_eq!(std::fs::read_dir(e.dir.path().join("content/ingest")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(e.dir.path().join("content/ingest"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -236,7 +288,13 @@ fn truncated_or_corrupt_import_leaves_nothing() {
 fn list_filters_and_dangling() {
     require_root!();
     let e = env();
-    let a = import(&e.svc, &rootfs_tar(&[("a", b"1")]), Some("busybox:latest"), &["LABEL tier=web"]).unwrap();
+    let a = import(
+        &e.svc,
+        &rootfs_tar(&[("a", b"1")]),
+        Some("busybox:latest"),
+        &["LABEL tier=web"],
+    )
+    .unwrap();
     let b = import(&e.svc, &rootfs_tar(&[("b", b"2")]), Some("user/app:v1"), &[]).unwrap();
     // Moving the tag leaves `a2` dangling.
     let a2 = import(&e.svc, &rootfs_tar(&[("c", b"3")]), Some("other:1"), &[]).unwrap();
@@ -257,14 +315,28 @@ fn list_filters_and_dangling() {
     let filter = |k: &str, v: &str| {
         let mut o = ListOptions::default();
         o.filters.insert(k.into(), vec![v.into()]);
-        e.svc.list(&o).unwrap().into_iter().map(|s| (s.id, s.repo_tags)).collect::<Vec<_>>()
+        e.svc
+            .list(&o)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.id, s.repo_tags))
+            .collect::<Vec<_>>()
     };
-    assert_eq!(filter("dangling", "true"), vec![(a2.clone(), vec!["<none>:<none>".to_string()])]);
+    assert_eq!(
+        filter("dangling", "true"),
+        vec![(a2.clone(), vec!["<none>:<none>".to_string()])]
+    );
     assert_eq!(filter("dangling", "false").len(), 2);
-    assert_eq!(filter("reference", "busy*"), vec![(a.clone(), vec!["busybox:latest".to_string()])]);
+    assert_eq!(
+        filter("reference", "busy*"),
+        vec![(a.clone(), vec!["busybox:latest".to_string()])]
+    );
     assert_eq!(filter("reference", "busybox:lat*").len(), 1);
     assert_eq!(filter("reference", "busybox:v*").len(), 0);
-    assert_eq!(filter("reference", "user/*"), vec![(b.clone(), vec!["user/app:v1".to_string()])]);
+    assert_eq!(
+        filter("reference", "user/*"),
+        vec![(b.clone(), vec!["user/app:v1".to_string()])]
+    );
     assert_eq!(filter("label", "tier=web").len(), 1);
     assert_eq!(filter("label", "tier").len(), 1);
     assert_eq!(filter("label", "tier=db").len(), 0);
@@ -274,11 +346,33 @@ fn list_filters_and_dangling() {
 fn inspect_has_docker_keys() {
     require_root!();
     let e = env();
-    let id = import(&e.svc, &rootfs_tar(&[("f", b"12345")]), Some("imp1:v1"), &["ENV PATH=/bin"]).unwrap();
+    let id = import(
+        &e.svc,
+        &rootfs_tar(&[("f", b"12345")]),
+        Some("imp1:v1"),
+        &["ENV PATH=/bin"],
+    )
+    .unwrap();
     let v = e.svc.inspect_json("imp1:v1").unwrap();
     for key in [
-        "Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "Container", "ContainerConfig", "DockerVersion",
-        "Author", "Config", "Architecture", "Os", "Size", "VirtualSize", "GraphDriver", "RootFS", "Metadata",
+        "Id",
+        "RepoTags",
+        "RepoDigests",
+        "Parent",
+        "Comment",
+        "Created",
+        "Container",
+        "ContainerConfig",
+        "DockerVersion",
+        "Author",
+        "Config",
+        "Architecture",
+        "Os",
+        "Size",
+        "VirtualSize",
+        "GraphDriver",
+        "RootFS",
+        "Metadata",
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
@@ -290,7 +384,10 @@ fn inspect_has_docker_keys() {
     assert!(v["Config"]["Labels"].is_null());
     assert_eq!(v["Size"], 5);
     assert_eq!(v["GraphDriver"]["Name"], "overlay2");
-    assert!(v["GraphDriver"]["Data"]["UpperDir"].as_str().unwrap().ends_with("/fs"));
+    assert!(v["GraphDriver"]["Data"]["UpperDir"]
+        .as_str()
+        .unwrap()
+        .ends_with("/fs"));
     assert_eq!(v["RootFS"]["Type"], "layers");
     assert_eq!(v["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert!(berth_types::time::parse_rfc3339(v["Created"].as_str().unwrap()).is_some());
@@ -330,7 +427,13 @@ fn rmi_semantics_and_messages() {
     // A second tag: removing one by name only untags.
     e.svc.tag("imp1:v1", "imp1").unwrap();
     let r = e.svc.remove("imp1", false, &never).unwrap();
-    assert_eq!(r, vec![ImageDeleteResponseItem { untagged: Some("imp1:latest".into()), deleted: None }]);
+    assert_eq!(
+        r,
+        vec![ImageDeleteResponseItem {
+            untagged: Some("imp1:latest".into()),
+            deleted: None
+        }]
+    );
     e.svc.tag("imp1:v1", "imp2").unwrap();
     e.db.delete_container(cid).unwrap();
     let err = e.svc.remove(&id, false, &never).unwrap_err();
@@ -343,7 +446,10 @@ fn rmi_semantics_and_messages() {
     assert_eq!(r[1].deleted.as_deref(), Some(id.as_str()));
     assert_eq!(r.len(), 3, "{r:?}");
     assert_nothing_left(&e);
-    assert_eq!(e.svc.remove("imp1:v1", false, &never).unwrap_err().to_string(), "No such image: imp1:v1");
+    assert_eq!(
+        e.svc.remove("imp1:v1", false, &never).unwrap_err().to_string(),
+        "No such image: imp1:v1"
+    );
 }
 
 use berth_api::models::ImageDeleteResponseItem;
@@ -385,8 +491,16 @@ fn hello_world_is_built_in_and_stable() {
     let e = env();
     assert_eq!(e.svc.install_builtin("busybox").unwrap(), None);
     let id = e.svc.install_builtin("hello-world").unwrap().unwrap();
-    assert_eq!(e.svc.install_builtin("docker.io/library/hello-world:latest").unwrap(), Some(id.clone()));
-    assert_eq!(e.svc.install_builtin("library/hello-world").unwrap(), Some(id.clone()));
+    assert_eq!(
+        e.svc
+            .install_builtin("docker.io/library/hello-world:latest")
+            .unwrap(),
+        Some(id.clone())
+    );
+    assert_eq!(
+        e.svc.install_builtin("library/hello-world").unwrap(),
+        Some(id.clone())
+    );
     let img = e.svc.resolve("hello-world").unwrap();
     assert_eq!(img.id, id);
     assert_eq!(img.config.cmd, Some(vec!["/hello".to_string()]));
@@ -399,9 +513,14 @@ fn hello_world_is_built_in_and_stable() {
     // The one file runs and explains itself.
     let m = e.svc.prepare_rootfs(&id, "hw").unwrap();
     let lower = m[0].options[0].strip_prefix("lowerdir=").unwrap().to_string();
-    let files: Vec<_> = std::fs::read_dir(&lower).unwrap().map(|d| d.unwrap().file_name()).collect();
+    let files: Vec<_> = std::fs::read_dir(&lower)
+        .unwrap()
+        .map(|d| d.unwrap().file_name())
+        .collect();
     assert_eq!(files, vec![std::ffi::OsString::from("hello")]);
-    let out = std::process::Command::new(Path::new(&lower).join("hello")).output().unwrap();
+    let out = std::process::Command::new(Path::new(&lower).join("hello"))
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("Hello from berth!"), "{text}");
@@ -413,7 +532,10 @@ fn max_depth_exceeded() {
     let e = env();
     let mut readers: Vec<&[u8]> = vec![&[][..]; MAX_LAYERS + 1];
     let mut refs: Vec<&mut dyn Read> = readers.iter_mut().map(|r| r as &mut dyn Read).collect();
-    let err = e.svc.create_image(None, ConfigFile::for_host(now_rfc3339()), &mut refs, None).unwrap_err();
+    let err = e
+        .svc
+        .create_image(None, ConfigFile::for_host(now_rfc3339()), &mut refs, None)
+        .unwrap_err();
     assert_eq!(err.to_string(), "max depth exceeded");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
@@ -426,16 +548,30 @@ fn multi_layer_image_with_whiteout() {
     let l2 = rootfs_tar(&[(".wh.gone", b""), ("added", b"3")]);
     let mut r1: &[u8] = &l1;
     let mut r2: &[u8] = &l2;
-    let id = e.svc.create_image(None, ConfigFile::for_host(now_rfc3339()), &mut [&mut r1, &mut r2], Some("multi")).unwrap();
+    let id = e
+        .svc
+        .create_image(
+            None,
+            ConfigFile::for_host(now_rfc3339()),
+            &mut [&mut r1, &mut r2],
+            Some("multi"),
+        )
+        .unwrap();
     let layers = e.db.image_layers(&id).unwrap();
     assert_eq!(layers.len(), 2);
-    assert_eq!(layers[1].parent_chain_id.as_deref(), Some(layers[0].chain_id.as_str()));
+    assert_eq!(
+        layers[1].parent_chain_id.as_deref(),
+        Some(layers[0].chain_id.as_str())
+    );
     let m = e.svc.prepare_rootfs("multi", "c").unwrap();
     let lower = m[0].options[0].strip_prefix("lowerdir=").unwrap();
     let dirs: Vec<&str> = lower.split(':').collect();
     assert_eq!(dirs.len(), 2);
     use std::os::unix::fs::FileTypeExt;
-    assert!(std::fs::symlink_metadata(Path::new(dirs[0]).join("gone")).unwrap().file_type().is_char_device());
+    assert!(std::fs::symlink_metadata(Path::new(dirs[0]).join("gone"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
     let v = e.svc.inspect_json("multi").unwrap();
     assert_eq!(v["GraphDriver"]["Data"]["LowerDir"], dirs[1]);
 }
@@ -457,7 +593,13 @@ fn reopen_cleans_orphans() {
     svc.content.write_blob(b"stray").unwrap();
     drop(svc);
     let svc = ImageService::open(dir.path(), db).unwrap();
-    let keys: Vec<String> = svc.snapshots.list().unwrap().into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> = svc
+        .snapshots
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(keys.len(), 2, "{keys:?}");
     assert!(keys.contains(&"known".to_string()));
     assert_eq!(svc.content.list().unwrap().len(), 2, "config + layer");

@@ -192,25 +192,40 @@ impl Db {
     }
 
     fn init(mut conn: Connection) -> Result<Db, MetaError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sq("enabling WAL"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sq("setting synchronous"))?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sq("enabling foreign keys"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sq("setting busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sq("enabling WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sq("setting synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sq("enabling foreign keys"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sq("setting busy timeout"))?;
         conn.set_prepared_statement_cache_capacity(64);
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sq("reading schema version"))?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sq("reading schema version"))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(MetaError::TooNew { found: version, supported });
+            return Err(MetaError::TooNew {
+                found: version,
+                supported,
+            });
         }
         if version < supported {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive).map_err(sq("starting migration"))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Exclusive)
+                .map_err(sq("starting migration"))?;
             for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-                tx.execute_batch(m).map_err(sq(format!("migrating schema to version {}", i + 1)))?;
+                tx.execute_batch(m)
+                    .map_err(sq(format!("migrating schema to version {}", i + 1)))?;
             }
-            tx.pragma_update(None, "user_version", supported).map_err(sq("setting schema version"))?;
+            tx.pragma_update(None, "user_version", supported)
+                .map_err(sq("setting schema version"))?;
             tx.commit().map_err(sq("committing migration"))?;
         }
-        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -219,7 +234,9 @@ impl Db {
 
     /// The schema version on disk.
     pub fn schema_version(&self) -> Result<i64, MetaError> {
-        self.lock().pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sq("reading schema version"))
+        self.lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sq("reading schema version"))
     }
 
     // ---- containers -------------------------------------------------------------------------
@@ -244,7 +261,10 @@ impl Db {
             .and_then(|mut s| s.execute(params![id, doc]))
             .map_err(sq(format!("updating container {id}")))?;
         if n == 0 {
-            return Err(MetaError::NotFound { what: "container", id: id.to_string() });
+            return Err(MetaError::NotFound {
+                what: "container",
+                id: id.to_string(),
+            });
         }
         Ok(())
     }
@@ -252,7 +272,9 @@ impl Db {
     /// Renames a container; `Conflict` if the new name is taken by another container.
     pub fn rename_container(&self, id: &str, new_name: &str) -> Result<(), MetaError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting rename"))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq("starting rename"))?;
         if let Some(owner) = name_owner(&tx, new_name)? {
             if owner != id {
                 return Err(name_in_use(new_name, owner));
@@ -263,7 +285,10 @@ impl Db {
             .and_then(|mut s| s.execute(params![id, new_name]))
             .map_err(sq(format!("renaming container {id}")))?;
         if n == 0 {
-            return Err(MetaError::NotFound { what: "container", id: id.to_string() });
+            return Err(MetaError::NotFound {
+                what: "container",
+                id: id.to_string(),
+            });
         }
         tx.commit().map_err(sq("committing rename"))
     }
@@ -276,7 +301,10 @@ impl Db {
             .and_then(|mut s| s.execute(params![id]))
             .map_err(sq(format!("deleting container {id}")))?;
         if n == 0 {
-            return Err(MetaError::NotFound { what: "container", id: id.to_string() });
+            return Err(MetaError::NotFound {
+                what: "container",
+                id: id.to_string(),
+            });
         }
         Ok(())
     }
@@ -288,7 +316,14 @@ impl Db {
             .prepare_cached("SELECT id, name, image_id, doc FROM containers ORDER BY rowid")
             .map_err(sq("listing containers"))?;
         let rows = stmt
-            .query_map([], |r| Ok(ContainerRow { id: r.get(0)?, name: r.get(1)?, image_id: r.get(2)?, doc: r.get(3)? }))
+            .query_map([], |r| {
+                Ok(ContainerRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    image_id: r.get(2)?,
+                    doc: r.get(3)?,
+                })
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(sq("listing containers"));
         rows
@@ -325,9 +360,16 @@ impl Db {
     /// Records a new image, its layers (those not yet known) and optionally a tag, in one
     /// transaction. Idempotent for an image that already exists. Returns the image the tag
     /// pointed at before, if it was another one.
-    pub fn insert_image(&self, img: &ImageRow, layers: &[LayerRow], tag: Option<&str>) -> Result<Option<String>, MetaError> {
+    pub fn insert_image(
+        &self,
+        img: &ImageRow,
+        layers: &[LayerRow],
+        tag: Option<&str>,
+    ) -> Result<Option<String>, MetaError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting image insert"))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq("starting image insert"))?;
         let ctx = || format!("inserting image {}", img.id);
         for l in layers {
             tx.prepare_cached(
@@ -344,9 +386,11 @@ impl Db {
             .map_err(sq(ctx()))?;
         if inserted == 1 {
             for (pos, l) in layers.iter().enumerate() {
-                tx.prepare_cached("INSERT INTO image_layers (image_id, position, chain_id) VALUES (?1, ?2, ?3)")
-                    .and_then(|mut s| s.execute(params![img.id, pos as i64, l.chain_id]))
-                    .map_err(sq(ctx()))?;
+                tx.prepare_cached(
+                    "INSERT INTO image_layers (image_id, position, chain_id) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(params![img.id, pos as i64, l.chain_id]))
+                .map_err(sq(ctx()))?;
             }
         }
         let previous = match tag {
@@ -361,9 +405,14 @@ impl Db {
     pub fn image(&self, id: &str) -> Result<Option<ImageRow>, MetaError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT id, created, size, parent, last_tag_time, added FROM images WHERE id = ?1")
+            .prepare_cached(
+                "SELECT id, created, size, parent, last_tag_time, added FROM images WHERE id = ?1",
+            )
             .map_err(sq("reading image"))?;
-        let row = stmt.query_row([id], image_row).optional().map_err(sq(format!("reading image {id}")));
+        let row = stmt
+            .query_row([id], image_row)
+            .optional()
+            .map_err(sq(format!("reading image {id}")));
         row
     }
 
@@ -371,7 +420,9 @@ impl Db {
     pub fn images(&self) -> Result<Vec<ImageRow>, MetaError> {
         let conn = self.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT id, created, size, parent, last_tag_time, added FROM images ORDER BY added DESC")
+            .prepare_cached(
+                "SELECT id, created, size, parent, last_tag_time, added FROM images ORDER BY added DESC",
+            )
             .map_err(sq("listing images"))?;
         let rows = stmt
             .query_map([], image_row)
@@ -418,7 +469,10 @@ impl Db {
         let mut stmt = conn
             .prepare_cached("SELECT chain_id, diff_id, parent_chain_id, snapshot_key, size FROM layers WHERE chain_id = ?1")
             .map_err(sq("reading layer"))?;
-        let row = stmt.query_row([chain_id], layer_row).optional().map_err(sq(format!("reading layer {chain_id}")));
+        let row = stmt
+            .query_row([chain_id], layer_row)
+            .optional()
+            .map_err(sq(format!("reading layer {chain_id}")));
         row
     }
 
@@ -454,8 +508,9 @@ impl Db {
     /// The tags of an image, sorted.
     pub fn tags_of(&self, image_id: &str) -> Result<Vec<String>, MetaError> {
         let conn = self.lock();
-        let mut stmt =
-            conn.prepare_cached("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name").map_err(sq("reading tags"))?;
+        let mut stmt = conn
+            .prepare_cached("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")
+            .map_err(sq("reading tags"))?;
         let names = stmt
             .query_map([image_id], |r| r.get(0))
             .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
@@ -466,7 +521,9 @@ impl Db {
     /// Every (tag, image id), sorted by tag.
     pub fn all_tags(&self) -> Result<Vec<(String, String)>, MetaError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT name, image_id FROM tags ORDER BY name").map_err(sq("listing tags"))?;
+        let mut stmt = conn
+            .prepare_cached("SELECT name, image_id FROM tags ORDER BY name")
+            .map_err(sq("listing tags"))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -478,7 +535,9 @@ impl Db {
     /// Returns the image it pointed at before, if another.
     pub fn set_tag(&self, name: &str, image_id: &str, time: &str) -> Result<Option<String>, MetaError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting tag"))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq("starting tag"))?;
         let prev = set_tag_tx(&tx, name, image_id, Some(time))?;
         tx.commit().map_err(sq(format!("tagging {image_id} as {name}")))?;
         Ok(prev)
@@ -497,7 +556,9 @@ impl Db {
     /// Images whose parent is `image_id`.
     pub fn children(&self, image_id: &str) -> Result<Vec<String>, MetaError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached("SELECT id FROM images WHERE parent = ?1").map_err(sq("finding children"))?;
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM images WHERE parent = ?1")
+            .map_err(sq("finding children"))?;
         let ids = stmt
             .query_map([image_id], |r| r.get(0))
             .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
@@ -509,7 +570,9 @@ impl Db {
     /// Returns the deleted layers, top first, so the caller can remove their snapshots and blobs.
     pub fn delete_image(&self, image_id: &str) -> Result<Vec<LayerRow>, MetaError> {
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sq("starting image delete"))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq("starting image delete"))?;
         let ctx = || format!("deleting image {image_id}");
         let layers: Vec<LayerRow> = {
             let mut stmt = tx
@@ -519,12 +582,21 @@ impl Db {
                      WHERE il.image_id = ?1 ORDER BY il.position DESC",
                 )
                 .map_err(sq(ctx()))?;
-            let rows = stmt.query_map([image_id], layer_row).and_then(|r| r.collect::<Result<Vec<_>, _>>()).map_err(sq(ctx()))?;
+            let rows = stmt
+                .query_map([image_id], layer_row)
+                .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+                .map_err(sq(ctx()))?;
             rows
         };
-        let n = tx.prepare_cached("DELETE FROM images WHERE id = ?1").and_then(|mut s| s.execute([image_id])).map_err(sq(ctx()))?;
+        let n = tx
+            .prepare_cached("DELETE FROM images WHERE id = ?1")
+            .and_then(|mut s| s.execute([image_id]))
+            .map_err(sq(ctx()))?;
         if n == 0 {
-            return Err(MetaError::NotFound { what: "image", id: image_id.to_string() });
+            return Err(MetaError::NotFound {
+                what: "image",
+                id: image_id.to_string(),
+            });
         }
         let mut removed = Vec::new();
         for l in layers {
@@ -556,7 +628,13 @@ fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {
 }
 
 fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRow> {
-    Ok(LayerRow { chain_id: r.get(0)?, diff_id: r.get(1)?, parent_chain_id: r.get(2)?, snapshot_key: r.get(3)?, size: r.get(4)? })
+    Ok(LayerRow {
+        chain_id: r.get(0)?,
+        diff_id: r.get(1)?,
+        parent_chain_id: r.get(2)?,
+        snapshot_key: r.get(3)?,
+        size: r.get(4)?,
+    })
 }
 
 fn name_owner(conn: &Connection, name: &str) -> Result<Option<String>, MetaError> {
@@ -566,11 +644,20 @@ fn name_owner(conn: &Connection, name: &str) -> Result<Option<String>, MetaError
 }
 
 fn name_in_use(name: &str, id: String) -> MetaError {
-    let name = if name.starts_with('/') { name.to_string() } else { format!("/{name}") };
+    let name = if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/{name}")
+    };
     MetaError::NameInUse { name, id }
 }
 
-fn set_tag_tx(tx: &Connection, name: &str, image_id: &str, time: Option<&str>) -> Result<Option<String>, MetaError> {
+fn set_tag_tx(
+    tx: &Connection,
+    name: &str,
+    image_id: &str,
+    time: Option<&str>,
+) -> Result<Option<String>, MetaError> {
     let ctx = || format!("tagging {image_id} as {name}");
     let prev: Option<String> = tx
         .prepare_cached("SELECT image_id FROM tags WHERE name = ?1")

@@ -1,11 +1,23 @@
 use super::*;
 
 fn ctr(id: &str, name: &str, image: &str) -> ContainerRow {
-    ContainerRow { id: id.into(), name: name.into(), image_id: image.into(), doc: "{}".into() }
+    ContainerRow {
+        id: id.into(),
+        name: name.into(),
+        image_id: image.into(),
+        doc: "{}".into(),
+    }
 }
 
 fn img(id: &str, added: i64) -> ImageRow {
-    ImageRow { id: id.into(), created: "2024-01-01T00:00:00Z".into(), size: 10, parent: String::new(), last_tag_time: None, added }
+    ImageRow {
+        id: id.into(),
+        created: "2024-01-01T00:00:00Z".into(),
+        size: 10,
+        parent: String::new(),
+        last_tag_time: None,
+        added,
+    }
 }
 
 fn layer(chain: &str, parent: Option<&str>) -> LayerRow {
@@ -23,7 +35,10 @@ fn opens_in_wal_mode_at_current_version() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().join("berth.db")).unwrap();
     assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
-    let mode: String = db.lock().pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    let mode: String = db
+        .lock()
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     drop(db);
     // Reopening does not re-run migrations.
@@ -35,7 +50,10 @@ fn opens_in_wal_mode_at_current_version() {
 fn refuses_newer_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("berth.db");
-    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
     let err = Db::open(&path).unwrap_err();
     assert!(matches!(err, MetaError::TooNew { found: 99, .. }), "{err}");
 }
@@ -51,11 +69,17 @@ fn containers_crud_and_name_conflicts() {
         err.to_string(),
         "Conflict. The container name \"/web\" is already in use by container \"c1\". You have to remove (or rename) that container to be able to reuse that name."
     );
-    assert_eq!(db.rename_container("c2", "/web").unwrap_err().kind(), ErrorKind::Conflict);
+    assert_eq!(
+        db.rename_container("c2", "/web").unwrap_err().kind(),
+        ErrorKind::Conflict
+    );
     db.rename_container("c2", "/db2").unwrap();
     db.rename_container("c2", "/db2").unwrap();
     db.update_container_doc("c1", "{\"x\":1}").unwrap();
-    assert_eq!(db.update_container_doc("nope", "{}").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        db.update_container_doc("nope", "{}").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
     let all = db.list_containers().unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].doc, "{\"x\":1}");
@@ -70,18 +94,47 @@ fn containers_crud_and_name_conflicts() {
 #[test]
 fn shared_layers_are_stored_once_and_freed_with_the_last_user() {
     let db = Db::open_in_memory().unwrap();
-    let (l1, l2, l3) = (layer("c1", None), layer("c2", Some("c1")), layer("c3", Some("c1")));
-    assert_eq!(db.insert_image(&img("sha256:a", 1), &[l1.clone(), l2.clone()], Some("docker.io/library/a:latest")).unwrap(), None);
-    db.insert_image(&img("sha256:b", 2), &[l1.clone(), l3.clone()], None).unwrap();
+    let (l1, l2, l3) = (
+        layer("c1", None),
+        layer("c2", Some("c1")),
+        layer("c3", Some("c1")),
+    );
+    assert_eq!(
+        db.insert_image(
+            &img("sha256:a", 1),
+            &[l1.clone(), l2.clone()],
+            Some("docker.io/library/a:latest")
+        )
+        .unwrap(),
+        None
+    );
+    db.insert_image(&img("sha256:b", 2), &[l1.clone(), l3.clone()], None)
+        .unwrap();
     assert_eq!(db.layers().unwrap().len(), 3);
     assert_eq!(db.layer_users("c1").unwrap(), 2);
     assert_eq!(db.image_layers("sha256:b").unwrap(), vec![l1.clone(), l3.clone()]);
-    assert_eq!(db.images().unwrap().iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["sha256:b", "sha256:a"]);
+    assert_eq!(
+        db.images()
+            .unwrap()
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>(),
+        ["sha256:b", "sha256:a"]
+    );
 
     // Moving a tag reports the previous image.
-    assert_eq!(db.set_tag("docker.io/library/a:latest", "sha256:b", "t").unwrap(), Some("sha256:a".into()));
-    assert_eq!(db.tag_target("docker.io/library/a:latest").unwrap(), Some("sha256:b".into()));
-    assert_eq!(db.image("sha256:b").unwrap().unwrap().last_tag_time.as_deref(), Some("t"));
+    assert_eq!(
+        db.set_tag("docker.io/library/a:latest", "sha256:b", "t").unwrap(),
+        Some("sha256:a".into())
+    );
+    assert_eq!(
+        db.tag_target("docker.io/library/a:latest").unwrap(),
+        Some("sha256:b".into())
+    );
+    assert_eq!(
+        db.image("sha256:b").unwrap().unwrap().last_tag_time.as_deref(),
+        Some("t")
+    );
 
     let removed = db.delete_image("sha256:a").unwrap();
     assert_eq!(removed, vec![l2]);
@@ -90,7 +143,10 @@ fn shared_layers_are_stored_once_and_freed_with_the_last_user() {
     assert_eq!(removed, vec![l3, l1]);
     assert!(db.layers().unwrap().is_empty());
     assert!(db.all_tags().unwrap().is_empty(), "tags cascade");
-    assert_eq!(db.delete_image("sha256:b").unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        db.delete_image("sha256:b").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
@@ -99,11 +155,15 @@ fn insert_image_is_idempotent_and_prefix_search() {
     let a = format!("sha256:ab{}", "0".repeat(62));
     let b = format!("sha256:ac{}", "0".repeat(62));
     db.insert_image(&img(&a, 1), &[layer("c1", None)], None).unwrap();
-    db.insert_image(&img(&a, 1), &[layer("c1", None)], Some("x")).unwrap();
+    db.insert_image(&img(&a, 1), &[layer("c1", None)], Some("x"))
+        .unwrap();
     db.insert_image(&img(&b, 2), &[], None).unwrap();
     assert_eq!(db.image_layers(&a).unwrap().len(), 1);
     assert_eq!(db.tags_of(&a).unwrap(), vec!["x"]);
-    assert_eq!(db.image_ids_with_prefix("a", 5).unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(
+        db.image_ids_with_prefix("a", 5).unwrap(),
+        vec![a.clone(), b.clone()]
+    );
     assert_eq!(db.image_ids_with_prefix("ab", 5).unwrap(), vec![a.clone()]);
     assert!(db.image_ids_with_prefix("b", 5).unwrap().is_empty());
     assert!(db.delete_tag("x").unwrap());

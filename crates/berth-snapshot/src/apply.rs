@@ -25,7 +25,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path};
 
 use berth_types::{Digest, ErrorKind};
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags,
+};
 use rustix::io::Errno;
 use sha2::{Digest as _, Sha256};
 
@@ -77,7 +79,11 @@ impl ApplyError {
 }
 
 fn fail<'a>(op: &'static str, path: &'a str) -> impl FnOnce(Errno) -> ApplyError + 'a {
-    move |e| ApplyError::Io { op, path: path.to_string(), err: e.into() }
+    move |e| ApplyError::Io {
+        op,
+        path: path.to_string(),
+        err: e.into(),
+    }
 }
 
 /// Hashes (and counts) everything read through it.
@@ -99,9 +105,16 @@ impl<R: Read> Read for HashingReader<R> {
 /// links and devices. Returns the diff ID (sha256 of the whole stream) and the unpacked size (the
 /// sum of the entries' sizes).
 pub fn apply_layer(dir: &Path, tar: impl Read) -> Result<(Digest, u64), ApplyError> {
-    let root = rfs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(fail("open root", "/"))?;
-    let mut reader = HashingReader { inner: tar, hasher: Sha256::new() };
+    let root = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("open root", "/"))?;
+    let mut reader = HashingReader {
+        inner: tar,
+        hasher: Sha256::new(),
+    };
     let mut size = 0u64;
     let mut dir_times: Vec<(Vec<String>, i64)> = Vec::new();
     {
@@ -121,7 +134,8 @@ pub fn apply_layer(dir: &Path, tar: impl Read) -> Result<(Digest, u64), ApplyErr
             None => rfs::futimens(&root, &ts).map_err(fail("set times of", "/"))?,
             Some((base, parent)) => {
                 let p = open_dir_in_root(&root, parent, false, base)?;
-                rfs::utimensat(&p, base.as_str(), &ts, AtFlags::SYMLINK_NOFOLLOW).map_err(fail("set times of", base))?;
+                rfs::utimensat(&p, base.as_str(), &ts, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(fail("set times of", base))?;
             }
         }
     }
@@ -130,8 +144,14 @@ pub fn apply_layer(dir: &Path, tar: impl Read) -> Result<(Digest, u64), ApplyErr
 }
 
 fn timestamps(mtime: i64) -> Timestamps {
-    let t = Timespec { tv_sec: mtime, tv_nsec: 0 };
-    Timestamps { last_access: t, last_modification: t }
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 /// Cleans an entry name lexically; refuses names that climb above the root.
@@ -143,12 +163,20 @@ fn clean(name: &Path) -> Result<Vec<String>, ApplyError> {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
             Component::ParentDir => {
                 if out.pop().is_none() {
-                    return Err(ApplyError::Breakout { path: shown(), reason: "path escapes the root" });
+                    return Err(ApplyError::Breakout {
+                        path: shown(),
+                        reason: "path escapes the root",
+                    });
                 }
             }
             Component::Normal(s) => match s.to_str() {
                 Some(s) => out.push(s.to_string()),
-                None => return Err(ApplyError::Breakout { path: shown(), reason: "name is not valid UTF-8" }),
+                None => {
+                    return Err(ApplyError::Breakout {
+                        path: shown(),
+                        reason: "name is not valid UTF-8",
+                    })
+                }
             },
         }
     }
@@ -172,8 +200,17 @@ fn openat2_dir(root: &OwnedFd, path: &str) -> Result<OwnedFd, Errno> {
 
 /// Opens the directory `comps` (relative to the root, resolved in the root), creating missing
 /// directories (mode 0755) when `create`.
-fn open_dir_in_root(root: &OwnedFd, comps: &[String], create: bool, entry: &str) -> Result<OwnedFd, ApplyError> {
-    let path = if comps.is_empty() { ".".to_string() } else { comps.join("/") };
+fn open_dir_in_root(
+    root: &OwnedFd,
+    comps: &[String],
+    create: bool,
+    entry: &str,
+) -> Result<OwnedFd, ApplyError> {
+    let path = if comps.is_empty() {
+        ".".to_string()
+    } else {
+        comps.join("/")
+    };
     match openat2_dir(root, &path) {
         Ok(fd) => return Ok(fd),
         Err(Errno::NOENT) if create => {}
@@ -205,7 +242,12 @@ fn remove_all_at(dir: &impl AsFd, name: &str) -> Result<(), Errno> {
         Err(e) => return Err(e),
     };
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-        let sub = rfs::openat(dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+        let sub = rfs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         let mut names = Vec::new();
         for e in rfs::Dir::read_from(&sub)? {
             let e = e?;
@@ -245,24 +287,32 @@ fn apply_entry<R: Read>(
     let comps = clean(&raw_path)?;
 
     match kind {
-        tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {
-            return Ok(())
-        }
+        tar::EntryType::XGlobalHeader
+        | tar::EntryType::XHeader
+        | tar::EntryType::GNULongName
+        | tar::EntryType::GNULongLink => return Ok(()),
         _ => {}
     }
 
     let Some((base, parent_comps)) = comps.split_last() else {
         // The root itself ("./"): take its metadata.
         if kind.is_dir() {
-            rfs::fchown(root, Some(rfs::Uid::from_raw(uid as u32)), Some(rfs::Gid::from_raw(gid as u32)))
-                .map_err(fail("chown", "/"))?;
+            rfs::fchown(
+                root,
+                Some(rfs::Uid::from_raw(uid as u32)),
+                Some(rfs::Gid::from_raw(gid as u32)),
+            )
+            .map_err(fail("chown", "/"))?;
             rfs::fchmod(root, Mode::from_raw_mode(mode)).map_err(fail("chmod", "/"))?;
             dir_times.push((Vec::new(), mtime));
         }
         return Ok(());
     };
     let parent = open_dir_in_root(root, parent_comps, true, &shown)?;
-    let owner = (Some(rfs::Uid::from_raw(uid as u32)), Some(rfs::Gid::from_raw(gid as u32)));
+    let owner = (
+        Some(rfs::Uid::from_raw(uid as u32)),
+        Some(rfs::Gid::from_raw(gid as u32)),
+    );
 
     // Whiteouts.
     if let Some(target) = base.strip_prefix(".wh.") {
@@ -275,12 +325,22 @@ fn apply_entry<R: Read>(
             return Ok(()); // AUFS metadata (.wh..wh.plnk, .wh..wh.aufs)
         }
         if target.is_empty() || target == "." || target == ".." {
-            return Err(ApplyError::Breakout { path: shown, reason: "invalid whiteout name" });
+            return Err(ApplyError::Breakout {
+                path: shown,
+                reason: "invalid whiteout name",
+            });
         }
         remove_all_at(&parent, target).map_err(fail("remove whited-out", &shown))?;
-        rfs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
-            .map_err(fail("create whiteout", &shown))?;
-        rfs::chownat(&parent, target, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW).map_err(fail("chown", &shown))?;
+        rfs::mknodat(
+            &parent,
+            target,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rfs::makedev(0, 0),
+        )
+        .map_err(fail("create whiteout", &shown))?;
+        rfs::chownat(&parent, target, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(fail("chown", &shown))?;
         return Ok(());
     }
 
@@ -297,8 +357,13 @@ fn apply_entry<R: Read>(
                 Ok(()) | Err(Errno::EXIST) => {}
                 Err(e) => return Err(fail("create directory", &shown)(e)),
             }
-            let fd = rfs::openat(&parent, base, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                .map_err(fail("open directory", &shown))?;
+            let fd = rfs::openat(
+                &parent,
+                base,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(fail("open directory", &shown))?;
             finish_fd(&fd, owner, mode, &xattrs, None, &shown)?;
             dir_times.push((comps.clone(), mtime));
         }
@@ -315,19 +380,36 @@ fn apply_entry<R: Read>(
             finish_fd(&file, owner, mode, &xattrs, Some(mtime), &shown)?;
         }
         tar::EntryType::Symlink => {
-            let target = entry.link_name().map_err(ApplyError::Read)?.unwrap_or_default().into_owned();
+            let target = entry
+                .link_name()
+                .map_err(ApplyError::Read)?
+                .unwrap_or_default()
+                .into_owned();
             rfs::symlinkat(target.as_path(), &parent, base).map_err(fail("create symlink", &shown))?;
-            rfs::chownat(&parent, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW).map_err(fail("chown", &shown))?;
-            rfs::utimensat(&parent, base, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW).map_err(fail("set times of", &shown))?;
+            rfs::chownat(&parent, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(fail("chown", &shown))?;
+            rfs::utimensat(&parent, base, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(fail("set times of", &shown))?;
         }
         tar::EntryType::Link => {
-            let target = entry.link_name().map_err(ApplyError::Read)?.unwrap_or_default().into_owned();
-            let tcomps = clean(&target).map_err(|_| ApplyError::Breakout { path: shown.clone(), reason: "hard link target escapes the root" })?;
+            let target = entry
+                .link_name()
+                .map_err(ApplyError::Read)?
+                .unwrap_or_default()
+                .into_owned();
+            let tcomps = clean(&target).map_err(|_| ApplyError::Breakout {
+                path: shown.clone(),
+                reason: "hard link target escapes the root",
+            })?;
             let Some((tbase, tparent)) = tcomps.split_last() else {
-                return Err(ApplyError::Breakout { path: shown, reason: "hard link to the root" });
+                return Err(ApplyError::Breakout {
+                    path: shown,
+                    reason: "hard link to the root",
+                });
             };
             let tdir = open_dir_in_root(root, tparent, false, &shown)?;
-            rfs::linkat(&tdir, tbase.as_str(), &parent, base, AtFlags::empty()).map_err(fail("create hard link", &shown))?;
+            rfs::linkat(&tdir, tbase.as_str(), &parent, base, AtFlags::empty())
+                .map_err(fail("create hard link", &shown))?;
         }
         tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
             let ft = match kind {
@@ -337,13 +419,27 @@ fn apply_entry<R: Read>(
             };
             let major = header.device_major().ok().flatten().unwrap_or(0);
             let minor = header.device_minor().ok().flatten().unwrap_or(0);
-            rfs::mknodat(&parent, base, ft, Mode::from_raw_mode(0o600), rfs::makedev(major, minor))
-                .map_err(fail("create device", &shown))?;
-            rfs::chownat(&parent, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW).map_err(fail("chown", &shown))?;
-            rfs::chmodat(&parent, base, Mode::from_raw_mode(mode), AtFlags::empty()).map_err(fail("chmod", &shown))?;
-            rfs::utimensat(&parent, base, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW).map_err(fail("set times of", &shown))?;
+            rfs::mknodat(
+                &parent,
+                base,
+                ft,
+                Mode::from_raw_mode(0o600),
+                rfs::makedev(major, minor),
+            )
+            .map_err(fail("create device", &shown))?;
+            rfs::chownat(&parent, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(fail("chown", &shown))?;
+            rfs::chmodat(&parent, base, Mode::from_raw_mode(mode), AtFlags::empty())
+                .map_err(fail("chmod", &shown))?;
+            rfs::utimensat(&parent, base, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(fail("set times of", &shown))?;
         }
-        other => return Err(ApplyError::Unsupported { path: shown, kind: other.as_byte() }),
+        other => {
+            return Err(ApplyError::Unsupported {
+                path: shown,
+                kind: other.as_byte(),
+            })
+        }
     }
     Ok(())
 }

@@ -82,7 +82,11 @@ impl SnapshotError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
-    move |err| SnapshotError::Io { op, path: path.to_path_buf(), err }
+    move |err| SnapshotError::Io {
+        op,
+        path: path.to_path_buf(),
+        err,
+    }
 }
 
 /// What a snapshot is.
@@ -129,20 +133,37 @@ impl Overlay {
         fs::create_dir_all(&root).map_err(io_err("create", &root))?;
         let meta = root.join("metadata.json");
         let state = match fs::read(&meta) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt { path: meta.clone(), err })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State { next_id: 1, snapshots: BTreeMap::new() },
-            Err(e) => return Err(SnapshotError::Io { op: "read", path: meta, err: e }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt {
+                path: meta.clone(),
+                err,
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State {
+                next_id: 1,
+                snapshots: BTreeMap::new(),
+            },
+            Err(e) => {
+                return Err(SnapshotError::Io {
+                    op: "read",
+                    path: meta,
+                    err: e,
+                })
+            }
         };
         let _ = fs::remove_file(root.join("metadata.json.tmp"));
         for entry in fs::read_dir(&root).map_err(io_err("read", &root))? {
             let entry = entry.map_err(io_err("read", &root))?;
-            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else { continue };
+            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
             if !state.snapshots.values().any(|i| i.id == id) {
                 let p = entry.path();
                 fs::remove_dir_all(&p).map_err(io_err("remove orphan", &p))?;
             }
         }
-        Ok(Overlay { root, state: Mutex::new(state) })
+        Ok(Overlay {
+            root,
+            state: Mutex::new(state),
+        })
     }
 
     /// The snapshotter's root directory.
@@ -178,7 +199,9 @@ impl Overlay {
         drop(f);
         let meta = self.root.join("metadata.json");
         fs::rename(&tmp, &meta).map_err(io_err("rename", &tmp))?;
-        File::open(&self.root).and_then(|d| d.sync_all()).map_err(io_err("fsync", &self.root))
+        File::open(&self.root)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("fsync", &self.root))
     }
 
     fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {
@@ -190,7 +213,10 @@ impl Overlay {
             match state.snapshots.get(p) {
                 None => return Err(SnapshotError::NotFound(p.to_string())),
                 Some(i) if i.kind != Kind::Committed => {
-                    return Err(SnapshotError::InvalidState { key: p.to_string(), reason: "parent is not committed" })
+                    return Err(SnapshotError::InvalidState {
+                        key: p.to_string(),
+                        reason: "parent is not committed",
+                    })
                 }
                 Some(_) => {}
             }
@@ -206,7 +232,14 @@ impl Overlay {
             b.mode(0o700).create(&work).map_err(io_err("create", &work))?;
         }
         state.next_id = id + 1;
-        state.snapshots.insert(key.to_string(), Info { id, kind, parent: parent.map(str::to_string) });
+        state.snapshots.insert(
+            key.to_string(),
+            Info {
+                id,
+                kind,
+                parent: parent.map(str::to_string),
+            },
+        );
         if let Err(e) = self.save(&state) {
             state.snapshots.remove(key);
             let _ = fs::remove_dir_all(&dir);
@@ -268,9 +301,10 @@ impl Snapshotter for Overlay {
         let state = self.lock();
         match state.snapshots.get(key) {
             None => Err(SnapshotError::NotFound(key.to_string())),
-            Some(i) if i.kind == Kind::Committed => {
-                Err(SnapshotError::InvalidState { key: key.to_string(), reason: "committed snapshots have no mounts" })
-            }
+            Some(i) if i.kind == Kind::Committed => Err(SnapshotError::InvalidState {
+                key: key.to_string(),
+                reason: "committed snapshots have no mounts",
+            }),
             Some(_) => Ok(self.mounts_of(&state, key)),
         }
     }
@@ -280,7 +314,10 @@ impl Snapshotter for Overlay {
         let info = match state.snapshots.get(key) {
             None => return Err(SnapshotError::NotFound(key.to_string())),
             Some(i) if i.kind != Kind::Active => {
-                return Err(SnapshotError::InvalidState { key: key.to_string(), reason: "only active snapshots can be committed" })
+                return Err(SnapshotError::InvalidState {
+                    key: key.to_string(),
+                    reason: "only active snapshots can be committed",
+                })
             }
             Some(i) => i.clone(),
         };
@@ -288,7 +325,13 @@ impl Snapshotter for Overlay {
             return Err(SnapshotError::AlreadyExists(name.to_string()));
         }
         state.snapshots.remove(key);
-        state.snapshots.insert(name.to_string(), Info { kind: Kind::Committed, ..info.clone() });
+        state.snapshots.insert(
+            name.to_string(),
+            Info {
+                kind: Kind::Committed,
+                ..info.clone()
+            },
+        );
         if let Err(e) = self.save(&state) {
             state.snapshots.remove(name);
             state.snapshots.insert(key.to_string(), info);
@@ -323,11 +366,20 @@ impl Snapshotter for Overlay {
     }
 
     fn stat(&self, key: &str) -> Result<Info, SnapshotError> {
-        self.lock().snapshots.get(key).cloned().ok_or_else(|| SnapshotError::NotFound(key.to_string()))
+        self.lock()
+            .snapshots
+            .get(key)
+            .cloned()
+            .ok_or_else(|| SnapshotError::NotFound(key.to_string()))
     }
 
     fn list(&self) -> Result<Vec<(String, Info)>, SnapshotError> {
-        Ok(self.lock().snapshots.iter().map(|(k, i)| (k.clone(), i.clone())).collect())
+        Ok(self
+            .lock()
+            .snapshots
+            .iter()
+            .map(|(k, i)| (k.clone(), i.clone()))
+            .collect())
     }
 }
 
@@ -361,7 +413,10 @@ mod conformance {
     fn layer_chain_then_container() {
         let (_d, sn) = sn();
         let m = sn.prepare("x1", None).unwrap();
-        assert_eq!(m, vec![Mount::bind(sn.upper_dir("x1").unwrap().to_string_lossy(), false)]);
+        assert_eq!(
+            m,
+            vec![Mount::bind(sn.upper_dir("x1").unwrap().to_string_lossy(), false)]
+        );
         fs::write(sn.upper_dir("x1").unwrap().join("a"), b"1").unwrap();
         sn.commit("l1", "x1").unwrap();
         assert_eq!(sn.stat("x1").unwrap_err().kind(), ErrorKind::NotFound);
@@ -371,7 +426,11 @@ mod conformance {
         sn.commit("l2", "x2").unwrap();
 
         let m = sn.prepare("ctr", Some("l2")).unwrap();
-        let (l1, l2, c) = (sn.dir("l1").unwrap(), sn.dir("l2").unwrap(), sn.dir("ctr").unwrap());
+        let (l1, l2, c) = (
+            sn.dir("l1").unwrap(),
+            sn.dir("l2").unwrap(),
+            sn.dir("ctr").unwrap(),
+        );
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].kind, "overlay");
         assert_eq!(
@@ -403,28 +462,43 @@ mod conformance {
         sn.prepare("x1", None).unwrap();
         sn.commit("l1", "x1").unwrap();
         let m = sn.view("v1", Some("l1")).unwrap();
-        assert_eq!(m, vec![Mount::bind(sn.upper_dir("l1").unwrap().to_string_lossy(), true)]);
+        assert_eq!(
+            m,
+            vec![Mount::bind(sn.upper_dir("l1").unwrap().to_string_lossy(), true)]
+        );
         sn.prepare("x2", Some("l1")).unwrap();
         sn.commit("l2", "x2").unwrap();
         let m = sn.view("v2", Some("l2")).unwrap();
         assert_eq!(m[0].kind, "overlay");
         assert_eq!(m[0].options.len(), 1);
         assert!(m[0].options[0].starts_with("lowerdir="));
-        assert_eq!(sn.commit("nope", "v2").unwrap_err().kind(), ErrorKind::InvalidState);
+        assert_eq!(
+            sn.commit("nope", "v2").unwrap_err().kind(),
+            ErrorKind::InvalidState
+        );
     }
 
     #[test]
     fn errors() {
         let (_d, sn) = sn();
-        assert_eq!(sn.prepare("a", Some("missing")).unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            sn.prepare("a", Some("missing")).unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
         sn.prepare("a", None).unwrap();
         assert_eq!(sn.prepare("a", None).unwrap_err().kind(), ErrorKind::Conflict);
-        assert_eq!(sn.prepare("b", Some("a")).unwrap_err().kind(), ErrorKind::InvalidState);
+        assert_eq!(
+            sn.prepare("b", Some("a")).unwrap_err().kind(),
+            ErrorKind::InvalidState
+        );
         sn.prepare("b", None).unwrap();
         sn.commit("c", "b").unwrap();
         assert_eq!(sn.commit("c", "a").unwrap_err().kind(), ErrorKind::Conflict);
         assert_eq!(sn.mounts("c").unwrap_err().kind(), ErrorKind::InvalidState);
-        assert_eq!(sn.remove("zz").unwrap_err().to_string(), "snapshot zz does not exist");
+        assert_eq!(
+            sn.remove("zz").unwrap_err().to_string(),
+            "snapshot zz does not exist"
+        );
     }
 
     #[test]

@@ -101,7 +101,11 @@ impl Sandbox {
                 if md.is_dir() {
                     walk(&path, skip, out);
                 }
-                let data = if md.is_file() { fs::read(&path).unwrap() } else { Vec::new() };
+                let data = if md.is_file() {
+                    fs::read(&path).unwrap()
+                } else {
+                    Vec::new()
+                };
                 out.push((path, data));
             }
         }
@@ -113,7 +117,12 @@ impl Sandbox {
 }
 
 /// Applies `tar` and asserts nothing outside the root changed. Returns the apply result.
-fn apply_confined(tar: &[u8]) -> (Sandbox, Result<(berth_types::Digest, u64), berth_snapshot::ApplyError>) {
+fn apply_confined(
+    tar: &[u8],
+) -> (
+    Sandbox,
+    Result<(berth_types::Digest, u64), berth_snapshot::ApplyError>,
+) {
     let sb = Sandbox::new();
     let before = sb.outside();
     let res = apply_layer(&sb.root(), tar);
@@ -140,26 +149,44 @@ fn unpacks_with_fidelity_and_diff_id() {
 
     let r = sb.root();
     let md = fs::symlink_metadata(r.join("bin/tool")).unwrap();
-    assert_eq!(md.permissions().mode() & 0o7777, 0o4755, "set-uid bit kept after chown");
+    assert_eq!(
+        md.permissions().mode() & 0o7777,
+        0o4755,
+        "set-uid bit kept after chown"
+    );
     assert_eq!((md.uid(), md.gid()), (1000, 1001));
     assert_eq!(md.mtime(), 1_600_000_000);
     assert_eq!(md.nlink(), 2);
     assert_eq!(fs::read_link(r.join("bin/sh")).unwrap(), Path::new("tool"));
     assert_eq!(fs::symlink_metadata(r.join("bin/sh")).unwrap().uid(), 1000);
-    assert_eq!(fs::metadata(r.join("bin")).unwrap().mtime(), 1_600_000_000, "dir times set last");
+    assert_eq!(
+        fs::metadata(r.join("bin")).unwrap().mtime(),
+        1_600_000_000,
+        "dir times set last"
+    );
     let null = fs::symlink_metadata(r.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
     assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
-    assert!(fs::symlink_metadata(r.join("run/fifo")).unwrap().file_type().is_fifo());
-    assert_eq!(fs::metadata(r.join("run")).unwrap().permissions().mode() & 0o777, 0o755, "implicit parents are 0755");
+    assert!(fs::symlink_metadata(r.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert_eq!(
+        fs::metadata(r.join("run")).unwrap().permissions().mode() & 0o777,
+        0o755,
+        "implicit parents are 0755"
+    );
 }
 
 #[test]
 fn keeps_pax_xattrs() {
     require_root!();
     let mut b = tar::Builder::new(Vec::new());
-    b.append_pax_extensions([("SCHILY.xattr.user.note", b"hi".as_slice()), ("SCHILY.xattr.trusted.overlay.opaque", b"y")])
-        .unwrap();
+    b.append_pax_extensions([
+        ("SCHILY.xattr.user.note", b"hi".as_slice()),
+        ("SCHILY.xattr.trusted.overlay.opaque", b"y"),
+    ])
+    .unwrap();
     let mut h = tar::Header::new_ustar();
     h.set_path("f").unwrap();
     h.set_size(1);
@@ -176,14 +203,21 @@ fn keeps_pax_xattrs() {
     let mut buf = [0u8; 16];
     let n = rustix::fs::fgetxattr(&f, "user.note", &mut buf).unwrap();
     assert_eq!(&buf[..n], b"hi");
-    assert!(rustix::fs::fgetxattr(&f, "trusted.overlay.opaque", &mut buf).is_err(), "forged overlay xattr dropped");
+    assert!(
+        rustix::fs::fgetxattr(&f, "trusted.overlay.opaque", &mut buf).is_err(),
+        "forged overlay xattr dropped"
+    );
 }
 
 #[test]
 fn whiteouts_become_overlay_markers() {
     require_root!();
     let mut t = Tar::new();
-    t.dir("etc/").file("etc/.wh.gone", b"").dir("var/").file("var/.wh..wh..opq", b"").file("var/keep", b"k");
+    t.dir("etc/")
+        .file("etc/.wh.gone", b"")
+        .dir("var/")
+        .file("var/.wh..wh..opq", b"")
+        .file("var/keep", b"k");
     let (sb, res) = apply_confined(&t.finish());
     res.unwrap();
     let r = sb.root();
@@ -228,7 +262,9 @@ fn absolute_paths_land_inside() {
 fn absolute_symlink_then_write_through_it() {
     require_root!();
     let mut t = Tar::new();
-    t.symlink("a", "/").file("a/etc/x", b"inside").file("a/x", b"inside");
+    t.symlink("a", "/")
+        .file("a/etc/x", b"inside")
+        .file("a/x", b"inside");
     let (sb, res) = apply_confined(&t.finish());
     res.unwrap();
     assert_eq!(fs::read(sb.root().join("etc/x")).unwrap(), b"inside");
@@ -287,7 +323,10 @@ fn hard_links_out_of_the_root_are_refused() {
     t.symlink("s", "/etc/passwd").hardlink("p", "s").file("p2", b"");
     let (sb, res) = apply_confined(&t.finish());
     res.unwrap();
-    assert!(fs::symlink_metadata(sb.root().join("p")).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(sb.root().join("p"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 #[test]
@@ -304,11 +343,20 @@ fn whiteouts_cannot_escape() {
     assert!(res.is_err());
 
     let mut t = Tar::new();
-    t.symlink("a", "..").file("a/.wh.x", b"").symlink("b", "/").file("b/.wh.etc", b"");
+    t.symlink("a", "..")
+        .file("a/.wh.x", b"")
+        .symlink("b", "/")
+        .file("b/.wh.etc", b"");
     let (sb, res) = apply_confined(&t.finish());
     res.unwrap();
-    assert!(fs::symlink_metadata(sb.root().join("x")).unwrap().file_type().is_char_device());
-    assert!(fs::symlink_metadata(sb.root().join("etc")).unwrap().file_type().is_char_device());
+    assert!(fs::symlink_metadata(sb.root().join("x"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(fs::symlink_metadata(sb.root().join("etc"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 #[test]
@@ -316,7 +364,10 @@ fn replacing_a_symlink_does_not_follow_it() {
     require_root!();
     let mut t = Tar::new();
     // "x" first points outside; the file entry "x" must replace the link, not write through it.
-    t.symlink("x", "../x").file("x", b"replaced").symlink("d", "/etc").dir("d/");
+    t.symlink("x", "../x")
+        .file("x", b"replaced")
+        .symlink("d", "/etc")
+        .dir("d/");
     let (sb, res) = apply_confined(&t.finish());
     res.unwrap();
     assert_eq!(fs::read(sb.root().join("x")).unwrap(), b"replaced");

@@ -124,10 +124,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        assert!(matches!(Digest::parse(HEX), Err(DigestError::MissingAlgorithm(_))));
-        assert!(matches!(Digest::parse(&format!("sha512:{HEX}")), Err(DigestError::UnsupportedAlgorithm(_))));
+        assert!(matches!(
+            Digest::parse(HEX),
+            Err(DigestError::MissingAlgorithm(_))
+        ));
+        assert!(matches!(
+            Digest::parse(&format!("sha512:{HEX}")),
+            Err(DigestError::UnsupportedAlgorithm(_))
+        ));
         assert!(matches!(Digest::parse("sha256:abc"), Err(DigestError::BadHex(_))));
-        assert!(matches!(Digest::parse(&format!("sha256:{}", HEX.to_uppercase())), Err(DigestError::BadHex(_))));
+        assert!(matches!(
+            Digest::parse(&format!("sha256:{}", HEX.to_uppercase())),
+            Err(DigestError::BadHex(_))
+        ));
     }
 
     #[test]

@@ -125,7 +125,12 @@ impl Reference {
         if !valid_tag(tag) {
             return Err(ReferenceError::InvalidFormat);
         }
-        Ok(Reference { domain: self.domain.clone(), path: self.path.clone(), tag: Some(tag.to_string()), digest: None })
+        Ok(Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        })
     }
 
     /// The short repository name docker shows: `busybox`, `user/app`, `localhost:5000/x/y`.
@@ -324,7 +329,9 @@ fn valid_tag(t: &str) -> bool {
 }
 
 fn valid_digest(d: &str) -> bool {
-    let Some((algo, hex)) = d.split_once(':') else { return false };
+    let Some((algo, hex)) = d.split_once(':') else {
+        return false;
+    };
     let algo_ok = algo.split(['-', '_', '+', '.']).all(|part| {
         let b = part.as_bytes();
         !b.is_empty() && b[0].is_ascii_alphabetic() && b.iter().all(|x| x.is_ascii_alphanumeric())
@@ -342,18 +349,54 @@ mod tests {
     const VALID: &[(&str, &str, &str)] = &[
         ("busybox", "docker.io/library/busybox:latest", "busybox:latest"),
         ("busybox:1.36", "docker.io/library/busybox:1.36", "busybox:1.36"),
-        ("library/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-        ("docker.io/library/busybox:latest", "docker.io/library/busybox:latest", "busybox:latest"),
-        ("index.docker.io/library/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
-        ("docker.io/busybox", "docker.io/library/busybox:latest", "busybox:latest"),
+        (
+            "library/busybox",
+            "docker.io/library/busybox:latest",
+            "busybox:latest",
+        ),
+        (
+            "docker.io/library/busybox:latest",
+            "docker.io/library/busybox:latest",
+            "busybox:latest",
+        ),
+        (
+            "index.docker.io/library/busybox",
+            "docker.io/library/busybox:latest",
+            "busybox:latest",
+        ),
+        (
+            "docker.io/busybox",
+            "docker.io/library/busybox:latest",
+            "busybox:latest",
+        ),
         ("user/app:v1", "docker.io/user/app:v1", "user/app:v1"),
-        ("user/app/sub", "docker.io/user/app/sub:latest", "user/app/sub:latest"),
+        (
+            "user/app/sub",
+            "docker.io/user/app/sub:latest",
+            "user/app/sub:latest",
+        ),
         ("localhost/x", "localhost/x:latest", "localhost/x:latest"),
-        ("localhost:5000/x/y:t", "localhost:5000/x/y:t", "localhost:5000/x/y:t"),
-        ("quay.io/coreos/etcd:v3.5.0", "quay.io/coreos/etcd:v3.5.0", "quay.io/coreos/etcd:v3.5.0"),
-        ("Registry.Example.com/a", "Registry.Example.com/a:latest", "Registry.Example.com/a:latest"),
+        (
+            "localhost:5000/x/y:t",
+            "localhost:5000/x/y:t",
+            "localhost:5000/x/y:t",
+        ),
+        (
+            "quay.io/coreos/etcd:v3.5.0",
+            "quay.io/coreos/etcd:v3.5.0",
+            "quay.io/coreos/etcd:v3.5.0",
+        ),
+        (
+            "Registry.Example.com/a",
+            "Registry.Example.com/a:latest",
+            "Registry.Example.com/a:latest",
+        ),
         ("[::1]:5000/a/b", "[::1]:5000/a/b:latest", "[::1]:5000/a/b:latest"),
-        ("a_b.c__d-e---f", "docker.io/library/a_b.c__d-e---f:latest", "a_b.c__d-e---f:latest"),
+        (
+            "a_b.c__d-e---f",
+            "docker.io/library/a_b.c__d-e---f:latest",
+            "a_b.c__d-e---f:latest",
+        ),
         ("imp1:v1", "docker.io/library/imp1:v1", "imp1:v1"),
         ("t:V1_x.y-z", "docker.io/library/t:V1_x.y-z", "t:V1_x.y-z"),
     ];
@@ -379,9 +422,14 @@ mod tests {
         let r = Reference::parse(&format!("localhost:5000/x:t@{D}")).unwrap();
         assert_eq!(r.tag(), Some("t"));
         assert_eq!(r.familiar_name(), "localhost:5000/x");
-        assert_eq!(Reference::parse("x@sha256:abc").unwrap_err().to_string(), "invalid reference format");
         assert_eq!(
-            Reference::parse("x@sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633c").unwrap_err().to_string(),
+            Reference::parse("x@sha256:abc").unwrap_err().to_string(),
+            "invalid reference format"
+        );
+        assert_eq!(
+            Reference::parse("x@sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633c")
+                .unwrap_err()
+                .to_string(),
             "invalid checksum digest length"
         );
     }
@@ -398,8 +446,14 @@ mod tests {
     #[test]
     fn invalid_references_use_docker_messages() {
         let cases: &[(&str, &str)] = &[
-            ("UPPER", "invalid reference format: repository name (library/UPPER) must be lowercase"),
-            ("user/Upper:v1", "invalid reference format: repository name (user/Upper) must be lowercase"),
+            (
+                "UPPER",
+                "invalid reference format: repository name (library/UPPER) must be lowercase",
+            ),
+            (
+                "user/Upper:v1",
+                "invalid reference format: repository name (user/Upper) must be lowercase",
+            ),
             ("a:b:c", "invalid reference format"),
             (":tag", "invalid reference format"),
             ("", "invalid reference format"),
@@ -420,9 +474,15 @@ mod tests {
             assert_eq!(err.to_string(), *msg, "{input:?}");
         }
         let long_tag = format!("a:{}", "t".repeat(129));
-        assert_eq!(Reference::parse(&long_tag).unwrap_err(), ReferenceError::InvalidFormat);
+        assert_eq!(
+            Reference::parse(&long_tag).unwrap_err(),
+            ReferenceError::InvalidFormat
+        );
         let long_name = format!("a/{}", "b".repeat(260));
-        assert_eq!(Reference::parse(&long_name).unwrap_err(), ReferenceError::NameTooLong);
+        assert_eq!(
+            Reference::parse(&long_name).unwrap_err(),
+            ReferenceError::NameTooLong
+        );
         let hex = "a".repeat(64);
         assert_eq!(
             Reference::parse(&hex).unwrap_err().to_string(),
