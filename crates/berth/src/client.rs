@@ -377,7 +377,10 @@ impl<R: BufRead> BufRead for BodyReader<R> {
         self.inner.consume(n);
         match &mut self.framing {
             Framing::Length(l) => *l -= n as u64,
-            Framing::Chunked { left, .. } => {
+            Framing::Chunked { left, done } => {
+                if n == 0 || *done {
+                    return;
+                }
                 *left -= n as u64;
                 if *left == 0 {
                     // The CRLF after each chunk's data.

@@ -399,8 +399,15 @@ impl Template {
         self.run(header, true)
     }
 
+    /// Renders a list row: like docker's formatter contexts, `json` of a whole row escapes HTML.
+    pub fn render_row(&self, data: &Val) -> Result<String, String> {
+        let mut st = State { vars: vec![("".into(), data.clone())], header: false, rows: true, out: String::new() };
+        st.exec(&self.nodes, data)?;
+        Ok(st.out)
+    }
+
     fn run(&self, data: &Val, header: bool) -> Result<String, String> {
-        let mut st = State { vars: vec![("".into(), data.clone())], header, out: String::new() };
+        let mut st = State { vars: vec![("".into(), data.clone())], header, rows: false, out: String::new() };
         st.exec(&self.nodes, data)?;
         Ok(st.out)
     }
@@ -409,6 +416,7 @@ impl Template {
 struct State {
     vars: Vec<(String, Val)>,
     header: bool,
+    rows: bool,
     out: String,
 }
 
@@ -559,7 +567,12 @@ impl State {
         Ok(match f {
             "json" => {
                 need(1)?;
-                Val::Str(args[0].to_json())
+                let j = args[0].to_json();
+                if self.rows && matches!(args[0], Val::Obj(_)) {
+                    Val::Str(j.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"))
+                } else {
+                    Val::Str(j)
+                }
             }
             "join" => {
                 need(2)?;

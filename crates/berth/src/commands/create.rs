@@ -413,6 +413,9 @@ pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, consol
         }
         ulimits.push(json!({"Name": name, "Hard": hard, "Soft": soft}));
     }
+    if o.rm && o.restart.as_deref().is_some_and(|r| !r.is_empty() && r != "no") {
+        bail!("conflicting options: cannot specify both --restart and --rm");
+    }
     let restart = match o.restart.as_deref() {
         None | Some("") | Some("no") => json!({"Name": "no", "MaximumRetryCount": 0}),
         Some(r) => {
@@ -653,9 +656,14 @@ pub fn to_status_error(e: anyhow::Error, cmd: &str) -> anyhow::Error {
     status(code, format!("berth: {msg}\n\nRun 'berth {cmd} --help' for more information"))
 }
 
+/// docker's `reportError` for flag values it cannot parse: `berth: <msg>.` + help hint, exit 125.
+pub fn report_error(e: anyhow::Error, cmd: &str) -> anyhow::Error {
+    status(125, format!("berth: {e:#}\n\nRun 'berth {cmd} --help' for more information"))
+}
+
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
-    let body = build_body(&a.opts, &a.argv, false, (0, 0)).map_err(|e| to_status_error(e, "create"))?;
-    let id = create_container(ctx, &a.opts, &body).map_err(|e| to_status_error(e, "create"))?;
+    let body = build_body(&a.opts, &a.argv, false, (0, 0)).map_err(|e| report_error(e, "create"))?;
+    let id = create_container(ctx, &a.opts, &body)?;
     println!("{id}");
     Ok(0)
 }

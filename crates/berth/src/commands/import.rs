@@ -2,8 +2,6 @@
 
 use std::io::Read;
 
-use anyhow::Context;
-
 use crate::client::{Body, Query};
 
 use super::{display_json_messages, Ctx};
@@ -47,7 +45,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let mut src: Box<dyn Read> = if a.file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::fs::File::open(&a.file).with_context(|| format!("open {}", a.file))?)
+        Box::new(std::fs::File::open(&a.file).map_err(|e| anyhow::anyhow!("open {}: {}", a.file, crate::format::go_io_error(&e)))?)
     };
     let mut resp = ctx.client.call("POST", &format!("/images/create{}", q.encode()), Body::Stream(&mut *src, "text/plain"))?;
     let mut out = std::io::stdout().lock();

@@ -63,7 +63,7 @@ pub fn render_list(format: &str, rows: &[Val], header: &Val) -> anyhow::Result<S
     let t = Template::parse(&body).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
     let mut out = String::new();
     for r in rows {
-        out.push_str(&t.render(r).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?);
+        out.push_str(&t.render_row(r).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?);
         out.push('\n');
     }
     if is_table {

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 use crate::client::{Body, Query};
 use crate::stream::{self, RawTerminal, Target};
 
-use super::create::{build_body, container_path, create_container, to_status_error, ContainerOpts};
+use super::create::{build_body, container_path, create_container, report_error, to_status_error, ContainerOpts};
 use super::{status, Ctx};
 
 #[derive(clap::Args)]
@@ -148,7 +148,7 @@ pub fn attach_and_start(
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let o = &a.opts;
     let console = if o.tty && stream::stdout_is_tty() { stream::term_size().unwrap_or((0, 0)) } else { (0, 0) };
-    let body = build_body(o, &a.argv, a.detach, console).map_err(|e| to_status_error(e, "run"))?;
+    let body = build_body(o, &a.argv, a.detach, console).map_err(|e| report_error(e, "run"))?;
     if !a.detach && o.tty && body["AttachStdin"] == serde_json::json!(true) && !stream::stdin_is_tty() {
         return Err(status(1, "the input device is not a TTY"));
     }
