@@ -56,6 +56,17 @@ pub fn human_size_prec(size: f64, prec: usize) -> String {
     format!("{}{}", go_g(size, prec), UNITS[i])
 }
 
+/// go-units `BytesSize` (binary units, four significant digits).
+pub fn bytes_size(n: f64) -> String {
+    const U: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let (mut n, mut i) = (n, 0);
+    while n >= 1024.0 && i < U.len() - 1 {
+        n /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(n, 4), U[i])
+}
+
 /// What `docker images` / `docker ps -s` show: three significant digits.
 pub fn human_size(size: i64) -> String {
     human_size_prec(size as f64, 3)
@@ -366,6 +377,7 @@ mod tests {
         assert_eq!(human_size(123_456_789), "123MB");
         assert_eq!(human_size(999_999), "1e+03kB");
         assert_eq!(human_size_prec(1984132.0, 4), "1.984MB");
+        assert_eq!(bytes_size(25276510208.0), "23.54GiB");
     }
 
     #[test]

@@ -79,6 +79,36 @@ enum Cmd {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Rename a container
+    Rename(rename::Args),
+    /// Restart one or more containers
+    Restart(restart::Args),
+    /// Pause all processes within one or more containers
+    Pause(pause::Args),
+    /// Unpause all processes within one or more containers
+    Unpause(unpause::Args),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::Args),
+    /// Execute a command in a running container
+    Exec(exec::Args),
+    /// Display the running processes of a container
+    Top(top::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(diff::Args),
+    /// Export a container's filesystem as a tar archive
+    Export(export::Args),
+    /// Create a new image from a container's changes
+    Commit(commit::Args),
+    /// Get real time events from the server
+    Events(events::Args),
+    /// Update configuration of one or more containers
+    Update(update::Args),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::Args),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::Args),
+    /// Load an image from a tar archive or STDIN
+    Load(load::Args),
     #[command(name = autostart::LAUNCH_ARG, hide = true)]
     Launch { berthd: String },
 }
@@ -96,6 +126,10 @@ enum ImageCmd {
     Import(import::Args),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(tag::Args),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::Args),
+    /// Load an image from a tar archive or STDIN
+    Load(load::Args),
 }
 
 #[derive(Subcommand)]
@@ -121,6 +155,30 @@ enum ContainerCmd {
     Wait(wait::Args),
     /// Display detailed information on one or more containers
     Inspect(inspect::ContainerArgs),
+    /// Rename a container
+    Rename(rename::Args),
+    /// Restart one or more containers
+    Restart(restart::Args),
+    /// Pause all processes within one or more containers
+    Pause(pause::Args),
+    /// Unpause all processes within one or more containers
+    Unpause(unpause::Args),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::Args),
+    /// Execute a command in a running container
+    Exec(exec::Args),
+    /// Display the running processes of a container
+    Top(top::Args),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(diff::Args),
+    /// Export a container's filesystem as a tar archive
+    Export(export::Args),
+    /// Create a new image from a container's changes
+    Commit(commit::Args),
+    /// Update configuration of one or more containers
+    Update(update::Args),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::Args),
 }
 
 fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
@@ -143,6 +201,21 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => wait::run(ctx, a),
         Cmd::Inspect(a) => inspect::run(ctx, a),
         Cmd::Container(ContainerCmd::Inspect(a)) => inspect::run_container(ctx, a),
+        Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => rename::run(ctx, a),
+        Cmd::Restart(a) | Cmd::Container(ContainerCmd::Restart(a)) => restart::run(ctx, a),
+        Cmd::Pause(a) | Cmd::Container(ContainerCmd::Pause(a)) => pause::run(ctx, a),
+        Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => unpause::run(ctx, a),
+        Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => attach::run(ctx, a),
+        Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => exec::run(ctx, a),
+        Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => top::run(ctx, a),
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => diff::run(ctx, a),
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::run(ctx, a),
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::run(ctx, a),
+        Cmd::Events(a) => events::run(ctx, a),
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => update::run(ctx, a),
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => stats::run(ctx, a),
+        Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => save::run(ctx, a),
+        Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => load::run(ctx, a),
         Cmd::Launch { berthd } => autostart::launch(&berthd),
     }
 }

@@ -13,17 +13,6 @@ pub struct Args {
     format: Option<String>,
 }
 
-/// go-units `BytesSize` (binary units, four significant digits).
-fn bytes_size(n: f64) -> String {
-    const U: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-    let (mut n, mut i) = (n, 0);
-    while n >= 1024.0 && i < U.len() - 1 {
-        n /= 1024.0;
-        i += 1;
-    }
-    format!("{}{}", crate::format::go_g(n, 4), U[i])
-}
-
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let body = ctx.client.call("GET", "/info", crate::client::Body::Empty)?.bytes()?;
     let v = Val::parse(&body).map_err(|e| anyhow::anyhow!("invalid info response: {e}"))?;
@@ -103,7 +92,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         o.push_str(&format!(" {label}: {}\n", g(k)));
     }
     let mem: f64 = g("MemTotal").parse().unwrap_or(0.0);
-    o.push_str(&format!(" Total Memory: {}\n", bytes_size(mem)));
+    o.push_str(&format!(" Total Memory: {}\n", crate::format::bytes_size(mem)));
     o.push_str(&format!(" Name: {}\n ID: {}\n Docker Root Dir: {}\n", g("Name"), g("ID"), g("DockerRootDir")));
     o.push_str(&format!(" Debug Mode: {}\n", v.get("Debug").is_some_and(Val::truthy)));
     for (k, label) in [("HttpProxy", "HTTP Proxy"), ("HttpsProxy", "HTTPS Proxy"), ("NoProxy", "No Proxy")] {
@@ -134,10 +123,3 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn memory_is_binary() {
-        assert_eq!(super::bytes_size(25276510208.0), "23.54GiB");
-    }
-}

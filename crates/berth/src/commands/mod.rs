@@ -1,19 +1,34 @@
 //! One file per command. Each exposes `Args` (clap) and `run(ctx, args) -> exit code`.
 
+pub mod attach;
+pub mod commit;
 pub mod create;
+pub mod diff;
+pub mod events;
+pub mod exec;
+pub mod export;
 pub mod images;
 pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod kill;
+pub mod load;
 pub mod logs;
+pub mod pause;
 pub mod ps;
+pub mod rename;
+pub mod restart;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod save;
 pub mod start;
+pub mod stats;
 pub mod stop;
 pub mod tag;
+pub mod top;
+pub mod unpause;
+pub mod update;
 pub mod version;
 pub mod wait;
 
