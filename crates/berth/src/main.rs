@@ -230,7 +230,9 @@ fn main() {
                     let _ = e.print();
                     std::process::exit(0)
                 }
-                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                | ErrorKind::MissingSubcommand
+                | ErrorKind::MissingRequiredArgument => {
                     let _ = e.print();
                     std::process::exit(1)
                 }

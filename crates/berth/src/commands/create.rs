@@ -662,6 +662,7 @@ pub fn report_error(e: anyhow::Error, cmd: &str) -> anyhow::Error {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    super::reject_flag_as_positional(&a.argv[0], "create")?;
     let body = build_body(&a.opts, &a.argv, false, (0, 0)).map_err(|e| report_error(e, "create"))?;
     let id = create_container(ctx, &a.opts, &body)?;
     println!("{id}");

@@ -146,6 +146,7 @@ pub fn attach_and_start(
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
+    super::reject_flag_as_positional(&a.argv[0], "run")?;
     let o = &a.opts;
     let console = if o.tty && stream::stdout_is_tty() { stream::term_size().unwrap_or((0, 0)) } else { (0, 0) };
     let body = build_body(o, &a.argv, a.detach, console).map_err(|e| report_error(e, "run"))?;
