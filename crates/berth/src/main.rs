@@ -95,6 +95,8 @@ enum Cmd {
     Top(top::Args),
     /// Inspect changes to files or directories on a container's filesystem
     Diff(diff::Args),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::Args),
     /// Export a container's filesystem as a tar archive
     Export(export::Args),
     /// Create a new image from a container's changes
@@ -208,6 +210,7 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Attach(a) | Cmd::Container(ContainerCmd::Attach(a)) => attach::run(ctx, a),
         Cmd::Exec(a) | Cmd::Container(ContainerCmd::Exec(a)) => exec::run(ctx, a),
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => top::run(ctx, a),
+        Cmd::Cp(a) => cp::run(ctx, a),
         Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => diff::run(ctx, a),
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => export::run(ctx, a),
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => commit::run(ctx, a),
