@@ -432,7 +432,10 @@ impl State {
                 Node::Action(p) => {
                     let v = self.pipe(p, dot)?;
                     if p.decl.is_empty() {
-                        self.out.push_str(&v.go_string());
+                        match v {
+                            Val::Null => self.out.push_str(null_repr(p)),
+                            v => self.out.push_str(&v.go_string()),
+                        }
                     }
                 }
                 Node::If(p, a, b) => {
@@ -703,6 +706,32 @@ impl State {
     }
 }
 
+/// How docker prints a JSON `null` field: inspect templates run first over the typed Go structs,
+/// where a nil slice prints `[]`, a nil map `map[]` and a nil pointer `<nil>`.
+fn null_repr(p: &Pipe) -> &'static str {
+    let last = match p.cmds.as_slice() {
+        [cmd] => match cmd.as_slice() {
+            [Arg::Field(_, path)] => path.last().map(String::as_str),
+            _ => None,
+        },
+        _ => None,
+    };
+    match last {
+        Some(
+            "Labels" | "Volumes" | "ExposedPorts" | "Options" | "DriverOpts" | "Tmpfs" | "Sysctls" | "StorageOpt"
+            | "PortBindings" | "Ports" | "Networks" | "Data" | "Attributes" | "Config",
+        ) => "map[]",
+        Some(
+            "Cmd" | "Entrypoint" | "Env" | "Binds" | "Links" | "CapAdd" | "CapDrop" | "Dns" | "DnsOptions" | "DnsSearch"
+            | "ExtraHosts" | "GroupAdd" | "SecurityOpt" | "VolumesFrom" | "Mounts" | "OnBuild" | "Shell" | "Ulimits"
+            | "Devices" | "DeviceRequests" | "DeviceCgroupRules" | "MaskedPaths" | "ReadonlyPaths" | "Aliases" | "Layers"
+            | "RepoTags" | "RepoDigests" | "Args" | "ExecIDs" | "Warnings" | "ConsoleSize" | "BlkioWeightDevice",
+        ) => "[]",
+        Some(_) => "<nil>",
+        None => "<no value>",
+    }
+}
+
 fn printf(fmt: &str, args: &[Val]) -> String {
     let mut out = String::new();
     let mut it = fmt.chars().peekable();
@@ -752,7 +781,8 @@ mod tests {
         assert_eq!(r("{{json .Config}}", d), r#"{"Env":["PATH=/bin","A=1"],"Cmd":null,"Labels":{"b":"2","a":"1"}}"#);
         assert_eq!(r("{{.Config.Env}}", d), "[PATH=/bin A=1]");
         assert_eq!(r("{{.Config.Labels}}", d), "map[a:1 b:2]");
-        assert_eq!(r("{{.Config.Cmd}}", d), "<no value>");
+        assert_eq!(r("{{.Config.Cmd}}", d), "[]");
+        assert_eq!(r("{{.Config.Labels}} {{.Config.Health}}", r#"{"Config":{"Labels":null,"Health":null}}"#), "map[] <nil>");
         assert_eq!(r("{{join .Config.Env \",\"}}", d), "PATH=/bin,A=1");
         assert_eq!(r("{{index .Config.Env 1}}", d), "A=1");
         assert_eq!(r("{{index .Config.Labels \"a\"}}", d), "1");
