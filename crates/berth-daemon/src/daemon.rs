@@ -1,7 +1,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use berth_image::ImageService;
 use berth_meta::{ContainerRow, Db};
@@ -18,7 +17,6 @@ pub struct Daemon {
     pub images: Arc<ImageService>,
     pub events: Events,
     pub(crate) containers: RwLock<Containers>,
-    pub(crate) started: Instant,
     /// A stable identity for `info` (`ID`), kept in the data root.
     pub(crate) engine_id: String,
 }
@@ -50,7 +48,6 @@ impl Daemon {
             images: Arc::new(images),
             events: Events::default(),
             containers: RwLock::new(Containers::default()),
-            started: Instant::now(),
             engine_id,
         });
         daemon.load().await?;

@@ -183,7 +183,11 @@ fn normalize_cap(c: &str) -> String {
 /// Docker's capability arithmetic: `ALL` in add grants all but the dropped; `ALL` in drop keeps
 /// only the added; otherwise defaults minus drop plus add.
 pub fn capabilities(privileged: bool, cap_add: &[String], cap_drop: &[String]) -> Result<Vec<String>, Error> {
-    let all: Vec<String> = ALL_CAPS.iter().map(|s| s.to_string()).collect();
+    // "All" means all this host grants: a capability missing from our own bounding set (a
+    // sandboxed host) cannot be given to a container, and asking for it fails the whole start.
+    let bounding = host_bounding_set();
+    let all: Vec<String> =
+        ALL_CAPS.iter().enumerate().filter(|(i, _)| bounding & (1u64 << i) != 0).map(|(_, s)| s.to_string()).collect();
     if privileged {
         return Ok(all);
     }
@@ -207,6 +211,18 @@ pub fn capabilities(privileged: bool, cap_add: &[String], cap_drop: &[String]) -
     let mut seen = HashSet::new();
     caps.retain(|c| c != "ALL" && seen.insert(c.clone()));
     Ok(caps)
+}
+
+/// This process's capability bounding set (`CapBnd` in /proc/self/status); all bits when unreadable.
+fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
 }
 
 fn oci_caps(names: &[String]) -> HashSet<Capability> {
@@ -578,7 +594,7 @@ mod tests {
     fn privileged_gets_everything() {
         let s = build_spec(&ContainerSpec { privileged: true, cap_drop: vec!["ALL".into()], ..plain() }).unwrap();
         let caps = s.process().as_ref().unwrap().capabilities().as_ref().unwrap();
-        assert_eq!(caps.bounding().as_ref().unwrap().len(), ALL_CAPS.len());
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), host_caps());
         let l = s.linux().as_ref().unwrap();
         assert!(l.seccomp().is_none());
         assert!(l.masked_paths().as_ref().unwrap().is_empty());
@@ -589,6 +605,11 @@ mod tests {
         assert!(sys.options().as_ref().unwrap().contains(&"rw".to_string()));
     }
 
+    /// How many of the known capabilities this host's bounding set holds.
+    fn host_caps() -> usize {
+        (0..ALL_CAPS.len()).filter(|i| host_bounding_set() & (1u64 << i) != 0).count()
+    }
+
     #[test]
     fn cap_add_and_drop() {
         let c = capabilities(false, &["net_admin".into()], &["CAP_CHOWN".into(), "kill".into()]).unwrap();
@@ -596,7 +617,7 @@ mod tests {
         assert!(!c.contains(&"CAP_CHOWN".to_string()) && !c.contains(&"CAP_KILL".to_string()));
         assert_eq!(c.len(), DEFAULT_CAPS.len() - 1);
         let c = capabilities(false, &["ALL".into()], &["sys_admin".into()]).unwrap();
-        assert_eq!(c.len(), ALL_CAPS.len() - 1);
+        assert_eq!(c.len(), host_caps() - usize::from(host_bounding_set() & (1 << 21) != 0));
         let c = capabilities(false, &["NET_RAW".into()], &["all".into()]).unwrap();
         assert_eq!(c, vec!["CAP_NET_RAW".to_string()]);
         let err = capabilities(false, &["FOO".into()], &[]).unwrap_err();

@@ -70,10 +70,11 @@ impl Run {
     }
 }
 
-static BUSYBOX_TAR: OnceLock<PathBuf> = OnceLock::new();
+static BUSYBOX_TAR: OnceLock<Vec<u8>> = OnceLock::new();
 
-/// A tar of a minimal busybox root filesystem, built once per test process.
-pub fn busybox_tar() -> &'static Path {
+/// A tar of a minimal busybox root filesystem, built once per test process and kept in memory
+/// (its build directory is removed at once).
+pub fn busybox_tar() -> &'static [u8] {
     BUSYBOX_TAR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("berth-e2e-busybox-{}", std::process::id()));
         let root = dir.join("rootfs");
@@ -105,7 +106,9 @@ pub fn busybox_tar() -> &'static Path {
             .status()
             .unwrap();
         assert!(st.success(), "tar failed");
-        tar
+        let bytes = std::fs::read(&tar).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        bytes
     })
 }
 
@@ -133,7 +136,7 @@ impl Daemon {
     /// Starts a daemon and imports `busybox:latest`.
     pub fn start() -> Self {
         let d = Self::start_bare();
-        d.berth_stdin(&["import", "-", "busybox:latest"], &std::fs::read(busybox_tar()).unwrap()).ok();
+        d.berth_stdin(&["import", "-", "busybox:latest"], busybox_tar()).ok();
         d
     }
 

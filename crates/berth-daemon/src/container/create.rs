@@ -139,9 +139,17 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
     match mode.as_str() {
         "default" | "bridge" | "none" | "host" => {}
         m if m.starts_with("container:") => {}
-        other => return Err(Error::not_found(format!("network {other} not found"))),
+        // 400, not 404: clients answer a 404 from create by pulling the image.
+        other => return Err(Error::invalid(format!("network {other} not found"))),
     }
     host.network_mode = Some(mode);
+    match host.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default().as_str() {
+        "" | "json-file" => {
+            let config = host.log_config.as_ref().and_then(|l| l.config.clone()).unwrap_or_default();
+            host.log_config = Some(berth_api::models::HostConfigLogConfig { typ: Some("json-file".into()), config: Some(config) });
+        }
+        other => return Err(Error::invalid(format!("logging driver {other} is not available: berth writes json-file logs"))),
+    }
     if let Some(m) = host.memory.filter(|m| *m != 0) {
         if m < 6 * 1024 * 1024 {
             return Err(Error::invalid("Minimum memory limit allowed is 6MB"));

@@ -87,8 +87,13 @@ impl Status {
             (Op::Kill, s) if !s.is_running() => {
                 Err(Error::conflict(format!("Cannot kill container: {id}: Container {id} is not running")))
             }
-            (Op::Attach, Status::Exited | Status::Dead | Status::Removing) => {
-                Err(Error::conflict("You cannot attach to a stopped container, start it first"))
+            // Attaching to a stopped container is allowed (`start -a` attaches first); docker's
+            // "start it first" check lives in the `attach` command of the client.
+            (Op::Attach, Status::Paused) => {
+                Err(Error::conflict("You cannot attach to a paused container, unpause it first"))
+            }
+            (Op::Attach, Status::Dead | Status::Removing) => {
+                Err(Error::conflict(format!("cannot attach to container {id}: container is marked for removal")))
             }
             (Op::Remove, s) if s.is_running() => Err(Error::conflict(format!(
                 "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"

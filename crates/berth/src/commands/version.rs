@@ -40,10 +40,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     ]);
     let server = ctx.client.call("GET", "/version", crate::client::Body::Empty).and_then(|r| r.bytes());
     if let Some(f) = &a.format {
-        let srv = match &server {
+        let mut srv = match &server {
             Ok(b) => Val::parse(b).unwrap_or(Val::Null),
             Err(_) => Val::Null,
         };
+        // docker's template sees its Go struct, whose field is `APIVersion` (JSON `ApiVersion`).
+        if let Val::Obj(fields) = &mut srv {
+            if let Some(v) = fields.iter().find(|(k, _)| k == "ApiVersion").map(|(_, v)| v.clone()) {
+                fields.push(("APIVersion".to_string(), v));
+            }
+        }
         let data = Val::obj(vec![("Client", client), ("Server", srv)]);
         let f = if f == "json" { "{{json .}}" } else { f.as_str() };
         print(&format!("{}\n", render(f, &data)?));

@@ -82,7 +82,7 @@ pub async fn by_name(
     }
     let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
     match (method, action) {
-        (&Method::GET, "json") => Ok(http::json(StatusCode::OK, &d.images.inspect(name)?)),
+        (&Method::GET, "json") => Ok(http::json(StatusCode::OK, &d.images.inspect_json(name)?)),
         (&Method::POST, "tag") => {
             let repo = q.get("repo").unwrap_or("");
             let tag = q.get("tag").unwrap_or("");

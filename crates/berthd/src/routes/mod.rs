@@ -44,7 +44,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str, q: Query) -> 
     // Image names contain slashes, so image routes are matched on prefix and suffix.
     if let Some(r) = trimmed.strip_prefix("/images/") {
         if !matches!(r, "json" | "create" | "load" | "get" | "search" | "prune") {
-            return images::by_name(d, req, &method, r, q).await;
+            return images::by_name(&d, req, &method, r, &q).await;
         }
     }
     let segs: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();

@@ -56,14 +56,14 @@ fn inspect_templates_and_nsenter() {
 #[test]
 fn kill_stop_rm_and_wait() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "k", "busybox", "sleep", "60"]).ok();
-    d.berth(&["kill", "-s", "KILL", "k"]).ok();
-    assert_eq!(d.berth(&["wait", "k"]).ok().out(), "137");
-    let again = d.berth(&["kill", "k"]);
+    d.berth(&["run", "-d", "--name", "k1", "busybox", "sleep", "60"]).ok();
+    d.berth(&["kill", "-s", "KILL", "k1"]).ok();
+    assert_eq!(d.berth(&["wait", "k1"]).ok().out(), "137");
+    let again = d.berth(&["kill", "k1"]);
     assert_ne!(again.code, 0);
     assert!(again.stderr.contains("is not running"), "{}", again.stderr);
     // Stopping a stopped container is not an error (304), as in docker.
-    d.berth(&["stop", "k"]).ok();
+    d.berth(&["stop", "k1"]).ok();
     // sh as PID 1 ignores TERM: stop falls back to KILL after the timeout.
     d.berth(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; sleep 60"]).ok();
     let t = std::time::Instant::now();

@@ -1,6 +1,16 @@
 //! berth end to end. Each test runs its own private berthd (see berth_e2e::Daemon). Tests that
 //! need root print `skipped: requires root` when run without it; CI runs them as root.
 
+/// Starts a daemon with busybox imported, or returns from the test when not root.
+macro_rules! daemon {
+    () => {{
+        if !berth_e2e::require_root(module_path!()) {
+            return;
+        }
+        berth_e2e::Daemon::start()
+    }};
+}
+
 mod docker_cli;
 mod docker_py;
 mod images;
@@ -10,13 +20,3 @@ mod run;
 mod security;
 mod system;
 
-/// Starts a daemon with busybox imported, or returns from the test when not root.
-#[macro_export]
-macro_rules! daemon {
-    () => {{
-        if !berth_e2e::require_root(module_path!()) {
-            return;
-        }
-        berth_e2e::Daemon::start()
-    }};
-}

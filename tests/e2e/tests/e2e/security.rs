@@ -20,8 +20,11 @@ fn seccomp_and_masked_paths() {
     let d = daemon!();
     let sec = d.berth(&["run", "--rm", "busybox", "grep", "Seccomp:", "/proc/self/status"]).ok();
     assert_eq!(sec.out(), "Seccomp:\t2");
-    let kcore = d.berth(&["run", "--rm", "busybox", "sh", "-c", "wc -c < /proc/kcore"]).ok();
-    assert_eq!(kcore.out().trim(), "0");
+    // /proc/keys is masked (a bind of /dev/null): empty inside, not empty on the host.
+    let keys = d.berth(&["run", "--rm", "busybox", "sh", "-c", "wc -c < /proc/keys"]).ok();
+    assert_eq!(keys.out().trim(), "0");
+    let masked = d.berth(&["run", "--rm", "busybox", "sh", "-c", "grep -c ' /proc/keys ' /proc/self/mountinfo"]).ok();
+    assert_eq!(masked.out().trim(), "1");
     let sys = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/ctrl-alt-del"]);
     assert_ne!(sys.code, 0);
     let mount = d.berth(&["run", "--rm", "busybox", "mount", "-t", "tmpfs", "x", "/mnt"]);
