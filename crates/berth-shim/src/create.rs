@@ -1,7 +1,17 @@
 //! Creating the container: rootfs mount, `-u` resolution, the exec check, stdio, and
 //! libcontainer's create, which leaves the init process waiting for `start`.
+//!
+//! The libcontainer part runs in a forked child of the shim (the "creator"), never in the shim
+//! itself:
+//! - every fd open at clone time is inherited by the container's init and stays open until it
+//!   execs (libcontainer only marks them close-on-exec). The creator closes the daemon's Ready
+//!   pipe first, so the daemon sees EOF right after the Ready line, not at `start`;
+//! - libcontainer `chdir`s, marks the process non-dumpable and leaves its code and heap resident;
+//!   all of that dies with the creator, and the shim that watches the container stays small;
+//! - the shim is a child subreaper: when the creator exits, the init (cloned with
+//!   `CLONE_PARENT`, so the creator's child) is re-parented to the shim, which reaps it.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -12,8 +22,10 @@ use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use oci_spec::runtime::Spec;
 use rustix::pipe::PipeFlags;
+use serde::{Deserialize, Serialize};
 
 /// A creation failure: docker's message and, for exec failures, 127/126.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Failure {
     pub message: String,
     pub exit_code: Option<i32>,
@@ -33,8 +45,7 @@ pub enum Stdio {
     Pty(OwnedFd),
 }
 
-/// A created, not yet started container. Everything here is a plain fd or value, so that it
-/// survives the shim re-executing itself into its small monitor image (see `main.rs`).
+/// A created, not yet started container, as the shim holds it.
 pub struct Created {
     pub pid: i32,
     /// Readable when the init exits.
@@ -43,6 +54,14 @@ pub struct Created {
     pub listener: UnixListener,
     /// Cgroup path from the spec (`/parent/id`), for kill-all and the OOM counter.
     pub cgroup_path: String,
+}
+
+/// What the creator reports back: one JSON line.
+#[derive(Serialize, Deserialize)]
+struct Report {
+    pid: Option<i32>,
+    cgroup_path: String,
+    failure: Option<Failure>,
 }
 
 fn rootfs_dir(bundle: &Path) -> PathBuf {
@@ -56,140 +75,117 @@ pub fn cleanup_rootfs(bundle: &Path) {
     }
 }
 
-pub fn create(cfg: &ShimConfig, bundle: &Path) -> Result<Created, Failure> {
-    if let Err(e) = berth_sys::process::set_sigpipe_ignored(false) {
-        eprintln!("berth-shim: reset SIGPIPE: {e}");
-    }
+/// The container's ends of its stdio, handed to libcontainer in the creator.
+enum ContainerSide {
+    Pipes { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    Console(PathBuf),
+}
+
+/// Creates the container; `ready` (the daemon's pipe) is closed in the creator before the
+/// container's init is cloned.
+pub fn create(cfg: &ShimConfig, bundle: &Path, ready: &mut Option<OwnedFd>) -> Result<Created, Failure> {
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         eprintln!("berth-shim: set child subreaper: {e}");
     }
-    let rootfs = rootfs_dir(bundle);
-    std::fs::create_dir_all(&rootfs).map_err(|e| Failure::new(format!("create {}: {e}", rootfs.display())))?;
-    if !cfg.rootfs.is_empty() {
-        berth_sys::mount::mount_all(&cfg.rootfs, &rootfs).map_err(|e| Failure::new(e.to_string()))?;
+    // The daemon's socket; listening before create keeps failure cleanup simple.
+    let _ = std::fs::remove_file(&cfg.socket);
+    let listener = UnixListener::bind(&cfg.socket).map_err(|e| Failure::new(format!("listen on {}: {e}", cfg.socket)))?;
+    listener.set_nonblocking(true).map_err(|e| Failure::new(e.to_string()))?;
+    let res = create_listening(cfg, bundle, ready, listener);
+    if res.is_err() {
+        let _ = std::fs::remove_file(&cfg.socket);
     }
-    match create_mounted(cfg, bundle, &rootfs) {
-        Ok(c) => Ok(c),
+    res
+}
+
+fn create_listening(
+    cfg: &ShimConfig,
+    bundle: &Path,
+    ready: &mut Option<OwnedFd>,
+    listener: UnixListener,
+) -> Result<Created, Failure> {
+    let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
+    let console = bundle.join("console.sock");
+    let (ours, theirs, console_listener) = if cfg.tty {
+        let _ = std::fs::remove_file(&console);
+        let l = bind_short(bundle, "console.sock").map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
+        (None, ContainerSide::Console(console.clone()), Some(l))
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (in_r, in_w) = if cfg.open_stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            let null = std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
+            (OwnedFd::from(null), None)
+        };
+        (Some((in_w, out_r, err_r)), ContainerSide::Pipes { stdin: in_r, stdout: out_w, stderr: err_w }, None)
+    };
+    let (report_r, report_w) = pipe()?;
+
+    let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
+    let berth_sys::process::Fork::Parent(creator) = child else {
+        // The creator. Nothing of the shim's may leak into the container's init.
+        drop(ready.take());
+        drop(listener);
+        drop(ours);
+        drop(console_listener);
+        drop(report_r);
+        let report = match creator_main(cfg, bundle, theirs) {
+            Ok((pid, cgroup_path)) => Report { pid: Some(pid), cgroup_path, failure: None },
+            Err(f) => Report { pid: None, cgroup_path: String::new(), failure: Some(f) },
+        };
+        let mut line = serde_json::to_vec(&report).unwrap_or_default();
+        line.push(b'\n');
+        let _ = std::fs::File::from(report_w).write_all(&line);
+        std::process::exit(0);
+    };
+    drop(theirs);
+    drop(report_w);
+    // One line, not EOF: the init holds a copy of the write end until it execs.
+    let mut line = String::new();
+    let read = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
+    let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(creator), rustix::process::WaitOptions::empty());
+    let _ = std::fs::remove_file(&console);
+    let report: Report = match read.ok().and_then(|_| serde_json::from_str(&line).ok()) {
+        Some(r) => r,
+        None => {
+            crate::runtime::delete(bundle, &cfg.id);
+            cleanup_rootfs(bundle);
+            return Err(Failure::new("the runtime process died while creating the container"));
+        }
+    };
+    if let Some(f) = report.failure {
+        return Err(f);
+    }
+    let pid = report.pid.ok_or_else(|| Failure::new("runtime reported no pid"))?;
+    match watch(cfg, pid, ours, console_listener) {
+        Ok((pidfd, stdio)) => Ok(Created { pid, pidfd, stdio, listener, cgroup_path: report.cgroup_path }),
         Err(f) => {
-            let _ = std::fs::remove_file(&cfg.socket);
+            crate::runtime::delete(bundle, &cfg.id);
+            reap_all();
             cleanup_rootfs(bundle);
             Err(f)
         }
     }
 }
 
-fn env_path(env: &[String]) -> &str {
-    env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("")
-}
-
-fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path) -> Result<Created, Failure> {
-    let config_path = bundle.join("config.json");
-    let raw = std::fs::read(&config_path).map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
-    let mut spec: Spec =
-        serde_json::from_slice(&raw).map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
-    drop(raw);
-
-    // -u, resolved inside the container's own /etc.
-    let (uid, gid, extra) = berth_runtime::resolve_user(rootfs, &cfg.user).map_err(|e| Failure::new(e.to_string()))?;
-    let process = spec.process_mut().as_mut().ok_or_else(|| Failure::new("config.json has no process"))?;
-    let user = process.user_mut();
-    let changed = user.uid() != uid || user.gid() != gid || user.additional_gids().as_deref().unwrap_or(&[]) != extra;
-    user.set_uid(uid);
-    user.set_gid(gid);
-    user.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
-
-    let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let cwd = process.cwd().to_string_lossy().into_owned();
-    let arg0 = args.first().map(String::as_str).unwrap_or("");
-    berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd)
-        .map_err(|e| Failure { message: e.to_string(), exit_code: Some(e.exit_code()) })?;
-    let tty = process.terminal().unwrap_or(false);
-    if let Some(root) = spec.root_mut() {
-        root.set_path(rootfs.to_path_buf());
-    }
-    if changed || spec.root().as_ref().map(|r| r.path() != rootfs).unwrap_or(true) {
-        let body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
-        std::fs::File::create(&config_path)
-            .and_then(|mut f| f.write_all(&body))
-            .map_err(|e| Failure::new(format!("write {}: {e}", config_path.display())))?;
-    }
-    let cgroup_path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    drop(spec);
-    if tty != cfg.tty {
-        eprintln!("berth-shim: config.json terminal={tty} but shim.json tty={}; following config.json", cfg.tty);
-    }
-
-    // The daemon's socket; listening before create keeps failure cleanup simple.
-    let _ = std::fs::remove_file(&cfg.socket);
-    let listener = UnixListener::bind(&cfg.socket).map_err(|e| Failure::new(format!("listen on {}: {e}", cfg.socket)))?;
-    listener.set_nonblocking(true).map_err(|e| Failure::new(e.to_string()))?;
-
-    let runtime_root = bundle.join("runtime");
-    std::fs::create_dir_all(&runtime_root).map_err(|e| Failure::new(format!("create {}: {e}", runtime_root.display())))?;
-    let fail = |e: libcontainer::error::LibcontainerError| {
-        let _ = std::fs::remove_file(&cfg.socket);
-        Failure::new(e.to_string())
-    };
-    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
-        .with_root_path(&runtime_root)
-        .map_err(fail)?;
-    let console = bundle.join("console.sock");
-    let mut console_listener = None;
-    let mut ours: Option<(Option<OwnedFd>, OwnedFd, OwnedFd)> = None;
-    if tty {
-        let _ = std::fs::remove_file(&console);
-        let l = bind_short(bundle, "console.sock").map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
-        console_listener = Some(l);
-        builder = builder.with_console_socket(Some(&console));
-    } else {
-        let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let stdin_w = if cfg.open_stdin {
-            let (in_r, in_w) = pipe()?;
-            builder = builder.with_stdin(in_r);
-            Some(in_w)
-        } else {
-            let null = std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
-            builder = builder.with_stdin(OwnedFd::from(null));
-            None
-        };
-        builder = builder.with_stdout(out_w).with_stderr(err_w);
-        ours = Some((stdin_w, out_r, err_r));
-    }
-    let built = builder.as_init(bundle).with_systemd(false).with_detach(true).build();
-    // libcontainer chdirs; everything below uses absolute paths, but stay predictable.
-    let _ = std::env::set_current_dir(bundle);
-    let container = match built {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = std::fs::remove_file(&console);
-            return Err(fail(e));
-        }
-    };
-    // The init has been cloned: from now on the shim itself ignores SIGPIPE (a client going away
-    // is an EPIPE, not a death) while the container keeps the default.
-    if let Err(e) = berth_sys::process::set_sigpipe_ignored(true) {
-        eprintln!("berth-shim: ignore SIGPIPE: {e}");
-    }
-    let mut created = CreatedParts { container: Some(container), socket: cfg.socket.clone(), console: console.clone() };
-    let pid = created.container.as_ref().and_then(|c| c.pid()).map(|p| p.as_raw()).ok_or_else(|| Failure::new("runtime reported no pid"))?;
+/// The shim's hold on the created container: a pidfd, and its stdio.
+fn watch(
+    cfg: &ShimConfig,
+    pid: i32,
+    ours: Option<(Option<OwnedFd>, OwnedFd, OwnedFd)>,
+    console: Option<UnixListener>,
+) -> Result<(OwnedFd, Stdio), Failure> {
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_raw(pid).ok_or_else(|| Failure::new("invalid pid"))?,
         rustix::process::PidfdFlags::empty(),
     )
     .map_err(|e| Failure::new(format!("pidfd_open {pid}: {e}")))?;
-
-    let stdio = match (console_listener, ours) {
+    let stdio = match (console, ours) {
         (Some(l), _) => {
             let master = receive_pty(&l).map_err(|e| Failure::new(format!("receive pty master: {e}")))?;
-            let _ = std::fs::remove_file(&console);
             if let Some((h, w)) = cfg.console_size {
                 let ws = rustix::termios::Winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
                 if let Err(e) = rustix::termios::tcsetwinsize(&master, ws) {
@@ -201,42 +197,105 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path) -> Result<Crea
         (None, Some((stdin, stdout, stderr))) => Stdio::Pipes { stdin, stdout, stderr },
         (None, None) => return Err(Failure::new("no stdio")),
     };
-    for fd in stdio_fds(&stdio) {
+    let fds: Vec<&OwnedFd> = match &stdio {
+        Stdio::Pipes { stdin, stdout, stderr } => [Some(stdout), Some(stderr), stdin.as_ref()].into_iter().flatten().collect(),
+        Stdio::Pty(m) => vec![m],
+    };
+    for fd in fds {
         let _ = rustix::io::ioctl_fionbio(fd, true);
     }
+    Ok((pidfd, stdio))
+}
 
+/// The creator process: mount, resolve, check, create. Returns the init's pid and cgroup path.
+fn creator_main(cfg: &ShimConfig, bundle: &Path, side: ContainerSide) -> Result<(i32, String), Failure> {
+    // Rust ignores SIGPIPE before main; an ignored disposition would survive into the container.
+    if let Err(e) = berth_sys::process::set_sigpipe_ignored(false) {
+        eprintln!("berth-shim: reset SIGPIPE: {e}");
+    }
+    let rootfs = rootfs_dir(bundle);
+    std::fs::create_dir_all(&rootfs).map_err(|e| Failure::new(format!("create {}: {e}", rootfs.display())))?;
+    if !cfg.rootfs.is_empty() {
+        berth_sys::mount::mount_all(&cfg.rootfs, &rootfs).map_err(|e| Failure::new(e.to_string()))?;
+    }
+    let res = create_mounted(cfg, bundle, &rootfs, side);
+    if res.is_err() {
+        cleanup_rootfs(bundle);
+    }
+    res
+}
+
+fn env_path(env: &[String]) -> &str {
+    env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("")
+}
+
+fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: ContainerSide) -> Result<(i32, String), Failure> {
+    let config_path = bundle.join("config.json");
+    let raw = std::fs::read(&config_path).map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
+    let mut spec: Spec =
+        serde_json::from_slice(&raw).map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
+
+    // -u, resolved inside the container's own /etc.
+    let (uid, gid, extra) = berth_runtime::resolve_user(rootfs, &cfg.user).map_err(|e| Failure::new(e.to_string()))?;
+    let process = spec.process_mut().as_mut().ok_or_else(|| Failure::new("config.json has no process"))?;
+    let user = process.user_mut();
+    user.set_uid(uid);
+    user.set_gid(gid);
+    user.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
+    // shim.json decides whether there is a tty (the shim holds the stdio).
+    process.set_terminal(Some(cfg.tty));
+
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    let arg0 = args.first().map(String::as_str).unwrap_or("");
+    berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd)
+        .map_err(|e| Failure { message: e.to_string(), exit_code: Some(e.exit_code()) })?;
+    if let Some(root) = spec.root_mut() {
+        root.set_path(rootfs.to_path_buf());
+    }
+    let body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
+    if body != raw {
+        std::fs::File::create(&config_path)
+            .and_then(|mut f| f.write_all(&body))
+            .map_err(|e| Failure::new(format!("write {}: {e}", config_path.display())))?;
+    }
+    let cgroup_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let runtime_root = bundle.join("runtime");
+    std::fs::create_dir_all(&runtime_root).map_err(|e| Failure::new(format!("create {}: {e}", runtime_root.display())))?;
+    let lc = |e: libcontainer::error::LibcontainerError| Failure::new(e.to_string());
+    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default()).with_root_path(&runtime_root).map_err(lc)?;
+    builder = match side {
+        ContainerSide::Console(path) => builder.with_console_socket(Some(path)),
+        ContainerSide::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
+    };
+    let container = builder.as_init(bundle).with_systemd(false).with_detach(true).build().map_err(lc)?;
+    // From here a failure must delete the container again.
+    let mut guard = DeleteOnDrop(Some(container));
+    let pid = guard.0.as_ref().and_then(|c| c.pid()).map(|p| p.as_raw()).ok_or_else(|| Failure::new("runtime reported no pid"))?;
     if cfg.loopback_up {
         loopback_up(pid).map_err(|e| Failure::new(format!("bring up lo in the container: {e}")))?;
     }
-    // Success: the container stays; from here on the monitor owns its lifecycle.
-    created.container = None;
-    Ok(Created { pid, pidfd, stdio, listener, cgroup_path })
+    guard.0 = None;
+    Ok((pid, cgroup_path))
 }
 
-/// Binds a Unix socket `name` in `dir` through `/proc/self/fd/<dirfd>/`, so a long bundle path
-/// cannot overflow `sun_path` (108 bytes).
-fn bind_short(dir: &Path, name: &str) -> std::io::Result<UnixListener> {
-    let d = std::fs::File::open(dir)?;
-    use std::os::fd::AsRawFd;
-    UnixListener::bind(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()))
-}
+/// Deletes a container whose creation did not complete.
+struct DeleteOnDrop(Option<Container>);
 
-/// Undoes a half-finished create when a step after libcontainer's create fails.
-struct CreatedParts {
-    container: Option<Container>,
-    socket: String,
-    console: PathBuf,
-}
-
-impl Drop for CreatedParts {
+impl Drop for DeleteOnDrop {
     fn drop(&mut self) {
-        if let Some(mut c) = self.container.take() {
+        if let Some(mut c) = self.0.take() {
             if let Err(e) = c.delete(true) {
                 eprintln!("berth-shim: delete after failed create: {e}");
             }
             reap_all();
-            let _ = std::fs::remove_file(&self.socket);
-            let _ = std::fs::remove_file(&self.console);
         }
     }
 }
@@ -244,20 +303,17 @@ impl Drop for CreatedParts {
 /// Reaps any exited children (after a forced delete).
 fn reap_all() {
     use rustix::process::{waitid, WaitId, WaitIdOptions};
-    // __WALL: the init is a clone child without an exit signal.
+    // __WALL: an init not (yet) re-parented to us is a clone child without an exit signal.
     let opts = WaitIdOptions::from_bits_retain(WaitIdOptions::EXITED.bits() | WaitIdOptions::NOHANG.bits() | 0x4000_0000);
     while let Ok(Some(_)) = waitid(WaitId::All, opts) {}
 }
 
-fn stdio_fds(s: &Stdio) -> Vec<&OwnedFd> {
-    match s {
-        Stdio::Pipes { stdin, stdout, stderr } => {
-            let mut v = vec![stdout, stderr];
-            v.extend(stdin.iter());
-            v
-        }
-        Stdio::Pty(m) => vec![m],
-    }
+/// Binds a Unix socket `name` in `dir` through `/proc/self/fd/<dirfd>/`, so a long bundle path
+/// cannot overflow `sun_path` (108 bytes).
+fn bind_short(dir: &Path, name: &str) -> std::io::Result<UnixListener> {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(dir)?;
+    UnixListener::bind(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()))
 }
 
 /// Accepts libcontainer's connection on the console socket and takes the pty master it sends.
@@ -286,7 +342,7 @@ fn loopback_up(pid: i32) -> std::io::Result<()> {
     let theirs = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
     move_into_link_name_space(theirs.as_fd(), Some(LinkNameSpaceType::Network))?;
     let res = berth_sys::loopback::set_link_up("lo");
-    move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::Network))
-        .expect("returning to the shim's own network namespace cannot fail");
+    // The creator exits right after; a failure to return only matters for the error path.
+    move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::Network))?;
     res
 }

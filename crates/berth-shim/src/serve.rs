@@ -160,7 +160,7 @@ impl Shim {
             let stdin_full = self.stdin_buf.len() > IN_HIGH;
             for (i, c) in self.conns.iter().enumerate() {
                 let mut ev = PollFlags::empty();
-                if !(stdin_full && c.stdin) && !c.closing {
+                if !(c.closing || stdin_full && c.stdin) {
                     ev |= PollFlags::IN;
                 }
                 if !c.outbuf.is_empty() {
@@ -203,7 +203,7 @@ impl Shim {
                     }
                 }
             }
-            self.conns.retain(|c| !c.dead && !(c.closing && c.outbuf.is_empty()));
+            self.conns.retain(|c| !(c.dead || c.closing && c.outbuf.is_empty()));
         }
     }
 

@@ -107,8 +107,13 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut r = BufReader::new(child.stdout.take().unwrap());
+    r.read_line(&mut line).unwrap();
     let ready: Ready = serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad ready line {line:?}: {e}"));
+    // One line, then the shim closes its stdout.
+    let mut rest = Vec::new();
+    r.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "more than the Ready line: {rest:?}");
     Shim { dir, cfg, id, child, ready }
 }
 
@@ -427,6 +432,12 @@ fn idle_shim_memory() {
         sum("Pss_File:"),
         sum("Private_")
     );
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", shims[0].child.id()))
+        .unwrap()
+        .flatten()
+        .map(|e| format!("{}->{}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).unwrap().display()))
+        .collect();
+    eprintln!("fds of an idle shim: {fds:?}");
     for s in &shims {
         let threads = std::fs::read_dir(format!("/proc/{}/task", s.child.id())).unwrap().count();
         assert_eq!(threads, 1, "the shim is single-threaded");
@@ -450,4 +461,24 @@ fn oom_kill_is_reported() {
     let st = out.exit.unwrap();
     assert_eq!(st.exit_code, 137);
     assert!(st.oom_killed, "{st:?}");
+}
+
+#[test]
+fn clients_may_come_and_go() {
+    require_root!();
+    let mut shim = launch("reattach", spec(&["cat"]), |c| {
+        c.open_stdin = true;
+        c.stdin_once = true;
+    });
+    assert_eq!(shim.ready.error, None);
+    // A daemon that attaches and dies without a word is just a client going away.
+    drop(shim.attach(true));
+    drop(shim.connect());
+    let mut a = shim.attach(true);
+    shim.start();
+    write_frame(&mut a, FrameKind::Stdin, b"x\n").unwrap();
+    write_frame(&mut a, FrameKind::Stdin, b"").unwrap();
+    let out = collect(&mut a);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n");
+    assert_eq!(shim.wait().exit_code, 0);
 }

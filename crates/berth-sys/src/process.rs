@@ -48,17 +48,24 @@ pub fn pidfd_send_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> io::Re
     }
 }
 
-/// Takes ownership of descriptor `fd` inherited across `execve` (a supervisor re-executing
-/// itself hands its fds over by number) and marks it close-on-exec again.
-pub fn take_inherited_fd(fd: i32) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::{BorrowedFd, FromRawFd};
-    if fd < 3 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing to take standard fd {fd}")));
+/// Which side of a [`fork`] this is.
+pub enum Fork {
+    Child,
+    Parent(i32),
+}
+
+/// Forks the calling process, which must be single-threaded (checked: fails otherwise).
+pub fn fork() -> io::Result<Fork> {
+    let threads = std::fs::read_dir("/proc/thread-self/..")?.count();
+    if threads != 1 {
+        return Err(io::Error::other(format!("refusing to fork a process with {threads} threads")));
     }
-    // SAFETY: the borrow lives only for this fcntl, which fails with EBADF (and touches nothing)
-    // if `fd` is not open.
-    rustix::io::fcntl_setfd(unsafe { BorrowedFd::borrow_raw(fd) }, rustix::io::FdFlags::CLOEXEC)?;
-    // SAFETY: `fd` is open (fcntl succeeded above), was inherited by this process image, and the
-    // caller names each inherited fd once, so nothing else owns it.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    // SAFETY: the process has exactly one thread (checked above), so the child is a complete
+    // copy: no lock can be held by a thread that does not exist in the child, and the child may
+    // run arbitrary code, as in a single-threaded C program.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(pid)),
+    }
 }
