@@ -269,7 +269,10 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
 
     let runtime_root = bundle.join("runtime");
     std::fs::create_dir_all(&runtime_root).map_err(|e| Failure::new(format!("create {}: {e}", runtime_root.display())))?;
-    let lc = |e: libcontainer::error::LibcontainerError| Failure::new(e.to_string());
+    let log_offset = std::fs::metadata(&cfg.runtime_log).map(|m| m.len()).unwrap_or(0);
+    let lc = |e: libcontainer::error::LibcontainerError| {
+        Failure::new(with_logged_cause(e.to_string(), &cfg.runtime_log, log_offset))
+    };
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default()).with_root_path(&runtime_root).map_err(lc)?;
     builder = match side {
         ContainerSide::Console(path) => builder.with_console_socket(Some(path)),
@@ -345,4 +348,16 @@ fn loopback_up(pid: i32) -> std::io::Result<()> {
     // The creator exits right after; a failure to return only matters for the error path.
     move_into_link_name_space(own.as_fd(), Some(LinkNameSpaceType::Network))?;
     res
+}
+
+/// libcontainer's errors stop at "failed syscall"; the cause (which call, which errno) went to the
+/// runtime log through `tracing` (see `trace.rs`), first from the container's init, then from the
+/// builder that saw it fail. Appends the first error logged by this start so the user sees it.
+fn with_logged_cause(message: String, runtime_log: &str, log_offset: u64) -> String {
+    let log = std::fs::read(runtime_log).unwrap_or_default();
+    let log = String::from_utf8_lossy(log.get(log_offset as usize..).unwrap_or_default());
+    match log.lines().find(|l| l.starts_with("ERROR ")) {
+        Some(line) => format!("{message}: {}", line.trim_start_matches("ERROR ").trim()),
+        None => message,
+    }
 }
