@@ -133,9 +133,20 @@ pub struct ContainerSpec {
     pub readonly_paths: Option<Vec<String>>,
     pub oom_score_adj: Option<i32>,
     pub sysctls: BTreeMap<String, String>,
-    /// `--init` (a tiny init as pid 1); accepted, not yet applied.
+    /// `--init`: run [`INIT_BINARY`] (bind-mounted read-only from `init_path` at
+    /// `/sbin/docker-init`) as pid 1, with `args` as its child.
     pub init: bool,
+    /// Where the daemon wrote [`INIT_BINARY`] on the host (mode 0755); used when `init`.
+    pub init_path: PathBuf,
 }
+
+/// Where `--init`'s binary appears in the container.
+pub const INIT_PATH_IN_CONTAINER: &str = "/sbin/docker-init";
+
+/// The built-in init for `--init` (a static binary): it reaps zombies, forwards signals to its
+/// child and exits with the child's status, like tini/docker-init. The daemon writes it to a host
+/// file (0755) and passes that path as [`ContainerSpec::init_path`].
+pub const INIT_BINARY: &[u8] = &[];
 
 /// Docker's default capabilities.
 pub const DEFAULT_CAPS: &[&str] = &[

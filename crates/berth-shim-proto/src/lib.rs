@@ -89,6 +89,44 @@ pub enum Request {
     Resize { height: u16, width: u16 },
     /// Report the current state.
     State,
+    /// Run an extra process in the running container (`docker exec`). The connection then streams
+    /// it like `Attach`: the [`Response`] (sent before any output frame) carries the exec'd
+    /// process's `pid`, or `error` + `exit_code` (127 not found / 126 not executable) when it could
+    /// not start, and then no frames follow. Otherwise the shim sends `Stdout`/`Stderr` frames (raw
+    /// pty bytes as `Stdout` when `tty`) and finally one `Exit` frame (JSON [`ExitStatus`]); the
+    /// daemon may send `Stdin` frames, an empty one meaning EOF (the exec's stdin is closed).
+    /// The exec's output goes only to its connection, never to the container's log; if the
+    /// connection drops the process keeps running and its output is discarded.
+    Exec { process: ExecProcess },
+    /// Resize the pty of a running exec.
+    ResizeExec { exec_id: String, height: u16, width: u16 },
+    /// Freeze every process of the container (cgroup freezer); an error when it is not running.
+    Pause,
+    /// Thaw a paused container.
+    Resume,
+}
+
+/// A process to run in a running container ([`Request::Exec`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ExecProcess {
+    /// The daemon's exec ID (64 hex).
+    pub exec_id: String,
+    pub args: Vec<String>,
+    /// Full environment (the daemon merges the container's env and `exec -e`).
+    pub env: Vec<String>,
+    /// Working directory; empty means the container's.
+    pub cwd: String,
+    /// Like [`ShimConfig::user`]; empty means the container's user.
+    pub user: String,
+    /// Allocate a pty for the exec.
+    pub tty: bool,
+    /// Keep a stdin pipe (`exec -i`).
+    pub stdin: bool,
+    /// All (host-clamped) capabilities, no seccomp.
+    pub privileged: bool,
+    /// Initial console size (height, width) when `tty`.
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// The shim's answer to a [`Request`].
@@ -100,7 +138,7 @@ pub struct Response {
     pub exit_code: Option<i32>,
     /// For `Start` and `State`: host pid of the container's init.
     pub pid: Option<i32>,
-    /// For `State`: `created`, `running` or `exited`.
+    /// For `State`: `created`, `running`, `paused` or `exited`.
     pub status: Option<String>,
     /// For `State` once exited.
     pub exit: Option<ExitStatus>,
@@ -231,5 +269,19 @@ mod tests {
     fn request_json_is_tagged() {
         let s = serde_json::to_string(&Request::Resize { height: 30, width: 100 }).unwrap();
         assert_eq!(s, r#"{"op":"resize","height":30,"width":100}"#);
+    }
+
+    #[test]
+    fn exec_request_round_trips() {
+        let req = Request::Exec {
+            process: ExecProcess { exec_id: "ab".into(), args: vec!["true".into()], tty: true, ..Default::default() },
+        };
+        let s = serde_json::to_string(&req).unwrap();
+        assert!(s.starts_with(r#"{"op":"exec","process":{"exec_id":"ab""#), "{s}");
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), req);
+        assert_eq!(serde_json::to_string(&Request::Pause).unwrap(), r#"{"op":"pause"}"#);
+        assert_eq!(serde_json::to_string(&Request::Resume).unwrap(), r#"{"op":"resume"}"#);
+        let r = Request::ResizeExec { exec_id: "ab".into(), height: 1, width: 2 };
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"op":"resize_exec","exec_id":"ab","height":1,"width":2}"#);
     }
 }

@@ -507,6 +507,9 @@ impl Shim {
                 };
                 Response { pid: Some(self.pid), status: Some(status.into()), exit, ..Default::default() }
             }
+            Request::Exec { .. } | Request::ResizeExec { .. } | Request::Pause | Request::Resume => {
+                err("not implemented yet")
+            }
         }
     }
 
