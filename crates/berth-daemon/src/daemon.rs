@@ -17,6 +17,7 @@ pub struct Daemon {
     pub images: Arc<ImageService>,
     pub events: Events,
     pub(crate) containers: RwLock<Containers>,
+    pub(crate) execs: crate::container::Execs,
     /// A stable identity for `info` (`ID`), kept in the data root.
     pub(crate) engine_id: String,
 }
@@ -42,12 +43,14 @@ impl Daemon {
         })
         .await??;
         let engine_id = engine_id(&config.data_root)?;
+        install_init(&config.data_root)?;
         let daemon = Arc::new(Daemon {
             config,
             db,
             images: Arc::new(images),
             events: Events::default(),
             containers: RwLock::new(Containers::default()),
+            execs: Default::default(),
             engine_id,
         });
         daemon.load().await?;
@@ -78,6 +81,7 @@ impl Daemon {
         for entry in restore {
             self.restore(entry).await;
         }
+        self.start_policy_containers();
         Ok(())
     }
 
@@ -108,6 +112,11 @@ impl Daemon {
         let mut v: Vec<_> = self.containers.read().unwrap().by_id.values().cloned().collect();
         v.sort_by_key(|e| e.with(|d| d.created));
         v
+    }
+
+    /// The built-in `--init` binary, as written to the data root at start.
+    pub(crate) fn init_path(&self) -> PathBuf {
+        self.config.data_root.join("bin").join("berth-init")
     }
 
     pub(crate) fn bundle(&self, id: &str) -> PathBuf {
@@ -146,6 +155,7 @@ impl Daemon {
 
     pub(crate) fn forget(&self, entry: &Entry) -> Result<()> {
         self.db.delete_container(&entry.id)?;
+        self.drop_execs(&entry.id);
         let mut c = self.containers.write().unwrap();
         c.by_id.remove(&entry.id);
         let name = entry.name();
@@ -196,6 +206,12 @@ impl Daemon {
         })
     }
 
+    /// What a clean daemon stop does: containers keep running under their shims (live restore);
+    /// the cgroup parent is removed when no container is left in it.
+    pub fn shutdown(&self) {
+        crate::cgroups::Cgroup::remove_parent(&self.config.cgroup_parent);
+    }
+
     /// Whether any container uses the image (for rmi), and whether one of those runs.
     pub fn is_running(&self, container_id: &str) -> bool {
         self.containers.read().unwrap().by_id.get(container_id).map(|e| e.status().is_running()).unwrap_or(false)
@@ -225,4 +241,21 @@ fn engine_id(root: &std::path::Path) -> Result<String> {
     std::fs::write(&tmp, &id)?;
     std::fs::rename(&tmp, &p)?;
     Ok(id)
+}
+
+/// Writes the built-in init (`--init`) where containers bind-mount it from (temp → rename, so a
+/// running container's mount never sees a half-written file).
+fn install_init(root: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root.join("bin");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("berth-init");
+    if std::fs::read(&path).map(|b| b == berth_runtime::INIT_BINARY).unwrap_or(false) {
+        return Ok(());
+    }
+    let tmp = dir.join("berth-init.tmp");
+    std::fs::write(&tmp, berth_runtime::INIT_BINARY)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
 }

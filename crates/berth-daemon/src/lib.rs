@@ -5,6 +5,7 @@
 //! The HTTP edge (the `berthd` binary) parses requests into typed options and calls the methods
 //! here; nothing in this crate knows about HTTP.
 
+mod cgroups;
 pub mod config;
 pub mod container;
 mod daemon;

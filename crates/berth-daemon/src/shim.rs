@@ -172,9 +172,14 @@ impl Daemon {
         self.after_exit(entry.clone());
     }
 
-    /// What follows an exit: removal for `--rm`.
+    /// What follows an exit: removal for `--rm`, or a restart the policy asks for.
     fn after_exit(self: &Arc<Self>, entry: Arc<Entry>) {
         let auto_remove = entry.with(|d| d.host_config.auto_remove.unwrap_or(false));
+        let code = entry.with(|d| d.state.exit_code);
+        if !auto_remove && self.should_restart(&entry, code) {
+            self.schedule_restart(entry);
+            return;
+        }
         if auto_remove {
             let daemon = self.clone();
             tokio::spawn(async move {

@@ -92,12 +92,14 @@ fn main() -> anyhow::Result<()> {
         for (l, path) in listeners {
             tasks.push(tokio::spawn(http::serve(l, daemon.clone(), path)));
         }
+        let daemon = daemon.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
         // Containers keep running under their shims (live restore); only the sockets go.
+        daemon.shutdown();
         for h in &hosts {
             let p = h.strip_prefix("unix://").unwrap_or(h);
             let _ = std::fs::remove_file(p);

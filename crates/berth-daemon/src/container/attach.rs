@@ -21,6 +21,8 @@ pub struct AttachOptions {
     pub stdout: bool,
     pub stderr: bool,
     pub logs: bool,
+    /// `detachKeys` (docker's `ctrl-p,ctrl-q` syntax); `None` = the default ctrl-p ctrl-q.
+    pub detach_keys: Option<String>,
 }
 
 /// An attach that has been accepted and subscribed, waiting for its connection.
@@ -30,6 +32,7 @@ pub struct PendingAttach {
     rx: broadcast::Receiver<Output>,
     opts: AttachOptions,
     tty: bool,
+    keys: Vec<u8>,
 }
 
 impl Daemon {
@@ -37,10 +40,11 @@ impl Daemon {
     pub fn attach(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<PendingAttach> {
         let entry = self.find(key)?;
         entry.status().can(Op::Attach, &entry.id)?;
+        let keys = parse_detach_keys(opts.detach_keys.as_deref().filter(|k| !k.is_empty()).unwrap_or("ctrl-p,ctrl-q"))?;
         let rx = entry.output.subscribe();
         let tty = entry.with(|d| d.config.tty.unwrap_or(false));
         self.events.emit("container", "attach", &entry.id, self.container_attrs(&entry));
-        Ok(PendingAttach { daemon: self.clone(), entry, rx, opts, tty })
+        Ok(PendingAttach { daemon: self.clone(), entry, rx, opts, tty, keys })
     }
 
     /// Whether the container was created with a TTY (raw streams) or not (multiplexed frames).
@@ -65,15 +69,19 @@ impl PendingAttach {
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let PendingAttach { daemon: _daemon, entry, mut rx, opts, tty } = self;
+        let PendingAttach { daemon, entry, mut rx, opts, tty, keys } = self;
         let (mut rd, mut wr) = tokio::io::split(io);
         let open_stdin = entry.with(|d| d.config.open_stdin.unwrap_or(false));
         let stdin_once = entry.with(|d| d.config.stdin_once.unwrap_or(false));
         let stdin_tx = entry.stdin_tx.clone();
         let want_stdin = opts.stdin && open_stdin;
-        // Client → container. A half-close is not a detach: output keeps flowing.
+        // Client → container. A half-close is not a detach: output keeps flowing. The detach
+        // sequence ends this attach and leaves the container running.
+        let detached = Arc::new(tokio::sync::Notify::new());
+        let detach = detached.clone();
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 32 * 1024];
+            let mut matched = 0usize;
             loop {
                 match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => {
@@ -82,16 +90,42 @@ impl PendingAttach {
                         }
                         break;
                     }
-                    Ok(n) => {
-                        if want_stdin {
-                            let _ = stdin_tx.send(Some(Bytes::copy_from_slice(&buf[..n])));
+                    Ok(n) if want_stdin => {
+                        let mut out = Vec::with_capacity(n);
+                        for &b in &buf[..n] {
+                            if !keys.is_empty() && b == keys[matched] {
+                                matched += 1;
+                                if matched == keys.len() {
+                                    if !out.is_empty() {
+                                        let _ = stdin_tx.send(Some(Bytes::from(out)));
+                                    }
+                                    detach.notify_one();
+                                    return;
+                                }
+                                continue;
+                            }
+                            // A partial match that fails is ordinary input.
+                            out.extend_from_slice(&keys[..matched]);
+                            matched = 0;
+                            out.push(b);
+                        }
+                        if !out.is_empty() {
+                            let _ = stdin_tx.send(Some(Bytes::from(out)));
                         }
                     }
+                    Ok(_) => {}
                 }
             }
         });
         loop {
-            let (stream, data) = match rx.recv().await {
+            let next = tokio::select! {
+                r = rx.recv() => r,
+                _ = detached.notified() => {
+                    daemon.events.emit("container", "detach", &entry.id, daemon.container_attrs(&entry));
+                    break;
+                }
+            };
+            let (stream, data) = match next {
                 Ok(Output::Stdout(b)) => (1u8, b),
                 Ok(Output::Stderr(b)) => (2u8, b),
                 Ok(Output::Exit) => break,
@@ -125,5 +159,55 @@ impl Daemon {
             Some(e) => Err(crate::Error::internal(format!("cannot resize container {}: {e}", entry.id))),
             None => Ok(()),
         }
+    }
+}
+
+/// Parses docker's detach-key syntax (`ctrl-p,ctrl-q`, `a`, `ctrl-@`…`ctrl-_`) into bytes.
+pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
+    let bad = || crate::Error::invalid(format!("Invalid detach keys ({s}) provided"));
+    let mut out = Vec::new();
+    for key in s.split(',') {
+        let key = key.trim();
+        let lower = key.to_ascii_lowercase();
+        if let Some(c) = lower.strip_prefix("ctrl-") {
+            let c = c.as_bytes();
+            if c.len() != 1 {
+                return Err(bad());
+            }
+            let b = match c[0] {
+                b'a'..=b'z' => c[0] - b'a' + 1,
+                b'@' => 0,
+                b'[' => 27,
+                b'\\' => 28,
+                b']' => 29,
+                b'^' => 30,
+                b'_' => 31,
+                _ => return Err(bad()),
+            };
+            out.push(b);
+        } else if key.len() == 1 {
+            out.push(key.as_bytes()[0]);
+        } else {
+            return Err(bad());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
+        assert!(parse_detach_keys("ctrl-pp").is_err());
+        assert!(parse_detach_keys("abc").is_err());
+    }
+
+    #[test]
+    fn frames_have_docker_headers() {
+        assert_eq!(frame(2, b"err\n"), b"\x02\x00\x00\x00\x00\x00\x00\x04err\n".to_vec());
     }
 }

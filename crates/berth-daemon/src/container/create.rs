@@ -86,6 +86,8 @@ impl Daemon {
             host_config: host,
             state: State::default(),
             restart_count: 0,
+            manually_stopped: false,
+            health: None,
         };
         let entry = Entry::new(doc);
         if let Err(e) = self.insert(entry.clone()) {

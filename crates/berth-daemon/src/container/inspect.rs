@@ -14,7 +14,19 @@ use crate::error::Result;
 use crate::Daemon;
 
 impl Daemon {
-    pub fn inspect_container(self: &Arc<Self>, key: &str, size: bool) -> Result<ContainerInspectResponse> {
+    /// The inspect document: the typed response plus what the 1.49 models cannot carry
+    /// (`State.Health` in docker's shape).
+    pub fn inspect_container(self: &Arc<Self>, key: &str, size: bool) -> Result<serde_json::Value> {
+        let resp = self.inspect_typed(key, size)?;
+        let health = self.find(key)?.with(|d| d.health.as_ref().map(|h| h.to_json()));
+        let mut v = serde_json::to_value(resp).map_err(|e| crate::Error::internal(e.to_string()))?;
+        if let Some(h) = health {
+            v["State"]["Health"] = h;
+        }
+        Ok(v)
+    }
+
+    fn inspect_typed(self: &Arc<Self>, key: &str, size: bool) -> Result<ContainerInspectResponse> {
         let entry = self.find(key)?;
         let doc = entry.doc();
         let bundle = self.bundle(&doc.id);
@@ -43,7 +55,7 @@ impl Daemon {
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
-            exec_ids: None,
+            exec_ids: Some(self.exec_ids(&doc.id)).filter(|v| !v.is_empty()),
             host_config: Some(doc.host_config.clone()),
             graph_driver: Some(DriverData { name: "overlay2".into(), data: graph }),
             size_rw: rw,

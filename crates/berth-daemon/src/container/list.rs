@@ -151,7 +151,15 @@ pub(crate) fn command_line(path: &str, args: &[String]) -> String {
 pub(crate) fn status_text(d: &Doc) -> String {
     let since = |t: i64| human_duration(Duration::from_nanos((now_nanos() - t).max(0) as u64));
     match d.state.status {
-        Status::Running => format!("Up {}", since(d.state.started_at)),
+        Status::Running => {
+            let health = match d.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", since(d.state.started_at))
+        }
         Status::Paused => format!("Up {} (Paused)", since(d.state.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", d.state.exit_code, since(d.state.finished_at)),
         Status::Removing => "Removal In Progress".to_string(),

@@ -15,12 +15,16 @@ mod attach;
 mod create;
 mod inspect;
 mod list;
+mod exec;
+mod health;
 mod logs;
+mod manage;
 mod remove;
 mod start;
 mod stop;
 
 pub use attach::{AttachOptions, PendingAttach};
+pub use exec::{ExecEntry, ExecStartOptions, Execs, PendingExec};
 pub use stop::{parse_signal, WaitCondition};
 pub use create::CreateOptions;
 pub use list::ListOptions;
@@ -132,6 +136,13 @@ pub struct Doc {
     pub host_config: HostConfig,
     pub state: State,
     pub restart_count: i64,
+    /// Stopped by the user (`stop`/`kill`), so `unless-stopped` and `always` (until the daemon
+    /// restarts) leave it down.
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// Health check state, when the container has a check.
+    #[serde(default)]
+    pub health: Option<health::Health>,
 }
 
 /// One output chunk or the end of a run, as broadcast to attached clients and log followers.
@@ -161,6 +172,9 @@ pub struct Entry {
     pub(crate) stdin_tx: mpsc::UnboundedSender<Option<Bytes>>,
     pub(crate) stdin_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Option<Bytes>>>>,
     pub(crate) life: watch::Sender<Life>,
+    /// Delay before the next policy restart (docker's backoff: 100 ms doubling to 1 min, reset
+    /// after 10 s of running).
+    pub(crate) restart_delay: Mutex<std::time::Duration>,
 }
 
 impl Entry {
@@ -175,6 +189,7 @@ impl Entry {
             stdin_tx,
             stdin_rx: Arc::new(tokio::sync::Mutex::new(stdin_rx)),
             life: watch::channel(life).0,
+            restart_delay: Mutex::new(std::time::Duration::ZERO),
         })
     }
 

@@ -23,10 +23,21 @@ impl Daemon {
             if !force {
                 return Err(entry.status().can(Op::Remove, &entry.id).unwrap_err());
             }
-            let mut life = entry.life.subscribe();
-            let exits = life.borrow().exits;
-            let _ = self.signal(entry, 9).await;
-            let _ = life.wait_for(|l| l.exits > exits).await;
+            if entry.status() == Status::Restarting {
+                // Nothing runs between an exit and its policy restart: just cancel the restart.
+                entry.update(|d| d.state.status = Status::Exited);
+            } else {
+                let mut life = entry.life.subscribe();
+                let exits = life.borrow().exits;
+                if self.signal(entry, 9).await.is_ok() {
+                    // Bounded: a shim that cannot report must not wedge `rm -f`.
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        life.wait_for(|l| l.exits > exits),
+                    )
+                    .await;
+                }
+            }
         }
         entry.update(|d| d.state.status = Status::Removing);
 

@@ -27,7 +27,8 @@ impl Daemon {
         let cid = id.clone();
         let rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
         let network = self.network_mode(&doc)?;
-        let spec = container_spec(&doc, &bundle, network.clone(), &self.config.cgroup_parent);
+        let mut spec = container_spec(&doc, &bundle, network.clone(), &self.config.cgroup_parent);
+        spec.init_path = self.init_path();
         let oci = berth_runtime::build_spec(&spec).map_err(|e| Error::invalid(e.to_string()))?;
         let socket = self.shim_socket(&id);
         let shim_cfg = ShimConfig {
@@ -73,6 +74,7 @@ impl Daemon {
             d.state.exit_code = 0;
             d.state.error.clear();
             d.state.oom_killed = false;
+            d.manually_stopped = false;
         });
         shim::monitor(self.clone(), entry.clone(), stream);
         let resp = shim::call(&socket, &Request::Start).await?;
@@ -80,6 +82,7 @@ impl Daemon {
             // The monitor records the exit when the shim gives up; report the failure here.
             return Err(start_error(&err, resp.exit_code));
         }
+        self.start_health(entry);
         self.persist(entry)?;
         self.events.emit("container", "start", &id, self.container_attrs(entry));
         Ok(())
@@ -218,5 +221,6 @@ fn container_spec(doc: &Doc, bundle: &std::path::Path, network: NetworkMode, cgr
         oom_score_adj: h.oom_score_adj.filter(|o| *o != 0).map(|o| o as i32),
         sysctls: h.sysctls.clone().unwrap_or_default().into_iter().collect(),
         init: h.init.unwrap_or(false),
+        init_path: PathBuf::new(),
     }
 }

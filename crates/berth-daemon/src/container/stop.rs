@@ -63,6 +63,8 @@ impl Daemon {
         let entry = self.find(key)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         entry.status().can(Op::Kill, &entry.id)?;
+        entry.update(|d| d.manually_stopped = true);
+        self.persist(&entry)?;
         self.signal(&entry, sig).await?;
         let mut attrs = self.container_attrs(&entry);
         attrs.insert("signal".into(), sig.to_string());
@@ -83,7 +85,18 @@ impl Daemon {
     pub async fn stop(self: &Arc<Self>, key: &str, timeout: Option<i64>) -> Result<()> {
         let entry = self.find(key)?;
         let _op = entry.op.lock().await;
+        if entry.status() == crate::container::Status::Restarting {
+            // Stopping a container waiting to be restarted just cancels the restart.
+            entry.update(|d| {
+                d.manually_stopped = true;
+                d.state.status = crate::container::Status::Exited;
+            });
+            self.persist(&entry)?;
+            return Ok(());
+        }
         entry.status().can(Op::Stop, &entry.id)?;
+        entry.update(|d| d.manually_stopped = true);
+        self.persist(&entry)?;
         self.stop_locked(&entry, timeout).await?;
         self.events.emit("container", "stop", &entry.id, self.container_attrs(&entry));
         Ok(())

@@ -82,6 +82,7 @@ pub fn attach(d: &Arc<Daemon>, mut req: Request<Incoming>, id: &str, q: &Query) 
         stdout: q.bool("stdout"),
         stderr: q.bool("stderr"),
         logs: q.bool("logs"),
+        detach_keys: q.get("detachKeys").map(String::from),
     };
     let pending = d.attach(id, opts)?;
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -146,4 +147,31 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
 pub async fn remove(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
     d.remove(id, q.bool("force"), q.bool("v")).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn pause(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
+    d.pause(id).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn unpause(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
+    d.unpause(id).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn top(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    Ok(http::json(StatusCode::OK, &d.top(id, q.get("ps_args").unwrap_or("")).await?))
+}
+
+pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let stream = q.get("stream").map(berth_api::bool_value).unwrap_or(true);
+    let rx = d.stats(id, stream, q.bool("one-shot"))?;
+    Ok(http::stream(rx, Some("application/json")))
+}
+
+pub async fn update(d: &Arc<Daemon>, req: Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+    let body = http::read_body(req.into_body()).await?;
+    let body: berth_api::models::HostConfig = http::parse_json(&body)?;
+    let warnings = d.update(id, body).await?;
+    Ok(http::json(StatusCode::OK, &serde_json::json!({ "Warnings": warnings })))
 }

@@ -2,6 +2,7 @@
 //! path. Each handler parses its request into typed options and calls the daemon.
 
 mod containers;
+mod exec;
 mod images;
 mod system;
 
@@ -67,6 +68,15 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str, q: Query) -> 
         (&Method::POST, ["containers", id, "resize"]) => containers::resize(&d, id, &q).await,
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(&d, id, &q),
         (&Method::DELETE, ["containers", id]) => containers::remove(&d, id, &q).await,
+        (&Method::POST, ["containers", id, "pause"]) => containers::pause(&d, id).await,
+        (&Method::POST, ["containers", id, "unpause"]) => containers::unpause(&d, id).await,
+        (&Method::GET, ["containers", id, "top"]) => containers::top(&d, id, &q).await,
+        (&Method::GET, ["containers", id, "stats"]) => containers::stats(&d, id, &q),
+        (&Method::POST, ["containers", id, "update"]) => containers::update(&d, req, id).await,
+        (&Method::POST, ["containers", id, "exec"]) => exec::create(&d, req, id).await,
+        (&Method::POST, ["exec", id, "start"]) => exec::start(&d, req, id).await,
+        (&Method::GET, ["exec", id, "json"]) => exec::inspect(&d, id),
+        (&Method::POST, ["exec", id, "resize"]) => exec::resize(&d, id, &q).await,
 
         (&Method::GET, ["images", "json"]) => images::list(&d, &q),
         (&Method::POST, ["images", "create"]) => images::create(&d, req, &q).await,

@@ -13,8 +13,11 @@ macro_rules! daemon {
 
 mod docker_cli;
 mod docker_py;
+mod exec;
 mod images;
 mod lifecycle;
+mod manage;
+mod policies;
 mod restore;
 mod run;
 mod security;

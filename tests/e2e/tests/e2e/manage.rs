@@ -1,0 +1,71 @@
+//! Managing running containers: pause/unpause, top, stats, update, detach keys.
+
+#[test]
+fn pause_and_unpause_freeze_the_container() {
+    let d = daemon!();
+    d.berth(&["run", "-d", "--name", "pz", "busybox", "sleep", "60"]).ok();
+    d.berth(&["pause", "pz"]).ok();
+    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pz"]).ok().out(), "paused true");
+    let ps = d.berth(&["ps", "--format", "{{.Status}}"]).ok();
+    assert!(ps.out().ends_with("(Paused)"), "{}", ps.out());
+    let ex = d.berth(&["exec", "pz", "true"]);
+    assert_ne!(ex.code, 0);
+    assert!(ex.stderr.contains("is paused"), "{}", ex.stderr);
+    let again = d.berth(&["pause", "pz"]);
+    assert!(again.stderr.contains("is already paused"), "{}", again.stderr);
+    d.berth(&["unpause", "pz"]).ok();
+    assert_eq!(d.berth(&["exec", "pz", "echo", "thawed"]).ok().out(), "thawed");
+    let not = d.berth(&["unpause", "pz"]);
+    assert!(not.stderr.contains("is not paused"), "{}", not.stderr);
+    // A paused container can still be killed.
+    d.berth(&["pause", "pz"]).ok();
+    d.berth(&["kill", "pz"]).ok();
+    assert_eq!(d.berth(&["wait", "pz"]).ok().out(), "137");
+    let stopped = d.berth(&["pause", "pz"]);
+    assert!(stopped.stderr.contains("is not running"), "{}", stopped.stderr);
+}
+
+#[test]
+fn top_lists_the_container_processes() {
+    let d = daemon!();
+    d.berth(&["run", "-d", "--name", "tp", "busybox", "sh", "-c", "sleep 61 & sleep 62"]).ok();
+    let top = d.berth(&["top", "tp"]).ok();
+    let header = top.stdout.lines().next().unwrap();
+    assert!(header.contains("PID") && header.contains("CMD"), "{header}");
+    assert!(top.stdout.contains("sleep 61") && top.stdout.contains("sleep 62"), "{}", top.stdout);
+    assert!(!top.stdout.contains("berthd"), "host processes leaked into top: {}", top.stdout);
+}
+
+#[test]
+fn stats_and_update() {
+    let d = daemon!();
+    d.berth(&["run", "-d", "--name", "st", "--memory", "64m", "busybox", "sleep", "60"]).ok();
+    let s = d.berth(&["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "st"]).ok();
+    assert!(s.out().starts_with("st "), "{}", s.out());
+    assert!(s.out().contains("/ 64MiB"), "{}", s.out());
+    assert!(s.out().ends_with(" 1"), "{}", s.out());
+    d.berth(&["update", "--memory", "128m", "--pids-limit", "50", "st"]).ok();
+    let s = d.berth(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "st"]).ok();
+    assert!(s.out().contains("/ 128MiB"), "{}", s.out());
+    assert_eq!(d.berth(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "st"]).ok().out(), "134217728 50");
+}
+
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let d = daemon!();
+    // Raw API: attach with stdin and send ctrl-p ctrl-q.
+    d.berth(&["run", "-d", "-i", "--name", "dk", "busybox", "cat"]).ok();
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.write_all(b"POST /v1.41/containers/dk/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    s.write_all(b"echo me\n").unwrap();
+    s.write_all(&[16, 17]).unwrap();
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.read_to_end(&mut rest).expect("the daemon closes the attach after the detach keys");
+    assert!(String::from_utf8_lossy(&rest).contains("echo me"), "{:?}", String::from_utf8_lossy(&rest));
+    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}}", "dk"]).ok().out(), "running");
+}
