@@ -53,6 +53,10 @@ pub enum ApplyError {
         /// The tar type byte.
         kind: u8,
     },
+    /// `no_overwrite_dir_non_dir` forbade replacing a directory by a non-directory or back
+    /// (docker's message).
+    #[error("{0}")]
+    Overwrite(String),
     /// A filesystem operation failed.
     #[error("failed to {op} {path:?} while applying layer")]
     Io {
@@ -70,9 +74,10 @@ impl ApplyError {
     /// The class of this error: a bad tar is `InvalidArgument`, a host failure `Internal`.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ApplyError::Read(_) | ApplyError::Breakout { .. } | ApplyError::Unsupported { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            ApplyError::Read(_)
+            | ApplyError::Breakout { .. }
+            | ApplyError::Unsupported { .. }
+            | ApplyError::Overwrite(_) => ErrorKind::InvalidArgument,
             ApplyError::Io { .. } => ErrorKind::Internal,
         }
     }
@@ -115,6 +120,37 @@ pub fn apply_layer(dir: &Path, tar: impl Read) -> Result<(Digest, u64), ApplyErr
         inner: tar,
         hasher: Sha256::new(),
     };
+    let opts = UnpackOptions {
+        whiteouts: true,
+        ..Default::default()
+    };
+    let size = unpack(&root, &[], &mut reader, &opts)?;
+    let sum: [u8; 32] = reader.hasher.finalize().into();
+    Ok((Digest::from_sha256_bytes(&sum), size))
+}
+
+/// How [`unpack`] treats entries.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UnpackOptions {
+    /// Turn OCI whiteouts into overlay markers (layers); otherwise `.wh.*` are plain files (cp).
+    pub whiteouts: bool,
+    /// Refuse to replace a directory by a non-directory or back (docker cp's
+    /// `noOverwriteDirNonDir`).
+    pub no_overwrite_dir_non_dir: bool,
+    /// Own every entry by this uid/gid instead of the tar's (docker cp without `copyUIDGID`).
+    pub chown: Option<(u32, u32)>,
+}
+
+/// Unpacks `tar` under the directory `prefix` (components relative to `root`, already resolved
+/// inside it), confined to `root`: names may not climb above `prefix`, and every path is resolved
+/// by the kernel as if `root` were `/`. Reads the stream to its end. Returns the sum of the
+/// entries' sizes.
+pub(crate) fn unpack(
+    root: &OwnedFd,
+    prefix: &[String],
+    mut reader: impl Read,
+    opts: &UnpackOptions,
+) -> Result<u64, ApplyError> {
     let mut size = 0u64;
     let mut dir_times: Vec<(Vec<String>, i64)> = Vec::new();
     {
@@ -122,25 +158,24 @@ pub fn apply_layer(dir: &Path, tar: impl Read) -> Result<(Digest, u64), ApplyErr
         for entry in archive.entries().map_err(ApplyError::Read)? {
             let mut entry = entry.map_err(ApplyError::Read)?;
             size += entry.size();
-            apply_entry(&root, &mut entry, &mut dir_times)?;
+            apply_entry(root, prefix, &mut entry, &mut dir_times, opts)?;
         }
     }
-    // Hash the end-of-archive blocks and any padding after them too.
+    // Consume the end-of-archive blocks and any padding after them too (they are hashed).
     io::copy(&mut reader, &mut io::sink()).map_err(ApplyError::Read)?;
     // Directory times last, deepest first, since creating entries inside changed them.
     for (comps, mtime) in dir_times.iter().rev() {
         let ts = timestamps(*mtime);
         match comps.split_last() {
-            None => rfs::futimens(&root, &ts).map_err(fail("set times of", "/"))?,
+            None => rfs::futimens(root, &ts).map_err(fail("set times of", "/"))?,
             Some((base, parent)) => {
-                let p = open_dir_in_root(&root, parent, false, base)?;
+                let p = open_dir_in_root(root, parent, false, base)?;
                 rfs::utimensat(&p, base.as_str(), &ts, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(fail("set times of", base))?;
             }
         }
     }
-    let sum: [u8; 32] = reader.hasher.finalize().into();
-    Ok((Digest::from_sha256_bytes(&sum), size))
+    Ok(size)
 }
 
 fn timestamps(mtime: i64) -> Timestamps {
@@ -273,18 +308,26 @@ fn is_dir_at(dir: &impl AsFd, name: &str) -> bool {
 
 fn apply_entry<R: Read>(
     root: &OwnedFd,
+    prefix: &[String],
     entry: &mut tar::Entry<'_, R>,
     dir_times: &mut Vec<(Vec<String>, i64)>,
+    opts: &UnpackOptions,
 ) -> Result<(), ApplyError> {
     let raw_path = entry.path().map_err(ApplyError::Read)?.into_owned();
     let shown = raw_path.to_string_lossy().into_owned();
     let header = entry.header().clone();
     let kind = header.entry_type();
     let mode = header.mode().map_err(ApplyError::Read)? & 0o7777;
-    let uid = header.uid().map_err(ApplyError::Read)?;
-    let gid = header.gid().map_err(ApplyError::Read)?;
+    let (uid, gid) = match opts.chown {
+        Some((u, g)) => (u as u64, g as u64),
+        None => (
+            entry_uid(entry).map_err(ApplyError::Read)?,
+            entry_gid(entry).map_err(ApplyError::Read)?,
+        ),
+    };
     let mtime = header.mtime().map_err(ApplyError::Read)? as i64;
-    let comps = clean(&raw_path)?;
+    let mut comps = prefix.to_vec();
+    comps.extend(clean(&raw_path)?);
 
     match kind {
         tar::EntryType::XGlobalHeader
@@ -315,7 +358,7 @@ fn apply_entry<R: Read>(
     );
 
     // Whiteouts.
-    if let Some(target) = base.strip_prefix(".wh.") {
+    if let Some(target) = base.strip_prefix(".wh.").filter(|_| opts.whiteouts) {
         if target == ".wh..opq" {
             rfs::fsetxattr(&parent, "trusted.overlay.opaque", b"y", XattrFlags::empty())
                 .map_err(fail("mark opaque", &shown))?;
@@ -344,6 +387,22 @@ fn apply_entry<R: Read>(
         return Ok(());
     }
 
+    if opts.no_overwrite_dir_non_dir {
+        if let Ok(st) = rfs::statat(&parent, base.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+            let shown_dst = format!("/{}", comps.join("/"));
+            if is_dir && !kind.is_dir() {
+                return Err(ApplyError::Overwrite(format!(
+                    "cannot overwrite directory {shown_dst:?} with non-directory {shown:?}"
+                )));
+            }
+            if !is_dir && kind.is_dir() {
+                return Err(ApplyError::Overwrite(format!(
+                    "cannot overwrite non-directory {shown_dst:?} with directory {shown:?}"
+                )));
+            }
+        }
+    }
     // Whatever is there is replaced, except a directory by a directory.
     if !(kind.is_dir() && is_dir_at(&parent, base)) {
         remove_all_at(&parent, base).map_err(fail("replace", &shown))?;
@@ -397,10 +456,11 @@ fn apply_entry<R: Read>(
                 .map_err(ApplyError::Read)?
                 .unwrap_or_default()
                 .into_owned();
-            let tcomps = clean(&target).map_err(|_| ApplyError::Breakout {
+            let mut tcomps = prefix.to_vec();
+            tcomps.extend(clean(&target).map_err(|_| ApplyError::Breakout {
                 path: shown.clone(),
                 reason: "hard link target escapes the root",
-            })?;
+            })?);
             let Some((tbase, tparent)) = tcomps.split_last() else {
                 return Err(ApplyError::Breakout {
                     path: shown,
@@ -442,6 +502,25 @@ fn apply_entry<R: Read>(
         }
     }
     Ok(())
+}
+
+/// The owner from the PAX `uid` record if present (large ids), else the header's.
+fn entry_uid<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
+    pax_number(entry, "uid").map_or_else(|| entry.header().uid(), Ok)
+}
+
+fn entry_gid<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
+    pax_number(entry, "gid").map_or_else(|| entry.header().gid(), Ok)
+}
+
+fn pax_number<R: Read>(entry: &mut tar::Entry<'_, R>, key: &str) -> Option<u64> {
+    let exts = entry.pax_extensions().ok()??;
+    for ext in exts.flatten() {
+        if ext.key() == Ok(key) {
+            return ext.value().ok()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// Owner, then mode (chown clears set-id bits), xattrs, times — on an open fd.

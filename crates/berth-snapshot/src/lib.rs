@@ -39,9 +39,14 @@
 //! ```
 
 mod apply;
+mod archive;
+mod diff;
 mod overlay;
+mod tarwrite;
 
 pub use apply::{apply_layer, ApplyError};
+pub use archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
+pub use diff::{changes, write_layer_tar, Change, ChangeKind};
 pub use overlay::{Info, Kind, Overlay, SnapshotError};
 
 use berth_types::Mount;

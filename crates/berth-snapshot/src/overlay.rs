@@ -182,6 +182,21 @@ impl Overlay {
         Ok(self.dir(key)?.join("fs"))
     }
 
+    /// The `fs` dirs of the committed snapshots under `key`, nearest first: the overlay's
+    /// `lowerdir` stack of an active snapshot, for `docker diff`.
+    pub fn lower_dirs(&self, key: &str) -> Result<Vec<PathBuf>, SnapshotError> {
+        let state = self.lock();
+        let info = state
+            .snapshots
+            .get(key)
+            .ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
+        Ok(self
+            .lower_dirs_of(&state, info.parent.as_ref())
+            .into_iter()
+            .map(PathBuf::from)
+            .collect())
+    }
+
     fn id_dir(&self, id: u64) -> PathBuf {
         self.root.join(id.to_string())
     }
@@ -249,7 +264,7 @@ impl Overlay {
     }
 
     /// The committed ancestors' `fs` dirs, nearest first.
-    fn lower_dirs<'s>(&self, state: &'s State, mut parent: Option<&'s String>) -> Vec<String> {
+    fn lower_dirs_of<'s>(&self, state: &'s State, mut parent: Option<&'s String>) -> Vec<String> {
         let mut out = Vec::new();
         while let Some(p) = parent {
             let Some(info) = state.snapshots.get(p) else { break };
@@ -262,7 +277,7 @@ impl Overlay {
     fn mounts_of(&self, state: &State, key: &str) -> Vec<Mount> {
         let info = &state.snapshots[key];
         let dir = self.id_dir(info.id);
-        let lowers = self.lower_dirs(state, info.parent.as_ref());
+        let lowers = self.lower_dirs_of(state, info.parent.as_ref());
         let fs_dir = dir.join("fs").to_string_lossy().into_owned();
         match info.kind {
             Kind::Active if lowers.is_empty() => vec![Mount::bind(fs_dir, false)],
