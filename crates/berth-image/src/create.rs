@@ -78,7 +78,7 @@ fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
 }
 
 /// Parses a tag for a new image: normalised, `:latest` by default, no digest.
-fn parse_tag(repo_tag: &str) -> Result<Reference, Error> {
+pub(crate) fn parse_tag(repo_tag: &str) -> Result<Reference, Error> {
     let r = Reference::parse(repo_tag)?;
     if r.digest().is_some() {
         return Err(Error::InvalidArgument(

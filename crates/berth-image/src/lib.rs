@@ -27,6 +27,7 @@
 //! first, then the files.
 
 mod changes;
+mod commit;
 pub mod config;
 mod create;
 mod glob;
@@ -42,6 +43,10 @@ use berth_meta::{Db, MetaError};
 use berth_snapshot::{ApplyError, Kind, Overlay, SnapshotError, Snapshotter};
 use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
+pub use berth_snapshot::{
+    export_tar, go_mode, ArchiveError, Change, ChangeKind, ContainerFs, PathStat, PutOptions,
+};
+pub use commit::CommitOptions;
 pub use config::ConfigFile;
 
 /// Docker's limit on the number of layers of an image.
@@ -74,6 +79,12 @@ pub enum Error {
     /// The database failed.
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// No container row with this ID (commit).
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// Diff, export or cp failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     /// A stored config cannot be parsed.
     #[error("corrupt config of image {id}: {err}")]
     CorruptConfig {
@@ -97,7 +108,8 @@ impl Error {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::NotFound(_) | Error::NoSuchContainer(_) => ErrorKind::NotFound,
+            Error::Archive(e) => e.kind(),
             Error::Reference(_) | Error::InvalidArgument(_) | Error::Read { .. } => {
                 ErrorKind::InvalidArgument
             }
@@ -361,3 +373,6 @@ pub(crate) fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod commit_tests;

@@ -314,13 +314,16 @@ impl<'a> ContainerFs<'a> {
     /// The absolute in-container path of an fd opened inside `root`.
     fn path_in_root(&self, root: &OwnedFd, fd: &OwnedFd) -> Result<Vec<String>, ArchiveError> {
         let link = |fd: &OwnedFd| {
-            rfs::readlink(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)), Vec::new())
-                .map(|p| p.to_string_lossy().into_owned())
-                .map_err(|e| ArchiveError::Io {
-                    op: "locate",
-                    path: self.merged.to_string_lossy().into_owned(),
-                    err: e.into(),
-                })
+            rfs::readlink(
+                format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)),
+                Vec::new(),
+            )
+            .map(|p| p.to_string_lossy().into_owned())
+            .map_err(|e| ArchiveError::Io {
+                op: "locate",
+                path: self.merged.to_string_lossy().into_owned(),
+                err: e.into(),
+            })
         };
         let (r, p) = (link(root)?, link(fd)?);
         let rel = if r == "/" {
@@ -330,7 +333,11 @@ impl<'a> ContainerFs<'a> {
                 .filter(|rest| rest.is_empty() || rest.starts_with('/'))
         };
         match rel {
-            Some(rel) => Ok(rel.split('/').filter(|c| !c.is_empty()).map(str::to_string).collect()),
+            Some(rel) => Ok(rel
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()),
             None => Err(ArchiveError::Io {
                 op: "locate",
                 path: p,
@@ -367,9 +374,7 @@ impl<'a> ContainerFs<'a> {
             name,
             size: r.st.st_size,
             mode: go_file_mode(r.st.st_mode),
-            mtime: berth_types::time::rfc3339_nano(
-                r.st.st_mtime as i64 * 1_000_000_000 + r.st.st_mtime_nsec as i64,
-            ),
+            mtime: berth_types::time::rfc3339_nano(r.st.st_mtime * 1_000_000_000 + r.st.st_mtime_nsec as i64),
             link_target,
         })
     }
@@ -432,15 +437,17 @@ impl<'a> ContainerFs<'a> {
         let (comps, _, _) = split_path(path);
         let dest = match rfs::openat2(
             &root,
-            if comps.is_empty() { ".".to_string() } else { comps.join("/") },
+            if comps.is_empty() {
+                ".".to_string()
+            } else {
+                comps.join("/")
+            },
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         ) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) => {
-                return Err(self.not_found(path))
-            }
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) => return Err(self.not_found(path)),
             Err(e) => {
                 return Err(ArchiveError::Io {
                     op: "open",
@@ -495,6 +502,9 @@ mod unit {
         assert_eq!(go_file_mode(0o040755), go_mode::DIR | 0o755);
         assert_eq!(go_file_mode(0o120777), go_mode::SYMLINK | 0o777);
         assert_eq!(go_file_mode(0o104755), go_mode::SETUID | 0o755);
-        assert_eq!(go_file_mode(0o020620), go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o620);
+        assert_eq!(
+            go_file_mode(0o020620),
+            go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o620
+        );
     }
 }

@@ -73,7 +73,9 @@ pub(crate) fn read_xattrs(fd: &impl AsFd) -> Vec<(String, Vec<u8>)> {
         return out;
     };
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else { continue };
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
         if name.starts_with("trusted.overlay.") || name == "security.selinux" {
             continue;
         }
@@ -237,7 +239,14 @@ impl<'w> TarWriter<'w> {
             if self.flavor == Flavor::OverlayUpper && is_opaque(&fd) {
                 let mut h = header(&st, tar::EntryType::Regular).0;
                 h.set_mode(0o644);
-                self.emit(h, Vec::new(), &format!("{dname}.wh..wh..opq"), None, Vec::new(), &mut io::empty())?;
+                self.emit(
+                    h,
+                    Vec::new(),
+                    &format!("{dname}.wh..wh..opq"),
+                    None,
+                    Vec::new(),
+                    &mut io::empty(),
+                )?;
             }
             if self.root_dev.is_none_or(|d| d == st.st_dev) {
                 self.add_children(&fd, &dname)?;
@@ -247,10 +256,7 @@ impl<'w> TarWriter<'w> {
         if ft == FileType::Socket {
             return Ok(());
         }
-        if ft == FileType::CharacterDevice
-            && self.flavor == Flavor::OverlayUpper
-            && st.st_rdev == 0
-        {
+        if ft == FileType::CharacterDevice && self.flavor == Flavor::OverlayUpper && st.st_rdev == 0 {
             let (mut h, pax) = header(&st, tar::EntryType::Regular);
             h.set_mode(0o644);
             let wname = match name.rsplit_once('/') {
@@ -300,7 +306,14 @@ impl<'w> TarWriter<'w> {
                     Err(e) => return Err(e.into()),
                 };
                 let (h, pax) = header(&st, tar::EntryType::Symlink);
-                self.emit(h, pax, name, Some(target.as_bytes()), Vec::new(), &mut io::empty())
+                self.emit(
+                    h,
+                    pax,
+                    name,
+                    Some(target.as_bytes()),
+                    Vec::new(),
+                    &mut io::empty(),
+                )
             }
             FileType::CharacterDevice | FileType::BlockDevice | FileType::Fifo => {
                 let kind = match ft {

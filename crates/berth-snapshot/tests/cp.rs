@@ -6,8 +6,7 @@ use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use berth_snapshot::{
-    apply_layer, changes, export_tar, go_mode, write_layer_tar, Change, ChangeKind, ContainerFs,
-    PutOptions,
+    apply_layer, changes, export_tar, go_mode, write_layer_tar, Change, ChangeKind, ContainerFs, PutOptions,
 };
 use berth_types::ErrorKind;
 
@@ -47,7 +46,8 @@ impl Tar {
         h.set_cksum();
         self.0.extend_from_slice(h.as_bytes());
         self.0.extend_from_slice(data);
-        self.0.extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
+        self.0
+            .extend(std::iter::repeat_n(0u8, (512 - data.len() % 512) % 512));
         self
     }
     fn file(&mut self, name: &str, data: &[u8]) -> &mut Tar {
@@ -124,8 +124,8 @@ fn overlay_dirs() -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
     write(&l2.join("dir/z"), b"l2");
     fs::create_dir_all(&l2).unwrap();
     whiteout(&l2.join("gone")); // deleted by layer 2: not in the lower view
-    // The container: modified /a, added /n and /newdir/f, removed /dir/x, added /keep/added,
-    // replaced /opq (rm -rf + mkdir: opaque) with /opq/new, re-created /gone.
+                                // The container: modified /a, added /n and /newdir/f, removed /dir/x, added /keep/added,
+                                // replaced /opq (rm -rf + mkdir: opaque) with /opq/new, re-created /gone.
     write(&up.join("a"), b"changed");
     write(&up.join("n"), b"new");
     write(&up.join("newdir/f"), b"new");
@@ -190,14 +190,27 @@ fn layer_tar_converts_whiteouts_and_round_trips() {
     require_root!();
     let (t, up, _) = overlay_dirs();
     // Overlay's own xattrs never leave the upper dir.
-    rustix::fs::setxattr(up.join("a"), "trusted.overlay.origin", b"zz", rustix::fs::XattrFlags::empty())
-        .unwrap();
+    rustix::fs::setxattr(
+        up.join("a"),
+        "trusted.overlay.origin",
+        b"zz",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     rustix::fs::setxattr(up.join("a"), "user.keep", b"1", rustix::fs::XattrFlags::empty()).unwrap();
     let mut tar = Vec::new();
     let n = write_layer_tar(&up, &mut tar).unwrap();
     let got = names(&tar);
     assert_eq!(n as usize, got.len());
-    for want in ["a", "dir/", "dir/.wh.x", "opq/", "opq/.wh..wh..opq", "opq/new", "newdir/f"] {
+    for want in [
+        "a",
+        "dir/",
+        "dir/.wh.x",
+        "opq/",
+        "opq/.wh..wh..opq",
+        "opq/new",
+        "newdir/f",
+    ] {
         assert!(got.contains(&want.to_string()), "{want} missing from {got:?}");
     }
     assert!(!got.iter().any(|n| n == "dir/x"));
@@ -239,7 +252,7 @@ fn export_keeps_links_devices_owners_and_skips_sockets() {
     fs::hard_link(m.join("etc/passwd"), m.join("etc/passwd.hl")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &m.join("null"),
+        m.join("null"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
@@ -251,7 +264,12 @@ fn export_keeps_links_devices_owners_and_skips_sockets() {
     let mut tar = Vec::new();
     export_tar(&m, &mut tar).unwrap();
     let entries = list(&tar);
-    let get = |n: &str| entries.iter().find(|e| e.0 == n).unwrap_or_else(|| panic!("{n} missing"));
+    let get = |n: &str| {
+        entries
+            .iter()
+            .find(|e| e.0 == n)
+            .unwrap_or_else(|| panic!("{n} missing"))
+    };
     assert_eq!(get("etc/passwd").3, b"root:x:0:0");
     assert_eq!(get("etc/passwd.hl").1, b'1');
     assert_eq!(get("etc/passwd.hl").2, "etc/passwd");
@@ -269,7 +287,10 @@ fn export_keeps_links_devices_owners_and_skips_sockets() {
         .find(|e| e.path_bytes().as_ref() == b"etc/passwd")
         .unwrap();
     let h = e.header();
-    assert_eq!((h.uid().unwrap(), h.gid().unwrap(), h.mode().unwrap()), (4242, 77, 0o640));
+    assert_eq!(
+        (h.uid().unwrap(), h.gid().unwrap(), h.mode().unwrap()),
+        (4242, 77, 0o640)
+    );
     // The root link was not followed: nothing of the host's / came along.
     assert!(!entries.iter().any(|e| e.0.starts_with("rootlink/")));
 }
@@ -334,13 +355,21 @@ fn archive_stat_describes_paths_like_docker() {
     let s = fs_.stat("/etc2/").unwrap();
     assert!(s.is_dir());
     let json = fs_.stat("/pw").unwrap().to_header_json();
-    assert!(json.starts_with(r#"{"name":"pw","size":11,"mode":134218239,"mtime":""#), "{json}");
+    assert!(
+        json.starts_with(r#"{"name":"pw","size":11,"mode":134218239,"mtime":""#),
+        "{json}"
+    );
     assert!(json.ends_with(r#","linkTarget":"/etc/passwd"}"#), "{json}");
     let err = fs_.stat("/nope").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.to_string(), "Could not find the file /nope in container web");
     // Out through `..` and through links: clamped to the container's root.
-    for p in ["/../host/secret", "/abs-out/secret", "/rel-out/secret", "../../host/secret"] {
+    for p in [
+        "/../host/secret",
+        "/abs-out/secret",
+        "/rel-out/secret",
+        "../../host/secret",
+    ] {
         assert_eq!(fs_.stat(p).unwrap_err().kind(), ErrorKind::NotFound, "{p}");
     }
 }
@@ -366,7 +395,10 @@ fn archive_get_names_entries_like_docker() {
     let mut tar = Vec::new();
     fs_.get("/pw", &mut tar).unwrap();
     let e = list(&tar);
-    assert_eq!((e[0].0.as_str(), e[0].1, e[0].2.as_str()), ("pw", b'2', "/etc/passwd"));
+    assert_eq!(
+        (e[0].0.as_str(), e[0].1, e[0].2.as_str()),
+        ("pw", b'2', "/etc/passwd")
+    );
 
     // A trailing slash follows the link, in the container.
     let mut tar = Vec::new();
@@ -374,7 +406,12 @@ fn archive_get_names_entries_like_docker() {
     assert!(s.is_dir());
     assert_eq!(names(&tar), vec!["etc2/"]);
 
-    for p in ["/abs-out/secret", "/rel-out/secret", "/../host/secret", "/abs-out/"] {
+    for p in [
+        "/abs-out/secret",
+        "/rel-out/secret",
+        "/../host/secret",
+        "/abs-out/",
+    ] {
         let mut tar = Vec::new();
         let err = fs_.get(p, &mut tar).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{p}");
@@ -390,7 +427,11 @@ fn archive_put_extracts_into_directories_confined() {
     let m = c.merged();
     let before = c.host();
 
-    let tar = Tar::new().file("hello.txt", b"hi").dir("d/").file("d/e", b"e").finish();
+    let tar = Tar::new()
+        .file("hello.txt", b"hi")
+        .dir("d/")
+        .file("d/e", b"e")
+        .finish();
     fs_.put("/dir", &mut &tar[..], PutOptions::default()).unwrap();
     assert_eq!(fs::read(m.join("dir/hello.txt")).unwrap(), b"hi");
     assert_eq!(fs::read(m.join("dir/d/e")).unwrap(), b"e");
@@ -414,7 +455,10 @@ fn archive_put_extracts_into_directories_confined() {
     for p in ["/abs-out", "/rel-out"] {
         let err = fs_.put(p, &mut &tar[..], PutOptions::default()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::NotFound, "{p}");
-        assert_eq!(err.to_string(), format!("Could not find the file {p} in container web"));
+        assert_eq!(
+            err.to_string(),
+            format!("Could not find the file {p} in container web")
+        );
     }
 
     // Hostile tars.
@@ -422,8 +466,14 @@ fn archive_put_extracts_into_directories_confined() {
         Tar::new().file("../x", b"x").finish(),
         Tar::new().file("a/../../x", b"x").finish(),
         Tar::new().hardlink("hl", "../../host/secret").finish(),
-        Tar::new().symlink("s", "/").file("s/etc/passwd", b"pwned").finish(),
-        Tar::new().symlink("s", "../../../..").file("s/host/secret", b"pwned").finish(),
+        Tar::new()
+            .symlink("s", "/")
+            .file("s/etc/passwd", b"pwned")
+            .finish(),
+        Tar::new()
+            .symlink("s", "../../../..")
+            .file("s/host/secret", b"pwned")
+            .finish(),
         Tar::new().hardlink("hl", "/abs-out/secret").finish(),
         Tar::new().file("abs-out/secret", b"pwned").finish(),
         Tar::new().file("rel-out/secret", b"pwned").finish(),
@@ -438,16 +488,25 @@ fn archive_put_extracts_into_directories_confined() {
     assert!(m.join("etc/.wh.passwd").is_file());
     assert!(m.join("etc/passwd").is_file());
     assert_eq!(
-        fs_.put("/", &mut &hostile[0][..], PutOptions::default()).unwrap_err().kind(),
+        fs_.put("/", &mut &hostile[0][..], PutOptions::default())
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidArgument
     );
 
     // Errors.
-    let err = fs_.put("/etc/passwd", &mut &tar[..], PutOptions::default()).unwrap_err();
+    let err = fs_
+        .put("/etc/passwd", &mut &tar[..], PutOptions::default())
+        .unwrap_err();
     assert_eq!(err.to_string(), "extraction point is not a directory");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    let err = fs_.put("/missing", &mut &tar[..], PutOptions::default()).unwrap_err();
-    assert_eq!(err.to_string(), "Could not find the file /missing in container web");
+    let err = fs_
+        .put("/missing", &mut &tar[..], PutOptions::default())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Could not find the file /missing in container web"
+    );
     let no = PutOptions {
         no_overwrite_dir_non_dir: true,
         ..Default::default()
@@ -456,14 +515,24 @@ fn archive_put_extracts_into_directories_confined() {
         .put("/", &mut &Tar::new().file("dir", b"x").finish()[..], no)
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    assert!(err.to_string().starts_with("cannot overwrite directory "), "{err}");
+    assert!(
+        err.to_string().starts_with("cannot overwrite directory "),
+        "{err}"
+    );
     assert!(m.join("dir").is_dir());
     let err = fs_
         .put("/", &mut &Tar::new().dir("pw/").finish()[..], no)
         .unwrap_err();
-    assert!(err.to_string().starts_with("cannot overwrite non-directory "), "{err}");
+    assert!(
+        err.to_string().starts_with("cannot overwrite non-directory "),
+        "{err}"
+    );
     // Without the flag docker replaces.
-    fs_.put("/", &mut &Tar::new().file("dir", b"x").finish()[..], PutOptions::default())
-        .unwrap();
+    fs_.put(
+        "/",
+        &mut &Tar::new().file("dir", b"x").finish()[..],
+        PutOptions::default(),
+    )
+    .unwrap();
     assert!(m.join("dir").is_file());
 }
