@@ -67,7 +67,7 @@ pub(crate) fn decompress<'a>(r: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, 
     })
 }
 
-fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
+pub(crate) fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
     match parent {
         None => diff_id.to_string(),
         Some(p) => {
@@ -169,7 +169,7 @@ impl ImageService {
     }
 
     /// After a failed insert: removes the layers and config this call may have created.
-    fn drop_unreferenced(&self, chain: &[LayerRow], image_id: &str) {
+    pub(crate) fn drop_unreferenced(&self, chain: &[LayerRow], image_id: &str) {
         if self.db.image(image_id).ok().flatten().is_none() {
             if let Ok(d) = Digest::parse(image_id) {
                 let _ = self.content.delete(&d);
@@ -188,7 +188,7 @@ impl ImageService {
     /// Unpacks one layer on top of `parent` into an `extract-*` snapshot while storing the tar
     /// as a blob, then commits it under its chain ID (or drops it if that layer exists).
     /// Caller holds the state lock.
-    fn add_layer(&self, parent: Option<&LayerRow>, tar: &mut dyn Read) -> Result<LayerRow, Error> {
+    pub(crate) fn add_layer(&self, parent: Option<&LayerRow>, tar: &mut dyn Read) -> Result<LayerRow, Error> {
         let key = format!(
             "extract-{}-{}",
             std::process::id(),

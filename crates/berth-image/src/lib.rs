@@ -33,6 +33,7 @@ mod create;
 mod glob;
 mod query;
 mod remove;
+mod save;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -79,6 +80,9 @@ pub enum Error {
     /// The database failed.
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// Writing an output stream failed (save).
+    #[error("failed to write image archive: {0}")]
+    Write(#[source] std::io::Error),
     /// No container row with this ID (commit).
     #[error("No such container: {0}")]
     NoSuchContainer(String),
@@ -118,7 +122,7 @@ impl Error {
             Error::Content(e) => e.kind(),
             Error::Snapshot(e) => e.kind(),
             Error::Meta(e) => e.kind(),
-            Error::CorruptConfig { .. } => ErrorKind::Internal,
+            Error::CorruptConfig { .. } | Error::Write(_) => ErrorKind::Internal,
         }
     }
 }
@@ -376,3 +380,6 @@ mod tests;
 
 #[cfg(test)]
 mod commit_tests;
+
+#[cfg(test)]
+mod save_tests;

@@ -325,7 +325,11 @@ fn apply_entry<R: Read>(
             entry_gid(entry).map_err(ApplyError::Read)?,
         ),
     };
-    let mtime = header.mtime().map_err(ApplyError::Read)? as i64;
+    let mtime = match header.mtime() {
+        Ok(m) => m as i64,
+        Err(_) if fields_blank(&header.as_old().mtime) => 0,
+        Err(e) => return Err(ApplyError::Read(e)),
+    };
     let mut comps = prefix.to_vec();
     comps.extend(clean(&raw_path)?);
 
@@ -505,12 +509,37 @@ fn apply_entry<R: Read>(
 }
 
 /// The owner from the PAX `uid` record if present (large ids), else the header's.
+/// An empty numeric field (all NUL or spaces) reads as 0, as Go's archive/tar does.
+fn fields_blank(raw: &[u8]) -> bool {
+    raw.iter().all(|b| *b == 0 || *b == b' ')
+}
+
 fn entry_uid<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
-    pax_number(entry, "uid").map_or_else(|| entry.header().uid(), Ok)
+    if let Some(v) = pax_number(entry, "uid") {
+        return Ok(v);
+    }
+    let h = entry.header();
+    h.uid().or_else(|e| {
+        if fields_blank(&h.as_old().uid) {
+            Ok(0)
+        } else {
+            Err(e)
+        }
+    })
 }
 
 fn entry_gid<R: Read>(entry: &mut tar::Entry<'_, R>) -> io::Result<u64> {
-    pax_number(entry, "gid").map_or_else(|| entry.header().gid(), Ok)
+    if let Some(v) = pax_number(entry, "gid") {
+        return Ok(v);
+    }
+    let h = entry.header();
+    h.gid().or_else(|e| {
+        if fields_blank(&h.as_old().gid) {
+            Ok(0)
+        } else {
+            Err(e)
+        }
+    })
 }
 
 fn pax_number<R: Read>(entry: &mut tar::Entry<'_, R>, key: &str) -> Option<u64> {
@@ -561,4 +590,41 @@ fn pax_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<(String, Vec
         }
     }
     Ok(out)
+}
+
+/// Unpacks an ordinary tar (no whiteout interpretation, owners from the tar) into the directory
+/// `dir`, with the same confinement as [`apply_layer`]: nothing lands outside `dir`. For reading
+/// archives that are not layers (`docker load`).
+pub fn extract_tar(dir: &Path, tar: impl Read) -> Result<(), ApplyError> {
+    let root = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("open root", "/"))?;
+    unpack(&root, &[], tar, &UnpackOptions::default())?;
+    Ok(())
+}
+
+/// Opens the file `path` under `root` for reading, resolving every symlink and `..` as if `root`
+/// were `/` (`openat2` `RESOLVE_IN_ROOT`): an archive's `"../../etc/shadow"` or a symlink to the
+/// host's `/etc` still opens something inside `root`.
+pub fn open_in_root(root: &Path, path: &str) -> io::Result<std::fs::File> {
+    let dir = rfs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    loop {
+        match rfs::openat2(
+            &dir,
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
+            r => return Ok(std::fs::File::from(r?)),
+        }
+    }
 }

@@ -44,7 +44,7 @@ mod diff;
 mod overlay;
 mod tarwrite;
 
-pub use apply::{apply_layer, ApplyError};
+pub use apply::{apply_layer, extract_tar, open_in_root, ApplyError};
 pub use archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
 pub use diff::{changes, write_layer_tar, Change, ChangeKind};
 pub use overlay::{Info, Kind, Overlay, SnapshotError};
