@@ -32,7 +32,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Failure { message: message.into(), exit_code: None }
     }
 }
@@ -225,7 +225,7 @@ fn creator_main(cfg: &ShimConfig, bundle: &Path, side: ContainerSide) -> Result<
     res
 }
 
-fn env_path(env: &[String]) -> &str {
+pub(crate) fn env_path(env: &[String]) -> &str {
     env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("")
 }
 
@@ -313,14 +313,14 @@ fn reap_all() {
 
 /// Binds a Unix socket `name` in `dir` through `/proc/self/fd/<dirfd>/`, so a long bundle path
 /// cannot overflow `sun_path` (108 bytes).
-fn bind_short(dir: &Path, name: &str) -> std::io::Result<UnixListener> {
+pub(crate) fn bind_short(dir: &Path, name: &str) -> std::io::Result<UnixListener> {
     use std::os::fd::AsRawFd;
     let d = std::fs::File::open(dir)?;
     UnixListener::bind(format!("/proc/self/fd/{}/{name}", d.as_raw_fd()))
 }
 
 /// Accepts libcontainer's connection on the console socket and takes the pty master it sends.
-fn receive_pty(l: &UnixListener) -> std::io::Result<OwnedFd> {
+pub(crate) fn receive_pty(l: &UnixListener) -> std::io::Result<OwnedFd> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let (conn, _) = l.accept()?;
     let mut name = [0u8; 64];
@@ -353,7 +353,7 @@ fn loopback_up(pid: i32) -> std::io::Result<()> {
 /// libcontainer's errors stop at "failed syscall"; the cause (which call, which errno) went to the
 /// runtime log through `tracing` (see `trace.rs`), first from the container's init, then from the
 /// builder that saw it fail. Appends the first error logged by this start so the user sees it.
-fn with_logged_cause(message: String, runtime_log: &str, log_offset: u64) -> String {
+pub(crate) fn with_logged_cause(message: String, runtime_log: &str, log_offset: u64) -> String {
     let log = std::fs::read(runtime_log).unwrap_or_default();
     let log = String::from_utf8_lossy(log.get(log_offset as usize..).unwrap_or_default());
     match log.lines().find(|l| l.starts_with("ERROR ")) {

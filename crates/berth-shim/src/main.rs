@@ -17,6 +17,8 @@
 //! ```
 
 mod create;
+mod exec;
+mod freeze;
 mod log;
 mod runtime;
 mod serve;

@@ -4,7 +4,10 @@
 //! Back-pressure instead of unbounded buffers: while any attached connection has more than
 //! [`OUT_HIGH`] bytes queued, the container's output is not read (the container blocks, as it
 //! does under Docker with a slow attach); while the container's stdin has more than
-//! [`IN_HIGH`] queued, stdin-carrying connections are not read.
+//! [`IN_HIGH`] queued, stdin-carrying connections are not read. Exec processes (`exec.rs`) are
+//! watched in the same loop, each with its own pidfd, stdio and connection.
+
+mod exec;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -37,12 +40,16 @@ struct Conn {
     stdin: bool,
     /// Close once `outbuf` is flushed.
     closing: bool,
+    /// The exec this connection streams (its `Exec` request came on it).
+    exec: Option<u64>,
     dead: bool,
 }
 
 enum Status {
     Created,
     Running,
+    /// Running, with every task frozen by the cgroup freezer.
+    Paused,
     Exited(ExitStatus),
 }
 
@@ -68,6 +75,8 @@ struct Shim {
     pending_exit: Option<i32>,
     /// Set once the exit has been recorded; the loop ends when clients have their last frames.
     finish_by: Option<Instant>,
+    execs: Vec<exec::Exec>,
+    next_exec: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -78,6 +87,10 @@ enum Token {
     Err,
     Stdin,
     Conn(usize),
+    ExecPidfd(usize),
+    ExecOut(usize),
+    ExecErr(usize),
+    ExecStdin(usize),
 }
 
 pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
@@ -107,6 +120,8 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         cgroup_path: c.cgroup_path,
         pending_exit: None,
         finish_by: None,
+        execs: Vec::new(),
+        next_exec: 0,
     };
     shim.run();
     shim.teardown();
@@ -129,8 +144,10 @@ impl Shim {
                     self.record_exit();
                 }
             }
+            self.finish_execs();
+            self.conns.retain(|c| !(c.dead || c.closing && c.outbuf.is_empty()));
             if let Some(by) = self.finish_by {
-                let flushed = self.conns.iter().all(|c| c.outbuf.is_empty() || c.dead);
+                let flushed = self.execs.is_empty() && self.conns.iter().all(|c| c.outbuf.is_empty() || c.dead);
                 if flushed || Instant::now() >= by {
                     return;
                 }
@@ -157,10 +174,32 @@ impl Shim {
                     add(&mut fds, &mut toks, s.as_fd(), PollFlags::OUT, Token::Stdin);
                 }
             }
+            let exec_bp: Vec<bool> = (0..self.execs.len()).map(|j| self.exec_backpressure(j)).collect();
+            for (j, e) in self.execs.iter().enumerate() {
+                if let Some(p) = &e.pidfd {
+                    add(&mut fds, &mut toks, p.as_fd(), PollFlags::IN, Token::ExecPidfd(j));
+                }
+                if !exec_bp[j] {
+                    if let Some(o) = &e.out {
+                        add(&mut fds, &mut toks, o.as_fd(), PollFlags::IN, Token::ExecOut(j));
+                    }
+                    if let Some(o) = &e.err {
+                        add(&mut fds, &mut toks, o.as_fd(), PollFlags::IN, Token::ExecErr(j));
+                    }
+                }
+                if let (Some(s), false) = (&e.stdin, e.stdin_buf.is_empty()) {
+                    add(&mut fds, &mut toks, s.as_fd(), PollFlags::OUT, Token::ExecStdin(j));
+                }
+            }
             let stdin_full = self.stdin_buf.len() > IN_HIGH;
+            let exec_stdin_full = |key: u64| self.execs.iter().any(|e| e.key == key && e.stdin_buf.len() > IN_HIGH);
             for (i, c) in self.conns.iter().enumerate() {
                 let mut ev = PollFlags::empty();
-                if !(c.closing || stdin_full && c.stdin) {
+                let full = match c.exec {
+                    Some(key) => exec_stdin_full(key),
+                    None => stdin_full,
+                };
+                if !(c.closing || full && c.stdin) {
                     ev |= PollFlags::IN;
                 }
                 if !c.outbuf.is_empty() {
@@ -168,7 +207,7 @@ impl Shim {
                 }
                 add(&mut fds, &mut toks, c.stream.as_fd(), ev, Token::Conn(i));
             }
-            let timeout = [exit_deadline, self.finish_by].into_iter().flatten().min().map(|d| {
+            let timeout = [exit_deadline, self.finish_by, self.exec_deadline()].into_iter().flatten().min().map(|d| {
                 let left = d.saturating_duration_since(Instant::now());
                 rustix::fs::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 }
             });
@@ -193,6 +232,10 @@ impl Shim {
                     Token::Out => self.read_output(false, &mut buf),
                     Token::Err => self.read_output(true, &mut buf),
                     Token::Stdin => self.flush_stdin(),
+                    Token::ExecPidfd(j) => self.reap_exec(j),
+                    Token::ExecOut(j) => self.exec_output(j, false, &mut buf),
+                    Token::ExecErr(j) => self.exec_output(j, true, &mut buf),
+                    Token::ExecStdin(j) => self.flush_exec_stdin(j),
                     Token::Conn(i) => {
                         if rev.intersects(PollFlags::OUT) {
                             self.flush_conn(i);
@@ -222,6 +265,7 @@ impl Shim {
                         stdin: false,
                         closing: false,
                         dead: false,
+                        exec: None,
                     });
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -257,6 +301,8 @@ impl Shim {
             }
         };
         self.pending_exit = Some(code);
+        // Processes exec'd into the container do not outlive it.
+        self.kill_execs();
     }
 
     fn record_exit(&mut self) {
@@ -425,6 +471,13 @@ impl Shim {
         if !self.conns[i].stdin {
             return;
         }
+        if let Some(key) = self.conns[i].exec {
+            if payload.is_empty() {
+                self.conns[i].stdin = false;
+            }
+            self.exec_stdin_frame(key, payload);
+            return;
+        }
         if payload.is_empty() {
             // EOF from this writer.
             self.conns[i].stdin = false;
@@ -477,7 +530,7 @@ impl Shim {
                     }
                     Err(e) => err(&format!("failed to start container: {e}")),
                 },
-                Status::Running => err("container is already running"),
+                Status::Running | Status::Paused => err("container is already running"),
                 Status::Exited(_) => err("container has exited"),
             },
             Request::Kill { signal, all } => {
@@ -485,6 +538,13 @@ impl Shim {
                     return err("container is not running");
                 }
                 let res = if all { self.kill_all(signal) } else { self.kill_init(signal) };
+                // A frozen task gets SIGKILL only once thawed (runc thaws after it, too).
+                if res.is_ok() && signal == libc::SIGKILL && matches!(self.status, Status::Paused) {
+                    match crate::freeze::set_frozen(&self.cgroup_path, false) {
+                        Ok(()) => self.status = Status::Running,
+                        Err(e) => eprintln!("berth-shim: thaw after SIGKILL: {e}"),
+                    }
+                }
                 match res {
                     Ok(()) => Response::default(),
                     Err(e) => err(&format!("failed to send signal {signal}: {e}")),
@@ -503,13 +563,34 @@ impl Shim {
                 let (status, exit) = match &self.status {
                     Status::Created => ("created", None),
                     Status::Running => ("running", None),
+                    Status::Paused => ("paused", None),
                     Status::Exited(st) => ("exited", Some(st.clone())),
                 };
                 Response { pid: Some(self.pid), status: Some(status.into()), exit, ..Default::default() }
             }
-            Request::Exec { .. } | Request::ResizeExec { .. } | Request::Pause | Request::Resume => {
-                err("not implemented yet")
-            }
+            Request::Exec { process } => self.start_exec(i, process),
+            Request::ResizeExec { exec_id, height, width } => self.resize_exec(&exec_id, height, width),
+            Request::Pause => match self.status {
+                Status::Running if self.pidfd.is_some() => match crate::freeze::set_frozen(&self.cgroup_path, true) {
+                    Ok(()) => {
+                        self.status = Status::Paused;
+                        Response::default()
+                    }
+                    Err(e) => err(&format!("failed to pause container: {e}")),
+                },
+                Status::Paused => err("container is already paused"),
+                _ => err("container is not running"),
+            },
+            Request::Resume => match self.status {
+                Status::Paused => match crate::freeze::set_frozen(&self.cgroup_path, false) {
+                    Ok(()) => {
+                        self.status = Status::Running;
+                        Response::default()
+                    }
+                    Err(e) => err(&format!("failed to resume container: {e}")),
+                },
+                _ => err("container is not paused"),
+            },
         }
     }
 

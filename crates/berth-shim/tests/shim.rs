@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use berth_runtime::{build_spec, ContainerSpec};
-use berth_shim_proto::{call, read_frame, write_frame, ExitStatus, FrameKind, Ready, Request, ShimConfig};
+use berth_shim_proto::{call, read_frame, write_frame, ExecProcess, ExitStatus, FrameKind, Ready, Request, ShimConfig};
 use berth_types::Mount;
 
 fn is_root() -> bool {
@@ -481,4 +481,237 @@ fn clients_may_come_and_go() {
     let out = collect(&mut a);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "x\n");
     assert_eq!(shim.wait().exit_code, 0);
+}
+
+// ---- exec, pause/resume ----
+
+fn exec_process(args: &[&str]) -> ExecProcess {
+    ExecProcess {
+        exec_id: format!("{:064x}", rand_u64()),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(), "HOME=/root".into(), "EXECVAR=from-exec".into()],
+        ..Default::default()
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty()).unwrap();
+    u64::from_ne_bytes(b)
+}
+
+impl Shim {
+    /// A started `sleep 100` container.
+    fn running(name: &str) -> Shim {
+        let shim = launch(name, spec(&["sleep", "100"]), |_| {});
+        assert_eq!(shim.ready.error, None, "runtime log: {}", shim.runtime_log());
+        shim.start();
+        shim
+    }
+
+    fn exec(&self, p: ExecProcess) -> (UnixStream, berth_shim_proto::Response) {
+        let mut s = self.connect();
+        let r = call(&mut s, &Request::Exec { process: p }).unwrap();
+        (s, r)
+    }
+
+    /// Runs an exec to completion.
+    fn exec_output(&self, p: ExecProcess) -> Output {
+        let (mut s, r) = self.exec(p);
+        assert_eq!(r.error, None, "exec failed; runtime log: {}", self.runtime_log());
+        assert!(r.pid.is_some());
+        collect(&mut s)
+    }
+
+    fn kill9(&mut self) -> ExitStatus {
+        let r = self.request(Request::Kill { signal: 9, all: false });
+        assert_eq!(r.error, None);
+        self.wait()
+    }
+}
+
+#[test]
+fn exec_runs_commands_with_their_exit_codes() {
+    require_root!();
+    let mut shim = Shim::running("exec");
+    let out = shim.exec_output(exec_process(&["echo", "hi"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    let out = shim.exec_output(exec_process(&["sh", "-c", "echo err >&2; exit 4"]));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    assert_eq!(out.exit.unwrap().exit_code, 4);
+
+    let (mut s, r) = shim.exec(exec_process(&["nope"]));
+    assert_eq!(r.error.as_deref(), Some("exec: \"nope\": executable file not found in $PATH"));
+    assert_eq!(r.exit_code, Some(127));
+    assert!(read_frame(&mut s).unwrap().is_none(), "no frames after a failed exec");
+    let (_s, r) = shim.exec(exec_process(&["/etc/passwd"]));
+    assert_eq!(r.exit_code, Some(126), "{r:?}");
+
+    // Exec latency: request → Exit frame, for `true`.
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let out = shim.exec_output(exec_process(&["true"]));
+        times.push(t.elapsed());
+        assert_eq!(out.exit.unwrap().exit_code, 0);
+    }
+    times.sort();
+    eprintln!("exec latency (Exec request → Exit frame, `true`, 20 runs): min {:?}, median {:?}, max {:?}", times[0], times[10], times[19]);
+
+    // An exec's output goes only to its connection, never to the container's log.
+    let log = std::fs::read_to_string(&shim.cfg.log_path).unwrap_or_default();
+    assert!(!log.contains("hi"), "exec output in the container log: {log}");
+    assert_eq!(shim.kill9().exit_code, 137);
+    // Nothing of the execs is left in the bundle.
+    let left: Vec<_> = std::fs::read_dir(shim.dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().starts_with("exec-")), "{left:?}");
+}
+
+#[test]
+fn exec_stdin_round_trips_with_eof() {
+    require_root!();
+    let mut shim = Shim::running("execcat");
+    let (mut s, r) = shim.exec(ExecProcess { stdin: true, ..exec_process(&["cat"]) });
+    assert_eq!(r.error, None);
+    write_frame(&mut s, FrameKind::Stdin, b"hello\n").unwrap();
+    write_frame(&mut s, FrameKind::Stdin, b"").unwrap();
+    let out = collect(&mut s);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    shim.kill9();
+}
+
+#[test]
+fn exec_with_tty_and_resize() {
+    require_root!();
+    let mut shim = Shim::running("exectty");
+    let out = shim.exec_output(ExecProcess { tty: true, console_size: Some((30, 100)), ..exec_process(&["sh", "-c", "tty; stty size"]) });
+    let s = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let mut lines = s.lines();
+    assert!(lines.next().unwrap().starts_with("/dev/pts/"), "{s}");
+    assert_eq!(lines.next(), Some("30 100"));
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+
+    let p = ExecProcess { tty: true, stdin: true, ..exec_process(&["sh", "-c", "read x; stty size"]) };
+    let id = p.exec_id.clone();
+    let (mut s, r) = shim.exec(p);
+    assert_eq!(r.error, None);
+    let r = shim.request(Request::ResizeExec { exec_id: id, height: 40, width: 120 });
+    assert_eq!(r.error, None);
+    write_frame(&mut s, FrameKind::Stdin, b"\n").unwrap();
+    let out = collect(&mut s);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("40 120"), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    shim.kill9();
+}
+
+fn ns_links(pid: i32) -> Vec<(String, String)> {
+    ["ipc", "mnt", "net", "pid", "uts", "cgroup"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().display().to_string()))
+        .collect()
+}
+
+#[test]
+fn exec_joins_the_container() {
+    require_root!();
+    let mut shim = Shim::running("execns");
+    let init = shim.ready.pid.unwrap();
+    let script = "echo $EXECVAR; hostname; cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup; echo ---; \
+                  grep -E 'CapBnd|Seccomp:|NoNewPrivs' /proc/self/status; cat /etc/passwd | head -1";
+    let out = shim.exec_output(exec_process(&["sh", "-c", script]));
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    let parts: Vec<&str> = s.split("---\n").collect();
+    let mut head = parts[0].lines();
+    assert_eq!(head.next(), Some("from-exec"));
+    assert_eq!(head.next(), Some("testhost"));
+    let own: String = head.collect::<Vec<_>>().join("\n");
+    assert_eq!(own.trim(), parts[1].trim(), "the exec is in the init's cgroups");
+    assert!(parts[2].contains("CapBnd:\t00000000a80425fb"), "Docker's default capabilities: {s}");
+    assert!(parts[2].contains("Seccomp:\t2"), "the container's seccomp filter: {s}");
+    assert!(parts[2].contains("NoNewPrivs:\t0"), "{s}");
+    assert!(parts[2].contains("root:x:0:0"), "the container's rootfs: {s}");
+
+    // Privileged: all the host's capabilities, no seccomp.
+    let out = shim.exec_output(ExecProcess { privileged: true, ..exec_process(&["grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]) });
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(s.contains("Seccomp:\t0"), "{s}");
+    assert!(!s.contains("CapEff:\t00000000a80425fb"), "{s}");
+
+    // Namespaces and root: compare from the host while the exec runs.
+    let (mut c, r) = shim.exec(ExecProcess { stdin: true, ..exec_process(&["cat"]) });
+    assert_eq!(r.error, None);
+    let pid = r.pid.unwrap();
+    assert_eq!(ns_links(pid), ns_links(init));
+    use std::os::unix::fs::MetadataExt;
+    let root = |p: i32| std::fs::metadata(format!("/proc/{p}/root/")).map(|m| (m.dev(), m.ino())).unwrap();
+    assert_eq!(root(pid), root(init));
+    write_frame(&mut c, FrameKind::Stdin, b"").unwrap();
+    assert_eq!(collect(&mut c).exit.unwrap().exit_code, 0);
+
+    // -u nobody.
+    let out = shim.exec_output(ExecProcess { user: "nobody".into(), ..exec_process(&["id"]) });
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("uid=65534(nobody) gid=65534(nogroup)"), "{out:?}");
+    let (_c, r) = shim.exec(ExecProcess { user: "bob".into(), ..exec_process(&["id"]) });
+    assert_eq!(r.error.as_deref(), Some("unable to find user bob: no matching entries in passwd file"));
+    shim.kill9();
+}
+
+#[test]
+fn execs_are_killed_with_the_container() {
+    require_root!();
+    let mut shim = Shim::running("execkill");
+    let (mut a, r) = shim.exec(exec_process(&["sleep", "100"]));
+    assert_eq!(r.error, None);
+    // A dropped exec connection leaves its process running.
+    let (b, r) = shim.exec(exec_process(&["sh", "-c", "sleep 0.2; echo kept > /tmp/kept"]));
+    assert_eq!(r.error, None);
+    drop(b);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = shim.exec_output(exec_process(&["cat", "/tmp/kept"]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
+    let _ = shim.request(Request::Kill { signal: 9, all: false });
+    assert_eq!(collect(&mut a).exit.unwrap().exit_code, 137);
+    assert_eq!(shim.wait().exit_code, 137);
+}
+
+fn freezer_state(shim: &Shim) -> String {
+    let v1 = shim.cgroup_dir("freezer").join("freezer.state");
+    match std::fs::read_to_string(&v1) {
+        Ok(s) => s.trim().to_string(),
+        Err(_) => {
+            let ev = std::fs::read_to_string(shim.cgroup_dir("").join("cgroup.events")).unwrap();
+            if ev.lines().any(|l| l == "frozen 1") { "FROZEN".into() } else { "THAWED".into() }
+        }
+    }
+}
+
+#[test]
+fn pause_and_resume() {
+    require_root!();
+    let mut shim = Shim::running("pause");
+    let state = |s: &Shim| s.request(Request::State).status.unwrap();
+    assert_eq!(shim.request(Request::Resume).error.as_deref(), Some("container is not paused"));
+    assert_eq!(shim.request(Request::Pause).error, None);
+    assert_eq!(state(&shim), "paused");
+    assert_eq!(freezer_state(&shim), "FROZEN");
+    let pid = shim.ready.pid.unwrap();
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    eprintln!("paused init: {}", st.lines().find(|l| l.starts_with("State:")).unwrap());
+    assert_eq!(shim.request(Request::Pause).error.as_deref(), Some("container is already paused"));
+    let (_c, r) = shim.exec(exec_process(&["true"]));
+    assert_eq!(r.error.as_deref(), Some("cannot exec in a paused container"));
+    assert_eq!(shim.request(Request::Resume).error, None);
+    assert_eq!(state(&shim), "running");
+    assert_eq!(freezer_state(&shim), "THAWED");
+    let out = shim.exec_output(exec_process(&["true"]));
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+
+    // A paused container can still be killed.
+    assert_eq!(shim.request(Request::Pause).error, None);
+    let mut a = shim.attach(false);
+    assert_eq!(shim.request(Request::Kill { signal: 9, all: true }).error, None);
+    assert_eq!(collect(&mut a).exit.unwrap().exit_code, 137);
+    assert_eq!(shim.wait().exit_code, 137);
 }

@@ -1,0 +1,284 @@
+//! `docker exec`: starting an extra process in the running container.
+//!
+//! Like create, the libcontainer part runs in a forked child of the shim (the "exec spawner"),
+//! never in the long-lived shim: the child resolves `-u` and checks the executable against the
+//! container's own root (`/proc/<init>/root`, which sees the container's mounts too), writes a
+//! `process.json`, and runs libcontainer's tenant builder (setns into the init's namespaces, join
+//! its cgroup, exec). The exec'd process is cloned with `CLONE_PARENT` from the spawner's side, so
+//! when the spawner exits it is re-parented to the shim (a child subreaper), which watches it
+//! with a pidfd in the poll loop.
+//!
+//! libcontainer 0.7's tenant builder rebuilds `linux` from namespaces and the cgroup path only:
+//! the container's seccomp profile would be dropped. So the exec'd process is handed to
+//! libcontainer with `CAP_SYS_ADMIN`/`CAP_SETPCAP` added, and a [`ConfinedExecutor`] — the
+//! last code that runs before `execve` — installs the container's seccomp filter and then drops
+//! the capabilities to exactly the exec's set (what runc's exec applies).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use berth_shim_proto::{ExecProcess, ShimConfig};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec, User};
+use rustix::pipe::PipeFlags;
+use serde::{Deserialize, Serialize};
+
+use crate::create::{Failure, Stdio};
+
+/// A started exec process, as the shim holds it.
+pub struct Started {
+    pub pid: i32,
+    /// Readable when the process exits.
+    pub pidfd: OwnedFd,
+    pub stdio: Stdio,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Report {
+    pid: Option<i32>,
+    failure: Option<Failure>,
+}
+
+/// The process's ends of its stdio, handed to libcontainer in the spawner.
+enum Side {
+    Pipes { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    Console(PathBuf),
+}
+
+/// Starts `p` in the container whose init is `init_pid`. Blocks until the process has exec'd
+/// (or failed); on failure nothing is left behind.
+pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) -> Result<Started, Failure> {
+    if p.args.is_empty() {
+        return Err(Failure::new("no command specified"));
+    }
+    let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
+    // A short, unique console socket name: the exec ID is 64 hex, its first 16 suffice here.
+    let tag: String = p.exec_id.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+    let console_name = format!("exec-{tag}-{}.sock", std::process::id());
+    let console = bundle.join(&console_name);
+    let (ours, theirs, console_listener) = if p.tty {
+        let _ = std::fs::remove_file(&console);
+        let l = crate::create::bind_short(bundle, &console_name)
+            .map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
+        (None, Side::Console(console.clone()), Some(l))
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (in_r, in_w) = if p.stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            let null = std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
+            (OwnedFd::from(null), None)
+        };
+        (Some((in_w, out_r, err_r)), Side::Pipes { stdin: in_r, stdout: out_w, stderr: err_w }, None)
+    };
+    let (report_r, report_w) = pipe()?;
+    let res = (|| {
+        let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
+        let berth_sys::process::Fork::Parent(spawner) = child else {
+            // The spawner: every fd of the shim it does not need is closed by libcontainer
+            // before the exec (close_range), and the shim's listening sockets are CLOEXEC.
+            drop(report_r);
+            drop(ours);
+            drop(console_listener);
+            let report = match spawner_main(cfg, bundle, init_pid, p, theirs, &tag) {
+                Ok(pid) => Report { pid: Some(pid), failure: None },
+                Err(f) => Report { pid: None, failure: Some(f) },
+            };
+            let mut line = serde_json::to_vec(&report).unwrap_or_default();
+            line.push(b'\n');
+            let _ = std::fs::File::from(report_w).write_all(&line);
+            std::process::exit(0);
+        };
+        drop(theirs);
+        drop(report_w);
+        // One line, not EOF: the exec'd process may hold a copy of the write end until it execs.
+        let mut line = String::new();
+        let read = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
+        let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(spawner), rustix::process::WaitOptions::empty());
+        let report: Report = read
+            .ok()
+            .and_then(|_| serde_json::from_str(&line).ok())
+            .ok_or_else(|| Failure::new("the runtime process died while starting the exec"))?;
+        if let Some(f) = report.failure {
+            return Err(f);
+        }
+        let pid = report.pid.ok_or_else(|| Failure::new("runtime reported no pid"))?;
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(pid).ok_or_else(|| Failure::new("invalid pid"))?,
+            rustix::process::PidfdFlags::empty(),
+        )
+        .map_err(|e| Failure::new(format!("pidfd_open {pid}: {e}")))?;
+        let stdio = match (console_listener, ours) {
+            (Some(l), _) => {
+                // The process sent its pty master before it exec'd: the connection is queued.
+                l.set_nonblocking(true).map_err(|e| Failure::new(e.to_string()))?;
+                let master = match crate::create::receive_pty(&l) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = berth_sys::process::pidfd_send_signal(std::os::fd::AsFd::as_fd(&pidfd), libc::SIGKILL);
+                        return Err(Failure::new(format!("receive the exec's pty master: {e}")));
+                    }
+                };
+                if let Some((h, w)) = p.console_size {
+                    let ws = rustix::termios::Winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
+                    let _ = rustix::termios::tcsetwinsize(&master, ws);
+                }
+                Stdio::Pty(master)
+            }
+            (None, Some((stdin, stdout, stderr))) => Stdio::Pipes { stdin, stdout, stderr },
+            (None, None) => return Err(Failure::new("no stdio")),
+        };
+        let fds: Vec<&OwnedFd> = match &stdio {
+            Stdio::Pipes { stdin, stdout, stderr } => [Some(stdout), Some(stderr), stdin.as_ref()].into_iter().flatten().collect(),
+            Stdio::Pty(m) => vec![m],
+        };
+        for fd in fds {
+            let _ = rustix::io::ioctl_fionbio(fd, true);
+        }
+        Ok(Started { pid, pidfd, stdio })
+    })();
+    let _ = std::fs::remove_file(&console);
+    res
+}
+
+/// The spawner process: resolve, check, build the process, run libcontainer's tenant builder.
+fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess, side: Side, tag: &str) -> Result<i32, Failure> {
+    // Rust ignores SIGPIPE before main; an ignored disposition would survive into the process.
+    let _ = berth_sys::process::set_sigpipe_ignored(false);
+    let config_path = bundle.join("config.json");
+    let raw = std::fs::read(&config_path).map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
+    let spec: Spec = serde_json::from_slice(&raw).map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
+    let init = spec.process().as_ref().ok_or_else(|| Failure::new("config.json has no process"))?;
+    // The container's root as its processes see it, mounts included.
+    let root = PathBuf::from(format!("/proc/{init_pid}/root"));
+
+    let user = if p.user.is_empty() {
+        init.user().clone()
+    } else {
+        let (uid, gid, extra) = berth_runtime::resolve_user(&root, &p.user).map_err(|e| Failure::new(e.to_string()))?;
+        let mut u = User::default();
+        u.set_uid(uid);
+        u.set_gid(gid);
+        u.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
+        u
+    };
+    let cwd = if p.cwd.is_empty() { init.cwd().to_string_lossy().into_owned() } else { p.cwd.clone() };
+    berth_runtime::check_executable(&root, &p.args[0], crate::create::env_path(&p.env), &cwd)
+        .map_err(|e| Failure { message: e.to_string(), exit_code: Some(e.exit_code()) })?;
+
+    // The exec's capabilities: the container's, or all the host grants (privileged).
+    let caps: LinuxCapabilities = if p.privileged {
+        let names = berth_runtime::capabilities(true, &[], &[]).map_err(|e| Failure::new(e.to_string()))?;
+        let set: Capabilities = names.iter().filter_map(|n| n.parse::<Capability>().ok()).collect();
+        let mut c = LinuxCapabilities::default();
+        c.set_bounding(Some(set.clone())).set_effective(Some(set.clone())).set_permitted(Some(set)).set_inheritable(None).set_ambient(None);
+        c
+    } else {
+        init.capabilities().clone().unwrap_or_else(|| {
+            let mut c = LinuxCapabilities::default();
+            c.set_bounding(None).set_effective(None).set_permitted(None).set_inheritable(None).set_ambient(None);
+            c
+        })
+    };
+    let seccomp = if p.privileged { None } else { spec.linux().as_ref().and_then(|l| l.seccomp().clone()) };
+    // With seccomp to install late (see the module doc), libcontainer leaves the process
+    // CAP_SYS_ADMIN (to load the filter without no_new_privs) and CAP_SETPCAP (to shrink the
+    // bounding set afterwards); the executor drops them.
+    let given = if seccomp.is_some() { with_caps(&caps, &[Capability::SysAdmin, Capability::Setpcap]) } else { caps.clone() };
+
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(p.tty))
+        .set_args(Some(p.args.clone()))
+        .set_env(Some(p.env.clone()))
+        .set_cwd(PathBuf::from(&cwd))
+        .set_user(user)
+        .set_capabilities(Some(given))
+        .set_no_new_privileges(init.no_new_privileges())
+        .set_rlimits(init.rlimits().clone())
+        .set_oom_score_adj(init.oom_score_adj())
+        .set_apparmor_profile(None)
+        .set_selinux_label(None)
+        .set_console_size(None);
+    let process_path = bundle.join(format!("exec-{tag}-{}.json", std::process::id()));
+    std::fs::write(&process_path, serde_json::to_vec(&process).map_err(|e| Failure::new(e.to_string()))?)
+        .map_err(|e| Failure::new(format!("write {}: {e}", process_path.display())))?;
+
+    let log_offset = std::fs::metadata(&cfg.runtime_log).map(|m| m.len()).unwrap_or(0);
+    let lc = |e: libcontainer::error::LibcontainerError| {
+        Failure::new(crate::create::with_logged_cause(format!("exec failed: {e}"), &cfg.runtime_log, log_offset))
+    };
+    let res = (|| {
+        // The shim starts the init through the notify socket without libcontainer, so its state
+        // still says `created`; the tenant builder only joins a `running` container.
+        let mut c = Container::load(crate::runtime::state_dir(bundle, &cfg.id)).map_err(lc)?;
+        if c.status() == ContainerStatus::Created {
+            c.set_status(ContainerStatus::Running).save().map_err(lc)?;
+        }
+        let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+            .with_root_path(bundle.join("runtime"))
+            .map_err(lc)?
+            .with_executor(ConfinedExecutor { seccomp, caps: seccomp_caps(&caps) });
+        builder = match side {
+            Side::Console(path) => builder.with_console_socket(Some(path)),
+            Side::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
+        };
+        builder.as_tenant().with_detach(true).with_process(Some(&process_path)).build().map_err(lc)
+    })();
+    let _ = std::fs::remove_file(&process_path);
+    Ok(res?.as_raw())
+}
+
+/// `caps` with `extra` added to the bounding, effective and permitted sets.
+fn with_caps(caps: &LinuxCapabilities, extra: &[Capability]) -> LinuxCapabilities {
+    let add = |s: &Option<Capabilities>| -> Option<Capabilities> {
+        let mut s = s.clone().unwrap_or_default();
+        s.extend(extra.iter().copied());
+        Some(s)
+    };
+    let mut c = caps.clone();
+    c.set_bounding(add(caps.bounding())).set_effective(add(caps.effective())).set_permitted(add(caps.permitted()));
+    c
+}
+
+/// The sets [`libcontainer::capabilities::drop_privileges`] is to leave; absent sets become empty.
+fn seccomp_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
+    let or_empty = |s: &Option<Capabilities>| Some(s.clone().unwrap_or_default());
+    let mut c = caps.clone();
+    c.set_bounding(or_empty(caps.bounding()))
+        .set_effective(or_empty(caps.effective()))
+        .set_permitted(or_empty(caps.permitted()))
+        .set_inheritable(or_empty(caps.inheritable()))
+        .set_ambient(or_empty(caps.ambient()));
+    c
+}
+
+/// Runs in the exec'd process right before `execve`: installs the container's seccomp filter,
+/// drops the capabilities libcontainer had to leave for that, then execs as libcontainer would.
+#[derive(Clone)]
+struct ConfinedExecutor {
+    seccomp: Option<LinuxSeccomp>,
+    caps: LinuxCapabilities,
+}
+
+impl Executor for ConfinedExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(seccomp) = &self.seccomp {
+            libcontainer::seccomp::initialize_seccomp(seccomp).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+            let syscall = libcontainer::syscall::syscall::create_syscall();
+            libcontainer::capabilities::drop_privileges(&self.caps, syscall.as_ref())
+                .map_err(|e| ExecutorError::Other(format!("drop capabilities: {e}")))?;
+        }
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        libcontainer::workload::default::get_executor().validate(spec)
+    }
+}
