@@ -16,6 +16,7 @@ mod create;
 mod inspect;
 mod list;
 mod exec;
+mod fs;
 mod health;
 mod logs;
 mod manage;

@@ -175,3 +175,75 @@ pub async fn update(d: &Arc<Daemon>, req: Request<Incoming>, id: &str) -> Result
     let warnings = d.update(id, body).await?;
     Ok(http::json(StatusCode::OK, &serde_json::json!({ "Warnings": warnings })))
 }
+
+pub async fn changes(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
+    Ok(http::json(StatusCode::OK, &d.changes(id).await?))
+}
+
+pub async fn export(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
+    Ok(http::stream(d.export(id).await?, Some("application/x-tar")))
+}
+
+const PATH_STAT: &str = "X-Docker-Container-Path-Stat";
+
+fn archive_path(q: &Query) -> Result<String, Error> {
+    match q.get("path") {
+        Some(p) if !p.is_empty() => Ok(p.to_string()),
+        _ => Err(Error::invalid("path is required")),
+    }
+}
+
+pub async fn archive_head(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let st = d.archive_stat(id, &archive_path(q)?).await?;
+    let mut r = http::empty(StatusCode::OK);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&st.to_header_value()) {
+        r.headers_mut().insert(PATH_STAT, v);
+    }
+    Ok(r)
+}
+
+pub async fn archive_get(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let (st, rx) = d.archive_get(id, &archive_path(q)?).await?;
+    let mut r = http::stream(rx, Some("application/x-tar"));
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&st.to_header_value()) {
+        r.headers_mut().insert(PATH_STAT, v);
+    }
+    Ok(r)
+}
+
+pub async fn archive_put(d: &Arc<Daemon>, req: Request<Incoming>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    let path = archive_path(q)?;
+    let opts = berth_image::PutOptions {
+        no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),
+        copy_uid_gid: q.bool("copyUIDGID"),
+    };
+    let reader = http::BodyReader::new(req.into_body());
+    d.archive_put(id, &path, Box::new(reader), opts).await?;
+    Ok(http::empty(StatusCode::OK))
+}
+
+pub async fn commit(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
+    let container = q.get("container").unwrap_or("");
+    if container.is_empty() {
+        return Err(Error::invalid("a container name or ID is required"));
+    }
+    let repo = q.get("repo").unwrap_or("");
+    let tag = q.get("tag").unwrap_or("");
+    let repo_tag = match (repo.is_empty(), tag.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(repo.to_string()),
+        (false, false) => Some(format!("{repo}:{tag}")),
+    };
+    let pause = q.get("pause").map(berth_api::bool_value).unwrap_or(true);
+    let id = d
+        .commit(
+            container,
+            repo_tag,
+            q.get("comment").unwrap_or("").to_string(),
+            q.get("author").unwrap_or("").to_string(),
+            q.all("changes"),
+            pause,
+        )
+        .await?;
+    Ok(http::json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
+}

@@ -83,6 +83,7 @@ pub async fn by_name(
     let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
     match (method, action) {
         (&Method::GET, "json") => Ok(http::json(StatusCode::OK, &d.images.inspect_json(name)?)),
+        (&Method::GET, "get") => save(d, vec![name.to_string()]).await,
         (&Method::POST, "tag") => {
             let repo = q.get("repo").unwrap_or("");
             let tag = q.get("tag").unwrap_or("");
@@ -95,4 +96,20 @@ pub async fn by_name(
         }
         _ => Ok(http::message(StatusCode::NOT_FOUND, "page not found")),
     }
+}
+
+/// `GET /images/get?names=…` and `GET /images/{name}/get`.
+pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> Result<Response<Body>, Error> {
+    if names.is_empty() {
+        return Err(Error::invalid("no images named"));
+    }
+    Ok(http::stream(d.save_images(names).await?, Some("application/x-tar")))
+}
+
+/// `POST /images/load`: JSON messages, one `stream` line per loaded image.
+pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let reader = BodyReader::new(req.into_body());
+    let lines = d.load_images(Box::new(reader)).await?;
+    let msgs: Vec<JsonMessage> = lines.into_iter().map(|l| JsonMessage::stream(format!("{l}\n"))).collect();
+    Ok(messages(&msgs))
 }

@@ -14,6 +14,7 @@ macro_rules! daemon {
 mod docker_cli;
 mod docker_py;
 mod exec;
+mod filesystem;
 mod images;
 mod lifecycle;
 mod manage;

@@ -62,10 +62,17 @@ fn detach_keys_leave_the_container_running() {
     s.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 101");
     s.write_all(b"echo me\n").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    // Wait for cat's echo (after the rest of the 101 headers), then detach.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("echo me") {
+        let n = s.read(&mut buf).expect("echo arrives");
+        assert!(n > 0, "stream closed before the echo: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
     s.write_all(&[16, 17]).unwrap();
     let mut rest = Vec::new();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
     s.read_to_end(&mut rest).expect("the daemon closes the attach after the detach keys");
-    assert!(String::from_utf8_lossy(&rest).contains("echo me"), "{:?}", String::from_utf8_lossy(&rest));
     assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}}", "dk"]).ok().out(), "running");
 }
