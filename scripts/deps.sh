@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing berth needs on Debian 12 (run as root). Idempotent.
 set -euo pipefail
-pkgs=(busybox-static libseccomp-dev pkg-config gcc make tar gzip xz-utils bzip2 zstd util-linux iproute2 procps python3 python3-pip)
+pkgs=(busybox-static libseccomp-dev pkg-config gcc libc6-dev make tar gzip xz-utils bzip2 zstd util-linux iproute2 procps python3 python3-pip)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

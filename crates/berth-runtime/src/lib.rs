@@ -146,7 +146,7 @@ pub const INIT_PATH_IN_CONTAINER: &str = "/sbin/docker-init";
 /// The built-in init for `--init` (a static binary): it reaps zombies, forwards signals to its
 /// child and exits with the child's status, like tini/docker-init. The daemon writes it to a host
 /// file (0755) and passes that path as [`ContainerSpec::init_path`].
-pub const INIT_BINARY: &[u8] = &[];
+pub const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/docker-init"));
 
 /// Docker's default capabilities.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -271,6 +271,9 @@ fn default_mounts(c: &ContainerSpec) -> Vec<Mount> {
             opts.push("ro");
         }
         v.push(mount(&m.destination, "bind", &m.source.to_string_lossy(), &opts));
+    }
+    if c.init {
+        v.push(mount(INIT_PATH_IN_CONTAINER, "bind", &c.init_path.to_string_lossy(), &["bind", "ro"]));
     }
     v
 }
@@ -487,9 +490,16 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     lc.set_inheritable(None);
     lc.set_ambient(None);
 
+    let mut args = c.args.clone();
+    if c.init {
+        if c.init_path.as_os_str().is_empty() {
+            return Err(Error::InvalidArgument("--init needs the host path of the init binary (init_path)".into()));
+        }
+        args.splice(0..0, [INIT_PATH_IN_CONTAINER.to_string(), "--".to_string()]);
+    }
     let mut process = Process::default();
     process.set_terminal(Some(c.tty));
-    process.set_args(Some(c.args.clone()));
+    process.set_args(Some(args));
     process.set_env(Some(c.env.clone()));
     process.set_cwd(PathBuf::from(if c.cwd.is_empty() { "/" } else { c.cwd.as_str() }));
     process.set_capabilities(Some(lc));
@@ -555,6 +565,21 @@ mod tests {
             cgroup_parent: "berth".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn init_wraps_the_command_and_binds_the_binary() {
+        let s = build_spec(&ContainerSpec { init: true, init_path: "/run/berth/docker-init".into(), ..plain() }).unwrap();
+        let args = s.process().as_ref().unwrap().args().clone().unwrap();
+        assert_eq!(args, vec!["/sbin/docker-init", "--", "echo", "hi"]);
+        let m = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/sbin/docker-init")).unwrap();
+        assert_eq!(m.source().as_deref(), Some(Path::new("/run/berth/docker-init")));
+        assert_eq!(m.options().as_ref().unwrap(), &vec!["bind".to_string(), "ro".into()]);
+        assert!(build_spec(&ContainerSpec { init: true, ..plain() }).is_err());
+        // The embedded init is a static ELF executable.
+        assert_eq!(&INIT_BINARY[..4], b"\x7fELF");
+        let plain = build_spec(&plain()).unwrap();
+        assert_eq!(plain.process().as_ref().unwrap().args().as_ref().unwrap()[0], "echo");
     }
 
     fn names(set: &Option<HashSet<Capability>>) -> Vec<String> {

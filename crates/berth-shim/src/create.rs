@@ -248,7 +248,13 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
     let args = process.args().clone().unwrap_or_default();
     let env = process.env().clone().unwrap_or_default();
     let cwd = process.cwd().to_string_lossy().into_owned();
-    let arg0 = args.first().map(String::as_str).unwrap_or("");
+    // Under `--init` the command is docker-init's child: check that (the init itself is
+    // bind-mounted by the runtime, not in the rootfs yet).
+    let cmd = match args.as_slice() {
+        [init, sep, rest @ ..] if init == berth_runtime::INIT_PATH_IN_CONTAINER && sep == "--" => rest,
+        all => all,
+    };
+    let arg0 = cmd.first().map(String::as_str).unwrap_or("");
     berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd)
         .map_err(|e| Failure { message: e.to_string(), exit_code: Some(e.exit_code()) })?;
     if let Some(root) = spec.root_mut() {

@@ -715,3 +715,71 @@ fn pause_and_resume() {
     assert_eq!(collect(&mut a).exit.unwrap().exit_code, 137);
     assert_eq!(shim.wait().exit_code, 137);
 }
+
+// ---- --init ----
+
+/// `spec(args)` under `--init`, with the embedded init written to the bundle's parent.
+fn init_spec(args: &[&str]) -> ContainerSpec {
+    static INIT: OnceLock<PathBuf> = OnceLock::new();
+    let path = INIT.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-docker-init");
+        // Rewritten only when it changed: another test process may be running it.
+        if std::fs::read(&p).ok().as_deref() != Some(berth_runtime::INIT_BINARY) {
+            let tmp = p.with_extension(std::process::id().to_string());
+            std::fs::write(&tmp, berth_runtime::INIT_BINARY).unwrap();
+            std::fs::rename(&tmp, &p).unwrap();
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    });
+    ContainerSpec { init: true, init_path: path.clone(), ..spec(args) }
+}
+
+#[test]
+fn init_is_pid_1_and_reaps_zombies() {
+    require_root!();
+    // An orphan (the backgrounded sleep, whose subshell exits at once) is re-parented to pid 1,
+    // which must reap it when it exits.
+    let script = "(sleep 0.1 &); sleep 0.4; ps -o pid,ppid,comm,args; echo ---; grep -h '^State' /proc/[0-9]*/status";
+    let (_shim, out) = run("init", init_spec(&["sh", "-c", script]));
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (ps, states) = s.split_once("---\n").unwrap();
+    let init_line = ps.lines().find(|l| l.split_whitespace().next() == Some("1")).unwrap_or_else(|| panic!("{s}"));
+    assert!(init_line.contains("/sbin/docker-init -- sh -c"), "{s}");
+    let sh_line = ps.lines().find(|l| l.contains("sh -c") && !l.contains("docker-init")).unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(sh_line.split_whitespace().nth(1), Some("1"), "the command is docker-init's child: {s}");
+    assert!(!states.contains("zombie"), "a zombie was left: {s}");
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+
+    let (_shim, out) = run("initexit", init_spec(&["sh", "-c", "exit 7"]));
+    assert_eq!(out.exit.unwrap().exit_code, 7);
+}
+
+#[test]
+fn init_forwards_sigterm_and_exits_with_the_childs_status() {
+    require_root!();
+    let mut shim = launch("initterm", init_spec(&["sleep", "100"]), |_| {});
+    assert_eq!(shim.ready.error, None, "runtime log: {}", shim.runtime_log());
+    let mut a = shim.attach(false);
+    shim.start();
+    // Wait until the child runs (docker-init forks it right away).
+    let init = shim.ready.pid.unwrap();
+    for _ in 0..200 {
+        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+        if !children.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let t = std::time::Instant::now();
+    assert_eq!(shim.request(Request::Kill { signal: 15, all: false }).error, None);
+    let out = collect(&mut a);
+    assert_eq!(out.exit.unwrap().exit_code, 143);
+    assert!(t.elapsed() < Duration::from_secs(2), "SIGTERM was not forwarded at once");
+    assert_eq!(shim.wait().exit_code, 143);
+
+    // A missing command is still docker's 127 error.
+    let shim = launch("initmissing", init_spec(&["nope"]), |_| {});
+    assert_eq!(shim.ready.error.as_deref(), Some("exec: \"nope\": executable file not found in $PATH"));
+}
