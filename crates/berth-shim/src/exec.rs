@@ -12,7 +12,8 @@
 //! the container's seccomp profile would be dropped. So the exec'd process is handed to
 //! libcontainer with `CAP_SYS_ADMIN`/`CAP_SETPCAP` added, and a [`ConfinedExecutor`] — the
 //! last code that runs before `execve` — installs the container's seccomp filter and then drops
-//! the capabilities to exactly the exec's set (what runc's exec applies).
+//! the capabilities to exactly the exec's set (what runc's exec applies). The filter is compiled
+//! once per container and cached (`seccomp.rs`): compiling it is most of an exec's cost.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
@@ -190,7 +191,11 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
     // With seccomp to install late (see the module doc), libcontainer leaves the process
     // CAP_SYS_ADMIN (to load the filter without no_new_privs) and CAP_SETPCAP (to shrink the
     // bounding set afterwards); the executor drops them.
-    let given = if seccomp.is_some() { with_caps(&caps, &[Capability::SysAdmin, Capability::Setpcap]) } else { caps.clone() };
+    let filter = seccomp.map(|s| match crate::seccomp::program(bundle, &s) {
+        Some(p) => Filter::Program(p),
+        None => Filter::Profile(s),
+    });
+    let given = if filter.is_some() { with_caps(&caps, &[Capability::SysAdmin, Capability::Setpcap]) } else { caps.clone() };
 
     let mut process = Process::default();
     process
@@ -224,7 +229,7 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
         let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
             .with_root_path(bundle.join("runtime"))
             .map_err(lc)?
-            .with_executor(ConfinedExecutor { seccomp, caps: seccomp_caps(&caps) });
+            .with_executor(ConfinedExecutor { filter, caps: seccomp_caps(&caps) });
         builder = match side {
             Side::Console(path) => builder.with_console_socket(Some(path)),
             Side::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
@@ -263,14 +268,26 @@ fn seccomp_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
 /// drops the capabilities libcontainer had to leave for that, then execs as libcontainer would.
 #[derive(Clone)]
 struct ConfinedExecutor {
-    seccomp: Option<LinuxSeccomp>,
+    filter: Option<Filter>,
     caps: LinuxCapabilities,
+}
+
+/// The seccomp filter to install: compiled (cached), or a profile for libcontainer to compile.
+#[derive(Clone)]
+enum Filter {
+    Program(Vec<u8>),
+    Profile(LinuxSeccomp),
 }
 
 impl Executor for ConfinedExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        if let Some(seccomp) = &self.seccomp {
-            libcontainer::seccomp::initialize_seccomp(seccomp).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+        if let Some(filter) = &self.filter {
+            match filter {
+                Filter::Program(p) => berth_sys::process::seccomp_set_mode_filter(p).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
+                Filter::Profile(s) => {
+                    libcontainer::seccomp::initialize_seccomp(s).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+                }
+            }
             let syscall = libcontainer::syscall::syscall::create_syscall();
             libcontainer::capabilities::drop_privileges(&self.caps, syscall.as_ref())
                 .map_err(|e| ExecutorError::Other(format!("drop capabilities: {e}")))?;

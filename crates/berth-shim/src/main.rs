@@ -19,6 +19,7 @@
 mod create;
 mod exec;
 mod freeze;
+mod seccomp;
 mod log;
 mod runtime;
 mod serve;

@@ -632,6 +632,14 @@ fn exec_joins_the_container() {
     assert!(parts[2].contains("Seccomp:\t2"), "the container's seccomp filter: {s}");
     assert!(parts[2].contains("NoNewPrivs:\t0"), "{s}");
     assert!(parts[2].contains("root:x:0:0"), "the container's rootfs: {s}");
+    // Later execs install the cached, compiled program: the same single filter.
+    assert!(shim.dir.path().join("seccomp.bpf").exists());
+    for _ in 0..2 {
+        let out = shim.exec_output(exec_process(&["grep", "-E", "Seccomp|CapEff", "/proc/self/status"]));
+        let s = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(s.contains("Seccomp:\t2") && s.contains("Seccomp_filters:\t1"), "{s}");
+        assert!(s.contains("CapEff:\t00000000a80425fb"), "{s}");
+    }
 
     // Privileged: all the host's capabilities, no seccomp.
     let out = shim.exec_output(ExecProcess { privileged: true, ..exec_process(&["grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]) });

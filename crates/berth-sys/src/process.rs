@@ -69,3 +69,34 @@ pub fn fork() -> io::Result<Fork> {
         pid => Ok(Fork::Parent(pid)),
     }
 }
+
+/// Installs a seccomp filter (a classic BPF program, as `seccomp_export_bpf` writes it: 8-byte
+/// `sock_filter` instructions in native byte order) on the calling thread. Needs `CAP_SYS_ADMIN`
+/// or `no_new_privs`.
+pub fn seccomp_set_mode_filter(program: &[u8]) -> io::Result<()> {
+    const INSN: usize = std::mem::size_of::<libc::sock_filter>();
+    if program.is_empty() || program.len() % INSN != 0 || program.len() / INSN > u16::MAX as usize {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a BPF program"));
+    }
+    // Copy into properly aligned instructions (the byte slice has no alignment guarantee).
+    let insns: Vec<libc::sock_filter> = program
+        .chunks_exact(INSN)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog { len: insns.len() as u16, filter: insns.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: `prog` points at `insns`, which outlives the call; the kernel copies and verifies
+    // the program (rejecting an invalid one with EINVAL) and keeps no pointer into our memory.
+    let r = unsafe {
+        libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0u32, &prog as *const libc::sock_fprog)
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
