@@ -75,7 +75,7 @@ pub fn fork() -> io::Result<Fork> {
 /// or `no_new_privs`.
 pub fn seccomp_set_mode_filter(program: &[u8]) -> io::Result<()> {
     const INSN: usize = std::mem::size_of::<libc::sock_filter>();
-    if program.is_empty() || program.len() % INSN != 0 || program.len() / INSN > u16::MAX as usize {
+    if program.is_empty() || !program.len().is_multiple_of(INSN) || program.len() / INSN > u16::MAX as usize {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a BPF program"));
     }
     // Copy into properly aligned instructions (the byte slice has no alignment guarantee).
