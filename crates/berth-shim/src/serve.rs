@@ -75,6 +75,8 @@ struct Shim {
     pending_exit: Option<i32>,
     /// Set once the exit has been recorded; the loop ends when clients have their last frames.
     finish_by: Option<Instant>,
+    /// The container (cgroup, rootfs mount, socket) has been released.
+    released: bool,
     execs: Vec<exec::Exec>,
     next_exec: u64,
 }
@@ -120,6 +122,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         cgroup_path: c.cgroup_path,
         pending_exit: None,
         finish_by: None,
+        released: false,
         execs: Vec::new(),
         next_exec: 0,
     };
@@ -314,6 +317,10 @@ impl Shim {
             error: None,
         };
         crate::write_exit_file(&self.cfg.exit_file, &st);
+        // Release the container before anyone hears of the exit: whoever acts on it (a policy
+        // restart, `start`, `rm`) must find the cgroup, the rootfs mount and the socket path free,
+        // not racing this shim's teardown.
+        self.release_container();
         let body = serde_json::to_vec(&st).unwrap_or_default();
         for c in self.conns.iter_mut().filter(|c| c.attached) {
             queue_frame(c, FrameKind::Exit, &body);
@@ -636,6 +643,16 @@ impl Shim {
         for c in self.conns.drain(..) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }
+        self.release_container();
+    }
+
+    /// Removes the cgroup and runtime state, unmounts the rootfs and unlinks the socket (new
+    /// connections are refused; open ones keep working). Runs once.
+    fn release_container(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
         crate::runtime::delete(&self.bundle, &self.cfg.id);
         crate::create::cleanup_rootfs(&self.bundle);
         let _ = std::fs::remove_file(&self.cfg.socket);
