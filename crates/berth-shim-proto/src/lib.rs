@@ -62,6 +62,10 @@ pub struct ShimConfig {
     pub console_size: Option<(u16, u16)>,
     /// Bring up `lo` in the container's new network namespace before the process starts.
     pub loopback_up: bool,
+    /// Directory of compiled seccomp programs shared by all containers (`<data-root>/seccomp`);
+    /// empty means the bundle.
+    #[serde(default)]
+    pub seccomp_cache: String,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

@@ -266,6 +266,24 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
             .and_then(|mut f| f.write_all(&body))
             .map_err(|e| Failure::new(format!("write {}: {e}", config_path.display())))?;
     }
+    // Seccomp is installed from the shared cache by our executor, not compiled by libcontainer
+    // for every container (see seccomp.rs). libcontainer gets its own copy of the spec, without
+    // the profile and with the two capabilities the executor needs; config.json stays the
+    // container's true spec, which exec reads.
+    let mut lc_bundle = bundle.to_path_buf();
+    let mut executor = None;
+    let profile = spec.linux_mut().as_mut().and_then(|l| l.seccomp_mut().take());
+    if let Some(profile) = profile {
+        let process = spec.process_mut().as_mut().ok_or_else(|| Failure::new("config.json has no process"))?;
+        let caps = process.capabilities().clone().unwrap_or_default();
+        process.set_capabilities(Some(crate::seccomp::late_seccomp_caps(&caps)));
+        executor = Some(crate::seccomp::ConfinedExecutor::new(Some(crate::seccomp::filter(cfg, bundle, profile)), &caps));
+        lc_bundle = bundle.join("runtime-spec");
+        std::fs::create_dir_all(&lc_bundle).map_err(|e| Failure::new(format!("create {}: {e}", lc_bundle.display())))?;
+        let lc_body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
+        std::fs::write(lc_bundle.join("config.json"), lc_body)
+            .map_err(|e| Failure::new(format!("write {}: {e}", lc_bundle.display())))?;
+    }
     let cgroup_path = spec
         .linux()
         .as_ref()
@@ -284,7 +302,10 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
         ContainerSide::Console(path) => builder.with_console_socket(Some(path)),
         ContainerSide::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
     };
-    let container = builder.as_init(bundle).with_systemd(false).with_detach(true).build().map_err(lc)?;
+    if let Some(e) = executor {
+        builder = builder.with_executor(e);
+    }
+    let container = builder.as_init(&lc_bundle).with_systemd(false).with_detach(true).build().map_err(lc)?;
     // From here a failure must delete the container again.
     let mut guard = DeleteOnDrop(Some(container));
     let pid = guard.0.as_ref().and_then(|c| c.pid()).map(|p| p.as_raw()).ok_or_else(|| Failure::new("runtime reported no pid"))?;

@@ -23,12 +23,12 @@ use berth_shim_proto::{ExecProcess, ShimConfig};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
-use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, LinuxSeccomp, Process, Spec, User};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process, Spec, User};
 use rustix::pipe::PipeFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::create::{Failure, Stdio};
+use crate::seccomp::{late_seccomp_caps, ConfinedExecutor};
 
 /// A started exec process, as the shim holds it.
 pub struct Started {
@@ -191,11 +191,8 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
     // With seccomp to install late (see the module doc), libcontainer leaves the process
     // CAP_SYS_ADMIN (to load the filter without no_new_privs) and CAP_SETPCAP (to shrink the
     // bounding set afterwards); the executor drops them.
-    let filter = seccomp.map(|s| match crate::seccomp::program(bundle, &s) {
-        Some(p) => Filter::Program(p),
-        None => Filter::Profile(s),
-    });
-    let given = if filter.is_some() { with_caps(&caps, &[Capability::SysAdmin, Capability::Setpcap]) } else { caps.clone() };
+    let filter = seccomp.map(|s| crate::seccomp::filter(cfg, bundle, s));
+    let given = if filter.is_some() { late_seccomp_caps(&caps) } else { caps.clone() };
 
     let mut process = Process::default();
     process
@@ -229,7 +226,7 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
         let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
             .with_root_path(bundle.join("runtime"))
             .map_err(lc)?
-            .with_executor(ConfinedExecutor { filter, caps: seccomp_caps(&caps) });
+            .with_executor(ConfinedExecutor::new(filter, &caps));
         builder = match side {
             Side::Console(path) => builder.with_console_socket(Some(path)),
             Side::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
@@ -240,62 +237,3 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
     Ok(res?.as_raw())
 }
 
-/// `caps` with `extra` added to the bounding, effective and permitted sets.
-fn with_caps(caps: &LinuxCapabilities, extra: &[Capability]) -> LinuxCapabilities {
-    let add = |s: &Option<Capabilities>| -> Option<Capabilities> {
-        let mut s = s.clone().unwrap_or_default();
-        s.extend(extra.iter().copied());
-        Some(s)
-    };
-    let mut c = caps.clone();
-    c.set_bounding(add(caps.bounding())).set_effective(add(caps.effective())).set_permitted(add(caps.permitted()));
-    c
-}
-
-/// The sets [`libcontainer::capabilities::drop_privileges`] is to leave; absent sets become empty.
-fn seccomp_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
-    let or_empty = |s: &Option<Capabilities>| Some(s.clone().unwrap_or_default());
-    let mut c = caps.clone();
-    c.set_bounding(or_empty(caps.bounding()))
-        .set_effective(or_empty(caps.effective()))
-        .set_permitted(or_empty(caps.permitted()))
-        .set_inheritable(or_empty(caps.inheritable()))
-        .set_ambient(or_empty(caps.ambient()));
-    c
-}
-
-/// Runs in the exec'd process right before `execve`: installs the container's seccomp filter,
-/// drops the capabilities libcontainer had to leave for that, then execs as libcontainer would.
-#[derive(Clone)]
-struct ConfinedExecutor {
-    filter: Option<Filter>,
-    caps: LinuxCapabilities,
-}
-
-/// The seccomp filter to install: compiled (cached), or a profile for libcontainer to compile.
-#[derive(Clone)]
-enum Filter {
-    Program(Vec<u8>),
-    Profile(LinuxSeccomp),
-}
-
-impl Executor for ConfinedExecutor {
-    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        if let Some(filter) = &self.filter {
-            match filter {
-                Filter::Program(p) => berth_sys::process::seccomp_set_mode_filter(p).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
-                Filter::Profile(s) => {
-                    libcontainer::seccomp::initialize_seccomp(s).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
-                }
-            }
-            let syscall = libcontainer::syscall::syscall::create_syscall();
-            libcontainer::capabilities::drop_privileges(&self.caps, syscall.as_ref())
-                .map_err(|e| ExecutorError::Other(format!("drop capabilities: {e}")))?;
-        }
-        libcontainer::workload::default::get_executor().exec(spec)
-    }
-
-    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        libcontainer::workload::default::get_executor().validate(spec)
-    }
-}

@@ -1,31 +1,54 @@
-//! The container's seccomp profile as a compiled BPF program, cached per container for exec.
+//! Seccomp profiles as compiled BPF programs, cached, and installed by the shim itself.
 //!
-//! Compiling Docker's profile with libseccomp (≈ 370 rules, three architectures) takes ~7 ms —
-//! more than the rest of an exec. The profile of a container never changes, so the first exec
-//! compiles it (the same translation libcontainer applies: actions, architectures, argument
-//! comparisons, one rule per comparison when an argument index repeats, unknown syscall names
-//! skipped) and stores the program in `<bundle>/seccomp.bpf` (temp → rename); later execs read
-//! it and install it with one `seccomp(2)` call.
+//! Compiling Docker's profile with libseccomp (≈ 370 rules, three architectures) takes 7–10 ms:
+//! the largest single cost of starting a container or an exec. A profile is a pure function of
+//! the container's configuration (its capabilities pick the conditional rules), so the program
+//! is compiled once per distinct profile (the same translation libcontainer applies: actions,
+//! architectures, argument comparisons, one rule per comparison when an argument index repeats,
+//! unknown syscall names skipped) and cached as `<cache>/<sha256 of the profile>.bpf` (temp →
+//! rename), where `<cache>` is `ShimConfig::seccomp_cache` (`<data-root>/seccomp`) or the bundle.
+//!
+//! The program is installed by [`ConfinedExecutor`], the last code libcontainer runs in the
+//! container's process before `execve`: libcontainer is handed the spec without seccomp and with
+//! `CAP_SYS_ADMIN` (to load a filter without `no_new_privs`) and `CAP_SETPCAP` (to shrink the
+//! bounding set afterwards) added; the executor installs the filter, then drops to exactly the
+//! container's capabilities.
 
 use std::path::Path;
+
+use berth_shim_proto::ShimConfig;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Spec};
+use sha2::{Digest, Sha256};
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
 
-const CACHE: &str = "seccomp.bpf";
+/// The filter for `profile`: the cached or freshly compiled program, or the profile itself for
+/// libcontainer to compile when this translation cannot.
+pub(crate) fn filter(cfg: &ShimConfig, bundle: &Path, profile: LinuxSeccomp) -> Filter {
+    let dir = if cfg.seccomp_cache.is_empty() { bundle.to_path_buf() } else { Path::new(&cfg.seccomp_cache).to_path_buf() };
+    match program(&dir, &profile) {
+        Some(p) => Filter::Program(p),
+        None => Filter::Profile(profile),
+    }
+}
 
-/// The compiled program for `profile`, from the bundle's cache or freshly compiled (and cached).
+/// The compiled program for `profile`, from the cache in `dir` or freshly compiled (and cached).
 /// `None` when the profile uses something this translation leaves to libcontainer (flags,
 /// notify, an unusual architecture).
-pub fn program(bundle: &Path, profile: &LinuxSeccomp) -> Option<Vec<u8>> {
-    let path = bundle.join(CACHE);
+pub fn program(dir: &Path, profile: &LinuxSeccomp) -> Option<Vec<u8>> {
+    let key = Sha256::digest(serde_json::to_vec(profile).ok()?);
+    let name = format!("{}.bpf", berth_types::id::to_hex(&key));
+    let path = dir.join(&name);
     if let Ok(p) = std::fs::read(&path) {
         if !p.is_empty() {
             return Some(p);
         }
     }
     // libseccomp exports to a file descriptor: straight into the cache's temp file.
-    let tmp = bundle.join(format!("{CACHE}.{}", std::process::id()));
+    let _ = std::fs::create_dir_all(dir);
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
     let res = (|| {
         let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
         if !compile(profile, &f).map_err(|e| e.to_string())? {
@@ -119,4 +142,76 @@ fn compile(s: &LinuxSeccomp, out: &std::fs::File) -> Result<bool, libseccomp::er
     }
     ctx.export_bpf(out)?;
     Ok(true)
+}
+
+/// The capabilities libcontainer is to leave when the executor installs seccomp late.
+pub(crate) fn late_seccomp_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
+    with_caps(caps, &[Capability::SysAdmin, Capability::Setpcap])
+}
+
+/// `caps` with `extra` added to the bounding, effective and permitted sets.
+fn with_caps(caps: &LinuxCapabilities, extra: &[Capability]) -> LinuxCapabilities {
+    let add = |s: &Option<Capabilities>| -> Option<Capabilities> {
+        let mut s = s.clone().unwrap_or_default();
+        s.extend(extra.iter().copied());
+        Some(s)
+    };
+    let mut c = caps.clone();
+    c.set_bounding(add(caps.bounding())).set_effective(add(caps.effective())).set_permitted(add(caps.permitted()));
+    c
+}
+
+/// The sets [`libcontainer::capabilities::drop_privileges`] is to leave; absent sets become empty.
+fn seccomp_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
+    let or_empty = |s: &Option<Capabilities>| Some(s.clone().unwrap_or_default());
+    let mut c = caps.clone();
+    c.set_bounding(or_empty(caps.bounding()))
+        .set_effective(or_empty(caps.effective()))
+        .set_permitted(or_empty(caps.permitted()))
+        .set_inheritable(or_empty(caps.inheritable()))
+        .set_ambient(or_empty(caps.ambient()));
+    c
+}
+
+/// Runs in the exec'd process right before `execve`: installs the container's seccomp filter,
+/// drops the capabilities libcontainer had to leave for that, then execs as libcontainer would.
+#[derive(Clone)]
+pub(crate) struct ConfinedExecutor {
+    filter: Option<Filter>,
+    caps: LinuxCapabilities,
+}
+
+/// The seccomp filter to install: compiled (cached), or a profile for libcontainer to compile.
+#[derive(Clone)]
+pub(crate) enum Filter {
+    Program(Vec<u8>),
+    Profile(LinuxSeccomp),
+}
+
+impl ConfinedExecutor {
+    /// An executor that installs `filter` (if any) and leaves exactly `caps`.
+    pub(crate) fn new(filter: Option<Filter>, caps: &LinuxCapabilities) -> Self {
+        ConfinedExecutor { filter, caps: seccomp_caps(caps) }
+    }
+}
+
+impl Executor for ConfinedExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(filter) = &self.filter {
+            match filter {
+                Filter::Program(p) => berth_sys::process::seccomp_set_mode_filter(p).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
+                Filter::Profile(s) => {
+                    libcontainer::seccomp::initialize_seccomp(s).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+                }
+            }
+            let syscall = libcontainer::syscall::syscall::create_syscall();
+            libcontainer::capabilities::drop_privileges(&self.caps, syscall.as_ref())
+                .map_err(|e| ExecutorError::Other(format!("drop capabilities: {e}")))?;
+        }
+        libcontainer::workload::default::get_executor().exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        libcontainer::workload::default::get_executor().validate(spec)
+    }
 }

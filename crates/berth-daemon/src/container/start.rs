@@ -45,6 +45,7 @@ impl Daemon {
             user: doc.config.user.clone().unwrap_or_default(),
             console_size: console_size(&doc),
             loopback_up: matches!(network, NetworkMode::None),
+            seccomp_cache: self.config.data_root.join("seccomp").to_string_lossy().into_owned(),
         };
         let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
         let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;
