@@ -26,6 +26,37 @@ pub fn start(bundle: &Path, id: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Removes the container's cgroup and runtime state. The fast path removes the cgroup
+/// directories directly (the init is reaped and its pid namespace is gone, so they are empty);
+/// if any is still busy, libcontainer's delete (which kills leftovers and retries) takes over.
+pub fn release(bundle: &Path, id: &str, cgroup_path: &str) {
+    let rel = cgroup_path.trim_matches('/');
+    if !rel.is_empty() && remove_cgroup_dirs(rel) {
+        let _ = std::fs::remove_dir_all(state_dir(bundle, id));
+        return;
+    }
+    delete(bundle, id);
+}
+
+/// Removes `<hierarchy>/<rel>` in every mounted hierarchy (v1 controllers, v2 unified, or a
+/// pure v2 root). False if one could not be removed.
+fn remove_cgroup_dirs(rel: &str) -> bool {
+    const ROOT: &str = "/sys/fs/cgroup";
+    let mut ok = true;
+    let mut dirs = vec![Path::new(ROOT).join(rel)];
+    if let Ok(rd) = std::fs::read_dir(ROOT) {
+        dirs.extend(rd.flatten().map(|e| e.path().join(rel)));
+    }
+    for d in dirs {
+        match std::fs::remove_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(_) => ok = false,
+        }
+    }
+    ok
+}
+
 /// Removes the container's cgroup and runtime state (best effort, errors to the runtime log).
 pub fn delete(bundle: &Path, id: &str) {
     let dir = state_dir(bundle, id);

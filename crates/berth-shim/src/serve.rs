@@ -653,7 +653,7 @@ impl Shim {
             return;
         }
         self.released = true;
-        crate::runtime::delete(&self.bundle, &self.cfg.id);
+        crate::runtime::release(&self.bundle, &self.cfg.id, &self.cgroup_path);
         crate::create::cleanup_rootfs(&self.bundle);
         let _ = std::fs::remove_file(&self.cfg.socket);
         let _ = std::fs::remove_dir(self.bundle.join("runtime"));
