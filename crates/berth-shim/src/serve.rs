@@ -486,7 +486,11 @@ impl Shim {
             return;
         }
         if payload.is_empty() {
-            // EOF from this writer.
+            // EOF from this writer. A pty has no half-close: EOF there changes nothing, and the
+            // connection (the daemon's, shared by every attached client) keeps its stdin.
+            if self.pty {
+                return;
+            }
             self.conns[i].stdin = false;
             if self.cfg.stdin_once {
                 self.stdin_eof = true;

@@ -85,7 +85,10 @@ impl PendingAttach {
             loop {
                 match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => {
-                        if want_stdin && stdin_once {
+                        // With StdinOnce the first client to close its stdin closes the
+                        // container's. A terminal has no EOF to pass on: its stdin stays open
+                        // for the next attach (a client detaching client-side just closes).
+                        if want_stdin && stdin_once && !tty {
                             let _ = stdin_tx.send(None);
                         }
                         break;

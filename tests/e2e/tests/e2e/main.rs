@@ -23,4 +23,5 @@ mod restore;
 mod run;
 mod security;
 mod system;
+mod tty;
 
