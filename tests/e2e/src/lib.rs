@@ -231,21 +231,27 @@ impl Daemon {
         self.cmd(&self.bins.join("berth"))
     }
 
-    /// Waits (bounded) until `cond` holds, re-checking on each daemon event; for state that
-    /// settles asynchronously, like `--rm` teardown.
+    /// Waits (bounded) until `cond` holds, re-checking whenever the daemon reports an event (or
+    /// after at most a second); for state that settles asynchronously, like `--rm` teardown.
     pub fn eventually(&self, what: &str, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if cond() {
                 return;
             }
-            // Block until the next event (or a short bound) instead of sleeping blindly.
-            let _ = self
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let mut events = self
                 .cmd(&self.bins.join("berth"))
-                .args(["events", "--since", "0s", "--until", "1s"])
-                .stdout(Stdio::null())
+                .args(["events", "--since", &now.to_string(), "--until", &(now + 1).to_string()])
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
-                .status();
+                .spawn()
+                .expect("berth events");
+            // The first event (or the end of the window) wakes us.
+            let mut line = String::new();
+            let _ = BufReader::new(events.stdout.take().unwrap()).read_line(&mut line);
+            let _ = events.kill();
+            let _ = events.wait();
         }
         panic!("timed out waiting for: {what}");
     }

@@ -134,7 +134,7 @@ fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str) -> anyhow::Result<(
     Ok(())
 }
 
-fn to_container(ctx: &Ctx, src: &str, c: &str, dest: &str) -> anyhow::Result<()> {
+fn to_container(ctx: &Ctx, src: &str, c: &str, dest: &str, archive: bool, follow_link: bool) -> anyhow::Result<()> {
     let (upload_to, body) = if src == "-" {
         let mut buf = Vec::new();
         std::io::copy(&mut std::io::stdin().lock(), &mut buf)?;
@@ -155,7 +155,7 @@ fn to_container(ctx: &Ctx, src: &str, c: &str, dest: &str) -> anyhow::Result<()>
             }
         };
         let mut b = tar::Builder::new(Vec::new());
-        b.follow_symlinks(false);
+        b.follow_symlinks(follow_link);
         if meta.is_dir() {
             b.append_dir_all(&name, src_path)?;
         } else {
@@ -165,16 +165,19 @@ fn to_container(ctx: &Ctx, src: &str, c: &str, dest: &str) -> anyhow::Result<()>
     };
     let mut q = Query::new();
     q.add("noOverwriteDirNonDir", "true").add("path", upload_to);
+    if archive {
+        q.add("copyUIDGID", "true");
+    }
     let mut r = &body[..];
     ctx.client.call("PUT", &container_path(c, &format!("/archive{}", q.encode())), Body::Stream(&mut r, "application/x-tar"))?;
     Ok(())
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
-    let _ = (a.archive, a.follow_link, a.quiet);
+    let _ = a.quiet;
     match (split_container(&a.src), split_container(&a.dest)) {
         (Some((c, src)), None) => from_container(ctx, c, src, &a.dest)?,
-        (None, Some((c, dest))) => to_container(ctx, &a.src, c, dest)?,
+        (None, Some((c, dest))) => to_container(ctx, &a.src, c, dest, a.archive, a.follow_link)?,
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
     }

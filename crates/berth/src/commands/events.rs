@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         let text = match &tmpl {
             Some(t) => {
                 let v = Val::parse(l.as_bytes()).map_err(anyhow::Error::msg)?;
-                format!("{}\n", t.render(&v).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?)
+                format!("{}\n", t.render_lenient(&v).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?)
             }
             None => pretty(&serde_json::from_str(l)?),
         };

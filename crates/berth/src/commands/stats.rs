@@ -1,4 +1,5 @@
-//! `berth stats --no-stream`: one sample of resource usage per container.
+//! `berth stats`: resource usage per container, redrawn every second (or one sample with
+//! `--no-stream`).
 
 use serde_json::Value;
 
@@ -97,30 +98,50 @@ pub fn row(container: &str, s: &Value, trunc: bool) -> Val {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
-    let _ = a.no_stream; // only one-shot sampling is implemented: streaming redraw is not
-    let names: Vec<String> = if a.containers.is_empty() {
-        let mut q = Query::new();
-        q.flag("all", a.all);
-        let list = ctx.client.get_json(&format!("/containers/json{}", q.encode()))?;
-        list.as_array().map(Vec::as_slice).unwrap_or_default().iter().filter_map(|c| c["Id"].as_str().map(str::to_owned)).collect()
-    } else {
-        a.containers.clone()
-    };
-    let mut rows = Vec::new();
-    let mut errs = Vec::new();
-    for n in &names {
-        match ctx.client.get_json(&container_path(n, "/stats?stream=0")) {
-            Ok(s) => rows.push(row(n, &s, !a.no_trunc)),
-            Err(e) => errs.push(format!("{e:#}")),
-        }
-    }
     let format = match a.format.as_deref() {
         Some(f) if !f.is_empty() && f != "table" => f.to_owned(),
         _ => "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}".to_owned(),
     };
-    print(&render_list(&format, &rows, &header())?);
-    if !errs.is_empty() {
-        return Err(super::status(1, errs.join("\n")));
+    loop {
+        let names: Vec<String> = if a.containers.is_empty() {
+            let mut q = Query::new();
+            q.flag("all", a.all);
+            let list = ctx.client.get_json(&format!("/containers/json{}", q.encode()))?;
+            list.as_array().map(Vec::as_slice).unwrap_or_default().iter().filter_map(|c| c["Id"].as_str().map(str::to_owned)).collect()
+        } else {
+            a.containers.clone()
+        };
+        // One sample per container, taken in parallel (each takes a second to measure CPU).
+        let samples: Vec<anyhow::Result<serde_json::Value>> = std::thread::scope(|s| {
+            let handles: Vec<_> = names
+                .iter()
+                .map(|n| {
+                    let client = ctx.client.clone();
+                    s.spawn(move || client.get_json(&container_path(n, "/stats?stream=0")))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("stats thread failed")))).collect()
+        });
+        let mut rows = Vec::new();
+        let mut errs = Vec::new();
+        for (n, r) in names.iter().zip(samples) {
+            match r {
+                Ok(s) => rows.push(row(n, &s, !a.no_trunc)),
+                Err(e) => errs.push(format!("{e:#}")),
+            }
+        }
+        if a.no_stream {
+            print(&render_list(&format, &rows, &header())?);
+            if !errs.is_empty() {
+                return Err(super::status(1, errs.join("\n")));
+            }
+            return Ok(0);
+        }
+        // Live: redraw in place every sample, like docker, until interrupted.
+        print(&format!("\x1b[2J\x1b[H{}", render_list(&format, &rows, &header())?));
+        if !errs.is_empty() && rows.is_empty() && !a.containers.is_empty() {
+            return Err(super::status(1, errs.join("\n")));
+        }
     }
-    Ok(0)
 }
+

@@ -260,9 +260,16 @@ impl Template {
         }
     }
 
-    /// Renders with `data` as dot.
+    /// Renders with `data` as dot; a missing map key is an error (inspect's `missingkey=error`).
     pub fn render(&self, data: &Val) -> Result<String, String> {
         self.run(data, false)
+    }
+
+    /// Renders with Go's default `missingkey`: a missing map key prints `<no value>` (events).
+    pub fn render_lenient(&self, data: &Val) -> Result<String, String> {
+        let mut st = State { vars: vec![("".into(), data.clone())], header: false, rows: false, lenient: true, out: String::new() };
+        st.exec(&self.nodes, data)?;
+        Ok(st.out)
     }
 
     /// Renders a table header: docker's header functions return their argument unchanged.
@@ -272,13 +279,13 @@ impl Template {
 
     /// Renders a list row: like docker's formatter contexts, `json` of a whole row escapes HTML.
     pub fn render_row(&self, data: &Val) -> Result<String, String> {
-        let mut st = State { vars: vec![("".into(), data.clone())], header: false, rows: true, out: String::new() };
+        let mut st = State { vars: vec![("".into(), data.clone())], header: false, rows: true, lenient: false, out: String::new() };
         st.exec(&self.nodes, data)?;
         Ok(st.out)
     }
 
     fn run(&self, data: &Val, header: bool) -> Result<String, String> {
-        let mut st = State { vars: vec![("".into(), data.clone())], header, rows: false, out: String::new() };
+        let mut st = State { vars: vec![("".into(), data.clone())], header, rows: false, lenient: false, out: String::new() };
         st.exec(&self.nodes, data)?;
         Ok(st.out)
     }
@@ -288,6 +295,7 @@ struct State {
     vars: Vec<(String, Val)>,
     header: bool,
     rows: bool,
+    lenient: bool,
     out: String,
 }
 
@@ -412,6 +420,11 @@ impl State {
                     v = match v {
                         Val::Obj(m) => match m.into_iter().find(|(kk, _)| kk == k) {
                             Some((_, x)) => x,
+                            // Go's default `missingkey` prints "<no value>"; inspect uses error.
+                            None if self.lenient => {
+                                v = Val::Str("<no value>".into());
+                                break;
+                            }
                             None => return Err(err_at(p, format!("map has no entry for key {k:?}"))),
                         },
                         Val::Null => return Err(err_at(p, format!("nil pointer evaluating interface {{}}.{k}"))),
@@ -659,6 +672,8 @@ mod tests {
         assert_eq!(r("{{index .Config.Labels \"a\"}}", d), "1");
         assert_eq!(r("{{.Id | upper}} {{lower \"AB\"}}", d), "ABC ab");
         assert!(r("{{.Nope.Pid}}", d).contains("map has no entry for key \"Nope\""));
+        let v = Val::parse(d.as_bytes()).unwrap();
+        assert_eq!(Template::parse("{{.Nope.Pid}}").unwrap().render_lenient(&v).unwrap(), "<no value>");
     }
 
     #[test]

@@ -131,3 +131,16 @@ fn docker_cli_cp_and_commit() {
     let diff = d.docker(&["diff", "dcp"]).ok();
     assert!(diff.out().lines().any(|l| l == "A /in.txt"), "{}", diff.out());
 }
+
+#[test]
+fn cp_archive_mode_keeps_ownership() {
+    let d = daemon!();
+    d.berth(&["run", "-d", "--name", "own", "busybox", "sleep", "60"]).ok();
+    let f = d.root.join("owned.txt");
+    std::fs::write(&f, "x").unwrap();
+    rustix::fs::chown(&f, Some(rustix::fs::Uid::from_raw(1234)), Some(rustix::fs::Gid::from_raw(5678))).unwrap();
+    d.berth(&["cp", f.to_str().unwrap(), "own:/plain.txt"]).ok();
+    d.berth(&["cp", "-a", f.to_str().unwrap(), "own:/kept.txt"]).ok();
+    assert_eq!(d.berth(&["exec", "own", "stat", "-c", "%u:%g", "/plain.txt"]).ok().out(), "0:0");
+    assert_eq!(d.berth(&["exec", "own", "stat", "-c", "%u:%g", "/kept.txt"]).ok().out(), "1234:5678");
+}

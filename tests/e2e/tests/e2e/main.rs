@@ -13,6 +13,7 @@ macro_rules! daemon {
 
 mod docker_cli;
 mod docker_py;
+mod events;
 mod exec;
 mod filesystem;
 mod images;

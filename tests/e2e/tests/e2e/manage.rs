@@ -76,3 +76,30 @@ fn detach_keys_leave_the_container_running() {
     s.read_to_end(&mut rest).expect("the daemon closes the attach after the detach keys");
     assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}}", "dk"]).ok().out(), "running");
 }
+
+#[test]
+fn attaching_to_a_stopped_container_is_refused() {
+    let d = daemon!();
+    d.berth(&["run", "--name", "stp", "busybox", "true"]).ok();
+    let r = d.berth(&["attach", "stp"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("You cannot attach to a stopped container, start it first"), "{}", r.stderr);
+    if berth_e2e::have_docker_cli("attaching_to_a_stopped_container_is_refused") {
+        let r = d.docker(&["attach", "stp"]);
+        assert!(r.stderr.contains("You cannot attach to a stopped container, start it first"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn stats_without_no_stream_redraws() {
+    let d = daemon!();
+    d.berth(&["run", "-d", "--name", "live", "busybox", "sleep", "60"]).ok();
+    let out = std::process::Command::new("timeout")
+        .args(["3.5", berth_e2e::bin_dir().join("berth").to_str().unwrap(), "stats", "live"])
+        .env("BERTH_HOST", d.host())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.matches("CONTAINER ID").count() >= 2, "expected several refreshes: {text}");
+    assert!(text.contains("\x1b[2J"), "no screen redraw: {text:?}");
+}

@@ -20,8 +20,9 @@ fn always_restarts_until_stopped() {
     });
     d.berth(&["stop", "-t", "1", "al"]).ok();
     let count = d.berth(&["inspect", "-f", "{{.RestartCount}}", "al"]).ok().out().to_string();
-    // Give a wrongly scheduled restart every chance to happen, bounded by a wait on the daemon.
-    let _ = d.berth(&["events", "--since", "0s", "--until", "1s"]);
+    // Give a wrongly scheduled restart every chance to happen: a second of the daemon's events.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let _ = d.berth(&["events", "--since", &now.to_string(), "--until", &(now + 1).to_string()]);
     assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "al"]).ok().out(), format!("exited {count}"));
 }
 

@@ -52,3 +52,34 @@ fn exits_while_the_daemon_is_down_are_recorded() {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mi.contains(d.root.join("data/containers").to_str().unwrap()), "rootfs mount leaked");
 }
+
+#[test]
+fn restored_containers_take_exec_logs_follow_and_attach() {
+    let mut d = daemon!();
+    d.berth(&["run", "-d", "-i", "--name", "rs", "busybox", "sh", "-c", "echo started; while read l; do echo got $l; done"]).ok();
+    d.berth(&["run", "-d", "--name", "pol", "--restart", "always", "busybox", "sleep", "60"]).ok();
+    d.eventually("started logged", || d.berth(&["logs", "rs"]).stdout.contains("started"));
+    // An attached client loses its connection when the daemon dies; the container does not.
+    let mut attached = d.berth_command().args(["attach", "rs"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    d.kill9();
+    let _ = attached.kill();
+    let _ = attached.wait();
+    d.spawn();
+    assert_eq!(d.berth(&["exec", "rs", "echo", "exec-after-restore"]).ok().out(), "exec-after-restore");
+    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "pol"]).ok().out(), "running 0");
+    // stdin through a new attach reaches the restored container, and logs -f sees the output.
+    let mut again = d.berth_command().args(["attach", "--sig-proxy=false", "rs"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    {
+        use std::io::Write;
+        again.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
+    }
+    d.eventually("stdin after restore", || d.berth(&["logs", "rs"]).stdout.contains("got hello"));
+    let _ = again.kill();
+    let _ = again.wait();
+    let mut follow = d.berth_command().args(["logs", "-f", "rs"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    d.berth(&["stop", "-t", "1", "rs"]).ok();
+    let out = follow.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("started") && text.contains("got hello"), "{text}");
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out().lines().count(), 2, "lost or duplicated containers");
+}
