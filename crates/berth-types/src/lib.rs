@@ -10,6 +10,7 @@
 
 pub mod digest;
 pub mod id;
+pub mod keys;
 mod mount;
 pub mod reference;
 pub mod time;

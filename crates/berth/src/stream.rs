@@ -114,32 +114,7 @@ pub fn term_size() -> Option<(u16, u16)> {
 
 /// Parses docker's `--detach-keys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@`).
 pub fn parse_detach_keys(s: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for k in s.split(',') {
-        let k = k.trim();
-        if let Some(c) = k.strip_prefix("ctrl-") {
-            let b = c.as_bytes();
-            if b.len() != 1 {
-                anyhow::bail!("Unknown character: '{k}'");
-            }
-            let c = b[0].to_ascii_lowercase();
-            out.push(match c {
-                b'a'..=b'z' => c - b'a' + 1,
-                b'@' => 0,
-                b'[' => 27,
-                b'\\' => 28,
-                b']' => 29,
-                b'^' => 30,
-                b'_' => 31,
-                _ => anyhow::bail!("Unknown character: '{k}'"),
-            });
-        } else if k.len() == 1 {
-            out.push(k.as_bytes()[0]);
-        } else {
-            anyhow::bail!("Unknown character: '{k}'");
-        }
-    }
-    Ok(out)
+    berth_types::keys::parse(s).map_err(anyhow::Error::msg)
 }
 
 /// Copies stdin to the hijacked socket, watching for the detach sequence. At EOF the socket is

@@ -40,7 +40,7 @@ impl Daemon {
     pub fn attach(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<PendingAttach> {
         let entry = self.find(key)?;
         entry.status().can(Op::Attach, &entry.id)?;
-        let keys = parse_detach_keys(opts.detach_keys.as_deref().filter(|k| !k.is_empty()).unwrap_or("ctrl-p,ctrl-q"))?;
+        let keys = parse_detach_keys(opts.detach_keys.as_deref().filter(|k| !k.is_empty()).unwrap_or(berth_types::keys::DEFAULT))?;
         let rx = entry.output.subscribe();
         let tty = entry.with(|d| d.config.tty.unwrap_or(false));
         self.events.emit("container", "attach", &entry.id, self.container_attrs(&entry));
@@ -165,36 +165,9 @@ impl Daemon {
     }
 }
 
-/// Parses docker's detach-key syntax (`ctrl-p,ctrl-q`, `a`, `ctrl-@`…`ctrl-_`) into bytes.
+/// Parses a detach-key list, as a 400 naming the keys when it is not valid.
 pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
-    let bad = || crate::Error::invalid(format!("Invalid detach keys ({s}) provided"));
-    let mut out = Vec::new();
-    for key in s.split(',') {
-        let key = key.trim();
-        let lower = key.to_ascii_lowercase();
-        if let Some(c) = lower.strip_prefix("ctrl-") {
-            let c = c.as_bytes();
-            if c.len() != 1 {
-                return Err(bad());
-            }
-            let b = match c[0] {
-                b'a'..=b'z' => c[0] - b'a' + 1,
-                b'@' => 0,
-                b'[' => 27,
-                b'\\' => 28,
-                b']' => 29,
-                b'^' => 30,
-                b'_' => 31,
-                _ => return Err(bad()),
-            };
-            out.push(b);
-        } else if key.len() == 1 {
-            out.push(key.as_bytes()[0]);
-        } else {
-            return Err(bad());
-        }
-    }
-    Ok(out)
+    berth_types::keys::parse(s).map_err(|_| crate::Error::invalid(format!("Invalid detach keys ({s}) provided")))
 }
 
 #[cfg(test)]
@@ -202,11 +175,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detach_keys_parse() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
-        assert!(parse_detach_keys("ctrl-pp").is_err());
-        assert!(parse_detach_keys("abc").is_err());
+    fn bad_detach_keys_are_a_400() {
+        assert_eq!(parse_detach_keys("ctrl-pp").unwrap_err().message, "Invalid detach keys (ctrl-pp) provided");
     }
 
     #[test]

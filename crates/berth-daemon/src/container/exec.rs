@@ -57,16 +57,7 @@ impl Daemon {
     /// `POST /containers/{id}/exec`.
     pub fn exec_create(self: &Arc<Self>, key: &str, config: ExecConfig) -> Result<String> {
         let entry = self.find(key)?;
-        match entry.status() {
-            Status::Running => {}
-            Status::Paused => {
-                return Err(Error::conflict(format!(
-                    "Container {} is paused, unpause the container before exec",
-                    entry.id
-                )))
-            }
-            _ => return Err(Error::conflict(format!("Container {} is not running", entry.id))),
-        }
+        exec_allowed(&entry)?;
         if config.cmd.as_ref().map_or(true, |c| c.is_empty()) {
             return Err(Error::invalid("No exec command specified"));
         }
@@ -119,16 +110,7 @@ impl Daemon {
             if st.started {
                 return Err(Error::conflict(format!("Error: Exec command {id} has already run")));
             }
-            match entry.status() {
-                Status::Running => {}
-                Status::Paused => {
-                    return Err(Error::conflict(format!(
-                        "Container {} is paused, unpause the container before exec",
-                        entry.id
-                    )))
-                }
-                _ => return Err(Error::conflict(format!("Container {} is not running", entry.id))),
-            }
+            exec_allowed(&entry)?;
             st.started = true;
             st.running = true;
         }
@@ -232,6 +214,18 @@ impl Daemon {
             rest = &rest[end..];
         }
         Ok((code, plain))
+    }
+}
+
+/// Exec needs a running, unpaused container (docker's messages otherwise).
+fn exec_allowed(entry: &crate::container::Entry) -> Result<()> {
+    match entry.status() {
+        Status::Running => Ok(()),
+        Status::Paused => Err(Error::conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            entry.id
+        ))),
+        _ => Err(Error::conflict(format!("Container {} is not running", entry.id))),
     }
 }
 
