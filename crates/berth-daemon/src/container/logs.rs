@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::container::attach::frame;
@@ -94,7 +94,6 @@ impl Daemon {
                             let mut buf = Vec::new();
                             let _ = f.read_to_end(&mut buf).await;
                             pending.extend_from_slice(&buf);
-                            let _ = f.seek(std::io::SeekFrom::Current(0)).await;
                         }
                         let records: Vec<Line> = pending
                             .split(|&b| b == b'\n')
