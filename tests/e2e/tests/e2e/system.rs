@@ -87,3 +87,40 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     // The first daemon still answers.
     d.berth(&["version"]).ok();
 }
+
+/// The README's first command on a fresh machine: nothing listens on the default socket, so the
+/// CLI (as root) starts berthd itself and waits for it. Run in a private mount namespace with
+/// tmpfs over the default roots, so the machine's own /run/berth and /var/lib/berth are untouched.
+#[test]
+fn the_cli_starts_berthd_when_none_is_running() {
+    if !berth_e2e::require_root("the_cli_starts_berthd_when_none_is_running") {
+        return;
+    }
+    let bins = berth_e2e::bin_dir();
+    let parent = format!("berth-autostart-{}", std::process::id());
+    let script = format!(
+        r#"set -e
+mount --make-rprivate /
+mkdir -p /run/berth /var/lib/berth /etc/berth
+mount -t tmpfs tmpfs /run/berth
+mount -t tmpfs tmpfs /var/lib/berth
+mount -t tmpfs tmpfs /etc/berth
+echo '{{"cgroup-parent": "{parent}"}}' > /etc/berth/daemon.json
+unset BERTH_HOST DOCKER_HOST
+rc=0
+{bin}/berth run --rm hello-world || rc=$?
+{bin}/berth info --format '{{{{.DockerRootDir}}}}'
+kill $(cat /run/berth/berthd.pid)
+while [ -e /run/berth/berth.sock ]; do sleep 0.05; done
+exit $rc
+"#,
+        bin = bins.display(),
+        parent = parent
+    );
+    let out = std::process::Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
+    berth_e2e::remove_cgroups(&parent);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Hello from berth!"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("/var/lib/berth"), "{stdout}");
+}
