@@ -66,8 +66,7 @@ impl Daemon {
 
         let bundle = self.bundle(&id);
         let hostname = config.hostname.clone().unwrap_or_default();
-        let network = host.network_mode.clone().unwrap_or_default();
-        if let Err(e) = write_bundle_files(&bundle, &hostname, &network) {
+        if let Err(e) = write_bundle_files(&bundle, &hostname, &host) {
             let images = self.images.clone();
             let cid = id.clone();
             let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
@@ -145,6 +144,30 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
         other => return Err(Error::invalid(format!("network {other} not found"))),
     }
     host.network_mode = Some(mode);
+    // Not silently dropped: what berth cannot do yet is refused with a reason.
+    let bound = host.port_bindings.as_ref().is_some_and(|m| m.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())));
+    if bound || host.publish_all_ports.unwrap_or(false) {
+        return Err(Error::invalid(
+            "publishing ports (-p/-P) needs bridge networking, which this berth version does not have yet",
+        ));
+    }
+    let nonempty = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    if nonempty(&host.binds) || host.mounts.as_ref().is_some_and(|m| !m.is_empty()) || nonempty(&host.volumes_from) {
+        return Err(Error::invalid(
+            "volumes and bind mounts (-v/--mount/--volumes-from) are not available in this berth version yet",
+        ));
+    }
+    if host.tmpfs.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(Error::invalid("--tmpfs mounts are not available in this berth version yet"));
+    }
+    if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(Error::invalid("--device is not available in this berth version yet"));
+    }
+    for h in host.extra_hosts.clone().unwrap_or_default() {
+        if h.split_once(':').map_or(true, |(n, ip)| n.is_empty() || ip.is_empty()) {
+            return Err(Error::invalid(format!("invalid IP address in add-host: {h:?}")));
+        }
+    }
     match host.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default().as_str() {
         "" | "json-file" => {
             let config = host.log_config.as_ref().and_then(|l| l.config.clone()).unwrap_or_default();
@@ -259,19 +282,53 @@ fn command(c: &ContainerConfig) -> Result<(String, Vec<String>)> {
     Ok((path, all))
 }
 
-fn write_bundle_files(bundle: &std::path::Path, hostname: &str, network: &str) -> Result<()> {
+fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfig) -> Result<()> {
+    let network = host.network_mode.clone().unwrap_or_default();
     std::fs::create_dir_all(bundle.join("rootfs"))?;
     std::fs::write(bundle.join("hostname"), format!("{hostname}\n"))?;
-    let hosts = if network == "host" {
+    let mut hosts = if network == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
     };
+    // --add-host NAME:IP, as docker appends them.
+    for h in host.extra_hosts.clone().unwrap_or_default() {
+        if let Some((name, ip)) = h.split_once(':') {
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
     std::fs::write(bundle.join("hosts"), hosts)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = if network == "host" { host_resolv } else { container_resolv_conf(&host_resolv) };
+    let mut resolv = if network == "host" { host_resolv } else { container_resolv_conf(&host_resolv) };
+    resolv = apply_dns_options(
+        &resolv,
+        host.dns.as_deref().unwrap_or_default(),
+        host.dns_search.as_deref().unwrap_or_default(),
+        host.dns_options.as_deref().unwrap_or_default(),
+    );
     std::fs::write(bundle.join("resolv.conf"), resolv)?;
     Ok(())
+}
+
+/// `--dns`, `--dns-search`, `--dns-option` replace the corresponding lines, as docker does.
+fn apply_dns_options(resolv: &str, dns: &[String], search: &[String], options: &[String]) -> String {
+    let keep = |l: &&str| {
+        let t = l.trim_start();
+        !(!dns.is_empty() && t.starts_with("nameserver")
+            || !search.is_empty() && (t.starts_with("search") || t.starts_with("domain"))
+            || !options.is_empty() && t.starts_with("options"))
+    };
+    let mut out: String = resolv.lines().filter(keep).map(|l| format!("{l}\n")).collect();
+    for d in dns {
+        out.push_str(&format!("nameserver {d}\n"));
+    }
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
 }
 
 /// The host's resolv.conf without loopback nameservers (unreachable from a private netns); docker's
@@ -307,6 +364,12 @@ mod tests {
         assert_eq!(with_tag("x:v9"), "x:v9");
         assert_eq!(with_tag("localhost:5000/x"), "localhost:5000/x:latest");
         assert_eq!(with_tag("x@sha256:abc"), "x@sha256:abc");
+    }
+
+    #[test]
+    fn dns_flags_replace_lines() {
+        let r = apply_dns_options("search lan\nnameserver 10.0.0.1\n", &["192.0.2.53".into()], &[], &["ndots:2".into()]);
+        assert_eq!(r, "search lan\nnameserver 192.0.2.53\noptions ndots:2\n");
     }
 
     #[test]

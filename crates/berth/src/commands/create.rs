@@ -36,6 +36,12 @@ pub struct ContainerOpts {
     /// Set custom DNS servers
     #[arg(long)]
     pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -483,8 +489,8 @@ pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, consol
         "CapDrop": opt_list(&o.cap_drop),
         "CgroupnsMode": "",
         "Dns": o.dns,
-        "DnsOptions": [],
-        "DnsSearch": [],
+        "DnsOptions": o.dns_option,
+        "DnsSearch": o.dns_search,
         "ExtraHosts": opt_list(&o.add_host),
         "GroupAdd": null,
         "IpcMode": o.ipc.clone().unwrap_or_default(),

@@ -196,3 +196,31 @@ fn the_rw_layer_lives_and_dies_with_the_container() {
     let r = d.berth(&["run", "--rm", "busybox", "cat", "/file"]);
     assert_ne!(r.code, 0, "a new container saw another's rw layer");
 }
+
+#[test]
+fn unavailable_options_are_refused_not_ignored() {
+    let d = daemon!();
+    let p = d.berth(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    assert_eq!(p.code, 125);
+    assert!(p.stderr.contains("publishing ports (-p/-P) needs bridge networking"), "{}", p.stderr);
+    let v = d.berth(&["run", "--rm", "-v", "/tmp:/data", "busybox", "true"]);
+    assert_eq!(v.code, 125);
+    assert!(v.stderr.contains("volumes and bind mounts"), "{}", v.stderr);
+    assert!(d.berth(&["ps", "-aq"]).ok().out().is_empty(), "a refused run left a container");
+    if berth_e2e::have_docker_cli("unavailable_options_are_refused_not_ignored") {
+        let p = d.docker(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+        assert_eq!(p.code, 125);
+        assert!(p.stderr.contains("publishing ports"), "{}", p.stderr);
+    }
+}
+
+#[test]
+fn add_host_and_dns_shape_the_container_files() {
+    let d = daemon!();
+    let r = d
+        .berth(&["run", "--rm", "--add-host", "db.local:192.0.2.10", "--dns", "192.0.2.53", "--dns-search", "corp.example", "busybox", "cat", "/etc/hosts", "/etc/resolv.conf"])
+        .ok();
+    assert!(r.stdout.contains("192.0.2.10\tdb.local"), "{}", r.stdout);
+    assert!(r.stdout.contains("nameserver 192.0.2.53"), "{}", r.stdout);
+    assert!(r.stdout.contains("search corp.example"), "{}", r.stdout);
+}
