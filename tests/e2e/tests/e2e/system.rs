@@ -117,8 +117,14 @@ exit $rc
         bin = bins.display(),
         parent = parent
     );
+    // The mount points are made on the host's filesystem: remove the ones this test creates.
+    let made: Vec<&str> =
+        ["/run/berth", "/var/lib/berth", "/etc/berth"].into_iter().filter(|p| !std::path::Path::new(p).exists()).collect();
     let out = std::process::Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
     berth_e2e::remove_cgroups(&parent);
+    for p in made {
+        let _ = std::fs::remove_dir(p);
+    }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("Hello from berth!"), "{stdout}");
