@@ -76,9 +76,52 @@ pub fn cleanup_rootfs(bundle: &Path) {
 }
 
 /// The container's ends of its stdio, handed to libcontainer in the creator.
-enum ContainerSide {
+pub(crate) enum ContainerSide {
     Pipes { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
     Console(PathBuf),
+}
+
+/// The shim's ends of a process's pipes: stdin (when kept open), stdout, stderr.
+pub(crate) type OurPipes = (Option<OwnedFd>, OwnedFd, OwnedFd);
+
+impl ContainerSide {
+    /// Stdio for a process the runtime is about to create (the container's init or an exec):
+    /// with a tty, a console socket `<bundle>/<console_name>` on which the runtime sends the pty
+    /// master; otherwise pipes (stdin from /dev/null unless `stdin`). Returns the shim's pipe
+    /// ends, the process's side, and the console listener.
+    pub(crate) fn new(
+        bundle: &Path,
+        console_name: &str,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<(Option<OurPipes>, ContainerSide, Option<UnixListener>), Failure> {
+        let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
+        if tty {
+            let console = bundle.join(console_name);
+            let _ = std::fs::remove_file(&console);
+            let l = bind_short(bundle, console_name)
+                .map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
+            return Ok((None, ContainerSide::Console(console), Some(l)));
+        }
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (in_r, in_w) = if stdin {
+            let (r, w) = pipe()?;
+            (r, Some(w))
+        } else {
+            let null = std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
+            (OwnedFd::from(null), None)
+        };
+        Ok((Some((in_w, out_r, err_r)), ContainerSide::Pipes { stdin: in_r, stdout: out_w, stderr: err_w }, None))
+    }
+
+    /// Hands the process's side to libcontainer.
+    pub(crate) fn apply(self, builder: ContainerBuilder) -> ContainerBuilder {
+        match self {
+            ContainerSide::Console(path) => builder.with_console_socket(Some(path)),
+            ContainerSide::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
+        }
+    }
 }
 
 /// Creates the container; `ready` (the daemon's pipe) is closed in the creator before the
@@ -106,22 +149,7 @@ fn create_listening(
 ) -> Result<Created, Failure> {
     let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
     let console = bundle.join("console.sock");
-    let (ours, theirs, console_listener) = if cfg.tty {
-        let _ = std::fs::remove_file(&console);
-        let l = bind_short(bundle, "console.sock").map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
-        (None, ContainerSide::Console(console.clone()), Some(l))
-    } else {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let (in_r, in_w) = if cfg.open_stdin {
-            let (r, w) = pipe()?;
-            (r, Some(w))
-        } else {
-            let null = std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
-            (OwnedFd::from(null), None)
-        };
-        (Some((in_w, out_r, err_r)), ContainerSide::Pipes { stdin: in_r, stdout: out_w, stderr: err_w }, None)
-    };
+    let (ours, theirs, console_listener) = ContainerSide::new(bundle, "console.sock", cfg.tty, cfg.open_stdin)?;
     let (report_r, report_w) = pipe()?;
 
     let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
@@ -298,10 +326,7 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
         Failure::new(with_logged_cause(e.to_string(), &cfg.runtime_log, log_offset))
     };
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default()).with_root_path(&runtime_root).map_err(lc)?;
-    builder = match side {
-        ContainerSide::Console(path) => builder.with_console_socket(Some(path)),
-        ContainerSide::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
-    };
+    builder = side.apply(builder);
     if let Some(e) = executor {
         builder = builder.with_executor(e);
     }

@@ -27,7 +27,7 @@ use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities, Process, Sp
 use rustix::pipe::PipeFlags;
 use serde::{Deserialize, Serialize};
 
-use crate::create::{Failure, Stdio};
+use crate::create::{ContainerSide, Failure, Stdio};
 use crate::seccomp::{late_seccomp_caps, ConfinedExecutor};
 
 /// A started exec process, as the shim holds it.
@@ -45,10 +45,6 @@ struct Report {
 }
 
 /// The process's ends of its stdio, handed to libcontainer in the spawner.
-enum Side {
-    Pipes { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
-    Console(PathBuf),
-}
 
 /// Starts `p` in the container whose init is `init_pid`. Blocks until the process has exec'd
 /// (or failed); on failure nothing is left behind.
@@ -61,23 +57,7 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
     let tag: String = p.exec_id.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
     let console_name = format!("exec-{tag}-{}.sock", std::process::id());
     let console = bundle.join(&console_name);
-    let (ours, theirs, console_listener) = if p.tty {
-        let _ = std::fs::remove_file(&console);
-        let l = crate::create::bind_short(bundle, &console_name)
-            .map_err(|e| Failure::new(format!("listen on {}: {e}", console.display())))?;
-        (None, Side::Console(console.clone()), Some(l))
-    } else {
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let (in_r, in_w) = if p.stdin {
-            let (r, w) = pipe()?;
-            (r, Some(w))
-        } else {
-            let null = std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
-            (OwnedFd::from(null), None)
-        };
-        (Some((in_w, out_r, err_r)), Side::Pipes { stdin: in_r, stdout: out_w, stderr: err_w }, None)
-    };
+    let (ours, theirs, console_listener) = ContainerSide::new(bundle, &console_name, p.tty, p.stdin)?;
     let (report_r, report_w) = pipe()?;
     let res = (|| {
         let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
@@ -149,7 +129,7 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
 }
 
 /// The spawner process: resolve, check, build the process, run libcontainer's tenant builder.
-fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess, side: Side, tag: &str) -> Result<i32, Failure> {
+fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess, side: ContainerSide, tag: &str) -> Result<i32, Failure> {
     // Rust ignores SIGPIPE before main; an ignored disposition would survive into the process.
     let _ = berth_sys::process::set_sigpipe_ignored(false);
     let config_path = bundle.join("config.json");
@@ -227,10 +207,7 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
             .with_root_path(bundle.join("runtime"))
             .map_err(lc)?
             .with_executor(ConfinedExecutor::new(filter, &caps));
-        builder = match side {
-            Side::Console(path) => builder.with_console_socket(Some(path)),
-            Side::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
-        };
+        builder = side.apply(builder);
         builder.as_tenant().with_detach(true).with_process(Some(&process_path)).build().map_err(lc)
     })();
     let _ = std::fs::remove_file(&process_path);

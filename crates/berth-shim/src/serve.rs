@@ -284,24 +284,10 @@ impl Shim {
     /// The init exited: collect its status. The exit is recorded once output is drained.
     fn reap(&mut self) {
         let Some(pidfd) = self.pidfd.take() else { return };
-        let opts = rustix::process::WaitIdOptions::from_bits_retain(
-            rustix::process::WaitIdOptions::EXITED.bits() | rustix::process::WaitIdOptions::NOHANG.bits() | WALL,
-        );
-        let code = match rustix::process::waitid(rustix::process::WaitId::PidFd(pidfd.as_fd()), opts) {
-            Ok(Some(st)) => match (st.exit_status(), st.terminating_signal()) {
-                (Some(c), _) => c,
-                (None, Some(s)) => 128 + s,
-                _ => 128,
-            },
-            Ok(None) => {
-                // Spurious wakeup: keep watching.
-                self.pidfd = Some(pidfd);
-                return;
-            }
-            Err(e) => {
-                eprintln!("berth-shim: waitid: {e}");
-                128
-            }
+        let Some(code) = reap_status(&pidfd) else {
+            // Spurious wakeup: keep watching.
+            self.pidfd = Some(pidfd);
+            return;
         };
         self.pending_exit = Some(code);
         // Processes exec'd into the container do not outlive it.
@@ -661,6 +647,26 @@ impl Shim {
         crate::create::cleanup_rootfs(&self.bundle);
         let _ = std::fs::remove_file(&self.cfg.socket);
         let _ = std::fs::remove_dir(self.bundle.join("runtime"));
+    }
+}
+
+/// Reaps the process behind a readable pidfd: its exit code (status, or 128 + signal), or `None`
+/// when it has not exited after all (a spurious wakeup).
+pub(super) fn reap_status(pidfd: &OwnedFd) -> Option<i32> {
+    let opts = rustix::process::WaitIdOptions::from_bits_retain(
+        rustix::process::WaitIdOptions::EXITED.bits() | rustix::process::WaitIdOptions::NOHANG.bits() | WALL,
+    );
+    match rustix::process::waitid(rustix::process::WaitId::PidFd(pidfd.as_fd()), opts) {
+        Ok(Some(st)) => Some(match (st.exit_status(), st.terminating_signal()) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            _ => 128,
+        }),
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("berth-shim: waitid: {e}");
+            Some(128)
+        }
     }
 }
 

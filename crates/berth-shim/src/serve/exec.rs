@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use berth_shim_proto::{ExecProcess, ExitStatus, FrameKind, Response};
 
-use super::{queue_frame, Shim, Status, DRAIN, WALL};
+use super::{queue_frame, Shim, Status, DRAIN};
 use crate::create::Stdio;
 
 pub(super) struct Exec {
@@ -173,23 +173,9 @@ impl Shim {
     pub(super) fn reap_exec(&mut self, j: usize) {
         let e = &mut self.execs[j];
         let Some(pidfd) = e.pidfd.take() else { return };
-        let opts = rustix::process::WaitIdOptions::from_bits_retain(
-            rustix::process::WaitIdOptions::EXITED.bits() | rustix::process::WaitIdOptions::NOHANG.bits() | WALL,
-        );
-        let code = match rustix::process::waitid(rustix::process::WaitId::PidFd(pidfd.as_fd()), opts) {
-            Ok(Some(st)) => match (st.exit_status(), st.terminating_signal()) {
-                (Some(c), _) => c,
-                (None, Some(s)) => 128 + s,
-                _ => 128,
-            },
-            Ok(None) => {
-                e.pidfd = Some(pidfd);
-                return;
-            }
-            Err(err) => {
-                eprintln!("berth-shim: waitid (exec): {err}");
-                128
-            }
+        let Some(code) = super::reap_status(&pidfd) else {
+            e.pidfd = Some(pidfd);
+            return;
         };
         e.exit_code = Some(code);
         e.drain_until = Some(Instant::now() + DRAIN);
