@@ -106,10 +106,6 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
                         return Err(Failure::new(format!("receive the exec's pty master: {e}")));
                     }
                 };
-                if let Some((h, w)) = p.console_size {
-                    let ws = rustix::termios::Winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
-                    let _ = rustix::termios::tcsetwinsize(&master, ws);
-                }
                 Stdio::Pty(master)
             }
             (None, Some((stdin, stdout, stderr))) => Stdio::Pipes { stdin, stdout, stderr },
@@ -206,7 +202,7 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
         let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
             .with_root_path(bundle.join("runtime"))
             .map_err(lc)?
-            .with_executor(ConfinedExecutor::new(filter, &caps));
+            .with_executor(ConfinedExecutor::new(filter, &caps).with_winsize(p.console_size.filter(|_| p.tty)));
         builder = side.apply(builder);
         builder.as_tenant().with_detach(true).with_process(Some(&process_path)).build().map_err(lc)
     })();

@@ -179,6 +179,9 @@ fn seccomp_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
 pub(crate) struct ConfinedExecutor {
     filter: Option<Filter>,
     caps: LinuxCapabilities,
+    /// The initial window size of the process's pty (rows, columns), set before `execve` so the
+    /// program never sees 0×0.
+    winsize: Option<(u16, u16)>,
 }
 
 /// The seccomp filter to install: compiled (cached), or a profile for libcontainer to compile.
@@ -191,12 +194,23 @@ pub(crate) enum Filter {
 impl ConfinedExecutor {
     /// An executor that installs `filter` (if any) and leaves exactly `caps`.
     pub(crate) fn new(filter: Option<Filter>, caps: &LinuxCapabilities) -> Self {
-        ConfinedExecutor { filter, caps: seccomp_caps(caps) }
+        ConfinedExecutor { filter, caps: seccomp_caps(caps), winsize: None }
+    }
+
+    /// Also sets the window size of the process's terminal (its stdin) before it runs.
+    pub(crate) fn with_winsize(mut self, size: Option<(u16, u16)>) -> Self {
+        self.winsize = size;
+        self
     }
 }
 
 impl Executor for ConfinedExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some((rows, cols)) = self.winsize {
+            use std::os::fd::AsFd;
+            let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+            let _ = rustix::termios::tcsetwinsize(std::io::stdin().as_fd(), ws);
+        }
         if let Some(filter) = &self.filter {
             match filter {
                 Filter::Program(p) => berth_sys::process::seccomp_set_mode_filter(p).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
