@@ -11,10 +11,24 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CC");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_string());
     let status = Command::new(&cc)
-        .args(["-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-fno-ident", "-Wl,--build-id=none", "-o"])
+        .args([
+            "-static",
+            "-Os",
+            "-s",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fno-ident",
+            "-Wl,--build-id=none",
+            "-o",
+        ])
         .arg(&out)
         .arg(&src)
         .status()
         .unwrap_or_else(|e| panic!("failed to run {cc} to build docker-init: {e}"));
-    assert!(status.success(), "{cc} failed to build {} (static glibc needs libc6-dev)", src.display());
+    assert!(
+        status.success(),
+        "{cc} failed to build {} (static glibc needs libc6-dev)",
+        src.display()
+    );
 }

@@ -98,10 +98,16 @@ pub struct ErrorDetail {
 
 impl JsonMessage {
     pub fn status(s: impl Into<String>) -> Self {
-        JsonMessage { status: Some(s.into()), ..Default::default() }
+        JsonMessage {
+            status: Some(s.into()),
+            ..Default::default()
+        }
     }
     pub fn stream(s: impl Into<String>) -> Self {
-        JsonMessage { stream: Some(s.into()), ..Default::default() }
+        JsonMessage {
+            stream: Some(s.into()),
+            ..Default::default()
+        }
     }
     pub fn error(msg: impl Into<String>, code: Option<i64>) -> Self {
         let message = msg.into();
@@ -146,7 +152,10 @@ pub struct EventActor {
 /// Parses a boolean query parameter as dockerd's `BoolValue` does: after trimming and lowercasing,
 /// `""`, `0`, `no`, `false` and `none` are false and anything else is true.
 pub fn bool_value(s: &str) -> bool {
-    !matches!(s.trim().to_ascii_lowercase().as_str(), "" | "0" | "no" | "false" | "none")
+    !matches!(
+        s.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "no" | "false" | "none"
+    )
 }
 
 /// Parses a `filters` query parameter in either the legacy `{"k":{"v":true}}` form or the
@@ -160,9 +169,11 @@ pub fn parse_filters(s: &str) -> Result<std::collections::BTreeMap<String, Vec<S
     let obj = v.as_object().ok_or("invalid filter: expected a JSON object")?;
     for (k, vals) in obj {
         let list: Vec<String> = match vals {
-            serde_json::Value::Object(m) => {
-                m.iter().filter(|(_, on)| on.as_bool().unwrap_or(true)).map(|(v, _)| v.clone()).collect()
-            }
+            serde_json::Value::Object(m) => m
+                .iter()
+                .filter(|(_, on)| on.as_bool().unwrap_or(true))
+                .map(|(v, _)| v.clone())
+                .collect(),
             serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
             serde_json::Value::String(s) => vec![s.clone()],
             _ => return Err(format!("invalid filter value for '{k}'")),
@@ -178,7 +189,10 @@ mod tests {
 
     #[test]
     fn version_prefix_is_split() {
-        assert_eq!(split_version("/v1.41/containers/json"), (Some((1, 41)), "/containers/json"));
+        assert_eq!(
+            split_version("/v1.41/containers/json"),
+            (Some((1, 41)), "/containers/json")
+        );
         assert_eq!(split_version("/version"), (None, "/version"));
         assert_eq!(split_version("/v1.12/_ping"), (Some((1, 12)), "/_ping"));
         assert_eq!(split_version("/volumes"), (None, "/volumes"));

@@ -17,7 +17,10 @@ pub struct Cgroup {
 impl Cgroup {
     pub fn new(parent: &str, id: &str) -> Self {
         let v2 = Path::new(ROOT).join("cgroup.controllers").exists();
-        Cgroup { rel: format!("{}/{}", parent.trim_matches('/'), id), v2 }
+        Cgroup {
+            rel: format!("{}/{}", parent.trim_matches('/'), id),
+            v2,
+        }
     }
 
     /// The directory of `controller` (v1) or the unified directory (v2).
@@ -30,7 +33,9 @@ impl Cgroup {
     }
 
     fn read(&self, controller: &str, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.dir(controller).join(file)).ok().map(|s| s.trim().to_string())
+        std::fs::read_to_string(self.dir(controller).join(file))
+            .ok()
+            .map(|s| s.trim().to_string())
     }
 
     fn read_u64(&self, controller: &str, file: &str) -> Option<u64> {
@@ -43,7 +48,10 @@ impl Cgroup {
 
     /// Every process of the container.
     pub fn pids(&self) -> Vec<i32> {
-        let s = self.read("pids", "cgroup.procs").or_else(|| self.read("memory", "cgroup.procs")).unwrap_or_default();
+        let s = self
+            .read("pids", "cgroup.procs")
+            .or_else(|| self.read("memory", "cgroup.procs"))
+            .unwrap_or_default();
         s.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
@@ -80,10 +88,15 @@ impl Cgroup {
             cpu_user = t("user");
             cpu_kernel = t("system");
             percpu = self.read("cpuacct", "cpuacct.usage_percpu").map(|s| {
-                s.split_whitespace().filter_map(|v| v.parse::<u64>().ok()).collect::<Vec<_>>()
+                s.split_whitespace()
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
             });
             memory = self.read_u64("memory", "memory.usage_in_bytes").unwrap_or(0);
-            mem_limit = self.read_u64("memory", "memory.limit_in_bytes").unwrap_or(u64::MAX).min(host_memory());
+            mem_limit = self
+                .read_u64("memory", "memory.limit_in_bytes")
+                .unwrap_or(u64::MAX)
+                .min(host_memory());
             mem_stats = kv(self.read("memory", "memory.stat"));
             io = io_v1(self.read("blkio", "blkio.throttle.io_service_bytes_recursive"));
         }
@@ -110,7 +123,14 @@ impl Cgroup {
     }
 
     /// Applies new limits to a running container (`docker update`); 0 / `None` leaves a value.
-    pub fn update(&self, memory: i64, memory_swap: i64, nano_cpus: i64, cpu_shares: i64, pids: Option<i64>) -> std::io::Result<()> {
+    pub fn update(
+        &self,
+        memory: i64,
+        memory_swap: i64,
+        nano_cpus: i64,
+        cpu_shares: i64,
+        pids: Option<i64>,
+    ) -> std::io::Result<()> {
         if self.v2 {
             if memory > 0 {
                 self.write("", "memory.max", &memory.to_string())?;
@@ -126,13 +146,20 @@ impl Cgroup {
                 self.write("", "cpu.weight", &weight.clamp(1, 10000).to_string())?;
             }
             if let Some(p) = pids {
-                self.write("", "pids.max", &if p <= 0 { "max".to_string() } else { p.to_string() })?;
+                self.write(
+                    "",
+                    "pids.max",
+                    &if p <= 0 { "max".to_string() } else { p.to_string() },
+                )?;
             }
         } else {
             if memory > 0 {
                 // Raising memory above memsw fails: order the writes like runc does.
                 let swap = if memory_swap > 0 { memory_swap } else { -1 };
-                let cur: i64 = self.read("memory", "memory.limit_in_bytes").and_then(|s| s.parse().ok()).unwrap_or(0);
+                let cur: i64 = self
+                    .read("memory", "memory.limit_in_bytes")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
                 let has_memsw = self.dir("memory").join("memory.memsw.limit_in_bytes").exists();
                 if memory > cur && has_memsw {
                     self.write("memory", "memory.memsw.limit_in_bytes", &swap.to_string())?;
@@ -152,7 +179,11 @@ impl Cgroup {
                 self.write("cpu", "cpu.shares", &cpu_shares.to_string())?;
             }
             if let Some(p) = pids {
-                self.write("pids", "pids.max", &if p <= 0 { "max".to_string() } else { p.to_string() })?;
+                self.write(
+                    "pids",
+                    "pids.max",
+                    &if p <= 0 { "max".to_string() } else { p.to_string() },
+                )?;
             }
         }
         Ok(())
@@ -190,7 +221,9 @@ fn io_v2(text: Option<String>) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for l in text.unwrap_or_default().lines() {
         let mut it = l.split_whitespace();
-        let Some((maj, min)) = it.next().and_then(|d| d.split_once(':')) else { continue };
+        let Some((maj, min)) = it.next().and_then(|d| d.split_once(':')) else {
+            continue;
+        };
         for kv in it {
             if let Some((k, v)) = kv.split_once('=') {
                 let op = match k {
@@ -211,7 +244,13 @@ fn system_cpu_usage() -> u64 {
     let ticks: u64 = s
         .lines()
         .next()
-        .map(|l| l.split_whitespace().skip(1).take(8).filter_map(|v| v.parse::<u64>().ok()).sum())
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(8)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
         .unwrap_or(0);
     ticks * 1_000_000_000 / 100
 }
@@ -219,7 +258,12 @@ fn system_cpu_usage() -> u64 {
 fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(u64::MAX)
 }
@@ -230,7 +274,9 @@ pub fn network_stats(pid: i64) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     let s = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
     for l in s.lines().skip(2) {
-        let Some((name, rest)) = l.split_once(':') else { continue };
+        let Some((name, rest)) = l.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         if name == "lo" {
             continue;

@@ -99,7 +99,9 @@ impl Daemon {
             let mut found = c.by_id.iter().filter(|(id, _)| id.starts_with(key));
             if let Some((_, e)) = found.next() {
                 if found.next().is_some() {
-                    return Err(Error::invalid(format!("Multiple IDs found with provided prefix: {key}")));
+                    return Err(Error::invalid(format!(
+                        "Multiple IDs found with provided prefix: {key}"
+                    )));
                 }
                 return Ok(e.clone());
             }
@@ -125,12 +127,17 @@ impl Daemon {
 
     /// Shim socket path, kept short so it fits `sun_path` under any exec root.
     pub(crate) fn shim_socket(&self, id: &str) -> PathBuf {
-        self.config.exec_root.join("shims").join(format!("{}.sock", &id[..24]))
+        self.config
+            .exec_root
+            .join("shims")
+            .join(format!("{}.sock", &id[..24]))
     }
 
     /// Writes the record to the database (one transaction).
     pub(crate) fn persist(&self, entry: &Entry) -> Result<()> {
-        let doc = entry.with(|d| serde_json::to_string(d)).map_err(|e| Error::internal(e.to_string()))?;
+        let doc = entry
+            .with(|d| serde_json::to_string(d))
+            .map_err(|e| Error::internal(e.to_string()))?;
         self.db.update_container_doc(&entry.id, &doc)?;
         Ok(())
     }
@@ -176,7 +183,9 @@ impl Daemon {
         }
         let old = entry.name();
         if old == new_name {
-            return Err(Error::invalid(format!("Renaming a container with the same name as its current name")));
+            return Err(Error::invalid(format!(
+                "Renaming a container with the same name as its current name"
+            )));
         }
         {
             let mut c = self.containers.write().unwrap();
@@ -214,7 +223,13 @@ impl Daemon {
 
     /// Whether any container uses the image (for rmi), and whether one of those runs.
     pub fn is_running(&self, container_id: &str) -> bool {
-        self.containers.read().unwrap().by_id.get(container_id).map(|e| e.status().is_running()).unwrap_or(false)
+        self.containers
+            .read()
+            .unwrap()
+            .by_id
+            .get(container_id)
+            .map(|e| e.status().is_running())
+            .unwrap_or(false)
     }
 }
 
@@ -250,7 +265,10 @@ fn install_init(root: &std::path::Path) -> Result<()> {
     let dir = root.join("bin");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("berth-init");
-    if std::fs::read(&path).map(|b| b == berth_runtime::INIT_BINARY).unwrap_or(false) {
+    if std::fs::read(&path)
+        .map(|b| b == berth_runtime::INIT_BINARY)
+        .unwrap_or(false)
+    {
         return Ok(());
     }
     let tmp = dir.join("berth-init.tmp");

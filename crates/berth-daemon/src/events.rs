@@ -15,7 +15,10 @@ pub struct Events {
 
 impl Default for Events {
     fn default() -> Self {
-        Events { tx: broadcast::channel(1024).0, history: Mutex::new(VecDeque::with_capacity(HISTORY)) }
+        Events {
+            tx: broadcast::channel(1024).0,
+            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+        }
     }
 }
 
@@ -24,14 +27,21 @@ impl Events {
     pub fn emit(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
         let nanos = berth_types::time::now_nanos();
         let legacy = kind == "container" || kind == "image";
-        let from = if kind == "container" { attributes.get("image").cloned() } else { None };
+        let from = if kind == "container" {
+            attributes.get("image").cloned()
+        } else {
+            None
+        };
         let ev = Event {
             status: legacy.then(|| action.to_string()),
             id: legacy.then(|| id.to_string()),
             from,
             kind: kind.to_string(),
             action: action.to_string(),
-            actor: EventActor { id: id.to_string(), attributes },
+            actor: EventActor {
+                id: id.to_string(),
+                attributes,
+            },
             scope: "local".to_string(),
             time: nanos / 1_000_000_000,
             time_nano: nanos,
@@ -62,7 +72,9 @@ pub fn matches(ev: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
         }
         let ok = match key.as_str() {
             "type" => vals.iter().any(|v| *v == ev.kind),
-            "event" => vals.iter().any(|v| *v == ev.action || ev.action.starts_with(&format!("{v}:"))),
+            "event" => vals
+                .iter()
+                .any(|v| *v == ev.action || ev.action.starts_with(&format!("{v}:"))),
             "container" => {
                 ev.kind == "container"
                     && vals.iter().any(|v| {
@@ -71,7 +83,8 @@ pub fn matches(ev: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
             }
             "image" => vals.iter().any(|v| {
                 ev.actor.attributes.get("image") == Some(v)
-                    || (ev.kind == "image" && (ev.actor.id == *v || ev.actor.attributes.get("name") == Some(v)))
+                    || (ev.kind == "image"
+                        && (ev.actor.id == *v || ev.actor.attributes.get("name") == Some(v)))
             }),
             "label" => vals.iter().any(|v| match v.split_once('=') {
                 Some((k, val)) => ev.actor.attributes.get(k).map(String::as_str) == Some(val),

@@ -13,7 +13,11 @@ use crate::Daemon;
 
 impl Daemon {
     /// `docker import`: `src` is a blocking reader over the request body.
-    pub async fn import_image(self: &Arc<Self>, src: Box<dyn Read + Send>, opts: ImportOptions) -> Result<String> {
+    pub async fn import_image(
+        self: &Arc<Self>,
+        src: Box<dyn Read + Send>,
+        opts: ImportOptions,
+    ) -> Result<String> {
         let images = self.images.clone();
         let tag = opts.repo_tag.clone();
         let id = blocking(move || {
@@ -46,11 +50,20 @@ impl Daemon {
     }
 
     /// `docker rmi`.
-    pub async fn remove_image(self: &Arc<Self>, name: &str, force: bool) -> Result<Vec<ImageDeleteResponseItem>> {
+    pub async fn remove_image(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
         let images = self.images.clone();
         let daemon = self.clone();
         let n = name.to_string();
-        let items = blocking(move || images.remove(&n, force, &|cid| daemon.is_running(cid)).map_err(Error::from)).await?;
+        let items = blocking(move || {
+            images
+                .remove(&n, force, &|cid| daemon.is_running(cid))
+                .map_err(Error::from)
+        })
+        .await?;
         for item in &items {
             if let Some(t) = &item.untagged {
                 let mut a = BTreeMap::new();

@@ -37,19 +37,27 @@ pub(crate) async fn spawn(shim_path: &Path, bundle: &Path) -> Result<Ready> {
         .await
         .map_err(|e| Error::internal(format!("failed to read from shim: {e}")))?;
     if line.trim().is_empty() {
-        return Err(Error::internal("shim exited before reporting; see runtime.log in the container directory"));
+        return Err(Error::internal(
+            "shim exited before reporting; see runtime.log in the container directory",
+        ));
     }
     serde_json::from_str(line.trim()).map_err(|e| Error::internal(format!("bad ready line from shim: {e}")))
 }
 
-pub(crate) async fn write_frame(w: &mut (impl AsyncWriteExt + Unpin), kind: FrameKind, payload: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn write_frame(
+    w: &mut (impl AsyncWriteExt + Unpin),
+    kind: FrameKind,
+    payload: &[u8],
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(5 + payload.len());
     buf.extend_from_slice(&proto::header(kind, payload.len()));
     buf.extend_from_slice(payload);
     w.write_all(&buf).await
 }
 
-pub(crate) async fn read_frame(r: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
+pub(crate) async fn read_frame(
+    r: &mut (impl AsyncReadExt + Unpin),
+) -> std::io::Result<Option<(FrameKind, Vec<u8>)>> {
     let mut h = [0u8; 5];
     match r.read_exact(&mut h).await {
         Ok(_) => {}
@@ -68,7 +76,10 @@ pub(crate) async fn request(stream: &mut UnixStream, req: &Request) -> std::io::
     write_frame(stream, FrameKind::Request, &body).await?;
     match read_frame(stream).await? {
         Some((FrameKind::Response, body)) => serde_json::from_slice(&body).map_err(std::io::Error::other),
-        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "shim sent no response")),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "shim sent no response",
+        )),
     }
 }
 
@@ -77,7 +88,9 @@ pub(crate) async fn call(socket: &Path, req: &Request) -> Result<Response> {
     let mut s = UnixStream::connect(socket)
         .await
         .map_err(|e| Error::internal(format!("cannot reach shim at {}: {e}", socket.display())))?;
-    let resp = request(&mut s, req).await.map_err(|e| Error::internal(format!("shim request failed: {e}")))?;
+    let resp = request(&mut s, req)
+        .await
+        .map_err(|e| Error::internal(format!("shim request failed: {e}")))?;
     Ok(resp)
 }
 
@@ -130,12 +143,14 @@ pub(crate) fn monitor(daemon: Arc<Daemon>, entry: Arc<Entry>, stream: UnixStream
         let _ = feeder.await;
         let status = match status {
             Some(s) => s,
-            None => read_exit_file(&daemon.bundle(&entry.id)).await.unwrap_or_else(|| ExitStatus {
-                exit_code: 255,
-                finished_at: berth_types::time::rfc3339_nano(berth_types::time::now_nanos()),
-                oom_killed: false,
-                error: Some("container monitor (berth-shim) exited without reporting a status".into()),
-            }),
+            None => read_exit_file(&daemon.bundle(&entry.id))
+                .await
+                .unwrap_or_else(|| ExitStatus {
+                    exit_code: 255,
+                    finished_at: berth_types::time::rfc3339_nano(berth_types::time::now_nanos()),
+                    oom_killed: false,
+                    error: Some("container monitor (berth-shim) exited without reporting a status".into()),
+                }),
         };
         daemon.handle_exit(&entry, status).await;
     });
@@ -149,7 +164,8 @@ pub(crate) async fn read_exit_file(bundle: &Path) -> Option<ExitStatus> {
 impl Daemon {
     /// Records an exit: state, database, `die` event, waiters, and `--rm`.
     pub(crate) async fn handle_exit(self: &Arc<Self>, entry: &Arc<Entry>, status: ExitStatus) {
-        let finished = berth_types::time::parse_rfc3339(&status.finished_at).unwrap_or_else(berth_types::time::now_nanos);
+        let finished = berth_types::time::parse_rfc3339(&status.finished_at)
+            .unwrap_or_else(berth_types::time::now_nanos);
         entry.update(|d| {
             d.state.status = Status::Exited;
             d.state.pid = 0;

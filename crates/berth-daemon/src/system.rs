@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth_api::models::{
-    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion, SystemVersionComponents,
-    SystemVersionPlatform,
+    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemVersion,
+    SystemVersionComponents, SystemVersionPlatform,
 };
 
 use crate::container::Status;
@@ -53,13 +53,18 @@ impl Daemon {
     pub fn version(&self) -> SystemVersion {
         let mut details = HashMap::new();
         details.insert("ApiVersion".to_string(), berth_api::API_VERSION.to_string());
-        details.insert("MinAPIVersion".to_string(), berth_api::MIN_API_VERSION.to_string());
+        details.insert(
+            "MinAPIVersion".to_string(),
+            berth_api::MIN_API_VERSION.to_string(),
+        );
         details.insert("Os".to_string(), "linux".to_string());
         details.insert("Arch".to_string(), arch().to_string());
         details.insert("KernelVersion".to_string(), kernel_version());
         details.insert("Experimental".to_string(), "false".to_string());
         SystemVersion {
-            platform: Some(SystemVersionPlatform { name: "berth".to_string() }),
+            platform: Some(SystemVersionPlatform {
+                name: "berth".to_string(),
+            }),
             components: Some(vec![SystemVersionComponents {
                 name: "Engine".to_string(),
                 version: VERSION.to_string(),
@@ -114,17 +119,29 @@ impl Daemon {
             oom_kill_disable: Some(cgv == "1"),
             ipv4_forwarding: Some(true),
             debug: Some(self.config.debug),
-            nfd: Some(std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0)),
+            nfd: Some(
+                std::fs::read_dir("/proc/self/fd")
+                    .map(|d| d.count() as i64)
+                    .unwrap_or(0),
+            ),
             system_time: Some(berth_types::time::rfc3339_nano(berth_types::time::now_nanos())),
             logging_driver: Some("json-file".to_string()),
             cgroup_driver: Some(SystemInfoCgroupDriverEnum::CGROUPFS),
-            cgroup_version: Some(if cgv == "2" { SystemInfoCgroupVersionEnum::_2 } else { SystemInfoCgroupVersionEnum::_1 }),
+            cgroup_version: Some(if cgv == "2" {
+                SystemInfoCgroupVersionEnum::_2
+            } else {
+                SystemInfoCgroupVersionEnum::_1
+            }),
             kernel_version: Some(kernel_version()),
             operating_system: Some(os),
             os_version: Some(os_version),
             os_type: Some("linux".to_string()),
             architecture: Some(std::env::consts::ARCH.to_string()),
-            ncpu: Some(std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)),
+            ncpu: Some(
+                std::thread::available_parallelism()
+                    .map(|n| n.get() as i64)
+                    .unwrap_or(1),
+            ),
             mem_total: Some(mem_total()),
             index_server_address: Some("https://index.docker.io/v1/".to_string()),
             name: Some(rustix::system::uname().nodename().to_string_lossy().into_owned()),

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
-    LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
-    Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec,
+    Capability, LinuxBuilder, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType,
+    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, Mount, PosixRlimit,
+    PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec,
 };
 use serde::{Deserialize, Serialize};
 
@@ -150,33 +150,91 @@ pub const INIT_BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/docker-
 
 /// Docker's default capabilities.
 pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 ];
 
 /// Every capability the kernel knows, in number order (0 … 40).
 pub const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// Paths Docker hides from containers (a /dev/null bind or an empty read-only tmpfs).
 pub const DEFAULT_MASKED_PATHS: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
 
 /// Paths Docker makes read-only.
-pub const DEFAULT_READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 const CPU_PERIOD: u64 = 100_000;
@@ -197,8 +255,12 @@ pub fn capabilities(privileged: bool, cap_add: &[String], cap_drop: &[String]) -
     // "All" means all this host grants: a capability missing from our own bounding set (a
     // sandboxed host) cannot be given to a container, and asking for it fails the whole start.
     let bounding = host_bounding_set();
-    let all: Vec<String> =
-        ALL_CAPS.iter().enumerate().filter(|(i, _)| bounding & (1u64 << i) != 0).map(|(_, s)| s.to_string()).collect();
+    let all: Vec<String> = ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bounding & (1u64 << i) != 0)
+        .map(|(_, s)| s.to_string())
+        .collect();
     if privileged {
         return Ok(all);
     }
@@ -214,8 +276,11 @@ pub fn capabilities(privileged: bool, cap_add: &[String], cap_drop: &[String]) -
     } else if drop.iter().any(|c| c == "ALL") {
         add.clone()
     } else {
-        let mut v: Vec<String> =
-            DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|c| !drop.contains(c)).collect();
+        let mut v: Vec<String> = DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drop.contains(c))
+            .collect();
         v.extend(add.iter().cloned());
         v
     };
@@ -253,17 +318,48 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Mount {
 }
 
 fn default_mounts(c: &ContainerSpec) -> Vec<Mount> {
-    let shm = if c.shm_size > 0 { c.shm_size } else { DEFAULT_SHM_SIZE };
+    let shm = if c.shm_size > 0 {
+        c.shm_size
+    } else {
+        DEFAULT_SHM_SIZE
+    };
     let shm_opt = format!("size={shm}");
     let sys_mode = if c.privileged { "rw" } else { "ro" };
     let mut v = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
-        mount("/dev/pts", "devpts", "devpts", &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]),
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
         mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", sys_mode]),
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", "relatime", sys_mode]),
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_mode],
+        ),
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", shm_opt.as_str()]),
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", shm_opt.as_str()],
+        ),
     ];
     for m in &c.mounts {
         let mut opts = vec!["rbind", "rprivate"];
@@ -273,12 +369,23 @@ fn default_mounts(c: &ContainerSpec) -> Vec<Mount> {
         v.push(mount(&m.destination, "bind", &m.source.to_string_lossy(), &opts));
     }
     if c.init {
-        v.push(mount(INIT_PATH_IN_CONTAINER, "bind", &c.init_path.to_string_lossy(), &["bind", "ro"]));
+        v.push(mount(
+            INIT_PATH_IN_CONTAINER,
+            "bind",
+            &c.init_path.to_string_lossy(),
+            &["bind", "ro"],
+        ));
     }
     v
 }
 
-fn dev_rule(allow: bool, typ: Option<LinuxDeviceType>, major: Option<i64>, minor: Option<i64>, access: &str) -> LinuxDeviceCgroup {
+fn dev_rule(
+    allow: bool,
+    typ: Option<LinuxDeviceType>,
+    major: Option<i64>,
+    minor: Option<i64>,
+    access: &str,
+) -> LinuxDeviceCgroup {
     let mut d = LinuxDeviceCgroup::default();
     d.set_allow(allow);
     d.set_typ(typ);
@@ -298,15 +405,15 @@ fn device_rules(privileged: bool) -> Vec<LinuxDeviceCgroup> {
         dev_rule(false, None, None, None, "rwm"),
         dev_rule(true, Some(C), None, None, "m"),
         dev_rule(true, Some(B), None, None, "m"),
-        dev_rule(true, Some(C), Some(1), Some(3), "rwm"),   // null
-        dev_rule(true, Some(C), Some(1), Some(5), "rwm"),   // zero
-        dev_rule(true, Some(C), Some(1), Some(7), "rwm"),   // full
-        dev_rule(true, Some(C), Some(1), Some(8), "rwm"),   // random
-        dev_rule(true, Some(C), Some(1), Some(9), "rwm"),   // urandom
-        dev_rule(true, Some(C), Some(5), Some(0), "rwm"),   // tty
-        dev_rule(true, Some(C), Some(5), Some(1), "rwm"),   // console
-        dev_rule(true, Some(C), Some(5), Some(2), "rwm"),   // ptmx
-        dev_rule(true, Some(C), Some(136), None, "rwm"),    // pts/*
+        dev_rule(true, Some(C), Some(1), Some(3), "rwm"), // null
+        dev_rule(true, Some(C), Some(1), Some(5), "rwm"), // zero
+        dev_rule(true, Some(C), Some(1), Some(7), "rwm"), // full
+        dev_rule(true, Some(C), Some(1), Some(8), "rwm"), // random
+        dev_rule(true, Some(C), Some(1), Some(9), "rwm"), // urandom
+        dev_rule(true, Some(C), Some(5), Some(0), "rwm"), // tty
+        dev_rule(true, Some(C), Some(5), Some(1), "rwm"), // console
+        dev_rule(true, Some(C), Some(5), Some(2), "rwm"), // ptmx
+        dev_rule(true, Some(C), Some(136), None, "rwm"),  // pts/*
         dev_rule(false, Some(C), Some(10), Some(229), "rwm"), // fuse
     ]
 }
@@ -318,10 +425,15 @@ fn host_devices() -> Vec<LinuxDevice> {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
         for e in rd.flatten() {
             let p = e.path();
-            let Ok(md) = std::fs::symlink_metadata(&p) else { continue };
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
             let ft = md.file_type();
             if ft.is_dir() {
-                if !matches!(p.to_str(), Some("/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev/fd")) {
+                if !matches!(
+                    p.to_str(),
+                    Some("/dev/pts" | "/dev/shm" | "/dev/mqueue" | "/dev/fd")
+                ) {
                     walk(&p, out);
                 }
                 continue;
@@ -381,18 +493,23 @@ fn rlimit_type(name: &str) -> Option<(PosixRlimitType, rustix::process::Resource
 /// hard), each clamped to the host's hard limit.
 fn rlimits(ulimits: &[Ulimit]) -> Result<Vec<PosixRlimit>, Error> {
     let mut v: Vec<PosixRlimit> = Vec::new();
-    let mut want: Vec<(String, i64, i64)> = ulimits.iter().map(|u| (u.name.clone(), u.soft, u.hard)).collect();
+    let mut want: Vec<(String, i64, i64)> =
+        ulimits.iter().map(|u| (u.name.clone(), u.soft, u.hard)).collect();
     if !want.iter().any(|(n, _, _)| n.eq_ignore_ascii_case("nofile")) {
         want.push(("nofile".into(), 1024, 524_288));
     }
     for (name, soft, hard) in want {
-        let (typ, res) =
-            rlimit_type(&name).ok_or_else(|| Error::InvalidArgument(format!("invalid ulimit type: {name}")))?;
+        let (typ, res) = rlimit_type(&name)
+            .ok_or_else(|| Error::InvalidArgument(format!("invalid ulimit type: {name}")))?;
         let host_hard = rustix::process::getrlimit(res).maximum.unwrap_or(u64::MAX);
         let conv = |x: i64| if x < 0 { u64::MAX } else { x as u64 };
         let hard = conv(hard).min(host_hard);
         let soft = conv(soft).min(hard);
-        let r = PosixRlimitBuilder::default().typ(typ).soft(soft).hard(hard).build()?;
+        let r = PosixRlimitBuilder::default()
+            .typ(typ)
+            .soft(soft)
+            .hard(hard)
+            .build()?;
         v.retain(|x| x.typ() != typ);
         v.push(r);
     }
@@ -493,7 +610,9 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     let mut args = c.args.clone();
     if c.init {
         if c.init_path.as_os_str().is_empty() {
-            return Err(Error::InvalidArgument("--init needs the host path of the init binary (init_path)".into()));
+            return Err(Error::InvalidArgument(
+                "--init needs the host path of the init binary (init_path)".into(),
+            ));
         }
         args.splice(0..0, [INIT_PATH_IN_CONTAINER.to_string(), "--".to_string()]);
     }
@@ -519,8 +638,12 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
         (vec![], vec![])
     } else {
         (
-            c.masked_paths.clone().unwrap_or_else(|| DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect()),
-            c.readonly_paths.clone().unwrap_or_else(|| DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect()),
+            c.masked_paths
+                .clone()
+                .unwrap_or_else(|| DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect()),
+            c.readonly_paths
+                .clone()
+                .unwrap_or_else(|| DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect()),
         )
     };
     let mut linux = LinuxBuilder::default()
@@ -531,7 +654,12 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
         .readonly_paths(readonly)
         .build()?;
     if !c.sysctls.is_empty() {
-        linux.set_sysctl(Some(c.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>()));
+        linux.set_sysctl(Some(
+            c.sysctls
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        ));
     }
     if c.privileged {
         linux.set_devices(Some(host_devices()));
@@ -543,7 +671,11 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     spec.set_version("1.2.0".into());
     spec.set_root(Some(root));
     spec.set_process(Some(process));
-    spec.set_hostname(if c.hostname.is_empty() { None } else { Some(c.hostname.clone()) });
+    spec.set_hostname(if c.hostname.is_empty() {
+        None
+    } else {
+        Some(c.hostname.clone())
+    });
     spec.set_mounts(Some(default_mounts(c)));
     spec.set_linux(Some(linux));
     spec.set_annotations(None);
@@ -569,17 +701,38 @@ mod tests {
 
     #[test]
     fn init_wraps_the_command_and_binds_the_binary() {
-        let s = build_spec(&ContainerSpec { init: true, init_path: "/run/berth/docker-init".into(), ..plain() }).unwrap();
+        let s = build_spec(&ContainerSpec {
+            init: true,
+            init_path: "/run/berth/docker-init".into(),
+            ..plain()
+        })
+        .unwrap();
         let args = s.process().as_ref().unwrap().args().clone().unwrap();
         assert_eq!(args, vec!["/sbin/docker-init", "--", "echo", "hi"]);
-        let m = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/sbin/docker-init")).unwrap();
+        let m = s
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/sbin/docker-init"))
+            .unwrap();
         assert_eq!(m.source().as_deref(), Some(Path::new("/run/berth/docker-init")));
-        assert_eq!(m.options().as_ref().unwrap(), &vec!["bind".to_string(), "ro".into()]);
-        assert!(build_spec(&ContainerSpec { init: true, ..plain() }).is_err());
+        assert_eq!(
+            m.options().as_ref().unwrap(),
+            &vec!["bind".to_string(), "ro".into()]
+        );
+        assert!(build_spec(&ContainerSpec {
+            init: true,
+            ..plain()
+        })
+        .is_err());
         // The embedded init is a static ELF executable.
         assert_eq!(&INIT_BINARY[..4], b"\x7fELF");
         let plain = build_spec(&plain()).unwrap();
-        assert_eq!(plain.process().as_ref().unwrap().args().as_ref().unwrap()[0], "echo");
+        assert_eq!(
+            plain.process().as_ref().unwrap().args().as_ref().unwrap()[0],
+            "echo"
+        );
     }
 
     fn names(set: &Option<HashSet<Capability>>) -> Vec<String> {
@@ -607,17 +760,41 @@ mod tests {
         assert!(caps.ambient().is_none() && caps.inheritable().is_none());
         let l = s.linux().as_ref().unwrap();
         assert_eq!(l.cgroups_path().as_deref(), Some(Path::new("/berth/abc123")));
-        assert!(l.masked_paths().as_ref().unwrap().contains(&"/proc/kcore".to_string()));
-        assert!(l.readonly_paths().as_ref().unwrap().contains(&"/proc/sys".to_string()));
+        assert!(l
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/kcore".to_string()));
+        assert!(l
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sys".to_string()));
         assert!(l.seccomp().is_some());
         let ns: Vec<_> = l.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
         assert!(ns.contains(&LinuxNamespaceType::Network) && ns.contains(&LinuxNamespaceType::Pid));
         let mounts = s.mounts().as_ref().unwrap();
-        let shm = mounts.iter().find(|m| m.destination() == Path::new("/dev/shm")).unwrap();
-        assert!(shm.options().as_ref().unwrap().contains(&"size=67108864".to_string()));
-        let sys = mounts.iter().find(|m| m.destination() == Path::new("/sys")).unwrap();
+        let shm = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+            .unwrap();
+        assert!(shm
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"size=67108864".to_string()));
+        let sys = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .unwrap();
         assert!(sys.options().as_ref().unwrap().contains(&"ro".to_string()));
-        let nofile = p.rlimits().as_ref().unwrap().iter().find(|r| r.typ() == PosixRlimitType::RlimitNofile).unwrap();
+        let nofile = p
+            .rlimits()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+            .unwrap();
         assert!(nofile.soft() <= 1024 && nofile.hard() <= 524_288);
         assert_eq!(s.root().as_ref().unwrap().readonly(), Some(false));
         assert_eq!(s.hostname().as_deref(), Some("abc123"));
@@ -628,7 +805,12 @@ mod tests {
 
     #[test]
     fn privileged_gets_everything() {
-        let s = build_spec(&ContainerSpec { privileged: true, cap_drop: vec!["ALL".into()], ..plain() }).unwrap();
+        let s = build_spec(&ContainerSpec {
+            privileged: true,
+            cap_drop: vec!["ALL".into()],
+            ..plain()
+        })
+        .unwrap();
         let caps = s.process().as_ref().unwrap().capabilities().as_ref().unwrap();
         assert_eq!(caps.bounding().as_ref().unwrap().len(), host_caps());
         let l = s.linux().as_ref().unwrap();
@@ -637,13 +819,21 @@ mod tests {
         assert!(l.readonly_paths().as_ref().unwrap().is_empty());
         let dev = &l.resources().as_ref().unwrap().devices().as_ref().unwrap()[0];
         assert!(dev.allow() && dev.access().as_deref() == Some("rwm") && dev.typ().is_none());
-        let sys = s.mounts().as_ref().unwrap().iter().find(|m| m.destination() == Path::new("/sys")).unwrap();
+        let sys = s
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/sys"))
+            .unwrap();
         assert!(sys.options().as_ref().unwrap().contains(&"rw".to_string()));
     }
 
     /// How many of the known capabilities this host's bounding set holds.
     fn host_caps() -> usize {
-        (0..ALL_CAPS.len()).filter(|i| host_bounding_set() & (1u64 << i) != 0).count()
+        (0..ALL_CAPS.len())
+            .filter(|i| host_bounding_set() & (1u64 << i) != 0)
+            .count()
     }
 
     #[test]
@@ -653,15 +843,27 @@ mod tests {
         assert!(!c.contains(&"CAP_CHOWN".to_string()) && !c.contains(&"CAP_KILL".to_string()));
         assert_eq!(c.len(), DEFAULT_CAPS.len() - 1);
         let c = capabilities(false, &["ALL".into()], &["sys_admin".into()]).unwrap();
-        assert_eq!(c.len(), host_caps() - usize::from(host_bounding_set() & (1 << 21) != 0));
+        assert_eq!(
+            c.len(),
+            host_caps() - usize::from(host_bounding_set() & (1 << 21) != 0)
+        );
         let c = capabilities(false, &["NET_RAW".into()], &["all".into()]).unwrap();
         assert_eq!(c, vec!["CAP_NET_RAW".to_string()]);
         let err = capabilities(false, &["FOO".into()], &[]).unwrap_err();
         assert_eq!(err.to_string(), "unknown capability: \"CAP_FOO\"");
         // seccomp follows the capability set
-        let s = build_spec(&ContainerSpec { cap_add: vec!["SYS_ADMIN".into()], ..plain() }).unwrap();
+        let s = build_spec(&ContainerSpec {
+            cap_add: vec!["SYS_ADMIN".into()],
+            ..plain()
+        })
+        .unwrap();
         let sc = s.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
-        assert!(sc.syscalls().as_ref().unwrap().iter().any(|r| r.names().contains(&"mount".to_string())));
+        assert!(sc
+            .syscalls()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|r| r.names().contains(&"mount".to_string())));
     }
 
     #[test]
@@ -672,7 +874,11 @@ mod tests {
             cpu_shares: 512,
             pids_limit: Some(10),
             cpuset_cpus: "0".into(),
-            ulimits: vec![Ulimit { name: "nproc".into(), soft: 100, hard: 200 }],
+            ulimits: vec![Ulimit {
+                name: "nproc".into(),
+                soft: 100,
+                hard: 200,
+            }],
             ..plain()
         };
         let s = build_spec(&c).unwrap();
@@ -680,14 +886,26 @@ mod tests {
         let m = r.memory().as_ref().unwrap();
         assert_eq!((m.limit(), m.swap()), (Some(64 << 20), Some(128 << 20)));
         let cpu = r.cpu().as_ref().unwrap();
-        assert_eq!((cpu.quota(), cpu.period(), cpu.shares()), (Some(150_000), Some(100_000), Some(512)));
+        assert_eq!(
+            (cpu.quota(), cpu.period(), cpu.shares()),
+            (Some(150_000), Some(100_000), Some(512))
+        );
         assert_eq!(cpu.cpus().as_deref(), Some("0"));
         assert_eq!(r.pids().as_ref().unwrap().limit(), 10);
         let rl = s.process().as_ref().unwrap().rlimits().as_ref().unwrap().clone();
-        let nproc = rl.iter().find(|r| r.typ() == PosixRlimitType::RlimitNproc).unwrap();
+        let nproc = rl
+            .iter()
+            .find(|r| r.typ() == PosixRlimitType::RlimitNproc)
+            .unwrap();
         assert!(nproc.soft() <= 100 && nproc.hard() <= 200);
         // unlimited swap and unlimited pids
-        let s = build_spec(&ContainerSpec { memory: 1 << 30, memory_swap: -1, pids_limit: Some(0), ..plain() }).unwrap();
+        let s = build_spec(&ContainerSpec {
+            memory: 1 << 30,
+            memory_swap: -1,
+            pids_limit: Some(0),
+            ..plain()
+        })
+        .unwrap();
         let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap().clone();
         assert_eq!(r.memory().as_ref().unwrap().swap(), Some(-1));
         assert_eq!(r.pids().as_ref().unwrap().limit(), -1);
@@ -695,34 +913,65 @@ mod tests {
 
     #[test]
     fn rlimits_are_clamped_to_the_host() {
-        let host = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum.unwrap_or(u64::MAX);
-        let r = rlimits(&[Ulimit { name: "nofile".into(), soft: i64::MAX, hard: i64::MAX }]).unwrap();
+        let host = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .maximum
+            .unwrap_or(u64::MAX);
+        let r = rlimits(&[Ulimit {
+            name: "nofile".into(),
+            soft: i64::MAX,
+            hard: i64::MAX,
+        }])
+        .unwrap();
         assert_eq!(r[0].hard(), host);
         assert!(r[0].soft() <= host);
-        assert!(rlimits(&[Ulimit { name: "bogus".into(), soft: 1, hard: 1 }]).is_err());
+        assert!(rlimits(&[Ulimit {
+            name: "bogus".into(),
+            soft: 1,
+            hard: 1
+        }])
+        .is_err());
     }
 
     #[test]
     fn readonly_rootfs_and_host_network() {
-        let s = build_spec(&ContainerSpec { readonly_rootfs: true, network: NetworkMode::Host, ..plain() }).unwrap();
+        let s = build_spec(&ContainerSpec {
+            readonly_rootfs: true,
+            network: NetworkMode::Host,
+            ..plain()
+        })
+        .unwrap();
         assert_eq!(s.root().as_ref().unwrap().readonly(), Some(true));
         let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
         assert!(!ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
-        let s = build_spec(&ContainerSpec { network: NetworkMode::Path("/run/berth/netns/x".into()), ..plain() }).unwrap();
+        let s = build_spec(&ContainerSpec {
+            network: NetworkMode::Path("/run/berth/netns/x".into()),
+            ..plain()
+        })
+        .unwrap();
         let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
-        let net = ns.iter().find(|n| n.typ() == LinuxNamespaceType::Network).unwrap();
+        let net = ns
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .unwrap();
         assert_eq!(net.path().as_deref(), Some(Path::new("/run/berth/netns/x")));
     }
 
     #[test]
     fn binds_follow_defaults() {
         let c = ContainerSpec {
-            mounts: vec![MountPoint { source: "/h/hosts".into(), destination: "/etc/hosts".into(), read_only: true }],
+            mounts: vec![MountPoint {
+                source: "/h/hosts".into(),
+                destination: "/etc/hosts".into(),
+                read_only: true,
+            }],
             ..plain()
         };
         let s = build_spec(&c).unwrap();
         let m = s.mounts().as_ref().unwrap().last().unwrap().clone();
         assert_eq!(m.destination(), Path::new("/etc/hosts"));
-        assert_eq!(m.options().as_ref().unwrap(), &vec!["rbind".to_string(), "rprivate".into(), "ro".into()]);
+        assert_eq!(
+            m.options().as_ref().unwrap(),
+            &vec!["rbind".to_string(), "rprivate".into(), "ro".into()]
+        );
     }
 }

@@ -35,11 +35,21 @@ impl ExecError {
 }
 
 fn open_root(rootfs: &Path) -> std::io::Result<OwnedFd> {
-    Ok(rustix::fs::open(rootfs, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+    Ok(rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 fn open_in_root(root: &OwnedFd, path: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(root, path, flags | OFlags::CLOEXEC, Mode::empty(), ResolveFlags::IN_ROOT)
+    rustix::fs::openat2(
+        root,
+        path,
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )
 }
 
 /// Reads a small file of the container (`/etc/passwd`); `None` when it does not exist.
@@ -59,9 +69,15 @@ fn read_in_root(root: &OwnedFd, path: &str) -> std::io::Result<Option<String>> {
 /// container's `/etc/passwd` and `/etc/group`, read confined to `rootfs`. Returns
 /// `(uid, gid, additional gids)`; the additional gids are the groups listing the user as a member.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), Error> {
-    let io = |err| Error::Io { err, path: rootfs.to_path_buf(), op: "read user database in" };
+    let io = |err| Error::Io {
+        err,
+        path: rootfs.to_path_buf(),
+        op: "read user database in",
+    };
     let root = open_root(rootfs).map_err(io)?;
-    let passwd = read_in_root(&root, "/etc/passwd").map_err(io)?.unwrap_or_default();
+    let passwd = read_in_root(&root, "/etc/passwd")
+        .map_err(io)?
+        .unwrap_or_default();
     let group = read_in_root(&root, "/etc/group").map_err(io)?.unwrap_or_default();
     resolve_user_in(&passwd, &group, user)
 }
@@ -93,7 +109,9 @@ fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, V
         (Some(f), _) => (Some(f.0), f.1, f.2),
         (None, Some(n)) => (None, n, 0),
         (None, None) => {
-            return Err(Error::User(format!("unable to find user {u}: no matching entries in passwd file")))
+            return Err(Error::User(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            )))
         }
     };
     // name:x:gid:member,member
@@ -102,7 +120,10 @@ fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, V
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
             (f.len() >= 3).then(|| {
-                let members = f.get(3).map(|m| m.split(',').map(str::trim).filter(|m| !m.is_empty()).collect()).unwrap_or_default();
+                let members = f
+                    .get(3)
+                    .map(|m| m.split(',').map(str::trim).filter(|m| !m.is_empty()).collect())
+                    .unwrap_or_default();
                 (f[0], f[2].parse::<u32>().ok(), members)
             })
         })
@@ -114,7 +135,11 @@ fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, V
                 .iter()
                 .find(|(n, _, _)| *n == g)
                 .and_then(|(_, id, _)| *id)
-                .ok_or_else(|| Error::User(format!("unable to find group {g}: no matching entries in group file")))?,
+                .ok_or_else(|| {
+                    Error::User(format!(
+                        "unable to find group {g}: no matching entries in group file"
+                    ))
+                })?,
         };
     }
     let mut extra = Vec::new();
@@ -172,25 +197,43 @@ pub fn check_executable(rootfs: &Path, args0: &str, path_env: &str, cwd: &str) -
     let cwd = if cwd.is_empty() { "/" } else { cwd };
     let root = open_root(rootfs).map_err(|e| ExecError::NotFound(format!("exec: \"{args0}\": {e}")))?;
     if args0.is_empty() {
-        return Err(ExecError::NotFound("exec: \"\": executable file not found in $PATH".into()));
+        return Err(ExecError::NotFound(
+            "exec: \"\": executable file not found in $PATH".into(),
+        ));
     }
     if args0.contains('/') {
-        let full = if args0.starts_with('/') { args0.to_string() } else { join(cwd, args0) };
+        let full = if args0.starts_with('/') {
+            args0.to_string()
+        } else {
+            join(cwd, args0)
+        };
         return match probe(&root, &full) {
             Probe::Executable => Ok(()),
-            Probe::Missing => Err(ExecError::NotFound(format!("exec: \"{args0}\": stat {args0}: no such file or directory"))),
-            Probe::Dir => Err(ExecError::CannotExecute(format!("exec: \"{args0}\": is a directory"))),
-            Probe::NotExecutable => Err(ExecError::CannotExecute(format!("exec: \"{args0}\": permission denied"))),
+            Probe::Missing => Err(ExecError::NotFound(format!(
+                "exec: \"{args0}\": stat {args0}: no such file or directory"
+            ))),
+            Probe::Dir => Err(ExecError::CannotExecute(format!(
+                "exec: \"{args0}\": is a directory"
+            ))),
+            Probe::NotExecutable => Err(ExecError::CannotExecute(format!(
+                "exec: \"{args0}\": permission denied"
+            ))),
         };
     }
     for dir in path_env.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
-        let dir = if dir.starts_with('/') { dir.to_string() } else { join(cwd, dir) };
+        let dir = if dir.starts_with('/') {
+            dir.to_string()
+        } else {
+            join(cwd, dir)
+        };
         if let Probe::Executable = probe(&root, &join(&dir, args0)) {
             return Ok(());
         }
     }
-    Err(ExecError::NotFound(format!("exec: \"{args0}\": executable file not found in $PATH")))
+    Err(ExecError::NotFound(format!(
+        "exec: \"{args0}\": executable file not found in $PATH"
+    )))
 }
 
 #[cfg(test)]
@@ -204,10 +247,19 @@ mod tests {
     #[test]
     fn resolves_names_ids_and_groups() {
         assert_eq!(resolve_user_in(PASSWD, GROUP, "").unwrap(), (0, 0, vec![10]));
-        assert_eq!(resolve_user_in(PASSWD, GROUP, "www").unwrap(), (33, 33, vec![33, 50]));
+        assert_eq!(
+            resolve_user_in(PASSWD, GROUP, "www").unwrap(),
+            (33, 33, vec![33, 50])
+        );
         assert_eq!(resolve_user_in(PASSWD, GROUP, "1000").unwrap(), (1000, 0, vec![]));
-        assert_eq!(resolve_user_in(PASSWD, GROUP, "1000:7").unwrap(), (1000, 7, vec![]));
-        assert_eq!(resolve_user_in(PASSWD, GROUP, "nobody:staff").unwrap(), (65534, 50, vec![50]));
+        assert_eq!(
+            resolve_user_in(PASSWD, GROUP, "1000:7").unwrap(),
+            (1000, 7, vec![])
+        );
+        assert_eq!(
+            resolve_user_in(PASSWD, GROUP, "nobody:staff").unwrap(),
+            (65534, 50, vec![50])
+        );
         assert_eq!(
             resolve_user_in(PASSWD, GROUP, "bob").unwrap_err().to_string(),
             "unable to find user bob: no matching entries in passwd file"
@@ -241,13 +293,22 @@ mod tests {
         assert_eq!(check_executable(r, "echo", "/usr/bin:/bin", "/"), Ok(()));
         assert_eq!(check_executable(r, "/bin/echo", "", "/"), Ok(()));
         let e = check_executable(r, "nope", "/usr/bin:/bin", "/").unwrap_err();
-        assert_eq!((e.to_string().as_str(), e.exit_code()), ("exec: \"nope\": executable file not found in $PATH", 127));
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_code()),
+            ("exec: \"nope\": executable file not found in $PATH", 127)
+        );
         let e = check_executable(r, "/x", "/bin", "/").unwrap_err();
         assert_eq!(e.to_string(), "exec: \"/x\": stat /x: no such file or directory");
         let e = check_executable(r, "/etc/passwd", "/bin", "/").unwrap_err();
-        assert_eq!((e.to_string().as_str(), e.exit_code()), ("exec: \"/etc/passwd\": permission denied", 126));
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_code()),
+            ("exec: \"/etc/passwd\": permission denied", 126)
+        );
         let e = check_executable(r, "/etc", "/bin", "/").unwrap_err();
-        assert_eq!((e.to_string().as_str(), e.exit_code()), ("exec: \"/etc\": is a directory", 126));
+        assert_eq!(
+            (e.to_string().as_str(), e.exit_code()),
+            ("exec: \"/etc\": is a directory", 126)
+        );
         assert_eq!(check_executable(r, "./echo", "", "/bin"), Ok(()));
     }
 }

@@ -103,7 +103,11 @@ pub enum Request {
     /// connection drops the process keeps running and its output is discarded.
     Exec { process: ExecProcess },
     /// Resize the pty of a running exec.
-    ResizeExec { exec_id: String, height: u16, width: u16 },
+    ResizeExec {
+        exec_id: String,
+        height: u16,
+        width: u16,
+    },
     /// Freeze every process of the container (cgroup freezer); an error when it is not running.
     Pause,
     /// Thaw a paused container.
@@ -199,7 +203,10 @@ pub fn parse_header(h: [u8; 5]) -> io::Result<(FrameKind, usize)> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unknown frame kind {}", h[0])))?;
     let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame of {len} bytes is too large")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
     }
     Ok((kind, len))
 }
@@ -240,7 +247,10 @@ pub fn call(stream: &mut (impl Read + Write), req: &Request) -> io::Result<Respo
     write_json(stream, FrameKind::Request, req)?;
     match read_frame(stream)? {
         Some((FrameKind::Response, body)) => serde_json::from_slice(&body).map_err(io::Error::other),
-        Some((k, _)) => Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected response, got {k:?}"))),
+        Some((k, _)) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("expected response, got {k:?}"),
+        )),
         None => Err(io::ErrorKind::UnexpectedEof.into()),
     }
 }
@@ -252,14 +262,31 @@ mod tests {
     #[test]
     fn frames_round_trip() {
         let mut buf = Vec::new();
-        write_json(&mut buf, FrameKind::Request, &Request::Kill { signal: 15, all: false }).unwrap();
+        write_json(
+            &mut buf,
+            FrameKind::Request,
+            &Request::Kill {
+                signal: 15,
+                all: false,
+            },
+        )
+        .unwrap();
         write_frame(&mut buf, FrameKind::Stdout, b"hi\n").unwrap();
         let mut r = &buf[..];
         let (k, body) = read_frame(&mut r).unwrap().unwrap();
         assert_eq!(k, FrameKind::Request);
         let req: Request = serde_json::from_slice(&body).unwrap();
-        assert_eq!(req, Request::Kill { signal: 15, all: false });
-        assert_eq!(read_frame(&mut r).unwrap(), Some((FrameKind::Stdout, b"hi\n".to_vec())));
+        assert_eq!(
+            req,
+            Request::Kill {
+                signal: 15,
+                all: false
+            }
+        );
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((FrameKind::Stdout, b"hi\n".to_vec()))
+        );
         assert_eq!(read_frame(&mut r).unwrap(), None);
     }
 
@@ -271,21 +298,43 @@ mod tests {
 
     #[test]
     fn request_json_is_tagged() {
-        let s = serde_json::to_string(&Request::Resize { height: 30, width: 100 }).unwrap();
+        let s = serde_json::to_string(&Request::Resize {
+            height: 30,
+            width: 100,
+        })
+        .unwrap();
         assert_eq!(s, r#"{"op":"resize","height":30,"width":100}"#);
     }
 
     #[test]
     fn exec_request_round_trips() {
         let req = Request::Exec {
-            process: ExecProcess { exec_id: "ab".into(), args: vec!["true".into()], tty: true, ..Default::default() },
+            process: ExecProcess {
+                exec_id: "ab".into(),
+                args: vec!["true".into()],
+                tty: true,
+                ..Default::default()
+            },
         };
         let s = serde_json::to_string(&req).unwrap();
         assert!(s.starts_with(r#"{"op":"exec","process":{"exec_id":"ab""#), "{s}");
         assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), req);
-        assert_eq!(serde_json::to_string(&Request::Pause).unwrap(), r#"{"op":"pause"}"#);
-        assert_eq!(serde_json::to_string(&Request::Resume).unwrap(), r#"{"op":"resume"}"#);
-        let r = Request::ResizeExec { exec_id: "ab".into(), height: 1, width: 2 };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"op":"resize_exec","exec_id":"ab","height":1,"width":2}"#);
+        assert_eq!(
+            serde_json::to_string(&Request::Pause).unwrap(),
+            r#"{"op":"pause"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Resume).unwrap(),
+            r#"{"op":"resume"}"#
+        );
+        let r = Request::ResizeExec {
+            exec_id: "ab".into(),
+            height: 1,
+            width: 2,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"op":"resize_exec","exec_id":"ab","height":1,"width":2}"#
+        );
     }
 }

@@ -33,14 +33,21 @@ pub struct Failure {
 
 impl Failure {
     pub(crate) fn new(message: impl Into<String>) -> Self {
-        Failure { message: message.into(), exit_code: None }
+        Failure {
+            message: message.into(),
+            exit_code: None,
+        }
     }
 }
 
 /// The container's stdio as the shim holds it.
 pub enum Stdio {
     /// Pipes: the write end of the container's stdin (None = /dev/null), read ends of stdout/stderr.
-    Pipes { stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: OwnedFd },
+    Pipes {
+        stdin: Option<OwnedFd>,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
     /// The pty master (stdin and output both).
     Pty(OwnedFd),
 }
@@ -77,7 +84,11 @@ pub fn cleanup_rootfs(bundle: &Path) {
 
 /// The container's ends of its stdio, handed to libcontainer in the creator.
 pub(crate) enum ContainerSide {
-    Pipes { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    Pipes {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
     Console(PathBuf),
 }
 
@@ -95,7 +106,8 @@ impl ContainerSide {
         tty: bool,
         stdin: bool,
     ) -> Result<(Option<OurPipes>, ContainerSide, Option<UnixListener>), Failure> {
-        let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
+        let pipe =
+            || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
         if tty {
             let console = bundle.join(console_name);
             let _ = std::fs::remove_file(&console);
@@ -109,17 +121,30 @@ impl ContainerSide {
             let (r, w) = pipe()?;
             (r, Some(w))
         } else {
-            let null = std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
+            let null =
+                std::fs::File::open("/dev/null").map_err(|e| Failure::new(format!("open /dev/null: {e}")))?;
             (OwnedFd::from(null), None)
         };
-        Ok((Some((in_w, out_r, err_r)), ContainerSide::Pipes { stdin: in_r, stdout: out_w, stderr: err_w }, None))
+        Ok((
+            Some((in_w, out_r, err_r)),
+            ContainerSide::Pipes {
+                stdin: in_r,
+                stdout: out_w,
+                stderr: err_w,
+            },
+            None,
+        ))
     }
 
     /// Hands the process's side to libcontainer.
     pub(crate) fn apply(self, builder: ContainerBuilder) -> ContainerBuilder {
         match self {
             ContainerSide::Console(path) => builder.with_console_socket(Some(path)),
-            ContainerSide::Pipes { stdin, stdout, stderr } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
+            ContainerSide::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => builder.with_stdin(stdin).with_stdout(stdout).with_stderr(stderr),
         }
     }
 }
@@ -132,8 +157,11 @@ pub fn create(cfg: &ShimConfig, bundle: &Path, ready: &mut Option<OwnedFd>) -> R
     }
     // The daemon's socket; listening before create keeps failure cleanup simple.
     let _ = std::fs::remove_file(&cfg.socket);
-    let listener = UnixListener::bind(&cfg.socket).map_err(|e| Failure::new(format!("listen on {}: {e}", cfg.socket)))?;
-    listener.set_nonblocking(true).map_err(|e| Failure::new(e.to_string()))?;
+    let listener = UnixListener::bind(&cfg.socket)
+        .map_err(|e| Failure::new(format!("listen on {}: {e}", cfg.socket)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Failure::new(e.to_string()))?;
     let res = create_listening(cfg, bundle, ready, listener);
     if res.is_err() {
         let _ = std::fs::remove_file(&cfg.socket);
@@ -149,7 +177,8 @@ fn create_listening(
 ) -> Result<Created, Failure> {
     let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
     let console = bundle.join("console.sock");
-    let (ours, theirs, console_listener) = ContainerSide::new(bundle, "console.sock", cfg.tty, cfg.open_stdin)?;
+    let (ours, theirs, console_listener) =
+        ContainerSide::new(bundle, "console.sock", cfg.tty, cfg.open_stdin)?;
     let (report_r, report_w) = pipe()?;
 
     let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
@@ -161,8 +190,16 @@ fn create_listening(
         drop(console_listener);
         drop(report_r);
         let report = match creator_main(cfg, bundle, theirs) {
-            Ok((pid, cgroup_path)) => Report { pid: Some(pid), cgroup_path, failure: None },
-            Err(f) => Report { pid: None, cgroup_path: String::new(), failure: Some(f) },
+            Ok((pid, cgroup_path)) => Report {
+                pid: Some(pid),
+                cgroup_path,
+                failure: None,
+            },
+            Err(f) => Report {
+                pid: None,
+                cgroup_path: String::new(),
+                failure: Some(f),
+            },
         };
         let mut line = serde_json::to_vec(&report).unwrap_or_default();
         line.push(b'\n');
@@ -174,22 +211,35 @@ fn create_listening(
     // One line, not EOF: the init holds a copy of the write end until it execs.
     let mut line = String::new();
     let read = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
-    let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(creator), rustix::process::WaitOptions::empty());
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(creator),
+        rustix::process::WaitOptions::empty(),
+    );
     let _ = std::fs::remove_file(&console);
     let report: Report = match read.ok().and_then(|_| serde_json::from_str(&line).ok()) {
         Some(r) => r,
         None => {
             crate::runtime::delete(bundle, &cfg.id);
             cleanup_rootfs(bundle);
-            return Err(Failure::new("the runtime process died while creating the container"));
+            return Err(Failure::new(
+                "the runtime process died while creating the container",
+            ));
         }
     };
     if let Some(f) = report.failure {
         return Err(f);
     }
-    let pid = report.pid.ok_or_else(|| Failure::new("runtime reported no pid"))?;
+    let pid = report
+        .pid
+        .ok_or_else(|| Failure::new("runtime reported no pid"))?;
     match watch(cfg, pid, ours, console_listener) {
-        Ok((pidfd, stdio)) => Ok(Created { pid, pidfd, stdio, listener, cgroup_path: report.cgroup_path }),
+        Ok((pidfd, stdio)) => Ok(Created {
+            pid,
+            pidfd,
+            stdio,
+            listener,
+            cgroup_path: report.cgroup_path,
+        }),
         Err(f) => {
             crate::runtime::delete(bundle, &cfg.id);
             reap_all();
@@ -215,18 +265,34 @@ fn watch(
         (Some(l), _) => {
             let master = receive_pty(&l).map_err(|e| Failure::new(format!("receive pty master: {e}")))?;
             if let Some((h, w)) = cfg.console_size {
-                let ws = rustix::termios::Winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
+                let ws = rustix::termios::Winsize {
+                    ws_row: h,
+                    ws_col: w,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
                 if let Err(e) = rustix::termios::tcsetwinsize(&master, ws) {
                     eprintln!("berth-shim: set console size: {e}");
                 }
             }
             Stdio::Pty(master)
         }
-        (None, Some((stdin, stdout, stderr))) => Stdio::Pipes { stdin, stdout, stderr },
+        (None, Some((stdin, stdout, stderr))) => Stdio::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        },
         (None, None) => return Err(Failure::new("no stdio")),
     };
     let fds: Vec<&OwnedFd> = match &stdio {
-        Stdio::Pipes { stdin, stdout, stderr } => [Some(stdout), Some(stderr), stdin.as_ref()].into_iter().flatten().collect(),
+        Stdio::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => [Some(stdout), Some(stderr), stdin.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect(),
         Stdio::Pty(m) => vec![m],
     };
     for fd in fds {
@@ -242,7 +308,8 @@ fn creator_main(cfg: &ShimConfig, bundle: &Path, side: ContainerSide) -> Result<
         eprintln!("berth-shim: reset SIGPIPE: {e}");
     }
     let rootfs = rootfs_dir(bundle);
-    std::fs::create_dir_all(&rootfs).map_err(|e| Failure::new(format!("create {}: {e}", rootfs.display())))?;
+    std::fs::create_dir_all(&rootfs)
+        .map_err(|e| Failure::new(format!("create {}: {e}", rootfs.display())))?;
     if !cfg.rootfs.is_empty() {
         berth_sys::mount::mount_all(&cfg.rootfs, &rootfs).map_err(|e| Failure::new(e.to_string()))?;
     }
@@ -254,18 +321,31 @@ fn creator_main(cfg: &ShimConfig, bundle: &Path, side: ContainerSide) -> Result<
 }
 
 pub(crate) fn env_path(env: &[String]) -> &str {
-    env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("")
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("")
 }
 
-fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: ContainerSide) -> Result<(i32, String), Failure> {
+fn create_mounted(
+    cfg: &ShimConfig,
+    bundle: &Path,
+    rootfs: &Path,
+    side: ContainerSide,
+) -> Result<(i32, String), Failure> {
     let config_path = bundle.join("config.json");
-    let raw = std::fs::read(&config_path).map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
-    let mut spec: Spec =
-        serde_json::from_slice(&raw).map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
+    let raw = std::fs::read(&config_path)
+        .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
+    let mut spec: Spec = serde_json::from_slice(&raw)
+        .map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
 
     // -u, resolved inside the container's own /etc.
-    let (uid, gid, extra) = berth_runtime::resolve_user(rootfs, &cfg.user).map_err(|e| Failure::new(e.to_string()))?;
-    let process = spec.process_mut().as_mut().ok_or_else(|| Failure::new("config.json has no process"))?;
+    let (uid, gid, extra) =
+        berth_runtime::resolve_user(rootfs, &cfg.user).map_err(|e| Failure::new(e.to_string()))?;
+    let process = spec
+        .process_mut()
+        .as_mut()
+        .ok_or_else(|| Failure::new("config.json has no process"))?;
     let user = process.user_mut();
     user.set_uid(uid);
     user.set_gid(gid);
@@ -283,8 +363,10 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
         all => all,
     };
     let arg0 = cmd.first().map(String::as_str).unwrap_or("");
-    berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd)
-        .map_err(|e| Failure { message: e.to_string(), exit_code: Some(e.exit_code()) })?;
+    berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd).map_err(|e| Failure {
+        message: e.to_string(),
+        exit_code: Some(e.exit_code()),
+    })?;
     if let Some(root) = spec.root_mut() {
         root.set_path(rootfs.to_path_buf());
     }
@@ -302,12 +384,19 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
     let mut executor = None;
     let profile = spec.linux_mut().as_mut().and_then(|l| l.seccomp_mut().take());
     if let Some(profile) = profile {
-        let process = spec.process_mut().as_mut().ok_or_else(|| Failure::new("config.json has no process"))?;
+        let process = spec
+            .process_mut()
+            .as_mut()
+            .ok_or_else(|| Failure::new("config.json has no process"))?;
         let caps = process.capabilities().clone().unwrap_or_default();
         process.set_capabilities(Some(crate::seccomp::late_seccomp_caps(&caps)));
-        executor = Some(crate::seccomp::ConfinedExecutor::new(Some(crate::seccomp::filter(cfg, bundle, profile)), &caps));
+        executor = Some(crate::seccomp::ConfinedExecutor::new(
+            Some(crate::seccomp::filter(cfg, bundle, profile)),
+            &caps,
+        ));
         lc_bundle = bundle.join("runtime-spec");
-        std::fs::create_dir_all(&lc_bundle).map_err(|e| Failure::new(format!("create {}: {e}", lc_bundle.display())))?;
+        std::fs::create_dir_all(&lc_bundle)
+            .map_err(|e| Failure::new(format!("create {}: {e}", lc_bundle.display())))?;
         let lc_body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
         std::fs::write(lc_bundle.join("config.json"), lc_body)
             .map_err(|e| Failure::new(format!("write {}: {e}", lc_bundle.display())))?;
@@ -320,20 +409,33 @@ fn create_mounted(cfg: &ShimConfig, bundle: &Path, rootfs: &Path, side: Containe
         .unwrap_or_default();
 
     let runtime_root = bundle.join("runtime");
-    std::fs::create_dir_all(&runtime_root).map_err(|e| Failure::new(format!("create {}: {e}", runtime_root.display())))?;
+    std::fs::create_dir_all(&runtime_root)
+        .map_err(|e| Failure::new(format!("create {}: {e}", runtime_root.display())))?;
     let log_offset = std::fs::metadata(&cfg.runtime_log).map(|m| m.len()).unwrap_or(0);
     let lc = |e: libcontainer::error::LibcontainerError| {
         Failure::new(with_logged_cause(e.to_string(), &cfg.runtime_log, log_offset))
     };
-    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default()).with_root_path(&runtime_root).map_err(lc)?;
+    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .with_root_path(&runtime_root)
+        .map_err(lc)?;
     builder = side.apply(builder);
     if let Some(e) = executor {
         builder = builder.with_executor(e);
     }
-    let container = builder.as_init(&lc_bundle).with_systemd(false).with_detach(true).build().map_err(lc)?;
+    let container = builder
+        .as_init(&lc_bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(lc)?;
     // From here a failure must delete the container again.
     let mut guard = DeleteOnDrop(Some(container));
-    let pid = guard.0.as_ref().and_then(|c| c.pid()).map(|p| p.as_raw()).ok_or_else(|| Failure::new("runtime reported no pid"))?;
+    let pid = guard
+        .0
+        .as_ref()
+        .and_then(|c| c.pid())
+        .map(|p| p.as_raw())
+        .ok_or_else(|| Failure::new("runtime reported no pid"))?;
     if cfg.loopback_up {
         loopback_up(pid).map_err(|e| Failure::new(format!("bring up lo in the container: {e}")))?;
     }
@@ -359,7 +461,9 @@ impl Drop for DeleteOnDrop {
 fn reap_all() {
     use rustix::process::{waitid, WaitId, WaitIdOptions};
     // __WALL: an init not (yet) re-parented to us is a clone child without an exit signal.
-    let opts = WaitIdOptions::from_bits_retain(WaitIdOptions::EXITED.bits() | WaitIdOptions::NOHANG.bits() | 0x4000_0000);
+    let opts = WaitIdOptions::from_bits_retain(
+        WaitIdOptions::EXITED.bits() | WaitIdOptions::NOHANG.bits() | 0x4000_0000,
+    );
     while let Ok(Some(_)) = waitid(WaitId::All, opts) {}
 }
 

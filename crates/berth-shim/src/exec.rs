@@ -54,7 +54,12 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
     }
     let pipe = || rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")));
     // A short, unique console socket name: the exec ID is 64 hex, its first 16 suffice here.
-    let tag: String = p.exec_id.chars().filter(char::is_ascii_alphanumeric).take(16).collect();
+    let tag: String = p
+        .exec_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
     let console_name = format!("exec-{tag}-{}.sock", std::process::id());
     let console = bundle.join(&console_name);
     let (ours, theirs, console_listener) = ContainerSide::new(bundle, &console_name, p.tty, p.stdin)?;
@@ -68,8 +73,14 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
             drop(ours);
             drop(console_listener);
             let report = match spawner_main(cfg, bundle, init_pid, p, theirs, &tag) {
-                Ok(pid) => Report { pid: Some(pid), failure: None },
-                Err(f) => Report { pid: None, failure: Some(f) },
+                Ok(pid) => Report {
+                    pid: Some(pid),
+                    failure: None,
+                },
+                Err(f) => Report {
+                    pid: None,
+                    failure: Some(f),
+                },
             };
             let mut line = serde_json::to_vec(&report).unwrap_or_default();
             line.push(b'\n');
@@ -81,7 +92,10 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
         // One line, not EOF: the exec'd process may hold a copy of the write end until it execs.
         let mut line = String::new();
         let read = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
-        let _ = rustix::process::waitpid(rustix::process::Pid::from_raw(spawner), rustix::process::WaitOptions::empty());
+        let _ = rustix::process::waitpid(
+            rustix::process::Pid::from_raw(spawner),
+            rustix::process::WaitOptions::empty(),
+        );
         let report: Report = read
             .ok()
             .and_then(|_| serde_json::from_str(&line).ok())
@@ -89,7 +103,9 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
         if let Some(f) = report.failure {
             return Err(f);
         }
-        let pid = report.pid.ok_or_else(|| Failure::new("runtime reported no pid"))?;
+        let pid = report
+            .pid
+            .ok_or_else(|| Failure::new("runtime reported no pid"))?;
         let pidfd = rustix::process::pidfd_open(
             rustix::process::Pid::from_raw(pid).ok_or_else(|| Failure::new("invalid pid"))?,
             rustix::process::PidfdFlags::empty(),
@@ -102,17 +118,31 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
                 let master = match crate::create::receive_pty(&l) {
                     Ok(m) => m,
                     Err(e) => {
-                        let _ = berth_sys::process::pidfd_send_signal(std::os::fd::AsFd::as_fd(&pidfd), libc::SIGKILL);
+                        let _ = berth_sys::process::pidfd_send_signal(
+                            std::os::fd::AsFd::as_fd(&pidfd),
+                            libc::SIGKILL,
+                        );
                         return Err(Failure::new(format!("receive the exec's pty master: {e}")));
                     }
                 };
                 Stdio::Pty(master)
             }
-            (None, Some((stdin, stdout, stderr))) => Stdio::Pipes { stdin, stdout, stderr },
+            (None, Some((stdin, stdout, stderr))) => Stdio::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            },
             (None, None) => return Err(Failure::new("no stdio")),
         };
         let fds: Vec<&OwnedFd> = match &stdio {
-            Stdio::Pipes { stdin, stdout, stderr } => [Some(stdout), Some(stderr), stdin.as_ref()].into_iter().flatten().collect(),
+            Stdio::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => [Some(stdout), Some(stderr), stdin.as_ref()]
+                .into_iter()
+                .flatten()
+                .collect(),
             Stdio::Pty(m) => vec![m],
         };
         for fd in fds {
@@ -125,50 +155,90 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
 }
 
 /// The spawner process: resolve, check, build the process, run libcontainer's tenant builder.
-fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess, side: ContainerSide, tag: &str) -> Result<i32, Failure> {
+fn spawner_main(
+    cfg: &ShimConfig,
+    bundle: &Path,
+    init_pid: i32,
+    p: &ExecProcess,
+    side: ContainerSide,
+    tag: &str,
+) -> Result<i32, Failure> {
     // Rust ignores SIGPIPE before main; an ignored disposition would survive into the process.
     let _ = berth_sys::process::set_sigpipe_ignored(false);
     let config_path = bundle.join("config.json");
-    let raw = std::fs::read(&config_path).map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
-    let spec: Spec = serde_json::from_slice(&raw).map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
-    let init = spec.process().as_ref().ok_or_else(|| Failure::new("config.json has no process"))?;
+    let raw = std::fs::read(&config_path)
+        .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
+    let spec: Spec = serde_json::from_slice(&raw)
+        .map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
+    let init = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Failure::new("config.json has no process"))?;
     // The container's root as its processes see it, mounts included.
     let root = PathBuf::from(format!("/proc/{init_pid}/root"));
 
     let user = if p.user.is_empty() {
         init.user().clone()
     } else {
-        let (uid, gid, extra) = berth_runtime::resolve_user(&root, &p.user).map_err(|e| Failure::new(e.to_string()))?;
+        let (uid, gid, extra) =
+            berth_runtime::resolve_user(&root, &p.user).map_err(|e| Failure::new(e.to_string()))?;
         let mut u = User::default();
         u.set_uid(uid);
         u.set_gid(gid);
         u.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
         u
     };
-    let cwd = if p.cwd.is_empty() { init.cwd().to_string_lossy().into_owned() } else { p.cwd.clone() };
-    berth_runtime::check_executable(&root, &p.args[0], crate::create::env_path(&p.env), &cwd)
-        .map_err(|e| Failure { message: e.to_string(), exit_code: Some(e.exit_code()) })?;
+    let cwd = if p.cwd.is_empty() {
+        init.cwd().to_string_lossy().into_owned()
+    } else {
+        p.cwd.clone()
+    };
+    berth_runtime::check_executable(&root, &p.args[0], crate::create::env_path(&p.env), &cwd).map_err(
+        |e| Failure {
+            message: e.to_string(),
+            exit_code: Some(e.exit_code()),
+        },
+    )?;
 
     // The exec's capabilities: the container's, or all the host grants (privileged).
     let caps: LinuxCapabilities = if p.privileged {
         let names = berth_runtime::capabilities(true, &[], &[]).map_err(|e| Failure::new(e.to_string()))?;
-        let set: Capabilities = names.iter().filter_map(|n| n.parse::<Capability>().ok()).collect();
+        let set: Capabilities = names
+            .iter()
+            .filter_map(|n| n.parse::<Capability>().ok())
+            .collect();
         let mut c = LinuxCapabilities::default();
-        c.set_bounding(Some(set.clone())).set_effective(Some(set.clone())).set_permitted(Some(set)).set_inheritable(None).set_ambient(None);
+        c.set_bounding(Some(set.clone()))
+            .set_effective(Some(set.clone()))
+            .set_permitted(Some(set))
+            .set_inheritable(None)
+            .set_ambient(None);
         c
     } else {
         init.capabilities().clone().unwrap_or_else(|| {
             let mut c = LinuxCapabilities::default();
-            c.set_bounding(None).set_effective(None).set_permitted(None).set_inheritable(None).set_ambient(None);
+            c.set_bounding(None)
+                .set_effective(None)
+                .set_permitted(None)
+                .set_inheritable(None)
+                .set_ambient(None);
             c
         })
     };
-    let seccomp = if p.privileged { None } else { spec.linux().as_ref().and_then(|l| l.seccomp().clone()) };
+    let seccomp = if p.privileged {
+        None
+    } else {
+        spec.linux().as_ref().and_then(|l| l.seccomp().clone())
+    };
     // With seccomp to install late (see the module doc), libcontainer leaves the process
     // CAP_SYS_ADMIN (to load the filter without no_new_privs) and CAP_SETPCAP (to shrink the
     // bounding set afterwards); the executor drops them.
     let filter = seccomp.map(|s| crate::seccomp::filter(cfg, bundle, s));
-    let given = if filter.is_some() { late_seccomp_caps(&caps) } else { caps.clone() };
+    let given = if filter.is_some() {
+        late_seccomp_caps(&caps)
+    } else {
+        caps.clone()
+    };
 
     let mut process = Process::default();
     process
@@ -185,12 +255,19 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
         .set_selinux_label(None)
         .set_console_size(None);
     let process_path = bundle.join(format!("exec-{tag}-{}.json", std::process::id()));
-    std::fs::write(&process_path, serde_json::to_vec(&process).map_err(|e| Failure::new(e.to_string()))?)
-        .map_err(|e| Failure::new(format!("write {}: {e}", process_path.display())))?;
+    std::fs::write(
+        &process_path,
+        serde_json::to_vec(&process).map_err(|e| Failure::new(e.to_string()))?,
+    )
+    .map_err(|e| Failure::new(format!("write {}: {e}", process_path.display())))?;
 
     let log_offset = std::fs::metadata(&cfg.runtime_log).map(|m| m.len()).unwrap_or(0);
     let lc = |e: libcontainer::error::LibcontainerError| {
-        Failure::new(crate::create::with_logged_cause(format!("exec failed: {e}"), &cfg.runtime_log, log_offset))
+        Failure::new(crate::create::with_logged_cause(
+            format!("exec failed: {e}"),
+            &cfg.runtime_log,
+            log_offset,
+        ))
     };
     let res = (|| {
         // The shim starts the init through the notify socket without libcontainer, so its state
@@ -202,11 +279,17 @@ fn spawner_main(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess,
         let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
             .with_root_path(bundle.join("runtime"))
             .map_err(lc)?
-            .with_executor(ConfinedExecutor::new(filter, &caps).with_winsize(p.console_size.filter(|_| p.tty)));
+            .with_executor(
+                ConfinedExecutor::new(filter, &caps).with_winsize(p.console_size.filter(|_| p.tty)),
+            );
         builder = side.apply(builder);
-        builder.as_tenant().with_detach(true).with_process(Some(&process_path)).build().map_err(lc)
+        builder
+            .as_tenant()
+            .with_detach(true)
+            .with_process(Some(&process_path))
+            .build()
+            .map_err(lc)
     })();
     let _ = std::fs::remove_file(&process_path);
     Ok(res?.as_raw())
 }
-

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn v1_state(cgroup_path: &str) -> PathBuf {
-    PathBuf::from("/sys/fs/cgroup/freezer").join(cgroup_path.trim_start_matches('/')).join("freezer.state")
+    PathBuf::from("/sys/fs/cgroup/freezer")
+        .join(cgroup_path.trim_start_matches('/'))
+        .join("freezer.state")
 }
 
 fn v2_dir(cgroup_path: &str) -> PathBuf {
@@ -47,7 +49,10 @@ fn set_v1(state: &std::path::Path, frozen: bool) -> io::Result<()> {
             if frozen {
                 let _ = std::fs::write(state, "THAWED");
             }
-            return Err(io::Error::other(format!("{} did not become {want} in {TIMEOUT:?}", state.display())));
+            return Err(io::Error::other(format!(
+                "{} did not become {want} in {TIMEOUT:?}",
+                state.display()
+            )));
         }
         // v1 offers no event for "frozen"; a task in an uninterruptible sleep keeps the cgroup
         // FREEZING. Re-writing the state also catches tasks forked meanwhile (runc does the same).
@@ -64,7 +69,10 @@ fn set_v2(dir: &std::path::Path, frozen: bool) -> io::Result<()> {
     loop {
         let mut buf = [0u8; 512];
         let n = rustix::io::pread(&events, &mut buf, 0)?;
-        if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l.trim() == want) {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l.trim() == want)
+        {
             return Ok(());
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -72,11 +80,20 @@ fn set_v2(dir: &std::path::Path, frozen: bool) -> io::Result<()> {
             if frozen {
                 let _ = std::fs::write(dir.join("cgroup.freeze"), "0");
             }
-            return Err(io::Error::other(format!("{} did not report {want} in {TIMEOUT:?}", dir.display())));
+            return Err(io::Error::other(format!(
+                "{} did not report {want} in {TIMEOUT:?}",
+                dir.display()
+            )));
         }
         // cgroup.events signals a change with POLLPRI.
-        let mut fds = [rustix::event::PollFd::from_borrowed_fd(events.as_fd(), rustix::event::PollFlags::PRI)];
-        let ts = rustix::fs::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 };
+        let mut fds = [rustix::event::PollFd::from_borrowed_fd(
+            events.as_fd(),
+            rustix::event::PollFlags::PRI,
+        )];
+        let ts = rustix::fs::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
         match rustix::event::poll(&mut fds, Some(&ts)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),

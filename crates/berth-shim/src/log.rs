@@ -56,9 +56,18 @@ impl JsonLog {
         let file = if path.is_empty() {
             None
         } else {
-            std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| eprintln!("berth-shim: open log {path}: {e}")).ok()
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| eprintln!("berth-shim: open log {path}: {e}"))
+                .ok()
         };
-        JsonLog { file, out: Partial::default(), err: Partial::default() }
+        JsonLog {
+            file,
+            out: Partial::default(),
+            err: Partial::default(),
+        }
     }
 
     /// Logs a chunk of `stream` (`stdout` or `stderr`) output.
@@ -132,7 +141,10 @@ mod tests {
     #[test]
     fn formats_time_like_docker() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(1_795_377_547, 701_434_457), "2026-11-22T19:59:07.701434457Z");
+        assert_eq!(
+            rfc3339(1_795_377_547, 701_434_457),
+            "2026-11-22T19:59:07.701434457Z"
+        );
         assert_eq!(rfc3339(951_782_400, 1), "2000-02-29T00:00:00.000000001Z");
     }
 
@@ -147,9 +159,19 @@ mod tests {
         l.flush();
         let s = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<serde_json::Value> = s.lines().map(|x| serde_json::from_str(x).unwrap()).collect();
-        let got: Vec<(&str, &str)> =
-            lines.iter().map(|v| (v["log"].as_str().unwrap(), v["stream"].as_str().unwrap())).collect();
-        assert_eq!(got, vec![("hi\n", "stdout"), ("world\n", "stdout"), ("oops\n", "stderr"), ("\"q\"", "stdout")]);
+        let got: Vec<(&str, &str)> = lines
+            .iter()
+            .map(|v| (v["log"].as_str().unwrap(), v["stream"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("hi\n", "stdout"),
+                ("world\n", "stdout"),
+                ("oops\n", "stderr"),
+                ("\"q\"", "stdout")
+            ]
+        );
         assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
     }
 

@@ -19,9 +19,9 @@
 mod create;
 mod exec;
 mod freeze;
-mod seccomp;
 mod log;
 mod runtime;
+mod seccomp;
 mod serve;
 mod trace;
 
@@ -64,7 +64,14 @@ fn run() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("read {}/shim.json: {e}", bundle.display());
-            send_ready(ready, &Ready { pid: None, error: Some(msg), exit_code: None });
+            send_ready(
+                ready,
+                &Ready {
+                    pid: None,
+                    error: Some(msg),
+                    exit_code: None,
+                },
+            );
             return 1;
         }
     };
@@ -74,7 +81,14 @@ fn run() -> i32 {
     match create::create(&cfg, &bundle, &mut ready) {
         Ok(created) => {
             let pid = created.pid;
-            send_ready(ready, &Ready { pid: Some(pid), error: None, exit_code: None });
+            send_ready(
+                ready,
+                &Ready {
+                    pid: Some(pid),
+                    error: None,
+                    exit_code: None,
+                },
+            );
             serve::serve(cfg, bundle, created);
             0
         }
@@ -83,9 +97,21 @@ fn run() -> i32 {
             let code = f.exit_code.unwrap_or(128);
             write_exit_file(
                 &cfg.exit_file,
-                &ExitStatus { exit_code: code, finished_at: log::now_rfc3339(), oom_killed: false, error: Some(f.message.clone()) },
+                &ExitStatus {
+                    exit_code: code,
+                    finished_at: log::now_rfc3339(),
+                    oom_killed: false,
+                    error: Some(f.message.clone()),
+                },
             );
-            send_ready(ready, &Ready { pid: None, error: Some(f.message), exit_code: f.exit_code });
+            send_ready(
+                ready,
+                &Ready {
+                    pid: None,
+                    error: Some(f.message),
+                    exit_code: f.exit_code,
+                },
+            );
             1
         }
     }
@@ -94,7 +120,14 @@ fn run() -> i32 {
 /// Points fds 1 and 2 at the runtime log (append) so nothing of ours — nor the runtime's
 /// diagnostics — reaches the daemon's pipe or a container's stdio.
 fn redirect_output(runtime_log: &str) {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(if runtime_log.is_empty() { "/dev/null" } else { runtime_log });
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(if runtime_log.is_empty() {
+            "/dev/null"
+        } else {
+            runtime_log
+        });
     let fd: OwnedFd = match f {
         Ok(f) => f.into(),
         Err(_) => match std::fs::OpenOptions::new().write(true).open("/dev/null") {
@@ -140,4 +173,3 @@ pub fn write_exit_file(path: &str, st: &ExitStatus) {
         eprintln!("berth-shim: write exit file {}: {e}", path.display());
     }
 }
-

@@ -50,7 +50,8 @@ fn remove_cgroup_dirs(rel: &str) -> bool {
     for d in dirs {
         match std::fs::remove_dir(&d) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+            }
             Err(_) => ok = false,
         }
     }

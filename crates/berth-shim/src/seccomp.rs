@@ -27,7 +27,11 @@ use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOper
 /// The filter for `profile`: the cached or freshly compiled program, or the profile itself for
 /// libcontainer to compile when this translation cannot.
 pub(crate) fn filter(cfg: &ShimConfig, bundle: &Path, profile: LinuxSeccomp) -> Filter {
-    let dir = if cfg.seccomp_cache.is_empty() { bundle.to_path_buf() } else { Path::new(&cfg.seccomp_cache).to_path_buf() };
+    let dir = if cfg.seccomp_cache.is_empty() {
+        bundle.to_path_buf()
+    } else {
+        Path::new(&cfg.seccomp_cache).to_path_buf()
+    };
     match program(&dir, &profile) {
         Some(p) => Filter::Program(p),
         None => Filter::Profile(profile),
@@ -107,7 +111,9 @@ fn compile(s: &LinuxSeccomp, out: &std::fs::File) -> Result<bool, libseccomp::er
     if s.flags().as_ref().is_some_and(|f| !f.is_empty()) {
         return Ok(false);
     }
-    let Some(default) = action(s.default_action(), s.default_errno_ret()) else { return Ok(false) };
+    let Some(default) = action(s.default_action(), s.default_errno_ret()) else {
+        return Ok(false);
+    };
     let mut ctx = ScmpFilterContext::new(default)?;
     for a in s.architectures().iter().flatten() {
         let Some(a) = arch(*a) else { return Ok(false) };
@@ -115,16 +121,22 @@ fn compile(s: &LinuxSeccomp, out: &std::fs::File) -> Result<bool, libseccomp::er
     }
     ctx.set_ctl_nnp(false)?;
     for rule in s.syscalls().iter().flatten() {
-        let Some(act) = action(rule.action(), rule.errno_ret()) else { return Ok(false) };
+        let Some(act) = action(rule.action(), rule.errno_ret()) else {
+            return Ok(false);
+        };
         if act == default {
             continue;
         }
         for name in rule.names() {
-            let Ok(nr) = ScmpSyscall::from_name(name) else { continue };
+            let Ok(nr) = ScmpSyscall::from_name(name) else {
+                continue;
+            };
             match rule.args() {
                 Some(args) => {
-                    let cmps: Vec<ScmpArgCompare> =
-                        args.iter().map(|a| ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value())).collect();
+                    let cmps: Vec<ScmpArgCompare> = args
+                        .iter()
+                        .map(|a| ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value()))
+                        .collect();
                     let mut seen = std::collections::HashSet::new();
                     if args.iter().all(|a| seen.insert(a.index())) {
                         ctx.add_rule_conditional(act, nr, &cmps)?;
@@ -157,7 +169,9 @@ fn with_caps(caps: &LinuxCapabilities, extra: &[Capability]) -> LinuxCapabilitie
         Some(s)
     };
     let mut c = caps.clone();
-    c.set_bounding(add(caps.bounding())).set_effective(add(caps.effective())).set_permitted(add(caps.permitted()));
+    c.set_bounding(add(caps.bounding()))
+        .set_effective(add(caps.effective()))
+        .set_permitted(add(caps.permitted()));
     c
 }
 
@@ -194,7 +208,11 @@ pub(crate) enum Filter {
 impl ConfinedExecutor {
     /// An executor that installs `filter` (if any) and leaves exactly `caps`.
     pub(crate) fn new(filter: Option<Filter>, caps: &LinuxCapabilities) -> Self {
-        ConfinedExecutor { filter, caps: seccomp_caps(caps), winsize: None }
+        ConfinedExecutor {
+            filter,
+            caps: seccomp_caps(caps),
+            winsize: None,
+        }
     }
 
     /// Also sets the window size of the process's terminal (its stdin) before it runs.
@@ -208,14 +226,21 @@ impl Executor for ConfinedExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         if let Some((rows, cols)) = self.winsize {
             use std::os::fd::AsFd;
-            let ws = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+            let ws = rustix::termios::Winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
             let _ = rustix::termios::tcsetwinsize(std::io::stdin().as_fd(), ws);
         }
         if let Some(filter) = &self.filter {
             match filter {
-                Filter::Program(p) => berth_sys::process::seccomp_set_mode_filter(p).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
+                Filter::Program(p) => berth_sys::process::seccomp_set_mode_filter(p)
+                    .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?,
                 Filter::Profile(s) => {
-                    libcontainer::seccomp::initialize_seccomp(s).map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
+                    libcontainer::seccomp::initialize_seccomp(s)
+                        .map_err(|e| ExecutorError::Other(format!("seccomp: {e}")))?;
                 }
             }
             let syscall = libcontainer::syscall::syscall::create_syscall();

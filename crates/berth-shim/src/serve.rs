@@ -97,7 +97,11 @@ enum Token {
 
 pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
     let (out, err, stdin, pty) = match c.stdio {
-        Stdio::Pipes { stdin, stdout, stderr } => (Some(stdout), Some(stderr), stdin, false),
+        Stdio::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => (Some(stdout), Some(stderr), stdin, false),
         Stdio::Pty(m) => {
             let dup = rustix::io::fcntl_dupfd_cloexec(&m, 3).ok();
             (Some(m), None, if cfg.open_stdin { dup } else { None }, true)
@@ -148,9 +152,11 @@ impl Shim {
                 }
             }
             self.finish_execs();
-            self.conns.retain(|c| !(c.dead || c.closing && c.outbuf.is_empty()));
+            self.conns
+                .retain(|c| !(c.dead || c.closing && c.outbuf.is_empty()));
             if let Some(by) = self.finish_by {
-                let flushed = self.execs.is_empty() && self.conns.iter().all(|c| c.outbuf.is_empty() || c.dead);
+                let flushed =
+                    self.execs.is_empty() && self.conns.iter().all(|c| c.outbuf.is_empty() || c.dead);
                 if flushed || Instant::now() >= by {
                     return;
                 }
@@ -159,8 +165,15 @@ impl Shim {
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(6 + self.conns.len());
             let mut toks: Vec<Token> = Vec::with_capacity(6 + self.conns.len());
             // `fds` borrows the shim's fds only until `poll` returns; events are copied out.
-            let (listener, pidfd, out, err, stdin) = (&self.listener, &self.pidfd, &self.out, &self.err, &self.stdin);
-            add(&mut fds, &mut toks, listener.as_fd(), PollFlags::IN, Token::Listener);
+            let (listener, pidfd, out, err, stdin) =
+                (&self.listener, &self.pidfd, &self.out, &self.err, &self.stdin);
+            add(
+                &mut fds,
+                &mut toks,
+                listener.as_fd(),
+                PollFlags::IN,
+                Token::Listener,
+            );
             if let Some(p) = pidfd {
                 add(&mut fds, &mut toks, p.as_fd(), PollFlags::IN, Token::Pidfd);
             }
@@ -191,11 +204,21 @@ impl Shim {
                     }
                 }
                 if let (Some(s), false) = (&e.stdin, e.stdin_buf.is_empty()) {
-                    add(&mut fds, &mut toks, s.as_fd(), PollFlags::OUT, Token::ExecStdin(j));
+                    add(
+                        &mut fds,
+                        &mut toks,
+                        s.as_fd(),
+                        PollFlags::OUT,
+                        Token::ExecStdin(j),
+                    );
                 }
             }
             let stdin_full = self.stdin_buf.len() > IN_HIGH;
-            let exec_stdin_full = |key: u64| self.execs.iter().any(|e| e.key == key && e.stdin_buf.len() > IN_HIGH);
+            let exec_stdin_full = |key: u64| {
+                self.execs
+                    .iter()
+                    .any(|e| e.key == key && e.stdin_buf.len() > IN_HIGH)
+            };
             for (i, c) in self.conns.iter().enumerate() {
                 let mut ev = PollFlags::empty();
                 let full = match c.exec {
@@ -210,10 +233,17 @@ impl Shim {
                 }
                 add(&mut fds, &mut toks, c.stream.as_fd(), ev, Token::Conn(i));
             }
-            let timeout = [exit_deadline, self.finish_by, self.exec_deadline()].into_iter().flatten().min().map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
-                rustix::fs::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 }
-            });
+            let timeout = [exit_deadline, self.finish_by, self.exec_deadline()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|d| {
+                    let left = d.saturating_duration_since(Instant::now());
+                    rustix::fs::Timespec {
+                        tv_sec: left.as_secs() as i64,
+                        tv_nsec: left.subsec_nanos() as i64,
+                    }
+                });
             match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
@@ -222,8 +252,12 @@ impl Shim {
                     return;
                 }
             }
-            let ready: Vec<(Token, PollFlags)> =
-                fds.iter().zip(toks.iter()).filter(|(f, _)| !f.revents().is_empty()).map(|(f, t)| (*t, f.revents())).collect();
+            let ready: Vec<(Token, PollFlags)> = fds
+                .iter()
+                .zip(toks.iter())
+                .filter(|(f, _)| !f.revents().is_empty())
+                .map(|(f, t)| (*t, f.revents()))
+                .collect();
             drop(fds);
             for (tok, rev) in ready {
                 match tok {
@@ -249,7 +283,8 @@ impl Shim {
                     }
                 }
             }
-            self.conns.retain(|c| !(c.dead || c.closing && c.outbuf.is_empty()));
+            self.conns
+                .retain(|c| !(c.dead || c.closing && c.outbuf.is_empty()));
         }
     }
 
@@ -326,9 +361,14 @@ impl Shim {
     /// The memory cgroup's OOM-kill counter (v1 `memory.oom_control`, v2 `memory.events`).
     fn oom_killed(&self) -> bool {
         let p = self.cgroup_path.trim_start_matches('/');
-        for f in [format!("/sys/fs/cgroup/memory/{p}/memory.oom_control"), format!("/sys/fs/cgroup/{p}/memory.events")] {
+        for f in [
+            format!("/sys/fs/cgroup/memory/{p}/memory.oom_control"),
+            format!("/sys/fs/cgroup/{p}/memory.events"),
+        ] {
             if let Ok(s) = std::fs::read_to_string(&f) {
-                return s.lines().any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"));
+                return s
+                    .lines()
+                    .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"));
             }
         }
         false
@@ -357,7 +397,11 @@ impl Shim {
         };
         let data = &buf[..n];
         self.log.write(stderr, data);
-        let kind = if stderr { FrameKind::Stderr } else { FrameKind::Stdout };
+        let kind = if stderr {
+            FrameKind::Stderr
+        } else {
+            FrameKind::Stdout
+        };
         for i in 0..self.conns.len() {
             if self.conns[i].attached && !self.conns[i].closing {
                 queue_frame(&mut self.conns[i], kind, data);
@@ -494,7 +538,10 @@ impl Shim {
 
     fn handle_request(&mut self, i: usize, body: &[u8]) {
         let resp = match serde_json::from_slice::<Request>(body) {
-            Err(e) => Response { error: Some(format!("invalid request: {e}")), ..Default::default() },
+            Err(e) => Response {
+                error: Some(format!("invalid request: {e}")),
+                ..Default::default()
+            },
             Ok(req) => self.request(i, req),
         };
         let body = serde_json::to_vec(&resp).unwrap_or_default();
@@ -511,7 +558,10 @@ impl Shim {
     }
 
     fn request(&mut self, i: usize, req: Request) -> Response {
-        let err = |m: &str| Response { error: Some(m.to_string()), ..Default::default() };
+        let err = |m: &str| Response {
+            error: Some(m.to_string()),
+            ..Default::default()
+        };
         match req {
             Request::Attach { stdin } => {
                 let c = &mut self.conns[i];
@@ -523,7 +573,10 @@ impl Shim {
                 Status::Created => match crate::runtime::start(&self.bundle, &self.cfg.id) {
                     Ok(()) => {
                         self.status = Status::Running;
-                        Response { pid: Some(self.pid), ..Default::default() }
+                        Response {
+                            pid: Some(self.pid),
+                            ..Default::default()
+                        }
                     }
                     Err(e) => err(&format!("failed to start container: {e}")),
                 },
@@ -534,7 +587,11 @@ impl Shim {
                 if self.exited() || self.pidfd.is_none() {
                     return err("container is not running");
                 }
-                let res = if all { self.kill_all(signal) } else { self.kill_init(signal) };
+                let res = if all {
+                    self.kill_all(signal)
+                } else {
+                    self.kill_init(signal)
+                };
                 // A frozen task gets SIGKILL only once thawed (runc thaws after it, too).
                 if res.is_ok() && signal == libc::SIGKILL && matches!(self.status, Status::Paused) {
                     match crate::freeze::set_frozen(&self.cgroup_path, false) {
@@ -549,8 +606,15 @@ impl Shim {
             }
             Request::Resize { height, width } => {
                 let master = if self.pty { self.out.as_ref() } else { None };
-                let Some(m) = master else { return err("container has no tty") };
-                let ws = rustix::termios::Winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+                let Some(m) = master else {
+                    return err("container has no tty");
+                };
+                let ws = rustix::termios::Winsize {
+                    ws_row: height,
+                    ws_col: width,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
                 match rustix::termios::tcsetwinsize(m, ws) {
                     Ok(()) => Response::default(),
                     Err(e) => err(&format!("resize: {e}")),
@@ -563,18 +627,29 @@ impl Shim {
                     Status::Paused => ("paused", None),
                     Status::Exited(st) => ("exited", Some(st.clone())),
                 };
-                Response { pid: Some(self.pid), status: Some(status.into()), exit, ..Default::default() }
+                Response {
+                    pid: Some(self.pid),
+                    status: Some(status.into()),
+                    exit,
+                    ..Default::default()
+                }
             }
             Request::Exec { process } => self.start_exec(i, process),
-            Request::ResizeExec { exec_id, height, width } => self.resize_exec(&exec_id, height, width),
+            Request::ResizeExec {
+                exec_id,
+                height,
+                width,
+            } => self.resize_exec(&exec_id, height, width),
             Request::Pause => match self.status {
-                Status::Running if self.pidfd.is_some() => match crate::freeze::set_frozen(&self.cgroup_path, true) {
-                    Ok(()) => {
-                        self.status = Status::Paused;
-                        Response::default()
+                Status::Running if self.pidfd.is_some() => {
+                    match crate::freeze::set_frozen(&self.cgroup_path, true) {
+                        Ok(()) => {
+                            self.status = Status::Paused;
+                            Response::default()
+                        }
+                        Err(e) => err(&format!("failed to pause container: {e}")),
                     }
-                    Err(e) => err(&format!("failed to pause container: {e}")),
-                },
+                }
                 Status::Paused => err("container is already paused"),
                 _ => err("container is not running"),
             },
@@ -679,6 +754,7 @@ fn queue_frame(c: &mut Conn, kind: FrameKind, payload: &[u8]) {
     if c.dead {
         return;
     }
-    c.outbuf.extend_from_slice(&berth_shim_proto::header(kind, payload.len()));
+    c.outbuf
+        .extend_from_slice(&berth_shim_proto::header(kind, payload.len()));
     c.outbuf.extend_from_slice(payload);
 }

@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use berth_runtime::{build_spec, ContainerSpec};
-use berth_shim_proto::{call, read_frame, write_frame, ExecProcess, ExitStatus, FrameKind, Ready, Request, ShimConfig};
+use berth_shim_proto::{
+    call, read_frame, write_frame, ExecProcess, ExitStatus, FrameKind, Ready, Request, ShimConfig,
+};
 use berth_types::Mount;
 
 fn is_root() -> bool {
@@ -49,8 +51,16 @@ fn busybox_rootfs() -> &'static Path {
                 let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
             }
         }
-        std::fs::write(r.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n").unwrap();
-        std::fs::write(r.join("etc/group"), "root:x:0:\nwheel:x:10:root\nnogroup:x:65534:\n").unwrap();
+        std::fs::write(
+            r.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("etc/group"),
+            "root:x:0:\nwheel:x:10:root\nnogroup:x:65534:\n",
+        )
+        .unwrap();
         d
     })
 }
@@ -74,12 +84,19 @@ fn spec(args: &[&str]) -> ContainerSpec {
 }
 
 fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig)) -> Shim {
-    let dir = tempfile::Builder::new().prefix("berth-bundle-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("berth-bundle-")
+        .tempdir()
+        .unwrap();
     let id = format!("berth-test-{}-{name}", std::process::id());
     c.id = id.clone();
     c.rootfs = dir.path().join("rootfs");
     let spec = build_spec(&c).unwrap();
-    std::fs::write(dir.path().join("config.json"), serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_vec_pretty(&spec).unwrap(),
+    )
+    .unwrap();
     let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
     let mut cfg = ShimConfig {
         version: berth_shim_proto::VERSION,
@@ -115,7 +132,13 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
     let mut rest = Vec::new();
     r.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "more than the Ready line: {rest:?}");
-    Shim { dir, cfg, id, child, ready }
+    Shim {
+        dir,
+        cfg,
+        id,
+        child,
+        ready,
+    }
 }
 
 impl Shim {
@@ -149,13 +172,20 @@ impl Shim {
     /// Waits for the shim to exit after the container did; returns the exit file.
     fn wait(&mut self) -> ExitStatus {
         let st = self.child.wait().unwrap();
-        assert!(st.success(), "shim exited with {st}; runtime log: {}", self.runtime_log());
+        assert!(
+            st.success(),
+            "shim exited with {st}; runtime log: {}",
+            self.runtime_log()
+        );
         let body = std::fs::read(&self.cfg.exit_file).unwrap();
         serde_json::from_slice(&body).unwrap()
     }
 
     fn cgroup_dir(&self, ctrl: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup").join(ctrl).join(cgroup_parent()).join(&self.id)
+        Path::new("/sys/fs/cgroup")
+            .join(ctrl)
+            .join(cgroup_parent())
+            .join(&self.id)
     }
 }
 
@@ -195,7 +225,12 @@ impl WaitTimeout for Child {
 
 fn cgroup_controllers() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| rd.flatten().filter(|e| e.path().is_dir()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.push(String::new());
     v
@@ -232,13 +267,18 @@ fn run(name: &str, c: ContainerSpec) -> (Shim, Output) {
     shim.start();
     let out = collect(&mut a);
     let st = shim.wait();
-    assert_eq!(out.exit.as_ref(), Some(&st), "the Exit frame carries the exit file's status");
+    assert_eq!(
+        out.exit.as_ref(),
+        Some(&st),
+        "the Exit frame carries the exit file's status"
+    );
     (shim, out)
 }
 
 fn mounted(p: &Path) -> bool {
     let s = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    s.lines().any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
+    s.lines()
+        .any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
 }
 
 #[test]
@@ -271,7 +311,10 @@ fn exit_code_passes_through() {
 fn missing_binary_is_127() {
     require_root!();
     let mut shim = launch("missing", spec(&["nope"]), |_| {});
-    assert_eq!(shim.ready.error.as_deref(), Some("exec: \"nope\": executable file not found in $PATH"));
+    assert_eq!(
+        shim.ready.error.as_deref(),
+        Some("exec: \"nope\": executable file not found in $PATH")
+    );
     assert_eq!(shim.ready.exit_code, Some(127));
     let _ = shim.child.wait();
     let st: ExitStatus = serde_json::from_slice(&std::fs::read(&shim.cfg.exit_file).unwrap()).unwrap();
@@ -279,7 +322,10 @@ fn missing_binary_is_127() {
     assert!(!mounted(&shim.dir.path().join("rootfs")));
 
     let shim = launch("notexec", spec(&["/etc/passwd"]), |_| {});
-    assert_eq!(shim.ready.error.as_deref(), Some("exec: \"/etc/passwd\": permission denied"));
+    assert_eq!(
+        shim.ready.error.as_deref(),
+        Some("exec: \"/etc/passwd\": permission denied")
+    );
     assert_eq!(shim.ready.exit_code, Some(126));
 }
 
@@ -308,7 +354,10 @@ fn sigkill_gives_137() {
     let mut a = shim.attach(false);
     shim.start();
     assert_eq!(shim.request(Request::State).status.as_deref(), Some("running"));
-    let r = shim.request(Request::Kill { signal: 9, all: false });
+    let r = shim.request(Request::Kill {
+        signal: 9,
+        all: false,
+    });
     assert_eq!(r.error, None);
     let out = collect(&mut a);
     assert_eq!(out.exit.unwrap().exit_code, 137);
@@ -318,13 +367,20 @@ fn sigkill_gives_137() {
 #[test]
 fn memory_and_pids_limits_are_applied() {
     require_root!();
-    let c = ContainerSpec { memory: 64 << 20, pids_limit: Some(20), ..spec(&["sleep", "100"]) };
+    let c = ContainerSpec {
+        memory: 64 << 20,
+        pids_limit: Some(20),
+        ..spec(&["sleep", "100"])
+    };
     let mut shim = launch("limits", c, |_| {});
     assert_eq!(shim.ready.error, None, "runtime log: {}", shim.runtime_log());
     let read = |f: PathBuf| std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     let v1 = Path::new("/sys/fs/cgroup/memory").exists();
     if v1 {
-        assert_eq!(read(shim.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(), "67108864");
+        assert_eq!(
+            read(shim.cgroup_dir("memory").join("memory.limit_in_bytes")).trim(),
+            "67108864"
+        );
         assert_eq!(read(shim.cgroup_dir("pids").join("pids.max")).trim(), "20");
     } else {
         assert_eq!(read(shim.cgroup_dir("").join("memory.max")).trim(), "67108864");
@@ -363,13 +419,19 @@ fn user_is_resolved_in_the_container() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("uid=65534(nobody) gid=65534(nogroup)"));
     shim.wait();
     let shim = launch("nouser", spec(&["id"]), |c| c.user = "bob".into());
-    assert_eq!(shim.ready.error.as_deref(), Some("unable to find user bob: no matching entries in passwd file"));
+    assert_eq!(
+        shim.ready.error.as_deref(),
+        Some("unable to find user bob: no matching entries in passwd file")
+    );
 }
 
 #[test]
 fn tty_mode_gives_a_pty() {
     require_root!();
-    let c = ContainerSpec { tty: true, ..spec(&["tty"]) };
+    let c = ContainerSpec {
+        tty: true,
+        ..spec(&["tty"])
+    };
     let mut shim = launch("tty", c, |c| c.console_size = Some((30, 100)));
     assert_eq!(shim.ready.error, None, "runtime log: {}", shim.runtime_log());
     let mut a = shim.attach(false);
@@ -387,14 +449,21 @@ fn output_is_not_lost_when_nobody_is_attached() {
     shim.start();
     assert_eq!(shim.wait().exit_code, 0);
     let mut log = String::new();
-    std::fs::File::open(&shim.cfg.log_path).unwrap().read_to_string(&mut log).unwrap();
+    std::fs::File::open(&shim.cfg.log_path)
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert_eq!(log.lines().count(), 2000);
     assert!(log.lines().last().unwrap().contains("\"2000\\n\""));
 }
 
 fn smaps_kb(pid: u32, key: &str) -> u64 {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
-    rollup.lines().filter(|l| l.starts_with(key)).filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).sum()
+    rollup
+        .lines()
+        .filter(|l| l.starts_with(key))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Memory of idle shims (each with a started `sleep`), printed for the record; run with
@@ -436,15 +505,26 @@ fn idle_shim_memory() {
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{}/fd", shims[0].child.id()))
         .unwrap()
         .flatten()
-        .map(|e| format!("{}->{}", e.file_name().to_string_lossy(), std::fs::read_link(e.path()).unwrap().display()))
+        .map(|e| {
+            format!(
+                "{}->{}",
+                e.file_name().to_string_lossy(),
+                std::fs::read_link(e.path()).unwrap().display()
+            )
+        })
         .collect();
     eprintln!("fds of an idle shim: {fds:?}");
     for s in &shims {
-        let threads = std::fs::read_dir(format!("/proc/{}/task", s.child.id())).unwrap().count();
+        let threads = std::fs::read_dir(format!("/proc/{}/task", s.child.id()))
+            .unwrap()
+            .count();
         assert_eq!(threads, 1, "the shim is single-threaded");
     }
     for (s, a) in shims.iter_mut().zip(attaches.iter_mut()) {
-        s.request(Request::Kill { signal: 9, all: false });
+        s.request(Request::Kill {
+            signal: 9,
+            all: false,
+        });
         collect(a);
         s.wait();
     }
@@ -490,7 +570,11 @@ fn exec_process(args: &[&str]) -> ExecProcess {
     ExecProcess {
         exec_id: format!("{:064x}", rand_u64()),
         args: args.iter().map(|s| s.to_string()).collect(),
-        env: vec!["PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(), "HOME=/root".into(), "EXECVAR=from-exec".into()],
+        env: vec![
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            "HOME=/root".into(),
+            "EXECVAR=from-exec".into(),
+        ],
         ..Default::default()
     }
 }
@@ -525,7 +609,10 @@ impl Shim {
     }
 
     fn kill9(&mut self) -> ExitStatus {
-        let r = self.request(Request::Kill { signal: 9, all: false });
+        let r = self.request(Request::Kill {
+            signal: 9,
+            all: false,
+        });
         assert_eq!(r.error, None);
         self.wait()
     }
@@ -543,9 +630,15 @@ fn exec_runs_commands_with_their_exit_codes() {
     assert_eq!(out.exit.unwrap().exit_code, 4);
 
     let (mut s, r) = shim.exec(exec_process(&["nope"]));
-    assert_eq!(r.error.as_deref(), Some("exec: \"nope\": executable file not found in $PATH"));
+    assert_eq!(
+        r.error.as_deref(),
+        Some("exec: \"nope\": executable file not found in $PATH")
+    );
     assert_eq!(r.exit_code, Some(127));
-    assert!(read_frame(&mut s).unwrap().is_none(), "no frames after a failed exec");
+    assert!(
+        read_frame(&mut s).unwrap().is_none(),
+        "no frames after a failed exec"
+    );
     let (_s, r) = shim.exec(exec_process(&["/etc/passwd"]));
     assert_eq!(r.exit_code, Some(126), "{r:?}");
 
@@ -558,22 +651,35 @@ fn exec_runs_commands_with_their_exit_codes() {
         assert_eq!(out.exit.unwrap().exit_code, 0);
     }
     times.sort();
-    eprintln!("exec latency (Exec request → Exit frame, `true`, 20 runs): min {:?}, median {:?}, max {:?}", times[0], times[10], times[19]);
+    eprintln!(
+        "exec latency (Exec request → Exit frame, `true`, 20 runs): min {:?}, median {:?}, max {:?}",
+        times[0], times[10], times[19]
+    );
 
     // An exec's output goes only to its connection, never to the container's log.
     let log = std::fs::read_to_string(&shim.cfg.log_path).unwrap_or_default();
     assert!(!log.contains("hi"), "exec output in the container log: {log}");
     assert_eq!(shim.kill9().exit_code, 137);
     // Nothing of the execs is left in the bundle.
-    let left: Vec<_> = std::fs::read_dir(shim.dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(!left.iter().any(|n| n.to_string_lossy().starts_with("exec-")), "{left:?}");
+    let left: Vec<_> = std::fs::read_dir(shim.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !left.iter().any(|n| n.to_string_lossy().starts_with("exec-")),
+        "{left:?}"
+    );
 }
 
 #[test]
 fn exec_stdin_round_trips_with_eof() {
     require_root!();
     let mut shim = Shim::running("execcat");
-    let (mut s, r) = shim.exec(ExecProcess { stdin: true, ..exec_process(&["cat"]) });
+    let (mut s, r) = shim.exec(ExecProcess {
+        stdin: true,
+        ..exec_process(&["cat"])
+    });
     assert_eq!(r.error, None);
     write_frame(&mut s, FrameKind::Stdin, b"hello\n").unwrap();
     write_frame(&mut s, FrameKind::Stdin, b"").unwrap();
@@ -587,22 +693,38 @@ fn exec_stdin_round_trips_with_eof() {
 fn exec_with_tty_and_resize() {
     require_root!();
     let mut shim = Shim::running("exectty");
-    let out = shim.exec_output(ExecProcess { tty: true, console_size: Some((30, 100)), ..exec_process(&["sh", "-c", "tty; stty size"]) });
+    let out = shim.exec_output(ExecProcess {
+        tty: true,
+        console_size: Some((30, 100)),
+        ..exec_process(&["sh", "-c", "tty; stty size"])
+    });
     let s = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     let mut lines = s.lines();
     assert!(lines.next().unwrap().starts_with("/dev/pts/"), "{s}");
     assert_eq!(lines.next(), Some("30 100"));
     assert_eq!(out.exit.unwrap().exit_code, 0);
 
-    let p = ExecProcess { tty: true, stdin: true, ..exec_process(&["sh", "-c", "read x; stty size"]) };
+    let p = ExecProcess {
+        tty: true,
+        stdin: true,
+        ..exec_process(&["sh", "-c", "read x; stty size"])
+    };
     let id = p.exec_id.clone();
     let (mut s, r) = shim.exec(p);
     assert_eq!(r.error, None);
-    let r = shim.request(Request::ResizeExec { exec_id: id, height: 40, width: 120 });
+    let r = shim.request(Request::ResizeExec {
+        exec_id: id,
+        height: 40,
+        width: 120,
+    });
     assert_eq!(r.error, None);
     write_frame(&mut s, FrameKind::Stdin, b"\n").unwrap();
     let out = collect(&mut s);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("40 120"), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("40 120"),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(out.exit.unwrap().exit_code, 0);
     shim.kill9();
 }
@@ -610,7 +732,15 @@ fn exec_with_tty_and_resize() {
 fn ns_links(pid: i32) -> Vec<(String, String)> {
     ["ipc", "mnt", "net", "pid", "uts", "cgroup"]
         .iter()
-        .map(|n| (n.to_string(), std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().display().to_string()))
+        .map(|n| {
+            (
+                n.to_string(),
+                std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                    .unwrap()
+                    .display()
+                    .to_string(),
+            )
+        })
         .collect()
 }
 
@@ -629,41 +759,80 @@ fn exec_joins_the_container() {
     assert_eq!(head.next(), Some("testhost"));
     let own: String = head.collect::<Vec<_>>().join("\n");
     assert_eq!(own.trim(), parts[1].trim(), "the exec is in the init's cgroups");
-    assert!(parts[2].contains("CapBnd:\t00000000a80425fb"), "Docker's default capabilities: {s}");
-    assert!(parts[2].contains("Seccomp:\t2"), "the container's seccomp filter: {s}");
+    assert!(
+        parts[2].contains("CapBnd:\t00000000a80425fb"),
+        "Docker's default capabilities: {s}"
+    );
+    assert!(
+        parts[2].contains("Seccomp:\t2"),
+        "the container's seccomp filter: {s}"
+    );
     assert!(parts[2].contains("NoNewPrivs:\t0"), "{s}");
     assert!(parts[2].contains("root:x:0:0"), "the container's rootfs: {s}");
     // Later execs install the cached, compiled program: the same single filter.
-    assert!(std::fs::read_dir(shim.dir.path()).unwrap().flatten().any(|e| e.file_name().to_string_lossy().ends_with(".bpf")));
+    assert!(std::fs::read_dir(shim.dir.path())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".bpf")));
     for _ in 0..2 {
-        let out = shim.exec_output(exec_process(&["grep", "-E", "Seccomp|CapEff", "/proc/self/status"]));
+        let out = shim.exec_output(exec_process(&[
+            "grep",
+            "-E",
+            "Seccomp|CapEff",
+            "/proc/self/status",
+        ]));
         let s = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(s.contains("Seccomp:\t2") && s.contains("Seccomp_filters:\t1"), "{s}");
+        assert!(
+            s.contains("Seccomp:\t2") && s.contains("Seccomp_filters:\t1"),
+            "{s}"
+        );
         assert!(s.contains("CapEff:\t00000000a80425fb"), "{s}");
     }
 
     // Privileged: all the host's capabilities, no seccomp.
-    let out = shim.exec_output(ExecProcess { privileged: true, ..exec_process(&["grep", "-E", "CapEff|Seccomp:", "/proc/self/status"]) });
+    let out = shim.exec_output(ExecProcess {
+        privileged: true,
+        ..exec_process(&["grep", "-E", "CapEff|Seccomp:", "/proc/self/status"])
+    });
     let s = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(s.contains("Seccomp:\t0"), "{s}");
     assert!(!s.contains("CapEff:\t00000000a80425fb"), "{s}");
 
     // Namespaces and root: compare from the host while the exec runs.
-    let (mut c, r) = shim.exec(ExecProcess { stdin: true, ..exec_process(&["cat"]) });
+    let (mut c, r) = shim.exec(ExecProcess {
+        stdin: true,
+        ..exec_process(&["cat"])
+    });
     assert_eq!(r.error, None);
     let pid = r.pid.unwrap();
     assert_eq!(ns_links(pid), ns_links(init));
     use std::os::unix::fs::MetadataExt;
-    let root = |p: i32| std::fs::metadata(format!("/proc/{p}/root/")).map(|m| (m.dev(), m.ino())).unwrap();
+    let root = |p: i32| {
+        std::fs::metadata(format!("/proc/{p}/root/"))
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap()
+    };
     assert_eq!(root(pid), root(init));
     write_frame(&mut c, FrameKind::Stdin, b"").unwrap();
     assert_eq!(collect(&mut c).exit.unwrap().exit_code, 0);
 
     // -u nobody.
-    let out = shim.exec_output(ExecProcess { user: "nobody".into(), ..exec_process(&["id"]) });
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("uid=65534(nobody) gid=65534(nogroup)"), "{out:?}");
-    let (_c, r) = shim.exec(ExecProcess { user: "bob".into(), ..exec_process(&["id"]) });
-    assert_eq!(r.error.as_deref(), Some("unable to find user bob: no matching entries in passwd file"));
+    let out = shim.exec_output(ExecProcess {
+        user: "nobody".into(),
+        ..exec_process(&["id"])
+    });
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("uid=65534(nobody) gid=65534(nogroup)"),
+        "{out:?}"
+    );
+    let (_c, r) = shim.exec(ExecProcess {
+        user: "bob".into(),
+        ..exec_process(&["id"])
+    });
+    assert_eq!(
+        r.error.as_deref(),
+        Some("unable to find user bob: no matching entries in passwd file")
+    );
     shim.kill9();
 }
 
@@ -680,7 +849,10 @@ fn execs_are_killed_with_the_container() {
     std::thread::sleep(Duration::from_millis(500));
     let out = shim.exec_output(exec_process(&["cat", "/tmp/kept"]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
-    let _ = shim.request(Request::Kill { signal: 9, all: false });
+    let _ = shim.request(Request::Kill {
+        signal: 9,
+        all: false,
+    });
     assert_eq!(collect(&mut a).exit.unwrap().exit_code, 137);
     assert_eq!(shim.wait().exit_code, 137);
 }
@@ -691,7 +863,11 @@ fn freezer_state(shim: &Shim) -> String {
         Ok(s) => s.trim().to_string(),
         Err(_) => {
             let ev = std::fs::read_to_string(shim.cgroup_dir("").join("cgroup.events")).unwrap();
-            if ev.lines().any(|l| l == "frozen 1") { "FROZEN".into() } else { "THAWED".into() }
+            if ev.lines().any(|l| l == "frozen 1") {
+                "FROZEN".into()
+            } else {
+                "THAWED".into()
+            }
         }
     }
 }
@@ -701,14 +877,23 @@ fn pause_and_resume() {
     require_root!();
     let mut shim = Shim::running("pause");
     let state = |s: &Shim| s.request(Request::State).status.unwrap();
-    assert_eq!(shim.request(Request::Resume).error.as_deref(), Some("container is not paused"));
+    assert_eq!(
+        shim.request(Request::Resume).error.as_deref(),
+        Some("container is not paused")
+    );
     assert_eq!(shim.request(Request::Pause).error, None);
     assert_eq!(state(&shim), "paused");
     assert_eq!(freezer_state(&shim), "FROZEN");
     let pid = shim.ready.pid.unwrap();
     let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    eprintln!("paused init: {}", st.lines().find(|l| l.starts_with("State:")).unwrap());
-    assert_eq!(shim.request(Request::Pause).error.as_deref(), Some("container is already paused"));
+    eprintln!(
+        "paused init: {}",
+        st.lines().find(|l| l.starts_with("State:")).unwrap()
+    );
+    assert_eq!(
+        shim.request(Request::Pause).error.as_deref(),
+        Some("container is already paused")
+    );
     let (_c, r) = shim.exec(exec_process(&["true"]));
     assert_eq!(r.error.as_deref(), Some("cannot exec in a paused container"));
     assert_eq!(shim.request(Request::Resume).error, None);
@@ -742,7 +927,11 @@ fn init_spec(args: &[&str]) -> ContainerSpec {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
     });
-    ContainerSpec { init: true, init_path: path.clone(), ..spec(args) }
+    ContainerSpec {
+        init: true,
+        init_path: path.clone(),
+        ..spec(args)
+    }
 }
 
 #[test]
@@ -750,14 +939,25 @@ fn init_is_pid_1_and_reaps_zombies() {
     require_root!();
     // An orphan (the backgrounded sleep, whose subshell exits at once) is re-parented to pid 1,
     // which must reap it when it exits.
-    let script = "(sleep 0.1 &); sleep 0.4; ps -o pid,ppid,comm,args; echo ---; grep -h '^State' /proc/[0-9]*/status";
+    let script =
+        "(sleep 0.1 &); sleep 0.4; ps -o pid,ppid,comm,args; echo ---; grep -h '^State' /proc/[0-9]*/status";
     let (_shim, out) = run("init", init_spec(&["sh", "-c", script]));
     let s = String::from_utf8_lossy(&out.stdout).into_owned();
     let (ps, states) = s.split_once("---\n").unwrap();
-    let init_line = ps.lines().find(|l| l.split_whitespace().next() == Some("1")).unwrap_or_else(|| panic!("{s}"));
+    let init_line = ps
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("1"))
+        .unwrap_or_else(|| panic!("{s}"));
     assert!(init_line.contains("/sbin/docker-init -- sh -c"), "{s}");
-    let sh_line = ps.lines().find(|l| l.contains("sh -c") && !l.contains("docker-init")).unwrap_or_else(|| panic!("{s}"));
-    assert_eq!(sh_line.split_whitespace().nth(1), Some("1"), "the command is docker-init's child: {s}");
+    let sh_line = ps
+        .lines()
+        .find(|l| l.contains("sh -c") && !l.contains("docker-init"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert_eq!(
+        sh_line.split_whitespace().nth(1),
+        Some("1"),
+        "the command is docker-init's child: {s}"
+    );
     assert!(!states.contains("zombie"), "a zombie was left: {s}");
     assert_eq!(out.exit.unwrap().exit_code, 0);
 
@@ -775,20 +975,34 @@ fn init_forwards_sigterm_and_exits_with_the_childs_status() {
     // Wait until the child runs (docker-init forks it right away).
     let init = shim.ready.pid.unwrap();
     for _ in 0..200 {
-        let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap_or_default();
         if !children.trim().is_empty() {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     let t = std::time::Instant::now();
-    assert_eq!(shim.request(Request::Kill { signal: 15, all: false }).error, None);
+    assert_eq!(
+        shim.request(Request::Kill {
+            signal: 15,
+            all: false
+        })
+        .error,
+        None
+    );
     let out = collect(&mut a);
     assert_eq!(out.exit.unwrap().exit_code, 143);
-    assert!(t.elapsed() < Duration::from_secs(2), "SIGTERM was not forwarded at once");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "SIGTERM was not forwarded at once"
+    );
     assert_eq!(shim.wait().exit_code, 143);
 
     // A missing command is still docker's 127 error.
     let shim = launch("initmissing", init_spec(&["nope"]), |_| {});
-    assert_eq!(shim.ready.error.as_deref(), Some("exec: \"nope\": executable file not found in $PATH"));
+    assert_eq!(
+        shim.ready.error.as_deref(),
+        Some("exec: \"nope\": executable file not found in $PATH")
+    );
 }

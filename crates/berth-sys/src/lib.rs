@@ -2,6 +2,7 @@
 //! is sound. Prefer rustix's safe wrappers; drop to libc only where rustix has no API.
 
 pub mod fd;
+pub mod fs;
 pub mod loopback;
 pub mod mount;
 pub mod process;

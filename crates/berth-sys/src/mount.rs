@@ -17,16 +17,27 @@ use std::path::{Path, PathBuf};
 
 use berth_types::Mount;
 use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags, UnmountFlags,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags,
+    UnmountFlags,
 };
 
 /// Errors from mounting and unmounting.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("failed to mount {kind} {source_path} on {target}: {err}")]
-    Mount { kind: String, source_path: String, target: PathBuf, #[source] err: io::Error },
+    Mount {
+        kind: String,
+        source_path: String,
+        target: PathBuf,
+        #[source]
+        err: io::Error,
+    },
     #[error("failed to unmount {target}: {err}")]
-    Unmount { target: PathBuf, #[source] err: io::Error },
+    Unmount {
+        target: PathBuf,
+        #[source]
+        err: io::Error,
+    },
     #[error("invalid mount option {0:?}")]
     InvalidOption(String),
 }
@@ -137,7 +148,11 @@ fn mount_one(m: &Mount, target: &Path) -> Result<(), Step> {
     } else {
         let joined = data.join(",");
         let cdata = CString::new(joined).map_err(|_| Step::Option("NUL in options".into()))?;
-        let d = if data.is_empty() { None } else { Some(cdata.as_c_str()) };
+        let d = if data.is_empty() {
+            None
+        } else {
+            Some(cdata.as_c_str())
+        };
         rustix::mount::mount(m.source.as_str(), target, m.kind.as_str(), flags, d)?;
     }
     if let Some(p) = prop {
@@ -175,7 +190,13 @@ fn mount_overlay_fsconfig(data: &[&str], flags: MountFlags, target: &Path) -> Re
         }
     }
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
-    rustix::mount::move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)?;
+    rustix::mount::move_mount(
+        &mnt,
+        "",
+        rustix::fs::CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
     Ok(())
 }
 
@@ -187,11 +208,20 @@ pub fn unmount(target: &Path) -> Result<(), MountError> {
         match rustix::mount::unmount(target, UnmountFlags::NOFOLLOW) {
             Ok(()) => continue,
             Err(rustix::io::Errno::BUSY) => {
-                rustix::mount::unmount(target, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
-                    .map_err(|e| MountError::Unmount { target: target.to_path_buf(), err: e.into() })?;
+                rustix::mount::unmount(target, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW).map_err(
+                    |e| MountError::Unmount {
+                        target: target.to_path_buf(),
+                        err: e.into(),
+                    },
+                )?;
             }
             Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOENT) => return Ok(()),
-            Err(e) => return Err(MountError::Unmount { target: target.to_path_buf(), err: e.into() }),
+            Err(e) => {
+                return Err(MountError::Unmount {
+                    target: target.to_path_buf(),
+                    err: e.into(),
+                })
+            }
         }
     }
     Ok(())
@@ -213,10 +243,16 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let opts: Vec<String> = ["ro", "nosuid", "rprivate", "lowerdir=/a:/b", "size=1k"].iter().map(|s| s.to_string()).collect();
+        let opts: Vec<String> = ["ro", "nosuid", "rprivate", "lowerdir=/a:/b", "size=1k"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let (f, p, d) = split_options(&opts);
         assert_eq!(f, MountFlags::RDONLY | MountFlags::NOSUID);
-        assert_eq!(p, Some(MountPropagationFlags::PRIVATE | MountPropagationFlags::REC));
+        assert_eq!(
+            p,
+            Some(MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
+        );
         assert_eq!(d, vec!["lowerdir=/a:/b", "size=1k"]);
     }
 

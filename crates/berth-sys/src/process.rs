@@ -39,7 +39,13 @@ pub fn pidfd_send_signal(pidfd: std::os::fd::BorrowedFd<'_>, sig: i32) -> io::Re
     // SAFETY: pidfd_send_signal(2) with a valid fd, a signal number, a NULL siginfo (the kernel
     // fills one in as for kill(2)) and no flags; no memory of ours is passed.
     let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0u32)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
     };
     if r == 0 {
         Ok(())
@@ -58,7 +64,9 @@ pub enum Fork {
 pub fn fork() -> io::Result<Fork> {
     let threads = std::fs::read_dir("/proc/thread-self/..")?.count();
     if threads != 1 {
-        return Err(io::Error::other(format!("refusing to fork a process with {threads} threads")));
+        return Err(io::Error::other(format!(
+            "refusing to fork a process with {threads} threads"
+        )));
     }
     // SAFETY: the process has exactly one thread (checked above), so the child is a complete
     // copy: no lock can be held by a thread that does not exist in the child, and the child may
@@ -88,11 +96,19 @@ pub fn seccomp_set_mode_filter(program: &[u8]) -> io::Result<()> {
             k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
         })
         .collect();
-    let prog = libc::sock_fprog { len: insns.len() as u16, filter: insns.as_ptr() as *mut libc::sock_filter };
+    let prog = libc::sock_fprog {
+        len: insns.len() as u16,
+        filter: insns.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: `prog` points at `insns`, which outlives the call; the kernel copies and verifies
     // the program (rejecting an invalid one with EINVAL) and keeps no pointer into our memory.
     let r = unsafe {
-        libc::syscall(libc::SYS_seccomp, 1 /* SECCOMP_SET_MODE_FILTER */, 0u32, &prog as *const libc::sock_fprog)
+        libc::syscall(
+            libc::SYS_seccomp,
+            1, /* SECCOMP_SET_MODE_FILTER */
+            0u32,
+            &prog as *const libc::sock_fprog,
+        )
     };
     if r == 0 {
         Ok(())

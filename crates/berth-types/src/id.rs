@@ -15,7 +15,10 @@ pub fn short(id: &str) -> &str {
 /// True if `s` is a non-empty string of lowercase hex digits of at most 64 characters, i.e.
 /// something that may be an ID or an ID prefix.
 pub fn is_hex_prefix(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// True if `s` is a full 64-hex ID.

@@ -24,6 +24,10 @@ impl Mount {
         if read_only {
             options.push("ro".to_string());
         }
-        Mount { kind: "bind".into(), source: path.into(), options }
+        Mount {
+            kind: "bind".into(),
+            source: path.into(),
+            options,
+        }
     }
 }

@@ -43,7 +43,12 @@ pub fn rfc3339_nano_fixed(nanos: i64) -> String {
     let frac = nanos.rem_euclid(1_000_000_000);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
+        sod / 3600,
+        (sod % 3600) / 60,
+        sod % 60
+    )
 }
 
 /// Parses an RFC 3339 UTC or offset timestamp into nanoseconds since the epoch.
@@ -153,9 +158,15 @@ mod tests {
         assert_eq!(s, "2026-11-22T19:59:07.701434457Z");
         assert_eq!(parse_rfc3339(&s), Some(n));
         assert_eq!(rfc3339_nano(1_795_377_547_000_000_000), "2026-11-22T19:59:07Z");
-        assert_eq!(rfc3339_nano_fixed(1_795_377_547_100_000_000), "2026-11-22T19:59:07.100000000Z");
+        assert_eq!(
+            rfc3339_nano_fixed(1_795_377_547_100_000_000),
+            "2026-11-22T19:59:07.100000000Z"
+        );
         assert_eq!(rfc3339_nano(0), "0001-01-01T00:00:00Z");
-        assert_eq!(parse_rfc3339("2026-11-22T21:59:07+02:00"), Some(1_795_377_547_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T21:59:07+02:00"),
+            Some(1_795_377_547_000_000_000)
+        );
         assert_eq!(parse_rfc3339("garbage"), None);
     }
 

@@ -73,7 +73,10 @@ pub fn start_berthd() -> anyhow::Result<()> {
         if left.is_zero() {
             bail!("timed out waiting for berthd to start (see {LOG_FILE})");
         }
-        let ts = rustix::event::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 };
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
         let fd = file.as_fd();
         let mut fds = [PollFd::new(&fd, PollFlags::IN)];
         match poll(&mut fds, Some(&ts)) {

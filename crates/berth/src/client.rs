@@ -35,7 +35,11 @@ impl std::error::Error for ApiError {}
 pub struct ConnectError(pub String);
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Cannot connect to the berth daemon at {}. Is the berth daemon running?", self.0)
+        write!(
+            f,
+            "Cannot connect to the berth daemon at {}. Is the berth daemon running?",
+            self.0
+        )
     }
 }
 impl std::error::Error for ConnectError {}
@@ -68,7 +72,10 @@ impl Client {
     /// Resolves the host from `-H`, `$BERTH_HOST`, `$DOCKER_HOST`, else the default socket.
     pub fn from_host(host: Option<&str>) -> anyhow::Result<Client> {
         let env = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
-        let given = host.map(str::to_owned).or_else(|| env("BERTH_HOST")).or_else(|| env("DOCKER_HOST"));
+        let given = host
+            .map(str::to_owned)
+            .or_else(|| env("BERTH_HOST"))
+            .or_else(|| env("DOCKER_HOST"));
         let is_default = given.is_none();
         let host = given.unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
         let path = if let Some(p) = host.strip_prefix("unix://") {
@@ -131,7 +138,13 @@ impl Client {
     /// right after the `101` head.
     pub fn hijack(&self, method: &str, path: &str, body: Body<'_>) -> anyhow::Result<(UnixStream, Vec<u8>)> {
         let mut sock = self.connect()?;
-        write_request(&mut sock, method, path, body, &[("Connection", "Upgrade"), ("Upgrade", "tcp")])?;
+        write_request(
+            &mut sock,
+            method,
+            path,
+            body,
+            &[("Connection", "Upgrade"), ("Upgrade", "tcp")],
+        )?;
         let mut rd = BufReader::new(sock.try_clone()?);
         let (status, headers) = read_head(&mut rd)?;
         if status >= 400 {
@@ -146,7 +159,10 @@ impl Client {
 }
 
 fn is_not_listening(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused)
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+    )
 }
 
 fn write_request(
@@ -175,13 +191,18 @@ fn write_request(
             sock.write_all(head.as_bytes())
         }
         Body::Json(b) => {
-            head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", b.len()));
+            head.push_str(&format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                b.len()
+            ));
             let mut all = head.into_bytes();
             all.extend_from_slice(&b);
             sock.write_all(&all)
         }
         Body::Stream(r, ctype) => {
-            head.push_str(&format!("Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"));
+            head.push_str(&format!(
+                "Content-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ));
             sock.write_all(head.as_bytes())?;
             let mut buf = vec![0u8; 64 * 1024];
             loop {
@@ -204,7 +225,10 @@ fn write_request(
 fn read_line<R: BufRead>(rd: &mut R) -> io::Result<String> {
     let mut line = String::new();
     if rd.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by the daemon"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed by the daemon",
+        ));
     }
     while line.ends_with('\n') || line.ends_with('\r') {
         line.pop();
@@ -257,12 +281,19 @@ impl Response {
         } else {
             Framing::Eof
         };
-        Response { status, body: BodyReader { inner: rd, framing }, headers }
+        Response {
+            status,
+            body: BodyReader { inner: rd, framing },
+            headers,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn bytes(mut self) -> anyhow::Result<Vec<u8>> {
@@ -349,8 +380,9 @@ impl<R: BufRead> BufRead for BodyReader<R> {
                 if left == 0 {
                     let line = read_line(&mut self.inner)?;
                     let size = line.split(';').next().unwrap_or("").trim();
-                    left = u64::from_str_radix(size, 16)
-                        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {line:?}")))?;
+                    left = u64::from_str_radix(size, 16).map_err(|_| {
+                        io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {line:?}"))
+                    })?;
                     if left == 0 {
                         // Trailers end with an empty line; tolerate a server that just closes.
                         while let Ok(l) = read_line(&mut self.inner) {
@@ -365,7 +397,10 @@ impl<R: BufRead> BufRead for BodyReader<R> {
                 }
                 let buf = self.inner.fill_buf()?;
                 if buf.is_empty() {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated chunked body"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "truncated chunked body",
+                    ));
                 }
                 let m = (buf.len() as u64).min(left) as usize;
                 Ok(&buf[..m])
@@ -414,7 +449,10 @@ impl Query {
     pub fn encode(&self) -> String {
         let mut v: Vec<&(String, String)> = self.0.iter().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        let s: Vec<String> = v.iter().map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v))).collect();
+        let s: Vec<String> = v
+            .iter()
+            .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+            .collect();
         if s.is_empty() {
             String::new()
         } else {
@@ -441,8 +479,20 @@ pub fn path_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'@' | b'&' | b'='
-            | b'+' | b'$' | b'/' => out.push(b as char),
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b':'
+            | b'@'
+            | b'&'
+            | b'='
+            | b'+'
+            | b'$'
+            | b'/' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
@@ -454,10 +504,15 @@ pub fn filters_json(args: &[String]) -> anyhow::Result<Option<String>> {
     if args.is_empty() {
         return Ok(None);
     }
-    let mut m: std::collections::BTreeMap<String, std::collections::BTreeMap<String, bool>> = Default::default();
+    let mut m: std::collections::BTreeMap<String, std::collections::BTreeMap<String, bool>> =
+        Default::default();
     for a in args {
-        let (k, v) = a.split_once('=').ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
-        m.entry(k.trim().to_lowercase()).or_default().insert(v.trim().to_owned(), true);
+        let (k, v) = a
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
+        m.entry(k.trim().to_lowercase())
+            .or_default()
+            .insert(v.trim().to_owned(), true);
     }
     Ok(Some(serde_json::to_string(&m)?))
 }
@@ -467,7 +522,10 @@ mod tests {
     use super::*;
 
     fn body(framing: Framing, raw: &[u8]) -> Vec<u8> {
-        let mut r = BodyReader { inner: BufReader::with_capacity(3, raw), framing };
+        let mut r = BodyReader {
+            inner: BufReader::with_capacity(3, raw),
+            framing,
+        };
         let mut v = Vec::new();
         r.read_to_end(&mut v).unwrap();
         v
@@ -476,7 +534,10 @@ mod tests {
     #[test]
     fn chunked_body_is_decoded_across_small_reads() {
         let raw = b"1e\r\n{\"Error\":null,\"StatusCode\":0}\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n";
-        assert_eq!(body(Framing::Chunked { left: 0, done: false }, raw), b"{\"Error\":null,\"StatusCode\":0}\nabc");
+        assert_eq!(
+            body(Framing::Chunked { left: 0, done: false }, raw),
+            b"{\"Error\":null,\"StatusCode\":0}\nabc"
+        );
     }
 
     #[test]
@@ -488,7 +549,11 @@ mod tests {
     #[test]
     fn query_is_sorted_and_escaped_like_go() {
         let mut q = Query::new();
-        q.add("stream", "1").add("stdout", "1").add("stderr", "1").add("repo", "imp1:v1").add("changes", "CMD [\"a b\"]");
+        q.add("stream", "1")
+            .add("stdout", "1")
+            .add("stderr", "1")
+            .add("repo", "imp1:v1")
+            .add("changes", "CMD [\"a b\"]");
         assert_eq!(
             q.encode(),
             "?changes=CMD+%5B%22a+b%22%5D&repo=imp1%3Av1&stderr=1&stdout=1&stream=1"
@@ -498,7 +563,9 @@ mod tests {
 
     #[test]
     fn filters_use_the_legacy_map_form() {
-        let f = filters_json(&["status=exited".into(), "name=a".into()]).unwrap().unwrap();
+        let f = filters_json(&["status=exited".into(), "name=a".into()])
+            .unwrap()
+            .unwrap();
         assert_eq!(f, r#"{"name":{"a":true},"status":{"exited":true}}"#);
     }
 }

@@ -103,7 +103,10 @@ pub fn human_duration(secs_f: f64) -> String {
 }
 
 pub fn now_f64() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// `HumanDuration(now - t) + " ago"` for a unix-seconds timestamp.
@@ -136,7 +139,11 @@ pub fn go_time_string(unix: i64) -> String {
 /// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `RFC3339Nano`).
 pub fn rfc3339_nano(unix: i64, nanos: u32) -> String {
     let (y, mo, d, h, mi, s) = ymdhms(unix);
-    let frac = if nanos == 0 { String::new() } else { format!(".{nanos:09}").trim_end_matches('0').to_owned() };
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_owned()
+    };
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")
 }
 
@@ -147,7 +154,14 @@ pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     let mut rest = &s[19..];
     let mut nanos = 0u32;
     if let Some(r) = rest.strip_prefix('.') {

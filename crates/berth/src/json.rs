@@ -20,7 +20,10 @@ impl Val {
         let v = p.value()?;
         p.ws();
         if p.i != b.len() {
-            return Err(format!("invalid character after top-level value at offset {}", p.i));
+            return Err(format!(
+                "invalid character after top-level value at offset {}",
+                p.i
+            ));
         }
         Ok(v)
     }
@@ -51,7 +54,13 @@ impl Val {
             Val::Obj(m) => {
                 let mut m: Vec<&(String, Val)> = m.iter().collect();
                 m.sort_by(|a, b| a.0.cmp(&b.0));
-                format!("map[{}]", m.iter().map(|(k, v)| format!("{k}:{}", v.go_inner())).collect::<Vec<_>>().join(" "))
+                format!(
+                    "map[{}]",
+                    m.iter()
+                        .map(|(k, v)| format!("{k}:{}", v.go_inner()))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
             }
         }
     }
@@ -165,7 +174,9 @@ impl From<&serde_json::Value> for Val {
             serde_json::Value::Number(n) => Val::Num(n.to_string()),
             serde_json::Value::String(s) => Val::Str(s.clone()),
             serde_json::Value::Array(a) => Val::Arr(a.iter().map(Val::from).collect()),
-            serde_json::Value::Object(m) => Val::Obj(m.iter().map(|(k, v)| (k.clone(), Val::from(v))).collect()),
+            serde_json::Value::Object(m) => {
+                Val::Obj(m.iter().map(|(k, v)| (k.clone(), Val::from(v))).collect())
+            }
         }
     }
 }
@@ -256,7 +267,9 @@ impl Parser<'_> {
             }
             Some(c) if *c == b'-' || c.is_ascii_digit() => {
                 let s = self.i;
-                while self.i < self.b.len() && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                while self.i < self.b.len()
+                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
                     self.i += 1;
                 }
                 Ok(Val::Num(String::from_utf8_lossy(&self.b[s..self.i]).into_owned()))

@@ -28,7 +28,11 @@ pub fn demux<R: Read, O: Write, E: Write>(mut r: R, out: &mut O, err: &mut E) ->
                 Err(e) => return Err(e),
             };
             if n == 0 {
-                return if got == 0 { Ok(()) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+                return if got == 0 {
+                    Ok(())
+                } else {
+                    Err(io::ErrorKind::UnexpectedEof.into())
+                };
             }
             got += n;
         }
@@ -49,7 +53,12 @@ pub fn demux<R: Read, O: Write, E: Write>(mut r: R, out: &mut O, err: &mut E) ->
                     err.write_all(&buf[..n])?;
                 }
                 3 => sys.extend_from_slice(&buf[..n]),
-                s => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("unrecognized input header: {s}"))),
+                s => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("unrecognized input header: {s}"),
+                    ))
+                }
             }
             len -= n;
         }
@@ -177,8 +186,15 @@ pub fn resize(client: &Client, target: &Target) {
     let _ = client.post(&path);
 }
 
-const PROXIED: [Signal; 7] =
-    [Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH];
+const PROXIED: [Signal; 7] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
 
 /// Blocks the proxied signals in this thread (call before spawning other threads, which inherit
 /// the mask) and handles them on a thread reading a signalfd: SIGWINCH resizes the TTY; with
@@ -200,7 +216,9 @@ pub fn spawn_signal_handler(client: &Client, target: Target, tty_resize: bool, p
     let client = client.clone();
     std::thread::spawn(move || {
         while let Ok(Some(info)) = sfd.read_signal() {
-            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else { continue };
+            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                continue;
+            };
             if sig == Signal::SIGWINCH && tty_resize {
                 resize(&client, &target);
             }

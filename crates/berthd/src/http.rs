@@ -51,12 +51,17 @@ pub fn with_headers(mut r: Response<Body>) -> Response<Body> {
     h.insert("Api-Version", HeaderValue::from_static(berth_api::API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert("Server", HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
     r
 }
 
 pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|never: Infallible| match never {}).boxed()
+    Full::new(b.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
 pub fn empty(status: StatusCode) -> Response<Body> {
@@ -71,17 +76,24 @@ pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response<Body> {
     b.push(b'\n');
     let mut r = Response::new(full(b));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
 /// `{"message": …}` with the status of the error's kind (304 has no body).
 pub fn error(e: &Error) -> Response<Body> {
-    let status = StatusCode::from_u16(berth_api::status_for(e.kind())).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(berth_api::status_for(e.kind())).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status == StatusCode::NOT_MODIFIED {
         return empty(status);
     }
-    json(status, &berth_api::ErrorBody { message: e.message.clone() })
+    json(
+        status,
+        &berth_api::ErrorBody {
+            message: e.message.clone(),
+        },
+    )
 }
 
 pub fn message(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
@@ -94,7 +106,10 @@ pub struct ChannelBody(pub mpsc::Receiver<Bytes>);
 impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.0.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b))))
     }
 }
@@ -112,7 +127,10 @@ pub fn stream(rx: mpsc::Receiver<Bytes>, content_type: Option<&'static str>) -> 
 pub fn upgraded() -> Response<Body> {
     let mut r = empty(StatusCode::SWITCHING_PROTOCOLS);
     let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/vnd.docker.raw-stream"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.docker.raw-stream"),
+    );
     h.insert("Connection", HeaderValue::from_static("Upgrade"));
     h.insert("Upgrade", HeaderValue::from_static("tcp"));
     r
@@ -160,7 +178,10 @@ impl BodyReader {
                 }
             }
         });
-        BodyReader { rx, cur: Bytes::new() }
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        }
     }
 }
 
@@ -194,10 +215,18 @@ impl Query {
         Query(v)
     }
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, k: &str) -> Vec<String> {
-        self.0.iter().filter(|(key, _)| key == k).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
     pub fn bool(&self, k: &str) -> bool {
         self.get(k).map(berth_api::bool_value).unwrap_or(false)
@@ -205,7 +234,10 @@ impl Query {
     pub fn int(&self, k: &str) -> Result<Option<i64>, Error> {
         match self.get(k).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| Error::invalid(format!("invalid value for {k}: {v}"))),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid(format!("invalid value for {k}: {v}"))),
         }
     }
     pub fn filters(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, Error> {
@@ -242,7 +274,9 @@ mod tests {
 
     #[test]
     fn queries_decode_and_repeat() {
-        let q = Query::parse(Some("t=bt%3A1&t=bt%3A2&changes=CMD+%5B%22cat%22%5D&force=True&x=%"));
+        let q = Query::parse(Some(
+            "t=bt%3A1&t=bt%3A2&changes=CMD+%5B%22cat%22%5D&force=True&x=%",
+        ));
         assert_eq!(q.all("t"), vec!["bt:1", "bt:2"]);
         assert_eq!(q.get("changes"), Some("CMD [\"cat\"]"));
         assert!(q.bool("force"));

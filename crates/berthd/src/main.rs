@@ -13,7 +13,12 @@ use clap::Parser;
 
 /// The berth daemon: serves the Docker Engine API on a Unix socket.
 #[derive(Parser, Debug)]
-#[command(name = "berthd", version, about, after_help = "Example:\n  berthd -H unix:///run/berth/berth.sock --data-root /var/lib/berth")]
+#[command(
+    name = "berthd",
+    version,
+    about,
+    after_help = "Example:\n  berthd -H unix:///run/berth/berth.sock --data-root /var/lib/berth"
+)]
 struct Flags {
     /// Daemon socket to listen on (unix:///path or a path)
     #[arg(short = 'H', long = "host")]
@@ -47,23 +52,39 @@ struct Flags {
 fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let file = FileConfig::load(&flags.config_file).map_err(anyhow::Error::msg)?;
-    let data_root = flags.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into());
-    let exec_root = flags.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into());
+    let data_root = flags
+        .data_root
+        .or(file.data_root)
+        .unwrap_or_else(|| "/var/lib/berth".into());
+    let exec_root = flags
+        .exec_root
+        .or(file.exec_root)
+        .unwrap_or_else(|| "/run/berth".into());
     let hosts = if !flags.host.is_empty() {
         flags.host
     } else {
-        file.hosts.unwrap_or_else(|| vec![format!("unix://{}", exec_root.join("berth.sock").display())])
+        file.hosts
+            .unwrap_or_else(|| vec![format!("unix://{}", exec_root.join("berth.sock").display())])
     };
     let group = flags.group.or(file.group).unwrap_or_else(|| "berth".into());
-    let pidfile = flags.pidfile.or(file.pidfile).unwrap_or_else(|| exec_root.join("berthd.pid"));
+    let pidfile = flags
+        .pidfile
+        .or(file.pidfile)
+        .unwrap_or_else(|| exec_root.join("berthd.pid"));
     let shim_path = match flags.shim {
         Some(p) => p,
-        None => std::env::current_exe()?.parent().context("berthd has no directory")?.join("berth-shim"),
+        None => std::env::current_exe()?
+            .parent()
+            .context("berthd has no directory")?
+            .join("berth-shim"),
     };
     let config = Config {
         data_root,
         exec_root: exec_root.clone(),
-        cgroup_parent: flags.cgroup_parent.or(file.cgroup_parent).unwrap_or_else(|| "berth".into()),
+        cgroup_parent: flags
+            .cgroup_parent
+            .or(file.cgroup_parent)
+            .unwrap_or_else(|| "berth".into()),
         shim_path,
         registry_mirrors: file.registry_mirrors,
         debug: flags.debug || file.debug.unwrap_or(false),

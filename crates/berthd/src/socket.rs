@@ -15,9 +15,11 @@ pub fn bind(path: &Path, group: &str) -> anyhow::Result<tokio::net::UnixListener
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             bail!("another daemon is already listening on {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
-    let l = tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let l = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
     match group_id(group) {
         Some(gid) => {
             rustix::fs::chown(path, None, Some(rustix::fs::Gid::from_raw(gid)))?;
@@ -40,7 +42,10 @@ fn group_id(name: &str) -> Option<u32> {
 /// Tells a waiting `berth` CLI that the daemon listens: writes `ready\n` to the pipe named by
 /// `BERTH_READY_FD` and closes it.
 pub fn notify_ready() {
-    if let Some(fd) = std::env::var("BERTH_READY_FD").ok().and_then(|s| s.parse::<i32>().ok()) {
+    if let Some(fd) = std::env::var("BERTH_READY_FD")
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok())
+    {
         berth_sys::fd::write_and_close_inherited(fd, b"ready\n");
     }
 }
@@ -55,7 +60,10 @@ impl PidFile {
                 if pid != std::process::id() as i32 && Path::new(&format!("/proc/{pid}")).exists() {
                     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                     if comm.trim() == "berthd" {
-                        bail!("pid file found, ensure berthd is not running or delete {}", path.display());
+                        bail!(
+                            "pid file found, ensure berthd is not running or delete {}",
+                            path.display()
+                        );
                     }
                 }
             }

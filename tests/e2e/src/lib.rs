@@ -33,7 +33,10 @@ pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // current_exe = target/<profile>/deps/<test>-<hash>
     let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf);
-    for d in profile_dir.into_iter().chain([root.join("target/debug"), root.join("target/release")]) {
+    for d in profile_dir
+        .into_iter()
+        .chain([root.join("target/debug"), root.join("target/release")])
+    {
         if d.join("berthd").exists() && d.join("berth").exists() && d.join("berth-shim").exists() {
             return d;
         }
@@ -61,7 +64,11 @@ impl Run {
     /// Panics with the full output unless the command exited 0.
     #[track_caller]
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 
@@ -128,7 +135,13 @@ impl Daemon {
         let root = std::env::temp_dir().join(format!("berth-e2e-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&root).unwrap();
         let cgroup_parent = format!("berth-e2e-{}-{}", std::process::id(), unique());
-        let mut d = Daemon { socket: root.join("exec/berth.sock"), root, cgroup_parent, child: None, bins };
+        let mut d = Daemon {
+            socket: root.join("exec/berth.sock"),
+            root,
+            cgroup_parent,
+            child: None,
+            bins,
+        };
         d.spawn();
         d
     }
@@ -136,7 +149,8 @@ impl Daemon {
     /// Starts a daemon and imports `busybox:latest`.
     pub fn start() -> Self {
         let d = Self::start_bare();
-        d.berth_stdin(&["import", "-", "busybox:latest"], busybox_tar()).ok();
+        d.berth_stdin(&["import", "-", "busybox:latest"], busybox_tar())
+            .ok();
         d
     }
 
@@ -149,7 +163,11 @@ impl Daemon {
         };
         // The write end must survive exec: clear its close-on-exec flag.
         rustix::io::fcntl_setfd(&w, rustix::io::FdFlags::empty()).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("berthd.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("berthd.log"))
+            .unwrap();
         let child = Command::new(self.bins.join("berthd"))
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
@@ -173,7 +191,12 @@ impl Daemon {
         let mut line = String::new();
         let mut reader = BufReader::new(std::fs::File::from(r));
         reader.read_line(&mut line).unwrap();
-        assert_eq!(line, "ready\n", "berthd did not become ready; log:\n{}", self.log());
+        assert_eq!(
+            line,
+            "ready\n",
+            "berthd did not become ready; log:\n{}",
+            self.log()
+        );
         self.child = Some(child);
     }
 
@@ -196,13 +219,21 @@ impl Daemon {
 
     fn cmd(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
-        c.env("BERTH_HOST", self.host()).env("DOCKER_HOST", self.host()).env_remove("DOCKER_CONFIG");
+        c.env("BERTH_HOST", self.host())
+            .env("DOCKER_HOST", self.host())
+            .env_remove("DOCKER_CONFIG");
         c
     }
 
     /// Runs `berth ARGS`.
     pub fn berth(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd(&self.bins.join("berth")).args(args).stdin(Stdio::null()).output().unwrap())
+        Run::from(
+            self.cmd(&self.bins.join("berth"))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
     }
 
     /// Runs `berth ARGS` with `input` on stdin.
@@ -212,7 +243,13 @@ impl Daemon {
 
     /// Runs the real docker CLI against this daemon.
     pub fn docker(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd(Path::new(DOCKER)).args(args).stdin(Stdio::null()).output().unwrap())
+        Run::from(
+            self.cmd(Path::new(DOCKER))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
     }
 
     pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Run {
@@ -239,10 +276,19 @@ impl Daemon {
             if cond() {
                 return;
             }
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
             let mut events = self
                 .cmd(&self.bins.join("berth"))
-                .args(["events", "--since", &now.to_string(), "--until", &(now + 1).to_string()])
+                .args([
+                    "events",
+                    "--since",
+                    &now.to_string(),
+                    "--until",
+                    &(now + 1).to_string(),
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
@@ -273,12 +319,19 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
         // Shims of containers that could not be removed.
-        let _ = Command::new("pkill").arg("-9").arg("-f").arg(format!("berth-shim --bundle {}", self.root.display())).status();
+        let _ = Command::new("pkill")
+            .arg("-9")
+            .arg("-f")
+            .arg(format!("berth-shim --bundle {}", self.root.display()))
+            .status();
         // Mounts under our root, deepest first.
         if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
             let root = self.root.to_string_lossy().into_owned();
-            let mut targets: Vec<&str> =
-                mi.lines().filter_map(|l| l.split(' ').nth(4)).filter(|t| t.starts_with(&root)).collect();
+            let mut targets: Vec<&str> = mi
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|t| t.starts_with(&root))
+                .collect();
             targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
             for t in targets {
                 let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
@@ -333,7 +386,12 @@ pub fn have_docker_cli(test: &str) -> bool {
 }
 
 fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Run {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {

@@ -40,11 +40,24 @@ impl Daemon {
     pub fn attach(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<PendingAttach> {
         let entry = self.find(key)?;
         entry.status().can(Op::Attach, &entry.id)?;
-        let keys = parse_detach_keys(opts.detach_keys.as_deref().filter(|k| !k.is_empty()).unwrap_or(berth_types::keys::DEFAULT))?;
+        let keys = parse_detach_keys(
+            opts.detach_keys
+                .as_deref()
+                .filter(|k| !k.is_empty())
+                .unwrap_or(berth_types::keys::DEFAULT),
+        )?;
         let rx = entry.output.subscribe();
         let tty = entry.with(|d| d.config.tty.unwrap_or(false));
-        self.events.emit("container", "attach", &entry.id, self.container_attrs(&entry));
-        Ok(PendingAttach { daemon: self.clone(), entry, rx, opts, tty, keys })
+        self.events
+            .emit("container", "attach", &entry.id, self.container_attrs(&entry));
+        Ok(PendingAttach {
+            daemon: self.clone(),
+            entry,
+            rx,
+            opts,
+            tty,
+            keys,
+        })
     }
 
     /// Whether the container was created with a TTY (raw streams) or not (multiplexed frames).
@@ -69,7 +82,14 @@ impl PendingAttach {
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let PendingAttach { daemon, entry, mut rx, opts, tty, keys } = self;
+        let PendingAttach {
+            daemon,
+            entry,
+            mut rx,
+            opts,
+            tty,
+            keys,
+        } = self;
         let (mut rd, mut wr) = tokio::io::split(io);
         let open_stdin = entry.with(|d| d.config.open_stdin.unwrap_or(false));
         let stdin_once = entry.with(|d| d.config.stdin_once.unwrap_or(false));
@@ -138,7 +158,11 @@ impl PendingAttach {
             if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
                 continue;
             }
-            let res = if tty { wr.write_all(&data).await } else { wr.write_all(&frame(stream, &data)).await };
+            let res = if tty {
+                wr.write_all(&data).await
+            } else {
+                wr.write_all(&frame(stream, &data)).await
+            };
             if res.is_err() {
                 break;
             }
@@ -154,12 +178,21 @@ impl Daemon {
     pub async fn resize(self: &Arc<Self>, key: &str, height: u16, width: u16) -> Result<()> {
         let entry = self.find(key)?;
         if !entry.status().is_running() {
-            return Err(crate::Error::conflict(format!("Container {} is not running", entry.id)));
+            return Err(crate::Error::conflict(format!(
+                "Container {} is not running",
+                entry.id
+            )));
         }
-        let resp = crate::shim::call(&self.shim_socket(&entry.id), &berth_shim_proto::Request::Resize { height, width })
-            .await?;
+        let resp = crate::shim::call(
+            &self.shim_socket(&entry.id),
+            &berth_shim_proto::Request::Resize { height, width },
+        )
+        .await?;
         match resp.error {
-            Some(e) => Err(crate::Error::internal(format!("cannot resize container {}: {e}", entry.id))),
+            Some(e) => Err(crate::Error::internal(format!(
+                "cannot resize container {}: {e}",
+                entry.id
+            ))),
             None => Ok(()),
         }
     }
@@ -167,7 +200,8 @@ impl Daemon {
 
 /// Parses a detach-key list, as a 400 naming the keys when it is not valid.
 pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>> {
-    berth_types::keys::parse(s).map_err(|_| crate::Error::invalid(format!("Invalid detach keys ({s}) provided")))
+    berth_types::keys::parse(s)
+        .map_err(|_| crate::Error::invalid(format!("Invalid detach keys ({s}) provided")))
 }
 
 #[cfg(test)]
@@ -176,11 +210,17 @@ mod tests {
 
     #[test]
     fn bad_detach_keys_are_a_400() {
-        assert_eq!(parse_detach_keys("ctrl-pp").unwrap_err().message, "Invalid detach keys (ctrl-pp) provided");
+        assert_eq!(
+            parse_detach_keys("ctrl-pp").unwrap_err().message,
+            "Invalid detach keys (ctrl-pp) provided"
+        );
     }
 
     #[test]
     fn frames_have_docker_headers() {
-        assert_eq!(frame(2, b"err\n"), b"\x02\x00\x00\x00\x00\x00\x00\x04err\n".to_vec());
+        assert_eq!(
+            frame(2, b"err\n"),
+            b"\x02\x00\x00\x00\x00\x00\x00\x04err\n".to_vec()
+        );
     }
 }

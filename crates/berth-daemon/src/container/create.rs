@@ -41,7 +41,9 @@ impl Daemon {
         };
         let image_ref = body.image.clone().unwrap_or_default();
         if image_ref.is_empty() {
-            return Err(Error::invalid("Config cannot be empty in order to create a container"));
+            return Err(Error::invalid(
+                "Config cannot be empty in order to create a container",
+            ));
         }
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&mut host)?;
@@ -50,7 +52,9 @@ impl Daemon {
         let lookup = image_ref.clone();
         let image = blocking(move || {
             images.resolve(&lookup).map_err(|e| match e.kind() {
-                berth_types::ErrorKind::NotFound => Error::not_found(format!("No such image: {}", with_tag(&lookup))),
+                berth_types::ErrorKind::NotFound => {
+                    Error::not_found(format!("No such image: {}", with_tag(&lookup)))
+                }
                 _ => e.into(),
             })
         })
@@ -62,7 +66,13 @@ impl Daemon {
 
         let images = self.images.clone();
         let (image_id, cid) = (image.id.clone(), id.clone());
-        blocking(move || images.prepare_rootfs(&image_id, &cid).map(|_| ()).map_err(Into::into)).await?;
+        blocking(move || {
+            images
+                .prepare_rootfs(&image_id, &cid)
+                .map(|_| ())
+                .map_err(Into::into)
+        })
+        .await?;
 
         let bundle = self.bundle(&id);
         let hostname = config.hostname.clone().unwrap_or_default();
@@ -96,20 +106,73 @@ impl Daemon {
             let _ = std::fs::remove_dir_all(&bundle);
             return Err(e);
         }
-        self.events.emit("container", "create", &id, self.container_attrs(&entry));
+        self.events
+            .emit("container", "create", &id, self.container_attrs(&entry));
         Ok((id, Vec::new()))
     }
 
     fn random_name(&self) -> String {
         const LEFT: &[&str] = &[
-            "admiring", "bold", "brave", "calm", "clever", "dazzling", "eager", "elegant", "focused", "gallant",
-            "happy", "jolly", "keen", "kind", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky",
-            "relaxed", "serene", "sharp", "stoic", "tender", "trusting", "upbeat", "vibrant", "wizardly", "zealous",
+            "admiring",
+            "bold",
+            "brave",
+            "calm",
+            "clever",
+            "dazzling",
+            "eager",
+            "elegant",
+            "focused",
+            "gallant",
+            "happy",
+            "jolly",
+            "keen",
+            "kind",
+            "lucid",
+            "modest",
+            "nifty",
+            "optimistic",
+            "peaceful",
+            "quirky",
+            "relaxed",
+            "serene",
+            "sharp",
+            "stoic",
+            "tender",
+            "trusting",
+            "upbeat",
+            "vibrant",
+            "wizardly",
+            "zealous",
         ];
         const RIGHT: &[&str] = &[
-            "albattani", "babbage", "curie", "darwin", "einstein", "feynman", "galileo", "hopper", "hypatia",
-            "johnson", "kepler", "lamarr", "lovelace", "meitner", "newton", "noether", "pasteur", "ritchie",
-            "shannon", "thompson", "turing", "wozniak", "yalow", "zhukovsky", "lumiere", "mayer", "nash", "euler",
+            "albattani",
+            "babbage",
+            "curie",
+            "darwin",
+            "einstein",
+            "feynman",
+            "galileo",
+            "hopper",
+            "hypatia",
+            "johnson",
+            "kepler",
+            "lamarr",
+            "lovelace",
+            "meitner",
+            "newton",
+            "noether",
+            "pasteur",
+            "ritchie",
+            "shannon",
+            "thompson",
+            "turing",
+            "wozniak",
+            "yalow",
+            "zhukovsky",
+            "lumiere",
+            "mayer",
+            "nash",
+            "euler",
         ];
         let c = self.containers.read().unwrap();
         loop {
@@ -136,7 +199,11 @@ pub(crate) fn with_tag(r: &str) -> String {
 
 fn validate_host_config(host: &mut HostConfig) -> Result<()> {
     let mode = host.network_mode.clone().unwrap_or_default();
-    let mode = if mode.is_empty() { "default".to_string() } else { mode };
+    let mode = if mode.is_empty() {
+        "default".to_string()
+    } else {
+        mode
+    };
     match mode.as_str() {
         "default" | "bridge" | "none" | "host" => {}
         m if m.starts_with("container:") => {}
@@ -145,35 +212,64 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
     }
     host.network_mode = Some(mode);
     // Not silently dropped: what berth cannot do yet is refused with a reason.
-    let bound = host.port_bindings.as_ref().is_some_and(|m| m.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())));
+    let bound = host
+        .port_bindings
+        .as_ref()
+        .is_some_and(|m| m.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())));
     if bound || host.publish_all_ports.unwrap_or(false) {
         return Err(Error::invalid(
             "publishing ports (-p/-P) needs bridge networking, which this berth version does not have yet",
         ));
     }
     let nonempty = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
-    if nonempty(&host.binds) || host.mounts.as_ref().is_some_and(|m| !m.is_empty()) || nonempty(&host.volumes_from) {
+    if nonempty(&host.binds)
+        || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
+        || nonempty(&host.volumes_from)
+    {
         return Err(Error::invalid(
             "volumes and bind mounts (-v/--mount/--volumes-from) are not available in this berth version yet",
         ));
     }
     if host.tmpfs.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(Error::invalid("--tmpfs mounts are not available in this berth version yet"));
+        return Err(Error::invalid(
+            "--tmpfs mounts are not available in this berth version yet",
+        ));
     }
     if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::invalid("--device is not available in this berth version yet"));
+        return Err(Error::invalid(
+            "--device is not available in this berth version yet",
+        ));
     }
     for h in host.extra_hosts.clone().unwrap_or_default() {
-        if h.split_once(':').map_or(true, |(n, ip)| n.is_empty() || ip.is_empty()) {
+        if h.split_once(':')
+            .map_or(true, |(n, ip)| n.is_empty() || ip.is_empty())
+        {
             return Err(Error::invalid(format!("invalid IP address in add-host: {h:?}")));
         }
     }
-    match host.log_config.as_ref().and_then(|l| l.typ.clone()).unwrap_or_default().as_str() {
+    match host
+        .log_config
+        .as_ref()
+        .and_then(|l| l.typ.clone())
+        .unwrap_or_default()
+        .as_str()
+    {
         "" | "json-file" => {
-            let config = host.log_config.as_ref().and_then(|l| l.config.clone()).unwrap_or_default();
-            host.log_config = Some(berth_api::models::HostConfigLogConfig { typ: Some("json-file".into()), config: Some(config) });
+            let config = host
+                .log_config
+                .as_ref()
+                .and_then(|l| l.config.clone())
+                .unwrap_or_default();
+            host.log_config = Some(berth_api::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(config),
+            });
         }
-        other => return Err(Error::invalid(format!("logging driver {other} is not available: berth writes json-file logs"))),
+        other => {
+            return Err(Error::invalid(format!(
+                "logging driver {other} is not available: berth writes json-file logs"
+            )))
+        }
     }
     if let Some(m) = host.memory.filter(|m| *m != 0) {
         if m < 6 * 1024 * 1024 {
@@ -195,20 +291,30 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
             )));
         }
         if host.cpu_quota.unwrap_or(0) != 0 || host.cpu_period.unwrap_or(0) != 0 {
-            return Err(Error::invalid("Conflicting options: Nano CPUs and CPU Period cannot both be set"));
+            return Err(Error::invalid(
+                "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+            ));
         }
     }
     if let Some(p) = host.restart_policy.as_ref() {
         use berth_api::models::RestartPolicyNameEnum as R;
-        if host.auto_remove.unwrap_or(false) && matches!(p.name, Some(R::ALWAYS | R::UNLESS_STOPPED | R::ON_FAILURE)) {
-            return Err(Error::invalid("Conflicting options: AutoRemove and restart policy"));
+        if host.auto_remove.unwrap_or(false)
+            && matches!(p.name, Some(R::ALWAYS | R::UNLESS_STOPPED | R::ON_FAILURE))
+        {
+            return Err(Error::invalid(
+                "Conflicting options: AutoRemove and restart policy",
+            ));
         }
     }
     Ok(())
 }
 
 /// The container's config with the image's defaults filled in, as docker stores it.
-fn merge_config(body: &ContainerCreateBody, image: &berth_image::ImageConfig, id: &str) -> Result<ContainerConfig> {
+fn merge_config(
+    body: &ContainerCreateBody,
+    image: &berth_image::ImageConfig,
+    id: &str,
+) -> Result<ContainerConfig> {
     let mut env: Vec<String> = image.env.clone();
     for e in body.env.clone().unwrap_or_default() {
         let key = e.split('=').next().unwrap_or("").to_string();
@@ -223,7 +329,10 @@ fn merge_config(body: &ContainerCreateBody, image: &berth_image::ImageConfig, id
     }
     // An explicit entrypoint resets the image's Cmd, as in docker.
     let (entrypoint, cmd) = match (&body.entrypoint, &body.cmd) {
-        (Some(ep), cmd) => (Some(ep.clone()).filter(|e| !e.is_empty()), cmd.clone().filter(|c| !c.is_empty())),
+        (Some(ep), cmd) => (
+            Some(ep.clone()).filter(|e| !e.is_empty()),
+            cmd.clone().filter(|c| !c.is_empty()),
+        ),
         (None, Some(c)) if !c.is_empty() => (image.entrypoint.clone(), Some(c.clone())),
         (None, _) => (image.entrypoint.clone(), image.cmd.clone()),
     };
@@ -299,7 +408,11 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
     }
     std::fs::write(bundle.join("hosts"), hosts)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut resolv = if network == "host" { host_resolv } else { container_resolv_conf(&host_resolv) };
+    let mut resolv = if network == "host" {
+        host_resolv
+    } else {
+        container_resolv_conf(&host_resolv)
+    };
     resolv = apply_dns_options(
         &resolv,
         host.dns.as_deref().unwrap_or_default(),
@@ -368,7 +481,12 @@ mod tests {
 
     #[test]
     fn dns_flags_replace_lines() {
-        let r = apply_dns_options("search lan\nnameserver 10.0.0.1\n", &["192.0.2.53".into()], &[], &["ndots:2".into()]);
+        let r = apply_dns_options(
+            "search lan\nnameserver 10.0.0.1\n",
+            &["192.0.2.53".into()],
+            &[],
+            &["ndots:2".into()],
+        );
         assert_eq!(r, "search lan\nnameserver 192.0.2.53\noptions ndots:2\n");
     }
 

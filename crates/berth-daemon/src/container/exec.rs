@@ -73,7 +73,8 @@ impl Daemon {
         let mut attrs = self.container_attrs(&entry);
         attrs.insert("execID".into(), id.clone());
         let cmd = config.cmd.unwrap_or_default().join(" ");
-        self.events.emit("container", &format!("exec_create: {cmd}"), &entry.id, attrs);
+        self.events
+            .emit("container", &format!("exec_create: {cmd}"), &entry.id, attrs);
         Ok(id)
     }
 
@@ -89,12 +90,23 @@ impl Daemon {
 
     /// Forgets the execs of a removed container.
     pub(crate) fn drop_execs(&self, container_id: &str) {
-        self.execs.0.lock().unwrap().retain(|_, e| e.container_id != container_id);
+        self.execs
+            .0
+            .lock()
+            .unwrap()
+            .retain(|_, e| e.container_id != container_id);
     }
 
     /// IDs of a container's exec instances (inspect's `ExecIDs`).
     pub(crate) fn exec_ids(&self, container_id: &str) -> Vec<String> {
-        self.execs.0.lock().unwrap().values().filter(|e| e.container_id == container_id).map(|e| e.id.clone()).collect()
+        self.execs
+            .0
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|e| e.container_id == container_id)
+            .map(|e| e.id.clone())
+            .collect()
     }
 
     /// `POST /exec/{id}/start`: validates and marks the exec started; the caller then runs the
@@ -105,10 +117,14 @@ impl Daemon {
         {
             let mut st = exec.state.lock().unwrap();
             if st.running {
-                return Err(Error::conflict(format!("Error: Exec command {id} is already running")));
+                return Err(Error::conflict(format!(
+                    "Error: Exec command {id} is already running"
+                )));
             }
             if st.started {
-                return Err(Error::conflict(format!("Error: Exec command {id} has already run")));
+                return Err(Error::conflict(format!(
+                    "Error: Exec command {id} has already run"
+                )));
             }
             exec_allowed(&entry)?;
             st.started = true;
@@ -134,8 +150,18 @@ impl Daemon {
             exec_id: exec.id.clone(),
             args: c.cmd.clone().unwrap_or_default(),
             env,
-            cwd: c.working_dir.clone().filter(|w| !w.is_empty()).or(doc.config.working_dir.clone()).unwrap_or_default(),
-            user: c.user.clone().filter(|u| !u.is_empty()).or(doc.config.user.clone()).unwrap_or_default(),
+            cwd: c
+                .working_dir
+                .clone()
+                .filter(|w| !w.is_empty())
+                .or(doc.config.working_dir.clone())
+                .unwrap_or_default(),
+            user: c
+                .user
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or(doc.config.user.clone())
+                .unwrap_or_default(),
             tty,
             stdin: c.attach_stdin.unwrap_or(false),
             privileged: c.privileged.unwrap_or(false),
@@ -143,8 +169,17 @@ impl Daemon {
         };
         let mut attrs = self.container_attrs(&entry);
         attrs.insert("execID".into(), exec.id.clone());
-        self.events.emit("container", &format!("exec_start: {}", process.args.join(" ")), &entry.id, attrs);
-        Ok(PendingExec { daemon: self.clone(), exec, process })
+        self.events.emit(
+            "container",
+            &format!("exec_start: {}", process.args.join(" ")),
+            &entry.id,
+            attrs,
+        );
+        Ok(PendingExec {
+            daemon: self.clone(),
+            exec,
+            process,
+        })
     }
 
     /// `GET /exec/{id}/json`.
@@ -153,7 +188,11 @@ impl Daemon {
         let st = exec.state.lock().unwrap().clone();
         let c = &exec.config;
         let mut args = c.cmd.clone().unwrap_or_default();
-        let entrypoint = if args.is_empty() { String::new() } else { args.remove(0) };
+        let entrypoint = if args.is_empty() {
+            String::new()
+        } else {
+            args.remove(0)
+        };
         Ok(serde_json::json!({
             "ID": exec.id,
             "Running": st.running,
@@ -178,7 +217,11 @@ impl Daemon {
     /// `POST /exec/{id}/resize`.
     pub async fn exec_resize(self: &Arc<Self>, id: &str, height: u16, width: u16) -> Result<()> {
         let exec = self.find_exec(id)?;
-        let req = Request::ResizeExec { exec_id: exec.id.clone(), height, width };
+        let req = Request::ResizeExec {
+            exec_id: exec.id.clone(),
+            height,
+            width,
+        };
         let resp = shim::call(&self.shim_socket(&exec.container_id), &req).await?;
         match resp.error {
             Some(e) => Err(Error::internal(format!("cannot resize exec {id}: {e}"))),
@@ -188,7 +231,11 @@ impl Daemon {
 
     /// Runs a command in a container and returns its exit code and combined output (health
     /// checks).
-    pub(crate) async fn exec_capture(self: &Arc<Self>, key: &str, cmd: Vec<String>) -> Result<(i64, Vec<u8>)> {
+    pub(crate) async fn exec_capture(
+        self: &Arc<Self>,
+        key: &str,
+        cmd: Vec<String>,
+    ) -> Result<(i64, Vec<u8>)> {
         let config = ExecConfig {
             cmd: Some(cmd),
             attach_stdout: Some(true),
@@ -246,14 +293,24 @@ impl PendingExec {
     where
         T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let PendingExec { daemon, exec, process } = self;
+        let PendingExec {
+            daemon,
+            exec,
+            process,
+        } = self;
         let tty = process.tty;
         let want_stdin = process.stdin;
         let (mut rd, mut wr) = tokio::io::split(io);
         let socket = daemon.shim_socket(&exec.container_id);
         let started = async {
             let mut s = tokio::net::UnixStream::connect(&socket).await?;
-            let resp = shim::request(&mut s, &Request::Exec { process: process.clone() }).await?;
+            let resp = shim::request(
+                &mut s,
+                &Request::Exec {
+                    process: process.clone(),
+                },
+            )
+            .await?;
             Ok::<_, std::io::Error>((s, resp))
         }
         .await;
@@ -261,7 +318,13 @@ impl PendingExec {
             Ok(x) => x,
             Err(e) => {
                 let msg = format!("OCI runtime exec failed: cannot reach the container's monitor: {e}\r\n");
-                let _ = wr.write_all(&if tty { msg.into_bytes() } else { frame(2, msg.as_bytes()) }).await;
+                let _ = wr
+                    .write_all(&if tty {
+                        msg.into_bytes()
+                    } else {
+                        frame(2, msg.as_bytes())
+                    })
+                    .await;
                 exec.finish(126);
                 let _ = wr.shutdown().await;
                 return;
@@ -269,8 +332,16 @@ impl PendingExec {
         };
         if let Some(err) = resp.error {
             let code = resp.exit_code.unwrap_or(126) as i64;
-            let msg = format!("OCI runtime exec failed: exec failed: unable to start container process: {err}: unknown\r\n");
-            let _ = wr.write_all(&if tty { msg.into_bytes() } else { frame(2, msg.as_bytes()) }).await;
+            let msg = format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: {err}: unknown\r\n"
+            );
+            let _ = wr
+                .write_all(&if tty {
+                    msg.into_bytes()
+                } else {
+                    frame(2, msg.as_bytes())
+                })
+                .await;
             exec.finish(code);
             daemon.exec_died(&exec, code);
             let _ = wr.shutdown().await;
@@ -290,7 +361,10 @@ impl PendingExec {
                         break;
                     }
                     Ok(n) if want_stdin => {
-                        if shim::write_frame(&mut swr, FrameKind::Stdin, &buf[..n]).await.is_err() {
+                        if shim::write_frame(&mut swr, FrameKind::Stdin, &buf[..n])
+                            .await
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -308,11 +382,19 @@ impl PendingExec {
                     let _ = b;
                 }
                 Ok(Some((FrameKind::Stdout, b))) => {
-                    let r = if tty { wr.write_all(&b).await } else { wr.write_all(&frame(1, &b)).await };
+                    let r = if tty {
+                        wr.write_all(&b).await
+                    } else {
+                        wr.write_all(&frame(1, &b)).await
+                    };
                     client_gone = r.is_err();
                 }
                 Ok(Some((FrameKind::Stderr, b))) => {
-                    let r = if tty { wr.write_all(&b).await } else { wr.write_all(&frame(2, &b)).await };
+                    let r = if tty {
+                        wr.write_all(&b).await
+                    } else {
+                        wr.write_all(&frame(2, &b)).await
+                    };
                     client_gone = r.is_err();
                 }
                 Ok(Some((FrameKind::Exit, b))) => {

@@ -75,7 +75,11 @@ impl Daemon {
 
     /// Streams what `job` writes as a response body; `job` first reports a header value (or an
     /// error, which becomes the HTTP error) through the oneshot.
-    async fn stream_rootfs<M, F>(self: &Arc<Self>, entry: Arc<Entry>, job: F) -> Result<(M, mpsc::Receiver<Bytes>)>
+    async fn stream_rootfs<M, F>(
+        self: &Arc<Self>,
+        entry: Arc<Entry>,
+        job: F,
+    ) -> Result<(M, mpsc::Receiver<Bytes>)>
     where
         F: FnOnce(&Path, oneshot::Sender<Result<M>>, &mut ChannelWriter) + Send + 'static,
         M: Send + 'static,
@@ -113,7 +117,8 @@ impl Daemon {
     /// `GET /containers/{id}/export`: the flattened root filesystem as a tar stream.
     pub async fn export(self: &Arc<Self>, key: &str) -> Result<mpsc::Receiver<Bytes>> {
         let entry = self.find(key)?;
-        self.events.emit("container", "export", &entry.id, self.container_attrs(&entry));
+        self.events
+            .emit("container", "export", &entry.id, self.container_attrs(&entry));
         let ((), rx) = self
             .stream_rootfs(entry, |merged, meta, w| {
                 let _ = meta.send(Ok(()));
@@ -129,11 +134,18 @@ impl Daemon {
     pub async fn archive_stat(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat> {
         let entry = self.find(key)?;
         let (name, path) = (key.to_string(), path.to_string());
-        self.on_rootfs(&entry, move |merged| Ok(ContainerFs::new(merged, &name).stat(&path)?)).await
+        self.on_rootfs(&entry, move |merged| {
+            Ok(ContainerFs::new(merged, &name).stat(&path)?)
+        })
+        .await
     }
 
     /// `GET /containers/{id}/archive`: the path's stat (for the header) and a tar stream of it.
-    pub async fn archive_get(self: &Arc<Self>, key: &str, path: &str) -> Result<(PathStat, mpsc::Receiver<Bytes>)> {
+    pub async fn archive_get(
+        self: &Arc<Self>,
+        key: &str,
+        path: &str,
+    ) -> Result<(PathStat, mpsc::Receiver<Bytes>)> {
         let entry = self.find(key)?;
         let (name, path) = (key.to_string(), path.to_string());
         self.stream_rootfs(entry, move |merged, meta, w| {
@@ -200,7 +212,13 @@ impl Daemon {
             volumes: c.volumes.clone().unwrap_or_default(),
             stop_signal: c.stop_signal.clone(),
         };
-        let opts = CommitOptions { repo_tag: repo_tag.clone(), comment, author, changes, config };
+        let opts = CommitOptions {
+            repo_tag: repo_tag.clone(),
+            comment,
+            author,
+            changes,
+            config,
+        };
         // Freeze a running container so the layer is a consistent snapshot (docker's default).
         let paused = pause && entry.status() == crate::container::Status::Running;
         let socket = self.shim_socket(&entry.id);

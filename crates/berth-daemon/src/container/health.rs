@@ -58,15 +58,28 @@ fn test_command(test: &[String]) -> Option<Vec<String>> {
 impl Daemon {
     /// Starts the health monitor of a container that just started, if it has a check.
     pub(crate) fn start_health(self: &Arc<Self>, entry: &Arc<Entry>) {
-        let Some(hc) = entry.with(|d| d.config.healthcheck.clone()) else { return };
-        let Some(cmd) = test_command(hc.test.as_deref().unwrap_or_default()) else { return };
-        let nanos = |v: Option<i64>, d: Duration| v.filter(|n| *n > 0).map(|n| Duration::from_nanos(n as u64)).unwrap_or(d);
+        let Some(hc) = entry.with(|d| d.config.healthcheck.clone()) else {
+            return;
+        };
+        let Some(cmd) = test_command(hc.test.as_deref().unwrap_or_default()) else {
+            return;
+        };
+        let nanos = |v: Option<i64>, d: Duration| {
+            v.filter(|n| *n > 0)
+                .map(|n| Duration::from_nanos(n as u64))
+                .unwrap_or(d)
+        };
         let interval = nanos(hc.interval, DEFAULT_INTERVAL);
         let timeout = nanos(hc.timeout, DEFAULT_TIMEOUT);
         let start_period = nanos(hc.start_period, Duration::ZERO);
         let retries = hc.retries.filter(|r| *r > 0).unwrap_or(DEFAULT_RETRIES);
         let started_at = entry.with(|d| d.state.started_at);
-        entry.update(|d| d.health = Some(Health { status: "starting".into(), ..Default::default() }));
+        entry.update(|d| {
+            d.health = Some(Health {
+                status: "starting".into(),
+                ..Default::default()
+            })
+        });
         let daemon = self.clone();
         let entry = entry.clone();
         tokio::spawn(async move {
@@ -91,7 +104,12 @@ impl Daemon {
                 let (old, new) = entry.update(|d| {
                     let h = d.health.get_or_insert_with(Health::default);
                     let old = h.status.clone();
-                    h.log.push(Probe { start, end, exit_code: code, output });
+                    h.log.push(Probe {
+                        start,
+                        end,
+                        exit_code: code,
+                        output,
+                    });
                     if h.log.len() > KEEP {
                         h.log.remove(0);
                     }
@@ -108,7 +126,12 @@ impl Daemon {
                 });
                 let _ = daemon.persist(&entry);
                 if old != new {
-                    daemon.events.emit("container", &format!("health_status: {new}"), &entry.id, daemon.container_attrs(&entry));
+                    daemon.events.emit(
+                        "container",
+                        &format!("health_status: {new}"),
+                        &entry.id,
+                        daemon.container_attrs(&entry),
+                    );
                 }
             }
         });
@@ -121,8 +144,14 @@ mod tests {
 
     #[test]
     fn test_forms_become_commands() {
-        assert_eq!(test_command(&["CMD-SHELL".into(), "exit 0".into()]).unwrap(), vec!["/bin/sh", "-c", "exit 0"]);
-        assert_eq!(test_command(&["CMD".into(), "true".into()]).unwrap(), vec!["true"]);
+        assert_eq!(
+            test_command(&["CMD-SHELL".into(), "exit 0".into()]).unwrap(),
+            vec!["/bin/sh", "-c", "exit 0"]
+        );
+        assert_eq!(
+            test_command(&["CMD".into(), "true".into()]).unwrap(),
+            vec!["true"]
+        );
         assert!(test_command(&["NONE".into()]).is_none());
         assert!(test_command(&[]).is_none());
     }

@@ -31,10 +31,17 @@ impl Daemon {
         let doc = entry.doc();
         let bundle = self.bundle(&doc.id);
         let path = |f: &str| Some(bundle.join(f).to_string_lossy().into_owned());
-        let rw = if size { self.images.rw_size(&doc.id).ok().map(|s| s as i64) } else { None };
+        let rw = if size {
+            self.images.rw_size(&doc.id).ok().map(|s| s as i64)
+        } else {
+            None
+        };
         let upper = self.config.data_root.join("snapshots");
         let mut graph = HashMap::new();
-        graph.insert("MergedDir".to_string(), bundle.join("rootfs").to_string_lossy().into_owned());
+        graph.insert(
+            "MergedDir".to_string(),
+            bundle.join("rootfs").to_string_lossy().into_owned(),
+        );
         graph.insert("UpperDir".to_string(), upper.to_string_lossy().into_owned());
         Ok(ContainerInspectResponse {
             id: Some(doc.id.clone()),
@@ -57,7 +64,10 @@ impl Daemon {
             app_armor_profile: Some(String::new()),
             exec_ids: Some(self.exec_ids(&doc.id)).filter(|v| !v.is_empty()),
             host_config: Some(doc.host_config.clone()),
-            graph_driver: Some(DriverData { name: "overlay2".into(), data: graph }),
+            graph_driver: Some(DriverData {
+                name: "overlay2".into(),
+                data: graph,
+            }),
             size_rw: rw,
             size_root_fs: None,
             mounts: Some(vec![]),
@@ -132,7 +142,8 @@ pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
 }
 
 fn network_settings(doc: &Doc) -> NetworkSettings {
-    let sandbox = if doc.state.status.is_running() && doc.host_config.network_mode.as_deref() != Some("host") {
+    let sandbox = if doc.state.status.is_running() && doc.host_config.network_mode.as_deref() != Some("host")
+    {
         format!("/proc/{}/ns/net", doc.state.pid)
     } else {
         String::new()

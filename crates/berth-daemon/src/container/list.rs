@@ -28,21 +28,40 @@ impl Daemon {
         for key in opts.filters.keys() {
             if !matches!(
                 key.as_str(),
-                "status" | "name" | "id" | "label" | "ancestor" | "exited" | "before" | "since" | "network" | "health" | "volume" | "publish" | "expose" | "is-task"
+                "status"
+                    | "name"
+                    | "id"
+                    | "label"
+                    | "ancestor"
+                    | "exited"
+                    | "before"
+                    | "since"
+                    | "network"
+                    | "health"
+                    | "volume"
+                    | "publish"
+                    | "expose"
+                    | "is-task"
             ) {
                 return Err(Error::invalid(format!("invalid filter '{key}'")));
             }
         }
         if let Some(st) = opts.filters.get("status") {
             for s in st {
-                if !matches!(s.as_str(), "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead") {
+                if !matches!(
+                    s.as_str(),
+                    "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead"
+                ) {
                     return Err(Error::invalid(format!("invalid filter 'status={s}'")));
                 }
             }
         }
         let mut docs: Vec<Doc> = self.all().iter().map(|e| e.doc()).collect();
         docs.reverse(); // newest first, as docker lists
-        let show_all = opts.all || opts.limit.is_some() || opts.filters.contains_key("status") || opts.filters.contains_key("exited");
+        let show_all = opts.all
+            || opts.limit.is_some()
+            || opts.filters.contains_key("status")
+            || opts.filters.contains_key("exited");
         let ancestors = match opts.filters.get("ancestor") {
             Some(names) => Some(
                 names
@@ -71,11 +90,16 @@ impl Daemon {
     }
 
     fn filter_match(&self, d: &Doc, f: &BTreeMap<String, Vec<String>>, ancestors: Option<&[String]>) -> bool {
-        let any = |key: &str, pred: &dyn Fn(&str) -> bool| f.get(key).map_or(true, |vs| vs.is_empty() || vs.iter().any(|v| pred(v)));
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
+            f.get(key)
+                .map_or(true, |vs| vs.is_empty() || vs.iter().any(|v| pred(v)))
+        };
         any("status", &|v| d.state.status.as_str() == v)
             && any("name", &|v| d.name.contains(v.trim_start_matches('/')))
             && any("id", &|v| d.id.starts_with(v))
-            && any("exited", &|v| d.state.status == Status::Exited && v.parse::<i64>().ok() == Some(d.state.exit_code))
+            && any("exited", &|v| {
+                d.state.status == Status::Exited && v.parse::<i64>().ok() == Some(d.state.exit_code)
+            })
             && f.get("label").map_or(true, |vs| {
                 let labels = d.config.labels.clone().unwrap_or_default();
                 vs.iter().all(|v| match v.split_once('=') {
@@ -126,7 +150,9 @@ impl Daemon {
                 network_mode: d.host_config.network_mode.clone(),
                 annotations: None,
             }),
-            network_settings: Some(ContainerSummaryNetworkSettings { networks: Some(endpoints(d)) }),
+            network_settings: Some(ContainerSummaryNetworkSettings {
+                networks: Some(endpoints(d)),
+            }),
             mounts: Some(vec![]),
         }
     }
@@ -137,7 +163,10 @@ pub(crate) fn command_line(path: &str, args: &[String]) -> String {
     std::iter::once(path)
         .chain(args.iter().map(String::as_str))
         .map(|a| {
-            if !a.is_empty() && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+            {
                 a.to_string()
             } else {
                 format!("'{}'", a.replace('\'', "'\"'\"'"))
@@ -161,12 +190,20 @@ pub(crate) fn status_text(d: &Doc) -> String {
             format!("Up {}{health}", since(d.state.started_at))
         }
         Status::Paused => format!("Up {} (Paused)", since(d.state.started_at)),
-        Status::Restarting => format!("Restarting ({}) {} ago", d.state.exit_code, since(d.state.finished_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            d.state.exit_code,
+            since(d.state.finished_at)
+        ),
         Status::Removing => "Removal In Progress".to_string(),
         Status::Dead => "Dead".to_string(),
         Status::Created => "Created".to_string(),
         Status::Exited if d.state.finished_at == 0 => "Created".to_string(),
-        Status::Exited => format!("Exited ({}) {} ago", d.state.exit_code, since(d.state.finished_at)),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            d.state.exit_code,
+            since(d.state.finished_at)
+        ),
     }
 }
 

@@ -63,7 +63,11 @@ impl Daemon {
                     continue;
                 }
                 // Only complete lines; keep a partial tail for the next read.
-                let cut = pending.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
+                let cut = pending
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
                 let complete: Vec<u8> = pending.drain(..cut).collect();
                 let mut records: Vec<Line> = complete
                     .split(|&b| b == b'\n')
@@ -145,5 +149,9 @@ fn render(r: &Line, opts: &LogsOptions, tty: bool) -> Option<Bytes> {
         payload.push(b' ');
     }
     payload.extend_from_slice(r.log.as_bytes());
-    Some(if tty { Bytes::from(payload) } else { Bytes::from(frame(stream, &payload)) })
+    Some(if tty {
+        Bytes::from(payload)
+    } else {
+        Bytes::from(frame(stream, &payload))
+    })
 }

@@ -16,7 +16,9 @@ use crate::{shim, Daemon};
 
 impl Daemon {
     pub(crate) fn cgroup(&self, entry: &Entry) -> Cgroup {
-        let parent = entry.with(|d| d.host_config.cgroup_parent.clone()).filter(|p| !p.is_empty());
+        let parent = entry
+            .with(|d| d.host_config.cgroup_parent.clone())
+            .filter(|p| !p.is_empty());
         Cgroup::new(parent.as_deref().unwrap_or(&self.config.cgroup_parent), &entry.id)
     }
 
@@ -26,16 +28,25 @@ impl Daemon {
         let _op = entry.op.lock().await;
         match entry.status() {
             Status::Running => {}
-            Status::Paused => return Err(Error::conflict(format!("Container {} is already paused", entry.id))),
+            Status::Paused => {
+                return Err(Error::conflict(format!(
+                    "Container {} is already paused",
+                    entry.id
+                )))
+            }
             _ => return Err(Error::conflict(format!("Container {} is not running", entry.id))),
         }
         let resp = shim::call(&self.shim_socket(&entry.id), &Request::Pause).await?;
         if let Some(e) = resp.error {
-            return Err(Error::internal(format!("cannot pause container {}: {e}", entry.id)));
+            return Err(Error::internal(format!(
+                "cannot pause container {}: {e}",
+                entry.id
+            )));
         }
         entry.update(|d| d.state.status = Status::Paused);
         self.persist(&entry)?;
-        self.events.emit("container", "pause", &entry.id, self.container_attrs(&entry));
+        self.events
+            .emit("container", "pause", &entry.id, self.container_attrs(&entry));
         Ok(())
     }
 
@@ -48,11 +59,15 @@ impl Daemon {
         }
         let resp = shim::call(&self.shim_socket(&entry.id), &Request::Resume).await?;
         if let Some(e) = resp.error {
-            return Err(Error::internal(format!("cannot unpause container {}: {e}", entry.id)));
+            return Err(Error::internal(format!(
+                "cannot unpause container {}: {e}",
+                entry.id
+            )));
         }
         entry.update(|d| d.state.status = Status::Running);
         self.persist(&entry)?;
-        self.events.emit("container", "unpause", &entry.id, self.container_attrs(&entry));
+        self.events
+            .emit("container", "unpause", &entry.id, self.container_attrs(&entry));
         Ok(())
     }
 
@@ -63,7 +78,11 @@ impl Daemon {
             return Err(Error::conflict(format!("Container {} is not running", entry.id)));
         }
         let pids: std::collections::HashSet<i32> = self.cgroup(&entry).pids().into_iter().collect();
-        let args: Vec<&str> = if ps_args.trim().is_empty() { vec!["-ef"] } else { ps_args.split_whitespace().collect() };
+        let args: Vec<&str> = if ps_args.trim().is_empty() {
+            vec!["-ef"]
+        } else {
+            ps_args.split_whitespace().collect()
+        };
         let out = tokio::process::Command::new("ps")
             .args(&args)
             .output()
@@ -91,7 +110,11 @@ impl Daemon {
             let mut first = !one_shot;
             loop {
                 let running = entry.status().is_running();
-                let mut s = if running { cg.stats() } else { serde_json::json!({"cpu_stats": {}, "memory_stats": {}, "pids_stats": {}, "blkio_stats": {}}) };
+                let mut s = if running {
+                    cg.stats()
+                } else {
+                    serde_json::json!({"cpu_stats": {}, "memory_stats": {}, "pids_stats": {}, "blkio_stats": {}})
+                };
                 let now = berth_types::time::rfc3339_nano(berth_types::time::now_nanos());
                 let cpu = s["cpu_stats"].clone();
                 s["read"] = serde_json::json!(now);
@@ -128,7 +151,11 @@ impl Daemon {
     }
 
     /// `docker update`: new limits on the record and, when running, on its cgroup.
-    pub async fn update(self: &Arc<Self>, key: &str, body: berth_api::models::HostConfig) -> Result<Vec<String>> {
+    pub async fn update(
+        self: &Arc<Self>,
+        key: &str,
+        body: berth_api::models::HostConfig,
+    ) -> Result<Vec<String>> {
         let entry = self.find(key)?;
         let _op = entry.op.lock().await;
         let (memory, swap, cpus, shares, pids) = (
@@ -143,9 +170,14 @@ impl Daemon {
         }
         if let Some(p) = body.restart_policy.as_ref() {
             if entry.with(|d| d.host_config.auto_remove.unwrap_or(false))
-                && !matches!(p.name, None | Some(RestartPolicyNameEnum::NO | RestartPolicyNameEnum::EMPTY))
+                && !matches!(
+                    p.name,
+                    None | Some(RestartPolicyNameEnum::NO | RestartPolicyNameEnum::EMPTY)
+                )
             {
-                return Err(Error::invalid("Restart policy cannot be updated because AutoRemove is enabled for the container"));
+                return Err(Error::invalid(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                ));
             }
         }
         if entry.status().is_running() {
@@ -175,7 +207,8 @@ impl Daemon {
             }
         });
         self.persist(&entry)?;
-        self.events.emit("container", "update", &entry.id, self.container_attrs(&entry));
+        self.events
+            .emit("container", "update", &entry.id, self.container_attrs(&entry));
         Ok(vec![])
     }
 
@@ -185,7 +218,9 @@ impl Daemon {
             if d.manually_stopped || d.host_config.auto_remove.unwrap_or(false) {
                 return false;
             }
-            let Some(p) = d.host_config.restart_policy.as_ref() else { return false };
+            let Some(p) = d.host_config.restart_policy.as_ref() else {
+                return false;
+            };
             match p.name {
                 Some(RestartPolicyNameEnum::ALWAYS | RestartPolicyNameEnum::UNLESS_STOPPED) => true,
                 Some(RestartPolicyNameEnum::ON_FAILURE) => {
@@ -226,7 +261,9 @@ impl Daemon {
                 entry.update(|d| d.state.status = Status::Exited);
                 let _ = daemon.persist(&entry);
             } else {
-                daemon.events.emit("container", "restart", &entry.id, daemon.container_attrs(&entry));
+                daemon
+                    .events
+                    .emit("container", "restart", &entry.id, daemon.container_attrs(&entry));
             }
         });
     }
@@ -275,7 +312,9 @@ fn parse_ps(out: &str, pids: &std::collections::HashSet<i32>) -> Result<serde_js
         if fields.len() < titles.len() {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<i32>() else { continue };
+        let Ok(pid) = fields[pid_col].parse::<i32>() else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }

@@ -13,11 +13,11 @@
 
 mod attach;
 mod create;
-mod inspect;
-mod list;
 mod exec;
 mod fs;
 mod health;
+mod inspect;
+mod list;
 mod logs;
 mod manage;
 mod remove;
@@ -25,11 +25,11 @@ mod start;
 mod stop;
 
 pub use attach::{AttachOptions, PendingAttach};
-pub use exec::{ExecEntry, ExecStartOptions, Execs, PendingExec};
-pub use stop::{parse_signal, WaitCondition};
 pub use create::CreateOptions;
+pub use exec::{ExecEntry, ExecStartOptions, Execs, PendingExec};
 pub use list::ListOptions;
 pub use logs::LogsOptions;
+pub use stop::{parse_signal, WaitCondition};
 
 use berth_api::models::{ContainerConfig, HostConfig};
 use bytes::Bytes;
@@ -181,7 +181,11 @@ pub struct Entry {
 impl Entry {
     pub(crate) fn new(doc: Doc) -> Arc<Self> {
         let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
-        let life = Life { exits: 0, exit_code: doc.state.exit_code, removed: false };
+        let life = Life {
+            exits: 0,
+            exit_code: doc.state.exit_code,
+            removed: false,
+        };
         Arc::new(Entry {
             id: doc.id.clone(),
             doc: Mutex::new(doc),

@@ -14,7 +14,12 @@ impl Daemon {
         self.remove_entry(&entry, force, volumes).await
     }
 
-    pub(crate) async fn remove_entry(self: &Arc<Self>, entry: &Arc<Entry>, force: bool, _volumes: bool) -> Result<()> {
+    pub(crate) async fn remove_entry(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        force: bool,
+        _volumes: bool,
+    ) -> Result<()> {
         let _op = entry.op.lock().await;
         if entry.life.borrow().removed {
             return Err(Error::not_found(format!("No such container: {}", entry.id)));
@@ -60,7 +65,8 @@ impl Daemon {
         if let Err(e) = self.forget(entry) {
             failures.push(format!("drop record: {e}"));
         }
-        self.events.emit("container", "destroy", &entry.id, self.container_attrs(entry));
+        self.events
+            .emit("container", "destroy", &entry.id, self.container_attrs(entry));
         entry.life.send_modify(|l| l.removed = true);
         if failures.is_empty() {
             Ok(())

@@ -36,7 +36,10 @@ impl Daemon {
             id: id.clone(),
             rootfs,
             socket: socket.to_string_lossy().into_owned(),
-            log_path: bundle.join(format!("{id}-json.log")).to_string_lossy().into_owned(),
+            log_path: bundle
+                .join(format!("{id}-json.log"))
+                .to_string_lossy()
+                .into_owned(),
             exit_file: bundle.join("exit.json").to_string_lossy().into_owned(),
             runtime_log: bundle.join("runtime.log").to_string_lossy().into_owned(),
             tty: doc.config.tty.unwrap_or(false),
@@ -45,7 +48,12 @@ impl Daemon {
             user: doc.config.user.clone().unwrap_or_default(),
             console_size: console_size(&doc),
             loopback_up: matches!(network, NetworkMode::None),
-            seccomp_cache: self.config.data_root.join("seccomp").to_string_lossy().into_owned(),
+            seccomp_cache: self
+                .config
+                .data_root
+                .join("seccomp")
+                .to_string_lossy()
+                .into_owned(),
         };
         let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
         let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;
@@ -57,7 +65,11 @@ impl Daemon {
         let pid = match (ready.pid, ready.error) {
             (_, Some(err)) => return Err(self.start_failed(entry, err, ready.exit_code).await),
             (Some(pid), None) => pid,
-            (None, None) => return Err(self.start_failed(entry, "shim reported no pid".into(), None).await),
+            (None, None) => {
+                return Err(self
+                    .start_failed(entry, "shim reported no pid".into(), None)
+                    .await)
+            }
         };
         let stream = match shim::attach(&socket, shim_cfg.open_stdin).await {
             Ok(s) => s,
@@ -85,7 +97,8 @@ impl Daemon {
         }
         self.start_health(entry);
         self.persist(entry)?;
-        self.events.emit("container", "start", &id, self.container_attrs(entry));
+        self.events
+            .emit("container", "start", &id, self.container_attrs(entry));
         Ok(())
     }
 
@@ -155,7 +168,12 @@ fn console_size(doc: &Doc) -> Option<(u16, u16)> {
 }
 
 /// The runtime's view of a container.
-fn container_spec(doc: &Doc, bundle: &std::path::Path, network: NetworkMode, cgroup_parent: &str) -> ContainerSpec {
+fn container_spec(
+    doc: &Doc,
+    bundle: &std::path::Path,
+    network: NetworkMode,
+    cgroup_parent: &str,
+) -> ContainerSpec {
     let c = &doc.config;
     let h = &doc.host_config;
     let tty = c.tty.unwrap_or(false);
@@ -180,7 +198,11 @@ fn container_spec(doc: &Doc, bundle: &std::path::Path, network: NetworkMode, cgr
         rootfs: bundle.join("rootfs"),
         args,
         env,
-        cwd: c.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+        cwd: c
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
         tty,
         hostname,
         network,
@@ -208,15 +230,23 @@ fn container_spec(doc: &Doc, bundle: &std::path::Path, network: NetworkMode, cgr
                 hard: u.hard.unwrap_or(0),
             })
             .collect(),
-        cgroup_parent: h.cgroup_parent.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| cgroup_parent.to_string()),
+        cgroup_parent: h
+            .cgroup_parent
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| cgroup_parent.to_string()),
         mounts: vec![
             bind("resolv.conf", "/etc/resolv.conf"),
             bind("hostname", "/etc/hostname"),
             bind("hosts", "/etc/hosts"),
         ],
         shm_size: h.shm_size.filter(|s| *s > 0).unwrap_or(64 * 1024 * 1024),
-        seccomp_unconfined: security.iter().any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined"),
-        no_new_privileges: security.iter().any(|s| s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"),
+        seccomp_unconfined: security
+            .iter()
+            .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined"),
+        no_new_privileges: security.iter().any(|s| {
+            s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"
+        }),
         masked_paths: h.masked_paths.clone(),
         readonly_paths: h.readonly_paths.clone(),
         oom_score_adj: h.oom_score_adj.filter(|o| *o != 0).map(|o| o as i32),

@@ -39,17 +39,49 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     const NAMES: &[(&str, i32)] = &[
-        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("IOT", 6), ("BUS", 7),
-        ("FPE", 8), ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14),
-        ("TERM", 15), ("STKFLT", 16), ("CHLD", 17), ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21),
-        ("TTOU", 22), ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27), ("WINCH", 28),
-        ("IO", 29), ("POLL", 29), ("PWR", 30), ("SYS", 31),
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("POLL", 29),
+        ("PWR", 30),
+        ("SYS", 31),
     ];
     if let Some((_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
         return Ok(*n);
     }
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('+').parse().unwrap_or(-1) };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+').parse().unwrap_or(-1)
+        };
         if (0..=30).contains(&off) {
             return Ok(34 + off);
         }
@@ -73,9 +105,19 @@ impl Daemon {
     }
 
     pub(crate) async fn signal(&self, entry: &Entry, sig: i32) -> Result<()> {
-        let resp = shim::call(&self.shim_socket(&entry.id), &Request::Kill { signal: sig, all: false }).await?;
+        let resp = shim::call(
+            &self.shim_socket(&entry.id),
+            &Request::Kill {
+                signal: sig,
+                all: false,
+            },
+        )
+        .await?;
         match resp.error {
-            Some(e) => Err(Error::internal(format!("cannot kill container {}: {e}", entry.id))),
+            Some(e) => Err(Error::internal(format!(
+                "cannot kill container {}: {e}",
+                entry.id
+            ))),
             None => Ok(()),
         }
     }
@@ -98,13 +140,21 @@ impl Daemon {
         entry.update(|d| d.manually_stopped = true);
         self.persist(&entry)?;
         self.stop_locked(&entry, timeout).await?;
-        self.events.emit("container", "stop", &entry.id, self.container_attrs(&entry));
+        self.events
+            .emit("container", "stop", &entry.id, self.container_attrs(&entry));
         Ok(())
     }
 
-    pub(crate) async fn stop_locked(self: &Arc<Self>, entry: &Arc<Entry>, timeout: Option<i64>) -> Result<()> {
+    pub(crate) async fn stop_locked(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let (sig, default_timeout) = entry.with(|d| {
-            (d.config.stop_signal.clone().unwrap_or_default(), d.config.stop_timeout.unwrap_or(10))
+            (
+                d.config.stop_signal.clone().unwrap_or_default(),
+                d.config.stop_timeout.unwrap_or(10),
+            )
         });
         let sig = parse_signal(if sig.is_empty() { "TERM" } else { &sig })?;
         let timeout = timeout.filter(|t| *t >= -1).unwrap_or(default_timeout);
@@ -117,7 +167,10 @@ impl Daemon {
         let exited = |l: &crate::container::Life| l.exits > exits;
         if timeout >= 0 {
             let wait = life.wait_for(exited);
-            if tokio::time::timeout(Duration::from_secs(timeout as u64), wait).await.is_ok() {
+            if tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
+                .await
+                .is_ok()
+            {
                 return Ok(());
             }
         } else {
@@ -127,7 +180,9 @@ impl Daemon {
         if entry.status().is_running() {
             let _ = self.signal(entry, 9).await;
         }
-        life.wait_for(exited).await.map_err(|_| Error::internal("container vanished while stopping"))?;
+        life.wait_for(exited)
+            .await
+            .map_err(|_| Error::internal("container vanished while stopping"))?;
         Ok(())
     }
 
@@ -137,10 +192,12 @@ impl Daemon {
         let _op = entry.op.lock().await;
         if entry.status().is_running() {
             self.stop_locked(&entry, timeout).await?;
-            self.events.emit("container", "stop", &entry.id, self.container_attrs(&entry));
+            self.events
+                .emit("container", "stop", &entry.id, self.container_attrs(&entry));
         }
         self.start_locked(&entry).await?;
-        self.events.emit("container", "restart", &entry.id, self.container_attrs(&entry));
+        self.events
+            .emit("container", "restart", &entry.id, self.container_attrs(&entry));
         Ok(())
     }
 

@@ -33,7 +33,10 @@ pub(super) struct Exec {
 
 impl Shim {
     pub(super) fn start_exec(&mut self, i: usize, p: ExecProcess) -> Response {
-        let err = |m: String| Response { error: Some(m), ..Default::default() };
+        let err = |m: String| Response {
+            error: Some(m),
+            ..Default::default()
+        };
         match self.status {
             Status::Running => {}
             Status::Paused => return err("cannot exec in a paused container".into()),
@@ -46,16 +49,28 @@ impl Shim {
             Ok(s) => s,
             Err(f) => {
                 self.conns[i].closing = true;
-                return Response { error: Some(f.message), exit_code: f.exit_code, ..Default::default() };
+                return Response {
+                    error: Some(f.message),
+                    exit_code: f.exit_code,
+                    ..Default::default()
+                };
             }
         };
         self.next_exec += 1;
         let key = self.next_exec;
         let (out, errfd, stdin, pty) = match started.stdio {
-            Stdio::Pipes { stdin, stdout, stderr } => (Some(stdout), Some(stderr), stdin, None),
+            Stdio::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            } => (Some(stdout), Some(stderr), stdin, None),
             Stdio::Pty(m) => {
                 let dup = rustix::io::fcntl_dupfd_cloexec(&m, 3).ok();
-                let stdin = if p.stdin { rustix::io::fcntl_dupfd_cloexec(&m, 3).ok() } else { None };
+                let stdin = if p.stdin {
+                    rustix::io::fcntl_dupfd_cloexec(&m, 3).ok()
+                } else {
+                    None
+                };
                 (Some(m), None, stdin, dup)
             }
         };
@@ -76,16 +91,29 @@ impl Shim {
         let c = &mut self.conns[i];
         c.exec = Some(key);
         c.stdin = p.stdin;
-        Response { pid: Some(started.pid), ..Default::default() }
+        Response {
+            pid: Some(started.pid),
+            ..Default::default()
+        }
     }
 
     pub(super) fn resize_exec(&mut self, id: &str, height: u16, width: u16) -> Response {
-        let err = |m: String| Response { error: Some(m), ..Default::default() };
+        let err = |m: String| Response {
+            error: Some(m),
+            ..Default::default()
+        };
         let Some(e) = self.execs.iter().find(|e| e.id == id && !e.done) else {
             return err(format!("no such exec: {id}"));
         };
-        let Some(m) = &e.pty else { return err("exec has no tty".into()) };
-        let ws = rustix::termios::Winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+        let Some(m) = &e.pty else {
+            return err("exec has no tty".into());
+        };
+        let ws = rustix::termios::Winsize {
+            ws_row: height,
+            ws_col: width,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         match rustix::termios::tcsetwinsize(m, ws) {
             Ok(()) => Response::default(),
             Err(e) => err(format!("resize: {e}")),
@@ -94,12 +122,15 @@ impl Shim {
 
     /// The connection streaming exec `key`, if it is still there.
     fn exec_conn(&self, key: u64) -> Option<usize> {
-        self.conns.iter().position(|c| c.exec == Some(key) && !c.dead && !c.closing)
+        self.conns
+            .iter()
+            .position(|c| c.exec == Some(key) && !c.dead && !c.closing)
     }
 
     /// Whether exec `j`'s output must wait for its client to catch up.
     pub(super) fn exec_backpressure(&self, j: usize) -> bool {
-        self.exec_conn(self.execs[j].key).is_some_and(|i| self.conns[i].outbuf.len() > super::OUT_HIGH)
+        self.exec_conn(self.execs[j].key)
+            .is_some_and(|i| self.conns[i].outbuf.len() > super::OUT_HIGH)
     }
 
     pub(super) fn exec_output(&mut self, j: usize, stderr: bool, buf: &mut [u8]) {
@@ -126,13 +157,23 @@ impl Shim {
         }
         let key = e.key;
         if let Some(i) = self.exec_conn(key) {
-            queue_frame(&mut self.conns[i], if stderr { FrameKind::Stderr } else { FrameKind::Stdout }, &buf[..n]);
+            queue_frame(
+                &mut self.conns[i],
+                if stderr {
+                    FrameKind::Stderr
+                } else {
+                    FrameKind::Stdout
+                },
+                &buf[..n],
+            );
             self.flush_conn(i);
         }
     }
 
     pub(super) fn exec_stdin_frame(&mut self, key: u64, payload: Vec<u8>) {
-        let Some(e) = self.execs.iter_mut().find(|e| e.key == key) else { return };
+        let Some(e) = self.execs.iter_mut().find(|e| e.key == key) else {
+            return;
+        };
         if payload.is_empty() {
             e.stdin_eof = true;
             // With a tty, closing the master would hang up the terminal: EOF is ignored.
@@ -192,7 +233,12 @@ impl Shim {
             if e.done || !(e.out.is_none() && e.err.is_none() || e.drain_until.is_some_and(|d| now >= d)) {
                 continue;
             }
-            let st = ExitStatus { exit_code: code, finished_at: crate::log::now_rfc3339(), oom_killed: false, error: None };
+            let st = ExitStatus {
+                exit_code: code,
+                finished_at: crate::log::now_rfc3339(),
+                oom_killed: false,
+                error: None,
+            };
             let body = serde_json::to_vec(&st).unwrap_or_default();
             if let Some(i) = self.exec_conn(e.key) {
                 queue_frame(&mut self.conns[i], FrameKind::Exit, &body);
@@ -219,6 +265,10 @@ impl Shim {
 
     /// The earliest drain deadline among exited execs.
     pub(super) fn exec_deadline(&self) -> Option<Instant> {
-        self.execs.iter().filter(|e| !e.done).filter_map(|e| e.drain_until).min()
+        self.execs
+            .iter()
+            .filter(|e| !e.done)
+            .filter_map(|e| e.drain_until)
+            .min()
     }
 }

@@ -5,7 +5,10 @@ use super::run::{attach_and_start, Session};
 use super::{status, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth attach [OPTIONS] CONTAINER", after_help = "Examples:\n  berth attach web\n  berth attach --no-stdin web")]
+#[command(
+    override_usage = "berth attach [OPTIONS] CONTAINER",
+    after_help = "Examples:\n  berth attach web\n  berth attach --no-stdin web"
+)]
 pub struct Args {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]

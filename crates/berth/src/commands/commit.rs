@@ -5,7 +5,10 @@ use crate::client::{Body, Query};
 use super::{split_ref, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]", after_help = "Examples:\n  berth commit -m 'add file' web web:v2")]
+#[command(
+    override_usage = "berth commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+    after_help = "Examples:\n  berth commit -m 'add file' web web:v2"
+)]
 pub struct Args {
     /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
     #[arg(short = 'a', long)]
@@ -42,7 +45,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if !a.pause {
         q.add("pause", "0");
     }
-    let v = ctx.client.call("POST", &format!("/commit{}", q.encode()), Body::json(&serde_json::json!({})))?.json()?;
+    let v = ctx
+        .client
+        .call(
+            "POST",
+            &format!("/commit{}", q.encode()),
+            Body::json(&serde_json::json!({})),
+        )?
+        .json()?;
     println!("{}", v["Id"].as_str().unwrap_or(""));
     Ok(0)
 }

@@ -69,14 +69,21 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn stat_container(ctx: &Ctx, c: &str, path: &str) -> anyhow::Result<Option<bool>> {
     let mut q = Query::new();
     q.add("path", path);
-    let resp = ctx.client.request("HEAD", &container_path(c, &format!("/archive{}", q.encode())), Body::Empty)?;
+    let resp = ctx.client.request(
+        "HEAD",
+        &container_path(c, &format!("/archive{}", q.encode())),
+        Body::Empty,
+    )?;
     if resp.status == 404 {
         return Ok(None);
     }
     if resp.status >= 400 {
         return Err(resp.into_error().into());
     }
-    let stat = resp.header("x-docker-container-path-stat").map(base64_decode).unwrap_or_default();
+    let stat = resp
+        .header("x-docker-container-path-stat")
+        .map(base64_decode)
+        .unwrap_or_default();
     let v: serde_json::Value = serde_json::from_slice(&stat).unwrap_or_default();
     let mode = v["mode"].as_u64().unwrap_or(0);
     Ok(Some(mode & (1 << 31) != 0))
@@ -96,7 +103,11 @@ fn rebase(p: &Path, to: &str) -> PathBuf {
 fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str) -> anyhow::Result<()> {
     let mut q = Query::new();
     q.add("path", src);
-    let mut resp = ctx.client.call("GET", &container_path(c, &format!("/archive{}", q.encode())), Body::Empty)?;
+    let mut resp = ctx.client.call(
+        "GET",
+        &container_path(c, &format!("/archive{}", q.encode())),
+        Body::Empty,
+    )?;
     if dest == "-" {
         let mut o = std::io::stdout().lock();
         std::io::copy(resp.reader(), &mut o)?;
@@ -109,8 +120,15 @@ fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str) -> anyhow::Result<(
         if dest.ends_with('/') {
             bail!("destination directory \"{dest}\" does not exist");
         }
-        let parent = dest_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = dest_path.file_name().context("invalid destination")?.to_string_lossy().into_owned();
+        let parent = dest_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dest_path
+            .file_name()
+            .context("invalid destination")?
+            .to_string_lossy()
+            .into_owned();
         (parent.to_path_buf(), Some(name))
     };
     let mut ar = tar::Archive::new(resp.reader());
@@ -118,7 +136,9 @@ fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str) -> anyhow::Result<(
     for entry in ar.entries()? {
         let mut entry = entry?;
         let p = entry.path()?.into_owned();
-        if p.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir)) {
+        if p.components()
+            .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
+        {
             bail!("invalid path in archive: {}", p.display());
         }
         let rel = match &rename {
@@ -129,29 +149,56 @@ fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str) -> anyhow::Result<(
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        entry.unpack(&target).with_context(|| format!("failed to write {}", target.display()))?;
+        entry
+            .unpack(&target)
+            .with_context(|| format!("failed to write {}", target.display()))?;
     }
     Ok(())
 }
 
-fn to_container(ctx: &Ctx, src: &str, c: &str, dest: &str, archive: bool, follow_link: bool) -> anyhow::Result<()> {
+fn to_container(
+    ctx: &Ctx,
+    src: &str,
+    c: &str,
+    dest: &str,
+    archive: bool,
+    follow_link: bool,
+) -> anyhow::Result<()> {
     let (upload_to, body) = if src == "-" {
         let mut buf = Vec::new();
         std::io::copy(&mut std::io::stdin().lock(), &mut buf)?;
         (dest.to_owned(), buf)
     } else {
         let src_path = Path::new(src);
-        let meta = std::fs::symlink_metadata(src_path).map_err(|e| anyhow::anyhow!("lstat {src}: {}", crate::format::go_io_error(&e)))?;
+        let meta = std::fs::symlink_metadata(src_path)
+            .map_err(|e| anyhow::anyhow!("lstat {src}: {}", crate::format::go_io_error(&e)))?;
         let (dir, name) = match stat_container(ctx, c, dest)? {
-            Some(true) => (dest.to_owned(), src_path.file_name().context("invalid source path")?.to_string_lossy().into_owned()),
+            Some(true) => (
+                dest.to_owned(),
+                src_path
+                    .file_name()
+                    .context("invalid source path")?
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
             Some(false) if meta.is_dir() => bail!("cannot copy a directory to a file"),
             _ => {
                 if dest.ends_with('/') {
                     bail!("Error response from daemon: Could not find the file {dest} in container {c}");
                 }
                 let d = Path::new(dest);
-                let parent = d.parent().map(|p| p.to_string_lossy().into_owned()).filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
-                (parent, d.file_name().context("invalid destination")?.to_string_lossy().into_owned())
+                let parent = d
+                    .parent()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".into());
+                (
+                    parent,
+                    d.file_name()
+                        .context("invalid destination")?
+                        .to_string_lossy()
+                        .into_owned(),
+                )
             }
         };
         let mut b = tar::Builder::new(Vec::new());
@@ -169,7 +216,11 @@ fn to_container(ctx: &Ctx, src: &str, c: &str, dest: &str, archive: bool, follow
         q.add("copyUIDGID", "true");
     }
     let mut r = &body[..];
-    ctx.client.call("PUT", &container_path(c, &format!("/archive{}", q.encode())), Body::Stream(&mut r, "application/x-tar"))?;
+    ctx.client.call(
+        "PUT",
+        &container_path(c, &format!("/archive{}", q.encode())),
+        Body::Stream(&mut r, "application/x-tar"),
+    )?;
     Ok(())
 }
 

@@ -186,14 +186,21 @@ pub struct Args {
     #[command(flatten)]
     pub opts: ContainerOpts,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE"
+    )]
     pub argv: Vec<String>,
 }
 
 /// units.RAMInBytes: `64m`, `1g`, `512k`, `1024` (binary multiples).
 pub fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
     let t = s.trim().to_ascii_lowercase();
-    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(num_end);
     let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("invalid size: '{s}'"))?;
     let unit = unit.trim_end_matches("ib").trim_end_matches('b');
@@ -220,10 +227,16 @@ pub fn go_duration_ns(s: &str) -> anyhow::Result<i64> {
         bail!("time: invalid duration \"{s}\"");
     }
     while !rest.is_empty() {
-        let n_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let n: f64 = rest[..n_end].parse().map_err(|_| anyhow::anyhow!("time: invalid duration \"{s}\""))?;
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..n_end]
+            .parse()
+            .map_err(|_| anyhow::anyhow!("time: invalid duration \"{s}\""))?;
         rest = &rest[n_end..];
-        let u_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -338,9 +351,21 @@ fn parse_mount(s: &str) -> anyhow::Result<Value> {
 
 /// Builds the `POST /containers/create` body as the docker CLI fills it.
 /// `console` is (height, width) when a TTY is attached to a terminal.
-pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, console: (u16, u16)) -> anyhow::Result<Value> {
-    let image = argv.first().context("\"create\" requires at least 1 argument")?.clone();
-    let cmd: Value = if argv.len() > 1 { json!(argv[1..]) } else { Value::Null };
+pub fn build_body(
+    o: &ContainerOpts,
+    argv: &[String],
+    run_detached: bool,
+    console: (u16, u16),
+) -> anyhow::Result<Value> {
+    let image = argv
+        .first()
+        .context("\"create\" requires at least 1 argument")?
+        .clone();
+    let cmd: Value = if argv.len() > 1 {
+        json!(argv[1..])
+    } else {
+        Value::Null
+    };
 
     let mut env: Vec<String> = Vec::new();
     for f in &o.env_file {
@@ -390,7 +415,10 @@ pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, consol
     for p in &o.publish {
         let (key, ip, host) = parse_publish(p)?;
         exposed.insert(key.clone(), json!({}));
-        bindings.entry(key).or_default().push(json!({"HostIp": ip, "HostPort": host}));
+        bindings
+            .entry(key)
+            .or_default()
+            .push(json!({"HostIp": ip, "HostPort": host}));
     }
 
     let mut volumes = BTreeMap::new();
@@ -402,7 +430,11 @@ pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, consol
             volumes.insert(v.clone(), json!({}));
         }
     }
-    let mounts: Vec<Value> = o.mount.iter().map(|m| parse_mount(m)).collect::<anyhow::Result<_>>()?;
+    let mounts: Vec<Value> = o
+        .mount
+        .iter()
+        .map(|m| parse_mount(m))
+        .collect::<anyhow::Result<_>>()?;
     let mut tmpfs = BTreeMap::new();
     for t in &o.tmpfs {
         let (p, opts) = t.split_once(':').unwrap_or((t, ""));
@@ -410,10 +442,16 @@ pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, consol
     }
     let mut ulimits = Vec::new();
     for u in &o.ulimit {
-        let (name, lim) = u.split_once('=').with_context(|| format!("invalid ulimit argument: {u}"))?;
+        let (name, lim) = u
+            .split_once('=')
+            .with_context(|| format!("invalid ulimit argument: {u}"))?;
         let (soft, hard) = lim.split_once(':').unwrap_or((lim, lim));
-        let soft: i64 = soft.parse().with_context(|| format!("invalid ulimit soft value {soft}"))?;
-        let hard: i64 = hard.parse().with_context(|| format!("invalid ulimit hard value {hard}"))?;
+        let soft: i64 = soft
+            .parse()
+            .with_context(|| format!("invalid ulimit soft value {soft}"))?;
+        let hard: i64 = hard
+            .parse()
+            .with_context(|| format!("invalid ulimit hard value {hard}"))?;
         if soft > hard {
             bail!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}");
         }
@@ -430,14 +468,18 @@ pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, consol
                 bail!("invalid restart policy '{name}'");
             }
             if name != "on-failure" && count != "0" {
-                bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'");
+                bail!(
+                    "invalid restart policy format: maximum retry count can only be used with 'on-failure'"
+                );
             }
             json!({"Name": name, "MaximumRetryCount": count.parse::<i64>().with_context(|| format!("invalid restart policy format: {r}"))?})
         }
     };
     let nano_cpus = match &o.cpus {
         Some(c) => {
-            let f: f64 = c.parse().map_err(|_| anyhow::anyhow!("failed to parse {c} as a rational number"))?;
+            let f: f64 = c
+                .parse()
+                .map_err(|_| anyhow::anyhow!("failed to parse {c} as a rational number"))?;
             (f * 1e9).round() as i64
         }
         None => 0,
@@ -459,9 +501,23 @@ pub fn build_body(o: &ContainerOpts, argv: &[String], run_detached: bool, consol
             bail!("--no-healthcheck conflicts with --health-* options");
         }
         Some(json!({"Test": ["NONE"]}))
-    } else if o.health_cmd.is_some() || o.health_interval.is_some() || o.health_retries.is_some() || o.health_timeout.is_some() || o.health_start_period.is_some() {
-        let test = o.health_cmd.as_ref().map(|c| json!(["CMD-SHELL", c])).unwrap_or(Value::Null);
-        let d = |x: &Option<String>| x.as_deref().map(go_duration_ns).transpose().map(|v| v.unwrap_or(0));
+    } else if o.health_cmd.is_some()
+        || o.health_interval.is_some()
+        || o.health_retries.is_some()
+        || o.health_timeout.is_some()
+        || o.health_start_period.is_some()
+    {
+        let test = o
+            .health_cmd
+            .as_ref()
+            .map(|c| json!(["CMD-SHELL", c]))
+            .unwrap_or(Value::Null);
+        let d = |x: &Option<String>| {
+            x.as_deref()
+                .map(go_duration_ns)
+                .transpose()
+                .map(|v| v.unwrap_or(0))
+        };
         Some(json!({
             "Test": test,
             "Interval": d(&o.health_interval)?,
@@ -593,7 +649,9 @@ pub fn pull(ctx: &Ctx, image: &str, quiet: bool) -> anyhow::Result<()> {
     let (name, tag) = split_ref(image);
     let mut q = Query::new();
     q.add("fromImage", normalize_name(&name)).add("tag", tag);
-    let mut resp = ctx.client.call("POST", &format!("/images/create{}", q.encode()), Body::Empty)?;
+    let mut resp = ctx
+        .client
+        .call("POST", &format!("/images/create{}", q.encode()), Body::Empty)?;
     if quiet {
         display_json_messages(resp.reader(), &mut std::io::sink())
     } else {
@@ -626,7 +684,11 @@ pub fn create_container(ctx: &Ctx, o: &ContainerOpts, body: &Value) -> anyhow::R
     let resp = match ctx.client.call("POST", &path, Body::json(body)) {
         Err(e) if is_not_found(&e) && o.pull != "never" => {
             let (name, tag) = split_ref(&image);
-            let shown = if image.contains('@') { format!("{name}@{tag}") } else { format!("{name}:{tag}") };
+            let shown = if image.contains('@') {
+                format!("{name}@{tag}")
+            } else {
+                format!("{name}:{tag}")
+            };
             eprintln!("Unable to find image '{shown}' locally");
             pull(ctx, &image, o.quiet)?;
             ctx.client.call("POST", &path, Body::json(body))?
@@ -634,21 +696,33 @@ pub fn create_container(ctx: &Ctx, o: &ContainerOpts, body: &Value) -> anyhow::R
         r => r?,
     };
     let v = resp.json()?;
-    for w in v.get("Warnings").and_then(|w| w.as_array()).map(Vec::as_slice).unwrap_or_default() {
+    for w in v
+        .get("Warnings")
+        .and_then(|w| w.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         if let Some(w) = w.as_str() {
             eprintln!("WARNING: {w}");
         }
     }
-    let id = v.get("Id").and_then(|i| i.as_str()).context("create response has no Id")?.to_owned();
+    let id = v
+        .get("Id")
+        .and_then(|i| i.as_str())
+        .context("create response has no Id")?
+        .to_owned();
     if let Some(f) = &o.cidfile {
-        std::fs::write(f, &id).with_context(|| format!("failed to write the container ID to the file {f}"))?;
+        std::fs::write(f, &id)
+            .with_context(|| format!("failed to write the container ID to the file {f}"))?;
     }
     Ok(id)
 }
 
 /// docker's `toStatusError` for run/create: `berth: <err>` + help hint, exit 125/126/127.
 pub fn to_status_error(e: anyhow::Error, cmd: &str) -> anyhow::Error {
-    if e.downcast_ref::<super::StatusError>().is_some_and(|s| s.msg.is_empty()) {
+    if e.downcast_ref::<super::StatusError>()
+        .is_some_and(|s| s.msg.is_empty())
+    {
         return e;
     }
     let msg = format!("{e:#}");
@@ -659,12 +733,18 @@ pub fn to_status_error(e: anyhow::Error, cmd: &str) -> anyhow::Error {
     } else {
         125
     };
-    status(code, format!("berth: {msg}\n\nRun 'berth {cmd} --help' for more information"))
+    status(
+        code,
+        format!("berth: {msg}\n\nRun 'berth {cmd} --help' for more information"),
+    )
 }
 
 /// docker's `reportError` for flag values it cannot parse: `berth: <msg>.` + help hint, exit 125.
 pub fn report_error(e: anyhow::Error, cmd: &str) -> anyhow::Error {
-    status(125, format!("berth: {e:#}\n\nRun 'berth {cmd} --help' for more information"))
+    status(
+        125,
+        format!("berth: {e:#}\n\nRun 'berth {cmd} --help' for more information"),
+    )
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
@@ -707,7 +787,10 @@ mod tests {
         assert_eq!(b["AttachStdin"], json!(false));
         assert_eq!(b["HostConfig"]["AutoRemove"], json!(true));
         assert_eq!(b["HostConfig"]["NetworkMode"], json!("default"));
-        assert_eq!(b["HostConfig"]["RestartPolicy"], json!({"Name":"no","MaximumRetryCount":0}));
+        assert_eq!(
+            b["HostConfig"]["RestartPolicy"],
+            json!({"Name":"no","MaximumRetryCount":0})
+        );
         assert_eq!(b["Labels"], json!({}));
         assert!(b["NetworkingConfig"]["EndpointsConfig"]["default"].is_object());
     }
@@ -715,7 +798,33 @@ mod tests {
     #[test]
     fn resource_flags_convert_like_docker() {
         let b = body(
-            &["-i", "-m", "64m", "--cpus", "1.5", "--pids-limit", "100", "--ulimit", "nofile=1024:2048", "-e", "A=1", "-p", "127.0.0.1:8080:80", "--restart", "on-failure:3", "--entrypoint", "", "--health-cmd", "true", "--health-interval", "1m30s", "--init", "-l", "k=v", "busybox"],
+            &[
+                "-i",
+                "-m",
+                "64m",
+                "--cpus",
+                "1.5",
+                "--pids-limit",
+                "100",
+                "--ulimit",
+                "nofile=1024:2048",
+                "-e",
+                "A=1",
+                "-p",
+                "127.0.0.1:8080:80",
+                "--restart",
+                "on-failure:3",
+                "--entrypoint",
+                "",
+                "--health-cmd",
+                "true",
+                "--health-interval",
+                "1m30s",
+                "--init",
+                "-l",
+                "k=v",
+                "busybox",
+            ],
             false,
         );
         let h = &b["HostConfig"];
@@ -723,8 +832,14 @@ mod tests {
         assert_eq!(h["NanoCpus"], json!(1_500_000_000i64));
         assert_eq!(h["PidsLimit"], json!(100));
         assert_eq!(h["Ulimits"], json!([{"Name":"nofile","Hard":2048,"Soft":1024}]));
-        assert_eq!(h["PortBindings"], json!({"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}]}));
-        assert_eq!(h["RestartPolicy"], json!({"Name":"on-failure","MaximumRetryCount":3}));
+        assert_eq!(
+            h["PortBindings"],
+            json!({"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}]})
+        );
+        assert_eq!(
+            h["RestartPolicy"],
+            json!({"Name":"on-failure","MaximumRetryCount":3})
+        );
         assert_eq!(h["Init"], json!(true));
         assert_eq!(b["ExposedPorts"], json!({"80/tcp":{}}));
         assert_eq!(b["Env"], json!(["A=1"]));
@@ -733,7 +848,14 @@ mod tests {
         assert_eq!(b["Labels"], json!({"k":"v"}));
         assert_eq!(b["Healthcheck"]["Test"], json!(["CMD-SHELL", "true"]));
         assert_eq!(b["Healthcheck"]["Interval"], json!(90_000_000_000i64));
-        assert_eq!((b["AttachStdin"].clone(), b["OpenStdin"].clone(), b["StdinOnce"].clone()), (json!(true), json!(true), json!(true)));
+        assert_eq!(
+            (
+                b["AttachStdin"].clone(),
+                b["OpenStdin"].clone(),
+                b["StdinOnce"].clone()
+            ),
+            (json!(true), json!(true), json!(true))
+        );
     }
 
     #[test]

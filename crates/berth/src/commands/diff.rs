@@ -4,7 +4,10 @@ use super::create::container_path;
 use super::{print, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth diff CONTAINER", after_help = "Examples:\n  berth diff web")]
+#[command(
+    override_usage = "berth diff CONTAINER",
+    after_help = "Examples:\n  berth diff web"
+)]
 pub struct Args {
     container: String,
 }

@@ -36,7 +36,14 @@ pub fn pretty(e: &serde_json::Value) -> String {
     let nanos = e["timeNano"].as_i64().unwrap_or(0);
     let secs = e["time"].as_i64().unwrap_or(0);
     if nanos != 0 || secs != 0 {
-        let (sec, ns) = if nanos != 0 { (nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000) as u32) } else { (secs, 0) };
+        let (sec, ns) = if nanos != 0 {
+            (
+                nanos.div_euclid(1_000_000_000),
+                nanos.rem_euclid(1_000_000_000) as u32,
+            )
+        } else {
+            (secs, 0)
+        };
         let t = rfc3339_nano(sec, 0);
         s.push_str(&format!("{}.{ns:09}Z ", t.trim_end_matches('Z')));
     }
@@ -48,7 +55,10 @@ pub fn pretty(e: &serde_json::Value) -> String {
         actor["ID"].as_str().unwrap_or("")
     ));
     if let Some(attrs) = actor["Attributes"].as_object().filter(|m| !m.is_empty()) {
-        let mut kv: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+        let mut kv: Vec<String> = attrs
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
         kv.sort();
         s.push_str(&format!(" ({})", kv.join(", ")));
     }
@@ -73,7 +83,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         Some("json") => Some(Template::parse("{{json .}}").map_err(anyhow::Error::msg)?),
         Some(f) => Some(Template::parse(f).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?),
     };
-    let mut resp = ctx.client.call("GET", &format!("/events{}", q.encode()), Body::Empty)?;
+    let mut resp = ctx
+        .client
+        .call("GET", &format!("/events{}", q.encode()), Body::Empty)?;
     let r = resp.reader();
     let mut out = std::io::stdout().lock();
     let mut line = String::new();
@@ -89,7 +101,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         let text = match &tmpl {
             Some(t) => {
                 let v = Val::parse(l.as_bytes()).map_err(anyhow::Error::msg)?;
-                format!("{}\n", t.render_lenient(&v).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?)
+                format!(
+                    "{}\n",
+                    t.render_lenient(&v)
+                        .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?
+                )
             }
             None => pretty(&serde_json::from_str(l)?),
         };
@@ -105,6 +121,9 @@ mod tests {
     fn events_print_like_docker() {
         let e = serde_json::json!({"status":"create","id":"31ff","Type":"container","Action":"create",
             "Actor":{"ID":"31ff","Attributes":{"name":"evx","image":"busybox"}},"time":1795377642,"timeNano":1795377642345928712i64});
-        assert_eq!(super::pretty(&e), "2026-11-22T20:00:42.345928712Z container create 31ff (image=busybox, name=evx)\n");
+        assert_eq!(
+            super::pretty(&e),
+            "2026-11-22T20:00:42.345928712Z container create 31ff (image=busybox, name=evx)\n"
+        );
     }
 }

@@ -46,7 +46,12 @@ pub struct Args {
     #[arg(short = 'w', long)]
     workdir: Option<String>,
     container: String,
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     cmd: Vec<String>,
 }
 
@@ -54,8 +59,14 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     ctx.client.get_json(&container_path(&a.container, "/json"))?;
     let mut env = Vec::new();
     for f in &a.env_file {
-        let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("open {f}: {}", crate::format::go_io_error(&e)))?;
-        env.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("open {f}: {}", crate::format::go_io_error(&e)))?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
     }
     env.extend(a.env.iter().cloned());
     let attach_out = !a.detach;
@@ -76,26 +87,45 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         "WorkingDir": a.workdir.clone().unwrap_or_default(),
         "Cmd": a.cmd,
     });
-    let v = ctx.client.call("POST", &container_path(&a.container, "/exec"), Body::json(&body))?.json()?;
+    let v = ctx
+        .client
+        .call("POST", &container_path(&a.container, "/exec"), Body::json(&body))?
+        .json()?;
     let id = v["Id"].as_str().unwrap_or_default().to_owned();
     if id.is_empty() {
         anyhow::bail!("exec ID empty");
     }
     let start = json!({"Detach": a.detach, "Tty": a.tty});
     if a.detach {
-        ctx.client.call("POST", &format!("/exec/{}/start", path_escape(&id)), Body::json(&start))?;
+        ctx.client.call(
+            "POST",
+            &format!("/exec/{}/start", path_escape(&id)),
+            Body::json(&start),
+        )?;
         return Ok(0);
     }
     let resize_tty = a.tty && stream::stdout_is_tty();
     stream::spawn_signal_handler(&ctx.client, Target::Exec(id.clone()), resize_tty, false);
-    let (sock, leftover) = ctx.client.hijack("POST", &format!("/exec/{}/start", path_escape(&id)), Body::json(&start))?;
+    let (sock, leftover) = ctx.client.hijack(
+        "POST",
+        &format!("/exec/{}/start", path_escape(&id)),
+        Body::json(&start),
+    )?;
     if resize_tty {
         stream::resize(&ctx.client, &Target::Exec(id.clone()));
     }
-    let raw = if a.tty && attach_in && stream::stdin_is_tty() { RawTerminal::enable() } else { None };
+    let raw = if a.tty && attach_in && stream::stdin_is_tty() {
+        RawTerminal::enable()
+    } else {
+        None
+    };
     let detached = Arc::new(AtomicBool::new(false));
     if attach_in {
-        let keys = if a.tty { stream::parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))? } else { Vec::new() };
+        let keys = if a.tty {
+            stream::parse_detach_keys(a.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?
+        } else {
+            Vec::new()
+        };
         stream::spawn_stdin_copy(sock.try_clone()?, keys, detached.clone());
     } else {
         let _ = sock.shutdown(std::net::Shutdown::Write);
@@ -104,7 +134,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let res = if a.tty {
         stream::copy_raw(reader, &mut std::io::stdout().lock())
     } else {
-        stream::demux(reader, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+        stream::demux(
+            reader,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
     };
     drop(raw);
     if let Err(e) = res {

@@ -8,7 +8,10 @@ use super::create::container_path;
 use super::Ctx;
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth export [OPTIONS] CONTAINER", after_help = "Examples:\n  berth export -o web.tar web\n  berth export web > web.tar")]
+#[command(
+    override_usage = "berth export [OPTIONS] CONTAINER",
+    after_help = "Examples:\n  berth export -o web.tar web\n  berth export web > web.tar"
+)]
 pub struct Args {
     /// Write to a file, instead of STDOUT
     #[arg(short = 'o', long)]
@@ -20,8 +23,9 @@ pub struct Args {
 pub fn save_to(resp: &mut crate::client::Response, output: Option<&str>) -> anyhow::Result<()> {
     match output {
         Some(path) => {
-            let mut f = std::fs::File::create(path)
-                .map_err(|e| anyhow::anyhow!("failed to export container: {}", crate::format::go_io_error(&e)))?;
+            let mut f = std::fs::File::create(path).map_err(|e| {
+                anyhow::anyhow!("failed to export container: {}", crate::format::go_io_error(&e))
+            })?;
             std::io::copy(resp.reader(), &mut f)?;
             f.flush()?;
         }
@@ -38,7 +42,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if a.output.is_none() && crate::stream::stdout_is_tty() {
         anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
-    let mut resp = ctx.client.call("GET", &container_path(&a.container, "/export"), Body::Empty)?;
+    let mut resp = ctx
+        .client
+        .call("GET", &container_path(&a.container, "/export"), Body::Empty)?;
     save_to(&mut resp, a.output.as_deref())?;
     Ok(0)
 }

@@ -53,7 +53,10 @@ fn header() -> Val {
 /// The (repository, tag, digest) rows docker shows for one image summary.
 pub fn image_rows(img: &serde_json::Value, with_digests: bool) -> Vec<(String, String, String)> {
     let strs = |k: &str| -> Vec<String> {
-        img.get(k).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+        img.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
     };
     let tags = strs("RepoTags");
     let digests = strs("RepoDigests");
@@ -74,7 +77,9 @@ pub fn image_rows(img: &serde_json::Value, with_digests: bool) -> Vec<(String, S
     }
     let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
     for d in &digests {
-        let Some((repo, dg)) = d.split_once('@') else { continue };
+        let Some((repo, dg)) = d.split_once('@') else {
+            continue;
+        };
         if repo == "<none>" {
             continue;
         }
@@ -85,7 +90,11 @@ pub fn image_rows(img: &serde_json::Value, with_digests: bool) -> Vec<(String, S
     }
     let mut rows = Vec::new();
     for (repo, ts) in &repo_tags {
-        let ds = repo_digests.iter().position(|(r, _)| r == repo).map(|i| repo_digests.remove(i).1).unwrap_or_default();
+        let ds = repo_digests
+            .iter()
+            .position(|(r, _)| r == repo)
+            .map(|i| repo_digests.remove(i).1)
+            .unwrap_or_default();
         for t in ts {
             if ds.is_empty() || !with_digests {
                 rows.push((repo.clone(), t.clone(), "<none>".into()));
@@ -123,7 +132,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     for img in list.as_array().map(Vec::as_slice).unwrap_or_default() {
         let i64f = |k: &str| img.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
         let id = img.get("Id").and_then(|v| v.as_str()).unwrap_or("");
-        let id = if a.no_trunc { id.to_owned() } else { truncate_id(id) };
+        let id = if a.no_trunc {
+            id.to_owned()
+        } else {
+            truncate_id(id)
+        };
         let created = i64f("Created");
         let size = i64f("Size");
         let shared = img.get("SharedSize").and_then(|v| v.as_i64()).unwrap_or(-1);
@@ -131,16 +144,37 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         let virt = img.get("VirtualSize").and_then(|v| v.as_i64()).unwrap_or(size);
         for (repo, tag, digest) in image_rows(img, a.digests) {
             rows.push(Val::obj(vec![
-                ("Containers", Val::str(if containers < 0 { "N/A".to_owned() } else { containers.to_string() })),
+                (
+                    "Containers",
+                    Val::str(if containers < 0 {
+                        "N/A".to_owned()
+                    } else {
+                        containers.to_string()
+                    }),
+                ),
                 ("CreatedAt", Val::str(go_time_string(created))),
                 ("CreatedSince", Val::str(ago(created))),
                 ("Digest", Val::str(digest)),
                 ("ID", Val::str(id.clone())),
                 ("Repository", Val::str(repo)),
-                ("SharedSize", Val::str(if shared < 0 { "N/A".to_owned() } else { human_size(shared) })),
+                (
+                    "SharedSize",
+                    Val::str(if shared < 0 {
+                        "N/A".to_owned()
+                    } else {
+                        human_size(shared)
+                    }),
+                ),
                 ("Size", Val::str(human_size(size))),
                 ("Tag", Val::str(tag)),
-                ("UniqueSize", Val::str(if shared < 0 { "N/A".to_owned() } else { human_size(size - shared) })),
+                (
+                    "UniqueSize",
+                    Val::str(if shared < 0 {
+                        "N/A".to_owned()
+                    } else {
+                        human_size(size - shared)
+                    }),
+                ),
                 ("VirtualSize", Val::str(human_size_prec(virt as f64, 4))),
             ]));
         }
@@ -148,7 +182,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let format = match (&a.format, a.quiet, a.digests) {
         (Some(f), _, _) if !f.is_empty() && f != "table" => f.clone(),
         (_, true, _) => "{{.ID}}".to_owned(),
-        (_, false, true) => "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".to_owned(),
+        (_, false, true) => {
+            "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".to_owned()
+        }
         _ => "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".to_owned(),
     };
     print(&render_list(&format, &rows, &header())?);
@@ -161,7 +197,8 @@ mod tests {
 
     #[test]
     fn rows_follow_docker_rules() {
-        let img = serde_json::json!({"RepoTags":["a:1","b:2","a:2"],"RepoDigests":["a@sha256:x","c@sha256:y"]});
+        let img =
+            serde_json::json!({"RepoTags":["a:1","b:2","a:2"],"RepoDigests":["a@sha256:x","c@sha256:y"]});
         assert_eq!(
             image_rows(&img, false),
             vec![
@@ -172,7 +209,13 @@ mod tests {
             ]
         );
         let dangling = serde_json::json!({"RepoTags":["<none>:<none>"],"RepoDigests":["<none>@<none>"]});
-        assert_eq!(image_rows(&dangling, false), vec![("<none>".into(), "<none>".into(), "<none>".into())]);
-        assert_eq!(image_rows(&img, true)[0], ("a".into(), "1".into(), "sha256:x".into()));
+        assert_eq!(
+            image_rows(&dangling, false),
+            vec![("<none>".into(), "<none>".into(), "<none>".into())]
+        );
+        assert_eq!(
+            image_rows(&img, true)[0],
+            ("a".into(), "1".into(), "sha256:x".into())
+        );
     }
 }

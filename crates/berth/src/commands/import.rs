@@ -45,9 +45,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let mut src: Box<dyn Read> = if a.file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(std::fs::File::open(&a.file).map_err(|e| anyhow::anyhow!("open {}: {}", a.file, crate::format::go_io_error(&e)))?)
+        Box::new(
+            std::fs::File::open(&a.file)
+                .map_err(|e| anyhow::anyhow!("open {}: {}", a.file, crate::format::go_io_error(&e)))?,
+        )
     };
-    let mut resp = ctx.client.call("POST", &format!("/images/create{}", q.encode()), Body::Stream(&mut *src, "text/plain"))?;
+    let mut resp = ctx.client.call(
+        "POST",
+        &format!("/images/create{}", q.encode()),
+        Body::Stream(&mut *src, "text/plain"),
+    )?;
     let mut out = std::io::stdout().lock();
     display_json_messages(resp.reader(), &mut out)?;
     Ok(0)

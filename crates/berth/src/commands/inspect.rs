@@ -28,7 +28,10 @@ pub struct Args {
 }
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth container inspect [OPTIONS] CONTAINER [CONTAINER...]", after_help = "Examples:\n  berth container inspect -f '{{.State.Status}}' web")]
+#[command(
+    override_usage = "berth container inspect [OPTIONS] CONTAINER [CONTAINER...]",
+    after_help = "Examples:\n  berth container inspect -f '{{.State.Status}}' web"
+)]
 pub struct ContainerArgs {
     /// Format output using a custom template ('json' or a Go template)
     #[arg(short = 'f', long)]
@@ -41,7 +44,10 @@ pub struct ContainerArgs {
 }
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth image inspect [OPTIONS] IMAGE [IMAGE...]", after_help = "Examples:\n  berth image inspect -f '{{.Id}}' busybox")]
+#[command(
+    override_usage = "berth image inspect [OPTIONS] IMAGE [IMAGE...]",
+    after_help = "Examples:\n  berth image inspect -f '{{.Id}}' busybox"
+)]
 pub struct ImageArgs {
     /// Format output using a custom template ('json' or a Go template)
     #[arg(short = 'f', long)]
@@ -88,7 +94,8 @@ fn inspect(ctx: &Ctx, kind: Kind, names: &[String], format: Option<&str>, size: 
         match fetch(ctx, kind, n, size) {
             Ok(raw) => match &tmpl {
                 Some(t) => {
-                    let v = Val::parse(&raw).map_err(|e| anyhow::anyhow!("unable to read inspect data: {e}"))?;
+                    let v =
+                        Val::parse(&raw).map_err(|e| anyhow::anyhow!("unable to read inspect data: {e}"))?;
                     match t.render(&v) {
                         Ok(s) => {
                             out.push_str(&s);
@@ -102,7 +109,11 @@ fn inspect(ctx: &Ctx, kind: Kind, names: &[String], format: Option<&str>, size: 
                 }
                 None => raws.push(raw),
             },
-            Err(e) => errs.push(if e.downcast_ref::<ApiError>().is_some() { format!("{e:#}") } else { e.to_string() }),
+            Err(e) => errs.push(if e.downcast_ref::<ApiError>().is_some() {
+                format!("{e:#}")
+            } else {
+                e.to_string()
+            }),
         }
     }
     if tmpl.is_none() {

@@ -4,7 +4,10 @@ use super::create::container_path;
 use super::{for_each, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth kill [OPTIONS] CONTAINER [CONTAINER...]", after_help = "Examples:\n  berth kill web\n  berth kill -s HUP web")]
+#[command(
+    override_usage = "berth kill [OPTIONS] CONTAINER [CONTAINER...]",
+    after_help = "Examples:\n  berth kill web\n  berth kill -s HUP web"
+)]
 pub struct Args {
     /// Signal to send to the container
     #[arg(short = 's', long, default_value = "")]
@@ -19,5 +22,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         q.add("signal", a.signal.as_str());
     }
     let q = q.encode();
-    for_each(&a.containers, |c| ctx.client.post(&container_path(c, &format!("/kill{q}"))).map(|_| ()))
+    for_each(&a.containers, |c| {
+        ctx.client
+            .post(&container_path(c, &format!("/kill{q}")))
+            .map(|_| ())
+    })
 }

@@ -53,10 +53,13 @@ pub fn get_timestamp(value: &str, now: f64) -> anyhow::Result<String> {
                 v.push_str([":00:00", ":00", ""][colons.min(2)]);
             }
         }
-        let (s, n) = parse_rfc3339(&v).ok_or_else(|| anyhow::anyhow!("parsing time {value:?}: cannot parse"))?;
+        let (s, n) =
+            parse_rfc3339(&v).ok_or_else(|| anyhow::anyhow!("parsing time {value:?}: cannot parse"))?;
         return Ok(format!("{s}.{n:09}"));
     }
-    let ok = !value.is_empty() && value.split('.').count() <= 2 && value.split('.').all(|p| p.chars().all(|c| c.is_ascii_digit()));
+    let ok = !value.is_empty()
+        && value.split('.').count() <= 2
+        && value.split('.').all(|p| p.chars().all(|c| c.is_ascii_digit()));
     if !ok {
         anyhow::bail!("failed to parse value as time or duration: {value:?}");
     }
@@ -69,7 +72,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let tty = c["Config"]["Tty"].as_bool().unwrap_or(false);
     let now = now_f64();
     let mut q = Query::new();
-    q.flag("follow", a.follow).add("stdout", "1").add("stderr", "1").add("tail", a.tail.as_str());
+    q.flag("follow", a.follow)
+        .add("stdout", "1")
+        .add("stderr", "1")
+        .add("tail", a.tail.as_str());
     q.flag("timestamps", a.timestamps).flag("details", a.details);
     if let Some(s) = &a.since {
         q.add("since", get_timestamp(s, now)?);
@@ -77,7 +83,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if let Some(u) = &a.until {
         q.add("until", get_timestamp(u, now)?);
     }
-    let mut resp = ctx.client.call("GET", &container_path(&id, &format!("/logs{}", q.encode())), crate::client::Body::Empty)?;
+    let mut resp = ctx.client.call(
+        "GET",
+        &container_path(&id, &format!("/logs{}", q.encode())),
+        crate::client::Body::Empty,
+    )?;
     let r = resp.reader();
     let res = if tty {
         stream::copy_raw(r, &mut std::io::stdout().lock())
@@ -98,8 +108,14 @@ mod tests {
     #[test]
     fn timestamps_convert_like_docker() {
         assert_eq!(get_timestamp("10m", 1000.5).unwrap(), "400");
-        assert_eq!(get_timestamp("2026-11-22T19:54:07Z", 0.0).unwrap(), "1795377247.000000000");
-        assert_eq!(get_timestamp("2026-11-22T19:54:07.5+00:00", 0.0).unwrap(), "1795377247.500000000");
+        assert_eq!(
+            get_timestamp("2026-11-22T19:54:07Z", 0.0).unwrap(),
+            "1795377247.000000000"
+        );
+        assert_eq!(
+            get_timestamp("2026-11-22T19:54:07.5+00:00", 0.0).unwrap(),
+            "1795377247.500000000"
+        );
         assert_eq!(get_timestamp("1795377247", 0.0).unwrap(), "1795377247");
         assert_eq!(get_timestamp("1795377247.25", 0.0).unwrap(), "1795377247.25");
         assert!(get_timestamp("yesterday", 0.0).is_err());

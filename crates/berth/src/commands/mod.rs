@@ -60,7 +60,11 @@ impl fmt::Display for StatusError {
 impl std::error::Error for StatusError {}
 
 pub fn status(code: i32, msg: impl Into<String>) -> anyhow::Error {
-    StatusError { code, msg: msg.into() }.into()
+    StatusError {
+        code,
+        msg: msg.into(),
+    }
+    .into()
 }
 
 pub fn is_not_found(e: &anyhow::Error) -> bool {
@@ -79,7 +83,10 @@ pub fn render_list(format: &str, rows: &[Val], header: &Val) -> anyhow::Result<S
     let t = Template::parse(&body).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
     let mut out = String::new();
     for r in rows {
-        out.push_str(&t.render_row(r).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?);
+        out.push_str(
+            &t.render_row(r)
+                .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?,
+        );
         out.push('\n');
     }
     if is_table {
@@ -110,7 +117,9 @@ pub fn display_json_messages(r: &mut dyn BufRead, out: &mut dyn Write) -> anyhow
         if l.is_empty() {
             continue;
         }
-        let Ok(m) = serde_json::from_str::<serde_json::Value>(l) else { continue };
+        let Ok(m) = serde_json::from_str::<serde_json::Value>(l) else {
+            continue;
+        };
         let s = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("");
         if let Some(ed) = m.get("errorDetail").filter(|v| !v.is_null()) {
             let msg = ed.get("message").and_then(|v| v.as_str()).unwrap_or(s("error"));
@@ -124,8 +133,10 @@ pub fn display_json_messages(r: &mut dyn BufRead, out: &mut dyn Write) -> anyhow
             continue;
         }
         let pd = m.get("progressDetail");
-        let has_progress =
-            pd.is_some_and(|p| p.get("current").and_then(|v| v.as_i64()).unwrap_or(0) > 0 || p.get("total").and_then(|v| v.as_i64()).unwrap_or(0) > 0);
+        let has_progress = pd.is_some_and(|p| {
+            p.get("current").and_then(|v| v.as_i64()).unwrap_or(0) > 0
+                || p.get("total").and_then(|v| v.as_i64()).unwrap_or(0) > 0
+        });
         if has_progress && s("stream").is_empty() {
             continue;
         }
@@ -159,7 +170,8 @@ pub fn split_ref(r: &str) -> (String, String) {
 /// `docker.io/library/busybox` for `busybox`, as `reference.ParseNormalizedNamed` does.
 pub fn normalize_name(name: &str) -> String {
     let first = name.split('/').next().unwrap_or("");
-    let has_domain = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_domain =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if has_domain {
         name.to_owned()
     } else if name.contains('/') {
@@ -176,8 +188,14 @@ mod tests {
     #[test]
     fn refs_split_and_normalize() {
         assert_eq!(split_ref("busybox"), ("busybox".into(), "latest".into()));
-        assert_eq!(split_ref("localhost:5000/a/b:v1"), ("localhost:5000/a/b".into(), "v1".into()));
-        assert_eq!(split_ref("localhost:5000/a"), ("localhost:5000/a".into(), "latest".into()));
+        assert_eq!(
+            split_ref("localhost:5000/a/b:v1"),
+            ("localhost:5000/a/b".into(), "v1".into())
+        );
+        assert_eq!(
+            split_ref("localhost:5000/a"),
+            ("localhost:5000/a".into(), "latest".into())
+        );
         assert_eq!(normalize_name("busybox"), "docker.io/library/busybox");
         assert_eq!(normalize_name("me/x"), "docker.io/me/x");
         assert_eq!(normalize_name("localhost:5000/x"), "localhost:5000/x");
@@ -185,11 +203,23 @@ mod tests {
 
     #[test]
     fn lists_render_as_tables() {
-        let rows = vec![Val::obj(vec![("ID", Val::str("abc")), ("Names", Val::str("web"))])];
-        let header = Val::obj(vec![("ID", Val::str("CONTAINER ID")), ("Names", Val::str("NAMES"))]);
-        assert_eq!(render_list("table {{.ID}}\\t{{.Names}}", &rows, &header).unwrap(), "CONTAINER ID   NAMES\nabc            web\n");
+        let rows = vec![Val::obj(vec![
+            ("ID", Val::str("abc")),
+            ("Names", Val::str("web")),
+        ])];
+        let header = Val::obj(vec![
+            ("ID", Val::str("CONTAINER ID")),
+            ("Names", Val::str("NAMES")),
+        ]);
+        assert_eq!(
+            render_list("table {{.ID}}\\t{{.Names}}", &rows, &header).unwrap(),
+            "CONTAINER ID   NAMES\nabc            web\n"
+        );
         assert_eq!(render_list("{{.ID}}", &rows, &header).unwrap(), "abc\n");
-        assert_eq!(render_list("json", &rows, &header).unwrap(), "{\"ID\":\"abc\",\"Names\":\"web\"}\n");
+        assert_eq!(
+            render_list("json", &rows, &header).unwrap(),
+            "{\"ID\":\"abc\",\"Names\":\"web\"}\n"
+        );
     }
 
     #[test]
@@ -209,8 +239,16 @@ mod tests {
 pub fn reject_flag_as_positional(first: &str, cmd: &str) -> anyhow::Result<()> {
     if first.starts_with('-') && first.len() > 1 {
         let name = first.split('=').next().unwrap_or(first);
-        let kind = if name.starts_with("--") { "flag" } else { "shorthand flag" };
-        let shown = if name.starts_with("--") { name.to_owned() } else { format!("'{}' in {name}", &name[1..2]) };
+        let kind = if name.starts_with("--") {
+            "flag"
+        } else {
+            "shorthand flag"
+        };
+        let shown = if name.starts_with("--") {
+            name.to_owned()
+        } else {
+            format!("'{}' in {name}", &name[1..2])
+        };
         return Err(status(
             125,
             format!("unknown {kind}: {shown}\n\nUsage:  berth {cmd} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth {cmd} --help' for more information"),

@@ -96,7 +96,11 @@ pub fn displayable_ports(ports: &[Value]) -> String {
         let mut key = ty.clone();
         if !ip.is_empty() {
             if public != private {
-                let addr = if ip.contains(':') { format!("[{ip}]:{public}") } else { format!("{ip}:{public}") };
+                let addr = if ip.contains(':') {
+                    format!("[{ip}]:{public}")
+                } else {
+                    format!("{ip}:{public}")
+                };
                 host.push(format!("{addr}->{private}/{ty}"));
                 continue;
             }
@@ -131,35 +135,78 @@ fn row(c: &Value, trunc: bool) -> Val {
     } else {
         image
     };
-    let mut names: Vec<String> =
-        c["Names"].as_array().map(|a| a.iter().filter_map(|n| n.as_str()).map(|n| n.get(1..).unwrap_or("").to_owned()).collect()).unwrap_or_default();
+    let mut names: Vec<String> = c["Names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str())
+                .map(|n| n.get(1..).unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     if trunc {
         if let Some(n) = names.iter().find(|n| !n.contains('/')) {
             names = vec![n.clone()];
         }
     }
-    let command = if trunc { ellipsis(&s("Command"), 20) } else { s("Command") };
+    let command = if trunc {
+        ellipsis(&s("Command"), 20)
+    } else {
+        s("Command")
+    };
     let created = c["Created"].as_i64().unwrap_or(0);
-    let mut labels: Vec<String> = c["Labels"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect()).unwrap_or_default();
+    let mut labels: Vec<String> = c["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
     labels.sort();
     let mounts = c["Mounts"].as_array().map(Vec::as_slice).unwrap_or_default();
     let mount_names: Vec<String> = mounts
         .iter()
         .map(|m| {
-            let n = m["Name"].as_str().filter(|n| !n.is_empty()).or(m["Source"].as_str()).unwrap_or("");
-            if trunc { ellipsis(n, 15) } else { n.to_owned() }
+            let n = m["Name"]
+                .as_str()
+                .filter(|n| !n.is_empty())
+                .or(m["Source"].as_str())
+                .unwrap_or("");
+            if trunc {
+                ellipsis(n, 15)
+            } else {
+                n.to_owned()
+            }
         })
         .collect();
-    let local = mounts.iter().filter(|m| m["Driver"].as_str() == Some("local")).count();
-    let mut nets: Vec<&str> = c["NetworkSettings"]["Networks"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    let local = mounts
+        .iter()
+        .filter(|m| m["Driver"].as_str() == Some("local"))
+        .count();
+    let mut nets: Vec<&str> = c["NetworkSettings"]["Networks"]
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     nets.sort();
     let srw = c["SizeRw"].as_i64().unwrap_or(0);
     let sv = c["SizeRootFs"].as_i64().unwrap_or(0);
-    let size = if sv > 0 { format!("{} (virtual {})", human_size(srw), human_size(sv)) } else { human_size(srw) };
+    let size = if sv > 0 {
+        format!("{} (virtual {})", human_size(srw), human_size(sv))
+    } else {
+        human_size(srw)
+    };
     Val::obj(vec![
         ("Command", Val::str(go_quote(&command))),
         ("CreatedAt", Val::str(go_time_string(created))),
-        ("ID", Val::str(if trunc { crate::format::truncate_id(&id) } else { id })),
+        (
+            "ID",
+            Val::str(if trunc {
+                crate::format::truncate_id(&id)
+            } else {
+                id
+            }),
+        ),
         ("Image", Val::str(image)),
         ("Labels", Val::str(labels.join(","))),
         ("LocalVolumes", Val::str(local.to_string())),
@@ -167,7 +214,12 @@ fn row(c: &Value, trunc: bool) -> Val {
         ("Names", Val::str(names.join(","))),
         ("Networks", Val::str(nets.join(","))),
         ("Platform", Val::Null),
-        ("Ports", Val::str(displayable_ports(c["Ports"].as_array().map(Vec::as_slice).unwrap_or_default()))),
+        (
+            "Ports",
+            Val::str(displayable_ports(
+                c["Ports"].as_array().map(Vec::as_slice).unwrap_or_default(),
+            )),
+        ),
         ("RunningFor", Val::str(ago(created))),
         ("Size", Val::str(size)),
         ("State", Val::str(s("State"))),
@@ -183,7 +235,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         }
         (Some(f), false) if !f.is_empty() && f != "table" => f.clone(),
         (_, true) => "{{.ID}}".to_owned(),
-        _ => "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}".to_owned(),
+        _ => "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+            .to_owned(),
     };
     let want_size = a.size || format.contains(".Size");
     if a.size && a.format.as_deref().is_none_or(|f| f.is_empty() || f == "table") && !a.quiet {
@@ -200,7 +253,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         q.add("filters", f);
     }
     let list = ctx.client.get_json(&format!("/containers/json{}", q.encode()))?;
-    let rows: Vec<Val> = list.as_array().map(Vec::as_slice).unwrap_or_default().iter().map(|c| row(c, !a.no_trunc)).collect();
+    let rows: Vec<Val> = list
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| row(c, !a.no_trunc))
+        .collect();
     print(&render_list(&format, &rows, &header())?);
     Ok(0)
 }
@@ -218,7 +277,10 @@ mod tests {
             {"PrivatePort":444,"Type":"tcp"},
             {"PrivatePort":53,"Type":"udp"}
         ]);
-        assert_eq!(displayable_ports(p.as_array().unwrap()), "53/udp, 443-444/tcp, 0.0.0.0:8080->80/tcp");
+        assert_eq!(
+            displayable_ports(p.as_array().unwrap()),
+            "53/udp, 443-444/tcp, 0.0.0.0:8080->80/tcp"
+        );
     }
 
     #[test]

@@ -6,7 +6,10 @@ use super::create::container_path;
 use super::Ctx;
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth rename CONTAINER NEW_NAME", after_help = "Examples:\n  berth rename web web-old")]
+#[command(
+    override_usage = "berth rename CONTAINER NEW_NAME",
+    after_help = "Examples:\n  berth rename web web-old"
+)]
 pub struct Args {
     container: String,
     new_name: String,
@@ -19,6 +22,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     }
     let mut q = Query::new();
     q.add("name", new);
-    ctx.client.post(&container_path(&a.container, &format!("/rename{}", q.encode())))?;
+    ctx.client
+        .post(&container_path(&a.container, &format!("/rename{}", q.encode())))?;
     Ok(0)
 }

@@ -6,7 +6,10 @@ use super::create::container_path;
 use super::{is_not_found, print, status, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth rm [OPTIONS] CONTAINER [CONTAINER...]", after_help = "Examples:\n  berth rm web\n  berth rm -f $(berth ps -aq)")]
+#[command(
+    override_usage = "berth rm [OPTIONS] CONTAINER [CONTAINER...]",
+    after_help = "Examples:\n  berth rm web\n  berth rm -f $(berth ps -aq)"
+)]
 pub struct Args {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short = 'f', long)]
@@ -28,7 +31,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let mut errs = Vec::new();
     for c in &a.containers {
         let name = c.trim_matches('/');
-        match ctx.client.call("DELETE", &format!("{}{q}", container_path(name, "")), Body::Empty) {
+        match ctx
+            .client
+            .call("DELETE", &format!("{}{q}", container_path(name, "")), Body::Empty)
+        {
             Ok(_) => print(&format!("{c}\n")),
             Err(e) if a.force && is_not_found(&e) => eprintln!("{e:#}"),
             Err(e) => errs.push(format!("{e:#}")),

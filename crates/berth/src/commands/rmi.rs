@@ -27,7 +27,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     for img in &a.images {
         let r = ctx
             .client
-            .call("DELETE", &format!("/images/{}{}", path_escape(img), q.encode()), Body::Empty)
+            .call(
+                "DELETE",
+                &format!("/images/{}{}", path_escape(img), q.encode()),
+                Body::Empty,
+            )
             .and_then(|r| r.json());
         match r {
             Ok(serde_json::Value::Array(items)) => {

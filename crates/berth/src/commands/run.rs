@@ -11,7 +11,9 @@ use std::sync::{mpsc, Arc};
 use crate::client::{Body, Query};
 use crate::stream::{self, RawTerminal, Target};
 
-use super::create::{build_body, container_path, create_container, report_error, to_status_error, ContainerOpts};
+use super::create::{
+    build_body, container_path, create_container, report_error, to_status_error, ContainerOpts,
+};
 use super::{status, Ctx};
 
 #[derive(clap::Args)]
@@ -33,7 +35,12 @@ pub struct Args {
     #[command(flatten)]
     opts: ContainerOpts,
     /// IMAGE [COMMAND] [ARG...]
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "IMAGE")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE"
+    )]
     argv: Vec<String>,
 }
 
@@ -53,14 +60,22 @@ pub struct Session<'a> {
 /// are back (the body arrives when the container exits).
 pub fn wait_exit(ctx: &Ctx, id: &str, removed: bool) -> anyhow::Result<mpsc::Receiver<i32>> {
     let cond = if removed { "removed" } else { "next-exit" };
-    let mut resp = ctx.client.call("POST", &container_path(id, &format!("/wait?condition={cond}")), Body::Empty)?;
+    let mut resp = ctx.client.call(
+        "POST",
+        &container_path(id, &format!("/wait?condition={cond}")),
+        Body::Empty,
+    )?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut body = Vec::new();
         let code = match std::io::Read::read_to_end(resp.reader(), &mut body) {
             Ok(_) => match serde_json::from_slice::<serde_json::Value>(&body) {
                 Ok(v) => {
-                    if let Some(m) = v.get("Error").and_then(|e| e.get("Message")).and_then(|m| m.as_str()) {
+                    if let Some(m) = v
+                        .get("Error")
+                        .and_then(|e| e.get("Message"))
+                        .and_then(|m| m.as_str())
+                    {
                         eprintln!("Error waiting for container: {m}");
                         125
                     } else {
@@ -93,20 +108,40 @@ pub fn attach_and_start(
     }
     let resize_tty = s.tty && stream::stdout_is_tty();
     // Block the proxied signals before any thread exists, so every thread inherits the mask.
-    stream::spawn_signal_handler(&ctx.client, Target::Container(s.id.to_owned()), resize_tty, s.sig_proxy);
+    stream::spawn_signal_handler(
+        &ctx.client,
+        Target::Container(s.id.to_owned()),
+        resize_tty,
+        s.sig_proxy,
+    );
 
     let mut q = Query::new();
-    q.flag("stream", true).flag("stdin", s.stdin).flag("stdout", s.stdout).flag("stderr", s.stderr);
+    q.flag("stream", true)
+        .flag("stdin", s.stdin)
+        .flag("stdout", s.stdout)
+        .flag("stderr", s.stderr);
     if let Some(k) = s.detach_keys {
         q.add("detachKeys", k);
     }
-    let (sock, leftover) = ctx.client.hijack("POST", &container_path(s.id, &format!("/attach{}", q.encode())), Body::Empty)?;
+    let (sock, leftover) = ctx.client.hijack(
+        "POST",
+        &container_path(s.id, &format!("/attach{}", q.encode())),
+        Body::Empty,
+    )?;
     let status_rx = wait_exit(ctx, s.id, s.auto_remove)?;
 
-    let raw = if s.tty && s.stdin && stream::stdin_is_tty() { RawTerminal::enable() } else { None };
+    let raw = if s.tty && s.stdin && stream::stdin_is_tty() {
+        RawTerminal::enable()
+    } else {
+        None
+    };
     let detached = Arc::new(AtomicBool::new(false));
     if s.stdin {
-        let keys = if s.tty { stream::parse_detach_keys(s.detach_keys.unwrap_or("ctrl-p,ctrl-q"))? } else { Vec::new() };
+        let keys = if s.tty {
+            stream::parse_detach_keys(s.detach_keys.unwrap_or("ctrl-p,ctrl-q"))?
+        } else {
+            Vec::new()
+        };
         stream::spawn_stdin_copy(sock.try_clone()?, keys, detached.clone());
     } else {
         let _ = sock.shutdown(std::net::Shutdown::Write);
@@ -130,7 +165,11 @@ pub fn attach_and_start(
     let res = if s.tty {
         stream::copy_raw(reader, &mut std::io::stdout().lock())
     } else {
-        stream::demux(reader, &mut std::io::stdout().lock(), &mut std::io::stderr().lock())
+        stream::demux(
+            reader,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )
     };
     drop(raw);
     let _ = std::io::stdout().flush();
@@ -148,7 +187,11 @@ pub fn attach_and_start(
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     super::reject_flag_as_positional(&a.argv[0], "run")?;
     let o = &a.opts;
-    let console = if o.tty && stream::stdout_is_tty() { stream::term_size().unwrap_or((0, 0)) } else { (0, 0) };
+    let console = if o.tty && stream::stdout_is_tty() {
+        stream::term_size().unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
     let body = build_body(o, &a.argv, a.detach, console).map_err(|e| report_error(e, "run"))?;
     if !a.detach && o.tty && body["AttachStdin"] == serde_json::json!(true) && !stream::stdin_is_tty() {
         return Err(status(1, "the input device is not a TTY"));

@@ -6,7 +6,10 @@ use super::export::save_to;
 use super::Ctx;
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth save [OPTIONS] IMAGE [IMAGE...]", after_help = "Examples:\n  berth save -o busybox.tar busybox\n  berth save busybox > busybox.tar")]
+#[command(
+    override_usage = "berth save [OPTIONS] IMAGE [IMAGE...]",
+    after_help = "Examples:\n  berth save -o busybox.tar busybox\n  berth save busybox > busybox.tar"
+)]
 pub struct Args {
     /// Write to a file, instead of STDOUT
     #[arg(short = 'o', long)]
@@ -23,7 +26,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     for i in &a.images {
         q.add("names", i.as_str());
     }
-    let mut resp = ctx.client.call("GET", &format!("/images/get{}", q.encode()), Body::Empty)?;
+    let mut resp = ctx
+        .client
+        .call("GET", &format!("/images/get{}", q.encode()), Body::Empty)?;
     save_to(&mut resp, a.output.as_deref())?;
     Ok(0)
 }

@@ -64,7 +64,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         }
     }
     if !failed.is_empty() {
-        return Err(status(1, format!("Error: failed to start containers: {}", failed.join(", "))));
+        return Err(status(
+            1,
+            format!("Error: failed to start containers: {}", failed.join(", ")),
+        ));
     }
     Ok(0)
 }

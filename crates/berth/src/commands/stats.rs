@@ -11,7 +11,10 @@ use super::create::container_path;
 use super::{print, render_list, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth stats [OPTIONS] [CONTAINER...]", after_help = "Examples:\n  berth stats --no-stream\n  berth stats --no-stream web")]
+#[command(
+    override_usage = "berth stats [OPTIONS] [CONTAINER...]",
+    after_help = "Examples:\n  berth stats --no-stream\n  berth stats --no-stream web"
+)]
 pub struct Args {
     /// Show all containers (default shows just running)
     #[arg(short = 'a', long)]
@@ -46,13 +49,21 @@ fn header() -> Val {
 /// One stats row from a `GET /containers/ID/stats?stream=0` sample, computed as docker does.
 pub fn row(container: &str, s: &Value, trunc: bool) -> Val {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
-    let cpu_delta = f(&s["cpu_stats"]["cpu_usage"]["total_usage"]) - f(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
+    let cpu_delta =
+        f(&s["cpu_stats"]["cpu_usage"]["total_usage"]) - f(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
     let sys_delta = f(&s["cpu_stats"]["system_cpu_usage"]) - f(&s["precpu_stats"]["system_cpu_usage"]);
     let mut online = f(&s["cpu_stats"]["online_cpus"]);
     if online == 0.0 {
-        online = s["cpu_stats"]["cpu_usage"]["percpu_usage"].as_array().map(|a| a.len() as f64).unwrap_or(0.0);
+        online = s["cpu_stats"]["cpu_usage"]["percpu_usage"]
+            .as_array()
+            .map(|a| a.len() as f64)
+            .unwrap_or(0.0);
     }
-    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 { cpu_delta / sys_delta * online * 100.0 } else { 0.0 };
+    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 {
+        cpu_delta / sys_delta * online * 100.0
+    } else {
+        0.0
+    };
     let mem = &s["memory_stats"];
     let usage = f(&mem["usage"]);
     let v1 = mem["stats"].get("total_inactive_file").map(f);
@@ -64,7 +75,11 @@ pub fn row(container: &str, s: &Value, trunc: bool) -> Val {
         },
     };
     let limit = f(&mem["limit"]);
-    let mem_pct = if limit != 0.0 { mem_used / limit * 100.0 } else { 0.0 };
+    let mem_pct = if limit != 0.0 {
+        mem_used / limit * 100.0
+    } else {
+        0.0
+    };
     let (mut rx, mut tx) = (0.0, 0.0);
     if let Some(nets) = s["networks"].as_object() {
         for n in nets.values() {
@@ -73,7 +88,11 @@ pub fn row(container: &str, s: &Value, trunc: bool) -> Val {
         }
     }
     let (mut rd, mut wr) = (0.0, 0.0);
-    for e in s["blkio_stats"]["io_service_bytes_recursive"].as_array().map(Vec::as_slice).unwrap_or_default() {
+    for e in s["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
         match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
             Some("read") => rd += f(&e["value"]),
             Some("write") => wr += f(&e["value"]),
@@ -81,7 +100,11 @@ pub fn row(container: &str, s: &Value, trunc: bool) -> Val {
         }
     }
     let id = s["id"].as_str().unwrap_or("");
-    let id = if trunc { crate::format::truncate_id(id) } else { id.to_owned() };
+    let id = if trunc {
+        crate::format::truncate_id(id)
+    } else {
+        id.to_owned()
+    };
     let name = s["name"].as_str().unwrap_or("").trim_start_matches('/');
     let hs = |x: f64| human_size(x as i64);
     Val::obj(vec![
@@ -90,10 +113,16 @@ pub fn row(container: &str, s: &Value, trunc: bool) -> Val {
         ("Container", Val::str(container)),
         ("ID", Val::str(id)),
         ("MemPerc", Val::str(format!("{mem_pct:.2}%"))),
-        ("MemUsage", Val::str(format!("{} / {}", bytes_size(mem_used), bytes_size(limit)))),
+        (
+            "MemUsage",
+            Val::str(format!("{} / {}", bytes_size(mem_used), bytes_size(limit))),
+        ),
         ("Name", Val::str(name)),
         ("NetIO", Val::str(format!("{} / {}", hs(rx), hs(tx)))),
-        ("PIDs", Val::str(format!("{}", s["pids_stats"]["current"].as_u64().unwrap_or(0)))),
+        (
+            "PIDs",
+            Val::str(format!("{}", s["pids_stats"]["current"].as_u64().unwrap_or(0))),
+        ),
     ])
 }
 
@@ -107,7 +136,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             let mut q = Query::new();
             q.flag("all", a.all);
             let list = ctx.client.get_json(&format!("/containers/json{}", q.encode()))?;
-            list.as_array().map(Vec::as_slice).unwrap_or_default().iter().filter_map(|c| c["Id"].as_str().map(str::to_owned)).collect()
+            list.as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c["Id"].as_str().map(str::to_owned))
+                .collect()
         } else {
             a.containers.clone()
         };
@@ -120,7 +154,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     s.spawn(move || client.get_json(&container_path(n, "/stats?stream=0")))
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("stats thread failed")))).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("stats thread failed")))
+                })
+                .collect()
         });
         let mut rows = Vec::new();
         let mut errs = Vec::new();
@@ -138,10 +178,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             return Ok(0);
         }
         // Live: redraw in place every sample, like docker, until interrupted.
-        print(&format!("\x1b[2J\x1b[H{}", render_list(&format, &rows, &header())?));
+        print(&format!(
+            "\x1b[2J\x1b[H{}",
+            render_list(&format, &rows, &header())?
+        ));
         if !errs.is_empty() && rows.is_empty() && !a.containers.is_empty() {
             return Err(super::status(1, errs.join("\n")));
         }
     }
 }
-

@@ -4,7 +4,10 @@ use super::create::container_path;
 use super::{for_each, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth stop [OPTIONS] CONTAINER [CONTAINER...]", after_help = "Examples:\n  berth stop web\n  berth stop -t 1 web db")]
+#[command(
+    override_usage = "berth stop [OPTIONS] CONTAINER [CONTAINER...]",
+    after_help = "Examples:\n  berth stop web\n  berth stop -t 1 web db"
+)]
 pub struct Args {
     /// Signal to send to the container
     #[arg(short = 's', long)]
@@ -25,5 +28,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         q.add("signal", s.as_str());
     }
     let q = q.encode();
-    for_each(&a.containers, |c| ctx.client.post(&container_path(c, &format!("/stop{q}"))).map(|_| ()))
+    for_each(&a.containers, |c| {
+        ctx.client
+            .post(&container_path(c, &format!("/stop{q}")))
+            .map(|_| ())
+    })
 }

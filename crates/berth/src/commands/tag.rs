@@ -18,6 +18,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let (repo, tag) = split_ref(&a.target);
     let mut q = Query::new();
     q.add("repo", repo).add("tag", tag);
-    ctx.client.post(&format!("/images/{}/tag{}", path_escape(&a.source), q.encode()))?;
+    ctx.client
+        .post(&format!("/images/{}/tag{}", path_escape(&a.source), q.encode()))?;
     Ok(0)
 }

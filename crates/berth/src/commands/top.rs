@@ -7,7 +7,10 @@ use super::create::container_path;
 use super::{print, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth top CONTAINER [ps OPTIONS]", after_help = "Examples:\n  berth top web\n  berth top web aux")]
+#[command(
+    override_usage = "berth top CONTAINER [ps OPTIONS]",
+    after_help = "Examples:\n  berth top web\n  berth top web aux"
+)]
 pub struct Args {
     container: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -19,9 +22,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if !a.ps_args.is_empty() {
         q.add("ps_args", a.ps_args.join(" "));
     }
-    let v = ctx.client.get_json(&container_path(&a.container, &format!("/top{}", q.encode())))?;
+    let v = ctx
+        .client
+        .get_json(&container_path(&a.container, &format!("/top{}", q.encode())))?;
     let strs = |x: &serde_json::Value| -> Vec<String> {
-        x.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap_or("").to_owned()).collect()).unwrap_or_default()
+        x.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap_or("").to_owned()).collect())
+            .unwrap_or_default()
     };
     let mut out = strs(&v["Titles"]).join("\t");
     out.push('\n');

@@ -8,7 +8,10 @@ use super::create::{container_path, ram_in_bytes};
 use super::{print, status, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth update [OPTIONS] CONTAINER [CONTAINER...]", after_help = "Examples:\n  berth update --memory 128m --cpus 1 web")]
+#[command(
+    override_usage = "berth update [OPTIONS] CONTAINER [CONTAINER...]",
+    after_help = "Examples:\n  berth update --memory 128m --cpus 1 web"
+)]
 pub struct Args {
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares")]
@@ -50,14 +53,20 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         b.insert("MemoryReservation".into(), json!(ram_in_bytes(m)?));
     }
     if let Some(m) = &a.memory_swap {
-        b.insert("MemorySwap".into(), json!(if m == "-1" { -1 } else { ram_in_bytes(m)? }));
+        b.insert(
+            "MemorySwap".into(),
+            json!(if m == "-1" { -1 } else { ram_in_bytes(m)? }),
+        );
     }
     if let Some(p) = a.pids_limit {
         b.insert("PidsLimit".into(), json!(p));
     }
     if let Some(r) = &a.restart {
         let (name, n) = r.split_once(':').unwrap_or((r, "0"));
-        b.insert("RestartPolicy".into(), json!({"Name": name, "MaximumRetryCount": n.parse::<i64>().unwrap_or(0)}));
+        b.insert(
+            "RestartPolicy".into(),
+            json!({"Name": name, "MaximumRetryCount": n.parse::<i64>().unwrap_or(0)}),
+        );
     }
     if b.is_empty() {
         anyhow::bail!("you must provide one or more flags when using this command");
@@ -65,7 +74,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let body = Value::Object(b);
     let mut errs = Vec::new();
     for c in &a.containers {
-        match ctx.client.call("POST", &container_path(c, "/update"), Body::json(&body)).and_then(|r| r.json()) {
+        match ctx
+            .client
+            .call("POST", &container_path(c, "/update"), Body::json(&body))
+            .and_then(|r| r.json())
+        {
             Ok(v) => {
                 for w in v["Warnings"].as_array().map(Vec::as_slice).unwrap_or_default() {
                     eprintln!("{}", w.as_str().unwrap_or(""));

@@ -19,13 +19,22 @@ pub struct Args {
 
 /// Go's `time.ANSIC` (`Mon Jan _2 15:04:05 2006`) for an RFC 3339 build time.
 fn ansic(s: &str) -> String {
-    let Some((t, _)) = parse_rfc3339(s) else { return s.to_owned() };
+    let Some((t, _)) = parse_rfc3339(s) else {
+        return s.to_owned();
+    };
     let days = t.div_euclid(86400);
     let (y, m, d) = crate::format::civil_from_days(days);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m as usize - 1];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][m as usize - 1];
     let s = t.rem_euclid(86400);
-    format!("{wd} {mon} {d:>2} {:02}:{:02}:{:02} {y}", s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{wd} {mon} {d:>2} {:02}:{:02}:{:02} {y}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
@@ -35,10 +44,20 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         ("APIVersion", Val::str("1.41")),
         ("DefaultAPIVersion", Val::str("1.41")),
         ("Os", Val::str("linux")),
-        ("Arch", Val::str(std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"))),
+        (
+            "Arch",
+            Val::str(
+                std::env::consts::ARCH
+                    .replace("x86_64", "amd64")
+                    .replace("aarch64", "arm64"),
+            ),
+        ),
         ("Context", Val::str("default")),
     ]);
-    let server = ctx.client.call("GET", "/version", crate::client::Body::Empty).and_then(|r| r.bytes());
+    let server = ctx
+        .client
+        .call("GET", "/version", crate::client::Body::Empty)
+        .and_then(|r| r.bytes());
     if let Some(f) = &a.format {
         let mut srv = match &server {
             Ok(b) => Val::parse(b).unwrap_or(Val::Null),
@@ -46,7 +65,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         };
         // docker's template sees its Go struct, whose field is `APIVersion` (JSON `ApiVersion`).
         if let Val::Obj(fields) = &mut srv {
-            if let Some(v) = fields.iter().find(|(k, _)| k == "ApiVersion").map(|(_, v)| v.clone()) {
+            if let Some(v) = fields
+                .iter()
+                .find(|(k, _)| k == "ApiVersion")
+                .map(|(_, v)| v.clone())
+            {
                 fields.push(("APIVersion".to_string(), v));
             }
         }
@@ -72,8 +95,19 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         }
     };
     let v = Val::parse(&body).map_err(|e| anyhow::anyhow!("invalid version response: {e}"))?;
-    let name = v.get("Platform").and_then(|p| p.get("Name")).map(Val::go_string).unwrap_or_default();
-    out.push_str(&format!("\nServer:{}\n", if name.is_empty() { String::new() } else { format!(" {name}") }));
+    let name = v
+        .get("Platform")
+        .and_then(|p| p.get("Name"))
+        .map(Val::go_string)
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "\nServer:{}\n",
+        if name.is_empty() {
+            String::new()
+        } else {
+            format!(" {name}")
+        }
+    ));
     let empty = Vec::new();
     let comps = match v.get("Components") {
         Some(Val::Arr(c)) => c,
@@ -81,7 +115,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     };
     for comp in comps {
         let g = |k: &str| comp.get(k).map(Val::go_string).unwrap_or_default();
-        let det = |k: &str| comp.get("Details").and_then(|d| d.get(k)).map(Val::go_string).unwrap_or_default();
+        let det = |k: &str| {
+            comp.get("Details")
+                .and_then(|d| d.get(k))
+                .map(Val::go_string)
+                .unwrap_or_default()
+        };
         out.push_str(&format!(" {}:\n", g("Name")));
         if g("Name") == "Engine" {
             out.push_str(&format!(
@@ -115,6 +154,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
 mod tests {
     #[test]
     fn build_time_prints_as_ansic() {
-        assert_eq!(super::ansic("2026-05-07T21:09:36.000000000+00:00"), "Thu May  7 21:09:36 2026");
+        assert_eq!(
+            super::ansic("2026-05-07T21:09:36.000000000+00:00"),
+            "Thu May  7 21:09:36 2026"
+        );
     }
 }

@@ -6,7 +6,10 @@ use super::create::container_path;
 use super::{print, status, Ctx};
 
 #[derive(clap::Args)]
-#[command(override_usage = "berth wait CONTAINER [CONTAINER...]", after_help = "Examples:\n  berth wait web")]
+#[command(
+    override_usage = "berth wait CONTAINER [CONTAINER...]",
+    after_help = "Examples:\n  berth wait web"
+)]
 pub struct Args {
     #[arg(required = true, value_name = "CONTAINER")]
     containers: Vec<String>,
@@ -15,9 +18,17 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let mut errs = Vec::new();
     for c in &a.containers {
-        match ctx.client.call("POST", &container_path(c, "/wait"), Body::Empty).and_then(|r| r.json()) {
+        match ctx
+            .client
+            .call("POST", &container_path(c, "/wait"), Body::Empty)
+            .and_then(|r| r.json())
+        {
             Ok(v) => {
-                if let Some(m) = v.get("Error").and_then(|e| e.get("Message")).and_then(|m| m.as_str()) {
+                if let Some(m) = v
+                    .get("Error")
+                    .and_then(|e| e.get("Message"))
+                    .and_then(|m| m.as_str())
+                {
                     errs.push(m.to_owned());
                 } else {
                     print(&format!("{}\n", v["StatusCode"].as_i64().unwrap_or(-1)));

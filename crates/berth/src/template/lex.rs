@@ -112,7 +112,9 @@ pub(super) fn lex_action(src: &str) -> Result<Vec<Tok>, String> {
                 out.push(Tok::Str(b[s..i].iter().collect()));
                 i += 1;
             }
-            c if c.is_ascii_digit() || ((c == '-' || c == '+') && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || ((c == '-' || c == '+') && b.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 let s = i;
                 i += 1;
                 while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == '.') {
@@ -132,4 +134,3 @@ pub(super) fn lex_action(src: &str) -> Result<Vec<Tok>, String> {
     }
     Ok(out)
 }
-

@@ -53,7 +53,10 @@ fn parse_pipe(toks: &[Tok], src: &str, pos: usize) -> Result<Pipe, String> {
     let mut decl = Vec::new();
     // `$x :=` or `$i, $v :=`
     if let Some(dpos) = toks.iter().position(|t| *t == Tok::Decl || *t == Tok::Assign) {
-        if toks[..dpos].iter().all(|t| matches!(t, Tok::Var(_, p) if p.is_empty()) || *t == Tok::Comma) {
+        if toks[..dpos]
+            .iter()
+            .all(|t| matches!(t, Tok::Var(_, p) if p.is_empty()) || *t == Tok::Comma)
+        {
             for t in &toks[..dpos] {
                 if let Tok::Var(n, _) = t {
                     decl.push(n.clone());
@@ -98,7 +101,11 @@ fn parse_pipe(toks: &[Tok], src: &str, pos: usize) -> Result<Pipe, String> {
                     Tok::RParen(p) => p.clone(),
                     _ => unreachable!(),
                 };
-                cur.push(if path.is_empty() { sub } else { Arg::Field(Box::new(sub), path) });
+                cur.push(if path.is_empty() {
+                    sub
+                } else {
+                    Arg::Field(Box::new(sub), path)
+                });
                 i = j;
             }
             Tok::RParen(_) => return Err("unexpected right paren".into()),
@@ -127,14 +134,40 @@ fn parse_pipe(toks: &[Tok], src: &str, pos: usize) -> Result<Pipe, String> {
         return Err("missing value for command".into());
     }
     cmds.push(cur);
-    Ok(Pipe { decl, cmds, src: src.to_owned(), pos })
+    Ok(Pipe {
+        decl,
+        cmds,
+        src: src.to_owned(),
+        pos,
+    })
 }
 
 fn is_func(n: &str) -> bool {
     matches!(
         n,
-        "json" | "join" | "split" | "lower" | "upper" | "title" | "pad" | "truncate" | "println" | "print" | "printf"
-            | "index" | "len" | "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "and" | "or" | "not" | "slice"
+        "json"
+            | "join"
+            | "split"
+            | "lower"
+            | "upper"
+            | "title"
+            | "pad"
+            | "truncate"
+            | "println"
+            | "print"
+            | "printf"
+            | "index"
+            | "len"
+            | "eq"
+            | "ne"
+            | "lt"
+            | "le"
+            | "gt"
+            | "ge"
+            | "and"
+            | "or"
+            | "not"
+            | "slice"
     )
 }
 
@@ -267,7 +300,13 @@ impl Template {
 
     /// Renders with Go's default `missingkey`: a missing map key prints `<no value>` (events).
     pub fn render_lenient(&self, data: &Val) -> Result<String, String> {
-        let mut st = State { vars: vec![("".into(), data.clone())], header: false, rows: false, lenient: true, out: String::new() };
+        let mut st = State {
+            vars: vec![("".into(), data.clone())],
+            header: false,
+            rows: false,
+            lenient: true,
+            out: String::new(),
+        };
         st.exec(&self.nodes, data)?;
         Ok(st.out)
     }
@@ -279,13 +318,25 @@ impl Template {
 
     /// Renders a list row: like docker's formatter contexts, `json` of a whole row escapes HTML.
     pub fn render_row(&self, data: &Val) -> Result<String, String> {
-        let mut st = State { vars: vec![("".into(), data.clone())], header: false, rows: true, lenient: false, out: String::new() };
+        let mut st = State {
+            vars: vec![("".into(), data.clone())],
+            header: false,
+            rows: true,
+            lenient: false,
+            out: String::new(),
+        };
         st.exec(&self.nodes, data)?;
         Ok(st.out)
     }
 
     fn run(&self, data: &Val, header: bool) -> Result<String, String> {
-        let mut st = State { vars: vec![("".into(), data.clone())], header, rows: false, lenient: false, out: String::new() };
+        let mut st = State {
+            vars: vec![("".into(), data.clone())],
+            header,
+            rows: false,
+            lenient: false,
+            out: String::new(),
+        };
         st.exec(&self.nodes, data)?;
         Ok(st.out)
     }
@@ -320,14 +371,22 @@ impl State {
                 Node::If(p, a, b) => {
                     let mark = self.vars.len();
                     let v = self.pipe(p, dot)?;
-                    let r = if v.truthy() { self.exec(a, dot) } else { self.exec(b, dot) };
+                    let r = if v.truthy() {
+                        self.exec(a, dot)
+                    } else {
+                        self.exec(b, dot)
+                    };
                     self.vars.truncate(mark);
                     r?
                 }
                 Node::With(p, a, b) => {
                     let mark = self.vars.len();
                     let v = self.pipe(p, dot)?;
-                    let r = if v.truthy() { self.exec(a, &v) } else { self.exec(b, dot) };
+                    let r = if v.truthy() {
+                        self.exec(a, &v)
+                    } else {
+                        self.exec(b, dot)
+                    };
                     self.vars.truncate(mark);
                     r?
                 }
@@ -337,14 +396,23 @@ impl State {
                     let decl = std::mem::take(&mut p2.decl);
                     let v = self.pipe(&p2, dot)?;
                     let items: Vec<(Val, Val)> = match &v {
-                        Val::Arr(xs) => xs.iter().enumerate().map(|(i, x)| (Val::Num(i.to_string()), x.clone())).collect(),
+                        Val::Arr(xs) => xs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| (Val::Num(i.to_string()), x.clone()))
+                            .collect(),
                         Val::Obj(m) => {
                             let mut m = m.clone();
                             m.sort_by(|x, y| x.0.cmp(&y.0));
                             m.into_iter().map(|(k, x)| (Val::Str(k), x)).collect()
                         }
                         Val::Null => Vec::new(),
-                        other => return Err(err_at(p, format!("range can't iterate over {}", other.go_string()))),
+                        other => {
+                            return Err(err_at(
+                                p,
+                                format!("range can't iterate over {}", other.go_string()),
+                            ))
+                        }
                     };
                     if items.is_empty() {
                         self.exec(b, dot)?;
@@ -427,9 +495,14 @@ impl State {
                             }
                             None => return Err(err_at(p, format!("map has no entry for key {k:?}"))),
                         },
-                        Val::Null => return Err(err_at(p, format!("nil pointer evaluating interface {{}}.{k}"))),
+                        Val::Null => {
+                            return Err(err_at(p, format!("nil pointer evaluating interface {{}}.{k}")))
+                        }
                         other => {
-                            return Err(err_at(p, format!("can't evaluate field {k} in type {}", other.go_type())))
+                            return Err(err_at(
+                                p,
+                                format!("can't evaluate field {k} in type {}", other.go_type()),
+                            ))
                         }
                     };
                 }
@@ -441,12 +514,20 @@ impl State {
     fn call(&mut self, p: &Pipe, f: &str, args: Vec<Val>) -> Result<Val, String> {
         let need = |n: usize| -> Result<(), String> {
             if args.len() < n {
-                Err(err_at(p, format!("wrong number of args for {f}: want {n} got {}", args.len())))
+                Err(err_at(
+                    p,
+                    format!("wrong number of args for {f}: want {n} got {}", args.len()),
+                ))
             } else {
                 Ok(())
             }
         };
-        if self.header && matches!(f, "json" | "join" | "split" | "lower" | "upper" | "title" | "pad" | "truncate") {
+        if self.header
+            && matches!(
+                f,
+                "json" | "join" | "split" | "lower" | "upper" | "title" | "pad" | "truncate"
+            )
+        {
             need(1)?;
             return Ok(args[0].clone());
         }
@@ -456,7 +537,11 @@ impl State {
                 need(1)?;
                 let j = args[0].to_json();
                 if self.rows && matches!(args[0], Val::Obj(_)) {
-                    Val::Str(j.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026"))
+                    Val::Str(
+                        j.replace('<', "\\u003c")
+                            .replace('>', "\\u003e")
+                            .replace('&', "\\u0026"),
+                    )
                 } else {
                     Val::Str(j)
                 }
@@ -486,7 +571,11 @@ impl State {
                 let mut out = String::new();
                 let mut prev_letter = false;
                 for c in s(0).chars() {
-                    out.extend(if prev_letter { c.to_lowercase().collect::<Vec<_>>() } else { c.to_uppercase().collect() });
+                    out.extend(if prev_letter {
+                        c.to_lowercase().collect::<Vec<_>>()
+                    } else {
+                        c.to_uppercase().collect()
+                    });
                     prev_letter = c.is_alphanumeric();
                 }
                 Val::Str(out)
@@ -503,7 +592,10 @@ impl State {
                 Val::Str(s(0).chars().take(n).collect())
             }
             "print" => Val::Str(args.iter().map(Val::go_string).collect::<Vec<_>>().concat()),
-            "println" => Val::Str(format!("{}\n", args.iter().map(Val::go_string).collect::<Vec<_>>().join(" "))),
+            "println" => Val::Str(format!(
+                "{}\n",
+                args.iter().map(Val::go_string).collect::<Vec<_>>().join(" ")
+            )),
             "printf" => {
                 need(1)?;
                 Val::Str(printf(&s(0), &args[1..]))
@@ -528,28 +620,44 @@ impl State {
                     v = match (&v, k) {
                         (Val::Arr(xs), Val::Num(n)) => {
                             let i: usize = n.parse().map_err(|_| err_at(p, "bad index"))?;
-                            xs.get(i).cloned().ok_or_else(|| err_at(p, format!("index out of range: {i}")))?
+                            xs.get(i)
+                                .cloned()
+                                .ok_or_else(|| err_at(p, format!("index out of range: {i}")))?
                         }
                         (Val::Obj(m), key) => {
                             let key = key.go_string();
-                            m.iter().find(|(kk, _)| *kk == key).map(|(_, x)| x.clone()).unwrap_or(Val::Null)
+                            m.iter()
+                                .find(|(kk, _)| *kk == key)
+                                .map(|(_, x)| x.clone())
+                                .unwrap_or(Val::Null)
                         }
                         (Val::Null, _) => Val::Null,
-                        (other, _) => return Err(err_at(p, format!("can't index item of type {}", other.go_type()))),
+                        (other, _) => {
+                            return Err(err_at(p, format!("can't index item of type {}", other.go_type())))
+                        }
                     }
                 }
                 v
             }
             "slice" => {
                 need(1)?;
-                let from: usize = args.get(1).map(|x| x.go_string().parse().unwrap_or(0)).unwrap_or(0);
+                let from: usize = args
+                    .get(1)
+                    .map(|x| x.go_string().parse().unwrap_or(0))
+                    .unwrap_or(0);
                 match &args[0] {
                     Val::Str(x) => {
-                        let to = args.get(2).map(|v| v.go_string().parse().unwrap_or(x.len())).unwrap_or(x.len());
+                        let to = args
+                            .get(2)
+                            .map(|v| v.go_string().parse().unwrap_or(x.len()))
+                            .unwrap_or(x.len());
                         Val::Str(x.get(from..to).unwrap_or("").to_owned())
                     }
                     Val::Arr(x) => {
-                        let to = args.get(2).map(|v| v.go_string().parse().unwrap_or(x.len())).unwrap_or(x.len());
+                        let to = args
+                            .get(2)
+                            .map(|v| v.go_string().parse().unwrap_or(x.len()))
+                            .unwrap_or(x.len());
                         Val::Arr(x.get(from..to).map(|s| s.to_vec()).unwrap_or_default())
                     }
                     other => return Err(err_at(p, format!("can't slice item of type {}", other.go_type()))),
@@ -561,11 +669,17 @@ impl State {
             }
             "and" => {
                 need(1)?;
-                args.iter().find(|a| !a.truthy()).unwrap_or(args.last().expect("need(1)")).clone()
+                args.iter()
+                    .find(|a| !a.truthy())
+                    .unwrap_or(args.last().expect("need(1)"))
+                    .clone()
             }
             "or" => {
                 need(1)?;
-                args.iter().find(|a| a.truthy()).unwrap_or(args.last().expect("need(1)")).clone()
+                args.iter()
+                    .find(|a| a.truthy())
+                    .unwrap_or(args.last().expect("need(1)"))
+                    .clone()
             }
             "eq" => {
                 need(2)?;
@@ -577,7 +691,9 @@ impl State {
             }
             "lt" | "le" | "gt" | "ge" => {
                 need(2)?;
-                let ord = args[0].compare(&args[1]).ok_or_else(|| err_at(p, "incompatible types for comparison"))?;
+                let ord = args[0]
+                    .compare(&args[1])
+                    .ok_or_else(|| err_at(p, "incompatible types for comparison"))?;
                 Val::Bool(match f {
                     "lt" => ord.is_lt(),
                     "le" => ord.is_le(),
@@ -602,14 +718,15 @@ fn null_repr(p: &Pipe) -> &'static str {
     };
     match last {
         Some(
-            "Labels" | "Volumes" | "ExposedPorts" | "Options" | "DriverOpts" | "Tmpfs" | "Sysctls" | "StorageOpt"
-            | "PortBindings" | "Ports" | "Networks" | "Data" | "Attributes" | "Config",
+            "Labels" | "Volumes" | "ExposedPorts" | "Options" | "DriverOpts" | "Tmpfs" | "Sysctls"
+            | "StorageOpt" | "PortBindings" | "Ports" | "Networks" | "Data" | "Attributes" | "Config",
         ) => "map[]",
         Some(
-            "Cmd" | "Entrypoint" | "Env" | "Binds" | "Links" | "CapAdd" | "CapDrop" | "Dns" | "DnsOptions" | "DnsSearch"
-            | "ExtraHosts" | "GroupAdd" | "SecurityOpt" | "VolumesFrom" | "Mounts" | "OnBuild" | "Shell" | "Ulimits"
-            | "Devices" | "DeviceRequests" | "DeviceCgroupRules" | "MaskedPaths" | "ReadonlyPaths" | "Aliases" | "Layers"
-            | "RepoTags" | "RepoDigests" | "Args" | "ExecIDs" | "Warnings" | "ConsoleSize" | "BlkioWeightDevice",
+            "Cmd" | "Entrypoint" | "Env" | "Binds" | "Links" | "CapAdd" | "CapDrop" | "Dns" | "DnsOptions"
+            | "DnsSearch" | "ExtraHosts" | "GroupAdd" | "SecurityOpt" | "VolumesFrom" | "Mounts" | "OnBuild"
+            | "Shell" | "Ulimits" | "Devices" | "DeviceRequests" | "DeviceCgroupRules" | "MaskedPaths"
+            | "ReadonlyPaths" | "Aliases" | "Layers" | "RepoTags" | "RepoDigests" | "Args" | "ExecIDs"
+            | "Warnings" | "ConsoleSize" | "BlkioWeightDevice",
         ) => "[]",
         Some(_) => "<nil>",
         None => "<no value>",
@@ -645,7 +762,8 @@ fn printf(fmt: &str, args: &[Val]) -> String {
 /// Parses and renders in one go; errors carry docker's "template parsing error: " prefix.
 pub fn render(src: &str, data: &Val) -> anyhow::Result<String> {
     let t = Template::parse(src).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
-    t.render(data).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))
+    t.render(data)
+        .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))
 }
 
 #[cfg(test)]
@@ -654,7 +772,10 @@ mod tests {
 
     fn r(t: &str, json: &str) -> String {
         let v = Val::parse(json.as_bytes()).unwrap();
-        Template::parse(t).unwrap().render(&v).unwrap_or_else(|e| format!("ERR {e}"))
+        Template::parse(t)
+            .unwrap()
+            .render(&v)
+            .unwrap_or_else(|e| format!("ERR {e}"))
     }
 
     #[test]
@@ -662,30 +783,51 @@ mod tests {
         let d = r#"{"Id":"abc","State":{"Pid":17517,"Running":true},"Config":{"Env":["PATH=/bin","A=1"],"Cmd":null,"Labels":{"b":"2","a":"1"}},"Size":1984132}"#;
         assert_eq!(r("{{.State.Pid}}", d), "17517");
         assert_eq!(r("{{.Size}}", d), "1984132");
-        assert_eq!(r("{{json .Config}}", d), r#"{"Env":["PATH=/bin","A=1"],"Cmd":null,"Labels":{"b":"2","a":"1"}}"#);
+        assert_eq!(
+            r("{{json .Config}}", d),
+            r#"{"Env":["PATH=/bin","A=1"],"Cmd":null,"Labels":{"b":"2","a":"1"}}"#
+        );
         assert_eq!(r("{{.Config.Env}}", d), "[PATH=/bin A=1]");
         assert_eq!(r("{{.Config.Labels}}", d), "map[a:1 b:2]");
         assert_eq!(r("{{.Config.Cmd}}", d), "[]");
-        assert_eq!(r("{{.Config.Labels}} {{.Config.Health}}", r#"{"Config":{"Labels":null,"Health":null}}"#), "map[] <nil>");
+        assert_eq!(
+            r(
+                "{{.Config.Labels}} {{.Config.Health}}",
+                r#"{"Config":{"Labels":null,"Health":null}}"#
+            ),
+            "map[] <nil>"
+        );
         assert_eq!(r("{{join .Config.Env \",\"}}", d), "PATH=/bin,A=1");
         assert_eq!(r("{{index .Config.Env 1}}", d), "A=1");
         assert_eq!(r("{{index .Config.Labels \"a\"}}", d), "1");
         assert_eq!(r("{{.Id | upper}} {{lower \"AB\"}}", d), "ABC ab");
         assert!(r("{{.Nope.Pid}}", d).contains("map has no entry for key \"Nope\""));
         let v = Val::parse(d.as_bytes()).unwrap();
-        assert_eq!(Template::parse("{{.Nope.Pid}}").unwrap().render_lenient(&v).unwrap(), "<no value>");
+        assert_eq!(
+            Template::parse("{{.Nope.Pid}}")
+                .unwrap()
+                .render_lenient(&v)
+                .unwrap(),
+            "<no value>"
+        );
     }
 
     #[test]
     fn control_flow() {
         let d = r#"{"Mounts":[{"Source":"/a"},{"Source":"/b"}],"On":true,"N":"x"}"#;
         assert_eq!(r("{{range .Mounts}}{{.Source}};{{end}}", d), "/a;/b;");
-        assert_eq!(r("{{range $i, $m := .Mounts}}{{$i}}={{$m.Source}} {{end}}", d), "0=/a 1=/b ");
+        assert_eq!(
+            r("{{range $i, $m := .Mounts}}{{$i}}={{$m.Source}} {{end}}", d),
+            "0=/a 1=/b "
+        );
         assert_eq!(r("{{if .On}}yes{{else}}no{{end}}", d), "yes");
         assert_eq!(r("{{if eq .N \"y\"}}1{{else if eq .N \"x\"}}2{{end}}", d), "2");
         assert_eq!(r("{{with .N}}[{{.}}]{{end}}", d), "[x]");
         assert_eq!(r("a {{- \" b \" -}} c", d), "a b c");
-        assert_eq!(r("{{range .Nope}}x{{else}}empty{{end}}", r#"{"Nope":[]}"#), "empty");
+        assert_eq!(
+            r("{{range .Nope}}x{{else}}empty{{end}}", r#"{"Nope":[]}"#),
+            "empty"
+        );
         assert_eq!(r("{{$x := .N}}{{$x}}{{$}}", r#"{"N":"v"}"#), "vmap[N:v]");
         assert_eq!(r("{{(index .Mounts 1).Source}}", d), "/b");
         assert_eq!(r("{{len .Mounts}} {{printf \"%s-%q\" .N .N}}", d), "2 x-\"x\"");

@@ -13,8 +13,16 @@ use crate::http::{self, Body, Query};
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>, Error> {
     let body = http::read_body(req.into_body()).await?;
     let body = http::parse_json(&body)?;
-    let (id, warnings) = d.create(CreateOptions { name: q.get("name").map(String::from), body }).await?;
-    Ok(http::json(StatusCode::CREATED, &serde_json::json!({ "Id": id, "Warnings": warnings })))
+    let (id, warnings) = d
+        .create(CreateOptions {
+            name: q.get("name").map(String::from),
+            body,
+        })
+        .await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": id, "Warnings": warnings }),
+    ))
 }
 
 pub fn list(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
@@ -28,7 +36,10 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
 }
 
 pub fn inspect(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
-    Ok(http::json(StatusCode::OK, &d.inspect_container(id, q.bool("size"))?))
+    Ok(http::json(
+        StatusCode::OK,
+        &d.inspect_container(id, q.bool("size"))?,
+    ))
 }
 
 pub async fn start(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
@@ -75,7 +86,12 @@ pub fn wait(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
 }
 
 /// Hijack: subscribe now, answer 101, then run the stream on the upgraded connection.
-pub fn attach(d: &Arc<Daemon>, mut req: Request<Incoming>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+pub fn attach(
+    d: &Arc<Daemon>,
+    mut req: Request<Incoming>,
+    id: &str,
+    q: &Query,
+) -> Result<Response<Body>, Error> {
     let opts = AttachOptions {
         stream: q.bool("stream"),
         stdin: q.bool("stdin"),
@@ -111,18 +127,26 @@ pub async fn resize(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Bod
 pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
     let (stdout, stderr) = (q.bool("stdout"), q.bool("stderr"));
     if !stdout && !stderr {
-        return Err(Error::invalid("Bad parameters: you must choose at least one stream"));
+        return Err(Error::invalid(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let tail = match q.get("tail").unwrap_or("all") {
         "all" | "" => None,
-        n => Some(n.parse::<i64>().map_err(|_| Error::invalid(format!("invalid tail: {n}")))?.max(0) as usize),
+        n => Some(
+            n.parse::<i64>()
+                .map_err(|_| Error::invalid(format!("invalid tail: {n}")))?
+                .max(0) as usize,
+        ),
     };
     let secs = |k: &str| -> Result<i64, Error> {
         match q.get(k).filter(|s| !s.is_empty()) {
             None => Ok(0),
             Some(s) => {
                 let (a, b) = s.split_once('.').unwrap_or((s, "0"));
-                let a: i64 = a.parse().map_err(|_| Error::invalid(format!("invalid {k}: {s}")))?;
+                let a: i64 = a
+                    .parse()
+                    .map_err(|_| Error::invalid(format!("invalid {k}: {s}")))?;
                 let mut f: String = b.chars().take(9).collect();
                 while f.len() < 9 {
                     f.push('0');
@@ -160,7 +184,10 @@ pub async fn unpause(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error>
 }
 
 pub async fn top(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
-    Ok(http::json(StatusCode::OK, &d.top(id, q.get("ps_args").unwrap_or("")).await?))
+    Ok(http::json(
+        StatusCode::OK,
+        &d.top(id, q.get("ps_args").unwrap_or("")).await?,
+    ))
 }
 
 pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
@@ -173,7 +200,10 @@ pub async fn update(d: &Arc<Daemon>, req: Request<Incoming>, id: &str) -> Result
     let body = http::read_body(req.into_body()).await?;
     let body: berth_api::models::HostConfig = http::parse_json(&body)?;
     let warnings = d.update(id, body).await?;
-    Ok(http::json(StatusCode::OK, &serde_json::json!({ "Warnings": warnings })))
+    Ok(http::json(
+        StatusCode::OK,
+        &serde_json::json!({ "Warnings": warnings }),
+    ))
 }
 
 pub async fn changes(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
@@ -211,7 +241,12 @@ pub async fn archive_get(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Respons
     Ok(r)
 }
 
-pub async fn archive_put(d: &Arc<Daemon>, req: Request<Incoming>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+pub async fn archive_put(
+    d: &Arc<Daemon>,
+    req: Request<Incoming>,
+    id: &str,
+    q: &Query,
+) -> Result<Response<Body>, Error> {
     let path = archive_path(q)?;
     let opts = berth_image::PutOptions {
         no_overwrite_dir_non_dir: q.bool("noOverwriteDirNonDir"),

@@ -12,7 +12,10 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, id: &str) -> Result
     let body = http::read_body(req.into_body()).await?;
     let config: berth_api::models::ExecConfig = http::parse_json(&body)?;
     let exec_id = d.exec_create(id, config)?;
-    Ok(http::json(StatusCode::CREATED, &serde_json::json!({ "Id": exec_id })))
+    Ok(http::json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": exec_id }),
+    ))
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -34,7 +37,14 @@ pub async fn start(d: &Arc<Daemon>, mut req: Request<Incoming>, id: &str) -> Res
         Some([h, w]) if *h > 0 && *w > 0 => Some((*h, *w)),
         _ => None,
     };
-    let pending = d.exec_start(id, ExecStartOptions { detach: body.detach, tty: body.tty, console_size })?;
+    let pending = d.exec_start(
+        id,
+        ExecStartOptions {
+            detach: body.detach,
+            tty: body.tty,
+            console_size,
+        },
+    )?;
     if body.detach {
         // Output goes nowhere; the exec runs to completion in the background.
         let (sink, mut drain) = tokio::io::duplex(64 * 1024);

@@ -10,7 +10,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::http::{self, Body, BodyReader, Query};
 
 pub fn list(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
-    let opts = ListOptions { all: q.bool("all"), filters: q.filters()? };
+    let opts = ListOptions {
+        all: q.bool("all"),
+        filters: q.filters()?,
+    };
     Ok(http::json(StatusCode::OK, &d.images.list(&opts)?))
 }
 
@@ -22,7 +25,10 @@ fn messages(msgs: &[JsonMessage]) -> Response<Body> {
         b.extend_from_slice(b"\r\n");
     }
     let mut r = Response::new(http::full(Bytes::from(b)));
-    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -52,15 +58,25 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
     }
     if let Some(image) = q.get("fromImage") {
         let tag = q.get("tag").unwrap_or("");
-        let reference = if tag.is_empty() || image.contains('@') { image.to_string() } else { format!("{image}:{tag}") };
+        let reference = if tag.is_empty() || image.contains('@') {
+            image.to_string()
+        } else {
+            format!("{image}:{tag}")
+        };
         let id = d.pull_builtin(&reference).await?;
         let (name, tag) = match reference.rsplit_once(':') {
             Some((n, t)) if !t.contains('/') => (n.to_string(), t.to_string()),
             _ => (reference.clone(), "latest".to_string()),
         };
-        let short = name.trim_start_matches("docker.io/").trim_start_matches("library/");
+        let short = name
+            .trim_start_matches("docker.io/")
+            .trim_start_matches("library/");
         return Ok(messages(&[
-            JsonMessage { status: Some(format!("Pulling from {}", name.trim_start_matches("docker.io/"))), id: Some(tag.clone()), ..Default::default() },
+            JsonMessage {
+                status: Some(format!("Pulling from {}", name.trim_start_matches("docker.io/"))),
+                id: Some(tag.clone()),
+                ..Default::default()
+            },
             JsonMessage::status(format!("Digest: {id}")),
             JsonMessage::status(format!("Status: Downloaded newer image for {short}:{tag}")),
         ]));
@@ -90,7 +106,11 @@ pub async fn by_name(
             if repo.is_empty() {
                 return Err(Error::invalid("repository name must have at least one component"));
             }
-            let target = if tag.is_empty() { repo.to_string() } else { format!("{repo}:{tag}") };
+            let target = if tag.is_empty() {
+                repo.to_string()
+            } else {
+                format!("{repo}:{tag}")
+            };
             d.tag_image(name, &target).await?;
             Ok(http::empty(StatusCode::CREATED))
         }
@@ -103,13 +123,19 @@ pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> Result<Response<Body>,
     if names.is_empty() {
         return Err(Error::invalid("no images named"));
     }
-    Ok(http::stream(d.save_images(names).await?, Some("application/x-tar")))
+    Ok(http::stream(
+        d.save_images(names).await?,
+        Some("application/x-tar"),
+    ))
 }
 
 /// `POST /images/load`: JSON messages, one `stream` line per loaded image.
 pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
     let reader = BodyReader::new(req.into_body());
     let lines = d.load_images(Box::new(reader)).await?;
-    let msgs: Vec<JsonMessage> = lines.into_iter().map(|l| JsonMessage::stream(format!("{l}\n"))).collect();
+    let msgs: Vec<JsonMessage> = lines
+        .into_iter()
+        .map(|l| JsonMessage::stream(format!("{l}\n")))
+        .collect();
     Ok(messages(&msgs))
 }

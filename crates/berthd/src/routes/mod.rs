@@ -39,7 +39,12 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Response<Body> {
     http::with_headers(resp)
 }
 
-async fn route(d: Arc<Daemon>, req: Request<Incoming>, path: &str, q: Query) -> Result<Response<Body>, Error> {
+async fn route(
+    d: Arc<Daemon>,
+    req: Request<Incoming>,
+    path: &str,
+    q: Query,
+) -> Result<Response<Body>, Error> {
     let method = req.method().clone();
     let trimmed = path.trim_end_matches('/');
     // Image names contain slashes, so image routes are matched on prefix and suffix.

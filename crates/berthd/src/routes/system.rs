@@ -10,12 +10,22 @@ use crate::http::{self, Body, Query};
 
 /// `HEAD`/`GET /_ping`: `OK` with dockerd's cache headers.
 pub fn ping(method: &Method) -> Response<Body> {
-    let body = if method == Method::HEAD { Bytes::new() } else { Bytes::from_static(b"OK") };
+    let body = if method == Method::HEAD {
+        Bytes::new()
+    } else {
+        Bytes::from_static(b"OK")
+    };
     let mut r = Response::new(http::full(body));
     let h = r.headers_mut();
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     if method == Method::HEAD {
         h.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     }
@@ -47,7 +57,10 @@ pub fn info(d: &Arc<Daemon>) -> Response<Body> {
             "Plugins".into(),
             serde_json::json!({"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]}),
         );
-        o.insert("Runtimes".into(), serde_json::json!({"berth": {"path": "berth-shim"}}));
+        o.insert(
+            "Runtimes".into(),
+            serde_json::json!({"berth": {"path": "berth-shim"}}),
+        );
         o.insert("NEventsListener".into(), serde_json::json!(0));
     }
     http::json(StatusCode::OK, &v)
@@ -69,7 +82,10 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
         };
         let in_window = |t: i64| since.map_or(true, |s| t >= s) && until.map_or(true, |u| t <= u);
         if since.is_some() {
-            for e in past.iter().filter(|e| in_window(e.time_nano) && events::matches(e, &filters)) {
+            for e in past
+                .iter()
+                .filter(|e| in_window(e.time_nano) && events::matches(e, &filters))
+            {
                 if tx.send(line(e)).await.is_err() {
                     return;
                 }
@@ -80,7 +96,8 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
                 return;
             }
         }
-        let deadline = until.map(|u| tokio::time::Instant::now() + std::time::Duration::from_nanos((u - now).max(0) as u64));
+        let deadline = until
+            .map(|u| tokio::time::Instant::now() + std::time::Duration::from_nanos((u - now).max(0) as u64));
         loop {
             let next = async {
                 match deadline {
@@ -112,7 +129,9 @@ fn parse_time(v: Option<&str>) -> Result<Option<i64>, Error> {
         None => Ok(None),
         Some(s) => {
             let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-            let secs: i64 = secs.parse().map_err(|_| Error::invalid(format!("invalid timestamp: {s}")))?;
+            let secs: i64 = secs
+                .parse()
+                .map_err(|_| Error::invalid(format!("invalid timestamp: {s}")))?;
             let mut f = frac.chars().take(9).collect::<String>();
             while f.len() < 9 {
                 f.push('0');

@@ -15,7 +15,10 @@ fn docker_run_rm_echo() {
     let r = d.docker(&["run", "--rm", "busybox", "echo", "hi"]).ok();
     assert_eq!(r.stdout, "hi\n");
     assert!(d.docker(&["ps", "-aq"]).ok().out().is_empty());
-    assert_eq!(d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]).code, 3);
+    assert_eq!(
+        d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]).code,
+        3
+    );
     let missing = d.docker(&["run", "--rm", "busybox", "/nonexistent-binary"]);
     assert_eq!(missing.code, 127, "{}", missing.stderr);
 }
@@ -23,24 +26,46 @@ fn docker_run_rm_echo() {
 #[test]
 fn docker_run_i_pipes_stdin() {
     let d = docker_daemon!();
-    let r = d.docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"a\nb\n").ok();
+    let r = d
+        .docker_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"a\nb\n")
+        .ok();
     assert_eq!(r.stdout, "a\nb\n");
 }
 
 #[test]
 fn docker_detached_lifecycle() {
     let d = docker_daemon!();
-    let id = d.docker(&["run", "-d", "--name", "xx", "busybox", "sh", "-c", "echo started; echo warn >&2; sleep 100"]).ok().out().to_string();
+    let id = d
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "xx",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; echo warn >&2; sleep 100",
+        ])
+        .ok()
+        .out()
+        .to_string();
     assert_eq!(id.len(), 64);
     let ps = d.docker(&["ps", "-a"]).ok();
     assert!(ps.stdout.lines().next().unwrap().starts_with("CONTAINER ID"));
     assert!(ps.stdout.contains("xx"), "{}", ps.stdout);
-    assert!(ps.stdout.contains("\"sh -c 'echo star…\"") || ps.stdout.contains("sh -c"), "{}", ps.stdout);
+    assert!(
+        ps.stdout.contains("\"sh -c 'echo star…\"") || ps.stdout.contains("sh -c"),
+        "{}",
+        ps.stdout
+    );
     let pid = d.docker(&["inspect", "-f", "{{.State.Pid}}", "xx"]).ok();
     assert!(pid.out().parse::<i32>().unwrap() > 0);
     d.eventually("logs", || d.docker(&["logs", "xx"]).stdout.contains("started"));
     let logs = d.docker(&["logs", "xx"]).ok();
-    assert_eq!((logs.stdout.as_str(), logs.stderr.as_str()), ("started\n", "warn\n"));
+    assert_eq!(
+        (logs.stdout.as_str(), logs.stderr.as_str()),
+        ("started\n", "warn\n")
+    );
     assert_eq!(d.docker(&["stop", "-t", "1", "xx"]).ok().out(), "xx");
     assert_eq!(d.docker(&["rm", "xx"]).ok().out(), "xx");
     let gone = d.docker(&["inspect", "xx"]);
@@ -51,20 +76,36 @@ fn docker_detached_lifecycle() {
 fn docker_images_import_rmi_version_info() {
     let d = docker_daemon!();
     let tar = berth_e2e::busybox_tar().to_vec();
-    let id = d.docker_stdin(&["import", "-", "imp1:v1"], &tar).ok().out().to_string();
+    let id = d
+        .docker_stdin(&["import", "-", "imp1:v1"], &tar)
+        .ok()
+        .out()
+        .to_string();
     assert!(id.starts_with("sha256:"), "{id}");
     let images = d.docker(&["images"]).ok();
-    assert!(images.stdout.contains("imp1") && images.stdout.contains("v1"), "{}", images.stdout);
+    assert!(
+        images.stdout.contains("imp1") && images.stdout.contains("v1"),
+        "{}",
+        images.stdout
+    );
     d.docker(&["create", "--name", "user", "imp1:v1", "true"]).ok();
     let refused = d.docker(&["rmi", "imp1:v1"]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("Error response from daemon: conflict: unable to remove repository reference \"imp1:v1\""), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "Error response from daemon: conflict: unable to remove repository reference \"imp1:v1\""
+        ),
+        "{}",
+        refused.stderr
+    );
     d.docker(&["rm", "user"]).ok();
     let rmi = d.docker(&["rmi", "imp1:v1"]).ok();
     assert!(rmi.stdout.contains("Untagged: imp1:v1"), "{}", rmi.stdout);
     let v = d.docker(&["version", "--format", "{{.Server.APIVersion}}"]).ok();
     assert_eq!(v.out(), "1.41");
-    let info = d.docker(&["info", "--format", "{{.Driver}} {{.CgroupVersion}}"]).ok();
+    let info = d
+        .docker(&["info", "--format", "{{.Driver}} {{.CgroupVersion}}"])
+        .ok();
     assert!(info.out().starts_with("overlay2 "), "{}", info.out());
 }
 
@@ -73,13 +114,27 @@ fn docker_errors_match_dockerd() {
     let d = docker_daemon!();
     let unknown = d.docker(&["run", "--rm", "nonexist-img:v9", "true"]);
     assert_eq!(unknown.code, 125);
-    assert!(unknown.stderr.contains("Unable to find image 'nonexist-img:v9' locally"), "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("Unable to find image 'nonexist-img:v9' locally"),
+        "{}",
+        unknown.stderr
+    );
     let dup1 = d.docker(&["create", "--name", "norm2", "busybox", "true"]).ok();
     let _ = dup1;
     let dup = d.docker(&["create", "--name", "norm2", "busybox", "true"]);
     assert_eq!(dup.code, 1);
-    assert!(dup.stderr.contains("is already in use by container"), "{}", dup.stderr);
+    assert!(
+        dup.stderr.contains("is already in use by container"),
+        "{}",
+        dup.stderr
+    );
     let missing = d.docker(&["rm", "nosuch"]);
     assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("No such container: nosuch"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("No such container: nosuch"),
+        "{}",
+        missing.stderr
+    );
 }

@@ -5,7 +5,10 @@ fn docker_py_runs_containers() {
     let d = daemon!();
     let have = d.python("import docker");
     if have.code != 0 {
-        panic!("docker-py missing (pip install docker); the CI script installs it: {}", have.stderr);
+        panic!(
+            "docker-py missing (pip install docker); the CI script installs it: {}",
+            have.stderr
+        );
     }
     let script = r#"
 import docker

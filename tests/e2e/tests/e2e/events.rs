@@ -3,9 +3,13 @@
 #[test]
 fn lifecycle_events_stream_in_docker_shape() {
     let d = daemon!();
-    let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     d.berth(&["run", "--name", "ev1", "busybox", "sh", "-c", "exit 2"]);
-    d.berth(&["run", "-d", "--name", "ev2", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "ev2", "busybox", "sleep", "60"])
+        .ok();
     d.berth(&["pause", "ev2"]).ok();
     d.berth(&["unpause", "ev2"]).ok();
     d.berth(&["exec", "ev2", "true"]).ok();
@@ -15,24 +19,93 @@ fn lifecycle_events_stream_in_docker_shape() {
     d.berth(&["commit", "ev3", "evimg"]).ok();
     d.berth(&["tag", "evimg", "evimg:two"]).ok();
     d.berth(&["rmi", "evimg:two"]).ok();
-    let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
     let (s, u) = (start.to_string(), until.to_string());
-    let all = d.berth(&["events", "--since", &s, "--until", &u, "--format", "{{.Type}} {{.Action}}"]).ok();
+    let all = d
+        .berth(&[
+            "events",
+            "--since",
+            &s,
+            "--until",
+            &u,
+            "--format",
+            "{{.Type}} {{.Action}}",
+        ])
+        .ok();
     let lines: Vec<&str> = all.out().lines().collect();
     for want in [
-        "container create", "container attach", "container start", "container die", "container pause",
-        "container unpause", "container exec_start: true", "container rename", "container kill",
-        "container destroy", "container commit", "image tag", "image untag",
+        "container create",
+        "container attach",
+        "container start",
+        "container die",
+        "container pause",
+        "container unpause",
+        "container exec_start: true",
+        "container rename",
+        "container kill",
+        "container destroy",
+        "container commit",
+        "image tag",
+        "image untag",
     ] {
-        assert!(lines.iter().any(|l| l.starts_with(want)), "missing {want:?} in {lines:#?}");
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "missing {want:?} in {lines:#?}"
+        );
     }
     // Filters.
-    let die = d.berth(&["events", "--since", &s, "--until", &u, "-f", "event=die", "-f", "container=ev1", "--format", "{{.Actor.Attributes.exitCode}}"]).ok();
+    let die = d
+        .berth(&[
+            "events",
+            "--since",
+            &s,
+            "--until",
+            &u,
+            "-f",
+            "event=die",
+            "-f",
+            "container=ev1",
+            "--format",
+            "{{.Actor.Attributes.exitCode}}",
+        ])
+        .ok();
     assert_eq!(die.out(), "2");
-    let images = d.berth(&["events", "--since", &s, "--until", &u, "-f", "type=image", "--format", "{{.Action}}"]).ok();
-    assert!(images.out().lines().all(|l| !l.starts_with("create")), "{}", images.out());
+    let images = d
+        .berth(&[
+            "events",
+            "--since",
+            &s,
+            "--until",
+            &u,
+            "-f",
+            "type=image",
+            "--format",
+            "{{.Action}}",
+        ])
+        .ok();
+    assert!(
+        images.out().lines().all(|l| !l.starts_with("create")),
+        "{}",
+        images.out()
+    );
     // The raw JSON keeps docker-py's legacy fields.
-    let raw = d.berth(&["events", "--since", &s, "--until", &u, "-f", "event=create", "--format", "{{json .}}"]).ok();
+    let raw = d
+        .berth(&[
+            "events",
+            "--since",
+            &s,
+            "--until",
+            &u,
+            "-f",
+            "event=create",
+            "--format",
+            "{{json .}}",
+        ])
+        .ok();
     let first: serde_json::Value = serde_json::from_str(raw.out().lines().next().unwrap()).unwrap();
     assert_eq!(first["status"], "create");
     assert_eq!(first["from"], "busybox");
@@ -46,20 +119,36 @@ fn events_follow_live_until_the_deadline() {
     let d = daemon!();
     // --since now: what happens after the command starts is delivered whether it lands in the
     // history replay or in the live stream.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let (since, until) = (now.to_string(), (now + 4).to_string());
     let follower = d
         .berth_command()
-        .args(["events", "--since", &since, "--until", &until, "--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+        .args([
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    d.berth(&["run", "--rm", "--name", "live1", "busybox", "true"]).ok();
+    d.berth(&["run", "--rm", "--name", "live1", "busybox", "true"])
+        .ok();
     let out = follower.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let actions: Vec<&str> = text.lines().collect();
     for want in ["create live1", "start live1", "die live1", "destroy live1"] {
-        assert!(actions.contains(&want), "missing {want:?}: {text} / {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            actions.contains(&want),
+            "missing {want:?}: {text} / {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -3,25 +3,64 @@
 #[test]
 fn exec_runs_in_the_container() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "ex", "-e", "FROM_RUN=1", "-h", "exhost", "busybox", "sleep", "60"]).ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "-e",
+        "FROM_RUN=1",
+        "-h",
+        "exhost",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
     assert_eq!(d.berth(&["exec", "ex", "echo", "hi"]).ok().stdout, "hi\n");
     assert_eq!(d.berth(&["exec", "ex", "sh", "-c", "exit 4"]).code, 4);
-    let env = d.berth(&["exec", "-e", "X=2", "-w", "/tmp", "ex", "sh", "-c", "echo $FROM_RUN $X $(pwd) $(hostname)"]).ok();
+    let env = d
+        .berth(&[
+            "exec",
+            "-e",
+            "X=2",
+            "-w",
+            "/tmp",
+            "ex",
+            "sh",
+            "-c",
+            "echo $FROM_RUN $X $(pwd) $(hostname)",
+        ])
+        .ok();
     assert_eq!(env.out(), "1 2 /tmp exhost");
     // Same namespaces and cgroup as the container's init.
-    let pid = d.berth(&["inspect", "-f", "{{.State.Pid}}", "ex"]).ok().out().to_string();
+    let pid = d
+        .berth(&["inspect", "-f", "{{.State.Pid}}", "ex"])
+        .ok()
+        .out()
+        .to_string();
     for ns in ["mnt", "pid", "net", "uts", "ipc"] {
         let host = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
-        let inside = d.berth(&["exec", "ex", "readlink", &format!("/proc/self/ns/{ns}")]).ok();
+        let inside = d
+            .berth(&["exec", "ex", "readlink", &format!("/proc/self/ns/{ns}")])
+            .ok();
         assert_eq!(inside.out(), host.to_str().unwrap(), "{ns} namespace differs");
     }
     let cg_init = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let cg_exec = d.berth(&["exec", "ex", "cat", "/proc/self/cgroup"]).ok();
     assert_eq!(cg_exec.stdout, cg_init);
     // Users.
-    assert_eq!(d.berth(&["exec", "-u", "nobody", "ex", "id", "-u"]).ok().out(), "65534");
+    assert_eq!(
+        d.berth(&["exec", "-u", "nobody", "ex", "id", "-u"]).ok().out(),
+        "65534"
+    );
     // Stdin round trip.
-    assert_eq!(d.berth_stdin(&["exec", "-i", "ex", "cat"], b"piped\n").ok().stdout, "piped\n");
+    assert_eq!(
+        d.berth_stdin(&["exec", "-i", "ex", "cat"], b"piped\n")
+            .ok()
+            .stdout,
+        "piped\n"
+    );
     // Exec output stays out of the container's log.
     assert!(!d.berth(&["logs", "ex"]).ok().stdout.contains("hi"));
 }
@@ -29,10 +68,15 @@ fn exec_runs_in_the_container() {
 #[test]
 fn exec_failures_are_clear() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "exf", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "exf", "busybox", "sleep", "60"])
+        .ok();
     let missing = d.berth(&["exec", "exf", "nonexistent-binary"]);
     assert_eq!(missing.code, 127, "{missing:?}");
-    assert!(missing.stderr.contains("executable file not found") || missing.stdout.contains("executable file not found"), "{missing:?}");
+    assert!(
+        missing.stderr.contains("executable file not found")
+            || missing.stdout.contains("executable file not found"),
+        "{missing:?}"
+    );
     let noexec = d.berth(&["exec", "exf", "/etc/passwd"]);
     assert_eq!(noexec.code, 126, "{noexec:?}");
     d.berth(&["stop", "-t", "1", "exf"]).ok();
@@ -47,11 +91,14 @@ fn exec_with_the_docker_cli() {
         return;
     }
     let d = daemon!();
-    d.docker(&["run", "-d", "--name", "dex", "busybox", "sleep", "60"]).ok();
+    d.docker(&["run", "-d", "--name", "dex", "busybox", "sleep", "60"])
+        .ok();
     assert_eq!(d.docker(&["exec", "dex", "echo", "hi"]).ok().stdout, "hi\n");
     assert_eq!(d.docker(&["exec", "dex", "sh", "-c", "exit 5"]).code, 5);
     d.docker(&["exec", "-d", "dex", "touch", "/tmp/detached"]).ok();
-    d.eventually("detached exec ran", || d.docker(&["exec", "dex", "ls", "/tmp/detached"]).code == 0);
+    d.eventually("detached exec ran", || {
+        d.docker(&["exec", "dex", "ls", "/tmp/detached"]).code == 0
+    });
     let py = d.python(
         "import docker\nc = docker.from_env().containers.get('dex')\nr = c.exec_run(['sh', '-c', 'echo py; exit 3'])\nprint(r.exit_code, r.output.decode().strip())",
     );

@@ -5,10 +5,26 @@ use std::process::Command;
 #[test]
 fn diff_lists_added_changed_deleted() {
     let d = daemon!();
-    d.berth(&["run", "--name", "df", "busybox", "sh", "-c", "touch /tmp/new; echo x >> /etc/passwd; rm /bin/vi"]).ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "df",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /tmp/new; echo x >> /etc/passwd; rm /bin/vi",
+    ])
+    .ok();
     let diff = d.berth(&["diff", "df"]).ok();
     let lines: Vec<&str> = diff.out().lines().collect();
-    for want in ["C /tmp", "A /tmp/new", "C /etc", "C /etc/passwd", "C /bin", "D /bin/vi"] {
+    for want in [
+        "C /tmp",
+        "A /tmp/new",
+        "C /etc",
+        "C /etc/passwd",
+        "C /bin",
+        "D /bin/vi",
+    ] {
         assert!(lines.contains(&want), "missing {want:?} in {lines:?}");
     }
 }
@@ -16,27 +32,51 @@ fn diff_lists_added_changed_deleted() {
 #[test]
 fn cp_both_ways_and_through_stdin_stdout() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "cpc", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "cpc", "busybox", "sleep", "60"])
+        .ok();
     let host = d.root.join("cpwork");
     std::fs::create_dir_all(host.join("dir/sub")).unwrap();
     std::fs::write(host.join("file.txt"), "from host\n").unwrap();
     std::fs::write(host.join("dir/sub/deep.txt"), "deep\n").unwrap();
-    d.berth(&["cp", host.join("file.txt").to_str().unwrap(), "cpc:/tmp/"]).ok();
-    d.berth(&["cp", host.join("dir").to_str().unwrap(), "cpc:/tmp/dir"]).ok();
-    assert_eq!(d.berth(&["exec", "cpc", "cat", "/tmp/file.txt", "/tmp/dir/sub/deep.txt"]).ok().stdout, "from host\ndeep\n");
-    d.berth(&["exec", "cpc", "sh", "-c", "echo made inside > /tmp/inside.txt"]).ok();
+    d.berth(&["cp", host.join("file.txt").to_str().unwrap(), "cpc:/tmp/"])
+        .ok();
+    d.berth(&["cp", host.join("dir").to_str().unwrap(), "cpc:/tmp/dir"])
+        .ok();
+    assert_eq!(
+        d.berth(&["exec", "cpc", "cat", "/tmp/file.txt", "/tmp/dir/sub/deep.txt"])
+            .ok()
+            .stdout,
+        "from host\ndeep\n"
+    );
+    d.berth(&["exec", "cpc", "sh", "-c", "echo made inside > /tmp/inside.txt"])
+        .ok();
     let out = host.join("out.txt");
-    d.berth(&["cp", "cpc:/tmp/inside.txt", out.to_str().unwrap()]).ok();
+    d.berth(&["cp", "cpc:/tmp/inside.txt", out.to_str().unwrap()])
+        .ok();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "made inside\n");
     // `-` streams a tar on stdout.
-    let tar = d.berth_command().args(["cp", "cpc:/tmp/dir", "-"]).output().unwrap();
+    let tar = d
+        .berth_command()
+        .args(["cp", "cpc:/tmp/dir", "-"])
+        .output()
+        .unwrap();
     assert!(tar.status.success());
-    let list = Command::new("tar").arg("-t").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(&tar.stdout)?;
-        c.wait_with_output()
-    }).unwrap();
-    assert!(String::from_utf8_lossy(&list.stdout).contains("dir/sub/deep.txt"), "{}", String::from_utf8_lossy(&list.stdout));
+    let list = Command::new("tar")
+        .arg("-t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&tar.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains("dir/sub/deep.txt"),
+        "{}",
+        String::from_utf8_lossy(&list.stdout)
+    );
     // A stopped container works too.
     d.berth(&["stop", "-t", "1", "cpc"]).ok();
     let out2 = host.join("out2.txt");
@@ -44,54 +84,138 @@ fn cp_both_ways_and_through_stdin_stdout() {
     assert_eq!(std::fs::read_to_string(&out2).unwrap(), "from host\n");
     let missing = d.berth(&["cp", "cpc:/nope", out2.to_str().unwrap()]);
     assert_ne!(missing.code, 0);
-    assert!(missing.stderr.contains("Could not find the file /nope"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("Could not find the file /nope"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
 fn cp_cannot_escape_through_container_symlinks() {
     let d = daemon!();
     let marker = format!("berth-cp-escape-{}", std::process::id());
-    d.berth(&["run", "--name", "esc", "busybox", "sh", "-c", "ln -s /tmp /escape; ln -s ../../../../../tmp /rel"]).ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "esc",
+        "busybox",
+        "sh",
+        "-c",
+        "ln -s /tmp /escape; ln -s ../../../../../tmp /rel",
+    ])
+    .ok();
     let src = d.root.join(&marker);
     std::fs::write(&src, "x").unwrap();
     let _ = d.berth(&["cp", src.to_str().unwrap(), "esc:/escape/"]);
     let _ = d.berth(&["cp", src.to_str().unwrap(), "esc:/rel/"]);
-    assert!(!std::path::Path::new("/tmp").join(&marker).exists(), "cp wrote through a container symlink onto the host");
+    assert!(
+        !std::path::Path::new("/tmp").join(&marker).exists(),
+        "cp wrote through a container symlink onto the host"
+    );
     // Reading through a symlink stays inside the container too.
-    d.berth(&["run", "--name", "esc2", "busybox", "ln", "-s", "/etc/shadow-not-there", "/link"]).ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "esc2",
+        "busybox",
+        "ln",
+        "-s",
+        "/etc/shadow-not-there",
+        "/link",
+    ])
+    .ok();
     let out = d.root.join("read.txt");
     let r = d.berth(&["cp", "esc2:/link", out.to_str().unwrap()]);
     if r.code == 0 {
         let meta = std::fs::symlink_metadata(&out).unwrap();
-        assert!(meta.file_type().is_symlink(), "the symlink was followed on the host");
+        assert!(
+            meta.file_type().is_symlink(),
+            "the symlink was followed on the host"
+        );
     }
 }
 
 #[test]
 fn export_is_the_flattened_rootfs() {
     let d = daemon!();
-    d.berth(&["run", "--name", "ex1", "busybox", "sh", "-c", "echo exported > /marker; rm /bin/vi"]).ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "ex1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo exported > /marker; rm /bin/vi",
+    ])
+    .ok();
     let tar = d.root.join("export.tar");
     d.berth(&["export", "-o", tar.to_str().unwrap(), "ex1"]).ok();
     let list = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
     let names = String::from_utf8_lossy(&list.stdout);
-    assert!(names.lines().any(|l| l.trim_start_matches("./") == "marker"), "{names}");
+    assert!(
+        names.lines().any(|l| l.trim_start_matches("./") == "marker"),
+        "{names}"
+    );
     assert!(names.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"));
-    assert!(!names.lines().any(|l| l.trim_start_matches("./") == "bin/vi"), "a deleted file was exported");
+    assert!(
+        !names.lines().any(|l| l.trim_start_matches("./") == "bin/vi"),
+        "a deleted file was exported"
+    );
     // And it imports back as a working image.
     d.berth(&["import", tar.to_str().unwrap(), "reimported"]).ok();
-    assert_eq!(d.berth(&["run", "--rm", "reimported", "cat", "/marker"]).ok().out(), "exported");
+    assert_eq!(
+        d.berth(&["run", "--rm", "reimported", "cat", "/marker"])
+            .ok()
+            .out(),
+        "exported"
+    );
 }
 
 #[test]
 fn commit_makes_an_image_of_the_changes() {
     let d = daemon!();
-    d.berth(&["run", "--name", "cm", "busybox", "sh", "-c", "echo committed > /data; rm /bin/vi"]).ok();
-    let id = d.berth(&["commit", "-m", "my change", "-a", "Ada <ada@example.com>", "-c", "CMD [\"cat\", \"/data\"]", "cm", "snap:v1"]).ok().out().to_string();
+    d.berth(&[
+        "run",
+        "--name",
+        "cm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo committed > /data; rm /bin/vi",
+    ])
+    .ok();
+    let id = d
+        .berth(&[
+            "commit",
+            "-m",
+            "my change",
+            "-a",
+            "Ada <ada@example.com>",
+            "-c",
+            "CMD [\"cat\", \"/data\"]",
+            "cm",
+            "snap:v1",
+        ])
+        .ok()
+        .out()
+        .to_string();
     assert!(id.starts_with("sha256:"), "{id}");
     assert_eq!(d.berth(&["run", "--rm", "snap:v1"]).ok().out(), "committed");
-    assert_ne!(d.berth(&["run", "--rm", "snap:v1", "ls", "/bin/vi"]).code, 0, "deletion lost");
-    let meta = d.berth(&["image", "inspect", "-f", "{{.Comment}}|{{.Author}}|{{len .RootFS.Layers}}", "snap:v1"]).ok();
+    assert_ne!(
+        d.berth(&["run", "--rm", "snap:v1", "ls", "/bin/vi"]).code,
+        0,
+        "deletion lost"
+    );
+    let meta = d
+        .berth(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Comment}}|{{.Author}}|{{len .RootFS.Layers}}",
+            "snap:v1",
+        ])
+        .ok();
     assert_eq!(meta.out(), "my change|Ada <ada@example.com>|2");
     d.berth(&["rm", "cm"]).ok();
     let gone = d.berth(&["commit", "cm", "snap:v2"]);
@@ -102,12 +226,20 @@ fn commit_makes_an_image_of_the_changes() {
 #[test]
 fn save_and_load_round_trip() {
     let d = daemon!();
-    let id = d.berth(&["images", "-q", "--no-trunc", "busybox"]).ok().out().to_string();
+    let id = d
+        .berth(&["images", "-q", "--no-trunc", "busybox"])
+        .ok()
+        .out()
+        .to_string();
     let tar = d.root.join("saved.tar");
     d.berth(&["save", "-o", tar.to_str().unwrap(), "busybox"]).ok();
     d.berth(&["rmi", "busybox"]).ok();
     let load = d.berth(&["load", "-i", tar.to_str().unwrap()]).ok();
-    assert!(load.out().contains("Loaded image: busybox:latest"), "{}", load.out());
+    assert!(
+        load.out().contains("Loaded image: busybox:latest"),
+        "{}",
+        load.out()
+    );
     assert_eq!(d.berth(&["images", "-q", "--no-trunc", "busybox"]).ok().out(), id);
 }
 
@@ -117,17 +249,28 @@ fn docker_cli_cp_and_commit() {
         return;
     }
     let d = daemon!();
-    d.docker(&["run", "-d", "--name", "dcp", "busybox", "sleep", "60"]).ok();
+    d.docker(&["run", "-d", "--name", "dcp", "busybox", "sleep", "60"])
+        .ok();
     let f = d.root.join("in.txt");
     std::fs::write(&f, "via docker\n").unwrap();
     d.docker(&["cp", f.to_str().unwrap(), "dcp:/in.txt"]).ok();
-    assert_eq!(d.docker(&["exec", "dcp", "cat", "/in.txt"]).ok().out(), "via docker");
+    assert_eq!(
+        d.docker(&["exec", "dcp", "cat", "/in.txt"]).ok().out(),
+        "via docker"
+    );
     let back = d.root.join("back.txt");
     d.docker(&["cp", "dcp:/in.txt", back.to_str().unwrap()]).ok();
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "via docker\n");
-    let id = d.docker(&["commit", "-m", "msg", "dcp", "dsnap"]).ok().out().to_string();
+    let id = d
+        .docker(&["commit", "-m", "msg", "dcp", "dsnap"])
+        .ok()
+        .out()
+        .to_string();
     assert!(id.starts_with("sha256:"));
-    assert_eq!(d.docker(&["run", "--rm", "dsnap", "cat", "/in.txt"]).ok().out(), "via docker");
+    assert_eq!(
+        d.docker(&["run", "--rm", "dsnap", "cat", "/in.txt"]).ok().out(),
+        "via docker"
+    );
     let diff = d.docker(&["diff", "dcp"]).ok();
     assert!(diff.out().lines().any(|l| l == "A /in.txt"), "{}", diff.out());
 }
@@ -135,12 +278,28 @@ fn docker_cli_cp_and_commit() {
 #[test]
 fn cp_archive_mode_keeps_ownership() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "own", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "own", "busybox", "sleep", "60"])
+        .ok();
     let f = d.root.join("owned.txt");
     std::fs::write(&f, "x").unwrap();
-    rustix::fs::chown(&f, Some(rustix::fs::Uid::from_raw(1234)), Some(rustix::fs::Gid::from_raw(5678))).unwrap();
+    rustix::fs::chown(
+        &f,
+        Some(rustix::fs::Uid::from_raw(1234)),
+        Some(rustix::fs::Gid::from_raw(5678)),
+    )
+    .unwrap();
     d.berth(&["cp", f.to_str().unwrap(), "own:/plain.txt"]).ok();
     d.berth(&["cp", "-a", f.to_str().unwrap(), "own:/kept.txt"]).ok();
-    assert_eq!(d.berth(&["exec", "own", "stat", "-c", "%u:%g", "/plain.txt"]).ok().out(), "0:0");
-    assert_eq!(d.berth(&["exec", "own", "stat", "-c", "%u:%g", "/kept.txt"]).ok().out(), "1234:5678");
+    assert_eq!(
+        d.berth(&["exec", "own", "stat", "-c", "%u:%g", "/plain.txt"])
+            .ok()
+            .out(),
+        "0:0"
+    );
+    assert_eq!(
+        d.berth(&["exec", "own", "stat", "-c", "%u:%g", "/kept.txt"])
+            .ok()
+            .out(),
+        "1234:5678"
+    );
 }

@@ -1,27 +1,79 @@
 #[test]
 fn ps_filters_and_columns() {
     let d = daemon!();
-    d.berth(&["run", "--name", "ok0", "-l", "tier=web", "busybox", "true"]).ok();
+    d.berth(&["run", "--name", "ok0", "-l", "tier=web", "busybox", "true"])
+        .ok();
     d.berth(&["run", "--name", "bad3", "busybox", "sh", "-c", "exit 3"]);
-    let run = d.berth(&["run", "-d", "--name", "up1", "busybox", "sleep", "60"]).ok().out().to_string();
+    let run = d
+        .berth(&["run", "-d", "--name", "up1", "busybox", "sleep", "60"])
+        .ok()
+        .out()
+        .to_string();
     let ps = d.berth(&["ps"]).ok();
     let header = ps.stdout.lines().next().unwrap();
-    for col in ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] {
+    for col in [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     assert_eq!(ps.stdout.lines().count(), 2, "{}", ps.stdout);
     assert_eq!(d.berth(&["ps", "-aq"]).ok().out().lines().count(), 3);
     assert_eq!(d.berth(&["ps", "-q", "--no-trunc"]).ok().out(), run);
-    let exited = d.berth(&["ps", "-a", "--format", "{{.Names}}", "-f", "status=exited"]).ok();
+    let exited = d
+        .berth(&["ps", "-a", "--format", "{{.Names}}", "-f", "status=exited"])
+        .ok();
     let mut names: Vec<&str> = exited.out().lines().collect();
     names.sort();
     assert_eq!(names, vec!["bad3", "ok0"]);
-    assert_eq!(d.berth(&["ps", "-a", "--format", "{{.Names}}", "-f", "label=tier=web"]).ok().out(), "ok0");
-    assert_eq!(d.berth(&["ps", "-a", "--format", "{{.Names}}", "-f", "name=bad"]).ok().out(), "bad3");
-    assert_eq!(d.berth(&["ps", "-a", "--format", "{{.Names}}", "-n", "1"]).ok().out(), "up1");
-    assert_eq!(d.berth(&["ps", "-a", "--format", "{{.Names}}", "-l"]).ok().out(), "up1");
-    assert_eq!(d.berth(&["ps", "-a", "-q", "-f", "ancestor=busybox"]).ok().out().lines().count(), 3);
-    assert_eq!(d.berth(&["ps", "-a", "--format", "{{.Names}}", "-f", &format!("id={}", &run[..8])]).ok().out(), "up1");
+    assert_eq!(
+        d.berth(&["ps", "-a", "--format", "{{.Names}}", "-f", "label=tier=web"])
+            .ok()
+            .out(),
+        "ok0"
+    );
+    assert_eq!(
+        d.berth(&["ps", "-a", "--format", "{{.Names}}", "-f", "name=bad"])
+            .ok()
+            .out(),
+        "bad3"
+    );
+    assert_eq!(
+        d.berth(&["ps", "-a", "--format", "{{.Names}}", "-n", "1"])
+            .ok()
+            .out(),
+        "up1"
+    );
+    assert_eq!(
+        d.berth(&["ps", "-a", "--format", "{{.Names}}", "-l"]).ok().out(),
+        "up1"
+    );
+    assert_eq!(
+        d.berth(&["ps", "-a", "-q", "-f", "ancestor=busybox"])
+            .ok()
+            .out()
+            .lines()
+            .count(),
+        3
+    );
+    assert_eq!(
+        d.berth(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "-f",
+            &format!("id={}", &run[..8])
+        ])
+        .ok()
+        .out(),
+        "up1"
+    );
     let sized = d.berth(&["ps", "-s"]).ok();
     assert!(sized.stdout.lines().next().unwrap().contains("SIZE"));
     assert!(sized.stdout.contains("virtual"), "{}", sized.stdout);
@@ -30,12 +82,28 @@ fn ps_filters_and_columns() {
 #[test]
 fn inspect_templates_and_nsenter() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "ns", "-h", "inside", "busybox", "sleep", "60"]).ok();
-    let pid = d.berth(&["inspect", "-f", "{{ .State.Pid }}", "ns"]).ok().out().to_string();
+    d.berth(&[
+        "run", "-d", "--name", "ns", "-h", "inside", "busybox", "sleep", "60",
+    ])
+    .ok();
+    let pid = d
+        .berth(&["inspect", "-f", "{{ .State.Pid }}", "ns"])
+        .ok()
+        .out()
+        .to_string();
     let pid: i32 = pid.parse().expect("numeric pid");
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     let out = std::process::Command::new("nsenter")
-        .args(["--target", &pid.to_string(), "--mount", "--uts", "--ipc", "--net", "--pid", "hostname"])
+        .args([
+            "--target",
+            &pid.to_string(),
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--net",
+            "--pid",
+            "hostname",
+        ])
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "inside", "{:?}", out);
@@ -43,20 +111,45 @@ fn inspect_templates_and_nsenter() {
     assert_eq!(cfg.out(), "[\"sleep\",\"60\"]");
     let json: serde_json::Value = serde_json::from_str(&d.berth(&["inspect", "ns"]).ok().stdout).unwrap();
     let c = &json[0];
-    for key in ["Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath", "HostnamePath", "HostsPath", "LogPath", "Name", "RestartCount", "Driver", "Platform", "HostConfig", "GraphDriver", "Mounts", "Config", "NetworkSettings"] {
+    for key in [
+        "Id",
+        "Created",
+        "Path",
+        "Args",
+        "State",
+        "Image",
+        "ResolvConfPath",
+        "HostnamePath",
+        "HostsPath",
+        "LogPath",
+        "Name",
+        "RestartCount",
+        "Driver",
+        "Platform",
+        "HostConfig",
+        "GraphDriver",
+        "Mounts",
+        "Config",
+        "NetworkSettings",
+    ] {
         assert!(c.get(key).is_some(), "inspect lacks {key}");
     }
     assert_eq!(c["Name"], "/ns");
     assert_eq!(c["State"]["Running"], true);
     let missing = d.berth(&["inspect", "nothing-here"]);
     assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("No such object: nothing-here"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("No such object: nothing-here"),
+        "{}",
+        missing.stderr
+    );
 }
 
 #[test]
 fn kill_stop_rm_and_wait() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "k1", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "k1", "busybox", "sleep", "60"])
+        .ok();
     d.berth(&["kill", "-s", "KILL", "k1"]).ok();
     assert_eq!(d.berth(&["wait", "k1"]).ok().out(), "137");
     let again = d.berth(&["kill", "k1"]);
@@ -65,16 +158,36 @@ fn kill_stop_rm_and_wait() {
     // Stopping a stopped container is not an error (304), as in docker.
     d.berth(&["stop", "k1"]).ok();
     // sh as PID 1 ignores TERM: stop falls back to KILL after the timeout.
-    d.berth(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; sleep 60"]).ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; sleep 60",
+    ])
+    .ok();
     let t = std::time::Instant::now();
     d.berth(&["stop", "-t", "1", "stubborn"]).ok();
     assert!(t.elapsed() < std::time::Duration::from_secs(8));
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.ExitCode}}", "stubborn"]).ok().out(), "137");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.ExitCode}}", "stubborn"])
+            .ok()
+            .out(),
+        "137"
+    );
     // rm of a running container needs -f.
-    d.berth(&["run", "-d", "--name", "busy", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "busy", "busybox", "sleep", "60"])
+        .ok();
     let refused = d.berth(&["rm", "busy"]);
     assert_ne!(refused.code, 0);
-    assert!(refused.stderr.contains("You cannot remove a running container"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("You cannot remove a running container"),
+        "{}",
+        refused.stderr
+    );
     d.berth(&["rm", "-f", "busy"]).ok();
     let gone = d.berth(&["rm", "busy"]);
     assert_ne!(gone.code, 0);
@@ -104,7 +217,16 @@ fn rename_and_ambiguous_ids() {
 #[test]
 fn start_attach_reruns_with_the_same_layer() {
     let d = daemon!();
-    d.berth(&["create", "--name", "again", "busybox", "sh", "-c", "echo run >> /count; wc -l < /count"]).ok();
+    d.berth(&[
+        "create",
+        "--name",
+        "again",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run >> /count; wc -l < /count",
+    ])
+    .ok();
     assert_eq!(d.berth(&["start", "-a", "again"]).ok().out(), "1");
     assert_eq!(d.berth(&["start", "-a", "again"]).ok().out(), "2");
 }

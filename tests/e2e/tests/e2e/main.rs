@@ -25,4 +25,3 @@ mod run;
 mod security;
 mod system;
 mod tty;
-

@@ -3,9 +3,15 @@
 #[test]
 fn pause_and_unpause_freeze_the_container() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "pz", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "pz", "busybox", "sleep", "60"])
+        .ok();
     d.berth(&["pause", "pz"]).ok();
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pz"]).ok().out(), "paused true");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pz"])
+            .ok()
+            .out(),
+        "paused true"
+    );
     let ps = d.berth(&["ps", "--format", "{{.Status}}"]).ok();
     assert!(ps.out().ends_with("(Paused)"), "{}", ps.out());
     let ex = d.berth(&["exec", "pz", "true"]);
@@ -28,33 +34,76 @@ fn pause_and_unpause_freeze_the_container() {
 #[test]
 fn top_lists_the_container_processes() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "tp", "busybox", "sh", "-c", "sleep 61 & sleep 62"]).ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "tp",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 61 & sleep 62",
+    ])
+    .ok();
     let top = d.berth(&["top", "tp"]).ok();
     let header = top.stdout.lines().next().unwrap();
     assert!(header.contains("PID") && header.contains("CMD"), "{header}");
-    assert!(top.stdout.contains("sleep 61") && top.stdout.contains("sleep 62"), "{}", top.stdout);
-    assert!(!top.stdout.contains("berthd"), "host processes leaked into top: {}", top.stdout);
+    assert!(
+        top.stdout.contains("sleep 61") && top.stdout.contains("sleep 62"),
+        "{}",
+        top.stdout
+    );
+    assert!(
+        !top.stdout.contains("berthd"),
+        "host processes leaked into top: {}",
+        top.stdout
+    );
 }
 
 #[test]
 fn stats_and_update() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "st", "--memory", "64m", "busybox", "sleep", "60"]).ok();
-    let s = d.berth(&["stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}}", "st"]).ok();
+    d.berth(&[
+        "run", "-d", "--name", "st", "--memory", "64m", "busybox", "sleep", "60",
+    ])
+    .ok();
+    let s = d
+        .berth(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "st",
+        ])
+        .ok();
     assert!(s.out().starts_with("st "), "{}", s.out());
     assert!(s.out().contains("/ 64MiB"), "{}", s.out());
     assert!(s.out().ends_with(" 1"), "{}", s.out());
-    d.berth(&["update", "--memory", "128m", "--pids-limit", "50", "st"]).ok();
-    let s = d.berth(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "st"]).ok();
+    d.berth(&["update", "--memory", "128m", "--pids-limit", "50", "st"])
+        .ok();
+    let s = d
+        .berth(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "st"])
+        .ok();
     assert!(s.out().contains("/ 128MiB"), "{}", s.out());
-    assert_eq!(d.berth(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "st"]).ok().out(), "134217728 50");
+    assert_eq!(
+        d.berth(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+            "st"
+        ])
+        .ok()
+        .out(),
+        "134217728 50"
+    );
 }
 
 #[test]
 fn detach_keys_leave_the_container_running() {
     let d = daemon!();
     // Raw API: attach with stdin and send ctrl-p ctrl-q.
-    d.berth(&["run", "-d", "-i", "--name", "dk", "busybox", "cat"]).ok();
+    d.berth(&["run", "-d", "-i", "--name", "dk", "busybox", "cat"])
+        .ok();
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
     s.write_all(b"POST /v1.41/containers/dk/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n").unwrap();
@@ -62,19 +111,28 @@ fn detach_keys_leave_the_container_running() {
     s.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 101");
     s.write_all(b"echo me\n").unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     // Wait for cat's echo (after the rest of the 101 headers), then detach.
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("echo me") {
         let n = s.read(&mut buf).expect("echo arrives");
-        assert!(n > 0, "stream closed before the echo: {:?}", String::from_utf8_lossy(&seen));
+        assert!(
+            n > 0,
+            "stream closed before the echo: {:?}",
+            String::from_utf8_lossy(&seen)
+        );
         seen.extend_from_slice(&buf[..n]);
     }
     s.write_all(&[16, 17]).unwrap();
     let mut rest = Vec::new();
-    s.read_to_end(&mut rest).expect("the daemon closes the attach after the detach keys");
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}}", "dk"]).ok().out(), "running");
+    s.read_to_end(&mut rest)
+        .expect("the daemon closes the attach after the detach keys");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}}", "dk"]).ok().out(),
+        "running"
+    );
 }
 
 #[test]
@@ -83,23 +141,42 @@ fn attaching_to_a_stopped_container_is_refused() {
     d.berth(&["run", "--name", "stp", "busybox", "true"]).ok();
     let r = d.berth(&["attach", "stp"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("You cannot attach to a stopped container, start it first"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("You cannot attach to a stopped container, start it first"),
+        "{}",
+        r.stderr
+    );
     if berth_e2e::have_docker_cli("attaching_to_a_stopped_container_is_refused") {
         let r = d.docker(&["attach", "stp"]);
-        assert!(r.stderr.contains("You cannot attach to a stopped container, start it first"), "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("You cannot attach to a stopped container, start it first"),
+            "{}",
+            r.stderr
+        );
     }
 }
 
 #[test]
 fn stats_without_no_stream_redraws() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "live", "busybox", "sleep", "60"]).ok();
+    d.berth(&["run", "-d", "--name", "live", "busybox", "sleep", "60"])
+        .ok();
     let out = std::process::Command::new("timeout")
-        .args(["3.5", berth_e2e::bin_dir().join("berth").to_str().unwrap(), "stats", "live"])
+        .args([
+            "3.5",
+            berth_e2e::bin_dir().join("berth").to_str().unwrap(),
+            "stats",
+            "live",
+        ])
         .env("BERTH_HOST", d.host())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.matches("CONTAINER ID").count() >= 2, "expected several refreshes: {text}");
+    assert!(
+        text.matches("CONTAINER ID").count() >= 2,
+        "expected several refreshes: {text}"
+    );
     assert!(text.contains("\x1b[2J"), "no screen redraw: {text:?}");
 }

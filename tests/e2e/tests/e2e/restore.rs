@@ -4,82 +4,207 @@
 fn containers_survive_daemon_kill9() {
     let mut d = daemon!();
     let long = d
-        .berth(&["run", "-d", "--name", "long", "busybox", "sh", "-c", "echo before; sleep 60"])
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "long",
+            "busybox",
+            "sh",
+            "-c",
+            "echo before; sleep 60",
+        ])
         .ok();
     let _ = long;
-    let quick = d.berth(&["run", "-d", "--name", "quick", "busybox", "sh", "-c", "trap 'exit 4' TERM; echo q; sleep 60 & wait"]).ok();
+    let quick = d
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "quick",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 4' TERM; echo q; sleep 60 & wait",
+        ])
+        .ok();
     let _ = quick;
     d.berth(&["run", "--name", "done", "busybox", "sh", "-c", "exit 5"]);
-    let pid_before = d.berth(&["inspect", "-f", "{{.State.Pid}}", "long"]).ok().out().to_string();
-    d.eventually("quick logged", || d.berth(&["logs", "quick"]).stdout.contains("q"));
+    let pid_before = d
+        .berth(&["inspect", "-f", "{{.State.Pid}}", "long"])
+        .ok()
+        .out()
+        .to_string();
+    d.eventually("quick logged", || {
+        d.berth(&["logs", "quick"]).stdout.contains("q")
+    });
 
     d.kill9();
     // The container's process is still alive with no daemon.
-    assert!(std::path::Path::new(&format!("/proc/{pid_before}")).exists(), "container died with the daemon");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid_before}")).exists(),
+        "container died with the daemon"
+    );
     d.spawn();
 
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "long"]).ok().out(), format!("running {pid_before}"));
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "done"]).ok().out(), "exited 5");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "long"])
+            .ok()
+            .out(),
+        format!("running {pid_before}")
+    );
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "done"])
+            .ok()
+            .out(),
+        "exited 5"
+    );
     assert_eq!(d.berth(&["logs", "quick"]).ok().out(), "q");
     // stop works on a restored container and its exit code is recorded.
     d.berth(&["stop", "-t", "5", "quick"]).ok();
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.ExitCode}}", "quick"]).ok().out(), "4");
-    assert_eq!(d.berth(&["ps", "-aq"]).ok().out().lines().count(), 3, "a container was lost or duplicated");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.ExitCode}}", "quick"])
+            .ok()
+            .out(),
+        "4"
+    );
+    assert_eq!(
+        d.berth(&["ps", "-aq"]).ok().out().lines().count(),
+        3,
+        "a container was lost or duplicated"
+    );
 }
 
 #[test]
 fn exits_while_the_daemon_is_down_are_recorded() {
     let mut d = daemon!();
-    d.berth(&["run", "-d", "--name", "brief", "busybox", "sh", "-c", "trap 'exit 9' TERM; sleep 60 & wait"]).ok();
-    let pid = d.berth(&["inspect", "-f", "{{.State.Pid}}", "brief"]).ok().out().to_string();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "brief",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 9' TERM; sleep 60 & wait",
+    ])
+    .ok();
+    let pid = d
+        .berth(&["inspect", "-f", "{{.State.Pid}}", "brief"])
+        .ok()
+        .out()
+        .to_string();
     d.kill9();
     // End the container while no daemon watches.
     let _ = std::process::Command::new("kill").arg("-TERM").arg(&pid).status();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let bundle = d.root.join("data/containers");
     loop {
-        let done = std::fs::read_dir(&bundle).unwrap().flatten().any(|e| e.path().join("exit.json").exists());
+        let done = std::fs::read_dir(&bundle)
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().join("exit.json").exists());
         if done || std::time::Instant::now() > deadline {
             break;
         }
         std::thread::yield_now();
     }
     d.spawn();
-    let state = d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "brief"]).ok();
+    let state = d
+        .berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "brief"])
+        .ok();
     assert_eq!(state.out(), "exited 9");
     d.berth(&["rm", "brief"]).ok();
     // No mounts left behind for it.
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mi.contains(d.root.join("data/containers").to_str().unwrap()), "rootfs mount leaked");
+    assert!(
+        !mi.contains(d.root.join("data/containers").to_str().unwrap()),
+        "rootfs mount leaked"
+    );
 }
 
 #[test]
 fn restored_containers_take_exec_logs_follow_and_attach() {
     let mut d = daemon!();
-    d.berth(&["run", "-d", "-i", "--name", "rs", "busybox", "sh", "-c", "echo started; while read l; do echo got $l; done"]).ok();
-    d.berth(&["run", "-d", "--name", "pol", "--restart", "always", "busybox", "sleep", "60"]).ok();
-    d.eventually("started logged", || d.berth(&["logs", "rs"]).stdout.contains("started"));
+    d.berth(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "rs",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; while read l; do echo got $l; done",
+    ])
+    .ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "pol",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    d.eventually("started logged", || {
+        d.berth(&["logs", "rs"]).stdout.contains("started")
+    });
     // An attached client loses its connection when the daemon dies; the container does not.
-    let mut attached = d.berth_command().args(["attach", "rs"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut attached = d
+        .berth_command()
+        .args(["attach", "rs"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     d.kill9();
     let _ = attached.kill();
     let _ = attached.wait();
     d.spawn();
-    assert_eq!(d.berth(&["exec", "rs", "echo", "exec-after-restore"]).ok().out(), "exec-after-restore");
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "pol"]).ok().out(), "running 0");
+    assert_eq!(
+        d.berth(&["exec", "rs", "echo", "exec-after-restore"]).ok().out(),
+        "exec-after-restore"
+    );
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "pol"])
+            .ok()
+            .out(),
+        "running 0"
+    );
     // stdin through a new attach reaches the restored container, and logs -f sees the output.
-    let mut again = d.berth_command().args(["attach", "--sig-proxy=false", "rs"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut again = d
+        .berth_command()
+        .args(["attach", "--sig-proxy=false", "rs"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     {
         use std::io::Write;
         again.stdin.as_mut().unwrap().write_all(b"hello\n").unwrap();
     }
-    d.eventually("stdin after restore", || d.berth(&["logs", "rs"]).stdout.contains("got hello"));
+    d.eventually("stdin after restore", || {
+        d.berth(&["logs", "rs"]).stdout.contains("got hello")
+    });
     let _ = again.kill();
     let _ = again.wait();
-    let mut follow = d.berth_command().args(["logs", "-f", "rs"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut follow = d
+        .berth_command()
+        .args(["logs", "-f", "rs"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     d.berth(&["stop", "-t", "1", "rs"]).ok();
     let out = follow.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("started") && text.contains("got hello"), "{text}");
-    assert_eq!(d.berth(&["ps", "-aq"]).ok().out().lines().count(), 2, "lost or duplicated containers");
+    assert_eq!(
+        d.berth(&["ps", "-aq"]).ok().out().lines().count(),
+        2,
+        "lost or duplicated containers"
+    );
 }

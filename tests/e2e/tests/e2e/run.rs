@@ -3,7 +3,10 @@ fn run_echo_prints_and_removes() {
     let d = daemon!();
     let r = d.berth(&["run", "--rm", "busybox", "echo", "hi"]).ok();
     assert_eq!(r.stdout, "hi\n");
-    assert!(d.berth(&["ps", "-aq"]).ok().out().is_empty(), "--rm left the container");
+    assert!(
+        d.berth(&["ps", "-aq"]).ok().out().is_empty(),
+        "--rm left the container"
+    );
     // The rw layer and bundle are gone too.
     let left = std::fs::read_dir(d.root.join("data/containers")).unwrap().count();
     assert_eq!(left, 0);
@@ -12,21 +15,41 @@ fn run_echo_prints_and_removes() {
 #[test]
 fn exit_codes_pass_through_and_map_like_docker() {
     let d = daemon!();
-    assert_eq!(d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]).code, 3);
+    assert_eq!(
+        d.berth(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3"
+        ])
+        .code,
+        3
+    );
     let missing = d.berth(&["run", "--rm", "busybox", "nonexistent-binary"]);
     assert_eq!(missing.code, 127, "{}", missing.stderr);
-    assert!(missing.stderr.contains("executable file not found"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("executable file not found"),
+        "{}",
+        missing.stderr
+    );
     let abs = d.berth(&["run", "--rm", "busybox", "/nonexistent"]);
     assert_eq!(abs.code, 127, "{}", abs.stderr);
     let noexec = d.berth(&["run", "--rm", "busybox", "/etc/passwd"]);
     assert_eq!(noexec.code, 126, "{}", noexec.stderr);
-    assert!(d.berth(&["ps", "-aq"]).ok().out().is_empty(), "failed --rm runs left containers");
+    assert!(
+        d.berth(&["ps", "-aq"]).ok().out().is_empty(),
+        "failed --rm runs left containers"
+    );
 }
 
 #[test]
 fn stdout_and_stderr_stay_separate() {
     let d = daemon!();
-    let r = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"]).ok();
+    let r = d
+        .berth(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2"])
+        .ok();
     assert_eq!(r.stdout, "out\n");
     assert_eq!(r.stderr, "err\n");
 }
@@ -34,10 +57,16 @@ fn stdout_and_stderr_stay_separate() {
 #[test]
 fn stdin_streams_and_closes_on_eof() {
     let d = daemon!();
-    let r = d.berth_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"hello\nworld\n").ok();
+    let r = d
+        .berth_stdin(&["run", "-i", "--rm", "busybox", "cat"], b"hello\nworld\n")
+        .ok();
     assert_eq!(r.stdout, "hello\nworld\n");
-    let big: Vec<u8> = (0..200_000u32).flat_map(|i| format!("{i}\n").into_bytes()).collect();
-    let r = d.berth_stdin(&["run", "-i", "--rm", "busybox", "wc", "-l"], &big).ok();
+    let big: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| format!("{i}\n").into_bytes())
+        .collect();
+    let r = d
+        .berth_stdin(&["run", "-i", "--rm", "busybox", "wc", "-l"], &big)
+        .ok();
     assert_eq!(r.out().trim(), "200000");
 }
 
@@ -48,17 +77,49 @@ fn config_flags_reach_the_process() {
     std::fs::write(&envfile, "# comment\nFROM_FILE=yes\n").unwrap();
     let r = d
         .berth(&[
-            "run", "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-w", "/tmp", "-h", "box1",
-            "busybox", "sh", "-c", "echo $A $FROM_FILE $(pwd) $(hostname) $(cat /etc/hostname)",
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "--env-file",
+            envfile.to_str().unwrap(),
+            "-w",
+            "/tmp",
+            "-h",
+            "box1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $FROM_FILE $(pwd) $(hostname) $(cat /etc/hostname)",
         ])
         .ok();
     assert_eq!(r.out(), "1 yes /tmp box1 box1");
     let user = d.berth(&["run", "--rm", "-u", "www", "busybox", "id"]).ok();
-    assert!(user.out().starts_with("uid=33(www) gid=33(www) groups="), "{}", user.out());
-    assert!(user.out().contains("50(staff)"), "supplementary group missing: {}", user.out());
-    let numeric = d.berth(&["run", "--rm", "-u", "1234:5678", "busybox", "id", "-u"]).ok();
+    assert!(
+        user.out().starts_with("uid=33(www) gid=33(www) groups="),
+        "{}",
+        user.out()
+    );
+    assert!(
+        user.out().contains("50(staff)"),
+        "supplementary group missing: {}",
+        user.out()
+    );
+    let numeric = d
+        .berth(&["run", "--rm", "-u", "1234:5678", "busybox", "id", "-u"])
+        .ok();
     assert_eq!(numeric.out(), "1234");
-    let ep = d.berth(&["run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint"]).ok();
+    let ep = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "echo",
+            "busybox",
+            "via",
+            "entrypoint",
+        ])
+        .ok();
     assert_eq!(ep.out(), "via entrypoint");
     let unknown = d.berth(&["run", "--rm", "-u", "nosuchuser", "busybox", "true"]);
     assert_ne!(unknown.code, 0);
@@ -68,8 +129,22 @@ fn config_flags_reach_the_process() {
 #[test]
 fn hostname_defaults_to_the_short_id() {
     let d = daemon!();
-    let out = d.berth(&["run", "--name", "hn", "busybox", "sh", "-c", "hostname; cat /etc/hostname"]).ok();
-    let id = d.berth(&["inspect", "-f", "{{.Id}}", "hn"]).ok().out().to_string();
+    let out = d
+        .berth(&[
+            "run",
+            "--name",
+            "hn",
+            "busybox",
+            "sh",
+            "-c",
+            "hostname; cat /etc/hostname",
+        ])
+        .ok();
+    let id = d
+        .berth(&["inspect", "-f", "{{.Id}}", "hn"])
+        .ok()
+        .out()
+        .to_string();
     assert_eq!(out.stdout, format!("{0}\n{0}\n", &id[..12]));
 }
 
@@ -77,23 +152,43 @@ fn hostname_defaults_to_the_short_id() {
 fn detached_runs_log_and_stop() {
     let d = daemon!();
     let id = d
-        .berth(&["run", "-d", "--name", "det", "busybox", "sh", "-c", "echo started; echo warn >&2; trap 'exit 0' TERM; sleep 100 & wait"])
+        .berth(&[
+            "run",
+            "-d",
+            "--name",
+            "det",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; echo warn >&2; trap 'exit 0' TERM; sleep 100 & wait",
+        ])
         .ok()
         .out()
         .to_string();
     assert_eq!(id.len(), 64);
     let ps = d.berth(&["ps"]).ok();
-    let row = ps.stdout.lines().find(|l| l.ends_with("det")).expect("det listed");
+    let row = ps
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("det"))
+        .expect("det listed");
     assert!(row.contains("Up "), "{row}");
     assert!(row.starts_with(&id[..12]), "{row}");
-    d.eventually("output logged", || d.berth(&["logs", "det"]).stdout.contains("started"));
+    d.eventually("output logged", || {
+        d.berth(&["logs", "det"]).stdout.contains("started")
+    });
     let logs = d.berth(&["logs", "det"]).ok();
     assert_eq!(logs.stdout, "started\n");
     assert_eq!(logs.stderr, "warn\n");
     let tail = d.berth(&["logs", "--tail", "1", "-t", "det"]).ok();
     assert!(tail.stdout.is_empty() || tail.stdout.contains(" started"));
     d.berth(&["stop", "-t", "5", "det"]).ok();
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "det"]).ok().out(), "exited 0");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "det"])
+            .ok()
+            .out(),
+        "exited 0"
+    );
     assert_eq!(d.berth(&["wait", "det"]).ok().out(), "0");
     let ps = d.berth(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]).ok();
     assert!(ps.out().starts_with("det Exited (0)"), "{}", ps.out());
@@ -102,7 +197,17 @@ fn detached_runs_log_and_stop() {
 #[test]
 fn logs_follow_streams_until_exit() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "fol", "busybox", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 0.2; done"]).ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "fol",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; sleep 0.2; done",
+    ])
+    .ok();
     let r = d.berth(&["logs", "-f", "fol"]).ok();
     assert_eq!(r.stdout, "line1\nline2\nline3\n");
 }
@@ -111,12 +216,29 @@ fn logs_follow_streams_until_exit() {
 fn limits_are_enforced_in_cgroups() {
     let d = daemon!();
     let id = d
-        .berth(&["run", "-d", "--memory", "64m", "--cpus", "0.5", "--cpu-shares", "512", "--pids-limit", "20", "busybox", "sleep", "60"])
+        .berth(&[
+            "run",
+            "-d",
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--pids-limit",
+            "20",
+            "busybox",
+            "sleep",
+            "60",
+        ])
         .ok()
         .out()
         .to_string();
     let find = |ctrl: &str, file: &str| -> String {
-        for base in [format!("/sys/fs/cgroup/{ctrl}/{}/{id}", d.cgroup_parent), format!("/sys/fs/cgroup/{}/{id}", d.cgroup_parent)] {
+        for base in [
+            format!("/sys/fs/cgroup/{ctrl}/{}/{id}", d.cgroup_parent),
+            format!("/sys/fs/cgroup/{}/{id}", d.cgroup_parent),
+        ] {
             if let Ok(s) = std::fs::read_to_string(format!("{base}/{file}")) {
                 return s.trim().to_string();
             }
@@ -129,39 +251,102 @@ fn limits_are_enforced_in_cgroups() {
         assert_eq!(find("", "pids.max"), "20");
         assert_eq!(find("", "cpu.max"), "50000 100000");
     } else {
-        assert_eq!(find("memory", "memory.limit_in_bytes"), (64 * 1024 * 1024).to_string());
+        assert_eq!(
+            find("memory", "memory.limit_in_bytes"),
+            (64 * 1024 * 1024).to_string()
+        );
         assert_eq!(find("pids", "pids.max"), "20");
         assert_eq!(find("cpu", "cpu.cfs_quota_us"), "50000");
         assert_eq!(find("cpu", "cpu.shares"), "512");
     }
     // The pids limit bites: forking past it fails inside the container.
-    let forks = d.berth(&["run", "--rm", "--pids-limit", "5", "busybox", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; wait"]);
-    assert!(forks.stderr.contains("can't fork") || forks.stderr.contains("Resource temporarily unavailable") || forks.code != 0, "{forks:?}");
+    let forks = d.berth(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; wait",
+    ]);
+    assert!(
+        forks.stderr.contains("can't fork")
+            || forks.stderr.contains("Resource temporarily unavailable")
+            || forks.code != 0,
+        "{forks:?}"
+    );
     d.berth(&["rm", "-f", &id]).ok();
 }
 
 #[test]
 fn ulimits_are_applied_and_clamped() {
     let d = daemon!();
-    let r = d.berth(&["run", "--rm", "--ulimit", "nofile=1024:2048", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn"]).ok();
+    let r = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=1024:2048",
+            "busybox",
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn",
+        ])
+        .ok();
     assert_eq!(r.out(), "1024\n2048");
-    let huge = d.berth(&["run", "--rm", "--ulimit", "nofile=999999999:999999999", "busybox", "true"]);
+    let huge = d.berth(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=999999999:999999999",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(huge.code, 0, "{}", huge.stderr);
 }
 
 #[test]
 fn networks_none_and_host() {
     let d = daemon!();
-    let none = d.berth(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", "ip -o link | cut -d: -f2"]).ok();
+    let none = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -o link | cut -d: -f2",
+        ])
+        .ok();
     assert_eq!(none.out().trim(), "lo");
-    let lo = d.berth(&["run", "--rm", "busybox", "sh", "-c", "ip -o link show lo"]).ok();
+    let lo = d
+        .berth(&["run", "--rm", "busybox", "sh", "-c", "ip -o link show lo"])
+        .ok();
     assert!(lo.out().contains("UP"), "{}", lo.out());
     let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
-    let host = d.berth(&["run", "--rm", "--network", "host", "busybox", "sh", "-c", "ls /sys/class/net | wc -l"]).ok();
+    let host = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "busybox",
+            "sh",
+            "-c",
+            "ls /sys/class/net | wc -l",
+        ])
+        .ok();
     assert_eq!(host.out().trim(), host_links.to_string());
     let bad = d.berth(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
     assert_eq!(bad.code, 125);
-    assert!(bad.stderr.contains("network nosuchnet not found"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("network nosuchnet not found"),
+        "{}",
+        bad.stderr
+    );
 }
 
 #[test]
@@ -170,10 +355,19 @@ fn names_are_validated_and_unique() {
     d.berth(&["create", "--name", "norm2", "busybox", "true"]).ok();
     let dup = d.berth(&["create", "--name", "norm2", "busybox", "true"]);
     assert_eq!(dup.code, 1, "docker create exits 1 on daemon errors");
-    assert!(dup.stderr.contains("Conflict. The container name \"/norm2\" is already in use by container"), "{}", dup.stderr);
+    assert!(
+        dup.stderr
+            .contains("Conflict. The container name \"/norm2\" is already in use by container"),
+        "{}",
+        dup.stderr
+    );
     let bad = d.berth(&["create", "--name", "x", "busybox", "true"]);
     assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("Invalid container name (x)"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("Invalid container name (x)"),
+        "{}",
+        bad.stderr
+    );
     assert_eq!(d.berth(&["ps", "-aq"]).ok().out().lines().count(), 1);
 }
 
@@ -183,13 +377,15 @@ fn read_only_rootfs() {
     let r = d.berth(&["run", "--rm", "--read-only", "busybox", "touch", "/x"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Read-only file system"), "{}", r.stderr);
-    d.berth(&["run", "--rm", "--read-only", "busybox", "touch", "/dev/shm/x"]).ok();
+    d.berth(&["run", "--rm", "--read-only", "busybox", "touch", "/dev/shm/x"])
+        .ok();
 }
 
 #[test]
 fn the_rw_layer_lives_and_dies_with_the_container() {
     let d = daemon!();
-    d.berth(&["run", "--name", "w1", "busybox", "sh", "-c", "echo data > /file"]).ok();
+    d.berth(&["run", "--name", "w1", "busybox", "sh", "-c", "echo data > /file"])
+        .ok();
     d.berth(&["start", "-a", "w1"]).ok();
     // Restarting keeps the same rw layer.
     d.berth(&["rm", "w1"]).ok();
@@ -202,11 +398,19 @@ fn unavailable_options_are_refused_not_ignored() {
     let d = daemon!();
     let p = d.berth(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
     assert_eq!(p.code, 125);
-    assert!(p.stderr.contains("publishing ports (-p/-P) needs bridge networking"), "{}", p.stderr);
+    assert!(
+        p.stderr
+            .contains("publishing ports (-p/-P) needs bridge networking"),
+        "{}",
+        p.stderr
+    );
     let v = d.berth(&["run", "--rm", "-v", "/tmp:/data", "busybox", "true"]);
     assert_eq!(v.code, 125);
     assert!(v.stderr.contains("volumes and bind mounts"), "{}", v.stderr);
-    assert!(d.berth(&["ps", "-aq"]).ok().out().is_empty(), "a refused run left a container");
+    assert!(
+        d.berth(&["ps", "-aq"]).ok().out().is_empty(),
+        "a refused run left a container"
+    );
     if berth_e2e::have_docker_cli("unavailable_options_are_refused_not_ignored") {
         let p = d.docker(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
         assert_eq!(p.code, 125);
@@ -218,7 +422,20 @@ fn unavailable_options_are_refused_not_ignored() {
 fn add_host_and_dns_shape_the_container_files() {
     let d = daemon!();
     let r = d
-        .berth(&["run", "--rm", "--add-host", "db.local:192.0.2.10", "--dns", "192.0.2.53", "--dns-search", "corp.example", "busybox", "cat", "/etc/hosts", "/etc/resolv.conf"])
+        .berth(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "db.local:192.0.2.10",
+            "--dns",
+            "192.0.2.53",
+            "--dns-search",
+            "corp.example",
+            "busybox",
+            "cat",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+        ])
         .ok();
     assert!(r.stdout.contains("192.0.2.10\tdb.local"), "{}", r.stdout);
     assert!(r.stdout.contains("nameserver 192.0.2.53"), "{}", r.stdout);

@@ -4,36 +4,94 @@
 #[test]
 fn default_capabilities_match_docker() {
     let d = daemon!();
-    let r = d.berth(&["run", "--rm", "busybox", "grep", "CapBnd", "/proc/self/status"]).ok();
+    let r = d
+        .berth(&["run", "--rm", "busybox", "grep", "CapBnd", "/proc/self/status"])
+        .ok();
     // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP
     assert_eq!(r.out(), "CapBnd:\t00000000a80425fb");
-    let added = d.berth(&["run", "--rm", "--cap-add", "NET_ADMIN", "--cap-drop", "MKNOD", "busybox", "grep", "CapBnd", "/proc/self/status"]).ok();
+    let added = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "MKNOD",
+            "busybox",
+            "grep",
+            "CapBnd",
+            "/proc/self/status",
+        ])
+        .ok();
     assert_eq!(added.out(), "CapBnd:\t00000000a00435fb");
     let net_admin = d.berth(&["run", "--rm", "busybox", "ip", "link", "set", "lo", "down"]);
     assert_ne!(net_admin.code, 0, "NET_ADMIN should not be granted by default");
-    let privileged = d.berth(&["run", "--rm", "--privileged", "busybox", "ip", "link", "set", "lo", "down"]);
+    let privileged = d.berth(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "ip",
+        "link",
+        "set",
+        "lo",
+        "down",
+    ]);
     assert_eq!(privileged.code, 0, "{}", privileged.stderr);
 }
 
 #[test]
 fn seccomp_and_masked_paths() {
     let d = daemon!();
-    let sec = d.berth(&["run", "--rm", "busybox", "grep", "Seccomp:", "/proc/self/status"]).ok();
+    let sec = d
+        .berth(&["run", "--rm", "busybox", "grep", "Seccomp:", "/proc/self/status"])
+        .ok();
     assert_eq!(sec.out(), "Seccomp:\t2");
     // /proc/keys is masked (a bind of /dev/null): empty inside, not empty on the host.
-    let keys = d.berth(&["run", "--rm", "busybox", "sh", "-c", "wc -c < /proc/keys"]).ok();
+    let keys = d
+        .berth(&["run", "--rm", "busybox", "sh", "-c", "wc -c < /proc/keys"])
+        .ok();
     assert_eq!(keys.out().trim(), "0");
-    let masked = d.berth(&["run", "--rm", "busybox", "sh", "-c", "grep -c ' /proc/keys ' /proc/self/mountinfo"]).ok();
+    let masked = d
+        .berth(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "grep -c ' /proc/keys ' /proc/self/mountinfo",
+        ])
+        .ok();
     assert_eq!(masked.out().trim(), "1");
-    let sys = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/ctrl-alt-del"]);
+    let sys = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1 > /proc/sys/kernel/ctrl-alt-del",
+    ]);
     assert_ne!(sys.code, 0);
     let mount = d.berth(&["run", "--rm", "busybox", "mount", "-t", "tmpfs", "x", "/mnt"]);
     assert_ne!(mount.code, 0, "mount should be denied");
     let devs = d.berth(&["run", "--rm", "busybox", "ls", "/dev"]).ok();
-    for dev in ["null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue"] {
-        assert!(devs.stdout.lines().any(|l| l == dev), "/dev lacks {dev}: {}", devs.stdout);
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue",
+    ] {
+        assert!(
+            devs.stdout.lines().any(|l| l == dev),
+            "/dev lacks {dev}: {}",
+            devs.stdout
+        );
     }
-    assert!(!devs.stdout.lines().any(|l| l == "sda" || l == "vda" || l == "mem"), "{}", devs.stdout);
+    assert!(
+        !devs
+            .stdout
+            .lines()
+            .any(|l| l == "sda" || l == "vda" || l == "mem"),
+        "{}",
+        devs.stdout
+    );
     let ro = d.berth(&["run", "--rm", "busybox", "touch", "/sys/x"]);
     assert_ne!(ro.code, 0);
 }
@@ -61,7 +119,11 @@ t.close()
         path = path.to_str().unwrap(),
         marker = marker
     );
-    let st = std::process::Command::new("python3").arg("-c").arg(script).status().unwrap();
+    let st = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -74,12 +136,17 @@ fn hostile_tars_cannot_write_outside_the_root() {
     let r = d.berth(&["import", tar.to_str().unwrap(), "hostile"]);
     for suffix in ["dotdot", "abs", "via-symlink", "via-relative"] {
         let p = format!("/tmp/{marker}-{suffix}");
-        assert!(!std::path::Path::new(&p).exists(), "{p} was written outside the root");
+        assert!(
+            !std::path::Path::new(&p).exists(),
+            "{p} was written outside the root"
+        );
     }
     let passwd_before = std::fs::read("/etc/passwd").unwrap();
     if r.code == 0 {
         // The legitimate entry made it in, inside the image.
-        let img = d.berth(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "hostile"]).ok();
+        let img = d
+            .berth(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "hostile"])
+            .ok();
         assert_eq!(img.out(), "1");
     }
     assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before);

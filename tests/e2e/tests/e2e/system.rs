@@ -6,8 +6,17 @@ fn version_and_info_describe_the_daemon() {
     let d = daemon!();
     let v = d.berth(&["version", "--format", "{{.Server.APIVersion}}"]).ok();
     assert_eq!(v.out(), "1.41");
-    let info = d.berth(&["info", "--format", "{{.Driver}} {{.CgroupDriver}} {{.Images}} {{.DockerRootDir}}"]).ok();
-    assert_eq!(info.out(), format!("overlay2 cgroupfs 1 {}", d.root.join("data").display()));
+    let info = d
+        .berth(&[
+            "info",
+            "--format",
+            "{{.Driver}} {{.CgroupDriver}} {{.Images}} {{.DockerRootDir}}",
+        ])
+        .ok();
+    assert_eq!(
+        info.out(),
+        format!("overlay2 cgroupfs 1 {}", d.root.join("data").display())
+    );
     let kernel = d.berth(&["info", "--format", "{{.KernelVersion}}"]).ok();
     let uname = std::process::Command::new("uname").arg("-r").output().unwrap();
     assert_eq!(kernel.out(), String::from_utf8_lossy(&uname.stdout).trim());
@@ -17,7 +26,10 @@ fn version_and_info_describe_the_daemon() {
 fn socket_is_private_without_the_berth_group() {
     let d = daemon!();
     let meta = std::fs::metadata(&d.socket).unwrap();
-    let has_group = std::fs::read_to_string("/etc/group").unwrap().lines().any(|l| l.starts_with("berth:"));
+    let has_group = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("berth:"));
     let mode = meta.permissions().mode() & 0o777;
     if has_group {
         assert_eq!(mode, 0o660);
@@ -42,18 +54,43 @@ fn api_versions_are_negotiated_like_dockerd() {
     let d = daemon!();
     let ping = http(&d, "HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(ping.starts_with("HTTP/1.1 200"), "{ping}");
-    assert!(ping.contains("api-version: 1.41") || ping.contains("Api-Version: 1.41"), "{ping}");
-    let get = http(&d, "GET /v1.24/_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        ping.contains("api-version: 1.41") || ping.contains("Api-Version: 1.41"),
+        "{ping}"
+    );
+    let get = http(
+        &d,
+        "GET /v1.24/_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(get.ends_with("OK"), "{get}");
-    let new = http(&d, "GET /v1.50/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let new = http(
+        &d,
+        "GET /v1.50/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(new.starts_with("HTTP/1.1 400"), "{new}");
-    assert!(new.contains("client version 1.50 is too new. Maximum supported API version is 1.41"), "{new}");
-    let unversioned = http(&d, "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        new.contains("client version 1.50 is too new. Maximum supported API version is 1.41"),
+        "{new}"
+    );
+    let unversioned = http(
+        &d,
+        "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(unversioned.contains("\"ApiVersion\":\"1.41\""), "{unversioned}");
-    assert!(unversioned.contains("\"MinAPIVersion\":\"1.12\""), "{unversioned}");
-    let nope = http(&d, "GET /v1.41/nothing/here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(
+        unversioned.contains("\"MinAPIVersion\":\"1.12\""),
+        "{unversioned}"
+    );
+    let nope = http(
+        &d,
+        "GET /v1.41/nothing/here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     assert!(nope.starts_with("HTTP/1.1 404"), "{nope}");
-    assert!(nope.contains("content-type: application/json\r\n") || nope.contains("Content-Type: application/json\r\n"), "{nope}");
+    assert!(
+        nope.contains("content-type: application/json\r\n")
+            || nope.contains("Content-Type: application/json\r\n"),
+        "{nope}"
+    );
     assert!(nope.contains("{\"message\":\"page not found\"}"), "{nope}");
 }
 
@@ -83,7 +120,11 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already listening"), "{:?}", out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already listening"),
+        "{:?}",
+        out
+    );
     // The first daemon still answers.
     d.berth(&["version"]).ok();
 }
@@ -118,15 +159,24 @@ exit $rc
         parent = parent
     );
     // The mount points are made on the host's filesystem: remove the ones this test creates.
-    let made: Vec<&str> =
-        ["/run/berth", "/var/lib/berth", "/etc/berth"].into_iter().filter(|p| !std::path::Path::new(p).exists()).collect();
-    let out = std::process::Command::new("unshare").args(["-m", "sh", "-c", &script]).output().unwrap();
+    let made: Vec<&str> = ["/run/berth", "/var/lib/berth", "/etc/berth"]
+        .into_iter()
+        .filter(|p| !std::path::Path::new(p).exists())
+        .collect();
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
     berth_e2e::remove_cgroups(&parent);
     for p in made {
         let _ = std::fs::remove_dir(p);
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("Hello from berth!"), "{stdout}");
     assert!(stdout.trim_end().ends_with("/var/lib/berth"), "{stdout}");
 }

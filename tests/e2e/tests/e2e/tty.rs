@@ -12,7 +12,14 @@ fn on_pty(d: &berth_e2e::Daemon, cmd: &str, input: &[u8]) -> (i32, String) {
         .args(["-q", "-e", "-c", &line, "/dev/null"])
         .env("BERTH_HOST", d.host())
         .env("DOCKER_HOST", d.host())
-        .env("PATH", format!("{}:{}", berth_e2e::bin_dir().display(), std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                berth_e2e::bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,7 +38,10 @@ fn on_pty(d: &berth_e2e::Daemon, cmd: &str, input: &[u8]) -> (i32, String) {
     });
     let out = child.wait_with_output().unwrap();
     let _ = writer.join();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -46,7 +56,11 @@ fn run_it_gives_a_real_terminal() {
 #[test]
 fn interactive_shell_echoes_and_exits_with_its_code() {
     let d = daemon!();
-    let (code, out) = on_pty(&d, "berth run -it --rm busybox sh", b"echo hello-from-pty\nexit 3\n");
+    let (code, out) = on_pty(
+        &d,
+        "berth run -it --rm busybox sh",
+        b"echo hello-from-pty\nexit 3\n",
+    );
     assert!(out.contains("hello-from-pty"), "{out}");
     assert_eq!(code, 3, "{out}");
 }
@@ -54,7 +68,11 @@ fn interactive_shell_echoes_and_exits_with_its_code() {
 #[test]
 fn ctrl_c_interrupts_the_foreground_job() {
     let d = daemon!();
-    let (code, out) = on_pty(&d, "berth run -it --rm busybox sh", b"sleep 30\n\x03echo after-interrupt\nexit\n");
+    let (code, out) = on_pty(
+        &d,
+        "berth run -it --rm busybox sh",
+        b"sleep 30\n\x03echo after-interrupt\nexit\n",
+    );
     assert!(out.contains("after-interrupt"), "{out}");
     assert_eq!(code, 0, "{out}");
 }
@@ -62,13 +80,23 @@ fn ctrl_c_interrupts_the_foreground_job() {
 #[test]
 fn detach_keys_leave_a_tty_container_running() {
     let d = daemon!();
-    let (_, out) = on_pty(&d, "berth run -it --name dt busybox sh", b"echo before-detach\n\x10\x11");
+    let (_, out) = on_pty(
+        &d,
+        "berth run -it --name dt busybox sh",
+        b"echo before-detach\n\x10\x11",
+    );
     assert!(out.contains("before-detach"), "{out}");
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}}", "dt"]).ok().out(), "running");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}}", "dt"]).ok().out(),
+        "running"
+    );
     // And attach gets the shell back.
     let (_, out) = on_pty(&d, "berth attach dt", b"echo reattached\n\x10\x11");
     assert!(out.contains("reattached"), "{out}");
-    assert_eq!(d.berth(&["inspect", "-f", "{{.State.Status}}", "dt"]).ok().out(), "running");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.State.Status}}", "dt"]).ok().out(),
+        "running"
+    );
     // attach passes the container's exit code through.
     let (code, _) = on_pty(&d, "berth attach dt", b"exit 6\n");
     assert_eq!(code, 6);
@@ -77,7 +105,10 @@ fn detach_keys_leave_a_tty_container_running() {
 #[test]
 fn exec_it_runs_a_shell_in_the_container() {
     let d = daemon!();
-    d.berth(&["run", "-d", "--name", "xt", "-h", "xthost", "busybox", "sleep", "60"]).ok();
+    d.berth(&[
+        "run", "-d", "--name", "xt", "-h", "xthost", "busybox", "sleep", "60",
+    ])
+    .ok();
     let (code, out) = on_pty(&d, "berth exec -it xt sh", b"hostname; tty\nexit 2\n");
     assert!(out.contains("xthost") && out.contains("/dev/pts/"), "{out}");
     assert_eq!(code, 2);
@@ -89,14 +120,32 @@ fn docker_cli_it_attach_and_exec_it() {
         return;
     }
     let d = daemon!();
-    let (code, out) = on_pty(&d, "/usr/local/bin/docker run -it --rm busybox sh -c 'tty; stty size; exit 4'", b"");
+    let (code, out) = on_pty(
+        &d,
+        "/usr/local/bin/docker run -it --rm busybox sh -c 'tty; stty size; exit 4'",
+        b"",
+    );
     assert!(out.contains("/dev/pts/0") && out.contains("30 100"), "{out}");
     assert_eq!(code, 4, "{out}");
-    d.docker(&["run", "-d", "-it", "--name", "dk2", "busybox", "sh"]).ok();
-    let (_, out) = on_pty(&d, "/usr/local/bin/docker attach dk2", b"echo via-docker-attach\n\x10\x11");
+    d.docker(&["run", "-d", "-it", "--name", "dk2", "busybox", "sh"])
+        .ok();
+    let (_, out) = on_pty(
+        &d,
+        "/usr/local/bin/docker attach dk2",
+        b"echo via-docker-attach\n\x10\x11",
+    );
     assert!(out.contains("via-docker-attach"), "{out}");
-    assert_eq!(d.docker(&["inspect", "-f", "{{.State.Running}}", "dk2"]).ok().out(), "true");
-    let (code, out) = on_pty(&d, "/usr/local/bin/docker exec -it dk2 sh", b"echo in-exec\nexit 5\n");
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Running}}", "dk2"])
+            .ok()
+            .out(),
+        "true"
+    );
+    let (code, out) = on_pty(
+        &d,
+        "/usr/local/bin/docker exec -it dk2 sh",
+        b"echo in-exec\nexit 5\n",
+    );
     assert!(out.contains("in-exec"), "{out}");
     assert_eq!(code, 5, "{out}");
 }
