@@ -136,7 +136,7 @@ impl Daemon {
     /// Writes the record to the database (one transaction).
     pub(crate) fn persist(&self, entry: &Entry) -> Result<()> {
         let doc = entry
-            .with(|d| serde_json::to_string(d))
+            .with(serde_json::to_string)
             .map_err(|e| Error::internal(e.to_string()))?;
         self.db.update_container_doc(&entry.id, &doc)?;
         Ok(())
@@ -183,9 +183,9 @@ impl Daemon {
         }
         let old = entry.name();
         if old == new_name {
-            return Err(Error::invalid(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(Error::invalid(
+                "Renaming a container with the same name as its current name".to_string(),
+            ));
         }
         {
             let mut c = self.containers.write().unwrap();

@@ -71,7 +71,7 @@ pub fn matches(ev: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
             continue;
         }
         let ok = match key.as_str() {
-            "type" => vals.iter().any(|v| *v == ev.kind),
+            "type" => vals.contains(&ev.kind),
             "event" => vals
                 .iter()
                 .any(|v| *v == ev.action || ev.action.starts_with(&format!("{v}:"))),

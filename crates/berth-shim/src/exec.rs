@@ -44,8 +44,6 @@ struct Report {
     failure: Option<Failure>,
 }
 
-/// The process's ends of its stdio, handed to libcontainer in the spawner.
-
 /// Starts `p` in the container whose init is `init_pid`. Blocks until the process has exec'd
 /// (or failed); on failure nothing is left behind.
 pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) -> Result<Started, Failure> {

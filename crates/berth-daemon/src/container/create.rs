@@ -242,7 +242,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
     }
     for h in host.extra_hosts.clone().unwrap_or_default() {
         if h.split_once(':')
-            .map_or(true, |(n, ip)| n.is_empty() || ip.is_empty())
+            .is_none_or(|(n, ip)| n.is_empty() || ip.is_empty())
         {
             return Err(Error::invalid(format!("invalid IP address in add-host: {h:?}")));
         }

@@ -58,7 +58,7 @@ impl Daemon {
     pub fn exec_create(self: &Arc<Self>, key: &str, config: ExecConfig) -> Result<String> {
         let entry = self.find(key)?;
         exec_allowed(&entry)?;
-        if config.cmd.as_ref().map_or(true, |c| c.is_empty()) {
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::invalid("No exec command specified"));
         }
         let id = crate::daemon::random_id();
@@ -142,7 +142,7 @@ impl Daemon {
         if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
         }
-        let console_size = opts.console_size.or_else(|| match c.console_size.as_deref() {
+        let console_size = opts.console_size.or(match c.console_size.as_deref() {
             Some([h, w]) if *h > 0 && *w > 0 => Some((*h as u16, *w as u16)),
             _ => None,
         });

@@ -62,15 +62,12 @@ impl Daemon {
             || opts.limit.is_some()
             || opts.filters.contains_key("status")
             || opts.filters.contains_key("exited");
-        let ancestors = match opts.filters.get("ancestor") {
-            Some(names) => Some(
-                names
-                    .iter()
-                    .filter_map(|n| self.images.resolve(n).ok().map(|i| i.id))
-                    .collect::<Vec<_>>(),
-            ),
-            None => None,
-        };
+        let ancestors = opts.filters.get("ancestor").map(|names| {
+            names
+                .iter()
+                .filter_map(|n| self.images.resolve(n).ok().map(|i| i.id))
+                .collect::<Vec<_>>()
+        });
         let mut out = Vec::new();
         for d in docs {
             if !show_all && !d.state.status.is_running() {
@@ -92,7 +89,7 @@ impl Daemon {
     fn filter_match(&self, d: &Doc, f: &BTreeMap<String, Vec<String>>, ancestors: Option<&[String]>) -> bool {
         let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
             f.get(key)
-                .map_or(true, |vs| vs.is_empty() || vs.iter().any(|v| pred(v)))
+                .is_none_or(|vs| vs.is_empty() || vs.iter().any(|v| pred(v)))
         };
         any("status", &|v| d.state.status.as_str() == v)
             && any("name", &|v| d.name.contains(v.trim_start_matches('/')))
@@ -100,14 +97,14 @@ impl Daemon {
             && any("exited", &|v| {
                 d.state.status == Status::Exited && v.parse::<i64>().ok() == Some(d.state.exit_code)
             })
-            && f.get("label").map_or(true, |vs| {
+            && f.get("label").is_none_or(|vs| {
                 let labels = d.config.labels.clone().unwrap_or_default();
                 vs.iter().all(|v| match v.split_once('=') {
                     Some((k, val)) => labels.get(k).map(String::as_str) == Some(val),
                     None => labels.contains_key(v.as_str()),
                 })
             })
-            && ancestors.map_or(true, |ids| ids.iter().any(|i| *i == d.image_id))
+            && ancestors.is_none_or(|ids| ids.contains(&d.image_id))
     }
 
     fn summary(&self, d: &Doc, size: bool) -> ContainerSummary {

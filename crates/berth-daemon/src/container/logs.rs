@@ -46,10 +46,7 @@ impl Daemon {
         let running = entry.status().is_running();
         let (tx, out) = mpsc::channel(64);
         tokio::spawn(async move {
-            let mut file = match tokio::fs::File::open(&path).await {
-                Ok(f) => Some(f),
-                Err(_) => None,
-            };
+            let mut file = tokio::fs::File::open(&path).await.ok();
             let mut pending = Vec::new();
             let mut first = true;
             loop {

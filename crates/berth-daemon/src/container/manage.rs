@@ -305,7 +305,7 @@ fn parse_ps(out: &str, pids: &std::collections::HashSet<i32>) -> Result<serde_js
     let pid_col = titles
         .iter()
         .position(|t| *t == "PID")
-        .ok_or_else(|| Error::internal(format!("Couldn't find PID field in ps output")))?;
+        .ok_or_else(|| Error::internal("Couldn't find PID field in ps output".to_string()))?;
     let mut procs = Vec::new();
     for l in lines {
         let fields: Vec<&str> = l.split_whitespace().collect();

@@ -181,6 +181,46 @@ pub fn normalize_name(name: &str) -> String {
     }
 }
 
+/// Trailing positionals accept hyphen values (for the container command); a leading one is an
+/// unknown flag, as docker's interspersed=false parsing reports it.
+pub fn reject_flag_as_positional(first: &str, cmd: &str) -> anyhow::Result<()> {
+    if first.starts_with('-') && first.len() > 1 {
+        let name = first.split('=').next().unwrap_or(first);
+        let kind = if name.starts_with("--") {
+            "flag"
+        } else {
+            "shorthand flag"
+        };
+        let shown = if name.starts_with("--") {
+            name.to_owned()
+        } else {
+            format!("'{}' in {name}", &name[1..2])
+        };
+        return Err(status(
+            125,
+            format!("unknown {kind}: {shown}\n\nUsage:  berth {cmd} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth {cmd} --help' for more information"),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `f` for each argument, printing the argument on success and collecting errors (printed
+/// one per line at the end, exit 1), as docker's stop/kill/pause do.
+pub fn for_each(args: &[String], f: impl Fn(&str) -> anyhow::Result<()>) -> anyhow::Result<i32> {
+    let mut errs = Vec::new();
+    for a in args {
+        match f(a) {
+            Ok(()) => print(&format!("{a}\n")),
+            Err(e) => errs.push(format!("{e:#}")),
+        }
+    }
+    if errs.is_empty() {
+        Ok(0)
+    } else {
+        Err(status(1, errs.join("\n")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,45 +271,5 @@ mod tests {
         let bad = b"{\"errorDetail\":{\"message\":\"boom\"},\"error\":\"boom\"}\r\n";
         let e = display_json_messages(&mut &bad[..], &mut out).unwrap_err();
         assert_eq!(e.to_string(), "boom");
-    }
-}
-
-/// Trailing positionals accept hyphen values (for the container command); a leading one is an
-/// unknown flag, as docker's interspersed=false parsing reports it.
-pub fn reject_flag_as_positional(first: &str, cmd: &str) -> anyhow::Result<()> {
-    if first.starts_with('-') && first.len() > 1 {
-        let name = first.split('=').next().unwrap_or(first);
-        let kind = if name.starts_with("--") {
-            "flag"
-        } else {
-            "shorthand flag"
-        };
-        let shown = if name.starts_with("--") {
-            name.to_owned()
-        } else {
-            format!("'{}' in {name}", &name[1..2])
-        };
-        return Err(status(
-            125,
-            format!("unknown {kind}: {shown}\n\nUsage:  berth {cmd} [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth {cmd} --help' for more information"),
-        ));
-    }
-    Ok(())
-}
-
-/// Runs `f` for each argument, printing the argument on success and collecting errors (printed
-/// one per line at the end, exit 1), as docker's stop/kill/pause do.
-pub fn for_each(args: &[String], f: impl Fn(&str) -> anyhow::Result<()>) -> anyhow::Result<i32> {
-    let mut errs = Vec::new();
-    for a in args {
-        match f(a) {
-            Ok(()) => print(&format!("{a}\n")),
-            Err(e) => errs.push(format!("{e:#}")),
-        }
-    }
-    if errs.is_empty() {
-        Ok(0)
-    } else {
-        Err(status(1, errs.join("\n")))
     }
 }

@@ -80,7 +80,7 @@ pub fn events(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
             b.push(b'\n');
             Bytes::from(b)
         };
-        let in_window = |t: i64| since.map_or(true, |s| t >= s) && until.map_or(true, |u| t <= u);
+        let in_window = |t: i64| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t <= u);
         if since.is_some() {
             for e in past
                 .iter()

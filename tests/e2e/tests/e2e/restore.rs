@@ -192,7 +192,7 @@ fn restored_containers_take_exec_logs_follow_and_attach() {
     });
     let _ = again.kill();
     let _ = again.wait();
-    let mut follow = d
+    let follow = d
         .berth_command()
         .args(["logs", "-f", "rs"])
         .stdout(std::process::Stdio::piped())
