@@ -90,6 +90,57 @@ impl ContentStore {
         Ok(ContentStore { root })
     }
 
+    /// Creates the store's directories if needed, leaving what is in them alone.
+    pub fn open_dirs(root: impl AsRef<Path>) -> Result<ContentStore, ContentError> {
+        let root = root.as_ref().to_path_buf();
+        for d in [root.join("blobs").join("sha256"), root.join("ingest")] {
+            fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+        }
+        Ok(ContentStore { root })
+    }
+
+    /// Opens an existing store without changing anything in it (`berthd check`).
+    pub fn open_readonly(root: impl AsRef<Path>) -> Result<ContentStore, ContentError> {
+        let root = root.as_ref().to_path_buf();
+        let blobs = root.join("blobs").join("sha256");
+        fs::metadata(&blobs).map_err(io_err("open", &blobs))?;
+        Ok(ContentStore { root })
+    }
+
+    /// What interrupted writes left under `ingest/` (empty right after [`ContentStore::open`]).
+    pub fn ingest_leftovers(&self) -> Result<Vec<PathBuf>, ContentError> {
+        let ingest = self.root.join("ingest");
+        let mut out = Vec::new();
+        match fs::read_dir(&ingest) {
+            Ok(rd) => {
+                for e in rd {
+                    out.push(e.map_err(io_err("read", &ingest))?.path());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => {
+                return Err(ContentError::Io {
+                    op: "read",
+                    path: ingest,
+                    err,
+                })
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Re-hashes a blob: `Ok(None)` when its bytes match its name, `Ok(Some(actual))` when they
+    /// do not (the blob is corrupt), `NotFound` when it is missing.
+    pub fn verify(&self, digest: &Digest) -> Result<Option<Digest>, ContentError> {
+        let mut f = self.open_blob(digest)?;
+        let mut hasher = Sha256::new();
+        io::copy(&mut f, &mut hasher).map_err(io_err("read", &self.blob_path(digest)))?;
+        let sum: [u8; 32] = hasher.finalize().into();
+        let actual = Digest::from_sha256_bytes(&sum);
+        Ok((actual != *digest).then_some(actual))
+    }
+
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -339,6 +390,29 @@ mod conformance {
         fs::write(s.root().join("ingest/leftover"), b"half a blob").unwrap();
         let s = ContentStore::open(s.root()).unwrap();
         assert_eq!(fs::read_dir(s.root().join("ingest")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn verify_names_a_corrupt_blob() {
+        let (_d, s) = store();
+        let dgst = s.write_blob(b"precious").unwrap();
+        assert_eq!(s.verify(&dgst).unwrap(), None);
+        fs::write(s.blob_path(&dgst), b"prexious").unwrap();
+        assert_eq!(s.verify(&dgst).unwrap(), Some(sha(b"prexious")));
+        s.delete(&dgst).unwrap();
+        assert_eq!(s.verify(&dgst).unwrap_err().kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn readonly_open_leaves_leftovers_for_the_caller_to_report() {
+        let (_d, s) = store();
+        fs::write(s.root().join("ingest/leftover"), b"half a blob").unwrap();
+        let ro = ContentStore::open_readonly(s.root()).unwrap();
+        assert_eq!(
+            ro.ingest_leftovers().unwrap(),
+            vec![s.root().join("ingest/leftover")]
+        );
+        assert!(ContentStore::open_readonly(s.root().join("nope")).is_err());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Daemon {
     pub(crate) execs: crate::container::Execs,
     /// A stable identity for `info` (`ID`), kept in the data root.
     pub(crate) engine_id: String,
+    /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
+    _lock: crate::check::DataRootLock,
 }
 
 #[derive(Default)]
@@ -34,11 +36,20 @@ impl Daemon {
     pub async fn new(config: Config) -> Result<Arc<Self>> {
         std::fs::create_dir_all(config.data_root.join("containers"))?;
         std::fs::create_dir_all(config.exec_root.join("shims"))?;
+        let lock = crate::check::DataRootLock::acquire(&config.data_root)?;
         let db_path = config.data_root.join("berth.db");
         let data_root = config.data_root.clone();
         let (db, images) = tokio::task::spawn_blocking(move || -> Result<_> {
             let db = Db::open(&db_path)?;
-            let images = ImageService::open(&data_root, db.clone())?;
+            let images = ImageService::open_unchecked(&data_root, db.clone())?;
+            // Start-up reconciliation: what a crash left is found, repaired where safe, and logged.
+            let opts = berth_image::CheckOptions {
+                verify_blobs: false,
+                repair: true,
+            };
+            for f in crate::check::check(&data_root, &db, &images, opts)? {
+                eprintln!("berthd: reconcile: {f}");
+            }
             Ok((db, images))
         })
         .await??;
@@ -52,6 +63,7 @@ impl Daemon {
             containers: RwLock::new(Containers::default()),
             execs: Default::default(),
             engine_id,
+            _lock: lock,
         });
         daemon.load().await?;
         Ok(daemon)
@@ -172,7 +184,7 @@ impl Daemon {
         Ok(())
     }
 
-    /// `docker rename`.
+    /// `docker rename`: the name (in the row and in the record) changes in one transaction.
     pub fn rename(&self, key: &str, new_name: &str) -> Result<()> {
         let entry = self.find(key)?;
         let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
@@ -184,7 +196,7 @@ impl Daemon {
         let old = entry.name();
         if old == new_name {
             return Err(Error::invalid(
-                "Renaming a container with the same name as its current name".to_string(),
+                "Renaming a container with the same name as its current name",
             ));
         }
         {
@@ -192,12 +204,15 @@ impl Daemon {
             if let Some(other) = c.by_name.get(new_name) {
                 return Err(name_conflict(new_name, other));
             }
-            self.db.rename_container(&entry.id, new_name)?;
+            let mut doc = entry.doc();
+            doc.name = new_name.to_string();
+            let json = serde_json::to_string(&doc).map_err(|e| Error::internal(e.to_string()))?;
+            self.db.rename_container(&entry.id, new_name, &json)?;
+            berth_sys::failpoint::hit("container.rename.committed");
             entry.update(|d| d.name = new_name.to_string());
             c.by_name.remove(&old);
             c.by_name.insert(new_name.to_string(), entry.id.clone());
         }
-        self.persist(&entry)?;
         let mut attrs = self.container_attrs(&entry);
         attrs.insert("oldName".into(), format!("/{old}"));
         self.events.emit("container", "rename", &entry.id, attrs);
@@ -252,16 +267,13 @@ fn engine_id(root: &std::path::Path) -> Result<String> {
         return Ok(s.trim().to_string());
     }
     let id = random_id();
-    let tmp = root.join("engine-id.tmp");
-    std::fs::write(&tmp, &id)?;
-    std::fs::rename(&tmp, &p)?;
+    berth_sys::fs::write_atomic(&p, id.as_bytes(), 0o600)?;
     Ok(id)
 }
 
-/// Writes the built-in init (`--init`) where containers bind-mount it from (temp → rename, so a
+/// Writes the built-in init (`--init`) where containers bind-mount it from (atomically, so a
 /// running container's mount never sees a half-written file).
 fn install_init(root: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let dir = root.join("bin");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("berth-init");
@@ -271,9 +283,6 @@ fn install_init(root: &std::path::Path) -> Result<()> {
     {
         return Ok(());
     }
-    let tmp = dir.join("berth-init.tmp");
-    std::fs::write(&tmp, berth_runtime::INIT_BINARY)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::rename(&tmp, &path)?;
+    berth_sys::fs::write_atomic(&path, berth_runtime::INIT_BINARY, 0o755)?;
     Ok(())
 }

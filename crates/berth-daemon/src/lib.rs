@@ -6,6 +6,7 @@
 //! here; nothing in this crate knows about HTTP.
 
 mod cgroups;
+pub mod check;
 pub mod config;
 pub mod container;
 mod daemon;

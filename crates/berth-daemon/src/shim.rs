@@ -174,6 +174,7 @@ impl Daemon {
             d.state.oom_killed = status.oom_killed;
             d.state.error = status.error.clone().unwrap_or_default();
         });
+        berth_sys::failpoint::hit("container.exit.before-record");
         if let Err(e) = self.persist(entry) {
             eprintln!("berthd: failed to record exit of {}: {e}", entry.id);
         }
@@ -208,22 +209,61 @@ impl Daemon {
         }
     }
 
+    /// A shim killed on its own leaves its container running, unwatched: kill what is left in
+    /// its cgroup, so the record (exited) and the machine agree and a restart runs one copy.
+    pub(crate) fn kill_orphans(&self, entry: &Entry) {
+        for pid in self.cgroup(entry).pids() {
+            let _ = berth_sys::process::kill(pid, 9);
+        }
+    }
+
     /// Reconnects to the shim of a container recorded as running, or records its exit if the shim
-    /// is gone (the container ended while no daemon was watching).
+    /// is gone (the container ended while no daemon was watching, the shim was killed, or the
+    /// machine rebooted). A shim that never got `Start` (the daemon stopped mid-start) is told to
+    /// start now: the record already says running.
     pub(crate) async fn restore(self: &Arc<Self>, entry: Arc<Entry>) {
         let socket = self.shim_socket(&entry.id);
         let open_stdin = entry.with(|d| d.config.open_stdin.unwrap_or(false));
         match attach(&socket, open_stdin).await {
-            Ok(stream) => monitor(self.clone(), entry, stream),
+            Ok(stream) => {
+                let state = call(&socket, &Request::State).await.ok();
+                if let Some(pid) = state.as_ref().and_then(|s| s.pid) {
+                    entry.update(|d| d.state.pid = pid as i64);
+                }
+                monitor(self.clone(), entry.clone(), stream);
+                if state.and_then(|s| s.status).as_deref() == Some("created") {
+                    match call(&socket, &Request::Start).await {
+                        Ok(r) if r.error.is_none() => {
+                            self.start_health(&entry);
+                        }
+                        Ok(r) => eprintln!(
+                            "berthd: finishing the start of {}: {}",
+                            entry.id,
+                            r.error.unwrap_or_default()
+                        ),
+                        Err(e) => eprintln!("berthd: finishing the start of {}: {e}", entry.id),
+                    }
+                }
+                if let Err(e) = self.persist(&entry) {
+                    eprintln!("berthd: failed to record restored container {}: {e}", entry.id);
+                }
+            }
             Err(_) => {
                 let bundle = self.bundle(&entry.id);
+                self.kill_orphans(&entry);
+                let never_started = entry.with(|d| d.state.pid == 0);
                 let status = read_exit_file(&bundle).await.unwrap_or_else(|| ExitStatus {
-                    exit_code: 255,
+                    exit_code: if never_started { 128 } else { 255 },
                     finished_at: berth_types::time::rfc3339_nano(berth_types::time::now_nanos()),
                     oom_killed: false,
-                    error: Some("container monitor (berth-shim) is gone and left no exit status".into()),
+                    error: Some(if never_started {
+                        "berthd stopped while starting the container".into()
+                    } else {
+                        "container monitor (berth-shim) is gone and left no exit status".into()
+                    }),
                 });
                 let _ = berth_sys::mount::unmount(&bundle.join("rootfs"));
+                let _ = tokio::fs::remove_file(&socket).await;
                 self.handle_exit(&entry, status).await;
             }
         }

@@ -76,9 +76,7 @@ impl ImageService {
     /// The image a container was created from (its row in the database).
     fn container_image(&self, container_id: &str) -> Result<String, Error> {
         self.db
-            .list_containers()?
-            .into_iter()
-            .find(|c| c.id == container_id)
+            .container(container_id)?
             .map(|c| c.image_id)
             .ok_or_else(|| Error::NoSuchContainer(container_id.to_string()))
     }
@@ -134,6 +132,7 @@ impl ImageService {
         let mut file = w.into_inner().map_err(|e| io_err(e.into_error()))?;
         file.flush().map_err(io_err)?;
         file.rewind().map_err(io_err)?;
+        berth_sys::failpoint::hit("image.commit.layer-written");
 
         cfg.history.push(History {
             created,

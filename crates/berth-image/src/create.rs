@@ -141,45 +141,54 @@ impl ImageService {
             return Err(Error::InvalidArgument("max depth exceeded".into()));
         }
         let _g = self.lock();
-        for tar in layers.iter_mut() {
-            let layer = self.add_layer(chain.last(), &mut **tar)?;
-            chain.push(layer);
-        }
-        config.rootfs.kind = "layers".into();
-        config.rootfs.diff_ids = chain.iter().map(|l| l.diff_id.clone()).collect();
-        let bytes = serde_json::to_vec(&config).expect("config serialises");
-        let id = self.content.write_blob(&bytes)?.to_string();
-        let now = berth_types::time::now_nanos();
-        let row = ImageRow {
-            id: id.clone(),
-            created: config.created.clone(),
-            size: chain.iter().map(|l| l.size).sum(),
-            parent: parent_id,
-            last_tag_time: tag.as_ref().map(|_| berth_types::time::rfc3339_nano(now)),
-            added: now,
-        };
-        if let Err(e) = self
-            .db
-            .insert_image(&row, &chain, tag.as_ref().map(|r| r.to_string()).as_deref())
-        {
-            self.drop_unreferenced(&chain, &id);
-            return Err(e.into());
+        let mut created: Vec<LayerRow> = Vec::new();
+        let mut id = String::new();
+        let result = (|| -> Result<(), Error> {
+            for tar in layers.iter_mut() {
+                let layer = self.add_layer(chain.last(), &mut **tar)?;
+                created.push(layer.clone());
+                chain.push(layer);
+            }
+            config.rootfs.kind = "layers".into();
+            config.rootfs.diff_ids = chain.iter().map(|l| l.diff_id.clone()).collect();
+            let bytes = serde_json::to_vec(&config).expect("config serialises");
+            id = self.content.write_blob(&bytes)?.to_string();
+            berth_sys::failpoint::hit("image.create.config-written");
+            let now = berth_types::time::now_nanos();
+            let row = ImageRow {
+                id: id.clone(),
+                created: config.created.clone(),
+                size: chain.iter().map(|l| l.size).sum(),
+                parent: parent_id,
+                last_tag_time: tag.as_ref().map(|_| berth_types::time::rfc3339_nano(now)),
+                added: now,
+            };
+            let tag = tag.as_ref().map(|r| r.to_string());
+            self.db.insert_image(&row, &chain, tag.as_deref().as_slice())?;
+            berth_sys::failpoint::hit("image.create.committed");
+            Ok(())
+        })();
+        if let Err(e) = result {
+            // Every layer this call unpacked, not only the last: a later layer's failure must
+            // not leave the earlier ones behind.
+            self.drop_unreferenced(&created, &id);
+            return Err(e);
         }
         Ok(id)
     }
 
-    /// After a failed insert: removes the layers and config this call may have created.
+    /// After a failed create: removes the layers and config this call may have created. Only
+    /// what the database positively answers is unreferenced goes; on a database error the files
+    /// stay for start-up reconciliation to judge.
     pub(crate) fn drop_unreferenced(&self, chain: &[LayerRow], image_id: &str) {
-        if self.db.image(image_id).ok().flatten().is_none() {
-            if let Ok(d) = Digest::parse(image_id) {
-                let _ = self.content.delete(&d);
-            }
+        if !image_id.is_empty() && matches!(self.db.image(image_id), Ok(None)) {
+            let _ = crate::remove::delete_blob(&self.content, image_id);
         }
         for l in chain.iter().rev() {
-            if self.db.layer(&l.chain_id).ok().flatten().is_none() {
+            if matches!(self.db.layer(&l.chain_id), Ok(None)) {
                 let _ = self.snapshots.remove(&l.snapshot_key);
-                if let Ok(d) = Digest::parse(&l.diff_id) {
-                    let _ = self.content.delete(&d);
+                if matches!(self.db.diff_id_users(&l.diff_id), Ok(0)) {
+                    let _ = crate::remove::delete_blob(&self.content, &l.diff_id);
                 }
             }
         }
@@ -207,6 +216,7 @@ impl ImageService {
                 },
             )?;
             blob.commit(Some(&diff_id))?;
+            berth_sys::failpoint::hit("image.layer.unpacked");
             let diff_id = diff_id.to_string();
             let chain = chain_id(parent.map(|p| p.chain_id.as_str()), &diff_id);
             if self.snapshots.stat(&chain).is_ok() {
@@ -214,6 +224,7 @@ impl ImageService {
             } else {
                 self.snapshots.commit(&chain, &key)?;
             }
+            berth_sys::failpoint::hit("image.layer.committed");
             Ok(LayerRow {
                 snapshot_key: chain.clone(),
                 chain_id: chain,

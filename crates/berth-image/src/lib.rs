@@ -22,11 +22,14 @@
 //! # Crash consistency
 //! Creating: blobs and snapshots first (each crash-safe on its own), the database rows last in
 //! one transaction; a crash before the transaction leaves only unreferenced files, which
-//! [`ImageService::open`] deletes (`extract-*` snapshots, committed snapshots no layer row
-//! names, container snapshots no container row names, blobs nothing names). Deleting: the rows
-//! first, then the files.
+//! [`ImageService::check`] with `repair` deletes at start-up (`extract-*` snapshots, committed
+//! snapshots no layer row names, container snapshots no container row names, blobs nothing
+//! names). Deleting: the rows first, in one transaction, then the files. A store error aborts
+//! an operation; it never reads as "nothing references this". Each step carries a
+//! `berth_sys::failpoint` so the crash sweep can stop berthd there.
 
 mod changes;
+pub mod check;
 mod commit;
 pub mod config;
 mod create;
@@ -35,18 +38,19 @@ mod query;
 mod remove;
 mod save;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use berth_content::{ContentError, ContentStore};
 use berth_meta::{Db, MetaError};
-use berth_snapshot::{ApplyError, Kind, Overlay, SnapshotError, Snapshotter};
+use berth_snapshot::{ApplyError, Overlay, SnapshotError, Snapshotter};
 use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
 pub use berth_snapshot::{
     export_tar, go_mode, ArchiveError, Change, ChangeKind, ContainerFs, PathStat, PutOptions,
 };
+pub use check::{CheckOptions, Finding};
 pub use commit::CommitOptions;
 pub use config::ConfigFile;
 
@@ -202,54 +206,41 @@ pub struct ImageService {
 
 impl ImageService {
     /// Opens the service on `<data_root>/content` and `<data_root>/snapshots` with `db`, and
-    /// deletes what a crash left unreferenced.
+    /// deletes what a crash left unreferenced (silently: the daemon runs [`ImageService::check`]
+    /// itself, after [`ImageService::open_unchecked`], to report what it repairs).
     pub fn open(data_root: &Path, db: Db) -> Result<Self, Error> {
-        let content = ContentStore::open(data_root.join("content"))?;
-        let snapshots = Overlay::new(data_root.join("snapshots"))?;
-        let svc = ImageService {
-            content,
-            snapshots,
+        let svc = Self::open_unchecked(data_root, db)?;
+        svc.check(CheckOptions {
+            verify_blobs: false,
+            repair: true,
+        })?;
+        Ok(svc)
+    }
+
+    /// Opens the service, creating the stores if needed, without touching what is in them.
+    pub fn open_unchecked(data_root: &Path, db: Db) -> Result<Self, Error> {
+        ContentStore::open_dirs(data_root.join("content"))?;
+        let snapshots = data_root.join("snapshots");
+        std::fs::create_dir_all(&snapshots).map_err(|err| SnapshotError::Io {
+            op: "create",
+            path: snapshots.clone(),
+            err,
+        })?;
+        Self::open_readonly(data_root, db)
+    }
+
+    /// Opens existing stores without changing anything on disk (`berthd check`).
+    pub fn open_readonly(data_root: &Path, db: Db) -> Result<Self, Error> {
+        Ok(ImageService {
+            content: ContentStore::open_readonly(data_root.join("content"))?,
+            snapshots: Overlay::open_readonly(data_root.join("snapshots"))?,
             db,
             state: Mutex::new(()),
-        };
-        svc.reconcile()?;
-        Ok(svc)
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, ()> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Removes snapshots and blobs that no row names (leftovers of interrupted operations).
-    fn reconcile(&self) -> Result<(), Error> {
-        let _g = self.lock();
-        let layers = self.db.layers()?;
-        let layer_keys: HashSet<&str> = layers.iter().map(|l| l.snapshot_key.as_str()).collect();
-        let containers: HashSet<String> = self.db.list_containers()?.into_iter().map(|c| c.id).collect();
-        // Children before parents: repeat until nothing more can go.
-        loop {
-            let mut removed = false;
-            for (key, info) in self.snapshots.list()? {
-                let orphan = match info.kind {
-                    Kind::Committed => !layer_keys.contains(key.as_str()),
-                    Kind::Active | Kind::View => !containers.contains(&key),
-                };
-                if orphan && self.snapshots.remove(&key).is_ok() {
-                    removed = true;
-                }
-            }
-            if !removed {
-                break;
-            }
-        }
-        let mut keep: HashSet<String> = self.db.images()?.into_iter().map(|i| i.id).collect();
-        keep.extend(layers.into_iter().map(|l| l.diff_id));
-        for blob in self.content.list()? {
-            if !keep.contains(blob.as_str()) {
-                let _ = self.content.delete(&blob);
-            }
-        }
-        Ok(())
     }
 
     /// Finds an image ID: a name (normalised), a full ID, `sha256:` + ID, or a unique ID prefix.
@@ -336,6 +327,7 @@ impl ImageService {
         }
         let _g = self.lock();
         self.db.set_tag(&r.to_string(), &id, &now_rfc3339())?;
+        berth_sys::failpoint::hit("image.tag.committed");
         Ok(())
     }
 
@@ -377,6 +369,9 @@ pub(crate) fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod check_tests;
 
 #[cfg(test)]
 mod commit_tests;

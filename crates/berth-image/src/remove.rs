@@ -2,7 +2,7 @@
 
 use berth_api::models::ImageDeleteResponseItem;
 use berth_meta::LayerRow;
-use berth_snapshot::Snapshotter;
+use berth_snapshot::{SnapshotError, Snapshotter};
 use berth_types::{id::short, Digest, Reference};
 
 use crate::{Error, ImageService};
@@ -45,11 +45,13 @@ impl ImageService {
         is_running: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<ImageDeleteResponseItem>, Error> {
         let id = self.find(name_or_id)?;
-        let mut records = Vec::new();
+        let _g = self.lock();
         let tags = self.db.tags_of(&id)?;
         let users = self.db.containers_using_image(&id)?;
-        let quiet = if !is_id_prefix(&id, name_or_id) {
-            // A repository reference: untag it first.
+        let mut records = Vec::new();
+        if !is_id_prefix(&id, name_or_id) {
+            // A repository reference: untag it, and delete the image with its last tag unless
+            // something still needs it.
             if !force && tags.len() == 1 {
                 if let Some(c) = users.first() {
                     return Err(Error::Conflict(format!(
@@ -60,84 +62,70 @@ impl ImageService {
                 }
             }
             let r = Reference::parse(name_or_id)?;
-            {
-                let _g = self.lock();
-                self.db.delete_tag(&r.to_string())?;
+            let name = r.to_string();
+            if tags.iter().any(|t| *t != name) {
+                self.db.delete_tag(&name)?;
+                return Ok(vec![untagged(r.familiar())]);
+            }
+            if let Some(c) = self.delete_conflict(&id, &users, !force, false, is_running)? {
+                // docker untags, then keeps the (now dangling) image quietly when a container
+                // uses it, and reports any other conflict.
+                self.db.delete_tag(&name)?;
+                if c.used {
+                    return Ok(vec![untagged(r.familiar())]);
+                }
+                return Err(Error::Conflict(conflict_message(&id, &c)));
             }
             records.push(untagged(r.familiar()));
-            if !self.db.tags_of(&id)?.is_empty() {
-                return Ok(records);
-            }
-            true
         } else {
-            if tags.len() == 1 {
-                let conflict = self.delete_conflict(&id, &users, true, !force, false, is_running)?;
-                if let Some(c) = conflict {
-                    return Err(Error::Conflict(conflict_message(&id, &c)));
-                }
-                let _g = self.lock();
-                for t in &tags {
-                    self.db.delete_tag(t)?;
-                    records.push(untagged(
-                        Reference::parse(t)
-                            .map(|r| r.familiar())
-                            .unwrap_or_else(|_| t.clone()),
-                    ));
-                }
+            let other_refs = !force && tags.len() > 1;
+            if let Some(c) = self.delete_conflict(&id, &users, !force, other_refs, is_running)? {
+                return Err(Error::Conflict(conflict_message(&id, &c)));
             }
-            false
-        };
-        // imageDeleteHelper
-        let conflict = self.delete_conflict(&id, &users, true, !force, !force, is_running)?;
-        if let Some(c) = conflict {
-            let dangling = self.db.tags_of(&id)?.is_empty();
-            if quiet && (!dangling || c.used) {
-                return Ok(records);
+            for t in &tags {
+                records.push(untagged(
+                    Reference::parse(t)
+                        .map(|r| r.familiar())
+                        .unwrap_or_else(|_| t.clone()),
+                ));
             }
-            return Err(Error::Conflict(conflict_message(&id, &c)));
         }
-        let _g = self.lock();
-        for t in self.db.tags_of(&id)? {
-            self.db.delete_tag(&t)?;
-            records.push(untagged(Reference::parse(&t).map(|r| r.familiar()).unwrap_or(t)));
-        }
+        // One transaction: the tags, the image and every layer no other image uses.
         let removed = self.db.delete_image(&id)?;
+        berth_sys::failpoint::hit("image.rmi.committed");
         records.push(deleted(id.clone()));
         for l in &removed {
             records.push(deleted(l.chain_id.clone()));
         }
-        self.delete_files(&id, &removed);
+        self.delete_files(&id, &removed)?;
         Ok(records)
     }
 
-    /// docker's `checkImageDeleteConflict`: `hard` = dependent children + running containers;
-    /// `soft_refs` = other tags; `soft_stopped` = stopped containers.
+    /// docker's `checkImageDeleteConflict`: always dependent children and running containers
+    /// (hard); `other_refs` = the image has other tags; `soft_stopped` = stopped containers.
     fn delete_conflict(
         &self,
         id: &str,
         users: &[String],
-        hard: bool,
         soft_stopped: bool,
-        soft_refs: bool,
+        other_refs: bool,
         is_running: &dyn Fn(&str) -> bool,
     ) -> Result<Option<DeleteConflict>, Error> {
-        if hard && !self.db.children(id)?.is_empty() {
+        if !self.db.children(id)?.is_empty() {
             return Ok(Some(DeleteConflict {
                 hard: true,
                 used: false,
                 message: "image has dependent child images".into(),
             }));
         }
-        if hard {
-            if let Some(c) = users.iter().find(|c| is_running(c)) {
-                return Ok(Some(DeleteConflict {
-                    hard: true,
-                    used: true,
-                    message: format!("image is being used by running container {}", short(c)),
-                }));
-            }
+        if let Some(c) = users.iter().find(|c| is_running(c)) {
+            return Ok(Some(DeleteConflict {
+                hard: true,
+                used: true,
+                message: format!("image is being used by running container {}", short(c)),
+            }));
         }
-        if soft_refs && !self.db.tags_of(id)?.is_empty() {
+        if other_refs {
             return Ok(Some(DeleteConflict {
                 hard: false,
                 used: false,
@@ -156,26 +144,32 @@ impl ImageService {
         Ok(None)
     }
 
-    /// After the rows are gone: the layers' snapshots and blobs, and the config blob.
-    fn delete_files(&self, image_id: &str, removed: &[LayerRow]) {
-        let still_used: std::collections::HashSet<String> = self
-            .db
-            .layers()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| l.diff_id)
-            .collect();
+    /// After the rows are gone: the layers' snapshots and blobs, and the config blob. A blob is
+    /// deleted only when the database answers that no layer uses it; any error stops the removal
+    /// (what is left is unreferenced, and start-up reconciliation sweeps it).
+    fn delete_files(&self, image_id: &str, removed: &[LayerRow]) -> Result<(), Error> {
         for l in removed {
-            let _ = self.snapshots.remove(&l.snapshot_key);
-            if !still_used.contains(&l.diff_id) {
-                if let Ok(d) = Digest::parse(&l.diff_id) {
-                    let _ = self.content.delete(&d);
-                }
+            match self.snapshots.remove(&l.snapshot_key) {
+                // A container's rw layer still sits on it (`rmi -f` of an image a stopped
+                // container uses): the snapshot goes with the container.
+                Err(SnapshotError::HasChildren(_)) | Err(SnapshotError::NotFound(_)) | Ok(()) => {}
+                Err(e) => return Err(e.into()),
             }
+            if self.db.diff_id_users(&l.diff_id)? == 0 {
+                delete_blob(&self.content, &l.diff_id)?;
+            }
+            berth_sys::failpoint::hit("image.rmi.layer-removed");
         }
-        if let Ok(d) = Digest::parse(image_id) {
-            let _ = self.content.delete(&d);
-        }
+        delete_blob(&self.content, image_id)
+    }
+}
+
+/// Deletes a blob by its digest string; a blob that is already gone is not an error.
+pub(crate) fn delete_blob(content: &berth_content::ContentStore, digest: &str) -> Result<(), Error> {
+    let d = Digest::parse(digest).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    match content.delete(&d) {
+        Ok(()) | Err(berth_content::ContentError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -301,6 +301,7 @@ impl ImageService {
         })?;
         let mut tar = decompress(r)?;
         extract_tar(&tmp.0, &mut tar)?;
+        berth_sys::failpoint::hit("image.load.extracted");
         let root = tmp.0.as_path();
         let read = |path: &str| -> Result<Vec<u8>, Error> {
             let mut v = Vec::new();
@@ -355,17 +356,13 @@ impl ImageService {
         let mut lines = Vec::new();
         for (config_path, layer_paths, tags) in items {
             let config = read(&config_path)?;
-            let id = self.load_image(&config, &layer_paths, root, progress)?;
-            // Tags: validated, then set (the image exists now).
-            let mut tagged = false;
-            for t in &tags {
-                let r = parse_tag(t)?;
-                let _g = self.lock();
-                self.db.set_tag(&r.to_string(), &id, &crate::now_rfc3339())?;
+            let tags = tags.iter().map(|t| parse_tag(t)).collect::<Result<Vec<_>, _>>()?;
+            let id = self.load_image(&config, &layer_paths, root, &tags, progress)?;
+            berth_sys::failpoint::hit("image.load.committed");
+            for r in &tags {
                 lines.push(format!("Loaded image: {}", r.familiar()));
-                tagged = true;
             }
-            if !tagged {
+            if tags.is_empty() {
                 lines.push(format!("Loaded image ID: {id}"));
             }
         }
@@ -399,18 +396,31 @@ impl ImageService {
         Ok(m)
     }
 
-    /// Creates one loaded image from its exact config bytes and its layer files (in `root`).
+    /// Creates one loaded image from its exact config bytes and its layer files (in `root`), and
+    /// points `tags` at it, in one transaction.
     fn load_image(
         &self,
         config: &[u8],
         layer_paths: &[String],
         root: &Path,
+        tags: &[Reference],
         progress: &mut dyn FnMut(String),
     ) -> Result<String, Error> {
         let id = sha256_digest(config);
         let cfg: ConfigFile =
             serde_json::from_slice(config).map_err(|e| bad(format!("invalid image config: {e}")))?;
-        if self.db.image(&id)?.is_some() {
+        let tags: Vec<String> = tags.iter().map(|r| r.to_string()).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let tag_time = (!tags.is_empty()).then(crate::now_rfc3339);
+        if let Some(img) = self.db.image(&id)? {
+            if !tags.is_empty() {
+                let _g = self.lock();
+                let row = ImageRow {
+                    last_tag_time: tag_time,
+                    ..img
+                };
+                self.db.insert_image(&row, &self.db.image_layers(&id)?, &tags)?;
+            }
             return Ok(id);
         }
         let diff_ids = &cfg.rootfs.diff_ids;
@@ -465,11 +475,11 @@ impl ImageService {
             created: cfg.created.clone(),
             size: chain.iter().map(|l| l.size).sum(),
             parent: String::new(),
-            last_tag_time: None,
+            last_tag_time: tag_time,
             added: berth_types::time::now_nanos(),
         };
-        if let Err(e) = self.db.insert_image(&row, &chain, None) {
-            self.drop_unreferenced(&chain, &id);
+        if let Err(e) = self.db.insert_image(&row, &chain, &tags) {
+            self.drop_unreferenced(&created, &id);
             return Err(e.into());
         }
         Ok(id)

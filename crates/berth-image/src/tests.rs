@@ -31,20 +31,20 @@ macro_rules! require_root {
     };
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    db: Db,
-    svc: ImageService,
+pub(crate) struct Env {
+    pub dir: tempfile::TempDir,
+    pub db: Db,
+    pub svc: ImageService,
 }
 
-fn env() -> Env {
+pub(crate) fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().join("berth.db")).unwrap();
     let svc = ImageService::open(dir.path(), db.clone()).unwrap();
     Env { dir, db, svc }
 }
 
-fn rootfs_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn rootfs_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (path, data) in files {
         let mut h = tar::Header::new_ustar();
@@ -60,7 +60,12 @@ fn rootfs_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn import(svc: &ImageService, tar: &[u8], tag: Option<&str>, changes: &[&str]) -> Result<String, Error> {
+pub(crate) fn import(
+    svc: &ImageService,
+    tar: &[u8],
+    tag: Option<&str>,
+    changes: &[&str],
+) -> Result<String, Error> {
     let opts = ImportOptions {
         repo_tag: tag.map(str::to_string),
         changes: changes.iter().map(|s| s.to_string()).collect(),
@@ -69,7 +74,7 @@ fn import(svc: &ImageService, tar: &[u8], tag: Option<&str>, changes: &[&str]) -
     svc.import(&mut &tar[..], &opts)
 }
 
-fn never(_: &str) -> bool {
+pub(crate) fn never(_: &str) -> bool {
     false
 }
 

@@ -269,8 +269,9 @@ impl Db {
         Ok(())
     }
 
-    /// Renames a container; `Conflict` if the new name is taken by another container.
-    pub fn rename_container(&self, id: &str, new_name: &str) -> Result<(), MetaError> {
+    /// Renames a container and replaces its document (which carries the name) in one
+    /// transaction; `Conflict` if the new name is taken by another container.
+    pub fn rename_container(&self, id: &str, new_name: &str, doc: &str) -> Result<(), MetaError> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -281,8 +282,8 @@ impl Db {
             }
         }
         let n = tx
-            .prepare_cached("UPDATE containers SET name = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, new_name]))
+            .prepare_cached("UPDATE containers SET name = ?2, doc = ?3 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, new_name, doc]))
             .map_err(sq(format!("renaming container {id}")))?;
         if n == 0 {
             return Err(MetaError::NotFound {
@@ -290,7 +291,16 @@ impl Db {
                 id: id.to_string(),
             });
         }
+        berth_sys::failpoint::hit("container.rename.before-commit");
         tx.commit().map_err(sq("committing rename"))
+    }
+
+    /// One container record.
+    pub fn container(&self, id: &str) -> Result<Option<ContainerRow>, MetaError> {
+        self.lock()
+            .prepare_cached("SELECT id, name, image_id, doc FROM containers WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], container_row).optional())
+            .map_err(sq(format!("reading container {id}")))
     }
 
     /// Deletes a container record.
@@ -316,14 +326,7 @@ impl Db {
             .prepare_cached("SELECT id, name, image_id, doc FROM containers ORDER BY rowid")
             .map_err(sq("listing containers"))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok(ContainerRow {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    image_id: r.get(2)?,
-                    doc: r.get(3)?,
-                })
-            })
+            .query_map([], container_row)
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(sq("listing containers"));
         rows
@@ -357,15 +360,15 @@ impl Db {
 
     // ---- images, layers, tags ------------------------------------------------------------------
 
-    /// Records a new image, its layers (those not yet known) and optionally a tag, in one
-    /// transaction. Idempotent for an image that already exists. Returns the image the tag
-    /// pointed at before, if it was another one.
+    /// Records a new image, its layers (those not yet known) and its tags, in one transaction.
+    /// Idempotent for an image that already exists. Returns the images the tags pointed at
+    /// before, where that was another image.
     pub fn insert_image(
         &self,
         img: &ImageRow,
         layers: &[LayerRow],
-        tag: Option<&str>,
-    ) -> Result<Option<String>, MetaError> {
+        tags: &[&str],
+    ) -> Result<Vec<String>, MetaError> {
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -393,10 +396,12 @@ impl Db {
                 .map_err(sq(ctx()))?;
             }
         }
-        let previous = match tag {
-            Some(name) => set_tag_tx(&tx, name, &img.id, img.last_tag_time.as_deref())?,
-            None => None,
-        };
+        let mut previous = Vec::new();
+        for name in tags {
+            let time = img.last_tag_time.as_deref();
+            previous.extend(set_tag_tx(&tx, name, &img.id, time)?);
+        }
+        berth_sys::failpoint::hit("image.create.before-commit");
         tx.commit().map_err(sq(ctx()))?;
         Ok(previous)
     }
@@ -497,6 +502,14 @@ impl Db {
             .map_err(sq(format!("counting users of layer {chain_id}")))
     }
 
+    /// How many layers (of any chain) have this diff ID, i.e. use the layer blob `diff_id`.
+    pub fn diff_id_users(&self, diff_id: &str) -> Result<i64, MetaError> {
+        self.lock()
+            .prepare_cached("SELECT COUNT(*) FROM layers WHERE diff_id = ?1")
+            .and_then(|mut s| s.query_row([diff_id], |r| r.get(0)))
+            .map_err(sq(format!("counting users of blob {diff_id}")))
+    }
+
     /// The image a tag points at.
     pub fn tag_target(&self, name: &str) -> Result<Option<String>, MetaError> {
         self.lock()
@@ -539,6 +552,7 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sq("starting tag"))?;
         let prev = set_tag_tx(&tx, name, image_id, Some(time))?;
+        berth_sys::failpoint::hit("image.tag.before-commit");
         tx.commit().map_err(sq(format!("tagging {image_id} as {name}")))?;
         Ok(prev)
     }
@@ -568,6 +582,8 @@ impl Db {
 
     /// Deletes an image, its tags, and every layer no other image uses, in one transaction.
     /// Returns the deleted layers, top first, so the caller can remove their snapshots and blobs.
+    /// Every query error aborts the transaction: nothing is ever deleted on the strength of a
+    /// failed read.
     pub fn delete_image(&self, image_id: &str) -> Result<Vec<LayerRow>, MetaError> {
         let mut conn = self.lock();
         let tx = conn
@@ -611,9 +627,19 @@ impl Db {
                 removed.push(l);
             }
         }
+        berth_sys::failpoint::hit("image.rmi.before-commit");
         tx.commit().map_err(sq(ctx()))?;
         Ok(removed)
     }
+}
+
+fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {
+    Ok(ContainerRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        image_id: r.get(2)?,
+        doc: r.get(3)?,
+    })
 }
 
 fn image_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ImageRow> {

@@ -70,11 +70,11 @@ fn containers_crud_and_name_conflicts() {
         "Conflict. The container name \"/web\" is already in use by container \"c1\". You have to remove (or rename) that container to be able to reuse that name."
     );
     assert_eq!(
-        db.rename_container("c2", "/web").unwrap_err().kind(),
+        db.rename_container("c2", "/web", "{}").unwrap_err().kind(),
         ErrorKind::Conflict
     );
-    db.rename_container("c2", "/db2").unwrap();
-    db.rename_container("c2", "/db2").unwrap();
+    db.rename_container("c2", "/db2", "{\"n\":2}").unwrap();
+    db.rename_container("c2", "/db2", "{\"n\":2}").unwrap();
     db.update_container_doc("c1", "{\"x\":1}").unwrap();
     assert_eq!(
         db.update_container_doc("nope", "{}").unwrap_err().kind(),
@@ -82,6 +82,12 @@ fn containers_crud_and_name_conflicts() {
     );
     let all = db.list_containers().unwrap();
     assert_eq!(all.len(), 2);
+    assert_eq!(
+        db.container("c2").unwrap().unwrap().doc,
+        "{\"n\":2}",
+        "rename replaced the doc"
+    );
+    assert!(db.container("nope").unwrap().is_none());
     assert_eq!(all[0].doc, "{\"x\":1}");
     assert_eq!(all[1].name, "/db2");
     assert_eq!(db.containers_using_image("sha256:i").unwrap(), vec!["c1", "c2"]);
@@ -103,12 +109,12 @@ fn shared_layers_are_stored_once_and_freed_with_the_last_user() {
         db.insert_image(
             &img("sha256:a", 1),
             &[l1.clone(), l2.clone()],
-            Some("docker.io/library/a:latest")
+            &["docker.io/library/a:latest"]
         )
         .unwrap(),
-        None
+        Vec::<String>::new()
     );
-    db.insert_image(&img("sha256:b", 2), &[l1.clone(), l3.clone()], None)
+    db.insert_image(&img("sha256:b", 2), &[l1.clone(), l3.clone()], &[])
         .unwrap();
     assert_eq!(db.layers().unwrap().len(), 3);
     assert_eq!(db.layer_users("c1").unwrap(), 2);
@@ -154,10 +160,10 @@ fn insert_image_is_idempotent_and_prefix_search() {
     let db = Db::open_in_memory().unwrap();
     let a = format!("sha256:ab{}", "0".repeat(62));
     let b = format!("sha256:ac{}", "0".repeat(62));
-    db.insert_image(&img(&a, 1), &[layer("c1", None)], None).unwrap();
-    db.insert_image(&img(&a, 1), &[layer("c1", None)], Some("x"))
+    db.insert_image(&img(&a, 1), &[layer("c1", None)], &[]).unwrap();
+    db.insert_image(&img(&a, 1), &[layer("c1", None)], &["x"])
         .unwrap();
-    db.insert_image(&img(&b, 2), &[], None).unwrap();
+    db.insert_image(&img(&b, 2), &[], &[]).unwrap();
     assert_eq!(db.image_layers(&a).unwrap().len(), 1);
     assert_eq!(db.tags_of(&a).unwrap(), vec!["x"]);
     assert_eq!(

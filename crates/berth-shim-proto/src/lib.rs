@@ -66,6 +66,11 @@ pub struct ShimConfig {
     /// empty means the bundle.
     #[serde(default)]
     pub seccomp_cache: String,
+    /// Root of the runtime's state (`<exec-root>/runtime`, on tmpfs: gone after a reboot, like the
+    /// processes it describes); the container's state is `<runtime_root>/<id>`. Empty means
+    /// `<bundle>/runtime`.
+    #[serde(default)]
+    pub runtime_root: String,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

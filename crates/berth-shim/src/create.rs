@@ -155,10 +155,20 @@ pub fn create(cfg: &ShimConfig, bundle: &Path, ready: &mut Option<OwnedFd>) -> R
     if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
         eprintln!("berth-shim: set child subreaper: {e}");
     }
-    // The daemon's socket; listening before create keeps failure cleanup simple.
+    // The daemon's socket; listening before create keeps failure cleanup simple. A socket
+    // another shim still serves is never taken over (its container would be lost to the daemon).
+    if std::os::unix::net::UnixStream::connect(&cfg.socket).is_ok() {
+        return Err(Failure::new(format!(
+            "another berth-shim is serving container {} on {}",
+            cfg.id, cfg.socket
+        )));
+    }
     let _ = std::fs::remove_file(&cfg.socket);
     let listener = UnixListener::bind(&cfg.socket)
         .map_err(|e| Failure::new(format!("listen on {}: {e}", cfg.socket)))?;
+    // A previous run whose shim was killed (or a machine that crashed with a persistent exec
+    // root) left the runtime's state: clear it, or the runtime refuses with "exists".
+    crate::runtime::delete(cfg, bundle);
     listener
         .set_nonblocking(true)
         .map_err(|e| Failure::new(e.to_string()))?;
@@ -219,7 +229,7 @@ fn create_listening(
     let report: Report = match read.ok().and_then(|_| serde_json::from_str(&line).ok()) {
         Some(r) => r,
         None => {
-            crate::runtime::delete(bundle, &cfg.id);
+            crate::runtime::delete(cfg, bundle);
             cleanup_rootfs(bundle);
             return Err(Failure::new(
                 "the runtime process died while creating the container",
@@ -241,7 +251,7 @@ fn create_listening(
             cgroup_path: report.cgroup_path,
         }),
         Err(f) => {
-            crate::runtime::delete(bundle, &cfg.id);
+            crate::runtime::delete(cfg, bundle);
             reap_all();
             cleanup_rootfs(bundle);
             Err(f)
@@ -398,7 +408,7 @@ fn create_mounted(
         std::fs::create_dir_all(&lc_bundle)
             .map_err(|e| Failure::new(format!("create {}: {e}", lc_bundle.display())))?;
         let lc_body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
-        std::fs::write(lc_bundle.join("config.json"), lc_body)
+        berth_sys::fs::write_atomic(&lc_bundle.join("config.json"), &lc_body, 0o600)
             .map_err(|e| Failure::new(format!("write {}: {e}", lc_bundle.display())))?;
     }
     let cgroup_path = spec
@@ -408,7 +418,7 @@ fn create_mounted(
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
 
-    let runtime_root = bundle.join("runtime");
+    let runtime_root = crate::runtime::root(cfg, bundle);
     std::fs::create_dir_all(&runtime_root)
         .map_err(|e| Failure::new(format!("create {}: {e}", runtime_root.display())))?;
     let log_offset = std::fs::metadata(&cfg.runtime_log).map(|m| m.len()).unwrap_or(0);

@@ -270,12 +270,12 @@ fn spawner_main(
     let res = (|| {
         // The shim starts the init through the notify socket without libcontainer, so its state
         // still says `created`; the tenant builder only joins a `running` container.
-        let mut c = Container::load(crate::runtime::state_dir(bundle, &cfg.id)).map_err(lc)?;
+        let mut c = Container::load(crate::runtime::state_dir(cfg, bundle)).map_err(lc)?;
         if c.status() == ContainerStatus::Created {
             c.set_status(ContainerStatus::Running).save().map_err(lc)?;
         }
         let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
-            .with_root_path(bundle.join("runtime"))
+            .with_root_path(crate::runtime::root(cfg, bundle))
             .map_err(lc)?
             .with_executor(
                 ConfinedExecutor::new(filter, &caps).with_winsize(p.console_size.filter(|_| p.tty)),

@@ -8,18 +8,29 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use berth_shim_proto::ShimConfig;
 use libcontainer::container::Container;
 use libcontainer::notify_socket::NOTIFY_FILE;
 
-/// libcontainer's state directory of container `id`.
-pub fn state_dir(bundle: &Path, id: &str) -> PathBuf {
-    bundle.join("runtime").join(id)
+/// Where libcontainer keeps its state: `ShimConfig::runtime_root` (under the exec root, so a
+/// reboot empties it together with the processes it describes), or `<bundle>/runtime`.
+pub fn root(cfg: &ShimConfig, bundle: &Path) -> PathBuf {
+    if cfg.runtime_root.is_empty() {
+        bundle.join("runtime")
+    } else {
+        PathBuf::from(&cfg.runtime_root)
+    }
+}
+
+/// libcontainer's state directory of the container.
+pub fn state_dir(cfg: &ShimConfig, bundle: &Path) -> PathBuf {
+    root(cfg, bundle).join(&cfg.id)
 }
 
 /// Lets the created init exec the user's process.
-pub fn start(bundle: &Path, id: &str) -> std::io::Result<()> {
+pub fn start(cfg: &ShimConfig, bundle: &Path) -> std::io::Result<()> {
     // Through /proc/self/fd so a long bundle path cannot overflow sun_path.
-    let dir = std::fs::File::open(state_dir(bundle, id))?;
+    let dir = std::fs::File::open(state_dir(cfg, bundle))?;
     let mut s = UnixStream::connect(format!("/proc/self/fd/{}/{NOTIFY_FILE}", dir.as_raw_fd()))?;
     s.write_all(b"start container")?;
     // The init reads to EOF: closing the stream completes the handshake.
@@ -29,13 +40,13 @@ pub fn start(bundle: &Path, id: &str) -> std::io::Result<()> {
 /// Removes the container's cgroup and runtime state. The fast path removes the cgroup
 /// directories directly (the init is reaped and its pid namespace is gone, so they are empty);
 /// if any is still busy, libcontainer's delete (which kills leftovers and retries) takes over.
-pub fn release(bundle: &Path, id: &str, cgroup_path: &str) {
+pub fn release(cfg: &ShimConfig, bundle: &Path, cgroup_path: &str) {
     let rel = cgroup_path.trim_matches('/');
     if !rel.is_empty() && remove_cgroup_dirs(rel) {
-        let _ = std::fs::remove_dir_all(state_dir(bundle, id));
+        let _ = std::fs::remove_dir_all(state_dir(cfg, bundle));
         return;
     }
-    delete(bundle, id);
+    delete(cfg, bundle);
 }
 
 /// Removes `<hierarchy>/<rel>` in every mounted hierarchy (v1 controllers, v2 unified, or a
@@ -59,17 +70,25 @@ fn remove_cgroup_dirs(rel: &str) -> bool {
 }
 
 /// Removes the container's cgroup and runtime state (best effort, errors to the runtime log).
-pub fn delete(bundle: &Path, id: &str) {
-    let dir = state_dir(bundle, id);
+/// Also what clears a previous run's state that a killed shim left behind (libcontainer's forced
+/// delete kills any process still in the container's cgroup first).
+pub fn delete(cfg: &ShimConfig, bundle: &Path) {
+    let dir = state_dir(cfg, bundle);
     if !dir.exists() {
         return;
     }
-    match Container::load(dir) {
+    let id = &cfg.id;
+    match Container::load(dir.clone()) {
         Ok(mut c) => {
             if let Err(e) = c.delete(true) {
                 eprintln!("berth-shim: delete container {id}: {e}");
             }
         }
         Err(e) => eprintln!("berth-shim: load container {id}: {e}"),
+    }
+    if dir.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("berth-shim: remove {}: {e}", dir.display());
+        }
     }
 }

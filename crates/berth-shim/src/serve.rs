@@ -570,7 +570,7 @@ impl Shim {
                 Response::default()
             }
             Request::Start => match self.status {
-                Status::Created => match crate::runtime::start(&self.bundle, &self.cfg.id) {
+                Status::Created => match crate::runtime::start(&self.cfg, &self.bundle) {
                     Ok(()) => {
                         self.status = Status::Running;
                         Response {
@@ -718,7 +718,7 @@ impl Shim {
             return;
         }
         self.released = true;
-        crate::runtime::release(&self.bundle, &self.cfg.id, &self.cgroup_path);
+        crate::runtime::release(&self.cfg, &self.bundle, &self.cgroup_path);
         crate::create::cleanup_rootfs(&self.bundle);
         let _ = std::fs::remove_file(&self.cfg.socket);
         let _ = std::fs::remove_dir(self.bundle.join("runtime"));

@@ -113,6 +113,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         console_size: None,
         loopback_up: true,
         seccomp_cache: String::new(),
+        runtime_root: String::new(),
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();

@@ -131,6 +131,18 @@ impl Overlay {
     pub fn new(root: impl AsRef<Path>) -> Result<Overlay, SnapshotError> {
         let root = root.as_ref().to_path_buf();
         fs::create_dir_all(&root).map_err(io_err("create", &root))?;
+        let o = Overlay::open_readonly(&root)?;
+        let _ = fs::remove_file(root.join("metadata.json.tmp"));
+        for p in o.orphan_dirs()? {
+            fs::remove_dir_all(&p).map_err(io_err("remove orphan", &p))?;
+        }
+        Ok(o)
+    }
+
+    /// Opens the snapshotter without changing anything on disk (`berthd check`).
+    pub fn open_readonly(root: impl AsRef<Path>) -> Result<Overlay, SnapshotError> {
+        let root = root.as_ref().to_path_buf();
+        fs::metadata(&root).map_err(io_err("open", &root))?;
         let meta = root.join("metadata.json");
         let state = match fs::read(&meta) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt {
@@ -149,21 +161,38 @@ impl Overlay {
                 })
             }
         };
-        let _ = fs::remove_file(root.join("metadata.json.tmp"));
-        for entry in fs::read_dir(&root).map_err(io_err("read", &root))? {
-            let entry = entry.map_err(io_err("read", &root))?;
-            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
-                continue;
-            };
-            if !state.snapshots.values().any(|i| i.id == id) {
-                let p = entry.path();
-                fs::remove_dir_all(&p).map_err(io_err("remove orphan", &p))?;
-            }
-        }
         Ok(Overlay {
             root,
             state: Mutex::new(state),
         })
+    }
+
+    /// Snapshot directories no metadata names (left by a crash between mkdir and metadata).
+    pub fn orphan_dirs(&self) -> Result<Vec<PathBuf>, SnapshotError> {
+        let state = self.lock();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(io_err("read", &self.root))? {
+            let entry = entry.map_err(io_err("read", &self.root))?;
+            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+                continue;
+            };
+            if !state.snapshots.values().any(|i| i.id == id) {
+                out.push(entry.path());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Snapshots whose directory is missing (the metadata names them, the disk does not).
+    pub fn missing_dirs(&self) -> Vec<String> {
+        let state = self.lock();
+        state
+            .snapshots
+            .iter()
+            .filter(|(_, i)| !self.id_dir(i.id).join("fs").is_dir())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The snapshotter's root directory.

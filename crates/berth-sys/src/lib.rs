@@ -1,6 +1,7 @@
 //! The one home of `unsafe` in berth. Every unsafe block carries a `// SAFETY:` comment saying why it
 //! is sound. Prefer rustix's safe wrappers; drop to libc only where rustix has no API.
 
+pub mod failpoint;
 pub mod fd;
 pub mod fs;
 pub mod loopback;

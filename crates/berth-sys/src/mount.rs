@@ -227,8 +227,54 @@ pub fn unmount(target: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
+/// Mount points at or below `root` in this process's mount namespace, deepest first (the order
+/// to unmount them in). Reads `/proc/self/mountinfo`.
+pub fn mounts_under(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mut out: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+        .filter(|p| p.starts_with(root))
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out.dedup();
+    Ok(out)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(super::unescape_mountinfo("/a\\040b/c"), "/a b/c");
+        assert_eq!(super::unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(super::unescape_mountinfo("/end\\"), "/end\\");
+    }
+
+    #[test]
+    fn proc_is_a_mount_under_root() {
+        let m = super::mounts_under(std::path::Path::new("/")).unwrap();
+        assert!(m.iter().any(|p| p == std::path::Path::new("/proc")), "{m:?}");
+        assert_eq!(m.last().map(|p| p.as_path()), Some(std::path::Path::new("/")));
+    }
+
     use super::*;
 
     fn is_root() -> bool {

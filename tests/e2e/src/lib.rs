@@ -156,6 +156,11 @@ impl Daemon {
 
     /// (Re)starts the berthd process on the same roots.
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+    }
+
+    /// Starts berthd with extra environment (e.g. `BERTH_FAILPOINT`).
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
         let (r, w) = rustix::pipe::pipe().unwrap();
         let wfd = {
             use std::os::fd::AsRawFd;
@@ -182,6 +187,7 @@ impl Daemon {
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
             .env("BERTH_READY_FD", wfd.to_string())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -211,6 +217,65 @@ impl Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Waits (bounded) for the daemon process to die on its own; its exit status, or `None` if
+    /// it is still alive at the deadline (it is then left running).
+    pub fn wait_for_death(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let pid = rustix::process::Pid::from_raw(child.id() as i32)?;
+        if wait_pid_exit(pid.as_raw_nonzero().get(), timeout) {
+            let st = child.wait().ok();
+            self.child = None;
+            st
+        } else {
+            None
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it (containers keep running under shims).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(c.id() as i32).unwrap(),
+                rustix::process::Signal::TERM,
+            );
+            let _ = c.wait();
+        }
+    }
+
+    /// Whether a berthd process is running for this harness.
+    pub fn is_up(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Runs `berthd ARGS` (e.g. `check --data-root …`) and returns its output.
+    pub fn berthd(&self, args: &[&str]) -> Run {
+        Run::from(
+            Command::new(self.bins.join("berthd"))
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// The data root.
+    pub fn data_root(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// Pids of this daemon's shims.
+    pub fn shim_pids(&self) -> Vec<i32> {
+        let out = Command::new("pgrep")
+            .arg("-f")
+            .arg(format!("berth-shim --bundle {}", self.root.display()))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
     }
 
     pub fn host(&self) -> String {
@@ -374,6 +439,36 @@ pub fn remove_cgroups(parent: &str) {
 }
 
 pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// Waits until process `pid` has exited (pidfd + poll, no busy loop); false at the deadline.
+/// A pid that no longer exists counts as exited.
+pub fn wait_pid_exit(pid: i32, timeout: Duration) -> bool {
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return true;
+    };
+    let fd = match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(_) => return true,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => panic!("poll pidfd: {e}"),
+        }
+    }
+}
 
 /// True if the real docker CLI is installed; otherwise says why the test is skipped.
 pub fn have_docker_cli(test: &str) -> bool {

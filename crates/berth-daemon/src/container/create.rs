@@ -73,6 +73,7 @@ impl Daemon {
                 .map_err(Into::into)
         })
         .await?;
+        berth_sys::failpoint::hit("container.create.snapshot-prepared");
 
         let bundle = self.bundle(&id);
         let hostname = config.hostname.clone().unwrap_or_default();
@@ -83,6 +84,7 @@ impl Daemon {
             let _ = std::fs::remove_dir_all(&bundle);
             return Err(e);
         }
+        berth_sys::failpoint::hit("container.create.bundle-written");
 
         let doc = Doc {
             id: id.clone(),
@@ -106,6 +108,7 @@ impl Daemon {
             let _ = std::fs::remove_dir_all(&bundle);
             return Err(e);
         }
+        berth_sys::failpoint::hit("container.create.committed");
         self.events
             .emit("container", "create", &id, self.container_attrs(&entry));
         Ok((id, Vec::new()))
@@ -393,8 +396,15 @@ fn command(c: &ContainerConfig) -> Result<(String, Vec<String>)> {
 
 fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfig) -> Result<()> {
     let network = host.network_mode.clone().unwrap_or_default();
+    // The bundle is private (0700, like dockerd's containers/<id>); the three files are
+    // bind-mounted into the container, where its users must be able to read them.
+    berth_sys::fs::create_private_dir(bundle)?;
     std::fs::create_dir_all(bundle.join("rootfs"))?;
-    std::fs::write(bundle.join("hostname"), format!("{hostname}\n"))?;
+    berth_sys::fs::write_atomic(
+        &bundle.join("hostname"),
+        format!("{hostname}\n").as_bytes(),
+        0o644,
+    )?;
     let mut hosts = if network == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -406,7 +416,7 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    std::fs::write(bundle.join("hosts"), hosts)?;
+    berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), 0o644)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = if network == "host" {
         host_resolv
@@ -419,7 +429,7 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );
-    std::fs::write(bundle.join("resolv.conf"), resolv)?;
+    berth_sys::fs::write_atomic(&bundle.join("resolv.conf"), resolv.as_bytes(), 0o644)?;
     Ok(())
 }
 

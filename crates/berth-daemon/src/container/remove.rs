@@ -44,7 +44,11 @@ impl Daemon {
                 }
             }
         }
+        // The record first: from here a crash leaves a `removing` record, which start-up
+        // reconciliation finishes; the files go after it.
         entry.update(|d| d.state.status = Status::Removing);
+        self.persist(entry)?;
+        berth_sys::failpoint::hit("container.rm.marked-removing");
 
         let mut failures = Vec::new();
         let bundle = self.bundle(&entry.id);
@@ -53,29 +57,39 @@ impl Daemon {
         }
         let images = self.images.clone();
         let id = entry.id.clone();
-        if let Err(e) = blocking(move || images.remove_rootfs(&id).map_err(Into::into)).await {
+        let removed = blocking(move || match images.remove_rootfs(&id) {
+            Err(e) if e.kind() != berth_types::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        })
+        .await;
+        if let Err(e) = removed {
             failures.push(format!("remove rw layer: {e}"));
         }
+        berth_sys::failpoint::hit("container.rm.layer-removed");
         if let Err(e) = tokio::fs::remove_dir_all(&bundle).await {
             if e.kind() != std::io::ErrorKind::NotFound {
                 failures.push(format!("remove {}: {e}", bundle.display()));
             }
         }
+        berth_sys::failpoint::hit("container.rm.bundle-removed");
         let _ = tokio::fs::remove_file(self.shim_socket(&entry.id)).await;
-        if let Err(e) = self.forget(entry) {
-            failures.push(format!("drop record: {e}"));
+        if !failures.is_empty() {
+            // What could not be removed stays, under a `dead` record that `rm` retries.
+            let message = failures.join("; ");
+            entry.update(|d| {
+                d.state.status = Status::Dead;
+                d.state.error = message.clone();
+            });
+            let _ = self.persist(entry);
+            return Err(Error::internal(format!(
+                "unable to remove container {} completely: {message}",
+                entry.id
+            )));
         }
+        self.forget(entry)?;
         self.events
             .emit("container", "destroy", &entry.id, self.container_attrs(entry));
         entry.life.send_modify(|l| l.removed = true);
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::internal(format!(
-                "unable to remove container {} completely: {}",
-                entry.id,
-                failures.join("; ")
-            )))
-        }
+        Ok(())
     }
 }

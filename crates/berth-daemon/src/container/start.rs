@@ -54,34 +54,34 @@ impl Daemon {
                 .join("seccomp")
                 .to_string_lossy()
                 .into_owned(),
+            runtime_root: self
+                .config
+                .exec_root
+                .join("runtime")
+                .to_string_lossy()
+                .into_owned(),
         };
         let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
         let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;
+        // One shim per container: a live one means this container is already started (a crash
+        // of the daemon mid-start is settled by restore, not by a second shim).
+        if shim::call(&socket, &Request::State).await.is_ok() {
+            return Err(Error::conflict(format!(
+                "cannot start container {id}: its monitor (berth-shim) is still running"
+            )));
+        }
         let _ = std::fs::remove_file(bundle.join("exit.json"));
-        std::fs::write(bundle.join("config.json"), oci_json)?;
-        std::fs::write(bundle.join("shim.json"), shim_json)?;
+        berth_sys::fs::write_atomic(&bundle.join("config.json"), &oci_json, 0o600)?;
+        berth_sys::fs::write_atomic(&bundle.join("shim.json"), &shim_json, 0o600)?;
+        berth_sys::failpoint::hit("container.start.files-written");
 
-        let ready = shim::spawn(&self.config.shim_path, &bundle).await?;
-        let pid = match (ready.pid, ready.error) {
-            (_, Some(err)) => return Err(self.start_failed(entry, err, ready.exit_code).await),
-            (Some(pid), None) => pid,
-            (None, None) => {
-                return Err(self
-                    .start_failed(entry, "shim reported no pid".into(), None)
-                    .await)
-            }
-        };
-        let stream = match shim::attach(&socket, shim_cfg.open_stdin).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = shim::call(&socket, &Request::Kill { signal: 9, all: true }).await;
-                return Err(self.start_failed(entry, e.message, None).await);
-            }
-        };
-        // Running before the exec: the monitor may see the exit as soon as Start is sent.
+        // The record says running before the shim exists: whatever happens from here, a new
+        // daemon finds the container recorded as running and settles it (reattach to the shim,
+        // finish the start, or record the exit) instead of leaving an untracked process.
+        let before = entry.with(|d| (d.state.status, d.state.started_at));
         entry.update(|d| {
             d.state.status = Status::Running;
-            d.state.pid = pid as i64;
+            d.state.pid = 0;
             d.state.started_at = berth_types::time::now_nanos();
             d.state.finished_at = 0;
             d.state.exit_code = 0;
@@ -89,7 +89,34 @@ impl Daemon {
             d.state.oom_killed = false;
             d.manually_stopped = false;
         });
+        self.persist(entry)?;
+        berth_sys::failpoint::hit("container.start.marked-running");
+
+        let ready = match shim::spawn(&self.config.shim_path, &bundle).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.start_failed(entry, before, e.message, None).await),
+        };
+        let pid = match (ready.pid, ready.error) {
+            (_, Some(err)) => return Err(self.start_failed(entry, before, err, ready.exit_code).await),
+            (Some(pid), None) => pid,
+            (None, None) => {
+                return Err(self
+                    .start_failed(entry, before, "shim reported no pid".into(), None)
+                    .await)
+            }
+        };
+        berth_sys::failpoint::hit("container.start.shim-ready");
+        let stream = match shim::attach(&socket, shim_cfg.open_stdin).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = shim::call(&socket, &Request::Kill { signal: 9, all: true }).await;
+                return Err(self.start_failed(entry, before, e.message, None).await);
+            }
+        };
+        entry.update(|d| d.state.pid = pid as i64);
+        // The monitor is attached before the exec: it may see the exit as soon as Start is sent.
         shim::monitor(self.clone(), entry.clone(), stream);
+        berth_sys::failpoint::hit("container.start.before-exec");
         let resp = shim::call(&socket, &Request::Start).await?;
         if let Some(err) = resp.error {
             // The monitor records the exit when the shim gives up; report the failure here.
@@ -97,6 +124,7 @@ impl Daemon {
         }
         self.start_health(entry);
         self.persist(entry)?;
+        berth_sys::failpoint::hit("container.start.committed");
         self.events
             .emit("container", "start", &id, self.container_attrs(entry));
         Ok(())
@@ -104,9 +132,17 @@ impl Daemon {
 
     /// Records a start that never ran the process: docker keeps the container `created` with the
     /// exit code (127/126/128) and the message, wakes waiters, and honours `--rm`.
-    async fn start_failed(self: &Arc<Self>, entry: &Arc<Entry>, err: String, code: Option<i32>) -> Error {
+    async fn start_failed(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        before: (Status, i64),
+        err: String,
+        code: Option<i32>,
+    ) -> Error {
         let code = code.unwrap_or(128) as i64;
         entry.update(|d| {
+            (d.state.status, d.state.started_at) = before;
+            d.state.pid = 0;
             d.state.exit_code = code;
             d.state.error = err.clone();
             d.state.finished_at = berth_types::time::now_nanos();

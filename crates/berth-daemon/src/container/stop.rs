@@ -139,6 +139,7 @@ impl Daemon {
         entry.status().can(Op::Stop, &entry.id)?;
         entry.update(|d| d.manually_stopped = true);
         self.persist(&entry)?;
+        berth_sys::failpoint::hit("container.stop.marked-stopped");
         self.stop_locked(&entry, timeout).await?;
         self.events
             .emit("container", "stop", &entry.id, self.container_attrs(&entry));
@@ -164,6 +165,7 @@ impl Daemon {
             return Ok(());
         }
         let _ = self.signal(entry, sig).await;
+        berth_sys::failpoint::hit("container.stop.signalled");
         let exited = |l: &crate::container::Life| l.exits > exits;
         if timeout >= 0 {
             let wait = life.wait_for(exited);

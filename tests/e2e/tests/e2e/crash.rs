@@ -1,0 +1,532 @@
+//! Crash consistency: every kill point, nothing lost, nothing leaked.
+//!
+//! `every_failpoint_leaves_a_consistent_store` arms each failpoint berthd declares
+//! (`berth_sys::failpoint::DECLARED`, printed by `berthd --list-failpoints`), drives berthd to it
+//! (it kills itself there with SIGKILL), restarts it, and checks that what existed before is
+//! intact, that the interrupted operation either happened completely or not at all, that the
+//! daemon works, and that `berthd check` finds nothing. It fails if a declared point is never
+//! reached. The other tests pin the start-up reconciliation and the simulated reboot.
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_e2e::Daemon;
+
+/// A one-file root filesystem tar, so an import makes a layer nobody else has.
+fn tiny_tar(name: &str) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!("berth-e2e-tiny-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), name.as_bytes()).unwrap();
+    let out = std::process::Command::new("tar")
+        .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+        .arg(&dir)
+        .args(["-c", "."])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn state(d: &Daemon, name: &str) -> String {
+    d.berth(&["inspect", "-f", "{{.State.Status}}", name])
+        .ok()
+        .out()
+        .to_string()
+}
+
+fn image_id(d: &Daemon, name: &str) -> Option<String> {
+    let r = d.berth(&["image", "inspect", "-f", "{{.Id}}", name]);
+    (r.code == 0).then(|| r.out().to_string())
+}
+
+/// The state every failpoint run starts from.
+struct Base {
+    keeper_pid: String,
+    busybox: String,
+    archive: std::path::PathBuf,
+}
+
+fn setup(d: &Daemon) -> Base {
+    d.berth_stdin(&["import", "-", "victim:1"], &tiny_tar("victim"))
+        .ok();
+    d.berth_stdin(&["import", "-", "cargo:1"], &tiny_tar("cargo"))
+        .ok();
+    let archive = d.root.join("cargo.tar");
+    d.berth(&["save", "-o", archive.to_str().unwrap(), "cargo:1"])
+        .ok();
+    d.berth(&["rmi", "cargo:1"]).ok();
+    d.berth(&["run", "-d", "--name", "keeper", "busybox", "sleep", "600"])
+        .ok();
+    d.berth(&["run", "-d", "--name", "stopme", "busybox", "sleep", "600"])
+        .ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "idle",
+        "busybox",
+        "sh",
+        "-c",
+        "echo changed > /data",
+    ])
+    .ok();
+    d.berth(&["create", "--name", "sleeper", "busybox", "sleep", "600"])
+        .ok();
+    Base {
+        keeper_pid: d
+            .berth(&["inspect", "-f", "{{.State.Pid}}", "keeper"])
+            .ok()
+            .out()
+            .to_string(),
+        busybox: image_id(d, "busybox").unwrap(),
+        archive,
+    }
+}
+
+/// The operation that reaches `point`.
+fn scenario(d: &Daemon, base: &Base, point: &str) {
+    let area = point.rsplit_once('.').map(|(a, _)| a).unwrap_or(point);
+    match area {
+        "image.layer" | "image.create" => {
+            let _ = d.berth_stdin(&["import", "-", "fresh:1"], &tiny_tar("fresh"));
+        }
+        "image.load" => {
+            let _ = d.berth(&["load", "-i", base.archive.to_str().unwrap()]);
+        }
+        "image.commit" => {
+            let _ = d.berth(&["commit", "idle", "snap:1"]);
+        }
+        "image.tag" => {
+            let _ = d.berth(&["tag", "busybox", "alias:1"]);
+        }
+        "image.rmi" => {
+            let _ = d.berth(&["rmi", "victim:1"]);
+        }
+        "container.create" => {
+            let _ = d.berth(&["create", "--name", "fresh", "busybox", "sleep", "600"]);
+        }
+        "container.start" => {
+            let _ = d.berth(&["start", "sleeper"]);
+        }
+        "container.stop" => {
+            let _ = d.berth(&["stop", "-t", "1", "stopme"]);
+        }
+        "container.exit" => {
+            let _ = d.berth(&["run", "-d", "--name", "brief", "busybox", "true"]);
+        }
+        "container.rm" => {
+            let _ = d.berth(&["rm", "idle"]);
+        }
+        "container.rename" => {
+            let _ = d.berth(&["rename", "idle", "renamed"]);
+        }
+        other => panic!("failpoint {point}: no scenario for {other}; add one to crash::scenario"),
+    }
+}
+
+/// After the restart: the interrupted operation happened completely or not at all.
+fn settled(d: &Daemon, point: &str) {
+    let area = point.rsplit_once('.').map(|(a, _)| a).unwrap_or(point);
+    match area {
+        "image.layer" | "image.create" => {
+            if image_id(d, "fresh:1").is_some() {
+                d.berth(&["create", "--name", "from-fresh", "fresh:1", "x"]).ok();
+            }
+        }
+        "image.load" => {
+            if image_id(d, "cargo:1").is_some() {
+                d.berth(&["create", "--name", "from-cargo", "cargo:1", "x"]).ok();
+            }
+        }
+        "image.commit" => {
+            if image_id(d, "snap:1").is_some() {
+                let out = d.berth(&["run", "--rm", "snap:1", "cat", "/data"]).ok();
+                assert_eq!(out.out(), "changed");
+            }
+        }
+        "image.tag" => {
+            if let Some(id) = image_id(d, "alias:1") {
+                assert_eq!(Some(id), image_id(d, "busybox"));
+            }
+        }
+        "image.rmi" => {
+            if image_id(d, "victim:1").is_some() {
+                d.berth(&["create", "--name", "from-victim", "victim:1", "x"])
+                    .ok();
+            }
+        }
+        "container.create" => {
+            if d.berth(&["inspect", "fresh"]).code == 0 {
+                d.berth(&["start", "fresh"]).ok();
+                assert_eq!(state(d, "fresh"), "running");
+            }
+        }
+        "container.start" => {
+            let s = state(d, "sleeper");
+            if s != "running" {
+                assert!(s == "created" || s == "exited", "sleeper is {s}");
+                d.berth(&["start", "sleeper"]).ok();
+            }
+            assert_eq!(state(d, "sleeper"), "running");
+            d.berth(&["exec", "sleeper", "true"]).ok();
+        }
+        "container.stop" => {
+            let s = state(d, "stopme");
+            assert!(s == "running" || s == "exited", "stopme is {s}");
+        }
+        "container.exit" => {
+            d.eventually("brief's exit recorded", || state(d, "brief") == "exited");
+        }
+        "container.rm" => {
+            let r = d.berth(&["inspect", "idle"]);
+            if r.code == 0 {
+                assert_eq!(state(d, "idle"), "exited");
+            }
+        }
+        "container.rename" => {
+            let names = d.berth(&["ps", "-a", "--format", "{{.Names}}"]).ok().stdout;
+            let (old, new) = (
+                names.lines().any(|n| n == "idle"),
+                names.lines().any(|n| n == "renamed"),
+            );
+            assert!(old != new, "exactly one of idle/renamed: {names}");
+            let name = if new { "renamed" } else { "idle" };
+            assert_eq!(
+                d.berth(&["inspect", "-f", "{{.Name}}", name]).ok().out(),
+                format!("/{name}")
+            );
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn assert_clean_check(d: &Daemon, when: &str) {
+    let root = d.data_root();
+    let r = d.berthd(&["check", "--data-root", root.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "berthd check {when}:\n{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("no problems found"), "{}", r.stdout);
+}
+
+#[test]
+fn every_failpoint_leaves_a_consistent_store() {
+    if !berth_e2e::require_root("crash::every_failpoint_leaves_a_consistent_store") {
+        return;
+    }
+    let probe = Daemon::start_bare();
+    let list = probe.berthd(&["--list-failpoints"]);
+    assert_eq!(
+        list.code, 0,
+        "berthd has no failpoints compiled in: build with `cargo build --workspace --features berth-sys/failpoints` (scripts/test.sh does): {}",
+        list.stderr
+    );
+    drop(probe);
+    let mut points: Vec<String> = list.stdout.lines().map(str::to_string).collect();
+    assert!(points.len() >= 20, "{points:?}");
+    // BERTH_E2E_FAILPOINTS=a,b runs only those (while working on one operation).
+    if let Ok(only) = std::env::var("BERTH_E2E_FAILPOINTS") {
+        points.retain(|p| only.split(',').any(|o| o == p));
+    }
+    let mut never_hit = Vec::new();
+    for point in &points {
+        let mut d = Daemon::start();
+        let base = setup(&d);
+        d.kill9();
+        d.spawn_with_env(&[("BERTH_FAILPOINT", point)]);
+        scenario(&d, &base, point);
+        match d.wait_for_death(Duration::from_secs(20)) {
+            Some(st) => {
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(
+                    st.signal(),
+                    Some(9),
+                    "{point}: berthd ended with {st:?}, not at the failpoint"
+                );
+            }
+            None => {
+                never_hit.push(point.clone());
+                continue;
+            }
+        }
+        assert!(
+            d.log().contains(&format!("failpoint {point} reached")),
+            "{point}: {}",
+            d.log()
+        );
+        // Offline, before any repair, check may list orphans but must not fail to read the store.
+        let r = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
+        assert!(
+            r.code == 0 || r.code == 1,
+            "{point}: check could not run: {}{}",
+            r.stdout,
+            r.stderr
+        );
+        assert!(
+            !r.stdout.contains("needs attention"),
+            "{point}: damage, not orphans:\n{}",
+            r.stdout
+        );
+
+        d.spawn();
+        // Nothing that existed before is lost.
+        assert_eq!(
+            image_id(&d, "busybox").as_deref(),
+            Some(base.busybox.as_str()),
+            "{point}"
+        );
+        assert_eq!(
+            d.berth(&["inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "keeper"])
+                .ok()
+                .out(),
+            format!("running {}", base.keeper_pid),
+            "{point}: keeper"
+        );
+        assert!(!state(&d, "sleeper").is_empty());
+        if !point.starts_with("image.rmi") {
+            assert!(image_id(&d, "victim:1").is_some(), "{point}: victim:1 lost");
+        }
+        settled(&d, point);
+        d.berth(&["run", "--rm", "busybox", "true"]).ok();
+        assert_clean_check_while_running(&mut d, point);
+        // Everything can still be removed, leaving nothing behind.
+        for id in d.berth(&["ps", "-aq"]).ok().stdout.split_whitespace() {
+            d.berth(&["rm", "-f", id]).ok();
+        }
+        d.stop();
+        assert_clean_check(&d, &format!("after removing everything ({point})"));
+        assert!(d.shim_pids().is_empty(), "{point}: shims left");
+        let mounts = berth_sys_mounts_under(&d.root);
+        assert!(mounts.is_empty(), "{point}: mounts left: {mounts:?}");
+    }
+    assert!(
+        never_hit.is_empty(),
+        "failpoints never reached by their scenario: {never_hit:?}"
+    );
+}
+
+/// `berthd check` while containers run under their shims and no daemon holds the data root.
+fn assert_clean_check_while_running(d: &mut Daemon, point: &str) {
+    d.stop();
+    assert_clean_check(d, &format!("after the restart ({point})"));
+    d.spawn();
+}
+
+fn berth_sys_mounts_under(root: &Path) -> Vec<String> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = root.to_string_lossy().into_owned();
+    mi.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.starts_with(&root))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn check_refuses_while_a_daemon_holds_the_data_root() {
+    let d = daemon!();
+    let r = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("in use by a running berthd"), "{}", r.stderr);
+}
+
+#[test]
+fn check_names_a_corrupt_blob() {
+    let mut d = daemon!();
+    let layer = d
+        .berth(&["image", "inspect", "-f", "{{index .RootFS.Layers 0}}", "busybox"])
+        .ok()
+        .out()
+        .to_string();
+    d.stop();
+    assert_clean_check(&d, "before the corruption");
+    let blob = d
+        .data_root()
+        .join("content/blobs/sha256")
+        .join(layer.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[4096] ^= 0x20;
+    std::fs::write(&blob, &bytes).unwrap();
+    let r = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&layer) && r.stdout.contains("corrupt"),
+        "{}",
+        r.stdout
+    );
+    // --repair never deletes a damaged blob a record needs.
+    let r = d.berthd(&[
+        "check",
+        "--repair",
+        "--data-root",
+        d.data_root().to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(blob.exists());
+    d.spawn();
+}
+
+/// What a crash can leave — a container directory without a record, a record without its
+/// directory, a mount berthd made for cp/export/commit of a stopped container, a half-written
+/// file — is found at start, repaired where safe and reported in the log.
+#[test]
+fn start_up_reconciliation_repairs_and_reports() {
+    let mut d = daemon!();
+    d.berth(&["create", "--name", "lost", "busybox", "true"]).ok();
+    d.berth(&["create", "--name", "kept", "busybox", "true"]).ok();
+    let lost = d
+        .berth(&["inspect", "-f", "{{.Id}}", "lost"])
+        .ok()
+        .out()
+        .to_string();
+    let kept = d
+        .berth(&["inspect", "-f", "{{.Id}}", "kept"])
+        .ok()
+        .out()
+        .to_string();
+    d.kill9();
+    let containers = d.data_root().join("containers");
+    // A directory no record names (a crash after create wrote files, before the record).
+    let stray = containers.join("f".repeat(64));
+    std::fs::create_dir_all(stray.join("rootfs")).unwrap();
+    std::fs::write(stray.join("config.json"), b"{}").unwrap();
+    // A record whose directory is gone.
+    std::fs::remove_dir_all(containers.join(&lost)).unwrap();
+    // A mount left by an interrupted `cp` from a stopped container, and a half-written file.
+    let rootfs = containers.join(&kept).join("rootfs");
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "leak"])
+        .arg(&rootfs)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(containers.join(&kept).join(".config.json.tmp-1-1"), b"half").unwrap();
+    d.spawn();
+    let log = d.log();
+    for what in [
+        format!("{} belongs to no container", stray.display()),
+        format!(
+            "the directory {} of container {lost} is missing",
+            containers.join(&lost).display()
+        ),
+        format!("{} is mounted but no running container uses it", rootfs.display()),
+        "interrupted write".to_string(),
+    ] {
+        assert!(log.contains(&what), "log lacks {what:?}:\n{log}");
+    }
+    assert!(!stray.exists());
+    assert!(
+        berth_sys_mounts_under(&d.root).is_empty(),
+        "leaked mount not swept"
+    );
+    assert_eq!(state(&d, "lost"), "dead");
+    d.berth(&["rm", "lost"]).ok();
+    d.berth(&["start", "-a", "kept"]).ok();
+    d.stop();
+    assert_clean_check(&d, "after reconciliation");
+    d.spawn();
+}
+
+/// A machine reboot, simulated: every shim and container process killed, their mounts and
+/// cgroups gone, the exec root (a tmpfs) emptied. The runtime's state lived there too, so
+/// nothing stale blocks a start: policy containers come back, others start on demand.
+#[test]
+fn simulated_reboot_brings_policy_containers_back() {
+    let mut d = daemon!();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "unless",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    d.berth(&["run", "-d", "--name", "plain", "busybox", "sleep", "600"])
+        .ok();
+    let pids: Vec<i32> = ["always", "unless", "plain"]
+        .iter()
+        .map(|n| {
+            d.berth(&["inspect", "-f", "{{.State.Pid}}", n])
+                .ok()
+                .out()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    d.kill9();
+    for pid in d.shim_pids().into_iter().chain(pids.iter().copied()) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+        assert!(
+            berth_e2e::wait_pid_exit(pid, Duration::from_secs(10)),
+            "{pid} survived SIGKILL"
+        );
+    }
+    for m in berth_sys_mounts_under(&d.root) {
+        let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
+    }
+    berth_e2e::remove_cgroups(&d.cgroup_parent);
+    let exec = d.root.join("exec");
+    std::fs::remove_dir_all(&exec).unwrap();
+    std::fs::create_dir_all(&exec).unwrap();
+    d.spawn();
+    d.eventually("policy containers back", || {
+        state(&d, "always") == "running" && state(&d, "unless") == "running"
+    });
+    assert_eq!(state(&d, "plain"), "exited");
+    d.berth(&["start", "plain"]).ok();
+    assert_eq!(state(&d, "plain"), "running");
+    assert_eq!(d.berth(&["exec", "always", "echo", "up"]).ok().out(), "up");
+}
+
+/// A shim killed on its own: the daemon records the container's end, no stray process keeps
+/// running, and `start` works again (the runtime's stale state is cleared).
+#[test]
+fn a_killed_shim_does_not_block_the_next_start() {
+    let d = daemon!();
+    d.berth(&["run", "-d", "--name", "victim", "busybox", "sleep", "600"])
+        .ok();
+    let pid: i32 = d
+        .berth(&["inspect", "-f", "{{.State.Pid}}", "victim"])
+        .ok()
+        .out()
+        .parse()
+        .unwrap();
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 1);
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_raw(shims[0]).unwrap(),
+        rustix::process::Signal::KILL,
+    );
+    d.eventually("exit recorded", || state(&d, "victim") == "exited");
+    d.berth(&["start", "victim"]).ok();
+    assert_eq!(state(&d, "victim"), "running");
+    let new_pid: i32 = d
+        .berth(&["inspect", "-f", "{{.State.Pid}}", "victim"])
+        .ok()
+        .out()
+        .parse()
+        .unwrap();
+    assert_ne!(pid, new_pid);
+    assert!(
+        berth_e2e::wait_pid_exit(pid, Duration::from_secs(1)),
+        "the old process still runs"
+    );
+}
