@@ -9,6 +9,12 @@ use crate::container::{Entry, Op};
 use crate::error::{Error, Result};
 use crate::{shim, Daemon};
 
+/// How long `kill` with SIGKILL waits for the exit (dockerd waits 10 s, then 2 more after a
+/// direct SIGKILL of the process).
+const KILL_WAIT: Duration = Duration::from_secs(12);
+
+const SIGKILL: i32 = 9;
+
 /// `wait` conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -97,10 +103,24 @@ impl Daemon {
         entry.status().can(Op::Kill, &entry.id)?;
         entry.update(|d| d.manually_stopped = true);
         self.persist(&entry)?;
+        // Subscribed before the signal, so an exit that races the reply is not missed.
+        let mut life = entry.life.subscribe();
+        let exits = life.borrow().exits;
         self.signal(&entry, sig).await?;
         let mut attrs = self.container_attrs(&entry);
         attrs.insert("signal".into(), sig.to_string());
         self.events.emit("container", "kill", &entry.id, attrs);
+        if sig == SIGKILL {
+            // Docker's kill with SIGKILL returns once the container is dead (so an inspect right
+            // after shows it exited with 137); other signals return once delivered.
+            let exited = life.wait_for(|l| l.exits > exits || l.removed);
+            if tokio::time::timeout(KILL_WAIT, exited).await.is_err() {
+                return Err(Error::internal(format!(
+                    "tried to kill container {}, but did not receive an exit event",
+                    entry.id
+                )));
+            }
+        }
         Ok(())
     }
 

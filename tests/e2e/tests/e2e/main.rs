@@ -15,6 +15,7 @@ mod docker_cli;
 mod docker_py;
 mod events;
 mod exec;
+mod fidelity;
 mod filesystem;
 mod images;
 mod lifecycle;
