@@ -66,9 +66,16 @@ impl Daemon {
 
         let images = self.images.clone();
         let (image_id, cid) = (image.id.clone(), id.clone());
+        // The init layer also holds the mount point of `--init`'s binary.
+        let init = host.init.unwrap_or(false);
         blocking(move || {
+            let extra: &[&str] = if init {
+                &[berth_runtime::INIT_PATH_IN_CONTAINER]
+            } else {
+                &[]
+            };
             images
-                .prepare_rootfs(&image_id, &cid)
+                .prepare_rootfs(&image_id, &cid, extra)
                 .map(|_| ())
                 .map_err(Into::into)
         })

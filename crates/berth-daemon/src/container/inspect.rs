@@ -36,13 +36,22 @@ impl Daemon {
         } else {
             None
         };
-        let upper = self.config.data_root.join("snapshots");
         let mut graph = HashMap::new();
         graph.insert(
             "MergedDir".to_string(),
             bundle.join("rootfs").to_string_lossy().into_owned(),
         );
-        graph.insert("UpperDir".to_string(), upper.to_string_lossy().into_owned());
+        if let Ok(rw) = self.images.rootfs_dir(&doc.id) {
+            let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+            graph.insert("UpperDir".to_string(), s(rw.join("fs")));
+            graph.insert("WorkDir".to_string(), s(rw.join("work")));
+        }
+        if let Ok(lowers) = self.images.rootfs_lower_dirs(&doc.id) {
+            let lowers: Vec<_> = lowers.iter().map(|p| p.to_string_lossy()).collect();
+            if !lowers.is_empty() {
+                graph.insert("LowerDir".to_string(), lowers.join(":"));
+            }
+        }
         Ok(ContainerInspectResponse {
             id: Some(doc.id.clone()),
             created: Some(rfc3339_nano(doc.created)),

@@ -48,3 +48,70 @@ print("ok")
         d.berth(&["rm", id]).ok();
     }
 }
+
+#[test]
+fn engine_mount_points_stay_out_of_diff_commit_and_export() {
+    let d = daemon!();
+    // The engine's mount targets (/etc/hostname, /etc/hosts, /etc/resolv.conf, /proc, …, and
+    // /sbin/docker-init with --init) live in the container's init layer, as dockerd's `<id>-init`:
+    // a container that did nothing has an empty diff, and its commit adds no layer.
+    py_ok(
+        &d,
+        r#"
+import io, os, tarfile, docker
+c = docker.from_env()
+base = c.images.get("busybox")
+for kw in ({}, {"init": True}, {"tty": True}, {"read_only": True}, {"hostname": "elsewhere"}):
+    ct = c.containers.run("busybox", ["true"], detach=True, **kw)
+    assert ct.wait()["StatusCode"] == 0
+    assert ct.diff() == [], (kw, ct.diff())
+    img = ct.commit()
+    assert img.attrs["RootFS"]["Layers"] == base.attrs["RootFS"]["Layers"], (kw, img.attrs["RootFS"])
+    ct.remove()
+    c.images.remove(img.id)
+
+def names(data):
+    t = tarfile.open(fileobj=io.BytesIO(data))
+    return {m.name.lstrip(".").strip("/"): m for m in t.getmembers()}, t
+
+# export: the image's files plus the (empty) mount points, as docker's export; never the
+# engine's content of /etc/hostname, even while the container runs and has it mounted.
+saved, st = names(b"".join(base.save()))
+manifest = __import__("json").load(st.extractfile(saved["manifest.json"]))
+image_files, _ = names(st.extractfile(saved[manifest[0]["Layers"][0]]).read())
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True, hostname="exported")
+got, t = names(b"".join(ct.export()))
+mount_points = {"etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab", "dev/pts", "dev/shm", "dev/console"}
+assert set(got) - set(image_files) == mount_points, set(got) ^ set(image_files)
+assert t.extractfile(got["etc/hostname"]).read() == b""
+assert ct.diff() == [], ct.diff()
+# inspect names the real directories: the rw layer, then the init layer above the image's.
+g = c.api.inspect_container(ct.id)["GraphDriver"]["Data"]
+lowers = g["LowerDir"].split(":")
+assert len(lowers) == 2 and lowers[1] == c.api.inspect_image("busybox")["GraphDriver"]["Data"]["UpperDir"], g
+assert os.path.isfile(os.path.join(lowers[0], "etc/hostname")) and os.listdir(g["UpperDir"]) == [], g
+ct.remove(force=True)
+
+# A real change shows, and only it; a committed image carries it but not the engine's files.
+ct = c.containers.run("busybox", ["sh", "-c", "echo x > /tmp/new; rm /bin/vi"], detach=True, hostname="h1")
+assert ct.wait()["StatusCode"] == 0
+assert ct.diff() == [
+    {"Path": "/bin", "Kind": 0}, {"Path": "/bin/vi", "Kind": 2},
+    {"Path": "/tmp", "Kind": 0}, {"Path": "/tmp/new", "Kind": 1},
+], ct.diff()
+img = ct.commit(repository="changed")
+assert len(img.attrs["RootFS"]["Layers"]) == len(base.attrs["RootFS"]["Layers"]) + 1
+out = c.containers.run("changed", ["sh", "-c", "cat /tmp/new /etc/hostname; test -e /bin/vi || echo no-vi"], remove=True, hostname="h2")
+assert out == b"x\nh2\nno-vi\n", out
+ct.remove()
+print("ok")
+"#,
+    );
+    // The CLI shows the same.
+    d.berth(&["run", "--name", "quiet", "busybox", "true"]).ok();
+    assert_eq!(d.berth(&["diff", "quiet"]).ok().out(), "");
+    assert_eq!(d.docker(&["diff", "quiet"]).ok().out(), "");
+    d.berth(&["run", "--name", "busy", "busybox", "touch", "/root/f"])
+        .ok();
+    assert_eq!(d.docker(&["diff", "busy"]).ok().out(), "C /root\nA /root/f");
+}
