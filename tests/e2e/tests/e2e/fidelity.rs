@@ -115,3 +115,87 @@ print("ok")
         .ok();
     assert_eq!(d.docker(&["diff", "busy"]).ok().out(), "C /root\nA /root/f");
 }
+
+#[test]
+fn exec_output_is_whole_raw_with_a_tty_and_multiplexed_without() {
+    let d = daemon!();
+    // As dockerd: the start body's Tty decides the framing (raw, or stdcopy frames), the create
+    // config's Tty whether the process gets a terminal; streams not attached are not sent.
+    py_ok(
+        &d,
+        r#"
+import socket, struct, docker
+c = docker.from_env()
+ct = c.containers.run("busybox", ["sleep", "600"], detach=True)
+cmd = ["sh", "-c", "seq 1 200; echo err >&2"]
+lines = b"".join(b"%d\n" % i for i in range(1, 201))
+for i in range(15):
+    for tty in (True, False):
+        want = (lines + b"err\n").replace(b"\n", b"\r\n") if tty else lines + b"err\n"
+        r = ct.exec_run(cmd, tty=tty)
+        assert r.exit_code == 0 and (r.output == want if tty else sorted(r.output.split()) == sorted(want.split())), (i, tty, r.output[:80])
+        r = ct.exec_run(cmd, tty=tty, stream=True)
+        out = b"".join(r.output)
+        assert out == want if tty else sorted(out.split()) == sorted(want.split()), (i, tty, out[:80])
+        r = ct.exec_run(cmd, tty=tty, demux=True)
+        if tty:
+            assert r.output == (want, None), (i, r.output)
+        else:
+            assert r.output == (lines, b"err\n"), (i, r.output)
+        r = ct.exec_run(["echo", "hello world"], tty=tty)
+        assert r.output == (b"hello world\r\n" if tty else b"hello world\n"), (i, tty, r.output)
+
+def raw(create_tty, start_tty, **kw):
+    e = c.api.exec_create(ct.id, ["sh", "-c", "echo out; echo err >&2"], tty=create_tty, **kw)
+    s = c.api.exec_start(e["Id"], socket=True, tty=start_tty)
+    s = getattr(s, "_sock", s)
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            return data
+        data += b
+
+def frames(data):
+    out = []
+    while data:
+        stream, n = struct.unpack(">BxxxL", data[:8])
+        out.append((stream, data[8:8 + n]))
+        data = data[8 + n:]
+    return out
+
+# A raw tty stream carries no headers; a non-tty stream is all frames.
+assert raw(True, True) == b"out\r\nerr\r\n", raw(True, True)
+got = frames(raw(False, False))
+assert sorted(got) == [(1, b"out\n"), (2, b"err\n")], got
+# Framing follows the start body, the terminal the create config.
+assert frames(raw(True, False)) in ([(1, b"out\r\nerr\r\n")], [(1, b"out\r\n"), (1, b"err\r\n")]), raw(True, False)
+assert sorted(raw(False, True).split()) == [b"err", b"out"]
+# Only attached streams are sent.
+assert frames(raw(False, False, stderr=False)) == [(1, b"out\n")]
+assert frames(raw(False, False, stdout=False)) == [(2, b"err\n")]
+ct.remove(force=True)
+print("ok")
+"#,
+    );
+    // The CLIs: a tty gives one raw stream, without one stdout and stderr stay apart.
+    d.berth(&["run", "-d", "--name", "ex", "busybox", "sleep", "60"])
+        .ok();
+    for cli in ["berth", "docker"] {
+        let run = |args: &[&str]| {
+            if cli == "berth" {
+                d.berth(args)
+            } else {
+                d.docker(args)
+            }
+        };
+        let t = run(&["exec", "-t", "ex", "sh", "-c", "echo out; echo err >&2"]).ok();
+        assert_eq!(t.stdout, "out\r\nerr\r\n", "{cli}");
+        let n = run(&["exec", "ex", "sh", "-c", "echo out; echo err >&2"]).ok();
+        assert_eq!(
+            (n.stdout.as_str(), n.stderr.as_str()),
+            ("out\n", "err\n"),
+            "{cli}"
+        );
+    }
+}
