@@ -174,6 +174,19 @@ assert sorted(raw(False, True).split()) == [b"err", b"out"]
 # Only attached streams are sent.
 assert frames(raw(False, False, stderr=False)) == [(1, b"out\n")]
 assert frames(raw(False, False, stdout=False)) == [(2, b"err\n")]
+# A client slow to read the 101 head still gets every byte: docker-py reads the head through a
+# buffered reader, then reads the raw socket, so output sent along with the head was lost.
+import http.client, time
+begin = http.client.HTTPResponse.begin
+def slow_begin(self):
+    time.sleep(0.1)
+    return begin(self)
+http.client.HTTPResponse.begin = slow_begin
+for tty in (True, False):
+    for i in range(3):
+        r = ct.exec_run(["echo", "hello world"], tty=tty)
+        assert r.output == (b"hello world\r\n" if tty else b"hello world\n"), (tty, r.output)
+http.client.HTTPResponse.begin = begin
 ct.remove(force=True)
 print("ok")
 "#,
