@@ -212,3 +212,40 @@ print("ok")
         );
     }
 }
+
+#[test]
+fn commit_with_pause_never_fails_on_a_container_starting_or_exiting() {
+    let d = daemon!();
+    // A pause racing the container's exit found its shim closing (500 "shim request failed:
+    // connection reset"); as dockerd, a pause that cannot be done does not fail the commit, and
+    // the shim answers requests that arrive while it shuts down.
+    py_ok(
+        &d,
+        r#"
+import docker
+c = docker.from_env()
+for cmd in (["sleep", "60"], ["true"], ["sleep", "0.01"]):
+    for i in range(12):
+        ct = c.containers.run("busybox", cmd, detach=True)
+        img = ct.commit(pause=True)
+        assert img.id.startswith("sha256:"), img.id
+        assert ct.diff() == [], ct.diff()
+        # A SIGKILL racing the exit: dead either way, never a 500.
+        try:
+            ct.kill()
+        except docker.errors.APIError as e:
+            assert e.status_code == 409 and "is not running" in str(e), e
+        s = c.api.inspect_container(ct.id)["State"]
+        assert not s["Running"] and not s["Paused"], s
+        ct.remove()
+        c.images.remove(img.id)
+# A long-running container is paused for the commit and running again after it.
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True)
+ct.commit(pause=True)
+ct.reload()
+assert ct.status == "running", ct.status
+ct.remove(force=True)
+print("ok")
+"#,
+    );
+}
