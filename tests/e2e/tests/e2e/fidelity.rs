@@ -249,3 +249,58 @@ print("ok")
 "#,
     );
 }
+
+#[test]
+fn group_add_joins_the_container_processes_to_more_groups() {
+    let d = daemon!();
+    // Names resolve in the container's /etc/group (staff is 50 in the test image), numbers are
+    // taken as they are; execs get the groups too, and an unknown name is runc's error.
+    let ids = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--group-add",
+            "staff",
+            "--group-add",
+            "1234",
+            "busybox",
+            "id",
+            "-G",
+        ])
+        .ok();
+    assert_eq!(ids.out(), "0 50 1234");
+    let www = d
+        .docker(&[
+            "run",
+            "--rm",
+            "--group-add",
+            "1234",
+            "-u",
+            "www",
+            "busybox",
+            "id",
+            "-G",
+        ])
+        .ok();
+    assert_eq!(www.out(), "33 50 1234", "www's own groups, then the added one");
+    py_ok(
+        &d,
+        r#"
+import docker
+c = docker.from_env()
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True, group_add=["staff", 1234])
+assert c.api.inspect_container(ct.id)["HostConfig"]["GroupAdd"] == ["staff", "1234"]
+r = ct.exec_run(["id", "-G"])
+assert r.output == b"0 50 1234\n", r.output
+r = ct.exec_run(["id", "-G"], user="nobody")
+assert r.output == b"65534 50 1234\n", r.output
+ct.remove(force=True)
+try:
+    c.containers.run("busybox", ["true"], group_add=["nosuch"], remove=True)
+    raise SystemExit("expected an error")
+except docker.errors.APIError as e:
+    assert "Unable to find group nosuch: no matching entries in group file" in str(e), e
+print("ok")
+"#,
+    );
+}
