@@ -148,7 +148,7 @@ impl Daemon {
             labels: Some(vec![]),
             experimental_build: Some(false),
             server_version: Some(VERSION.to_string()),
-            default_runtime: Some("berth".to_string()),
+            default_runtime: Some(crate::RUNTIME.to_string()),
             live_restore_enabled: Some(true),
             security_options: Some(vec!["name=seccomp,profile=builtin".to_string()]),
             warnings: Some(vec![]),

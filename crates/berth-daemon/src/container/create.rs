@@ -278,6 +278,11 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
             )))
         }
     }
+    // As dockerd, the runtime is recorded at create (its default when none is asked for).
+    match host.runtime.as_deref().unwrap_or_default() {
+        "" | crate::RUNTIME => host.runtime = Some(crate::RUNTIME.to_string()),
+        other => return Err(Error::invalid(format!("Unknown runtime specified {other}"))),
+    }
     if let Some(m) = host.memory.filter(|m| *m != 0) {
         if m < 6 * 1024 * 1024 {
             return Err(Error::invalid("Minimum memory limit allowed is 6MB"));

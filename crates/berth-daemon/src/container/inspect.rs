@@ -72,7 +72,16 @@ impl Daemon {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             exec_ids: Some(self.exec_ids(&doc.id)).filter(|v| !v.is_empty()),
-            host_config: Some(doc.host_config.clone()),
+            host_config: Some(berth_api::models::HostConfig {
+                // Containers created before the runtime was recorded.
+                runtime: Some(
+                    doc.host_config
+                        .runtime
+                        .clone()
+                        .unwrap_or_else(|| crate::RUNTIME.into()),
+                ),
+                ..doc.host_config.clone()
+            }),
             graph_driver: Some(DriverData {
                 name: "overlay2".into(),
                 data: graph,

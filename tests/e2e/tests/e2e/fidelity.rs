@@ -304,3 +304,38 @@ print("ok")
 "#,
     );
 }
+
+#[test]
+fn inspect_shows_the_runtime_and_info_names_it() {
+    let d = daemon!();
+    // berth's runtime is its own (berth-shim with libcontainer embedded), so it is called "berth"
+    // rather than "runc"; the name is recorded at create as dockerd records its default.
+    py_ok(
+        &d,
+        r#"
+import docker
+c = docker.from_env()
+ct = c.containers.create("busybox", ["true"])
+assert c.api.inspect_container(ct.id)["HostConfig"]["Runtime"] == "berth"
+info = c.info()
+assert info["DefaultRuntime"] == "berth" and "berth" in info["Runtimes"], info["Runtimes"]
+ct.remove()
+ct = c.containers.create("busybox", ["true"], runtime="berth")
+assert c.api.inspect_container(ct.id)["HostConfig"]["Runtime"] == "berth"
+ct.remove()
+try:
+    c.containers.create("busybox", ["true"], runtime="runc")
+    raise SystemExit("expected an error")
+except docker.errors.APIError as e:
+    assert e.status_code == 400 and e.explanation == "Unknown runtime specified runc", e
+print("ok")
+"#,
+    );
+    d.berth(&["create", "--name", "rt", "busybox", "true"]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.HostConfig.Runtime}}", "rt"])
+            .ok()
+            .out(),
+        "berth"
+    );
+}
