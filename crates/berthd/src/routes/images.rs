@@ -130,12 +130,17 @@ pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> Result<Response<Body>,
 }
 
 /// `POST /images/load`: JSON messages, one `stream` line per loaded image.
+///
+/// As dockerd, the answer is `200` with the JSON stream even when the load fails: the error is its
+/// last message (`errorDetail`), which the CLI prints and docker-py raises as `ImageLoadError`.
 pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
     let reader = BodyReader::new(req.into_body());
-    let lines = d.load_images(Box::new(reader)).await?;
-    let msgs: Vec<JsonMessage> = lines
-        .into_iter()
-        .map(|l| JsonMessage::stream(format!("{l}\n")))
-        .collect();
+    let msgs: Vec<JsonMessage> = match d.load_images(Box::new(reader)).await {
+        Ok(lines) => lines
+            .into_iter()
+            .map(|l| JsonMessage::stream(format!("{l}\n")))
+            .collect(),
+        Err(e) => vec![JsonMessage::error(e.message, None)],
+    };
     Ok(messages(&msgs))
 }

@@ -339,3 +339,48 @@ print("ok")
         "berth"
     );
 }
+
+#[test]
+fn load_of_a_corrupt_archive_says_what_docker_says() {
+    let d = daemon!();
+    // dockerd answers 200 and puts the error in the JSON stream (docker-py raises ImageLoadError,
+    // the CLI prints the message and exits 1), with Go's archive/tar words.
+    py_ok(
+        &d,
+        r#"
+import io, tarfile, docker
+c = docker.from_env()
+def load_error(data):
+    try:
+        c.images.load(data)
+    except docker.errors.ImageLoadError as e:
+        return str(e)
+    raise SystemExit("load did not fail")
+saved = b"".join(c.images.get("busybox").save())
+plain = io.BytesIO()
+with tarfile.open(fileobj=plain, mode="w") as t:
+    info = tarfile.TarInfo("hello.txt")
+    info.size = 3
+    t.addfile(info, io.BytesIO(b"hi\n"))
+assert load_error(b"garbage" * 100) == "archive/tar: invalid tar header"
+assert load_error(saved[:len(saved) // 2]) == "unexpected EOF"
+assert load_error(plain.getvalue()) == "invalid archive: does not contain a manifest.json"
+r = c.api._post(c.api._url("/images/load"), data=b"garbage" * 100)
+assert r.status_code == 200, r.status_code
+assert r.json() == {"errorDetail": {"message": "archive/tar: invalid tar header"}, "error": "archive/tar: invalid tar header"}, r.text
+# A good archive still loads.
+assert [i.tags for i in c.images.load(saved)] == [["busybox:latest"]]
+print("ok")
+"#,
+    );
+    for cli in ["berth", "docker"] {
+        let garbage = b"garbage".repeat(100);
+        let r = if cli == "berth" {
+            d.berth_stdin(&["load"], &garbage)
+        } else {
+            d.docker_stdin(&["load"], &garbage)
+        };
+        assert_eq!(r.code, 1, "{cli}: {r:?}");
+        assert_eq!(r.stderr.trim(), "archive/tar: invalid tar header", "{cli}");
+    }
+}
