@@ -498,16 +498,17 @@ fn hello_world_is_built_in_and_stable() {
     require_root!();
     let e = env();
     assert_eq!(e.svc.install_builtin("busybox").unwrap(), None);
-    let id = e.svc.install_builtin("hello-world").unwrap().unwrap();
+    let (id, new) = e.svc.install_builtin("hello-world").unwrap().unwrap();
+    assert!(new, "the first call installs it");
     assert_eq!(
         e.svc
             .install_builtin("docker.io/library/hello-world:latest")
             .unwrap(),
-        Some(id.clone())
+        Some((id.clone(), false))
     );
     assert_eq!(
         e.svc.install_builtin("library/hello-world").unwrap(),
-        Some(id.clone())
+        Some((id.clone(), false))
     );
     let img = e.svc.resolve("hello-world").unwrap();
     assert_eq!(img.id, id);
@@ -516,7 +517,10 @@ fn hello_world_is_built_in_and_stable() {
 
     // Same ID in a fresh store.
     let e2 = env();
-    assert_eq!(e2.svc.install_builtin("hello-world").unwrap(), Some(id.clone()));
+    assert_eq!(
+        e2.svc.install_builtin("hello-world").unwrap(),
+        Some((id.clone(), true))
+    );
 
     // The one file runs and explains itself.
     let m = e.svc.prepare_rootfs(&id, "hw", &[]).unwrap();

@@ -17,6 +17,7 @@ mod events;
 mod exec;
 mod fidelity;
 mod filesystem;
+mod honest;
 mod images;
 mod lifecycle;
 mod manage;

@@ -1,0 +1,46 @@
+//! Output that says only what is true: no invented pull digests or downloads, storage driver
+//! facts measured on the data root, and the network a container really has.
+
+#[track_caller]
+fn py_ok(d: &berth_e2e::Daemon, script: &str) {
+    let r = d.python(script);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.out().lines().last(), Some("ok"), "stdout: {}", r.stdout);
+}
+
+#[test]
+fn pulling_the_built_in_hello_world_invents_no_digest_or_download() {
+    if !berth_e2e::require_root("honest") {
+        return;
+    }
+    let d = berth_e2e::Daemon::start_bare();
+    // There is no registry client: hello-world is built in. The pull says it was installed (or
+    // is up to date), with no "Pulling from", no manifest digest and no "Downloaded".
+    py_ok(
+        &d,
+        r#"
+import docker
+c = docker.from_env()
+def pull():
+    return [m.get("status", "") for m in c.api.pull("hello-world", stream=True, decode=True)]
+first = pull()
+assert first == ["Status: Installed built-in image for hello-world:latest (berth has no registry client yet; nothing was downloaded)"], first
+again = pull()
+assert again == ["Status: Image is up to date for hello-world:latest (built in)"], again
+img = c.images.pull("hello-world")
+assert img.tags == ["hello-world:latest"] and img.attrs["RepoDigests"] == [], img.attrs["RepoDigests"]
+print("ok")
+"#,
+    );
+    d.berth(&["rmi", "hello-world"]).ok();
+    let run = d.berth(&["run", "--rm", "hello-world"]).ok();
+    assert!(run.stdout.contains("Hello from berth!"), "{}", run.stdout);
+    for said in [
+        run.stderr.as_str(),
+        d.docker(&["pull", "hello-world"]).ok().stdout.as_str(),
+    ] {
+        assert!(!said.contains("Digest"), "{said}");
+        assert!(!said.contains("Downloaded"), "{said}");
+        assert!(!said.contains("Pulling from"), "{said}");
+    }
+}
