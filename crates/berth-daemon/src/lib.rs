@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 mod images;
 mod shim;
+mod storage;
 mod system;
 
 pub use config::{Config, FileConfig};

@@ -103,11 +103,7 @@ impl Daemon {
             containers_stopped: Some(all.len() as i64 - running - paused),
             images: Some(images),
             driver: Some("overlay2".to_string()),
-            driver_status: Some(vec![
-                vec!["Backing Filesystem".to_string(), "extfs".to_string()],
-                vec!["Supports d_type".to_string(), "true".to_string()],
-                vec!["Native Overlay Diff".to_string(), "true".to_string()],
-            ]),
+            driver_status: Some(crate::storage::driver_status(&self.config.data_root)),
             docker_root_dir: Some(self.config.data_root.to_string_lossy().into_owned()),
             memory_limit: Some(true),
             swap_limit: Some(true),

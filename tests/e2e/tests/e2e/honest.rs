@@ -44,3 +44,49 @@ print("ok")
         assert!(!said.contains("Pulling from"), "{said}");
     }
 }
+
+#[test]
+fn info_driver_status_is_measured_on_the_data_root() {
+    if !berth_e2e::require_root("honest") {
+        return;
+    }
+    // A daemon whose data root is on a tmpfs: the facts must be the tmpfs's, not constants.
+    let mut d = berth_e2e::Daemon::start_bare();
+    d.kill9();
+    let data = d.root.join("data");
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs");
+    d.spawn();
+    let module =
+        |p: &str| std::fs::read_to_string(format!("/sys/module/overlay/parameters/{p}")).unwrap_or_default();
+    let plain = |v: String| matches!(v.trim(), "N" | "off" | "nofollow" | "follow" | "");
+    let native = plain(module("redirect_dir")) && module("metacopy").trim() != "Y";
+    let script = r#"
+import docker
+c = docker.from_env()
+status = dict(c.info()["DriverStatus"])
+assert status == {"Backing Filesystem": "tmpfs", "Supports d_type": "true", "Using metacopy": "false",
+                  "Native Overlay Diff": "NATIVE", "userxattr": "false"}, status
+print("ok")
+"#
+    .replace("NATIVE", if native { "true" } else { "false" });
+    py_ok(&d, &script);
+    let info = d.docker(&["info"]).ok();
+    assert!(
+        info.stdout.contains("Backing Filesystem: tmpfs"),
+        "{}",
+        info.stdout
+    );
+    // The probe cleaned up after itself.
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("check-overlayfs"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
