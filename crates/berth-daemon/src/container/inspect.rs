@@ -122,22 +122,28 @@ pub(crate) fn state(doc: &Doc) -> ContainerState {
     }
 }
 
-/// The network name docker reports for a mode.
-pub(crate) fn network_name(mode: &str) -> String {
+/// The network a container is really attached to, as docker names it. There is no bridge yet:
+/// the default mode (and `bridge`) gives a private network namespace with only loopback, which is
+/// what docker calls `none`, so that is what inspect and ps report rather than an invented bridge
+/// endpoint. `container:` shares another container's namespace and has no network of its own.
+pub(crate) fn network_name(mode: &str) -> Option<&'static str> {
     match mode {
-        "" | "default" => "bridge".to_string(),
-        m => m.to_string(),
+        "host" => Some("host"),
+        m if m.starts_with("container:") => None,
+        _ => Some("none"),
     }
 }
 
+/// `NetworkSettings.Networks`: the one network the container is attached to, as docker shows
+/// `--network none` and `host` (there are no network objects yet, so no network or endpoint IDs).
 pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
     let mode = doc.host_config.network_mode.clone().unwrap_or_default();
-    if mode.starts_with("container:") {
+    let Some(name) = network_name(&mode) else {
         return HashMap::new();
-    }
+    };
     let mut m = HashMap::new();
     m.insert(
-        network_name(&mode),
+        name.to_string(),
         EndpointSettings {
             ipam_config: None,
             links: None,

@@ -90,3 +90,58 @@ print("ok")
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn inspect_reports_the_network_the_container_really_has() {
+    let d = daemon!();
+    // No bridge exists yet: the default mode is a private namespace with loopback only, which
+    // docker calls `none` — so that is the network shown, not an invented bridge endpoint.
+    py_ok(
+        &d,
+        r#"
+import docker
+c = docker.from_env()
+def nets(**kw):
+    ct = c.containers.run("busybox", ["sleep", "60"], detach=True, **kw)
+    ns = c.api.inspect_container(ct.id)["NetworkSettings"]
+    listed = c.api.containers(filters={"id": ct.id})[0]["NetworkSettings"]["Networks"]
+    assert sorted(listed) == sorted(ns["Networks"]), (listed, ns["Networks"])
+    return ct, ns
+ct, ns = nets()
+assert list(ns["Networks"]) == ["none"], ns["Networks"]
+assert ns["IPAddress"] == "" and ns["Networks"]["none"]["IPAddress"] == "" and ns["Networks"]["none"]["Gateway"] == ""
+# What the container has is indeed only loopback.
+ifaces = sorted(l.split(":")[0].strip() for l in ct.exec_run(["cat", "/proc/net/dev"]).output.decode().splitlines()[2:])
+assert ifaces == ["lo"], ifaces
+# docker-py's views still work.
+ct.reload()
+assert ct.ports == {} and ct.status == "running"
+_, ns = nets(network_mode="none")
+assert list(ns["Networks"]) == ["none"], ns["Networks"]
+_, ns = nets(network_mode="host")
+assert list(ns["Networks"]) == ["host"], ns["Networks"]
+_, ns = nets(network_mode="container:" + ct.id)
+assert ns["Networks"] == {}, ns["Networks"]
+print("ok")
+"#,
+    );
+    d.berth(&["run", "-d", "--name", "n1", "busybox", "sleep", "60"])
+        .ok();
+    assert_eq!(
+        d.docker(&["ps", "--format", "{{.Networks}}", "-f", "name=n1"])
+            .ok()
+            .out(),
+        "none"
+    );
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+            "n1"
+        ])
+        .ok()
+        .out(),
+        "none"
+    );
+}
