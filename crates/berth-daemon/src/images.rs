@@ -79,16 +79,16 @@ impl Daemon {
 
     /// `POST /images/create?fromImage=`: built-in images install locally; everything else needs
     /// the registry client, which this build does not have yet.
-    pub async fn pull_builtin(self: &Arc<Self>, reference: &str) -> Result<String> {
+    pub async fn pull_builtin(self: &Arc<Self>, reference: &str) -> Result<(String, bool)> {
         let images = self.images.clone();
         let r = reference.to_string();
         let installed = blocking(move || images.install_builtin(&r).map_err(Error::from)).await?;
         match installed {
-            Some(id) => {
+            Some(installed) => {
                 let mut a = BTreeMap::new();
                 a.insert("name".to_string(), reference.to_string());
                 self.events.emit("image", "pull", reference, a);
-                Ok(id)
+                Ok(installed)
             }
             None => Err(Error::not_found(format!(
                 "pull access denied for {reference}: berth cannot reach registries yet (only built-in images such as hello-world can be pulled); use 'berth import' or 'berth load' to add images"

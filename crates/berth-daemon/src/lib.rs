@@ -14,8 +14,14 @@ pub mod error;
 pub mod events;
 mod images;
 mod shim;
+mod storage;
 mod system;
 
 pub use config::{Config, FileConfig};
+
+/// The name of berth's one runtime, as `HostConfig.Runtime`, `docker info`'s `DefaultRuntime` and
+/// `Runtimes` show it: the runtime is berth's own (berth-shim with libcontainer embedded), not a
+/// runc binary, so it is not called "runc". Clients treat the name as opaque.
+pub const RUNTIME: &str = "berth";
 pub use daemon::Daemon;
 pub use error::{Error, Result};

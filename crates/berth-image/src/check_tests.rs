@@ -122,7 +122,7 @@ fn check_reports_orphans_and_repair_removes_them() {
     let db = Db::open(dir.path().join("berth.db")).unwrap();
     let svc = ImageService::open(dir.path(), db.clone()).unwrap();
     let id = import(&svc, &rootfs_tar(&[("f", b"x")]), Some("keep"), &[]).unwrap();
-    svc.prepare_rootfs(&id, "gone-container").unwrap();
+    svc.prepare_rootfs(&id, "gone-container", &[]).unwrap();
     svc.snapshots.prepare("extract-1-1", None).unwrap();
     svc.content.write_blob(b"stray").unwrap();
     std::fs::write(dir.path().join("content/ingest/half"), b"half").unwrap();
@@ -130,7 +130,10 @@ fn check_reports_orphans_and_repair_removes_them() {
     drop(svc);
     let ro = ImageService::open_readonly(dir.path(), db.clone()).unwrap();
     let found = check(&ro, true, false);
-    assert_eq!(found.len(), 5, "{found:#?}");
+    // The container's rw layer and its init layer, an extract snapshot, a blob, an ingest file
+    // and a snapshot directory.
+    assert_eq!(found.len(), 6, "{found:#?}");
+    assert!(found.iter().any(|f| f.message.contains("gone-container-init")), "{found:#?}");
     assert!(found.iter().all(|f| f.repairable && !f.repaired));
     assert!(
         dir.path().join("snapshots/999").exists(),
@@ -138,7 +141,7 @@ fn check_reports_orphans_and_repair_removes_them() {
     );
     let svc = ImageService::open_unchecked(dir.path(), db).unwrap();
     let fixed = check(&svc, true, true);
-    assert_eq!(fixed.len(), 5);
+    assert_eq!(fixed.len(), 6);
     assert!(fixed.iter().all(|f| f.repaired), "{fixed:#?}");
     assert!(check(&svc, true, false).is_empty());
     assert_eq!(svc.resolve("keep").unwrap().id, id);

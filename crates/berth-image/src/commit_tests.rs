@@ -87,7 +87,7 @@ fn new_container(e: &Env, id: &str, image: &str) {
         doc: "{}".into(),
     })
     .unwrap();
-    e.svc.prepare_rootfs(image, id).unwrap();
+    e.svc.prepare_rootfs(image, id, &[]).unwrap();
 }
 
 fn base_image(e: &Env) -> String {

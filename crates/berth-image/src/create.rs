@@ -240,9 +240,10 @@ impl ImageService {
     }
 
     /// Installs a built-in image if `reference` names one (`hello-world`, in any normalised
-    /// form of `docker.io/library/hello-world:latest`). Idempotent. Returns its ID, or `None`
-    /// if the reference is not built in.
-    pub fn install_builtin(&self, reference: &str) -> Result<Option<String>, Error> {
+    /// form of `docker.io/library/hello-world:latest`). Idempotent. Returns its ID and whether
+    /// this call created it (false: it was there already), or `None` if the reference is not
+    /// built in.
+    pub fn install_builtin(&self, reference: &str) -> Result<Option<(String, bool)>, Error> {
         let r = Reference::parse(reference)?;
         if r.to_string() != "docker.io/library/hello-world:latest" {
             return Ok(None);
@@ -263,11 +264,11 @@ impl ImageService {
                 let _g = self.lock();
                 self.db.set_tag(&tag, &expected_id, &now_rfc3339())?;
             }
-            return Ok(Some(expected_id));
+            return Ok(Some((expected_id, false)));
         }
         let id = self.create_image(None, config, &mut [&mut reader], Some(&tag))?;
         debug_assert_eq!(id, expected_id);
-        Ok(Some(id))
+        Ok(Some((id, true)))
     }
 }
 

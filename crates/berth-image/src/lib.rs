@@ -9,8 +9,9 @@
 //!   `chainID(1) = diffID(1)`, `chainID(n) = sha256(chainID(n-1) + " " + diffID(n))`. Images that
 //!   share a layer chain share the snapshots and the `layers` rows.
 //! - A **tag** maps a normalised reference (`docker.io/library/busybox:latest`) to an image ID.
-//! - A **container's root filesystem** is an active snapshot keyed by the container ID on top of
-//!   the image's top layer.
+//! - A **container's root filesystem** is an active snapshot keyed by the container ID (its rw
+//!   layer) on top of its **init layer** `<id>-init` (the engine's mount points, as dockerd's),
+//!   on top of the image's top layer.
 //!
 //! # On-disk layout
 //! ```text
@@ -23,10 +24,10 @@
 //! Creating: blobs and snapshots first (each crash-safe on its own), the database rows last in
 //! one transaction; a crash before the transaction leaves only unreferenced files, which
 //! [`ImageService::check`] with `repair` deletes at start-up (`extract-*` snapshots, committed
-//! snapshots no layer row names, container snapshots no container row names, blobs nothing
-//! names). Deleting: the rows first, in one transaction, then the files. A store error aborts
-//! an operation; it never reads as "nothing references this". Each step carries a
-//! `berth_sys::failpoint` so the crash sweep can stop berthd there.
+//! snapshots no layer row names and init layers of no container, container snapshots no
+//! container row names, blobs nothing names). Deleting: the rows first, in one transaction,
+//! then the files. A store error aborts an operation; it never reads as "nothing references
+//! this". Each step carries a `berth_sys::failpoint` so the crash sweep can stop berthd there.
 
 mod changes;
 pub mod check;
@@ -44,7 +45,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use berth_content::{ContentError, ContentStore};
 use berth_meta::{Db, MetaError};
-use berth_snapshot::{ApplyError, Overlay, SnapshotError, Snapshotter};
+use berth_snapshot::{
+    write_init_layer, ApplyError, InitEntry, InitKind, Overlay, SnapshotError, Snapshotter,
+};
 use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
 pub use berth_snapshot::{
@@ -331,14 +334,51 @@ impl ImageService {
         Ok(())
     }
 
-    /// A container's root filesystem: a new active snapshot keyed by `container_id` on top of the
-    /// image's layers. Returns the mounts the shim performs.
-    pub fn prepare_rootfs(&self, image_id: &str, container_id: &str) -> Result<Vec<Mount>, Error> {
+    /// A container's root filesystem: its init layer (the committed snapshot `<id>-init` holding
+    /// the engine's mount points, [`init_layer`] plus `extra_mount_points` — files the runtime will
+    /// bind-mount, such as `/sbin/docker-init`) on the image's layers, and on top of it a new
+    /// active snapshot keyed by `container_id`, the rw layer. So the rw layer — what `diff`,
+    /// `commit` and the rw size read — holds only what the container itself changed. Returns the
+    /// mounts the shim performs.
+    ///
+    /// A crash part way leaves an `<id>-init-prepare` active snapshot or an `<id>-init` without a
+    /// container row; [`ImageService::open`] removes both.
+    pub fn prepare_rootfs(
+        &self,
+        image_id: &str,
+        container_id: &str,
+        extra_mount_points: &[&str],
+    ) -> Result<Vec<Mount>, Error> {
         let id = self.find(image_id)?;
         let _g = self.lock();
         let layers = self.db.image_layers(&id)?;
         let parent = layers.last().map(|l| l.snapshot_key.as_str());
-        Ok(self.snapshots.prepare(container_id, parent)?)
+        if self.snapshots.stat(container_id).is_ok() {
+            return Err(SnapshotError::AlreadyExists(container_id.to_string()).into());
+        }
+        let init = init_key(container_id);
+        let staging = format!("{init}-prepare");
+        self.snapshots.prepare(&staging, parent)?;
+        let mut entries = init_layer();
+        entries.extend(extra_mount_points.iter().map(|p| InitEntry {
+            path: p.to_string(),
+            kind: InitKind::File,
+            replace: false,
+        }));
+        let made = (|| {
+            let upper = self.snapshots.upper_dir(&staging)?;
+            let lowers = self.snapshots.lower_dirs(&staging)?;
+            write_init_layer(&upper, &lowers, &entries)?;
+            self.snapshots.commit(&init, &staging)
+        })();
+        if let Err(e) = made {
+            let _ = self.snapshots.remove(&staging);
+            return Err(e.into());
+        }
+        self.snapshots.prepare(container_id, Some(&init)).map_err(|e| {
+            let _ = self.snapshots.remove(&init);
+            e.into()
+        })
     }
 
     /// The mounts of a container's root filesystem, again (for a restart).
@@ -346,9 +386,14 @@ impl ImageService {
         Ok(self.snapshots.mounts(container_id)?)
     }
 
-    /// Deletes a container's rw layer (after the shim unmounted it).
+    /// Deletes a container's rw layer and its init layer (after the shim unmounted them).
+    /// Containers made before init layers existed have none.
     pub fn remove_rootfs(&self, container_id: &str) -> Result<(), Error> {
-        Ok(self.snapshots.remove(container_id)?)
+        self.snapshots.remove(container_id)?;
+        match self.snapshots.remove(&init_key(container_id)) {
+            Err(SnapshotError::NotFound(_)) => Ok(()),
+            r => Ok(r?),
+        }
     }
 
     /// Bytes in a container's rw layer.
@@ -356,11 +401,41 @@ impl ImageService {
         Ok(self.snapshots.usage(container_id)?)
     }
 
+    /// The `fs` dirs below a container's rw layer, nearest first: its init layer, then the
+    /// image's layers (inspect's `GraphDriver.Data.LowerDir`).
+    pub fn rootfs_lower_dirs(&self, container_id: &str) -> Result<Vec<std::path::PathBuf>, Error> {
+        Ok(self.snapshots.lower_dirs(container_id)?)
+    }
+
     /// The directory holding a container's rw layer (`<data-root>/snapshots/<n>`), for inspect's
     /// `GraphDriver.Data` (`UpperDir` = `<dir>/fs`, `WorkDir` = `<dir>/work`).
     pub fn rootfs_dir(&self, container_id: &str) -> Result<std::path::PathBuf, Error> {
         Ok(self.snapshots.dir(container_id)?)
     }
+}
+
+/// The name of a container's init layer (dockerd's `<id>-init`).
+pub fn init_key(container_id: &str) -> String {
+    format!("{container_id}-init")
+}
+
+/// The mount points of every container's init layer: dockerd's list (`initlayer.Setup`) but for
+/// `/.dockerenv`, which would claim the container runs under Docker.
+pub fn init_layer() -> Vec<InitEntry> {
+    [
+        ("/dev/pts", InitKind::Dir),
+        ("/dev/shm", InitKind::Dir),
+        ("/proc", InitKind::Dir),
+        ("/sys", InitKind::Dir),
+        ("/etc/resolv.conf", InitKind::File),
+        ("/etc/hosts", InitKind::File),
+        ("/etc/hostname", InitKind::File),
+        ("/dev/console", InitKind::File),
+        ("/etc/mtab", InitKind::Symlink("/proc/mounts".into())),
+    ]
+    .into_iter()
+    .map(|(p, k)| InitEntry::new(p, k))
+    .collect()
 }
 
 pub(crate) fn now_rfc3339() -> String {

@@ -319,12 +319,16 @@ impl ImageService {
         // (config path, layer paths, tags)
         let mut items: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
         if let Ok(m) = open_in_root(root, "manifest.json") {
-            let m: Vec<ManifestItem> =
-                serde_json::from_reader(m).map_err(|e| bad(format!("invalid manifest.json: {e}")))?;
+            let m: Vec<ManifestItem> = serde_json::from_reader(m)
+                .map_err(|e| bad(format!("invalid archive: failed to decode manifest.json: {e}")))?;
             for it in m {
                 items.push((it.config, it.layers, it.repo_tags.unwrap_or_default()));
             }
         } else {
+            if open_in_root(root, "index.json").is_err() {
+                // Neither layout: docker's words (it reads only manifest.json).
+                return Err(bad("invalid archive: does not contain a manifest.json"));
+            }
             let index: OciIndex = serde_json::from_slice(&read("index.json")?)
                 .map_err(|e| bad(format!("invalid index.json: {e}")))?;
             for d in index.manifests {

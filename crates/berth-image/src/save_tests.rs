@@ -271,3 +271,31 @@ fn svc_config_swap(tar: &[u8], config: &[u8]) -> Vec<u8> {
     }
     b.into_inner().unwrap()
 }
+
+#[test]
+fn load_errors_say_what_docker_says() {
+    let (_d, svc) = env();
+    let err = |input: &[u8]| svc.load(&mut &input[..], &mut |_| {}).unwrap_err();
+    // Not a tar at all.
+    let e = err(&b"garbage".repeat(100));
+    assert_eq!(e.to_string(), "archive/tar: invalid tar header");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    // A tar, but not an image archive (and an empty stream, which is an empty tar to docker).
+    let plain = tar_of(&[("hello.txt", b"hi\n")]);
+    assert_eq!(
+        err(&plain).to_string(),
+        "invalid archive: does not contain a manifest.json"
+    );
+    assert_eq!(
+        err(b"").to_string(),
+        "invalid archive: does not contain a manifest.json"
+    );
+    // A save archive cut short: in a file's data, and in a header.
+    let (_d2, svc2) = env();
+    two_layers(&svc2, "cut:1");
+    let mut full = Vec::new();
+    svc2.save(&["cut:1".into()], &mut full).unwrap();
+    for at in [700, 512 + 100, full.len() / 2] {
+        assert_eq!(err(&full[..at]).to_string(), "unexpected EOF", "cut at {at}");
+    }
+}

@@ -139,11 +139,15 @@ fn import_resolve_prepare_rootfs() {
     assert_eq!(cfg.comment, "Imported from -");
     assert_eq!(cfg.rootfs.diff_ids.len(), 1);
 
-    let mounts = e.svc.prepare_rootfs(&id, "c1").unwrap();
+    let mounts = e.svc.prepare_rootfs(&id, "c1", &[]).unwrap();
     assert_eq!(mounts.len(), 1);
     assert_eq!(mounts[0].kind, "overlay");
+    // The container's init layer (the engine's mount points), then the image's layer.
     let lower = mounts[0].options[0].strip_prefix("lowerdir=").unwrap();
-    assert!(!lower.contains(':'));
+    let (init, lower) = lower.split_once(':').unwrap();
+    assert!(Path::new(init).join("etc/hostname").is_file());
+    assert!(Path::new(init).join("proc").is_dir());
+    assert!(!Path::new(lower).join("etc").exists());
     assert_eq!(
         std::fs::read(Path::new(lower).join("hello.txt")).unwrap(),
         b"hi\n"
@@ -153,11 +157,15 @@ fn import_resolve_prepare_rootfs() {
     std::fs::write(Path::new(upper).join("new"), [0u8; 300]).unwrap();
     assert_eq!(e.svc.rw_size("c1").unwrap(), 300);
     assert_eq!(
-        e.svc.prepare_rootfs(&id, "c1").unwrap_err().kind(),
+        e.svc.prepare_rootfs(&id, "c1", &[]).unwrap_err().kind(),
         ErrorKind::Conflict
     );
     e.svc.remove_rootfs("c1").unwrap();
     assert_eq!(e.svc.rootfs_mounts("c1").unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(
+        !Path::new(init).exists(),
+        "the init layer goes with the container"
+    );
     drop(e.dir);
 }
 
@@ -485,8 +493,8 @@ fn shared_layer_survives_removal_of_one_image() {
     assert_ne!(a, b);
     let r = e.svc.remove("a", false, &never).unwrap();
     assert_eq!(r.len(), 2, "untag + delete image, layer kept: {r:?}");
-    let m = e.svc.prepare_rootfs(&b, "c").unwrap();
-    let lower = m[0].options[0].strip_prefix("lowerdir=").unwrap().to_string();
+    let m = e.svc.prepare_rootfs(&b, "c", &[]).unwrap();
+    let lower = m[0].options[0].rsplit(':').next().unwrap().to_string();
     assert_eq!(std::fs::read(Path::new(&lower).join("f")).unwrap(), b"shared");
 }
 
@@ -495,16 +503,17 @@ fn hello_world_is_built_in_and_stable() {
     require_root!();
     let e = env();
     assert_eq!(e.svc.install_builtin("busybox").unwrap(), None);
-    let id = e.svc.install_builtin("hello-world").unwrap().unwrap();
+    let (id, new) = e.svc.install_builtin("hello-world").unwrap().unwrap();
+    assert!(new, "the first call installs it");
     assert_eq!(
         e.svc
             .install_builtin("docker.io/library/hello-world:latest")
             .unwrap(),
-        Some(id.clone())
+        Some((id.clone(), false))
     );
     assert_eq!(
         e.svc.install_builtin("library/hello-world").unwrap(),
-        Some(id.clone())
+        Some((id.clone(), false))
     );
     let img = e.svc.resolve("hello-world").unwrap();
     assert_eq!(img.id, id);
@@ -513,11 +522,14 @@ fn hello_world_is_built_in_and_stable() {
 
     // Same ID in a fresh store.
     let e2 = env();
-    assert_eq!(e2.svc.install_builtin("hello-world").unwrap(), Some(id.clone()));
+    assert_eq!(
+        e2.svc.install_builtin("hello-world").unwrap(),
+        Some((id.clone(), true))
+    );
 
     // The one file runs and explains itself.
-    let m = e.svc.prepare_rootfs(&id, "hw").unwrap();
-    let lower = m[0].options[0].strip_prefix("lowerdir=").unwrap().to_string();
+    let m = e.svc.prepare_rootfs(&id, "hw", &[]).unwrap();
+    let lower = m[0].options[0].rsplit(':').next().unwrap().to_string();
     let files: Vec<_> = std::fs::read_dir(&lower)
         .unwrap()
         .map(|d| d.unwrap().file_name())
@@ -568,9 +580,10 @@ fn multi_layer_image_with_whiteout() {
         layers[1].parent_chain_id.as_deref(),
         Some(layers[0].chain_id.as_str())
     );
-    let m = e.svc.prepare_rootfs("multi", "c").unwrap();
+    let m = e.svc.prepare_rootfs("multi", "c", &[]).unwrap();
     let lower = m[0].options[0].strip_prefix("lowerdir=").unwrap();
-    let dirs: Vec<&str> = lower.split(':').collect();
+    // Below the container's init layer, the image's layers, top first.
+    let dirs: Vec<&str> = lower.split(':').skip(1).collect();
     assert_eq!(dirs.len(), 2);
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::symlink_metadata(Path::new(dirs[0]).join("gone"))
@@ -588,8 +601,10 @@ fn reopen_cleans_orphans() {
     let db = Db::open(dir.path().join("berth.db")).unwrap();
     let svc = ImageService::open(dir.path(), db.clone()).unwrap();
     let id = import(&svc, &rootfs_tar(&[("f", b"x")]), Some("keep"), &[]).unwrap();
-    svc.prepare_rootfs(&id, "known").unwrap();
-    svc.prepare_rootfs(&id, "unknown").unwrap();
+    svc.prepare_rootfs(&id, "known", &[]).unwrap();
+    svc.prepare_rootfs(&id, "unknown", &[]).unwrap();
+    // A crash while making a container's init layer.
+    svc.snapshots.prepare("half-init-prepare", None).unwrap();
     ctr(&db, "known", &id);
     // A crash mid-import: an extract snapshot and a stray committed one, a stray blob.
     svc.snapshots.prepare("extract-1-1", None).unwrap();
@@ -605,8 +620,9 @@ fn reopen_cleans_orphans() {
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys.len(), 3, "{keys:?}");
     assert!(keys.contains(&"known".to_string()));
+    assert!(keys.contains(&"known-init".to_string()));
     assert_eq!(svc.content.list().unwrap().len(), 2, "config + layer");
     assert_eq!(svc.resolve("keep").unwrap().id, id);
 }

@@ -67,8 +67,10 @@ fn read_in_root(root: &OwnedFd, path: &str) -> std::io::Result<Option<String>> {
 
 /// Resolves docker's `-u` (`name`, `uid`, `uid:gid`, `name:group`, empty = root) against the
 /// container's `/etc/passwd` and `/etc/group`, read confined to `rootfs`. Returns
-/// `(uid, gid, additional gids)`; the additional gids are the groups listing the user as a member.
-pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), Error> {
+/// `(uid, gid, additional gids)`; the additional gids are the groups listing the user as a member,
+/// then `group_add` (docker's `--group-add`: group names from the same `/etc/group`, or numeric
+/// gids), each once.
+pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<(u32, u32, Vec<u32>), Error> {
     let io = |err| Error::Io {
         err,
         path: rootfs.to_path_buf(),
@@ -79,7 +81,40 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), E
         .map_err(io)?
         .unwrap_or_default();
     let group = read_in_root(&root, "/etc/group").map_err(io)?.unwrap_or_default();
-    resolve_user_in(&passwd, &group, user)
+    let (uid, gid, mut extra) = resolve_user_in(&passwd, &group, user)?;
+    for g in additional_groups(&group, group_add)? {
+        if !extra.contains(&g) {
+            extra.push(g);
+        }
+    }
+    Ok((uid, gid, extra))
+}
+
+/// `--group-add` values as gids: a group of `group` (an `/etc/group` file) matched by name or gid
+/// (the first match), else a number; anything else is runc's error.
+fn additional_groups(group: &str, names: &[String]) -> Result<Vec<u32>, Error> {
+    let entries: Vec<(&str, &str)> = group
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 3 && f[2].parse::<u32>().is_ok()).then(|| (f[0], f[2]))
+        })
+        .collect();
+    names
+        .iter()
+        .map(|n| {
+            let gid = entries
+                .iter()
+                .find(|(name, gid)| name == n || gid == n)
+                .map(|(_, gid)| *gid)
+                .unwrap_or(n);
+            gid.parse::<u32>().map_err(|_| {
+                Error::User(format!(
+                    "Unable to find group {n}: no matching entries in group file"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, Vec<u32>), Error> {
@@ -275,8 +310,32 @@ mod tests {
         // An absolute symlink must resolve inside the rootfs, never to the host's /etc/passwd.
         std::fs::write(d.path().join("mypasswd"), "alice:x:42:43::/:/bin/sh\n").unwrap();
         symlink("/mypasswd", d.path().join("etc/passwd")).unwrap();
-        assert_eq!(resolve_user(d.path(), "alice").unwrap(), (42, 43, vec![]));
-        assert!(resolve_user(d.path(), "root").is_err());
+        assert_eq!(resolve_user(d.path(), "alice", &[]).unwrap(), (42, 43, vec![]));
+        assert!(resolve_user(d.path(), "root", &[]).is_err());
+    }
+
+    #[test]
+    fn group_add_takes_names_and_numbers() {
+        let add = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            additional_groups(GROUP, &add(&["staff", "1234", "wheel", "33"])).unwrap(),
+            vec![50, 1234, 10, 33]
+        );
+        assert_eq!(
+            additional_groups(GROUP, &add(&["nosuch"]))
+                .unwrap_err()
+                .to_string(),
+            "Unable to find group nosuch: no matching entries in group file"
+        );
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), PASSWD).unwrap();
+        std::fs::write(d.path().join("etc/group"), GROUP).unwrap();
+        // The user's own groups first, each gid once.
+        assert_eq!(
+            resolve_user(d.path(), "www", &add(&["staff", "7"])).unwrap(),
+            (33, 33, vec![33, 50, 7])
+        );
     }
 
     #[test]

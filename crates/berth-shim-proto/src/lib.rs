@@ -58,6 +58,10 @@ pub struct ShimConfig {
     /// `-u` as the user gave it (`name`, `uid`, `uid:gid`, `name:group`), resolved by the shim
     /// against the container's /etc/passwd and /etc/group; empty means root.
     pub user: String,
+    /// `--group-add`: more groups for the container's processes (names from the container's
+    /// /etc/group, or numeric gids), resolved by the shim like `user`; execs get them too.
+    #[serde(default)]
+    pub group_add: Vec<String>,
     /// Initial console size (height, width) when `tty`.
     pub console_size: Option<(u16, u16)>,
     /// Bring up `lo` in the container's new network namespace before the process starts.

@@ -350,8 +350,8 @@ fn create_mounted(
         .map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
 
     // -u, resolved inside the container's own /etc.
-    let (uid, gid, extra) =
-        berth_runtime::resolve_user(rootfs, &cfg.user).map_err(|e| Failure::new(e.to_string()))?;
+    let (uid, gid, extra) = berth_runtime::resolve_user(rootfs, &cfg.user, &cfg.group_add)
+        .map_err(|e| Failure::new(e.to_string()))?;
     let process = spec
         .process_mut()
         .as_mut()

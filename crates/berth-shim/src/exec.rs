@@ -178,8 +178,8 @@ fn spawner_main(
     let user = if p.user.is_empty() {
         init.user().clone()
     } else {
-        let (uid, gid, extra) =
-            berth_runtime::resolve_user(&root, &p.user).map_err(|e| Failure::new(e.to_string()))?;
+        let (uid, gid, extra) = berth_runtime::resolve_user(&root, &p.user, &cfg.group_add)
+            .map_err(|e| Failure::new(e.to_string()))?;
         let mut u = User::default();
         u.set_uid(uid);
         u.set_gid(gid);

@@ -705,6 +705,16 @@ impl Shim {
 
     /// After the loop: delete the container (cgroup), unmount the rootfs, remove the socket.
     fn teardown(&mut self) {
+        // Requests that arrived as the loop ended get their answer ("container is not running"),
+        // not a reset connection.
+        self.accept();
+        let mut buf = vec![0u8; CHUNK];
+        for i in 0..self.conns.len() {
+            if !self.conns[i].dead {
+                self.read_conn(i, &mut buf);
+                self.flush_conn(i);
+            }
+        }
         for c in self.conns.drain(..) {
             let _ = c.stream.shutdown(std::net::Shutdown::Both);
         }

@@ -110,6 +110,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         open_stdin: false,
         stdin_once: false,
         user: String::new(),
+        group_add: Vec::new(),
         console_size: None,
         loopback_up: true,
         seccomp_cache: String::new(),

@@ -34,9 +34,15 @@ use sha2::{Digest as _, Sha256};
 /// Errors of layer application.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// The tar stream cannot be read or parsed (truncated, corrupt).
+    /// The tar stream cannot be read.
     #[error("failed to read layer tar: {0}")]
     Read(#[source] io::Error),
+    /// The stream ended inside the archive (Go's `archive/tar` message, which docker shows).
+    #[error("unexpected EOF")]
+    Truncated,
+    /// A block that should be a tar header is not one (Go's `archive/tar` message).
+    #[error("archive/tar: invalid tar header")]
+    InvalidHeader,
     /// An entry would land outside the root.
     #[error("invalid tar entry {path:?}: {reason}")]
     Breakout {
@@ -75,6 +81,8 @@ impl ApplyError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ApplyError::Read(_)
+            | ApplyError::Truncated
+            | ApplyError::InvalidHeader
             | ApplyError::Breakout { .. }
             | ApplyError::Unsupported { .. }
             | ApplyError::Overwrite(_) => ErrorKind::InvalidArgument,
@@ -88,6 +96,34 @@ fn fail<'a>(op: &'static str, path: &'a str) -> impl FnOnce(Errno) -> ApplyError
         op,
         path: path.to_string(),
         err: e.into(),
+    }
+}
+
+/// What the reader under the tar parser did: failed itself, or reached its end.
+#[derive(Debug, Clone, Copy, Default)]
+struct SourceState {
+    failed: bool,
+    eof: bool,
+}
+
+/// The stream as the tar parser reads it, noting failures and the end, so a parse error can be
+/// told from a read error.
+struct Source<'a, R> {
+    inner: R,
+    state: &'a std::cell::Cell<SourceState>,
+}
+
+impl<R: Read> Read for Source<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.inner.read(buf);
+        let mut st = self.state.get();
+        match &r {
+            Err(_) => st.failed = true,
+            Ok(0) if !buf.is_empty() => st.eof = true,
+            Ok(_) => {}
+        }
+        self.state.set(st);
+        r
     }
 }
 
@@ -153,13 +189,40 @@ pub(crate) fn unpack(
 ) -> Result<u64, ApplyError> {
     let mut size = 0u64;
     let mut dir_times: Vec<(Vec<String>, i64)> = Vec::new();
+    let source = std::cell::Cell::new(SourceState::default());
     {
-        let mut archive = tar::Archive::new(&mut reader);
-        for entry in archive.entries().map_err(ApplyError::Read)? {
-            let mut entry = entry.map_err(ApplyError::Read)?;
-            size += entry.size();
-            apply_entry(root, prefix, &mut entry, &mut dir_times, opts)?;
-        }
+        let mut archive = tar::Archive::new(Source {
+            inner: &mut reader,
+            state: &source,
+        });
+        let entries = archive.entries().map_err(ApplyError::Read);
+        let applied = entries.and_then(|entries| {
+            for entry in entries {
+                let mut entry = entry.map_err(ApplyError::Read)?;
+                size += entry.size();
+                apply_entry(root, prefix, &mut entry, &mut dir_times, opts)?;
+            }
+            Ok(())
+        });
+        applied.map_err(|e| match (e, source.get()) {
+            // The tar parser's own complaint (the stream itself read fine): say what Go's
+            // archive/tar (and so docker) says.
+            (
+                ApplyError::Read(_),
+                SourceState {
+                    failed: false,
+                    eof: true,
+                },
+            ) => ApplyError::Truncated,
+            (
+                ApplyError::Read(_),
+                SourceState {
+                    failed: false,
+                    eof: false,
+                },
+            ) => ApplyError::InvalidHeader,
+            (e, _) => e,
+        })?;
     }
     // Consume the end-of-archive blocks and any padding after them too (they are hashed).
     io::copy(&mut reader, &mut io::sink()).map_err(ApplyError::Read)?;
@@ -439,7 +502,18 @@ fn apply_entry<R: Read>(
             )
             .map_err(fail("create file", &shown))?;
             let mut file = std::fs::File::from(fd);
-            io::copy(entry, &mut file).map_err(ApplyError::Read)?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = entry.read(&mut buf).map_err(ApplyError::Read)?;
+                if n == 0 {
+                    break;
+                }
+                io::Write::write_all(&mut file, &buf[..n]).map_err(|err| ApplyError::Io {
+                    op: "write",
+                    path: shown.clone(),
+                    err,
+                })?;
+            }
             finish_fd(&file, owner, mode, &xattrs, Some(mtime), &shown)?;
         }
         tar::EntryType::Symlink => {

@@ -178,7 +178,7 @@ fn path_opaque(p: &Path) -> bool {
 /// The metadata of `comps` in the merged view of `lowers` (nearest first), or `None` if it does
 /// not exist there. Lowers are committed (immutable) layers; each component is checked to be a
 /// real directory before descending, so no symlink is followed.
-fn lower_lookup(lowers: &[PathBuf], comps: &[String]) -> Option<std::fs::Metadata> {
+pub(crate) fn lower_lookup(lowers: &[PathBuf], comps: &[String]) -> Option<std::fs::Metadata> {
     'layers: for layer in lowers {
         let mut p = layer.clone();
         let mut opaque_above = false;

@@ -41,12 +41,14 @@
 mod apply;
 mod archive;
 mod diff;
+mod init;
 mod overlay;
 mod tarwrite;
 
 pub use apply::{apply_layer, extract_tar, open_in_root, ApplyError};
 pub use archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
 pub use diff::{changes, write_layer_tar, Change, ChangeKind};
+pub use init::{write_init_layer, InitEntry, InitKind};
 pub use overlay::{Info, Kind, Overlay, SnapshotError};
 
 use berth_types::Mount;

@@ -20,3 +20,34 @@ pub fn write_and_close_inherited(fd: i32, msg: &[u8]) {
     let mut f = std::fs::File::from(owned);
     let _ = f.write_all(msg);
 }
+
+/// Bytes written to the stream socket `fd` that its peer has not read yet (`SIOCOUTQ`; for a Unix
+/// socket the data stays charged to the sender until the receiver consumes it).
+pub fn unread_by_peer(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: `fd` is a valid open descriptor for the duration of the borrow, and TIOCOUTQ (alias
+    // SIOCOUTQ) writes exactly one c_int through the pointer, which points to a live local.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n.max(0) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn unread_by_peer_counts_until_the_peer_reads() {
+        let (mut a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert_eq!(super::unread_by_peer(a.as_fd()).unwrap(), 0);
+        a.write_all(b"hello").unwrap();
+        assert!(super::unread_by_peer(a.as_fd()).unwrap() >= 5);
+        let mut buf = [0u8; 5];
+        b.read_exact(&mut buf).unwrap();
+        assert_eq!(super::unread_by_peer(a.as_fd()).unwrap(), 0);
+    }
+}

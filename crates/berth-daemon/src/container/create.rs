@@ -66,9 +66,16 @@ impl Daemon {
 
         let images = self.images.clone();
         let (image_id, cid) = (image.id.clone(), id.clone());
+        // The init layer also holds the mount point of `--init`'s binary.
+        let init = host.init.unwrap_or(false);
         blocking(move || {
+            let extra: &[&str] = if init {
+                &[berth_runtime::INIT_PATH_IN_CONTAINER]
+            } else {
+                &[]
+            };
             images
-                .prepare_rootfs(&image_id, &cid)
+                .prepare_rootfs(&image_id, &cid, extra)
                 .map(|_| ())
                 .map_err(Into::into)
         })
@@ -273,6 +280,11 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
                 "logging driver {other} is not available: berth writes json-file logs"
             )))
         }
+    }
+    // As dockerd, the runtime is recorded at create (its default when none is asked for).
+    match host.runtime.as_deref().unwrap_or_default() {
+        "" | crate::RUNTIME => host.runtime = Some(crate::RUNTIME.to_string()),
+        other => return Err(Error::invalid(format!("Unknown runtime specified {other}"))),
     }
     if let Some(m) = host.memory.filter(|m| *m != 0) {
         if m < 6 * 1024 * 1024 {

@@ -38,6 +38,8 @@ struct ExecState {
 #[derive(Debug, Clone, Default)]
 pub struct ExecStartOptions {
     pub detach: bool,
+    /// The start body's `Tty`: whether the stream is raw (true) or multiplexed. As in dockerd it
+    /// decides only the framing; whether the process gets a terminal is the create config's `Tty`.
     pub tty: bool,
     pub console_size: Option<(u16, u16)>,
 }
@@ -47,6 +49,11 @@ pub struct PendingExec {
     daemon: Arc<Daemon>,
     exec: Arc<ExecEntry>,
     process: ExecProcess,
+    /// Raw stream (the start body's `Tty`), else stdcopy frames.
+    raw: bool,
+    /// `AttachStdout` / `AttachStderr`: streams not attached are dropped, as dockerd does.
+    stdout: bool,
+    stderr: bool,
 }
 
 /// The exec table; entries are kept while their container exists (docker keeps them for inspect).
@@ -138,7 +145,7 @@ impl Daemon {
             env.retain(|x| x.split('=').next() != Some(key.as_str()));
             env.push(e);
         }
-        let tty = opts.tty || c.tty.unwrap_or(false);
+        let tty = c.tty.unwrap_or(false);
         if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
         }
@@ -177,6 +184,9 @@ impl Daemon {
         );
         Ok(PendingExec {
             daemon: self.clone(),
+            raw: opts.tty,
+            stdout: c.attach_stdout.unwrap_or(false),
+            stderr: c.attach_stderr.unwrap_or(false),
             exec,
             process,
         })
@@ -297,8 +307,10 @@ impl PendingExec {
             daemon,
             exec,
             process,
+            raw,
+            stdout,
+            stderr,
         } = self;
-        let tty = process.tty;
         let want_stdin = process.stdin;
         let (mut rd, mut wr) = tokio::io::split(io);
         let socket = daemon.shim_socket(&exec.container_id);
@@ -319,7 +331,7 @@ impl PendingExec {
             Err(e) => {
                 let msg = format!("OCI runtime exec failed: cannot reach the container's monitor: {e}\r\n");
                 let _ = wr
-                    .write_all(&if tty {
+                    .write_all(&if raw {
                         msg.into_bytes()
                     } else {
                         frame(2, msg.as_bytes())
@@ -336,7 +348,7 @@ impl PendingExec {
                 "OCI runtime exec failed: exec failed: unable to start container process: {err}: unknown\r\n"
             );
             let _ = wr
-                .write_all(&if tty {
+                .write_all(&if raw {
                     msg.into_bytes()
                 } else {
                     frame(2, msg.as_bytes())
@@ -378,22 +390,18 @@ impl PendingExec {
         let mut client_gone = false;
         loop {
             match shim::read_frame(&mut srd).await {
-                Ok(Some((FrameKind::Stdout, b))) | Ok(Some((FrameKind::Stderr, b))) if client_gone => {
-                    let _ = b;
-                }
-                Ok(Some((FrameKind::Stdout, b))) => {
-                    let r = if tty {
-                        wr.write_all(&b).await
-                    } else {
-                        wr.write_all(&frame(1, &b)).await
+                Ok(Some((kind @ (FrameKind::Stdout | FrameKind::Stderr), b))) => {
+                    let (stream, attached) = match kind {
+                        FrameKind::Stdout => (1, stdout),
+                        _ => (2, stderr),
                     };
-                    client_gone = r.is_err();
-                }
-                Ok(Some((FrameKind::Stderr, b))) => {
-                    let r = if tty {
+                    if client_gone || !attached {
+                        continue;
+                    }
+                    let r = if raw {
                         wr.write_all(&b).await
                     } else {
-                        wr.write_all(&frame(2, &b)).await
+                        wr.write_all(&frame(stream, &b)).await
                     };
                     client_gone = r.is_err();
                 }
@@ -413,11 +421,6 @@ impl PendingExec {
         feeder.abort();
         let _ = wr.flush().await;
         let _ = wr.shutdown().await;
-    }
-
-    /// Whether the exec was started with a TTY (raw stream) or not (multiplexed).
-    pub fn tty(&self) -> bool {
-        self.process.tty
     }
 }
 

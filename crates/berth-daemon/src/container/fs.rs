@@ -220,11 +220,23 @@ impl Daemon {
             config,
         };
         // Freeze a running container so the layer is a consistent snapshot (docker's default).
-        let paused = pause && entry.status() == crate::container::Status::Running;
+        // As dockerd, a pause that fails does not fail the commit: the container may have exited
+        // (its shim answering "not running", or gone) between the check and the request.
         let socket = self.shim_socket(&entry.id);
-        if paused {
-            shim::call(&socket, &Request::Pause).await?;
-        }
+        let paused = pause
+            && entry.status() == crate::container::Status::Running
+            && match shim::call(&socket, &Request::Pause).await {
+                Ok(r) if r.error.is_none() => true,
+                Ok(r) => {
+                    let e = r.error.unwrap_or_default();
+                    eprintln!("berthd: commit {}: not paused: {e}", entry.id);
+                    false
+                }
+                Err(e) => {
+                    eprintln!("berthd: commit {}: not paused: {e}", entry.id);
+                    false
+                }
+            };
         let images = self.images.clone();
         let id = entry.id.clone();
         let result = blocking(move || images.commit(&id, &opts).map_err(Error::from)).await;

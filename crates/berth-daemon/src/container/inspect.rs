@@ -36,13 +36,22 @@ impl Daemon {
         } else {
             None
         };
-        let upper = self.config.data_root.join("snapshots");
         let mut graph = HashMap::new();
         graph.insert(
             "MergedDir".to_string(),
             bundle.join("rootfs").to_string_lossy().into_owned(),
         );
-        graph.insert("UpperDir".to_string(), upper.to_string_lossy().into_owned());
+        if let Ok(rw) = self.images.rootfs_dir(&doc.id) {
+            let s = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+            graph.insert("UpperDir".to_string(), s(rw.join("fs")));
+            graph.insert("WorkDir".to_string(), s(rw.join("work")));
+        }
+        if let Ok(lowers) = self.images.rootfs_lower_dirs(&doc.id) {
+            let lowers: Vec<_> = lowers.iter().map(|p| p.to_string_lossy()).collect();
+            if !lowers.is_empty() {
+                graph.insert("LowerDir".to_string(), lowers.join(":"));
+            }
+        }
         Ok(ContainerInspectResponse {
             id: Some(doc.id.clone()),
             created: Some(rfc3339_nano(doc.created)),
@@ -63,7 +72,16 @@ impl Daemon {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             exec_ids: Some(self.exec_ids(&doc.id)).filter(|v| !v.is_empty()),
-            host_config: Some(doc.host_config.clone()),
+            host_config: Some(berth_api::models::HostConfig {
+                // Containers created before the runtime was recorded.
+                runtime: Some(
+                    doc.host_config
+                        .runtime
+                        .clone()
+                        .unwrap_or_else(|| crate::RUNTIME.into()),
+                ),
+                ..doc.host_config.clone()
+            }),
             graph_driver: Some(DriverData {
                 name: "overlay2".into(),
                 data: graph,
@@ -104,22 +122,28 @@ pub(crate) fn state(doc: &Doc) -> ContainerState {
     }
 }
 
-/// The network name docker reports for a mode.
-pub(crate) fn network_name(mode: &str) -> String {
+/// The network a container is really attached to, as docker names it. There is no bridge yet:
+/// the default mode (and `bridge`) gives a private network namespace with only loopback, which is
+/// what docker calls `none`, so that is what inspect and ps report rather than an invented bridge
+/// endpoint. `container:` shares another container's namespace and has no network of its own.
+pub(crate) fn network_name(mode: &str) -> Option<&'static str> {
     match mode {
-        "" | "default" => "bridge".to_string(),
-        m => m.to_string(),
+        "host" => Some("host"),
+        m if m.starts_with("container:") => None,
+        _ => Some("none"),
     }
 }
 
+/// `NetworkSettings.Networks`: the one network the container is attached to, as docker shows
+/// `--network none` and `host` (there are no network objects yet, so no network or endpoint IDs).
 pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
     let mode = doc.host_config.network_mode.clone().unwrap_or_default();
-    if mode.starts_with("container:") {
+    let Some(name) = network_name(&mode) else {
         return HashMap::new();
-    }
+    };
     let mut m = HashMap::new();
     m.insert(
-        network_name(&mode),
+        name.to_string(),
         EndpointSettings {
             ipam_config: None,
             links: None,

@@ -46,6 +46,7 @@ impl Daemon {
             open_stdin: doc.config.open_stdin.unwrap_or(false),
             stdin_once: doc.config.stdin_once.unwrap_or(false),
             user: doc.config.user.clone().unwrap_or_default(),
+            group_add: doc.host_config.group_add.clone().unwrap_or_default(),
             console_size: console_size(&doc),
             loopback_up: matches!(network, NetworkMode::None),
             seccomp_cache: self

@@ -9,6 +9,12 @@ use crate::container::{Entry, Op};
 use crate::error::{Error, Result};
 use crate::{shim, Daemon};
 
+/// How long `kill` with SIGKILL waits for the exit (dockerd waits 10 s, then 2 more after a
+/// direct SIGKILL of the process).
+const KILL_WAIT: Duration = Duration::from_secs(12);
+
+const SIGKILL: i32 = 9;
+
 /// `wait` conditions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -94,13 +100,33 @@ impl Daemon {
     pub async fn kill(self: &Arc<Self>, key: &str, signal: Option<&str>) -> Result<()> {
         let entry = self.find(key)?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        // Subscribed before the state check, so an exit that races the kill is not missed (the
+        // state turns `exited` before the exit counter moves).
+        let mut life = entry.life.subscribe();
+        let exits = life.borrow().exits;
         entry.status().can(Op::Kill, &entry.id)?;
         entry.update(|d| d.manually_stopped = true);
         self.persist(&entry)?;
-        self.signal(&entry, sig).await?;
-        let mut attrs = self.container_attrs(&entry);
-        attrs.insert("signal".into(), sig.to_string());
-        self.events.emit("container", "kill", &entry.id, attrs);
+        let sent = self.signal(&entry, sig).await;
+        if sig != SIGKILL || sent.is_ok() {
+            sent.clone()?;
+            let mut attrs = self.container_attrs(&entry);
+            attrs.insert("signal".into(), sig.to_string());
+            self.events.emit("container", "kill", &entry.id, attrs);
+        }
+        if sig == SIGKILL {
+            // Docker's kill with SIGKILL returns once the container is dead (so an inspect right
+            // after shows it exited with 137); other signals return once delivered. A SIGKILL
+            // that found the process already gone (an exit racing the kill) waits for that exit.
+            let exited = life.wait_for(|l| l.exits > exits || l.removed);
+            if tokio::time::timeout(KILL_WAIT, exited).await.is_err() {
+                sent?;
+                return Err(Error::internal(format!(
+                    "tried to kill container {}, but did not receive an exit event",
+                    entry.id
+                )));
+            }
+        }
         Ok(())
     }
 

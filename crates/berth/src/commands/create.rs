@@ -54,6 +54,9 @@ pub struct ContainerOpts {
     /// Expose a port or a range of ports
     #[arg(long)]
     pub expose: Vec<String>,
+    /// Add additional groups to join (names from the container's /etc/group, or numeric gids)
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
@@ -548,7 +551,7 @@ pub fn build_body(
         "DnsOptions": o.dns_option,
         "DnsSearch": o.dns_search,
         "ExtraHosts": opt_list(&o.add_host),
-        "GroupAdd": null,
+        "GroupAdd": opt_list(&o.group_add),
         "IpcMode": o.ipc.clone().unwrap_or_default(),
         "Cgroup": "",
         "Links": null,

@@ -1,10 +1,13 @@
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use berth_daemon::container::ExecStartOptions;
 use berth_daemon::{Daemon, Error};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
 
 use crate::http::{self, Body, Query};
 
@@ -56,11 +59,76 @@ pub async fn start(d: &Arc<Daemon>, mut req: Request<Incoming>, id: &str) -> Res
     }
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(up) => pending.run(TokioIo::new(up)).await,
+            Ok(up) => match up.downcast::<TokioIo<UnixStream>>() {
+                Ok(parts) => {
+                    let stream = parts.io.into_inner();
+                    headers_read(&stream).await;
+                    pending.run(ReadAhead::new(parts.read_buf, stream)).await
+                }
+                Err(up) => pending.run(TokioIo::new(up)).await,
+            },
             Err(e) => eprintln!("berthd: exec upgrade failed: {e}"),
         }
     });
     Ok(http::upgraded())
+}
+
+/// Waits (at most [`HEADERS_READ_WAIT`]) until the client has read the `101` response before the
+/// process starts. docker-py reads the response head through a buffered reader and then switches
+/// to the raw socket: output that arrived with the head sits in that buffer and is lost (its
+/// `exec_run` returned nothing, or a tty's first bytes went missing). dockerd's slower exec start
+/// hides the same race; berth's exec is fast enough to lose it under load.
+async fn headers_read(stream: &UnixStream) {
+    use std::os::fd::AsFd;
+    let deadline = tokio::time::Instant::now() + HEADERS_READ_WAIT;
+    while matches!(berth_sys::fd::unread_by_peer(stream.as_fd()), Ok(n) if n > 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// A client that writes before it reads (stdin first) delays its exec by this much at most.
+const HEADERS_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The hijacked connection: what hyper had already read from the client, then the socket.
+struct ReadAhead {
+    buf: bytes::Bytes,
+    io: UnixStream,
+}
+
+impl ReadAhead {
+    fn new(buf: bytes::Bytes, io: UnixStream) -> Self {
+        ReadAhead { buf, io }
+    }
+}
+
+impl tokio::io::AsyncRead for ReadAhead {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.buf.is_empty() {
+            let n = self.buf.len().min(out.remaining());
+            let chunk = self.buf.split_to(n);
+            out.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, out)
+    }
+}
+
+impl tokio::io::AsyncWrite for ReadAhead {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, b)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 pub fn inspect(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {

@@ -63,7 +63,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
         } else {
             format!("{image}:{tag}")
         };
-        let id = d.pull_builtin(&reference).await?;
+        let (_, new) = d.pull_builtin(&reference).await?;
         let (name, tag) = match reference.rsplit_once(':') {
             Some((n, t)) if !t.contains('/') => (n.to_string(), t.to_string()),
             _ => (reference.clone(), "latest".to_string()),
@@ -71,15 +71,15 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
         let short = name
             .trim_start_matches("docker.io/")
             .trim_start_matches("library/");
-        return Ok(messages(&[
-            JsonMessage {
-                status: Some(format!("Pulling from {}", name.trim_start_matches("docker.io/"))),
-                id: Some(tag.clone()),
-                ..Default::default()
-            },
-            JsonMessage::status(format!("Digest: {id}")),
-            JsonMessage::status(format!("Status: Downloaded newer image for {short}:{tag}")),
-        ]));
+        // Only what happened: the image is built into berth, nothing was fetched from a
+        // registry, so there is no "Pulling from", no manifest digest and no download.
+        return Ok(messages(&[JsonMessage::status(if new {
+            format!(
+                "Status: Installed built-in image for {short}:{tag} (berth has no registry client yet; nothing was downloaded)"
+            )
+        } else {
+            format!("Status: Image is up to date for {short}:{tag} (built in)")
+        })]));
     }
     Err(Error::invalid("one of fromImage or fromSrc is required"))
 }
@@ -130,12 +130,17 @@ pub async fn save(d: &Arc<Daemon>, names: Vec<String>) -> Result<Response<Body>,
 }
 
 /// `POST /images/load`: JSON messages, one `stream` line per loaded image.
+///
+/// As dockerd, the answer is `200` with the JSON stream even when the load fails: the error is its
+/// last message (`errorDetail`), which the CLI prints and docker-py raises as `ImageLoadError`.
 pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
     let reader = BodyReader::new(req.into_body());
-    let lines = d.load_images(Box::new(reader)).await?;
-    let msgs: Vec<JsonMessage> = lines
-        .into_iter()
-        .map(|l| JsonMessage::stream(format!("{l}\n")))
-        .collect();
+    let msgs: Vec<JsonMessage> = match d.load_images(Box::new(reader)).await {
+        Ok(lines) => lines
+            .into_iter()
+            .map(|l| JsonMessage::stream(format!("{l}\n")))
+            .collect(),
+        Err(e) => vec![JsonMessage::error(e.message, None)],
+    };
     Ok(messages(&msgs))
 }

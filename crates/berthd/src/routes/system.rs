@@ -59,7 +59,7 @@ pub fn info(d: &Arc<Daemon>) -> Response<Body> {
         );
         o.insert(
             "Runtimes".into(),
-            serde_json::json!({"berth": {"path": "berth-shim"}}),
+            serde_json::json!({ berth_daemon::RUNTIME: {"path": "berth-shim"} }),
         );
         o.insert("NEventsListener".into(), serde_json::json!(0));
     }
