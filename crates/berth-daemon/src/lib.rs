@@ -12,6 +12,7 @@ mod daemon;
 pub mod error;
 pub mod events;
 mod images;
+mod perms;
 mod shim;
 mod system;
 

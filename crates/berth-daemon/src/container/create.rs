@@ -393,8 +393,16 @@ fn command(c: &ContainerConfig) -> Result<(String, Vec<String>)> {
 
 fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfig) -> Result<()> {
     let network = host.network_mode.clone().unwrap_or_default();
+    // Private bundle (see perms.rs); the three files below are bind-mounted into the container,
+    // so any user there must be able to read them.
+    berth_sys::fs::create_private_dir(bundle)?;
     std::fs::create_dir_all(bundle.join("rootfs"))?;
-    std::fs::write(bundle.join("hostname"), format!("{hostname}\n"))?;
+    let visible = crate::perms::CONTAINER_VISIBLE_FILE;
+    berth_sys::fs::write_atomic(
+        &bundle.join("hostname"),
+        format!("{hostname}\n").as_bytes(),
+        visible,
+    )?;
     let mut hosts = if network == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -406,7 +414,7 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    std::fs::write(bundle.join("hosts"), hosts)?;
+    berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), visible)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = if network == "host" {
         host_resolv
@@ -419,7 +427,7 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );
-    std::fs::write(bundle.join("resolv.conf"), resolv)?;
+    berth_sys::fs::write_atomic(&bundle.join("resolv.conf"), resolv.as_bytes(), visible)?;
     Ok(())
 }
 

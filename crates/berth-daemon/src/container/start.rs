@@ -58,8 +58,9 @@ impl Daemon {
         let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
         let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;
         let _ = std::fs::remove_file(bundle.join("exit.json"));
-        std::fs::write(bundle.join("config.json"), oci_json)?;
-        std::fs::write(bundle.join("shim.json"), shim_json)?;
+        // The spec holds the env: owner-only (perms.rs).
+        berth_sys::fs::write_atomic(&bundle.join("config.json"), &oci_json, crate::perms::PRIVATE_FILE)?;
+        berth_sys::fs::write_atomic(&bundle.join("shim.json"), &shim_json, crate::perms::PRIVATE_FILE)?;
 
         let ready = shim::spawn(&self.config.shim_path, &bundle).await?;
         let pid = match (ready.pid, ready.error) {

@@ -19,6 +19,7 @@ mod filesystem;
 mod images;
 mod lifecycle;
 mod manage;
+mod permissions;
 mod policies;
 mod restore;
 mod run;
