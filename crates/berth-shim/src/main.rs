@@ -20,6 +20,7 @@ mod create;
 mod exec;
 mod freeze;
 mod log;
+mod peer;
 mod runtime;
 mod seccomp;
 mod serve;
