@@ -211,6 +211,10 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
         other => return Err(Error::invalid(format!("network {other} not found"))),
     }
     host.network_mode = Some(mode);
+    // Kept as given (inspect shows it); start and the cgroup readers clean it the same way.
+    if let Some(parent) = &host.cgroup_parent {
+        berth_runtime::cgroup_parent(parent).map_err(|e| Error::invalid(e.to_string()))?;
+    }
     // Not silently dropped: what berth cannot do yet is refused with a reason.
     let bound = host
         .port_bindings

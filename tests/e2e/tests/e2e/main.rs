@@ -11,6 +11,7 @@ macro_rules! daemon {
     }};
 }
 
+mod cgroups;
 mod docker_cli;
 mod docker_py;
 mod events;
