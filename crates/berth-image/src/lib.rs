@@ -39,14 +39,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use berth_archive::ApplyError;
 use berth_content::{ContentError, ContentStore};
 use berth_meta::{Db, MetaError};
-use berth_snapshot::{ApplyError, Kind, Overlay, SnapshotError, Snapshotter};
+use berth_snapshot::{Kind, Overlay, SnapshotError, Snapshotter};
 use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
-pub use berth_snapshot::{
-    export_tar, go_mode, ArchiveError, Change, ChangeKind, ContainerFs, PathStat, PutOptions,
-};
+pub use berth_archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
+pub use berth_snapshot::{Change, ChangeKind};
 pub use commit::CommitOptions;
 pub use config::ConfigFile;
 
