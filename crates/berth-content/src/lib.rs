@@ -6,6 +6,8 @@
 //!   blobs/sha256/<hex>         one immutable file per blob, named by the sha256 of its bytes
 //!   ingest/<unique>            partial writes; removed when the store is opened
 //! ```
+//! Every directory is 0700 (tightened when opened) and blobs are 0600: layers may hold an image's
+//! secrets, and only the daemon reads them.
 //!
 //! # Crash consistency
 //! A blob is written to a fresh file under `ingest/`, hashed as it is written, `fsync`ed, checked
@@ -16,9 +18,11 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use berth_sys::fs::create_private_dir;
 use berth_types::{Digest, ErrorKind};
 use sha2::{Digest as _, Sha256};
 
@@ -81,20 +85,23 @@ impl ContentStore {
     pub fn open(root: impl AsRef<Path>) -> Result<ContentStore, ContentError> {
         let root = root.as_ref().to_path_buf();
         let blobs = root.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
+        for dir in [&root, &root.join("blobs"), &blobs] {
+            create_private_dir(dir).map_err(io_err("create", dir))?;
+        }
         let ingest = root.join("ingest");
         if ingest.exists() {
             fs::remove_dir_all(&ingest).map_err(io_err("clean", &ingest))?;
         }
-        fs::create_dir_all(&ingest).map_err(io_err("create", &ingest))?;
+        create_private_dir(&ingest).map_err(io_err("create", &ingest))?;
         Ok(ContentStore { root })
     }
 
-    /// Creates the store's directories if needed, leaving what is in them alone.
+    /// Creates the store's (private) directories if needed, leaving what is in them alone.
     pub fn open_dirs(root: impl AsRef<Path>) -> Result<ContentStore, ContentError> {
         let root = root.as_ref().to_path_buf();
-        for d in [root.join("blobs").join("sha256"), root.join("ingest")] {
-            fs::create_dir_all(&d).map_err(io_err("create", &d))?;
+        let blobs = root.join("blobs").join("sha256");
+        for dir in [&root, &root.join("blobs"), &blobs, &root.join("ingest")] {
+            create_private_dir(dir).map_err(io_err("create", dir))?;
         }
         Ok(ContentStore { root })
     }
@@ -165,6 +172,7 @@ impl ContentStore {
         let file = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io_err("create", &path))?;
         Ok(Writer {
@@ -328,6 +336,23 @@ mod conformance {
         let dir = tempfile::tempdir().unwrap();
         let store = ContentStore::open(dir.path().join("content")).unwrap();
         (dir, store)
+    }
+
+    /// Layers may hold an image's secrets: the store is owner-only, also when an older berth
+    /// created it wider.
+    #[test]
+    fn store_is_owner_only() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let (d, s) = store();
+        let digest = s.write_blob(b"secret layer").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        for dir in ["", "blobs", "blobs/sha256", "ingest"] {
+            assert_eq!(mode(&s.root().join(dir)), 0o700, "{dir}");
+        }
+        assert_eq!(mode(&s.blob_path(&digest)), 0o600);
+        fs::set_permissions(s.root(), fs::Permissions::from_mode(0o755)).unwrap();
+        let s = ContentStore::open(d.path().join("content")).unwrap();
+        assert_eq!(mode(s.root()), 0o700);
     }
 
     fn sha(data: &[u8]) -> Digest {

@@ -1,7 +1,9 @@
 //! A container's cgroup as the daemon reads and adjusts it: processes (`top`), usage (`stats`)
 //! and limits (`update`), on cgroup v1, v2 and the hybrid layout (v1 controllers under
 //! `/sys/fs/cgroup/<controller>`, cgroup2 at `/sys/fs/cgroup/unified`). The runtime creates the
-//! cgroup at `/<cgroup-parent>/<id>` in every hierarchy.
+//! cgroup at `/<cgroup-parent>/<id>` in every hierarchy; the path is computed by
+//! [`berth_runtime::cgroup_path`] here as there, so a parent that could leave the hierarchy (`..`)
+//! names no cgroup at all.
 
 use std::path::{Path, PathBuf};
 
@@ -10,30 +12,33 @@ const ROOT: &str = "/sys/fs/cgroup";
 /// Where one container's cgroup lives.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
-    rel: String,
+    /// Relative to the hierarchy's root; `None` for a parent that is not valid (such a container
+    /// cannot have been started).
+    rel: Option<String>,
     v2: bool,
 }
 
 impl Cgroup {
     pub fn new(parent: &str, id: &str) -> Self {
         let v2 = Path::new(ROOT).join("cgroup.controllers").exists();
-        Cgroup {
-            rel: format!("{}/{}", parent.trim_matches('/'), id),
-            v2,
-        }
+        let rel = berth_runtime::cgroup_path(parent, "berth", id)
+            .ok()
+            .map(|p| p.trim_start_matches('/').to_string());
+        Cgroup { rel, v2 }
     }
 
     /// The directory of `controller` (v1) or the unified directory (v2).
-    fn dir(&self, controller: &str) -> PathBuf {
-        if self.v2 {
-            Path::new(ROOT).join(&self.rel)
+    fn dir(&self, controller: &str) -> Option<PathBuf> {
+        let rel = self.rel.as_deref()?;
+        Some(if self.v2 {
+            Path::new(ROOT).join(rel)
         } else {
-            Path::new(ROOT).join(controller).join(&self.rel)
-        }
+            Path::new(ROOT).join(controller).join(rel)
+        })
     }
 
     fn read(&self, controller: &str, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.dir(controller).join(file))
+        std::fs::read_to_string(self.dir(controller)?.join(file))
             .ok()
             .map(|s| s.trim().to_string())
     }
@@ -43,7 +48,10 @@ impl Cgroup {
     }
 
     fn write(&self, controller: &str, file: &str, value: &str) -> std::io::Result<()> {
-        std::fs::write(self.dir(controller).join(file), value)
+        let dir = self
+            .dir(controller)
+            .ok_or_else(|| std::io::Error::other("invalid cgroup parent"))?;
+        std::fs::write(dir.join(file), value)
     }
 
     /// Every process of the container.
@@ -160,7 +168,9 @@ impl Cgroup {
                     .read("memory", "memory.limit_in_bytes")
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0);
-                let has_memsw = self.dir("memory").join("memory.memsw.limit_in_bytes").exists();
+                let has_memsw = self
+                    .dir("memory")
+                    .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
                 if memory > cur && has_memsw {
                     self.write("memory", "memory.memsw.limit_in_bytes", &swap.to_string())?;
                     self.write("memory", "memory.limit_in_bytes", &memory.to_string())?;
@@ -191,7 +201,8 @@ impl Cgroup {
 
     /// Removes the (empty) parent cgroup dirs the runtime created for `parent`, best effort.
     pub fn remove_parent(parent: &str) {
-        let parent = parent.trim_matches('/');
+        let parent = berth_runtime::cgroup_parent(parent).unwrap_or_default();
+        let parent = parent.as_str();
         if parent.is_empty() {
             return;
         }
@@ -291,4 +302,29 @@ pub fn network_stats(pid: i64) -> serde_json::Value {
         }
     }
     serde_json::Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_cgroup_is_under_its_parent() {
+        let c = Cgroup::new("/nested//deeper/", "abc");
+        let d = c.dir("memory").unwrap();
+        assert!(d.starts_with(ROOT), "{}", d.display());
+        assert!(d.ends_with("nested/deeper/abc"), "{}", d.display());
+        assert!(Cgroup::new("", "abc").dir("pids").unwrap().ends_with("berth/abc"));
+    }
+
+    /// A record with a parent that climbs out of the hierarchy (written before create validated
+    /// it) names no directory: nothing is read from, or written to, outside the cgroup root.
+    #[test]
+    fn an_escaping_parent_names_no_cgroup() {
+        let c = Cgroup::new("../../../etc", "abc");
+        assert_eq!(c.dir("memory"), None);
+        assert_eq!(c.read("memory", "memory.usage_in_bytes"), None);
+        assert!(c.write("memory", "memory.limit_in_bytes", "1").is_err());
+        assert!(c.pids().is_empty());
+    }
 }

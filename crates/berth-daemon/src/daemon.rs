@@ -34,8 +34,7 @@ impl Daemon {
     /// Opens (or creates) the state under `config.data_root`, loads every container record and
     /// reconnects to the shims of running containers.
     pub async fn new(config: Config) -> Result<Arc<Self>> {
-        std::fs::create_dir_all(config.data_root.join("containers"))?;
-        std::fs::create_dir_all(config.exec_root.join("shims"))?;
+        crate::perms::prepare(&config)?;
         let lock = crate::check::DataRootLock::acquire(&config.data_root)?;
         let db_path = config.data_root.join("berth.db");
         let data_root = config.data_root.clone();
@@ -267,15 +266,15 @@ fn engine_id(root: &std::path::Path) -> Result<String> {
         return Ok(s.trim().to_string());
     }
     let id = random_id();
-    berth_sys::fs::write_atomic(&p, id.as_bytes(), 0o600)?;
+    berth_sys::fs::write_atomic(&p, id.as_bytes(), crate::perms::PRIVATE_FILE)?;
     Ok(id)
 }
 
 /// Writes the built-in init (`--init`) where containers bind-mount it from (atomically, so a
-/// running container's mount never sees a half-written file).
+/// running container's mount never sees a half-written file). 0755: any user in a container runs
+/// it through the bind mount (the 0700 `bin/` above it is not on the container's path).
 fn install_init(root: &std::path::Path) -> Result<()> {
     let dir = root.join("bin");
-    std::fs::create_dir_all(&dir)?;
     let path = dir.join("berth-init");
     if std::fs::read(&path)
         .map(|b| b == berth_runtime::INIT_BINARY)

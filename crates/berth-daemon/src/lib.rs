@@ -13,6 +13,7 @@ mod daemon;
 pub mod error;
 pub mod events;
 mod images;
+mod perms;
 mod shim;
 mod storage;
 mod system;

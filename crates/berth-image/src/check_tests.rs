@@ -133,7 +133,10 @@ fn check_reports_orphans_and_repair_removes_them() {
     // The container's rw layer and its init layer, an extract snapshot, a blob, an ingest file
     // and a snapshot directory.
     assert_eq!(found.len(), 6, "{found:#?}");
-    assert!(found.iter().any(|f| f.message.contains("gone-container-init")), "{found:#?}");
+    assert!(
+        found.iter().any(|f| f.message.contains("gone-container-init")),
+        "{found:#?}"
+    );
     assert!(found.iter().all(|f| f.repairable && !f.repaired));
     assert!(
         dir.path().join("snapshots/999").exists(),

@@ -11,7 +11,8 @@ use std::io::{BufReader, BufWriter, Seek, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use berth_snapshot::{write_layer_tar, Change};
+use berth_archive::write_layer_tar;
+use berth_snapshot::Change;
 
 use crate::config::{ContainerConfig, Empty, History};
 use crate::create::parse_tag;

@@ -3,8 +3,9 @@
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use berth_archive::apply_layer;
 use berth_meta::{ImageRow, LayerRow};
-use berth_snapshot::{apply_layer, Snapshotter};
+use berth_snapshot::Snapshotter;
 use berth_types::{Digest, Reference};
 use sha2::{Digest as _, Sha256};
 

@@ -43,16 +43,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use berth_archive::ApplyError;
 use berth_content::{ContentError, ContentStore};
 use berth_meta::{Db, MetaError};
-use berth_snapshot::{
-    write_init_layer, ApplyError, InitEntry, InitKind, Overlay, SnapshotError, Snapshotter,
-};
+use berth_snapshot::{write_init_layer, InitEntry, InitKind, Overlay, SnapshotError, Snapshotter};
 use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
-pub use berth_snapshot::{
-    export_tar, go_mode, ArchiveError, Change, ChangeKind, ContainerFs, PathStat, PutOptions,
-};
+pub use berth_archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
+pub use berth_snapshot::{Change, ChangeKind};
 pub use check::{CheckOptions, Finding};
 pub use commit::CommitOptions;
 pub use config::ConfigFile;
@@ -224,12 +222,14 @@ impl ImageService {
     pub fn open_unchecked(data_root: &Path, db: Db) -> Result<Self, Error> {
         ContentStore::open_dirs(data_root.join("content"))?;
         let snapshots = data_root.join("snapshots");
-        std::fs::create_dir_all(&snapshots).map_err(|err| SnapshotError::Io {
+        berth_sys::fs::create_private_dir(&snapshots).map_err(|err| SnapshotError::Io {
             op: "create",
             path: snapshots.clone(),
             err,
         })?;
-        Self::open_readonly(data_root, db)
+        let svc = Self::open_readonly(data_root, db)?;
+        svc.snapshots.tighten()?;
+        Ok(svc)
     }
 
     /// Opens existing stores without changing anything on disk (`berthd check`).

@@ -31,8 +31,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use berth_archive::{extract_tar, open_in_root};
 use berth_meta::{ImageRow, LayerRow};
-use berth_snapshot::{extract_tar, open_in_root};
 use berth_types::{Digest, Reference};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

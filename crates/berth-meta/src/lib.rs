@@ -109,6 +109,17 @@ pub enum MetaError {
         /// What this build knows.
         supported: i64,
     },
+    /// The database file's permissions could not be set.
+    #[error("failed to {op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        err: std::io::Error,
+    },
 }
 
 impl MetaError {
@@ -117,9 +128,41 @@ impl MetaError {
         match self {
             MetaError::NameInUse { .. } => ErrorKind::Conflict,
             MetaError::NotFound { .. } => ErrorKind::NotFound,
-            MetaError::Sqlite { .. } | MetaError::TooNew { .. } => ErrorKind::Internal,
+            MetaError::Sqlite { .. } | MetaError::TooNew { .. } | MetaError::Io { .. } => ErrorKind::Internal,
         }
     }
+}
+
+/// Creates `db` as an empty 0600 file if missing (SQLite gives the `-wal` and `-shm` files the
+/// database's mode) and sets an existing database and its `-wal`/`-shm` to 0600.
+fn make_private(db: &Path) -> Result<(), MetaError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |op, p: &Path| {
+        let path = p.display().to_string();
+        move |err| MetaError::Io { op, path, err }
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(db)
+        .map_err(io("create", db))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = Path::new(&p);
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if !m.file_type().is_symlink() && m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io("set permissions of", p))?
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("stat", p)(e)),
+        }
+    }
+    Ok(())
 }
 
 fn sq(context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> MetaError {
@@ -180,8 +223,11 @@ pub struct Db {
 
 impl Db {
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
+    /// The database holds every container's config (env included): it and its `-wal`/`-shm`
+    /// files are owner-only (0600), created so and tightened if an older berth made them wider.
     pub fn open(path: impl AsRef<Path>) -> Result<Db, MetaError> {
         let path = path.as_ref();
+        make_private(path)?;
         let conn = Connection::open(path).map_err(sq(format!("opening {}", path.display())))?;
         Db::init(conn)
     }

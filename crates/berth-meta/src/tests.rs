@@ -46,6 +46,38 @@ fn opens_in_wal_mode_at_current_version() {
     assert_eq!(db.schema_version().unwrap(), 1);
 }
 
+/// The database holds every container's env: never world-readable, nor its WAL and shm files.
+#[test]
+fn database_and_wal_files_are_owner_only() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    let mode = |suffix: &str| {
+        std::fs::metadata(dir.path().join(format!("berth.db{suffix}")))
+            .unwrap()
+            .mode()
+            & 0o777
+    };
+    let db = Db::open(&path).unwrap();
+    db.insert_container(&ctr("c1", "/web", "sha256:i")).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "berth.db{suffix}");
+    }
+    drop(db);
+    // A database an older berth left world-readable is tightened when opened.
+    for suffix in ["", "-wal", "-shm"] {
+        let p = dir.path().join(format!("berth.db{suffix}"));
+        if p.exists() {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let db = Db::open(&path).unwrap();
+    db.insert_container(&ctr("c2", "/db", "sha256:i")).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "berth.db{suffix} after reopening");
+    }
+}
+
 #[test]
 fn refuses_newer_schema() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,7 @@
 //! [`resolve_user`] and [`check_executable`] look into the container's root filesystem,
 //! confined to it; the shim calls them once the rootfs is mounted.
 
+mod cgroup;
 pub mod seccomp;
 mod user;
 
@@ -30,6 +31,7 @@ use oci_spec::runtime::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use cgroup::{cgroup_parent, cgroup_path};
 pub use user::{check_executable, resolve_user, ExecError};
 
 /// Errors of this crate.
@@ -121,7 +123,8 @@ pub struct ContainerSpec {
     /// `--pids-limit`; 0 or negative = unlimited.
     pub pids_limit: Option<i64>,
     pub ulimits: Vec<Ulimit>,
-    /// Cgroup parent; the cgroup path is `/<cgroup_parent>/<id>` (`berth` when empty).
+    /// Cgroup parent; the cgroup path is `/<cgroup_parent>/<id>` (`berth` when empty). A parent
+    /// that could leave the cgroup hierarchy (`..`) is refused ([`cgroup_parent`]).
     pub cgroup_parent: String,
     pub mounts: Vec<MountPoint>,
     /// Size of /dev/shm in bytes; 64 MiB when 0.
@@ -632,8 +635,6 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     root.set_path(c.rootfs.clone());
     root.set_readonly(Some(c.readonly_rootfs));
 
-    let parent = c.cgroup_parent.trim_matches('/');
-    let parent = if parent.is_empty() { "berth" } else { parent };
     let (masked, readonly) = if c.privileged {
         (vec![], vec![])
     } else {
@@ -649,7 +650,7 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces(c))
         .resources(resources(c))
-        .cgroups_path(PathBuf::from(format!("/{parent}/{}", c.id)))
+        .cgroups_path(PathBuf::from(cgroup_path(&c.cgroup_parent, "berth", &c.id)?))
         .masked_paths(masked)
         .readonly_paths(readonly)
         .build()?;
@@ -745,6 +746,25 @@ mod tests {
         let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
         v.sort();
         v
+    }
+
+    /// A record written before the parent was validated cannot place a container outside the
+    /// cgroup root either: the spec is refused, not built with the `..` cleaned away.
+    #[test]
+    fn spec_with_an_escaping_cgroup_parent_is_refused() {
+        let mut c = plain();
+        c.cgroup_parent = "../../escape".into();
+        assert_eq!(
+            build_spec(&c).unwrap_err().kind(),
+            berth_types::ErrorKind::InvalidArgument
+        );
+        c.cgroup_parent = "/nested/deeper".into();
+        let s = build_spec(&c).unwrap();
+        let l = s.linux().as_ref().unwrap();
+        assert_eq!(
+            l.cgroups_path().as_deref(),
+            Some(Path::new("/nested/deeper/abc123"))
+        );
     }
 
     #[test]

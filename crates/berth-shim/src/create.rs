@@ -382,8 +382,8 @@ fn create_mounted(
     }
     let body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
     if body != raw {
-        std::fs::File::create(&config_path)
-            .and_then(|mut f| f.write_all(&body))
+        // The spec holds the env: owner-only, as the daemon wrote it.
+        berth_sys::fs::write_atomic(&config_path, &body, 0o600)
             .map_err(|e| Failure::new(format!("write {}: {e}", config_path.display())))?;
     }
     // Seccomp is installed from the shared cache by our executor, not compiled by libcontainer
@@ -405,7 +405,7 @@ fn create_mounted(
             &caps,
         ));
         lc_bundle = bundle.join("runtime-spec");
-        std::fs::create_dir_all(&lc_bundle)
+        berth_sys::fs::create_private_dir(&lc_bundle)
             .map_err(|e| Failure::new(format!("create {}: {e}", lc_bundle.display())))?;
         let lc_body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
         berth_sys::fs::write_atomic(&lc_bundle.join("config.json"), &lc_body, 0o600)
@@ -419,7 +419,7 @@ fn create_mounted(
         .unwrap_or_default();
 
     let runtime_root = crate::runtime::root(cfg, bundle);
-    std::fs::create_dir_all(&runtime_root)
+    berth_sys::fs::create_private_dir(&runtime_root)
         .map_err(|e| Failure::new(format!("create {}: {e}", runtime_root.display())))?;
     let log_offset = std::fs::metadata(&cfg.runtime_log).map(|m| m.len()).unwrap_or(0);
     let lc = |e: libcontainer::error::LibcontainerError| {

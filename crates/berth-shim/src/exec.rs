@@ -253,9 +253,11 @@ fn spawner_main(
         .set_selinux_label(None)
         .set_console_size(None);
     let process_path = bundle.join(format!("exec-{tag}-{}.json", std::process::id()));
-    std::fs::write(
+    // The process holds the exec's env: owner-only.
+    berth_sys::fs::write_atomic(
         &process_path,
-        serde_json::to_vec(&process).map_err(|e| Failure::new(e.to_string()))?,
+        &serde_json::to_vec(&process).map_err(|e| Failure::new(e.to_string()))?,
+        0o600,
     )
     .map_err(|e| Failure::new(format!("write {}: {e}", process_path.display())))?;
 

@@ -53,12 +53,14 @@ pub struct JsonLog {
 impl JsonLog {
     /// Opens (appending, creating) `path`; an empty path or an open failure disables the log.
     pub fn open(path: &str) -> Self {
+        use std::os::unix::fs::OpenOptionsExt;
         let file = if path.is_empty() {
             None
         } else {
             std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600) // container output may hold secrets
                 .open(path)
                 .map_err(|e| eprintln!("berth-shim: open log {path}: {e}"))
                 .ok()

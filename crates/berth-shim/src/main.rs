@@ -20,13 +20,14 @@ mod create;
 mod exec;
 mod freeze;
 mod log;
+mod peer;
 mod runtime;
 mod seccomp;
 mod serve;
 mod trace;
 
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use berth_shim_proto::{ExitStatus, Ready, ShimConfig};
@@ -120,9 +121,11 @@ fn run() -> i32 {
 /// Points fds 1 and 2 at the runtime log (append) so nothing of ours — nor the runtime's
 /// diagnostics — reaches the daemon's pipe or a container's stdio.
 fn redirect_output(runtime_log: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(if runtime_log.is_empty() {
             "/dev/null"
         } else {
@@ -150,25 +153,15 @@ fn send_ready(ready: Option<OwnedFd>, msg: &Ready) {
     // Dropping `f` closes the daemon's pipe: it sees EOF after the one line.
 }
 
-/// Writes the exit status crash-safely: temp file → fsync → rename → fsync(dir).
+/// Writes the exit status crash-safely (temp file → fsync → rename → fsync(dir)), owner-only.
 pub fn write_exit_file(path: &str, st: &ExitStatus) {
     if path.is_empty() {
         return;
     }
     let path = Path::new(path);
-    let tmp = path.with_extension("tmp");
-    let res = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(st).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = rustix::fs::fsync(d.as_fd());
-            }
-        }
-        Ok(())
-    })();
+    let res = serde_json::to_vec(st)
+        .map_err(std::io::Error::other)
+        .and_then(|body| berth_sys::fs::write_atomic(path, &body, 0o600));
     if let Err(e) = res {
         eprintln!("berth-shim: write exit file {}: {e}", path.display());
     }

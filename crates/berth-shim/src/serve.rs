@@ -292,7 +292,8 @@ impl Shim {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_err() {
+                    // Only our daemon's uid; anyone else's connection is dropped (closed) here.
+                    if !crate::peer::is_own_uid(&stream) || stream.set_nonblocking(true).is_err() {
                         continue;
                     }
                     self.conns.push(Conn {

@@ -48,7 +48,13 @@ impl Subscriber for ToFile {
 /// Installs the subscriber for this process (and the container init it forks), appending to
 /// `path` (opened close-on-exec, so the user's process never inherits it).
 pub fn init(path: &str) {
-    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+    {
         let _ = tracing::subscriber::set_global_default(ToFile(f));
     }
 }

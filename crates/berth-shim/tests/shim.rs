@@ -566,6 +566,42 @@ fn clients_may_come_and_go() {
     assert_eq!(shim.wait().exit_code, 0);
 }
 
+/// The shim obeys only its daemon's uid: another user's connection is closed unanswered, even
+/// when the socket file (and its directory) are open to everyone.
+#[test]
+fn connections_from_another_uid_are_closed() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let shim = launch("peercred", spec(&["sleep", "600"]), |_| {});
+    assert_eq!(shim.ready.error, None);
+    shim.start();
+    let open = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    open(shim.dir.path(), 0o755);
+    open(Path::new(&shim.cfg.socket), 0o777);
+    let sock = shim.cfg.socket.clone();
+    let (connected, answer) = std::thread::spawn(move || {
+        // This thread alone becomes nobody (the raw syscalls are per-thread).
+        let nobody = 65534;
+        rustix::thread::set_thread_groups(&[]).unwrap();
+        rustix::thread::set_thread_gid(rustix::process::Gid::from_raw(nobody)).unwrap();
+        rustix::thread::set_thread_uid(rustix::process::Uid::from_raw(nobody)).unwrap();
+        let Ok(mut s) = UnixStream::connect(&sock) else {
+            return (false, None);
+        };
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let answer = call(&mut s, &Request::Kill { signal: 9, all: true }).ok();
+        (true, answer)
+    })
+    .join()
+    .unwrap();
+    assert!(connected, "the open socket refused the connection itself");
+    assert_eq!(answer, None, "the shim answered another uid");
+    // The kill was not carried out, and the daemon's uid is still served.
+    let st = shim.request(Request::State);
+    assert_eq!(st.status.as_deref(), Some("running"), "{st:?}");
+    assert_eq!(st.pid, shim.ready.pid);
+}
+
 // ---- exec, pause/resume ----
 
 fn exec_process(args: &[&str]) -> ExecProcess {

@@ -1,5 +1,5 @@
-//! What a container changed: `docker diff` from an overlay upper dir against its lower layers, and
-//! the upper dir as an OCI layer tar (`docker commit`).
+//! What a container changed: `docker diff` from an overlay upper dir against its lower layers. (The
+//! upper dir as an OCI layer tar, for `docker commit`, is `berth_archive::write_layer_tar`.)
 //!
 //! # Reading an upper dir
 //! - a character device 0:0 is a **whiteout**: the lower path is deleted;
@@ -15,7 +15,7 @@
 //! them on). With `redirect_dir=on` a renamed lower directory would show as Added, not as a move.
 
 use std::cmp::Ordering;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use serde::{Serialize, Serializer};
 
-use crate::tarwrite::{dir_names, is_opaque, open_dir, Flavor, TarWriter};
-use crate::ArchiveError;
+use berth_archive::walk::{dir_names, is_opaque, open_dir};
+use berth_archive::ArchiveError;
 
 /// What happened to a path (docker's numbering: `/containers/{id}/changes` sends the number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -224,17 +224,4 @@ fn lower_children(lowers: &[PathBuf], comps: &[String]) -> Vec<String> {
             lower_lookup(lowers, &c).is_some()
         })
         .collect()
-}
-
-/// Writes the overlay upper dir `upper` as an OCI layer tar: its files as they are (numeric
-/// owners, modes, mtimes, xattrs without `trusted.overlay.*`, hard links within the dir), each
-/// whiteout as an empty `.wh.<name>`, each opaque directory followed by `<dir>/.wh..wh..opq`.
-/// Returns the number of entries written (0: the container changed nothing).
-pub fn write_layer_tar(upper: &Path, w: &mut dyn Write) -> Result<u64, ArchiveError> {
-    let root = open_root(upper)?;
-    let mut tw = TarWriter::new(w, Flavor::OverlayUpper);
-    tw.add_children(&root, "").map_err(ArchiveError::Write)?;
-    let n = tw.entries;
-    tw.finish().map_err(ArchiveError::Write)?;
-    Ok(n)
 }

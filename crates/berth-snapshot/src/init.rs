@@ -276,7 +276,7 @@ mod tests {
         // /etc, a symlink in the image, became a real (opaque) directory: no mount goes through it.
         let etc = upper.join("etc");
         assert!(fs::symlink_metadata(&etc).unwrap().is_dir());
-        assert!(crate::tarwrite::is_opaque(&fs::File::open(&etc).unwrap()));
+        assert!(berth_archive::walk::is_opaque(&fs::File::open(&etc).unwrap()));
         assert!(etc.join("hosts").is_file());
         // /sbin → usr/sbin is the image's business: the runtime resolves it at start.
         assert!(fs::symlink_metadata(upper.join("sbin")).is_err());

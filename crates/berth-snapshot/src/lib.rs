@@ -1,4 +1,6 @@
-//! Snapshots of filesystems, described as [`Mount`]s, and confined application of layer tars.
+//! Snapshots of filesystems, described as [`Mount`]s, and what a container changed in one
+//! ([`changes`]). The tars that fill snapshots and are made from them go through `berth-archive`
+//! (confined apply with whiteouts, the commit layer of an upper dir).
 //!
 //! # Vocabulary (containerd's)
 //! - A **key** names an *active* snapshot (writable, being prepared) or a *view* (read-only).
@@ -13,7 +15,8 @@
 //! the mounts and the shim performs them.
 //!
 //! ```no_run
-//! use berth_snapshot::{apply_layer, Overlay, Snapshotter};
+//! use berth_archive::apply_layer;
+//! use berth_snapshot::{Overlay, Snapshotter};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sn = Overlay::new("/var/lib/berth/snapshots")?;
 //!
@@ -38,16 +41,11 @@
 //! # Ok(()) }
 //! ```
 
-mod apply;
-mod archive;
 mod diff;
 mod init;
 mod overlay;
-mod tarwrite;
 
-pub use apply::{apply_layer, extract_tar, open_in_root, ApplyError};
-pub use archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
-pub use diff::{changes, write_layer_tar, Change, ChangeKind};
+pub use diff::{changes, Change, ChangeKind};
 pub use init::{write_init_layer, InitEntry, InitKind};
 pub use overlay::{Info, Kind, Overlay, SnapshotError};
 

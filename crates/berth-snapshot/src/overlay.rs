@@ -10,6 +10,13 @@
 //! `<id>` is a short decimal number so that overlay option strings (`lowerdir=/…/12/fs:/…/7/fs`)
 //! stay short.
 //!
+//! # Permissions
+//! `<root>` and every `<id>` are 0700 (tightened when opened, for roots an older berth made): the
+//! files of images and containers — a container's setuid binaries among them — are not reachable
+//! by other host users. `<id>/fs` keeps the mode the layer gives the root directory (it is the
+//! container's `/`); overlay reads and writes these directories with the mounter's credentials,
+//! so the container still sees all of its files.
+//!
 //! # Crash consistency
 //! `metadata.json` is replaced atomically (write temp → fsync → rename → fsync dir) under a mutex.
 //! Creation is directories first, metadata last; removal is metadata first, directories last. So
@@ -130,13 +137,27 @@ impl Overlay {
     /// a crash.
     pub fn new(root: impl AsRef<Path>) -> Result<Overlay, SnapshotError> {
         let root = root.as_ref().to_path_buf();
-        fs::create_dir_all(&root).map_err(io_err("create", &root))?;
+        berth_sys::fs::create_private_dir(&root).map_err(io_err("create", &root))?;
         let o = Overlay::open_readonly(&root)?;
         let _ = fs::remove_file(root.join("metadata.json.tmp"));
         for p in o.orphan_dirs()? {
             fs::remove_dir_all(&p).map_err(io_err("remove orphan", &p))?;
         }
+        o.tighten()?;
         Ok(o)
+    }
+
+    /// Sets every snapshot directory (`<root>/<id>`) to 0700, for data roots an older berth made
+    /// wider; the `fs` directory inside keeps its mode, it is the container's `/`.
+    pub fn tighten(&self) -> Result<(), SnapshotError> {
+        let state = self.lock();
+        for info in state.snapshots.values() {
+            let p = self.id_dir(info.id);
+            if p.exists() {
+                berth_sys::fs::create_private_dir(&p).map_err(io_err("set permissions of", &p))?;
+            }
+        }
+        Ok(())
     }
 
     /// Opens the snapshotter without changing anything on disk (`berthd check`).
@@ -267,10 +288,11 @@ impl Overlay {
         }
         let id = state.next_id.max(1);
         let dir = self.id_dir(id);
+        berth_sys::fs::create_private_dir(&dir).map_err(io_err("create", &dir))?;
         let mut b = fs::DirBuilder::new();
-        b.recursive(true).mode(0o755);
+        b.recursive(true);
         let fs_dir = dir.join("fs");
-        b.create(&fs_dir).map_err(io_err("create", &fs_dir))?;
+        b.mode(0o755).create(&fs_dir).map_err(io_err("create", &fs_dir))?;
         if kind == Kind::Active {
             let work = dir.join("work");
             b.mode(0o700).create(&work).map_err(io_err("create", &work))?;
@@ -451,6 +473,28 @@ mod conformance {
         let d = tempfile::tempdir().unwrap();
         let o = Overlay::new(d.path().join("snapshots")).unwrap();
         (d, o)
+    }
+
+    /// A container's files (its setuid binaries among them) are not reachable by other host users:
+    /// the root and every snapshot directory are 0700, also when an older berth made them wider.
+    #[test]
+    fn snapshot_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (d, sn) = sn();
+        sn.prepare("ctr", None).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        let dir = sn.dir("ctr").unwrap();
+        assert_eq!(mode(sn.root()), 0o700);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("work")), 0o700);
+        assert_eq!(mode(&dir.join("fs")), 0o755, "the container's / keeps its mode");
+        drop(sn);
+        for p in [d.path().join("snapshots"), dir.clone()] {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let sn = Overlay::new(d.path().join("snapshots")).unwrap();
+        assert_eq!(mode(sn.root()), 0o700);
+        assert_eq!(mode(&dir), 0o700);
     }
 
     #[test]

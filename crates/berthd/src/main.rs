@@ -146,6 +146,8 @@ fn main() -> anyhow::Result<()> {
         registry_mirrors: file.registry_mirrors,
         debug: flags.debug || file.debug.unwrap_or(false),
     };
+    // The daemon's own parent obeys the rule of a container's: it stays under the cgroup root.
+    berth_runtime::cgroup_parent(&config.cgroup_parent).map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(&exec_root).with_context(|| format!("cannot create {}", exec_root.display()))?;
     let _pid = socket::PidFile::create(&pidfile)?;
 

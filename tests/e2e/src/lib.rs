@@ -409,7 +409,8 @@ impl Drop for Daemon {
     }
 }
 
-/// Removes `<controller>/<parent>` cgroup directories (children first) on v1 and v2.
+/// Removes `<controller>/<parent>` cgroup directories (all levels below it, deepest first) on v1
+/// and v2.
 pub fn remove_cgroups(parent: &str) {
     let mut dirs = Vec::new();
     for base in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
@@ -426,15 +427,18 @@ pub fn remove_cgroups(parent: &str) {
             }
         }
     }
-    for d in dirs {
-        if let Ok(rd) = std::fs::read_dir(&d) {
+    fn remove_tree(d: &Path) {
+        if let Ok(rd) = std::fs::read_dir(d) {
             for c in rd.flatten() {
-                if c.path().is_dir() {
-                    let _ = std::fs::remove_dir(c.path());
+                if c.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove_tree(&c.path());
                 }
             }
         }
-        let _ = std::fs::remove_dir(&d);
+        let _ = std::fs::remove_dir(d);
+    }
+    for d in dirs {
+        remove_tree(&d);
     }
 }
 

@@ -221,6 +221,10 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
         other => return Err(Error::invalid(format!("network {other} not found"))),
     }
     host.network_mode = Some(mode);
+    // Kept as given (inspect shows it); start and the cgroup readers clean it the same way.
+    if let Some(parent) = &host.cgroup_parent {
+        berth_runtime::cgroup_parent(parent).map_err(|e| Error::invalid(e.to_string()))?;
+    }
     // Not silently dropped: what berth cannot do yet is refused with a reason.
     let bound = host
         .port_bindings
@@ -408,14 +412,15 @@ fn command(c: &ContainerConfig) -> Result<(String, Vec<String>)> {
 
 fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfig) -> Result<()> {
     let network = host.network_mode.clone().unwrap_or_default();
-    // The bundle is private (0700, like dockerd's containers/<id>); the three files are
-    // bind-mounted into the container, where its users must be able to read them.
+    // Private bundle (see perms.rs); the three files below are bind-mounted into the container,
+    // so any user there must be able to read them.
     berth_sys::fs::create_private_dir(bundle)?;
     std::fs::create_dir_all(bundle.join("rootfs"))?;
+    let visible = crate::perms::CONTAINER_VISIBLE_FILE;
     berth_sys::fs::write_atomic(
         &bundle.join("hostname"),
         format!("{hostname}\n").as_bytes(),
-        0o644,
+        visible,
     )?;
     let mut hosts = if network == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
@@ -428,7 +433,7 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), 0o644)?;
+    berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), visible)?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = if network == "host" {
         host_resolv
@@ -441,7 +446,7 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );
-    berth_sys::fs::write_atomic(&bundle.join("resolv.conf"), resolv.as_bytes(), 0o644)?;
+    berth_sys::fs::write_atomic(&bundle.join("resolv.conf"), resolv.as_bytes(), visible)?;
     Ok(())
 }
 

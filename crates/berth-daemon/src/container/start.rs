@@ -72,8 +72,9 @@ impl Daemon {
             )));
         }
         let _ = std::fs::remove_file(bundle.join("exit.json"));
-        berth_sys::fs::write_atomic(&bundle.join("config.json"), &oci_json, 0o600)?;
-        berth_sys::fs::write_atomic(&bundle.join("shim.json"), &shim_json, 0o600)?;
+        // The spec holds the env: owner-only (perms.rs).
+        berth_sys::fs::write_atomic(&bundle.join("config.json"), &oci_json, crate::perms::PRIVATE_FILE)?;
+        berth_sys::fs::write_atomic(&bundle.join("shim.json"), &shim_json, crate::perms::PRIVATE_FILE)?;
         berth_sys::failpoint::hit("container.start.files-written");
 
         // The record says running before the shim exists: whatever happens from here, a new

@@ -1,16 +1,19 @@
 //! `berth cp`: copy files between a container and the host through the archive endpoints
-//! (`GET`/`HEAD`/`PUT /containers/ID/archive?path=`), renaming the top-level entry the way
-//! `docker cp` does when the destination does not exist.
+//! (`GET`/`HEAD`/`PUT /containers/ID/archive?path=`). Out of a container, the archive is extracted
+//! by `berth_archive::copy_to`: docker cp's destination rules, with the daemon's confinement.
 
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
+use berth_archive::{CopySource, PathStat};
 
 use crate::client::{Body, Query};
 
 use super::create::container_path;
 use super::Ctx;
+
+const STAT_HEADER: &str = "x-docker-container-path-stat";
 
 #[derive(clap::Args)]
 #[command(
@@ -43,30 +46,8 @@ fn split_container(arg: &str) -> Option<(&str, &str)> {
     Some((c, p))
 }
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' | b'-' => Some(62),
-        b'/' | b'_' => Some(63),
-        _ => None,
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for v in s.bytes().filter_map(val) {
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
-
-/// Whether `path` exists in the container and is a directory (`HEAD …/archive`).
-fn stat_container(ctx: &Ctx, c: &str, path: &str) -> anyhow::Result<Option<bool>> {
+/// `HEAD …/archive`: the path's stat, or `None` when it does not exist.
+fn stat_container(ctx: &Ctx, c: &str, path: &str) -> anyhow::Result<Option<PathStat>> {
     let mut q = Query::new();
     q.add("path", path);
     let resp = ctx.client.request(
@@ -80,29 +61,21 @@ fn stat_container(ctx: &Ctx, c: &str, path: &str) -> anyhow::Result<Option<bool>
     if resp.status >= 400 {
         return Err(resp.into_error().into());
     }
-    let stat = resp
-        .header("x-docker-container-path-stat")
-        .map(base64_decode)
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_slice(&stat).unwrap_or_default();
-    let mode = v["mode"].as_u64().unwrap_or(0);
-    Ok(Some(mode & (1 << 31) != 0))
+    Ok(resp.header(STAT_HEADER).and_then(PathStat::from_header_value))
 }
 
-/// Replaces the first component of `p` with `to`.
-fn rebase(p: &Path, to: &str) -> PathBuf {
-    let mut comps = p.components().filter(|c| !matches!(c, Component::CurDir));
-    let mut out = PathBuf::from(to);
-    comps.next();
-    for c in comps {
-        out.push(c);
+/// Copies out of the container: the daemon's archive is extracted by berth-archive with docker
+/// cp's destination rules, confined to the destination (never the `tar` crate's `unpack`, which
+/// resolves hard links against our working directory).
+fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str, follow_link: bool) -> anyhow::Result<()> {
+    let (mut path, mut rebase_name) = (src.to_string(), None);
+    if follow_link {
+        if let Some(st) = stat_container(ctx, c, src)?.filter(PathStat::is_symlink) {
+            (path, rebase_name) = berth_archive::follow_link(src, &st.link_target);
+        }
     }
-    out
-}
-
-fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str) -> anyhow::Result<()> {
     let mut q = Query::new();
-    q.add("path", src);
+    q.add("path", &path);
     let mut resp = ctx.client.call(
         "GET",
         &container_path(c, &format!("/archive{}", q.encode())),
@@ -113,46 +86,16 @@ fn from_container(ctx: &Ctx, c: &str, src: &str, dest: &str) -> anyhow::Result<(
         std::io::copy(resp.reader(), &mut o)?;
         return Ok(o.flush()?);
     }
-    let dest_path = Path::new(dest);
-    let (root, rename) = if dest_path.is_dir() {
-        (dest_path.to_path_buf(), None)
-    } else {
-        if dest.ends_with('/') {
-            bail!("destination directory \"{dest}\" does not exist");
-        }
-        let parent = dest_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = dest_path
-            .file_name()
-            .context("invalid destination")?
-            .to_string_lossy()
-            .into_owned();
-        (parent.to_path_buf(), Some(name))
+    let is_dir = resp
+        .header(STAT_HEADER)
+        .and_then(PathStat::from_header_value)
+        .is_some_and(|st| st.is_dir());
+    let source = CopySource {
+        path: &path,
+        is_dir,
+        rebase_name: rebase_name.as_deref(),
     };
-    let mut ar = tar::Archive::new(resp.reader());
-    ar.set_preserve_permissions(true);
-    for entry in ar.entries()? {
-        let mut entry = entry?;
-        let p = entry.path()?.into_owned();
-        if p.components()
-            .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
-        {
-            bail!("invalid path in archive: {}", p.display());
-        }
-        let rel = match &rename {
-            Some(n) => rebase(&p, n),
-            None => p,
-        };
-        let target = root.join(&rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        entry
-            .unpack(&target)
-            .with_context(|| format!("failed to write {}", target.display()))?;
-    }
+    berth_archive::copy_to(resp.reader(), &source, dest)?;
     Ok(())
 }
 
@@ -172,7 +115,7 @@ fn to_container(
         let src_path = Path::new(src);
         let meta = std::fs::symlink_metadata(src_path)
             .map_err(|e| anyhow::anyhow!("lstat {src}: {}", crate::format::go_io_error(&e)))?;
-        let (dir, name) = match stat_container(ctx, c, dest)? {
+        let (dir, name) = match stat_container(ctx, c, dest)?.map(|st| st.is_dir()) {
             Some(true) => (
                 dest.to_owned(),
                 src_path
@@ -227,7 +170,7 @@ fn to_container(
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let _ = a.quiet;
     match (split_container(&a.src), split_container(&a.dest)) {
-        (Some((c, src)), None) => from_container(ctx, c, src, &a.dest)?,
+        (Some((c, src)), None) => from_container(ctx, c, src, &a.dest, a.follow_link)?,
         (None, Some((c, dest))) => to_container(ctx, &a.src, c, dest, a.archive, a.follow_link)?,
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),
         (None, None) => bail!("must specify at least one container source"),
@@ -240,11 +183,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn container_paths_and_base64() {
+    fn container_paths() {
         assert_eq!(split_container("web:/etc"), Some(("web", "/etc")));
         assert_eq!(split_container("./a:b"), None);
         assert_eq!(split_container("/tmp/x"), None);
-        assert_eq!(base64_decode("eyJtb2RlIjoxfQ=="), br#"{"mode":1}"#);
-        assert_eq!(rebase(Path::new("hostname/a"), "h2"), PathBuf::from("h2/a"));
     }
 }

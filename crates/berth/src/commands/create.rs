@@ -24,6 +24,9 @@ pub struct ContainerOpts {
     /// Drop Linux capabilities
     #[arg(long = "cap-drop")]
     pub cap_drop: Vec<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
     /// Write the container ID to the file
     #[arg(long)]
     pub cidfile: Option<String>,
@@ -568,7 +571,7 @@ pub fn build_body(
         "CpuShares": o.cpu_shares.unwrap_or(0),
         "Memory": memory,
         "NanoCpus": nano_cpus,
-        "CgroupParent": "",
+        "CgroupParent": o.cgroup_parent.clone().unwrap_or_default(),
         "BlkioWeight": 0,
         "BlkioWeightDevice": [],
         "BlkioDeviceReadBps": [],

@@ -303,3 +303,63 @@ fn cp_archive_mode_keeps_ownership() {
         "1234:5678"
     );
 }
+
+/// `cp` out of a container: docker's destination rules (new name, into a directory, a
+/// directory's contents, `-L`), extracted confined to the destination.
+#[test]
+fn cp_out_of_a_container_follows_docker_destination_rules() {
+    let d = daemon!();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "src",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /data/sub && echo a > /data/a && echo b > /data/sub/b && ln /data/a /data/sub/a2 && ln -s /data/a /link && exec sleep 600",
+    ])
+    .ok();
+    d.eventually("the files exist", || {
+        d.berth(&["exec", "src", "test", "-L", "/link"]).code == 0
+    });
+    let host = d.root.join("cpout");
+    std::fs::create_dir_all(host.join("existing")).unwrap();
+    let p = |rel: &str| host.join(rel).to_str().unwrap().to_string();
+    let read = |rel: &str| std::fs::read_to_string(host.join(rel)).unwrap();
+    // A directory to a new name, hard links kept.
+    d.berth(&["cp", "src:/data", &p("copy")]).ok();
+    assert_eq!(read("copy/a"), "a\n");
+    assert_eq!(read("copy/sub/b"), "b\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(host.join("copy/a")).unwrap().ino(),
+        std::fs::metadata(host.join("copy/sub/a2")).unwrap().ino()
+    );
+    // Into an existing directory, and a directory's contents.
+    d.berth(&["cp", "src:/data", &p("existing")]).ok();
+    assert_eq!(read("existing/data/sub/b"), "b\n");
+    d.berth(&["cp", "src:/data/.", &p("existing")]).ok();
+    assert_eq!(read("existing/a"), "a\n");
+    // A symlink is copied as one; -L copies its target under the link's name.
+    d.berth(&["cp", "src:/link", &p("existing")]).ok();
+    assert!(std::fs::symlink_metadata(host.join("existing/link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    d.berth(&["cp", "-L", "src:/link", &p("followed")]).ok();
+    assert_eq!(read("followed"), "a\n");
+    // A directory onto a file is refused, as docker does; the file is kept.
+    std::fs::write(host.join("file"), "keep").unwrap();
+    let r = d.berth(&["cp", "src:/data", &p("file")]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("cannot copy directory"), "{}", r.stderr);
+    assert_eq!(read("file"), "keep");
+    // Nothing landed beside the destinations.
+    let mut names: Vec<String> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["copy", "existing", "file", "followed"]);
+}

@@ -11,6 +11,7 @@ macro_rules! daemon {
     }};
 }
 
+mod cgroups;
 mod crash;
 mod docker_cli;
 mod docker_py;
@@ -22,6 +23,7 @@ mod honest;
 mod images;
 mod lifecycle;
 mod manage;
+mod permissions;
 mod policies;
 mod restore;
 mod run;

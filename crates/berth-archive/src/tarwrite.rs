@@ -13,9 +13,13 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
+
+use crate::walk::{dir_names, is_opaque, open_dir, read_xattrs};
+use crate::ArchiveError;
 
 /// What the tree is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,67 +38,6 @@ pub(crate) struct TarWriter<'w> {
     /// Directories on another device than this one (mount points) are written, not entered.
     root_dev: Option<u64>,
     pub(crate) entries: u64,
-}
-
-pub(crate) fn open_dir(parent: &impl AsFd, name: &str) -> Result<OwnedFd, Errno> {
-    rfs::openat(
-        parent,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-}
-
-/// The names in a directory, sorted (tar order is stable: the same tree gives the same bytes).
-pub(crate) fn dir_names(dir: &impl AsFd) -> Result<Vec<String>, Errno> {
-    let mut names = Vec::new();
-    for e in rfs::Dir::read_from(dir)? {
-        let e = e?;
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n != "." && n != ".." {
-            names.push(n);
-        }
-    }
-    names.sort();
-    Ok(names)
-}
-
-/// The xattrs of an open file, as (name, value), minus overlay's and SELinux's.
-pub(crate) fn read_xattrs(fd: &impl AsFd) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let Ok(n) = rfs::flistxattr_query(fd) else {
-        return out;
-    };
-    if n == 0 {
-        return out;
-    }
-    let mut names = vec![0u8; n + 256];
-    let Ok(n) = rfs::flistxattr(fd, &mut names[..]) else {
-        return out;
-    };
-    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let Ok(name) = std::str::from_utf8(name) else {
-            continue;
-        };
-        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
-            continue;
-        }
-        let Ok(len) = rfs::fgetxattr_query(fd, name) else {
-            continue;
-        };
-        let mut value = vec![0u8; len];
-        if let Ok(len) = rfs::fgetxattr(fd, name, &mut value[..]) {
-            value.truncate(len);
-            out.push((name.to_string(), value));
-        }
-    }
-    out
-}
-
-/// True if the open directory carries `trusted.overlay.opaque=y`.
-pub(crate) fn is_opaque(fd: &impl AsFd) -> bool {
-    let mut v = [0u8; 4];
-    matches!(rfs::fgetxattr(fd, "trusted.overlay.opaque", &mut v[..]), Ok(1) if v[0] == b'y')
 }
 
 /// Exactly `left` bytes: the file's, then zeros if it shrank.
@@ -331,4 +274,17 @@ impl<'w> TarWriter<'w> {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes the overlay upper dir `upper` as an OCI layer tar: its files as they are (numeric
+/// owners, modes, mtimes, xattrs without `trusted.overlay.*`, hard links within the dir), each
+/// whiteout as an empty `.wh.<name>`, each opaque directory followed by `<dir>/.wh..wh..opq`.
+/// Returns the number of entries written (0: the container changed nothing).
+pub fn write_layer_tar(upper: &Path, w: &mut dyn Write) -> Result<u64, ArchiveError> {
+    let root = crate::container::open_root(upper)?;
+    let mut tw = TarWriter::new(w, Flavor::OverlayUpper);
+    tw.add_children(&root, "").map_err(ArchiveError::Write)?;
+    let n = tw.entries;
+    tw.finish().map_err(ArchiveError::Write)?;
+    Ok(n)
 }

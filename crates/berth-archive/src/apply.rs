@@ -173,8 +173,53 @@ pub(crate) struct UnpackOptions {
     /// Refuse to replace a directory by a non-directory or back (docker cp's
     /// `noOverwriteDirNonDir`).
     pub no_overwrite_dir_non_dir: bool,
-    /// Own every entry by this uid/gid instead of the tar's (docker cp without `copyUIDGID`).
-    pub chown: Option<(u32, u32)>,
+    /// Who owns what is created.
+    pub owners: Owners,
+    /// Renames the archive's top-level entry (and refuses entries outside it), applied to entry
+    /// names and hard-link targets after cleaning.
+    pub rename: Option<Rename>,
+}
+
+/// Who owns the unpacked entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Owners {
+    /// The tar's uid/gid (layers, `docker cp -a` into a container).
+    #[default]
+    FromTar,
+    /// This uid/gid (docker cp into a container without `copyUIDGID`).
+    Fixed(u32, u32),
+    /// Whoever extracts (docker cp out of a container: `NoLchown`); works unprivileged.
+    Extractor,
+}
+
+/// `docker cp`'s renaming of the copied entry (its `RebaseArchiveEntries`), made strict: every
+/// entry must be the top-level entry `top` or below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Rename {
+    /// The archive's top-level name; `.` for an archive of a directory's contents (nothing is
+    /// stripped then).
+    pub top: String,
+    /// What `top` becomes: one name, or none (its contents land in the root itself).
+    pub to: Option<String>,
+    /// The source is not a directory: nothing may be below `top`.
+    pub single: bool,
+}
+
+impl Rename {
+    fn apply(&self, comps: Vec<String>) -> Result<Vec<String>, &'static str> {
+        let rest = if self.top == "." {
+            comps
+        } else {
+            match comps.split_first() {
+                Some((first, rest)) if *first == self.top => rest.to_vec(),
+                _ => return Err("entry is outside the copied path"),
+            }
+        };
+        if self.single && !rest.is_empty() {
+            return Err("entry is below a copied file");
+        }
+        Ok(self.to.iter().cloned().chain(rest).collect())
+    }
 }
 
 /// Unpacks `tar` under the directory `prefix` (components relative to `root`, already resolved
@@ -381,21 +426,19 @@ fn apply_entry<R: Read>(
     let header = entry.header().clone();
     let kind = header.entry_type();
     let mode = header.mode().map_err(ApplyError::Read)? & 0o7777;
-    let (uid, gid) = match opts.chown {
-        Some((u, g)) => (u as u64, g as u64),
-        None => (
+    let (uid, gid) = match opts.owners {
+        Owners::Fixed(u, g) => (u as u64, g as u64),
+        Owners::FromTar => (
             entry_uid(entry).map_err(ApplyError::Read)?,
             entry_gid(entry).map_err(ApplyError::Read)?,
         ),
+        Owners::Extractor => (0, 0), // unused: nothing is chowned
     };
     let mtime = match header.mtime() {
         Ok(m) => m as i64,
         Err(_) if fields_blank(&header.as_old().mtime) => 0,
         Err(e) => return Err(ApplyError::Read(e)),
     };
-    let mut comps = prefix.to_vec();
-    comps.extend(clean(&raw_path)?);
-
     match kind {
         tar::EntryType::XGlobalHeader
         | tar::EntryType::XHeader
@@ -403,26 +446,34 @@ fn apply_entry<R: Read>(
         | tar::EntryType::GNULongLink => return Ok(()),
         _ => {}
     }
+    let mut comps = prefix.to_vec();
+    comps.extend(renamed(opts, clean(&raw_path)?, &shown)?);
 
     let Some((base, parent_comps)) = comps.split_last() else {
         // The root itself ("./"): take its metadata.
         if kind.is_dir() {
-            rfs::fchown(
-                root,
-                Some(rfs::Uid::from_raw(uid as u32)),
-                Some(rfs::Gid::from_raw(gid as u32)),
-            )
-            .map_err(fail("chown", "/"))?;
+            if opts.owners != Owners::Extractor {
+                rfs::fchown(
+                    root,
+                    Some(rfs::Uid::from_raw(uid as u32)),
+                    Some(rfs::Gid::from_raw(gid as u32)),
+                )
+                .map_err(fail("chown", "/"))?;
+            }
             rfs::fchmod(root, Mode::from_raw_mode(mode)).map_err(fail("chmod", "/"))?;
             dir_times.push((Vec::new(), mtime));
         }
         return Ok(());
     };
     let parent = open_dir_in_root(root, parent_comps, true, &shown)?;
-    let owner = (
-        Some(rfs::Uid::from_raw(uid as u32)),
-        Some(rfs::Gid::from_raw(gid as u32)),
-    );
+    // (None, None) chowns nothing: the extractor keeps what it creates.
+    let owner = match opts.owners {
+        Owners::Extractor => (None, None),
+        _ => (
+            Some(rfs::Uid::from_raw(uid as u32)),
+            Some(rfs::Gid::from_raw(gid as u32)),
+        ),
+    };
 
     // Whiteouts.
     if let Some(target) = base.strip_prefix(".wh.").filter(|_| opts.whiteouts) {
@@ -449,8 +500,7 @@ fn apply_entry<R: Read>(
             rfs::makedev(0, 0),
         )
         .map_err(fail("create whiteout", &shown))?;
-        rfs::chownat(&parent, target, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(fail("chown", &shown))?;
+        chown_at(&parent, target, owner).map_err(fail("chown", &shown))?;
         return Ok(());
     }
 
@@ -523,8 +573,7 @@ fn apply_entry<R: Read>(
                 .unwrap_or_default()
                 .into_owned();
             rfs::symlinkat(target.as_path(), &parent, base).map_err(fail("create symlink", &shown))?;
-            rfs::chownat(&parent, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(fail("chown", &shown))?;
+            chown_at(&parent, base, owner).map_err(fail("chown", &shown))?;
             rfs::utimensat(&parent, base, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(fail("set times of", &shown))?;
         }
@@ -535,10 +584,11 @@ fn apply_entry<R: Read>(
                 .unwrap_or_default()
                 .into_owned();
             let mut tcomps = prefix.to_vec();
-            tcomps.extend(clean(&target).map_err(|_| ApplyError::Breakout {
+            let cleaned = clean(&target).map_err(|_| ApplyError::Breakout {
                 path: shown.clone(),
                 reason: "hard link target escapes the root",
-            })?);
+            })?;
+            tcomps.extend(renamed(opts, cleaned, &shown)?);
             let Some((tbase, tparent)) = tcomps.split_last() else {
                 return Err(ApplyError::Breakout {
                     path: shown,
@@ -565,8 +615,7 @@ fn apply_entry<R: Read>(
                 rfs::makedev(major, minor),
             )
             .map_err(fail("create device", &shown))?;
-            rfs::chownat(&parent, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(fail("chown", &shown))?;
+            chown_at(&parent, base, owner).map_err(fail("chown", &shown))?;
             rfs::chmodat(&parent, base, Mode::from_raw_mode(mode), AtFlags::empty())
                 .map_err(fail("chmod", &shown))?;
             rfs::utimensat(&parent, base, &timestamps(mtime), AtFlags::SYMLINK_NOFOLLOW)
@@ -580,6 +629,17 @@ fn apply_entry<R: Read>(
         }
     }
     Ok(())
+}
+
+/// `comps` after the options' [`Rename`], if any.
+fn renamed(opts: &UnpackOptions, comps: Vec<String>, shown: &str) -> Result<Vec<String>, ApplyError> {
+    match &opts.rename {
+        None => Ok(comps),
+        Some(r) => r.apply(comps).map_err(|reason| ApplyError::Breakout {
+            path: shown.to_string(),
+            reason,
+        }),
+    }
 }
 
 /// The owner from the PAX `uid` record if present (large ids), else the header's.
@@ -626,6 +686,14 @@ fn pax_number<R: Read>(entry: &mut tar::Entry<'_, R>, key: &str) -> Option<u64> 
     None
 }
 
+/// Chowns `base` in `dir` without following it; `(None, None)` (the extractor's) chowns nothing.
+fn chown_at(dir: &impl AsFd, base: &str, owner: (Option<rfs::Uid>, Option<rfs::Gid>)) -> Result<(), Errno> {
+    if owner == (None, None) {
+        return Ok(());
+    }
+    rfs::chownat(dir, base, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW)
+}
+
 /// Owner, then mode (chown clears set-id bits), xattrs, times — on an open fd.
 fn finish_fd(
     fd: &impl AsFd,
@@ -635,11 +703,15 @@ fn finish_fd(
     mtime: Option<i64>,
     shown: &str,
 ) -> Result<(), ApplyError> {
-    rfs::fchown(fd, owner.0, owner.1).map_err(fail("chown", shown))?;
+    if owner != (None, None) {
+        rfs::fchown(fd, owner.0, owner.1).map_err(fail("chown", shown))?;
+    }
     rfs::fchmod(fd, Mode::from_raw_mode(mode)).map_err(fail("chmod", shown))?;
     for (name, value) in xattrs {
         match rfs::fsetxattr(fd, name.as_str(), value, XattrFlags::empty()) {
             Ok(()) | Err(Errno::NOTSUP) => {}
+            // An unprivileged extractor cannot set trusted.* or security.* (docker skips them).
+            Err(Errno::PERM) if owner == (None, None) => {}
             Err(e) => return Err(fail("set xattr on", shown)(e)),
         }
     }

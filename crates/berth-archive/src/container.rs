@@ -29,7 +29,7 @@ use berth_types::ErrorKind;
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
-use crate::apply::{unpack, UnpackOptions};
+use crate::apply::{unpack, Owners, UnpackOptions};
 use crate::tarwrite::{Flavor, TarWriter};
 use crate::ApplyError;
 
@@ -78,7 +78,7 @@ impl ArchiveError {
     }
 }
 
-fn open_root(merged: &Path) -> Result<OwnedFd, ArchiveError> {
+pub(crate) fn open_root(merged: &Path) -> Result<OwnedFd, ArchiveError> {
     rfs::open(
         merged,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -104,7 +104,7 @@ pub fn export_tar(merged: &Path, w: &mut dyn Write) -> Result<(), ArchiveError> 
 }
 
 /// A path's description for `HEAD /containers/{id}/archive` (docker's `container.PathStat`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PathStat {
     /// The last component of the requested path (`/` for the root).
@@ -176,10 +176,43 @@ impl PathStat {
         base64(self.to_header_json().as_bytes())
     }
 
+    /// Reads the header value back (the client's side); `None` if it is not one.
+    pub fn from_header_value(value: &str) -> Option<PathStat> {
+        serde_json::from_slice(&base64_decode(value.trim())?).ok()
+    }
+
     /// True for a directory.
     pub fn is_dir(&self) -> bool {
         self.mode & go_mode::DIR != 0
     }
+
+    /// True for a symlink.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & go_mode::SYMLINK != 0
+    }
+}
+
+/// Standard or URL-safe base64, padded or not; `None` on any other character.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().take_while(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }
 
 fn base64(data: &[u8]) -> String {
@@ -468,7 +501,12 @@ impl<'a> ContainerFs<'a> {
         let uopts = UnpackOptions {
             whiteouts: false,
             no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
-            chown: if opts.copy_uid_gid { None } else { Some((0, 0)) },
+            owners: if opts.copy_uid_gid {
+                Owners::FromTar
+            } else {
+                Owners::Fixed(0, 0)
+            },
+            ..Default::default()
         };
         unpack(&root, &prefix, r, &uopts)?;
         Ok(())
@@ -487,6 +525,23 @@ mod unit {
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64(br#"{"mode":1}"#), "eyJtb2RlIjoxfQ==");
+        for data in [&b""[..], b"f", b"fo", b"foo", b"foobar", br#"{"mode":1}"#] {
+            assert_eq!(base64_decode(&base64(data)).as_deref(), Some(data));
+        }
+        assert_eq!(base64_decode("a*b"), None);
+    }
+
+    #[test]
+    fn path_stat_header_round_trips() {
+        let st = PathStat {
+            name: "etc".into(),
+            size: 4096,
+            mode: go_mode::DIR | 0o755,
+            mtime: "2024-01-01T00:00:00Z".into(),
+            link_target: String::new(),
+        };
+        assert_eq!(PathStat::from_header_value(&st.to_header_value()), Some(st));
+        assert_eq!(PathStat::from_header_value("not json"), None);
     }
 
     #[test]

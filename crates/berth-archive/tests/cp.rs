@@ -1,13 +1,11 @@
-//! `docker diff`, the commit layer tar, `docker export` and `docker cp` (archive stat/get/put),
-//! with hostile tars and hostile symlinks planted in the container.
+//! The commit layer tar, `docker export` and `docker cp` (archive stat/get/put), with hostile tars
+//! and hostile symlinks planted in the container.
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use berth_snapshot::{
-    apply_layer, changes, export_tar, go_mode, write_layer_tar, Change, ChangeKind, ContainerFs, PutOptions,
-};
+use berth_archive::{apply_layer, export_tar, go_mode, write_layer_tar, ContainerFs, PutOptions};
 use berth_types::ErrorKind;
 
 fn is_root() -> bool {
@@ -136,53 +134,6 @@ fn overlay_dirs() -> (tempfile::TempDir, PathBuf, Vec<PathBuf>) {
     opaque(&up.join("opq"));
     write(&up.join("gone/g2"), b"new");
     (t, up, vec![l2, l1])
-}
-
-#[test]
-fn diff_reports_docker_changes() {
-    require_root!();
-    let (_t, up, lowers) = overlay_dirs();
-    let got = changes(&up, &lowers).unwrap();
-    let want: Vec<(&str, ChangeKind)> = vec![
-        ("/a", ChangeKind::Modified),
-        ("/dir", ChangeKind::Modified),
-        ("/dir/x", ChangeKind::Deleted),
-        ("/gone", ChangeKind::Added),
-        ("/gone/g2", ChangeKind::Added),
-        ("/keep", ChangeKind::Modified),
-        ("/keep/added", ChangeKind::Added),
-        ("/n", ChangeKind::Added),
-        ("/newdir", ChangeKind::Added),
-        ("/newdir/f", ChangeKind::Added),
-        ("/opq", ChangeKind::Modified),
-        ("/opq/new", ChangeKind::Added),
-        ("/opq/o1", ChangeKind::Deleted),
-        ("/opq/sub", ChangeKind::Deleted),
-    ];
-    let want: Vec<Change> = want
-        .into_iter()
-        .map(|(p, k)| Change {
-            path: p.into(),
-            kind: k,
-        })
-        .collect();
-    assert_eq!(got, want);
-    assert_eq!(
-        serde_json::to_string(&got[0]).unwrap(),
-        r#"{"Path":"/a","Kind":0}"#
-    );
-    assert_eq!(ChangeKind::Deleted.letter(), 'D');
-}
-
-#[test]
-fn diff_sorts_component_wise() {
-    require_root!();
-    let t = tempfile::tempdir().unwrap();
-    let up = t.path().join("up");
-    write(&up.join("a/b"), b"");
-    write(&up.join("a.txt"), b"");
-    let got: Vec<String> = changes(&up, &[]).unwrap().into_iter().map(|c| c.path).collect();
-    assert_eq!(got, vec!["/a", "/a/b", "/a.txt"]);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use berth_snapshot::apply_layer;
+use berth_archive::apply_layer;
 use berth_types::ErrorKind;
 use sha2::{Digest as _, Sha256};
 
@@ -121,7 +121,7 @@ fn apply_confined(
     tar: &[u8],
 ) -> (
     Sandbox,
-    Result<(berth_types::Digest, u64), berth_snapshot::ApplyError>,
+    Result<(berth_types::Digest, u64), berth_archive::ApplyError>,
 ) {
     let sb = Sandbox::new();
     let before = sb.outside();
