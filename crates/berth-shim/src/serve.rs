@@ -19,7 +19,7 @@ use berth_shim_proto::{parse_header, ExitStatus, FrameKind, Request, Response, S
 use rustix::event::{PollFd, PollFlags};
 
 use crate::create::{Created, Stdio};
-use crate::log::JsonLog;
+use crate::log::ContainerLog;
 
 const OUT_HIGH: usize = 256 * 1024;
 const IN_HIGH: usize = 256 * 1024;
@@ -68,7 +68,7 @@ struct Shim {
     stdin_buf: Vec<u8>,
     stdin_eof: bool,
     conns: Vec<Conn>,
-    log: JsonLog,
+    log: ContainerLog,
     status: Status,
     cgroup_path: String,
     /// Exit code collected from the init, recorded once output is drained.
@@ -107,7 +107,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
             (Some(m), None, if cfg.open_stdin { dup } else { None }, true)
         }
     };
-    let log = JsonLog::open(&cfg.log_path);
+    let log = ContainerLog::open(&cfg.log_path, &cfg.log);
     let mut shim = Shim {
         cfg,
         bundle,
@@ -233,7 +233,9 @@ impl Shim {
                 }
                 add(&mut fds, &mut toks, c.stream.as_fd(), ev, Token::Conn(i));
             }
-            let timeout = [exit_deadline, self.finish_by, self.exec_deadline()]
+            // A compression under way runs a step per turn of the loop.
+            let busy = self.log.busy().then(Instant::now);
+            let timeout = [exit_deadline, self.finish_by, self.exec_deadline(), busy]
                 .into_iter()
                 .flatten()
                 .min()
@@ -259,6 +261,9 @@ impl Shim {
                 .map(|(f, t)| (*t, f.revents()))
                 .collect();
             drop(fds);
+            if self.log.busy() {
+                self.log.step();
+            }
             for (tok, rev) in ready {
                 match tok {
                     Token::Listener => self.accept(),

@@ -14,6 +14,7 @@ pub mod keys;
 mod mount;
 pub mod reference;
 pub mod time;
+pub mod units;
 
 pub use digest::{Digest, DigestError};
 pub use mount::Mount;

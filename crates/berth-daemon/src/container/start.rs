@@ -54,6 +54,7 @@ impl Daemon {
                 .join("seccomp")
                 .to_string_lossy()
                 .into_owned(),
+            log: Default::default(),
         };
         let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
         let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;
