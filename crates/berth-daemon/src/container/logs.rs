@@ -9,10 +9,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use crate::container::attach::frame;
-use crate::container::Output;
 use crate::error::Result;
 use crate::Daemon;
 
@@ -42,7 +41,9 @@ impl Daemon {
         let entry = self.find(key)?;
         let tty = entry.with(|d| d.config.tty.unwrap_or(false));
         let path = self.bundle(&entry.id).join(format!("{}-json.log", entry.id));
-        let mut rx = entry.output.subscribe();
+        let mut written = entry.output.written();
+        let mut life = entry.life.subscribe();
+        let exits = life.borrow_and_update().exits;
         let running = entry.status().is_running();
         let (tx, out) = mpsc::channel(64);
         tokio::spawn(async move {
@@ -88,35 +89,29 @@ impl Daemon {
                 if !opts.follow || !running {
                     return;
                 }
-                match rx.recv().await {
-                    Ok(Output::Exit) | Err(broadcast::error::RecvError::Closed) => {
-                        // One last read for what the shim wrote before the exit.
-                        if let Some(f) = file.as_mut() {
-                            let mut buf = Vec::new();
-                            let _ = f.read_to_end(&mut buf).await;
-                            pending.extend_from_slice(&buf);
-                        }
-                        let records: Vec<Line> = pending
-                            .split(|&b| b == b'\n')
-                            .filter(|l| !l.is_empty())
-                            .filter_map(|l| serde_json::from_slice(l).ok())
-                            .collect();
-                        for r in records {
-                            if let Some(chunk) = render(&r, &opts, tty) {
-                                let _ = tx.send(chunk).await;
-                            }
-                        }
-                        return;
+                let ended = life.borrow().exits != exits;
+                if ended {
+                    // One last read for what the shim wrote before the exit.
+                    if let Some(f) = file.as_mut() {
+                        let mut buf = Vec::new();
+                        let _ = f.read_to_end(&mut buf).await;
+                        pending.extend_from_slice(&buf);
                     }
-                    _ => {}
+                    let records: Vec<Line> = pending
+                        .split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .filter_map(|l| serde_json::from_slice(l).ok())
+                        .collect();
+                    for r in records {
+                        if let Some(chunk) = render(&r, &opts, tty) {
+                            let _ = tx.send(chunk).await;
+                        }
+                    }
+                    return;
                 }
-                // Drain queued wake-ups so one read covers them all.
-                loop {
-                    match rx.try_recv() {
-                        Ok(Output::Exit) => break,
-                        Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
-                        Err(_) => break,
-                    }
+                tokio::select! {
+                    _ = written.changed() => {}
+                    _ = life.changed() => {}
                 }
             }
         });

@@ -18,6 +18,7 @@ mod exec;
 mod filesystem;
 mod images;
 mod lifecycle;
+mod logs;
 mod manage;
 mod policies;
 mod restore;
