@@ -34,6 +34,9 @@ pub enum ErrorKind {
     NotModified,
     /// The request is valid but the object's state forbids it now (409).
     InvalidState,
+    /// The operation exists but this configuration cannot do it, e.g. reading the log of a
+    /// container whose log driver keeps none (501).
+    NotImplemented,
     /// Anything else: I/O failures, runtime failures (500).
     Internal,
 }
