@@ -7,6 +7,7 @@
 //! - [`id`]: container/image ID generation and short-ID rules.
 //! - [`Digest`]: validated `sha256:<hex>` content digests.
 //! - [`Reference`]: image references parsed and normalised like docker's `distribution/reference`.
+//! - [`units`]: human sizes as go-units parses them.
 
 pub mod digest;
 pub mod id;

@@ -6,7 +6,8 @@
 //! config.json        OCI runtime spec, rewritten at every start
 //! shim.json          berth_shim_proto::ShimConfig
 //! hostname hosts resolv.conf
-//! <id>-json.log      json-file log, written by the shim
+//! <id>-json.log      json-file log, written by the shim (rotated: <id>-json.log.1 …, .gz)
+//! local-logs/        the local driver's container.log (and its rotations)
 //! exit.json          how the last run ended, written by the shim
 //! rootfs/            mount point of the container's overlay (mounted by the shim while it runs)
 //! ```
