@@ -49,6 +49,7 @@ pub fn status_for(kind: berth_types::ErrorKind) -> u16 {
         Conflict | InvalidState => 409,
         InvalidArgument => 400,
         NotModified => 304,
+        NotImplemented => 501,
         Internal => 500,
     }
 }

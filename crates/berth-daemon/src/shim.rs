@@ -123,13 +123,23 @@ pub(crate) fn monitor(daemon: Arc<Daemon>, entry: Arc<Entry>, stream: UnixStream
             }
         });
         let mut status: Option<ExitStatus> = None;
+        // The shim writes the exit file before it sends the last frames: from then on a client
+        // that takes nothing may be cut off (see container::hub).
+        let exit_file = daemon.bundle(&entry.id).join("exit.json");
+        let run_over = || exit_file.exists();
         loop {
             match read_frame(&mut rd).await {
                 Ok(Some((FrameKind::Stdout, b))) => {
-                    let _ = entry.output.send(Output::Stdout(Bytes::from(b)));
+                    entry
+                        .output
+                        .publish(Output::Stdout(Bytes::from(b)), run_over)
+                        .await;
                 }
                 Ok(Some((FrameKind::Stderr, b))) => {
-                    let _ = entry.output.send(Output::Stderr(Bytes::from(b)));
+                    entry
+                        .output
+                        .publish(Output::Stderr(Bytes::from(b)), run_over)
+                        .await;
                 }
                 Ok(Some((FrameKind::Exit, b))) => {
                     status = serde_json::from_slice(&b).ok();
@@ -178,7 +188,7 @@ impl Daemon {
         if let Err(e) = self.persist(entry) {
             eprintln!("berthd: failed to record exit of {}: {e}", entry.id);
         }
-        let _ = entry.output.send(Output::Exit);
+        entry.output.end_run();
         let mut attrs = self.container_attrs(entry);
         attrs.insert("exitCode".into(), status.exit_code.to_string());
         self.events.emit("container", "die", &entry.id, attrs);

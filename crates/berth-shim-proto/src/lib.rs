@@ -26,6 +26,10 @@
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
+pub mod logfile;
+
+pub use logfile::{LogConfig, LogDriver};
+
 /// Protocol version; bumped on any incompatible change.
 pub const VERSION: u32 = 1;
 
@@ -43,7 +47,8 @@ pub struct ShimConfig {
     pub rootfs: Vec<berth_types::Mount>,
     /// Unix socket the shim listens on.
     pub socket: String,
-    /// json-file log the shim appends container output to.
+    /// The current log file the shim appends container output to (see [`logfile`]); empty for
+    /// none.
     pub log_path: String,
     /// Where the shim records the exit status.
     pub exit_file: String,
@@ -75,6 +80,9 @@ pub struct ShimConfig {
     /// `<bundle>/runtime`.
     #[serde(default)]
     pub runtime_root: String,
+    /// Log driver and rotation (`--log-driver`, `--log-opt`); absent means json-file, unrotated.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

@@ -19,13 +19,15 @@ use berth_shim_proto::{parse_header, ExitStatus, FrameKind, Request, Response, S
 use rustix::event::{PollFd, PollFlags};
 
 use crate::create::{Created, Stdio};
-use crate::log::JsonLog;
+use crate::log::ContainerLog;
 
 const OUT_HIGH: usize = 256 * 1024;
 const IN_HIGH: usize = 256 * 1024;
 const CHUNK: usize = 16 * 1024;
 /// How long output is drained after the init exits, and how long attach clients get to take
-/// their last frames.
+/// their last frames — counted from the last progress (output read or bytes sent to a client),
+/// so a slow but reading client gets everything, and a stalled one holds the exit up by at most
+/// this long.
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// `__WALL`: the init is a "clone" child (libcontainer clones it with no exit signal), which
@@ -68,7 +70,7 @@ struct Shim {
     stdin_buf: Vec<u8>,
     stdin_eof: bool,
     conns: Vec<Conn>,
-    log: JsonLog,
+    log: ContainerLog,
     status: Status,
     cgroup_path: String,
     /// Exit code collected from the init, recorded once output is drained.
@@ -79,6 +81,8 @@ struct Shim {
     released: bool,
     execs: Vec<exec::Exec>,
     next_exec: u64,
+    /// Last time container output was read or bytes were sent to a client (extends [`DRAIN`]).
+    last_progress: Instant,
 }
 
 #[derive(Clone, Copy)]
@@ -107,7 +111,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
             (Some(m), None, if cfg.open_stdin { dup } else { None }, true)
         }
     };
-    let log = JsonLog::open(&cfg.log_path);
+    let log = ContainerLog::open(&cfg.log_path, &cfg.log);
     let mut shim = Shim {
         cfg,
         bundle,
@@ -129,6 +133,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         released: false,
         execs: Vec::new(),
         next_exec: 0,
+        last_progress: Instant::now(),
     };
     shim.run();
     shim.teardown();
@@ -141,10 +146,14 @@ impl Shim {
 
     fn run(&mut self) {
         let mut buf = vec![0u8; CHUNK];
-        let mut exit_deadline: Option<Instant> = None;
+        let mut reaped_at: Option<Instant> = None;
         loop {
+            let exit_deadline = reaped_at;
             // After the init exited: once output is drained (or the drain deadline passed),
             // record the exit and tell the attached clients; then wait for them to take it.
+            let progress_by = self.last_progress + DRAIN;
+            let exit_deadline = exit_deadline.map(|d| d.max(progress_by));
+            let finish_by = self.finish_by.map(|d| d.max(progress_by));
             if self.pidfd.is_none() && !self.exited() {
                 let drained = self.out.is_none() && self.err.is_none();
                 if drained || exit_deadline.is_some_and(|d| Instant::now() >= d) {
@@ -154,7 +163,7 @@ impl Shim {
             self.finish_execs();
             self.conns
                 .retain(|c| !(c.dead || c.closing && c.outbuf.is_empty()));
-            if let Some(by) = self.finish_by {
+            if let Some(by) = finish_by {
                 let flushed =
                     self.execs.is_empty() && self.conns.iter().all(|c| c.outbuf.is_empty() || c.dead);
                 if flushed || Instant::now() >= by {
@@ -233,7 +242,9 @@ impl Shim {
                 }
                 add(&mut fds, &mut toks, c.stream.as_fd(), ev, Token::Conn(i));
             }
-            let timeout = [exit_deadline, self.finish_by, self.exec_deadline()]
+            // A compression under way runs a step per turn of the loop.
+            let busy = self.log.busy().then(Instant::now);
+            let timeout = [exit_deadline, finish_by, self.exec_deadline(), busy]
                 .into_iter()
                 .flatten()
                 .min()
@@ -259,12 +270,15 @@ impl Shim {
                 .map(|(f, t)| (*t, f.revents()))
                 .collect();
             drop(fds);
+            if self.log.busy() {
+                self.log.step();
+            }
             for (tok, rev) in ready {
                 match tok {
                     Token::Listener => self.accept(),
                     Token::Pidfd => {
                         self.reap();
-                        exit_deadline = Some(Instant::now() + DRAIN);
+                        reaped_at = Some(Instant::now() + DRAIN);
                     }
                     Token::Out => self.read_output(false, &mut buf),
                     Token::Err => self.read_output(true, &mut buf),
@@ -396,6 +410,7 @@ impl Shim {
             }
             return;
         };
+        self.last_progress = Instant::now();
         let data = &buf[..n];
         self.log.write(stderr, data);
         let kind = if stderr {
@@ -442,6 +457,7 @@ impl Shim {
                 Ok(0) => c.dead = true,
                 Ok(n) => {
                     c.outbuf.drain(..n);
+                    self.last_progress = Instant::now();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

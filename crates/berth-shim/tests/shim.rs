@@ -115,6 +115,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         loopback_up: true,
         seccomp_cache: String::new(),
         runtime_root: String::new(),
+        log: Default::default(),
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
@@ -281,6 +282,40 @@ fn mounted(p: &Path) -> bool {
     let s = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     s.lines()
         .any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
+}
+
+#[test]
+fn json_log_rotates_at_max_size_keeping_max_file_files() {
+    require_root!();
+    let mut shim = launch("rotate", spec(&["seq", "1", "20000"]), |c| {
+        c.log = berth_shim_proto::LogConfig {
+            max_size: 20_000,
+            max_file: 3,
+            ..Default::default()
+        };
+    });
+    let mut s = shim.attach(false);
+    shim.start();
+    let out = collect(&mut s);
+    assert_eq!(out.exit.unwrap().exit_code, 0);
+    shim.wait();
+    let cur = PathBuf::from(&shim.cfg.log_path);
+    let rotated = |n| berth_shim_proto::logfile::rotated_path(&cur, n, false);
+    assert!(rotated(2).exists() && !rotated(3).exists());
+    let mut numbers = Vec::new();
+    for f in [rotated(2), rotated(1), cur.clone()] {
+        let len = std::fs::metadata(&f).unwrap().len();
+        assert!(len < 20_000 + 200, "{} has {len} bytes", f.display());
+        for l in std::fs::read_to_string(&f).unwrap().lines() {
+            let r = berth_shim_proto::logfile::json::decode(l.as_bytes()).unwrap();
+            numbers.push(String::from_utf8(r.line).unwrap().trim().parse::<u32>().unwrap());
+        }
+    }
+    // The newest records, in order, ending with the last line.
+    assert_eq!(numbers.last(), Some(&20000));
+    let first = numbers[0];
+    assert!(first > 1, "old records were rotated away");
+    assert_eq!(numbers, (first..=20000).collect::<Vec<_>>());
 }
 
 #[test]

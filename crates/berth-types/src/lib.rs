@@ -7,6 +7,7 @@
 //! - [`id`]: container/image ID generation and short-ID rules.
 //! - [`Digest`]: validated `sha256:<hex>` content digests.
 //! - [`Reference`]: image references parsed and normalised like docker's `distribution/reference`.
+//! - [`units`]: human sizes as go-units parses them.
 
 pub mod digest;
 pub mod id;
@@ -14,6 +15,7 @@ pub mod keys;
 mod mount;
 pub mod reference;
 pub mod time;
+pub mod units;
 
 pub use digest::{Digest, DigestError};
 pub use mount::Mount;
@@ -33,6 +35,9 @@ pub enum ErrorKind {
     NotModified,
     /// The request is valid but the object's state forbids it now (409).
     InvalidState,
+    /// The operation exists but this configuration cannot do it, e.g. reading the log of a
+    /// container whose log driver keeps none (501).
+    NotImplemented,
     /// Anything else: I/O failures, runtime failures (500).
     Internal,
 }

@@ -333,6 +333,11 @@ impl Daemon {
         self.cmd(&self.bins.join("berth"))
     }
 
+    /// The docker CLI as a `Command`, for tests that need to hold the process.
+    pub fn docker_command(&self) -> Command {
+        self.cmd(Path::new(DOCKER))
+    }
+
     /// Waits (bounded) until `cond` holds, re-checking whenever the daemon reports an event (or
     /// after at most a second); for state that settles asynchronously, like `--rm` teardown.
     pub fn eventually(&self, what: &str, mut cond: impl FnMut() -> bool) {

@@ -1,4 +1,5 @@
-//! Attaching a client stream (an upgraded HTTP connection) to a container's hub.
+//! Attaching a client stream (an upgraded HTTP connection) to a container's hub: the client's
+//! own bounded queue, so a slow client gets back-pressure rather than gaps (see `hub`).
 //!
 //! The receiver for output is taken when the request arrives, before the `101` goes out, so no
 //! output produced after the client's `start` can be missed. Stdin written before the container
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
 use crate::container::{Entry, Op, Output};
 use crate::error::Result;
@@ -29,7 +30,7 @@ pub struct AttachOptions {
 pub struct PendingAttach {
     daemon: Arc<Daemon>,
     entry: Arc<Entry>,
-    rx: broadcast::Receiver<Output>,
+    rx: mpsc::Receiver<Output>,
     opts: AttachOptions,
     tty: bool,
     keys: Vec<u8>,
@@ -149,11 +150,9 @@ impl PendingAttach {
                 }
             };
             let (stream, data) = match next {
-                Ok(Output::Stdout(b)) => (1u8, b),
-                Ok(Output::Stderr(b)) => (2u8, b),
-                Ok(Output::Exit) => break,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break,
+                Some(Output::Stdout(b)) => (1u8, b),
+                Some(Output::Stderr(b)) => (2u8, b),
+                Some(Output::Exit) | None => break,
             };
             if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
                 continue;

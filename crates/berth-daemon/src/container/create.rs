@@ -261,30 +261,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
             return Err(Error::invalid(format!("invalid IP address in add-host: {h:?}")));
         }
     }
-    match host
-        .log_config
-        .as_ref()
-        .and_then(|l| l.typ.clone())
-        .unwrap_or_default()
-        .as_str()
-    {
-        "" | "json-file" => {
-            let config = host
-                .log_config
-                .as_ref()
-                .and_then(|l| l.config.clone())
-                .unwrap_or_default();
-            host.log_config = Some(berth_api::models::HostConfigLogConfig {
-                typ: Some("json-file".into()),
-                config: Some(config),
-            });
-        }
-        other => {
-            return Err(Error::invalid(format!(
-                "logging driver {other} is not available: berth writes json-file logs"
-            )))
-        }
-    }
+    host.log_config = Some(crate::container::logs::config::verify(host.log_config.take())?);
     // As dockerd, the runtime is recorded at create (its default when none is asked for).
     match host.runtime.as_deref().unwrap_or_default() {
         "" | crate::RUNTIME => host.runtime = Some(crate::RUNTIME.to_string()),

@@ -62,7 +62,11 @@ impl Daemon {
             resolv_conf_path: path("resolv.conf"),
             hostname_path: path("hostname"),
             hosts_path: path("hosts"),
-            log_path: path(&format!("{}-json.log", doc.id)),
+            // Docker shows only the json-file path; the local driver's files are private.
+            log_path: match crate::container::logs::config::of_doc(&doc).driver {
+                berth_shim_proto::LogDriver::JsonFile => path(&format!("{}-json.log", doc.id)),
+                _ => Some(String::new()),
+            },
             name: Some(format!("/{}", doc.name)),
             restart_count: Some(doc.restart_count),
             driver: Some("overlay2".into()),

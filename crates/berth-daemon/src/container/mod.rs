@@ -6,7 +6,8 @@
 //! config.json        OCI runtime spec, rewritten at every start
 //! shim.json          berth_shim_proto::ShimConfig
 //! hostname hosts resolv.conf
-//! <id>-json.log      json-file log, written by the shim
+//! <id>-json.log      json-file log, written by the shim (rotated: <id>-json.log.1 …, .gz)
+//! local-logs/        the local driver's container.log (and its rotations)
 //! exit.json          how the last run ended, written by the shim
 //! rootfs/            mount point of the container's overlay (mounted by the shim while it runs)
 //! ```
@@ -16,6 +17,7 @@ mod create;
 mod exec;
 mod fs;
 mod health;
+pub(crate) mod hub;
 mod inspect;
 mod list;
 mod logs;
@@ -35,7 +37,7 @@ use berth_api::models::{ContainerConfig, HostConfig};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 
@@ -146,7 +148,7 @@ pub struct Doc {
     pub health: Option<health::Health>,
 }
 
-/// One output chunk or the end of a run, as broadcast to attached clients and log followers.
+/// One output chunk or the end of a run, as relayed to attached clients ([`hub::Hub`]).
 #[derive(Debug, Clone)]
 pub enum Output {
     Stdout(Bytes),
@@ -169,7 +171,8 @@ pub struct Entry {
     doc: Mutex<Doc>,
     /// Serialises lifecycle operations (start, stop, remove, …) on this container.
     pub(crate) op: tokio::sync::Mutex<()>,
-    pub(crate) output: broadcast::Sender<Output>,
+    /// Relays the running container's output to attached clients, with back-pressure.
+    pub(crate) output: hub::Hub,
     pub(crate) stdin_tx: mpsc::UnboundedSender<Option<Bytes>>,
     pub(crate) stdin_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Option<Bytes>>>>,
     pub(crate) life: watch::Sender<Life>,
@@ -190,7 +193,7 @@ impl Entry {
             id: doc.id.clone(),
             doc: Mutex::new(doc),
             op: tokio::sync::Mutex::new(()),
-            output: broadcast::channel(4096).0,
+            output: hub::Hub::default(),
             stdin_tx,
             stdin_rx: Arc::new(tokio::sync::Mutex::new(stdin_rx)),
             life: watch::channel(life).0,

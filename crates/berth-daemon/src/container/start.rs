@@ -31,15 +31,16 @@ impl Daemon {
         spec.init_path = self.init_path();
         let oci = berth_runtime::build_spec(&spec).map_err(|e| Error::invalid(e.to_string()))?;
         let socket = self.shim_socket(&id);
+        let log = crate::container::logs::config::of_doc(&doc);
+        let log_path = crate::container::logs::config::log_path(&bundle, &id, log.driver);
         let shim_cfg = ShimConfig {
             version: berth_shim_proto::VERSION,
             id: id.clone(),
             rootfs,
             socket: socket.to_string_lossy().into_owned(),
-            log_path: bundle
-                .join(format!("{id}-json.log"))
-                .to_string_lossy()
-                .into_owned(),
+            log_path: log_path
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             exit_file: bundle.join("exit.json").to_string_lossy().into_owned(),
             runtime_log: bundle.join("runtime.log").to_string_lossy().into_owned(),
             tty: doc.config.tty.unwrap_or(false),
@@ -61,6 +62,7 @@ impl Daemon {
                 .join("runtime")
                 .to_string_lossy()
                 .into_owned(),
+            log,
         };
         let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
         let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;

@@ -90,6 +90,12 @@ pub struct ContainerOpts {
     /// Read in a line delimited file of labels
     #[arg(long = "label-file")]
     pub label_file: Vec<String>,
+    /// Logging driver for the container (json-file, local, none)
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options (e.g. max-size=10m)
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// Memory limit
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
@@ -539,7 +545,7 @@ pub fn build_body(
     let mut host = json!({
         "Binds": opt_list(&binds),
         "ContainerIDFile": o.cidfile.clone().unwrap_or_default(),
-        "LogConfig": {"Type": "", "Config": {}},
+        "LogConfig": log_config(o)?,
         "NetworkMode": network,
         "PortBindings": bindings,
         "RestartPolicy": restart,
@@ -763,6 +769,18 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
 
 pub fn container_path(id: &str, rest: &str) -> String {
     format!("/containers/{}{rest}", path_escape(id))
+}
+
+/// `--log-driver` and `--log-opt k=v` as `HostConfig.LogConfig`.
+fn log_config(o: &ContainerOpts) -> anyhow::Result<Value> {
+    let mut config = Map::new();
+    for kv in &o.log_opt {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("invalid log opt: {kv}: log opts must be key=value");
+        };
+        config.insert(k.to_string(), json!(v));
+    }
+    Ok(json!({"Type": o.log_driver.clone().unwrap_or_default(), "Config": config}))
 }
 
 #[cfg(test)]

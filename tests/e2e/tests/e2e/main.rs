@@ -22,6 +22,7 @@ mod filesystem;
 mod honest;
 mod images;
 mod lifecycle;
+mod logs;
 mod manage;
 mod permissions;
 mod policies;
