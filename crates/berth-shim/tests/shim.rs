@@ -1079,3 +1079,61 @@ fn init_forwards_sigterm_and_exits_with_the_childs_status() {
         Some("exec: \"nope\": executable file not found in $PATH")
     );
 }
+
+/// A second start used to run a second shim that unlinked the first one's socket, leaving the
+/// first container unreachable. A shim never takes over a socket another shim still serves.
+#[test]
+fn a_second_shim_never_takes_over_a_live_shims_socket() {
+    require_root!();
+    let mut first = launch("first", spec(&["sleep", "60"]), |_| {});
+    assert_eq!(first.ready.error, None, "runtime log: {}", first.runtime_log());
+    first.start();
+    let socket = first.cfg.socket.clone();
+    let second = launch("second", spec(&["true"]), |c| c.socket = socket.clone());
+    let err = second.ready.error.clone().unwrap_or_default();
+    assert!(err.contains("another berth-shim is serving"), "{err:?}");
+    let st = first.request(Request::State);
+    assert_eq!(
+        st.status.as_deref(),
+        Some("running"),
+        "the first shim lost its socket"
+    );
+    first.request(Request::Kill { signal: 9, all: true });
+    assert_eq!(first.wait().exit_code, 137);
+}
+
+/// The runtime's state of a previous run whose shim was killed (or of a machine that crashed with
+/// a persistent exec root) used to make the next create fail with "exists". The shim clears it,
+/// killing what was left of that run.
+#[test]
+fn stale_runtime_state_of_a_killed_shim_does_not_block_the_next_run() {
+    require_root!();
+    let runtime_root = tempfile::tempdir().unwrap();
+    let root = runtime_root.path().to_str().unwrap().to_string();
+    let mut killed = launch("stale", spec(&["sleep", "60"]), |c| c.runtime_root = root.clone());
+    assert_eq!(killed.ready.error, None, "runtime log: {}", killed.runtime_log());
+    killed.start();
+    let old_pid = killed.ready.pid.unwrap();
+    let _ = killed.child.kill();
+    let _ = killed.child.wait();
+    assert!(
+        runtime_root.path().join(&killed.id).exists(),
+        "the killed shim left its state"
+    );
+    // Same container id and runtime root, a new bundle: as a restart after a killed shim.
+    let id = killed.id.clone();
+    let mut again = launch("stale", spec(&["true"]), |c| {
+        c.runtime_root = root.clone();
+        c.id = id.clone();
+    });
+    assert_eq!(again.ready.error, None, "runtime log: {}", again.runtime_log());
+    assert!(
+        !Path::new(&format!("/proc/{old_pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{old_pid}/stat")).is_ok_and(|s| s.contains(") Z ")),
+        "the previous run's process still runs"
+    );
+    let mut a = again.attach(false);
+    again.start();
+    let _ = collect(&mut a);
+    assert_eq!(again.wait().exit_code, 0);
+}
