@@ -330,11 +330,12 @@ impl PendingExec {
             Ok(x) => x,
             Err(e) => {
                 let msg = format!("OCI runtime exec failed: cannot reach the container's monitor: {e}\r\n");
+                // On stdout, as dockerd writes an exec start error (docker/cli#2025).
                 let _ = wr
                     .write_all(&if raw {
                         msg.into_bytes()
                     } else {
-                        frame(2, msg.as_bytes())
+                        frame(1, msg.as_bytes())
                     })
                     .await;
                 exec.finish(126);
@@ -351,7 +352,7 @@ impl PendingExec {
                 .write_all(&if raw {
                     msg.into_bytes()
                 } else {
-                    frame(2, msg.as_bytes())
+                    frame(1, msg.as_bytes())
                 })
                 .await;
             exec.finish(code);

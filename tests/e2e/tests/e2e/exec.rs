@@ -70,13 +70,24 @@ fn exec_failures_are_clear() {
     let d = daemon!();
     d.berth(&["run", "-d", "--name", "exf", "busybox", "sleep", "60"])
         .ok();
+    // dockerd writes an exec start error into the exec's stdout stream (docker/cli#2025), so the
+    // CLIs print it on stdout, and docker-py finds it in the output's stdout half.
+    let msg = "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nonexistent-binary\": executable file not found in $PATH: unknown";
     let missing = d.berth(&["exec", "exf", "nonexistent-binary"]);
     assert_eq!(missing.code, 127, "{missing:?}");
-    assert!(
-        missing.stderr.contains("executable file not found")
-            || missing.stdout.contains("executable file not found"),
-        "{missing:?}"
+    assert_eq!(
+        (missing.stdout.as_str(), missing.stderr.as_str()),
+        (format!("{msg}\r\n").as_str(), ""),
     );
+    let py = d.python(
+        r#"
+import docker
+c = docker.from_env().containers.get("exf")
+code, (out, err) = c.exec_run(["nonexistent-binary"], demux=True)
+print(code, repr(out), repr(err))
+"#,
+    );
+    assert_eq!(py.out(), format!("127 b'{msg}\\r\\n' None"), "{py:?}");
     let noexec = d.berth(&["exec", "exf", "/etc/passwd"]);
     assert_eq!(noexec.code, 126, "{noexec:?}");
     d.berth(&["stop", "-t", "1", "exf"]).ok();
@@ -95,6 +106,15 @@ fn exec_with_the_docker_cli() {
         .ok();
     assert_eq!(d.docker(&["exec", "dex", "echo", "hi"]).ok().stdout, "hi\n");
     assert_eq!(d.docker(&["exec", "dex", "sh", "-c", "exit 5"]).code, 5);
+    let missing = d.docker(&["exec", "dex", "nope"]);
+    assert_eq!(
+        (missing.code, missing.stdout.as_str(), missing.stderr.as_str()),
+        (
+            127,
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nope\": executable file not found in $PATH: unknown\r\n",
+            ""
+        )
+    );
     d.docker(&["exec", "-d", "dex", "touch", "/tmp/detached"]).ok();
     d.eventually("detached exec ran", || {
         d.docker(&["exec", "dex", "ls", "/tmp/detached"]).code == 0
