@@ -155,9 +155,13 @@ fn stop_signal_and_timeout() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 10' USR1; sleep 60 & wait",
+        "trap 'exit 10' USR1; echo trapped; sleep 60 & wait",
     ])
     .ok();
+    // The stop signal must find the trap installed (PID 1 ignores signals it has no handler for).
+    d.eventually("trap installed", || {
+        d.berth(&["logs", "sg"]).stdout == "trapped\n"
+    });
     d.berth(&["stop", "sg"]).ok();
     assert_eq!(
         d.berth(&["inspect", "-f", "{{.State.ExitCode}}", "sg"])

@@ -86,29 +86,45 @@ fn exits_while_the_daemon_is_down_are_recorded() {
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 9' TERM; sleep 60 & wait",
+        "trap 'exit 9' TERM; echo trapped; sleep 60 & wait",
     ])
     .ok();
-    let pid = d
+    // The TERM must find the trap installed (sh as PID 1 ignores a TERM it has no handler for).
+    d.eventually("trap installed", || {
+        d.berth(&["logs", "brief"]).stdout == "trapped\n"
+    });
+    let pid: i32 = d
         .berth(&["inspect", "-f", "{{.State.Pid}}", "brief"])
         .ok()
         .out()
+        .parse()
+        .unwrap();
+    let id = d
+        .berth(&["inspect", "-f", "{{.Id}}", "brief"])
+        .ok()
+        .out()
         .to_string();
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
     d.kill9();
-    // End the container while no daemon watches.
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(&pid).status();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let bundle = d.root.join("data/containers");
-    loop {
-        let done = std::fs::read_dir(&bundle)
-            .unwrap()
-            .flatten()
-            .any(|e| e.path().join("exit.json").exists());
-        if done || std::time::Instant::now() > deadline {
-            break;
-        }
-        std::thread::yield_now();
-    }
+    // End the container while no daemon watches; its shim records the exit and then exits.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let timeout = std::time::Duration::from_secs(30);
+    assert!(
+        berth_e2e::wait_pid_exit(pid, timeout),
+        "the container ignored TERM"
+    );
+    assert!(
+        berth_e2e::wait_pid_exit(shims[0], timeout),
+        "the shim outlived its container"
+    );
+    let exit = std::fs::read_to_string(d.data_root().join("containers").join(&id).join("exit.json"))
+        .expect("exit recorded while the daemon was down");
+    assert!(exit.contains("\"exit_code\":9"), "{exit}");
     d.spawn();
     let state = d
         .berth(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "brief"])

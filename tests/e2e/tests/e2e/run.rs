@@ -160,7 +160,7 @@ fn detached_runs_log_and_stop() {
             "busybox",
             "sh",
             "-c",
-            "echo started; echo warn >&2; trap 'exit 0' TERM; sleep 100 & wait",
+            "trap 'exit 0' TERM; echo started; echo warn >&2; sleep 100 & wait",
         ])
         .ok()
         .out()
