@@ -373,6 +373,49 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Waits (bounded) for the first event since `since` (a [`timestamp`]) that matches every
+    /// `filters` entry (`key=value`, as `berth events --filter`) and returns its line; fails
+    /// the test at the deadline.
+    #[track_caller]
+    pub fn wait_for_event(&self, since: &str, filters: &[&str], timeout: Duration) -> String {
+        let mut cmd = self.cmd(&self.bins.join("berth"));
+        cmd.args(["events", "--since", since]);
+        for f in filters {
+            cmd.args(["--filter", f]);
+        }
+        let mut events = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("berth events");
+        let stdout = events.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let got = rx.recv_timeout(timeout);
+        let _ = events.kill();
+        let _ = events.wait();
+        let _ = reader.join();
+        match got {
+            Ok(line) if !line.is_empty() => line,
+            _ => panic!("no event {filters:?} since {since} within {timeout:?}"),
+        }
+    }
+}
+
+/// Now, as `berth events --since` takes it (seconds and nanoseconds since the epoch).
+pub fn timestamp() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         if self.child.is_some() {
