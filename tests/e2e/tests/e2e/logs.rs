@@ -19,21 +19,42 @@ fn slow_attached_client_gets_every_byte_in_order() {
     let d = daemon!();
     let script = format!(
         r#"
-import docker, hashlib, struct, time
+import docker, fcntl, hashlib, os, struct, termios, time
 from docker.utils import socket as dsock
 c = docker.from_env()
 # No log kept: this is about the attach stream (and 100 MB of log would only slow the test).
 ct = c.containers.create("busybox", log_config=docker.types.LogConfig(type="none"), command=["awk", 'BEGIN{{s=sprintf("%991s","");for(i=1;i<={BIG_LINES};i++)printf "%08d%s\\n", i, s}}'])
 s = c.api.attach_socket(ct.id, params={{"stdout": 1, "stderr": 1, "stream": 1}})
 ct.start()
-# Read nothing for a while: the container must wait for us, not lose output.
-time.sleep(6)
+# Read nothing until the container has to wait for us: blocked writing to a full pipe, as it
+# is once every buffer on the way (pipe, shim, daemon, socket) is full. Output dropped for a
+# slow client would let it run to its end instead. (There is no event for "blocked": this polls
+# the kernel's wait channel and the pipe's fill.)
+pid = c.api.inspect_container(ct.id)["State"]["Pid"]
+seen = []
+def stalled():
+    with open("/proc/%d/wchan" % pid) as f:
+        w = f.read()
+    fd = os.open("/proc/%d/fd/1" % pid, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        size = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
+    finally:
+        os.close(fd)
+    seen.append((w, unread, size))
+    # Full: less room left than one atomic write (PIPE_BUF) needs.
+    return w.endswith("pipe_write") and size - unread < 4096
+deadline = time.monotonic() + 60
+while not stalled():
+    assert time.monotonic() < deadline, "the container never had to wait for its reader: %r" % seen[-5:]
+    time.sleep(0.01)
 want = hashlib.sha256("".join("%08d%s\n" % (i, " " * 991) for i in range(1, {BIG_LINES} + 1)).encode()).hexdigest()
 h = hashlib.sha256()
 buf = b""
 total = 0
 while True:
-    # Slow at first: small reads with pauses.
+    # Slow at first: small reads with pauses (a slow reader is what is tested: the pause is
+    # the point, not a wait for something).
     chunk = dsock.read(s, 4096 if total < 2_000_000 else 65536)
     if not chunk:
         break

@@ -218,6 +218,7 @@ fn logs_follow_streams_until_exit() {
         "busybox",
         "sh",
         "-c",
+        // Output spread over time, so logs -f follows a running container to its end.
         "for i in 1 2 3; do echo line$i; sleep 0.2; done",
     ])
     .ok();

@@ -158,8 +158,16 @@ unset BERTH_HOST DOCKER_HOST
 rc=0
 {bin}/berth run --rm hello-world || rc=$?
 {bin}/berth info --format '{{{{.DockerRootDir}}}}'
-kill $(cat /run/berth/berthd.pid)
-while [ -e /run/berth/berth.sock ]; do sleep 0.05; done
+pid=$(cat /run/berth/berthd.pid)
+kill $pid
+# Wait for berthd's exit on a pidfd (at most 20 s; already gone counts as exited).
+python3 -c 'import os, select, sys
+try:
+    fd = os.pidfd_open(int(sys.argv[1]))
+except ProcessLookupError:
+    sys.exit(0)
+sys.exit(0 if select.select([fd], [], [], 20)[0] else "berthd still running 20 s after TERM")' $pid
+test ! -e /run/berth/berth.sock
 exit $rc
 "#,
         bin = bins.display(),
