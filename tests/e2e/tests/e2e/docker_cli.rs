@@ -1,11 +1,12 @@
 //! The real docker CLI (28.x) against berthd: same output shape and exit codes as against dockerd.
 
+/// A daemon, once the docker CLI is found (a missing one fails the test: scripts/deps.sh
+/// installs it).
 macro_rules! docker_daemon {
     () => {{
-        if !berth_e2e::have_docker_cli(module_path!()) {
-            return;
-        }
-        daemon!()
+        let d = daemon!();
+        berth_e2e::docker_cli();
+        d
     }};
 }
 

@@ -98,9 +98,6 @@ print(code, repr(out), repr(err))
 
 #[test]
 fn exec_with_the_docker_cli() {
-    if !berth_e2e::have_docker_cli("exec_with_the_docker_cli") {
-        return;
-    }
     let d = daemon!();
     d.docker(&["run", "-d", "--name", "dex", "busybox", "sleep", "60"])
         .ok();

@@ -245,9 +245,6 @@ fn save_and_load_round_trip() {
 
 #[test]
 fn docker_cli_cp_and_commit() {
-    if !berth_e2e::have_docker_cli("docker_cli_cp_and_commit") {
-        return;
-    }
     let d = daemon!();
     d.docker(&["run", "-d", "--name", "dcp", "busybox", "sleep", "60"])
         .ok();

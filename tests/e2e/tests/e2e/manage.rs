@@ -147,15 +147,13 @@ fn attaching_to_a_stopped_container_is_refused() {
         "{}",
         r.stderr
     );
-    if berth_e2e::have_docker_cli("attaching_to_a_stopped_container_is_refused") {
-        let r = d.docker(&["attach", "stp"]);
-        assert!(
-            r.stderr
-                .contains("You cannot attach to a stopped container, start it first"),
-            "{}",
-            r.stderr
-        );
-    }
+    let r = d.docker(&["attach", "stp"]);
+    assert!(
+        r.stderr
+            .contains("You cannot attach to a stopped container, start it first"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -293,11 +293,8 @@ fn exec_it_runs_a_shell_in_the_container() {
 
 #[test]
 fn docker_cli_it_attach_and_exec_it() {
-    if !berth_e2e::have_docker_cli("docker_cli_it_attach_and_exec_it") {
-        return;
-    }
-    let docker = berth_e2e::DOCKER;
     let d = daemon!();
+    let docker = berth_e2e::docker_cli().display();
     let (code, out) = on_pty(
         &d,
         &format!("{docker} run -it --rm busybox sh -c 'tty; stty size; exit 4'"),
