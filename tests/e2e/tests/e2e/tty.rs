@@ -295,11 +295,18 @@ fn exec_it_runs_a_shell_in_the_container() {
 fn docker_cli_it_attach_and_exec_it() {
     let d = daemon!();
     let docker = berth_e2e::docker_cli().display();
+    // The window size arrives with the create (ConsoleSize) from docker CLI 23 on, but only as
+    // a resize after the start from the 20.10 client Debian's docker.io ships: the container
+    // waits for it (within the session's deadline) rather than read it at once.
     let (code, out) = on_pty(
         &d,
-        &format!("{docker} run -it --rm busybox sh -c 'tty; stty size; exit 4'"),
+        &format!(
+            "{docker} run -it --rm busybox sh -c 'tty; \
+             until [ \"$(stty size 2>/dev/null)\" = \"30 100\" ]; do sleep 0.05; done; \
+             echo size-$((30*100)); exit 4'"
+        ),
     );
-    assert!(out.contains("/dev/pts/0") && out.contains("30 100"), "{out}");
+    assert!(out.contains("/dev/pts/0") && out.contains("size-3000"), "{out}");
     assert_eq!(code, 4, "{out}");
     d.docker(&["run", "-d", "-it", "--name", "dk2", "busybox", "sh"])
         .ok();
