@@ -91,7 +91,7 @@ pub fn error(e: &Error) -> Response<Body> {
     json(
         status,
         &berth_api::ErrorBody {
-            message: e.message.clone(),
+            message: e.to_string(),
         },
     )
 }
