@@ -1,46 +1,35 @@
 //! A container's cgroup as the daemon reads and adjusts it: processes (`top`), usage (`stats`)
 //! and limits (`update`), on cgroup v1, v2 and the hybrid layout (v1 controllers under
 //! `/sys/fs/cgroup/<controller>`, cgroup2 at `/sys/fs/cgroup/unified`). The runtime creates the
-//! cgroup at `/<cgroup-parent>/<id>` in every hierarchy; the path is computed by
-//! [`berth_runtime::cgroup_path`] here as there, so a parent that could leave the hierarchy (`..`)
-//! names no cgroup at all.
+//! cgroup at `/<cgroup-parent>/<id>` in every hierarchy; its directories come from
+//! [`berth_runtime::CgroupDirs`] here as in the shim, so a parent that could leave the hierarchy
+//! (`..`) names no cgroup at all.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-const ROOT: &str = "/sys/fs/cgroup";
+use berth_runtime::CgroupDirs;
 
 /// Where one container's cgroup lives.
 #[derive(Debug, Clone)]
 pub struct Cgroup {
-    /// Relative to the hierarchy's root; `None` for a parent that is not valid (such a container
-    /// cannot have been started).
-    rel: Option<String>,
-    v2: bool,
+    /// `None` for a parent that is not valid (such a container cannot have been started).
+    dirs: Option<CgroupDirs>,
 }
 
 impl Cgroup {
     pub fn new(parent: &str, id: &str) -> Self {
-        let v2 = Path::new(ROOT).join("cgroup.controllers").exists();
-        let rel = berth_runtime::cgroup_path(parent, "berth", id)
-            .ok()
-            .map(|p| p.trim_start_matches('/').to_string());
-        Cgroup { rel, v2 }
+        Cgroup {
+            dirs: CgroupDirs::for_container(parent, "berth", id).ok(),
+        }
     }
 
     /// The directory of `controller` (v1) or the unified directory (v2).
     fn dir(&self, controller: &str) -> Option<PathBuf> {
-        let rel = self.rel.as_deref()?;
-        Some(if self.v2 {
-            Path::new(ROOT).join(rel)
-        } else {
-            Path::new(ROOT).join(controller).join(rel)
-        })
+        Some(self.dirs.as_ref()?.dir(controller))
     }
 
     fn read(&self, controller: &str, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.dir(controller)?.join(file))
-            .ok()
-            .map(|s| s.trim().to_string())
+        self.dirs.as_ref()?.read(controller, file)
     }
 
     fn read_u64(&self, controller: &str, file: &str) -> Option<u64> {
@@ -77,7 +66,7 @@ impl Cgroup {
                 .collect()
         };
         let (cpu_total, cpu_user, cpu_kernel, percpu, memory, mem_limit, mem_stats, io);
-        if self.v2 {
+        if self.dirs.as_ref().is_some_and(CgroupDirs::is_unified) {
             let cpu = kv(self.read("", "cpu.stat"));
             let us = |k: &str| cpu.get(k).and_then(|v| v.as_u64()).unwrap_or(0) * 1000;
             cpu_total = us("usage_usec");
@@ -139,7 +128,7 @@ impl Cgroup {
         cpu_shares: i64,
         pids: Option<i64>,
     ) -> std::io::Result<()> {
-        if self.v2 {
+        if self.dirs.as_ref().is_some_and(CgroupDirs::is_unified) {
             if memory > 0 {
                 self.write("", "memory.max", &memory.to_string())?;
             }
@@ -201,17 +190,9 @@ impl Cgroup {
 
     /// Removes the (empty) parent cgroup dirs the runtime created for `parent`, best effort.
     pub fn remove_parent(parent: &str) {
-        let parent = berth_runtime::cgroup_parent(parent).unwrap_or_default();
-        let parent = parent.as_str();
-        if parent.is_empty() {
-            return;
+        if let Ok(dirs) = CgroupDirs::new(parent) {
+            dirs.remove();
         }
-        if let Ok(rd) = std::fs::read_dir(ROOT) {
-            for c in rd.flatten() {
-                let _ = std::fs::remove_dir(c.path().join(parent));
-            }
-        }
-        let _ = std::fs::remove_dir(Path::new(ROOT).join(parent));
     }
 }
 
@@ -312,7 +293,7 @@ mod tests {
     fn a_container_cgroup_is_under_its_parent() {
         let c = Cgroup::new("/nested//deeper/", "abc");
         let d = c.dir("memory").unwrap();
-        assert!(d.starts_with(ROOT), "{}", d.display());
+        assert!(d.starts_with(berth_runtime::CGROUP_ROOT), "{}", d.display());
         assert!(d.ends_with("nested/deeper/abc"), "{}", d.display());
         assert!(Cgroup::new("", "abc").dir("pids").unwrap().ends_with("berth/abc"));
     }

@@ -32,14 +32,14 @@ impl DataRootLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
         match rustix::fs::flock(file.as_fd(), rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(DataRootLock { _file: file }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::conflict(format!(
                 "the data root {} is in use by a running berthd; stop it first",
                 data_root.display()
             ))),
-            Err(e) => Err(Error::internal(format!("cannot lock {}: {e}", path.display()))),
+            Err(e) => Err(Error::io(format!("cannot lock {}", path.display()), e.into())),
         }
     }
 }
@@ -73,7 +73,9 @@ pub fn check(data_root: &Path, db: &Db, images: &ImageService, opts: CheckOption
         .filter(|(_, d)| d.as_ref().is_some_and(|d| d.state.status.is_running()))
         .map(|(id, _)| containers_dir.join(id).join("rootfs"))
         .collect();
-    for m in berth_sys::mount::mounts_under(data_root)? {
+    let mounts =
+        berth_sys::mount::mounts_under(data_root).map_err(|e| Error::io("cannot read the mount table", e))?;
+    for m in mounts {
         if m == data_root || running_rootfs.contains(&m) {
             continue;
         }
@@ -191,11 +193,12 @@ fn dir_names(dir: &Path) -> Result<Vec<String>> {
     match std::fs::read_dir(dir) {
         Ok(rd) => {
             for e in rd {
-                out.push(e?.file_name().to_string_lossy().into_owned());
+                let e = e.map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+                out.push(e.file_name().to_string_lossy().into_owned());
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::internal(format!("cannot read {}: {e}", dir.display()))),
+        Err(e) => return Err(Error::io(format!("cannot read {}", dir.display()), e)),
     }
     out.sort();
     Ok(out)
@@ -205,10 +208,9 @@ fn dir_names(dir: &Path) -> Result<Vec<String>> {
 /// repairing), refuses while a daemon holds the data root, re-hashes every blob.
 pub fn check_offline(data_root: &Path, repair: bool) -> Result<Vec<Finding>> {
     if !data_root.join("berth.db").exists() {
-        return Err(Error::not_found(format!(
-            "{} is not a berth data root (no berth.db)",
-            data_root.display()
-        )));
+        return Err(Error::NotADataRoot {
+            path: data_root.to_path_buf(),
+        });
     }
     let _lock = DataRootLock::acquire(data_root)?;
     let db = Db::open(data_root.join("berth.db"))?;

@@ -34,7 +34,12 @@ impl Daemon {
     /// Opens (or creates) the state under `config.data_root`, loads every container record and
     /// reconnects to the shims of running containers.
     pub async fn new(config: Config) -> Result<Arc<Self>> {
-        crate::perms::prepare(&config)?;
+        crate::perms::prepare(&config).map_err(|e| {
+            Error::io(
+                format!("cannot secure the data root {}", config.data_root.display()),
+                e,
+            )
+        })?;
         let lock = crate::check::DataRootLock::acquire(&config.data_root)?;
         let db_path = config.data_root.join("berth.db");
         let data_root = config.data_root.clone();
@@ -117,7 +122,7 @@ impl Daemon {
                 return Ok(e.clone());
             }
         }
-        Err(Error::not_found(format!("No such container: {key}")))
+        Err(Error::not_found("container", key))
     }
 
     /// Every container, oldest first.
@@ -146,9 +151,7 @@ impl Daemon {
 
     /// Writes the record to the database (one transaction).
     pub(crate) fn persist(&self, entry: &Entry) -> Result<()> {
-        let doc = entry
-            .with(serde_json::to_string)
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let doc = entry.with(serde_json::to_string)?;
         self.db.update_container_doc(&entry.id, &doc)?;
         Ok(())
     }
@@ -159,7 +162,7 @@ impl Daemon {
             id: doc.id.clone(),
             name: doc.name.clone(),
             image_id: doc.image_id.clone(),
-            doc: serde_json::to_string(&doc).map_err(|e| Error::internal(e.to_string()))?,
+            doc: serde_json::to_string(&doc)?,
         };
         let mut c = self.containers.write().unwrap();
         if let Some(other) = c.by_name.get(&doc.name) {
@@ -205,7 +208,7 @@ impl Daemon {
             }
             let mut doc = entry.doc();
             doc.name = new_name.to_string();
-            let json = serde_json::to_string(&doc).map_err(|e| Error::internal(e.to_string()))?;
+            let json = serde_json::to_string(&doc)?;
             self.db.rename_container(&entry.id, new_name, &json)?;
             berth_sys::failpoint::hit("container.rename.committed");
             entry.update(|d| d.name = new_name.to_string());
@@ -266,7 +269,8 @@ fn engine_id(root: &std::path::Path) -> Result<String> {
         return Ok(s.trim().to_string());
     }
     let id = random_id();
-    berth_sys::fs::write_atomic(&p, id.as_bytes(), crate::perms::PRIVATE_FILE)?;
+    berth_sys::fs::write_atomic(&p, id.as_bytes(), crate::perms::PRIVATE_FILE)
+        .map_err(|e| Error::io(format!("cannot write {}", p.display()), e))?;
     Ok(id)
 }
 
@@ -282,6 +286,7 @@ fn install_init(root: &std::path::Path) -> Result<()> {
     {
         return Ok(());
     }
-    berth_sys::fs::write_atomic(&path, berth_runtime::INIT_BINARY, 0o755)?;
+    berth_sys::fs::write_atomic(&path, berth_runtime::INIT_BINARY, 0o755)
+        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
     Ok(())
 }

@@ -90,9 +90,9 @@ impl Daemon {
                 self.events.emit("image", "pull", reference, a);
                 Ok(installed)
             }
-            None => Err(Error::not_found(format!(
-                "pull access denied for {reference}: berth cannot reach registries yet (only built-in images such as hello-world can be pulled); use 'berth import' or 'berth load' to add images"
-            ))),
+            None => Err(Error::PullDenied {
+                reference: reference.to_string(),
+            }),
         }
     }
 }

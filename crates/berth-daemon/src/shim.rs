@@ -2,6 +2,7 @@
 //! spawning a shim, talking to it, and the monitor task that relays a running container's output
 //! to the hub and records its exit.
 
+use std::io;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub(crate) async fn spawn(shim_path: &Path, bundle: &Path) -> Result<Ready> {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .map_err(|e| Error::internal(format!("failed to start shim {}: {e}", shim_path.display())))?;
+        .map_err(|e| Error::shim(format!("failed to start shim {}", shim_path.display()), e))?;
     let stdout = child.stdout.take().expect("piped stdout");
     // The shim lives on after it reports; reap it whenever it exits.
     tokio::spawn(async move {
@@ -35,13 +36,18 @@ pub(crate) async fn spawn(shim_path: &Path, bundle: &Path) -> Result<Ready> {
     BufReader::new(stdout)
         .read_line(&mut line)
         .await
-        .map_err(|e| Error::internal(format!("failed to read from shim: {e}")))?;
+        .map_err(|e| Error::shim("failed to read from shim", e))?;
     if line.trim().is_empty() {
         return Err(Error::internal(
             "shim exited before reporting; see runtime.log in the container directory",
         ));
     }
-    serde_json::from_str(line.trim()).map_err(|e| Error::internal(format!("bad ready line from shim: {e}")))
+    serde_json::from_str(line.trim()).map_err(|e| {
+        Error::shim(
+            "bad ready line from shim",
+            io::Error::new(io::ErrorKind::InvalidData, e),
+        )
+    })
 }
 
 pub(crate) async fn write_frame(
@@ -87,10 +93,10 @@ pub(crate) async fn request(stream: &mut UnixStream, req: &Request) -> std::io::
 pub(crate) async fn call(socket: &Path, req: &Request) -> Result<Response> {
     let mut s = UnixStream::connect(socket)
         .await
-        .map_err(|e| Error::internal(format!("cannot reach shim at {}: {e}", socket.display())))?;
+        .map_err(|e| Error::shim(format!("cannot reach shim at {}", socket.display()), e))?;
     let resp = request(&mut s, req)
         .await
-        .map_err(|e| Error::internal(format!("shim request failed: {e}")))?;
+        .map_err(|e| Error::shim("shim request failed", e))?;
     Ok(resp)
 }
 
@@ -98,12 +104,12 @@ pub(crate) async fn call(socket: &Path, req: &Request) -> Result<Response> {
 pub(crate) async fn attach(socket: &Path, stdin: bool) -> Result<UnixStream> {
     let mut s = UnixStream::connect(socket)
         .await
-        .map_err(|e| Error::internal(format!("cannot reach shim at {}: {e}", socket.display())))?;
+        .map_err(|e| Error::shim(format!("cannot reach shim at {}", socket.display()), e))?;
     let resp = request(&mut s, &Request::Attach { stdin })
         .await
-        .map_err(|e| Error::internal(format!("attach to shim failed: {e}")))?;
+        .map_err(|e| Error::shim("attach to shim failed", e))?;
     if let Some(e) = resp.error {
-        return Err(Error::internal(format!("attach to shim failed: {e}")));
+        return Err(Error::shim("attach to shim failed", io::Error::other(e)));
     }
     Ok(s)
 }

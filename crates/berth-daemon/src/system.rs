@@ -15,7 +15,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// How cgroups are mounted on this host.
 pub fn cgroup_version() -> &'static str {
-    match rustix::fs::statfs("/sys/fs/cgroup") {
+    match rustix::fs::statfs(berth_runtime::CGROUP_ROOT) {
         Ok(s) if s.f_type == 0x6367_7270 => "2", // CGROUP2_SUPER_MAGIC
         _ => "1",
     }

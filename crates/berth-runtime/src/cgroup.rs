@@ -1,5 +1,7 @@
-//! The cgroup parent of a container (`HostConfig.CgroupParent`, dockerd's `--cgroup-parent`) and
-//! the container's cgroup path under it.
+//! The cgroup parent of a container (`HostConfig.CgroupParent`, dockerd's `--cgroup-parent`), the
+//! container's cgroup path under it, and that path's directories on the host ([`CgroupDirs`]): the
+//! one place berth turns a cgroup into a path under `/sys/fs/cgroup`, for the daemon (top, stats,
+//! update, removing a parent) and the shim (freezer, OOM counter, kill, removal) alike.
 //!
 //! A parent names a place *inside* the cgroup hierarchy: `"/mygroup"` and `"mygroup"` both mean
 //! `<cgroup root>/mygroup` (docker accepts either with the cgroupfs driver), `"a/b"` nests. It may
@@ -7,7 +9,12 @@
 //! silently put the container somewhere else), and so is a NUL byte. Empty and `.` components are
 //! dropped. cgroupfs has no symlinks, so a parent made of plain names stays below the root.
 
+use std::path::{Path, PathBuf};
+
 use crate::Error;
+
+/// Where the host's cgroup filesystems are mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The cleaned parent, relative to the cgroup root (`"a/b"`, or `""` for an empty parent: the
 /// caller's default applies). Refuses a parent that could leave the cgroup hierarchy.
@@ -43,6 +50,106 @@ pub fn cgroup_path(parent: &str, default: &str, id: &str) -> Result<String, Erro
     } else {
         format!("/{p}/{id}")
     })
+}
+
+/// One cgroup's directories on the host. The runtime creates a container's cgroup at the same
+/// relative path in every hierarchy: `<root>/<controller>/<rel>` for each cgroup v1 controller,
+/// `<root>/unified/<rel>` for the cgroup2 hierarchy of a hybrid host, `<root>/<rel>` on a pure v2
+/// host (where `<root>/cgroup.controllers` exists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupDirs {
+    root: PathBuf,
+    rel: String,
+    unified: bool,
+}
+
+impl CgroupDirs {
+    /// The directories of `path` (`/berth/<id>` as the spec's `cgroupsPath` has it, or a parent)
+    /// under [`CGROUP_ROOT`]. Refuses what [`cgroup_parent`] refuses, and the root itself.
+    pub fn new(path: &str) -> Result<Self, Error> {
+        Self::under(CGROUP_ROOT, path)
+    }
+
+    /// The container `id`'s cgroup under `parent` (or `default`), as [`cgroup_path`] places it.
+    pub fn for_container(parent: &str, default: &str, id: &str) -> Result<Self, Error> {
+        Self::new(&cgroup_path(parent, default, id)?)
+    }
+
+    /// Like [`CgroupDirs::new`] with the cgroup filesystems mounted at `root` (tests).
+    pub fn under(root: impl Into<PathBuf>, path: &str) -> Result<Self, Error> {
+        let rel = cgroup_parent(path)?;
+        if rel.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "invalid cgroup path {path:?}: it names the cgroup root"
+            )));
+        }
+        let root = root.into();
+        let unified = root.join("cgroup.controllers").exists();
+        Ok(CgroupDirs { root, rel, unified })
+    }
+
+    /// The path relative to the hierarchies' roots (`berth/<id>`).
+    pub fn rel(&self) -> &str {
+        &self.rel
+    }
+
+    /// Whether the host has only the unified (v2) hierarchy.
+    pub fn is_unified(&self) -> bool {
+        self.unified
+    }
+
+    /// The directory holding `controller`'s files: [`v1`](Self::v1) on a v1 or hybrid host,
+    /// [`v2`](Self::v2) on a pure v2 host.
+    pub fn dir(&self, controller: &str) -> PathBuf {
+        if self.unified {
+            self.v2()
+        } else {
+            self.v1(controller)
+        }
+    }
+
+    /// `<root>/<controller>/<rel>`: the directory in a v1 controller's hierarchy.
+    pub fn v1(&self, controller: &str) -> PathBuf {
+        self.root.join(controller).join(&self.rel)
+    }
+
+    /// `<root>/<rel>`: the directory on a pure v2 host.
+    pub fn v2(&self) -> PathBuf {
+        self.root.join(&self.rel)
+    }
+
+    /// The directory in every mounted hierarchy that has it: `<root>/<rel>` and `<root>/*/<rel>`.
+    pub fn existing(&self) -> Vec<PathBuf> {
+        let mut dirs = vec![self.v2()];
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            dirs.extend(rd.flatten().map(|e| e.path().join(&self.rel)));
+        }
+        dirs.retain(|d| d.is_dir());
+        dirs
+    }
+
+    /// Removes the (empty) directory from every hierarchy. True when none is left; a directory
+    /// still busy (tasks in it) or with children stays and makes it false.
+    pub fn remove(&self) -> bool {
+        let mut ok = true;
+        for d in self.existing() {
+            match std::fs::remove_dir(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => ok = false,
+            }
+        }
+        ok
+    }
+
+    /// Reads `file` of `controller`'s directory, trimmed; `None` if it cannot be read.
+    pub fn read(&self, controller: &str, file: &str) -> Option<String> {
+        read_trimmed(&self.dir(controller).join(file))
+    }
+}
+
+fn read_trimmed(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok().map(|s| s.trim().to_string())
 }
 
 #[cfg(test)]
@@ -86,5 +193,60 @@ mod tests {
         assert_eq!(cgroup_path("", "berth", "abc").unwrap(), "/berth/abc");
         assert_eq!(cgroup_path("/", "/berth/", "abc").unwrap(), "/berth/abc");
         assert!(cgroup_path("", "../x", "abc").is_err());
+    }
+
+    fn fake_root(unified: bool) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        if unified {
+            std::fs::write(d.path().join("cgroup.controllers"), "cpu memory pids").unwrap();
+        } else {
+            for c in ["memory", "pids", "freezer", "unified"] {
+                std::fs::create_dir(d.path().join(c)).unwrap();
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn dirs_follow_the_host_layout() {
+        let v1 = fake_root(false);
+        let c = CgroupDirs::under(v1.path(), "/berth/abc").unwrap();
+        assert!(!c.is_unified());
+        assert_eq!(c.rel(), "berth/abc");
+        assert_eq!(c.dir("memory"), v1.path().join("memory/berth/abc"));
+        assert_eq!(c.v2(), v1.path().join("berth/abc"));
+        let v2 = fake_root(true);
+        let c = CgroupDirs::under(v2.path(), "berth/abc").unwrap();
+        assert!(c.is_unified());
+        assert_eq!(c.dir("memory"), v2.path().join("berth/abc"));
+        assert_eq!(c.v1("freezer"), v2.path().join("freezer/berth/abc"));
+        assert_eq!(
+            CgroupDirs::for_container("/x/", "berth", "abc").unwrap().rel(),
+            "x/abc"
+        );
+    }
+
+    #[test]
+    fn dirs_refuse_the_root_and_escaping_paths() {
+        for p in ["", "/", "/./", "../x", "a/../.."] {
+            assert!(CgroupDirs::new(p).is_err(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn remove_takes_the_dir_out_of_every_hierarchy_and_reports_busy_ones() {
+        let root = fake_root(false);
+        let c = CgroupDirs::under(root.path(), "p/abc").unwrap();
+        for h in ["memory", "pids", "unified"] {
+            std::fs::create_dir_all(root.path().join(h).join("p/abc")).unwrap();
+        }
+        assert_eq!(c.existing().len(), 3);
+        assert!(c.remove());
+        assert!(c.existing().is_empty());
+        assert!(root.path().join("memory/p").is_dir(), "the parent stays");
+        // A directory that cannot be removed (here: not empty) makes remove report false.
+        std::fs::create_dir_all(root.path().join("pids/p/abc/child")).unwrap();
+        assert!(!c.remove());
+        assert_eq!(c.existing(), vec![root.path().join("pids/p/abc")]);
     }
 }

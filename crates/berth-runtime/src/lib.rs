@@ -31,7 +31,7 @@ use oci_spec::runtime::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use cgroup::{cgroup_parent, cgroup_path};
+pub use cgroup::{cgroup_parent, cgroup_path, CgroupDirs, CGROUP_ROOT};
 pub use user::{check_executable, resolve_user, ExecError};
 
 /// Errors of this crate.

@@ -7,33 +7,27 @@
 
 use std::io;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use berth_runtime::CgroupDirs;
 
 /// How long freezing may take before the shim gives up and thaws again.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn v1_state(cgroup_path: &str) -> PathBuf {
-    PathBuf::from("/sys/fs/cgroup/freezer")
-        .join(cgroup_path.trim_start_matches('/'))
-        .join("freezer.state")
-}
-
-fn v2_dir(cgroup_path: &str) -> PathBuf {
-    PathBuf::from("/sys/fs/cgroup").join(cgroup_path.trim_start_matches('/'))
-}
-
 /// Freezes (`true`) or thaws every task of the cgroup and waits until the kernel says so.
-pub fn set_frozen(cgroup_path: &str, frozen: bool) -> io::Result<()> {
-    let v1 = v1_state(cgroup_path);
+pub fn set_frozen(cgroup: Option<&CgroupDirs>, frozen: bool) -> io::Result<()> {
+    let Some(cg) = cgroup else {
+        return Err(io::Error::other("the container has no cgroup"));
+    };
+    let v1 = cg.v1("freezer").join("freezer.state");
     if v1.exists() {
         return set_v1(&v1, frozen);
     }
-    let dir = v2_dir(cgroup_path);
+    let dir = cg.v2();
     if dir.join("cgroup.freeze").exists() {
         return set_v2(&dir, frozen);
     }
-    Err(io::Error::other(format!("no freezer cgroup for {cgroup_path}")))
+    Err(io::Error::other(format!("no freezer cgroup for /{}", cg.rel())))
 }
 
 fn set_v1(state: &std::path::Path, frozen: bool) -> io::Result<()> {

@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use berth_runtime::CgroupDirs;
 use berth_shim_proto::ShimConfig;
 use libcontainer::container::Container;
 use libcontainer::notify_socket::NOTIFY_FILE;
@@ -40,33 +41,12 @@ pub fn start(cfg: &ShimConfig, bundle: &Path) -> std::io::Result<()> {
 /// Removes the container's cgroup and runtime state. The fast path removes the cgroup
 /// directories directly (the init is reaped and its pid namespace is gone, so they are empty);
 /// if any is still busy, libcontainer's delete (which kills leftovers and retries) takes over.
-pub fn release(cfg: &ShimConfig, bundle: &Path, cgroup_path: &str) {
-    let rel = cgroup_path.trim_matches('/');
-    if !rel.is_empty() && remove_cgroup_dirs(rel) {
+pub fn release(cfg: &ShimConfig, bundle: &Path, cgroup: Option<&CgroupDirs>) {
+    if cgroup.is_some_and(CgroupDirs::remove) {
         let _ = std::fs::remove_dir_all(state_dir(cfg, bundle));
         return;
     }
     delete(cfg, bundle);
-}
-
-/// Removes `<hierarchy>/<rel>` in every mounted hierarchy (v1 controllers, v2 unified, or a
-/// pure v2 root). False if one could not be removed.
-fn remove_cgroup_dirs(rel: &str) -> bool {
-    const ROOT: &str = "/sys/fs/cgroup";
-    let mut ok = true;
-    let mut dirs = vec![Path::new(ROOT).join(rel)];
-    if let Ok(rd) = std::fs::read_dir(ROOT) {
-        dirs.extend(rd.flatten().map(|e| e.path().join(rel)));
-    }
-    for d in dirs {
-        match std::fs::remove_dir(&d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
-            }
-            Err(_) => ok = false,
-        }
-    }
-    ok
 }
 
 /// Removes the container's cgroup and runtime state (best effort, errors to the runtime log).

@@ -15,6 +15,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use berth_runtime::CgroupDirs;
 use berth_shim_proto::{parse_header, ExitStatus, FrameKind, Request, Response, ShimConfig, MAX_FRAME};
 use rustix::event::{PollFd, PollFlags};
 
@@ -72,7 +73,8 @@ struct Shim {
     conns: Vec<Conn>,
     log: ContainerLog,
     status: Status,
-    cgroup_path: String,
+    /// The container's cgroup directories (`None` if the spec named no cgroup below the root).
+    cgroup: Option<CgroupDirs>,
     /// Exit code collected from the init, recorded once output is drained.
     pending_exit: Option<i32>,
     /// Set once the exit has been recorded; the loop ends when clients have their last frames.
@@ -127,7 +129,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         conns: Vec::new(),
         log,
         status: Status::Created,
-        cgroup_path: c.cgroup_path,
+        cgroup: CgroupDirs::new(&c.cgroup_path).ok(),
         pending_exit: None,
         finish_by: None,
         released: false,
@@ -375,10 +377,12 @@ impl Shim {
 
     /// The memory cgroup's OOM-kill counter (v1 `memory.oom_control`, v2 `memory.events`).
     fn oom_killed(&self) -> bool {
-        let p = self.cgroup_path.trim_start_matches('/');
+        let Some(cg) = &self.cgroup else {
+            return false;
+        };
         for f in [
-            format!("/sys/fs/cgroup/memory/{p}/memory.oom_control"),
-            format!("/sys/fs/cgroup/{p}/memory.events"),
+            cg.v1("memory").join("memory.oom_control"),
+            cg.v2().join("memory.events"),
         ] {
             if let Ok(s) = std::fs::read_to_string(&f) {
                 return s
@@ -611,7 +615,7 @@ impl Shim {
                 };
                 // A frozen task gets SIGKILL only once thawed (runc thaws after it, too).
                 if res.is_ok() && signal == libc::SIGKILL && matches!(self.status, Status::Paused) {
-                    match crate::freeze::set_frozen(&self.cgroup_path, false) {
+                    match crate::freeze::set_frozen(self.cgroup.as_ref(), false) {
                         Ok(()) => self.status = Status::Running,
                         Err(e) => eprintln!("berth-shim: thaw after SIGKILL: {e}"),
                     }
@@ -659,7 +663,7 @@ impl Shim {
             } => self.resize_exec(&exec_id, height, width),
             Request::Pause => match self.status {
                 Status::Running if self.pidfd.is_some() => {
-                    match crate::freeze::set_frozen(&self.cgroup_path, true) {
+                    match crate::freeze::set_frozen(self.cgroup.as_ref(), true) {
                         Ok(()) => {
                             self.status = Status::Paused;
                             Response::default()
@@ -671,7 +675,7 @@ impl Shim {
                 _ => err("container is not running"),
             },
             Request::Resume => match self.status {
-                Status::Paused => match crate::freeze::set_frozen(&self.cgroup_path, false) {
+                Status::Paused => match crate::freeze::set_frozen(self.cgroup.as_ref(), false) {
                     Ok(()) => {
                         self.status = Status::Running;
                         Response::default()
@@ -701,14 +705,12 @@ impl Shim {
     /// Every process of the container, from its cgroup (init first).
     fn kill_all(&self, signal: i32) -> std::io::Result<()> {
         self.kill_init(signal)?;
-        let p = self.cgroup_path.trim_start_matches('/');
-        for ctrl in ["pids", "memory", "freezer", "cpu", "devices", ""] {
-            let f = if ctrl.is_empty() {
-                format!("/sys/fs/cgroup/{p}/cgroup.procs")
-            } else {
-                format!("/sys/fs/cgroup/{ctrl}/{p}/cgroup.procs")
-            };
-            if let Ok(s) = std::fs::read_to_string(&f) {
+        let Some(cg) = &self.cgroup else {
+            return Ok(());
+        };
+        let v1 = ["pids", "memory", "freezer", "cpu", "devices"].map(|c| cg.v1(c));
+        for dir in v1.into_iter().chain([cg.v2()]) {
+            if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
                 for pid in s.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                     if pid != self.pid {
                         let _ = berth_sys::process::kill(pid, signal);
@@ -745,7 +747,7 @@ impl Shim {
             return;
         }
         self.released = true;
-        crate::runtime::release(&self.cfg, &self.bundle, &self.cgroup_path);
+        crate::runtime::release(&self.cfg, &self.bundle, self.cgroup.as_ref());
         crate::create::cleanup_rootfs(&self.bundle);
         let _ = std::fs::remove_file(&self.cfg.socket);
         let _ = std::fs::remove_dir(self.bundle.join("runtime"));

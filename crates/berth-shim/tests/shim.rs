@@ -202,9 +202,10 @@ impl Drop for Shim {
             let _ = self.child.wait_timeout_or_kill();
         }
         let _ = berth_sys::mount::unmount(&self.dir.path().join("rootfs"));
-        for ctrl in cgroup_controllers() {
-            let _ = std::fs::remove_dir(self.cgroup_dir(&ctrl));
-            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&ctrl).join(cgroup_parent()));
+        for cg in [format!("{}/{}", cgroup_parent(), self.id), cgroup_parent()] {
+            if let Ok(dirs) = berth_runtime::CgroupDirs::new(&cg) {
+                dirs.remove();
+            }
         }
     }
 }
@@ -224,19 +225,6 @@ impl WaitTimeout for Child {
         self.kill()?;
         self.wait().map(|_| ())
     }
-}
-
-fn cgroup_controllers() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.push(String::new());
-    v
 }
 
 /// Everything an attach stream delivers until the Exit frame.

@@ -1,5 +1,7 @@
-//! RFC 3339 timestamps as the Engine API writes them (`2026-11-22T19:59:07.701434457Z`), without a
-//! date-time dependency. UTC only, which is all the API uses.
+//! Time as berth shows it, in one place for the daemon, the shim and the CLI: RFC 3339 timestamps
+//! as the Engine API writes them (`2026-11-22T19:59:07.701434457Z`), go-units' human durations
+//! ("About a minute") and the civil-date arithmetic under both, without a date-time dependency.
+//! UTC only, which is all the API uses.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -51,75 +53,89 @@ pub fn rfc3339_nano_fixed(nanos: i64) -> String {
     )
 }
 
-/// Parses an RFC 3339 UTC or offset timestamp into nanoseconds since the epoch.
+/// Parses an RFC 3339 timestamp into nanoseconds since the epoch; `None` if it is not one, or is
+/// outside what an `i64` of nanoseconds holds (years 1678–2262).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let (secs, nanos) = parse_rfc3339_parts(s)?;
+    secs.checked_mul(1_000_000_000)?.checked_add(i64::from(nanos))
+}
+
+/// Parses an RFC 3339 timestamp (`2026-11-22T19:54:07.07Z`, `…+01:00`) into (seconds since the
+/// epoch, nanoseconds), for any year. Lenient where the CLI's `--since`/`--until` need it: the
+/// separator may be `T`, `t` or a space, and a missing zone means UTC.
+pub fn parse_rfc3339_parts(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b't') {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut i = 19;
-    let mut frac = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(u8::is_ascii_digit).count();
+        let mut digits: String = r[..n].chars().take(9).collect();
+        while digits.len() < 9 {
+            digits.push('0');
         }
-        let digits = &s[start..i];
-        let mut f: String = digits.chars().take(9).collect();
-        while f.len() < 9 {
-            f.push('0');
-        }
-        frac = f.parse().ok()?;
+        nanos = digits.parse().ok()?;
+        rest = &r[n..];
     }
-    let offset = match b.get(i)? {
-        b'Z' | b'z' => 0,
-        b'+' | b'-' => {
-            let sign = if b[i] == b'+' { 1 } else { -1 };
-            let oh: i64 = s.get(i + 1..i + 3)?.parse().ok()?;
-            let om: i64 = s.get(i + 4..i + 6)?.parse().ok()?;
+    let offset = match rest {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let oh: i64 = rest.get(1..3)?.parse().ok()?;
+            let om: i64 = rest.get(4..6)?.parse().ok()?;
             sign * (oh * 3600 + om * 60)
         }
-        _ => return None,
     };
     let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset;
-    Some(secs * 1_000_000_000 + frac)
+    Some((days * 86_400 + h * 3600 + mi * 60 + se - offset, nanos))
 }
 
 /// go-units `HumanDuration`: "Less than a second", "About a minute", "3 hours", …
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    let s = secs as i64;
-    if s < 1 {
-        return "Less than a second".into();
-    } else if s == 1 {
-        return "1 second".into();
-    } else if s < 60 {
-        return format!("{s} seconds");
-    }
+    let seconds = secs as i64;
     let minutes = (secs / 60.0) as i64;
-    if minutes == 1 {
-        return "About a minute".into();
-    } else if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
     let hours = (secs / 3600.0).round() as i64;
-    if hours == 1 {
-        return "About an hour".into();
+    if seconds < 1 {
+        "Less than a second".into()
+    } else if seconds == 1 {
+        "1 second".into()
+    } else if seconds < 60 {
+        format!("{seconds} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
     } else if hours < 48 {
-        return format!("{hours} hours");
+        format!("{hours} hours")
     } else if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
+        format!("{} days", hours / 24)
     } else if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
+        format!("{} weeks", hours / 24 / 7)
     } else if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
     }
-    format!("{} years", (secs / 3600.0) as i64 / 24 / 365)
+}
+
+/// [`human_duration`] of the time since `nanos` (since the epoch); a time in the future (clock
+/// skew) is "Less than a second".
+pub fn human_duration_since(nanos: i64) -> String {
+    human_duration(Duration::from_nanos(
+        now_nanos().saturating_sub(nanos).max(0) as u64
+    ))
 }
 
 /// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
@@ -168,6 +184,40 @@ mod tests {
             Some(1_795_377_547_000_000_000)
         );
         assert_eq!(parse_rfc3339("garbage"), None);
+        assert_eq!(parse_rfc3339("2026-11-22T19:59:07Zjunk"), None);
+        assert_eq!(parse_rfc3339("2026-11-22T19:59:07*01:00"), None);
+    }
+
+    #[test]
+    fn parses_what_the_cli_accepts_and_any_year() {
+        assert_eq!(
+            parse_rfc3339_parts("2026-11-22T19:54:07.070461023Z"),
+            Some((1_795_377_247, 70_461_023))
+        );
+        // A space separator and no zone (UTC): `logs --since 2026-11-22T19:54`.
+        assert_eq!(
+            parse_rfc3339_parts("2026-11-22 19:54:07"),
+            Some((1_795_377_247, 0))
+        );
+        assert_eq!(
+            parse_rfc3339_parts("2026-11-22T19:54:07.5"),
+            Some((1_795_377_247, 500_000_000))
+        );
+        // Go's zero time is a time, but not one an i64 of nanoseconds holds.
+        assert_eq!(
+            parse_rfc3339_parts("0001-01-01T00:00:00Z"),
+            Some((-62_135_596_800, 0))
+        );
+        assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn fixed_nanoseconds_keep_nine_digits_from_the_epoch_on() {
+        assert_eq!(rfc3339_nano_fixed(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339_nano_fixed(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
     }
 
     #[test]
@@ -181,5 +231,15 @@ mod tests {
         assert_eq!(human_duration(Duration::from_secs(3600)), "About an hour");
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
         assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3 days");
+        assert_eq!(human_duration(Duration::from_secs(20 * 86400)), "2 weeks");
+        assert_eq!(human_duration(Duration::from_secs(90 * 86400)), "3 months");
+        assert_eq!(
+            human_duration(Duration::from_secs_f64(56.0 * 365.25 * 86400.0)),
+            "56 years"
+        );
+        assert_eq!(
+            human_duration_since(now_nanos() + 5_000_000_000),
+            "Less than a second"
+        );
     }
 }

@@ -72,36 +72,6 @@ pub fn human_size(size: i64) -> String {
     human_size_prec(size as f64, 3)
 }
 
-/// go-units `HumanDuration`.
-pub fn human_duration(secs_f: f64) -> String {
-    let seconds = secs_f as i64;
-    let minutes = (secs_f / 60.0) as i64;
-    let hours_r = (secs_f / 3600.0 + 0.5) as i64;
-    if seconds < 1 {
-        "Less than a second".into()
-    } else if seconds == 1 {
-        "1 second".into()
-    } else if seconds < 60 {
-        format!("{seconds} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours_r == 1 {
-        "About an hour".into()
-    } else if hours_r < 48 {
-        format!("{hours_r} hours")
-    } else if hours_r < 24 * 7 * 2 {
-        format!("{} days", hours_r / 24)
-    } else if hours_r < 24 * 30 * 2 {
-        format!("{} weeks", hours_r / 24 / 7)
-    } else if hours_r < 24 * 365 * 2 {
-        format!("{} months", hours_r / 24 / 30)
-    } else {
-        format!("{} years", (secs_f / 3600.0) as i64 / 24 / 365)
-    }
-}
-
 pub fn now_f64() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -111,21 +81,12 @@ pub fn now_f64() -> f64 {
 
 /// `HumanDuration(now - t) + " ago"` for a unix-seconds timestamp.
 pub fn ago(unix: i64) -> String {
-    format!("{} ago", human_duration(now_f64() - unix as f64))
+    let since = berth_types::time::human_duration_since(unix.saturating_mul(1_000_000_000));
+    format!("{since} ago")
 }
 
-/// Days since 1970-01-01 → (year, month, day).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let (y, m, d) = berth_types::time::civil_from_days(z);
-    (y, m as u32, d as u32)
-}
-
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    berth_types::time::days_from_civil(y, m as i64, d as i64)
-}
-
-fn ymdhms(unix: i64) -> (i64, u32, u32, i64, i64, i64) {
-    let (y, mo, d) = civil_from_days(unix.div_euclid(86400));
+fn ymdhms(unix: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let (y, mo, d) = berth_types::time::civil_from_days(unix.div_euclid(86400));
     let s = unix.rem_euclid(86400);
     (y, mo, d, s / 3600, s / 60 % 60, s % 60)
 }
@@ -134,57 +95,6 @@ fn ymdhms(unix: i64) -> (i64, u32, u32, i64, i64, i64) {
 pub fn go_time_string(unix: i64) -> String {
     let (y, mo, d, h, mi, s) = ymdhms(unix);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02} +0000 UTC")
-}
-
-/// RFC 3339 with nanoseconds, trailing zeros trimmed (Go's `RFC3339Nano`).
-pub fn rfc3339_nano(unix: i64, nanos: u32) -> String {
-    let (y, mo, d, h, mi, s) = ymdhms(unix);
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        format!(".{nanos:09}").trim_end_matches('0').to_owned()
-    };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z")
-}
-
-/// Parses an RFC 3339 timestamp (`2026-11-22T19:54:07.07Z`, `…+01:00`) into (unix secs, nanos).
-pub fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, se) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    let mut rest = &s[19..];
-    let mut nanos = 0u32;
-    if let Some(r) = rest.strip_prefix('.') {
-        let digits: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
-        rest = &r[digits.len()..];
-        let mut padded = digits.clone();
-        padded.truncate(9);
-        while padded.len() < 9 {
-            padded.push('0');
-        }
-        nanos = padded.parse().ok()?;
-    }
-    let offset = match rest {
-        "Z" | "z" | "" => 0,
-        _ => {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            let hh: i64 = rest.get(1..3)?.parse().ok()?;
-            let mm: i64 = rest.get(4..6)?.parse().ok()?;
-            sign * (hh * 3600 + mm * 60)
-        }
-    };
-    let days = days_from_civil(y, mo as u32, d as u32);
-    Some((days * 86400 + h * 3600 + mi * 60 + se - offset, nanos))
 }
 
 /// Go's `strconv.Quote` (printable Unicode is kept as is).
@@ -381,27 +291,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_match_go_units() {
-        assert_eq!(human_duration(0.4), "Less than a second");
-        assert_eq!(human_duration(1.0), "1 second");
-        assert_eq!(human_duration(59.0), "59 seconds");
-        assert_eq!(human_duration(60.0), "About a minute");
-        assert_eq!(human_duration(150.0), "2 minutes");
-        assert_eq!(human_duration(3600.0), "About an hour");
-        assert_eq!(human_duration(3.0 * 3600.0), "3 hours");
-        assert_eq!(human_duration(3.0 * 86400.0), "3 days");
-        assert_eq!(human_duration(20.0 * 86400.0), "2 weeks");
-        assert_eq!(human_duration(90.0 * 86400.0), "3 months");
-        assert_eq!(human_duration(56.0 * 365.25 * 86400.0), "56 years");
-    }
-
-    #[test]
-    fn times_round_trip() {
-        let (s, n) = parse_rfc3339("2026-11-22T19:54:07.070461023Z").unwrap();
-        assert_eq!(rfc3339_nano(s, n), "2026-11-22T19:54:07.070461023Z");
-        assert_eq!(go_time_string(s), "2026-11-22 19:54:07 +0000 UTC");
-        assert_eq!(parse_rfc3339("2026-11-22T20:54:07+01:00").unwrap().0, s);
-        assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
+    fn go_time_strings_are_utc() {
+        assert_eq!(go_time_string(1_795_377_247), "2026-11-22 19:54:07 +0000 UTC");
+        assert_eq!(go_time_string(0), "1970-01-01 00:00:00 +0000 UTC");
     }
 
     #[test]

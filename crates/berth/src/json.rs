@@ -1,7 +1,13 @@
-//! An order-preserving JSON value for templates: keys stay in the daemon's order (as Go's typed
-//! structs marshal them) and numbers keep their literal text (as `json.Decoder.UseNumber` does).
+//! The JSON value templates run over: Go's `%v`, truthiness and comparisons of a decoded
+//! `interface{}`, on a value that keeps the daemon's key order (as Go's typed structs marshal
+//! them, so `{{json .Config}}` prints what docker prints). Parsing is serde_json's; only the value
+//! type is ours, because `serde_json::Value` sorts keys unless its `preserve_order` feature is on,
+//! and that feature would be unified into the daemon's build too (docs/design/cli.md).
 
 use std::cmp::Ordering;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
@@ -14,18 +20,11 @@ pub enum Val {
 }
 
 impl Val {
+    /// Parses a JSON document, keeping its key order. Integers stay exact (`u64`/`i64`); other
+    /// numbers go through `f64` and print as serde_json writes them, which is how the daemon wrote
+    /// them in the first place.
     pub fn parse(b: &[u8]) -> Result<Val, String> {
-        let mut p = Parser { b, i: 0 };
-        p.ws();
-        let v = p.value()?;
-        p.ws();
-        if p.i != b.len() {
-            return Err(format!(
-                "invalid character after top-level value at offset {}",
-                p.i
-            ));
-        }
-        Ok(v)
+        serde_json::from_slice(b).map_err(|e| e.to_string())
     }
 
     pub fn obj(fields: Vec<(&str, Val)>) -> Val {
@@ -166,162 +165,55 @@ fn write_json_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
-impl From<&serde_json::Value> for Val {
-    fn from(v: &serde_json::Value) -> Val {
-        match v {
-            serde_json::Value::Null => Val::Null,
-            serde_json::Value::Bool(b) => Val::Bool(*b),
-            serde_json::Value::Number(n) => Val::Num(n.to_string()),
-            serde_json::Value::String(s) => Val::Str(s.clone()),
-            serde_json::Value::Array(a) => Val::Arr(a.iter().map(Val::from).collect()),
-            serde_json::Value::Object(m) => {
-                Val::Obj(m.iter().map(|(k, v)| (k.clone(), Val::from(v))).collect())
-            }
-        }
+impl<'de> Deserialize<'de> for Val {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Val, D::Error> {
+        d.deserialize_any(ValVisitor)
     }
 }
 
-struct Parser<'a> {
-    b: &'a [u8],
-    i: usize,
-}
+struct ValVisitor;
 
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
+impl<'de> Visitor<'de> for ValVisitor {
+    type Value = Val;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
     }
-
-    fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("{what} at offset {}", self.i))
+    fn visit_unit<E>(self) -> Result<Val, E> {
+        Ok(Val::Null)
     }
-
-    fn value(&mut self) -> Result<Val, String> {
-        match self.b.get(self.i) {
-            None => self.err("unexpected end of JSON input"),
-            Some(b'{') => {
-                self.i += 1;
-                let mut m = Vec::new();
-                self.ws();
-                if self.b.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(Val::Obj(m));
-                }
-                loop {
-                    self.ws();
-                    let k = self.string()?;
-                    self.ws();
-                    if self.b.get(self.i) != Some(&b':') {
-                        return self.err("expected ':'");
-                    }
-                    self.i += 1;
-                    self.ws();
-                    let v = self.value()?;
-                    m.push((k, v));
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Val::Obj(m));
-                        }
-                        _ => return self.err("expected ',' or '}'"),
-                    }
-                }
-            }
-            Some(b'[') => {
-                self.i += 1;
-                let mut xs = Vec::new();
-                self.ws();
-                if self.b.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(Val::Arr(xs));
-                }
-                loop {
-                    self.ws();
-                    xs.push(self.value()?);
-                    self.ws();
-                    match self.b.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Val::Arr(xs));
-                        }
-                        _ => return self.err("expected ',' or ']'"),
-                    }
-                }
-            }
-            Some(b'"') => Ok(Val::Str(self.string()?)),
-            Some(b't') if self.b[self.i..].starts_with(b"true") => {
-                self.i += 4;
-                Ok(Val::Bool(true))
-            }
-            Some(b'f') if self.b[self.i..].starts_with(b"false") => {
-                self.i += 5;
-                Ok(Val::Bool(false))
-            }
-            Some(b'n') if self.b[self.i..].starts_with(b"null") => {
-                self.i += 4;
-                Ok(Val::Null)
-            }
-            Some(c) if *c == b'-' || c.is_ascii_digit() => {
-                let s = self.i;
-                while self.i < self.b.len()
-                    && matches!(self.b[self.i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
-                {
-                    self.i += 1;
-                }
-                Ok(Val::Num(String::from_utf8_lossy(&self.b[s..self.i]).into_owned()))
-            }
-            Some(_) => self.err("invalid character"),
-        }
+    fn visit_bool<E>(self, b: bool) -> Result<Val, E> {
+        Ok(Val::Bool(b))
     }
-
-    fn hex4(&mut self) -> Result<u32, String> {
-        let h = self.b.get(self.i..self.i + 4).ok_or("truncated \\u escape")?;
-        self.i += 4;
-        u32::from_str_radix(std::str::from_utf8(h).map_err(|e| e.to_string())?, 16).map_err(|e| e.to_string())
+    fn visit_u64<E>(self, n: u64) -> Result<Val, E> {
+        Ok(Val::Num(n.to_string()))
     }
-
-    fn string(&mut self) -> Result<String, String> {
-        if self.b.get(self.i) != Some(&b'"') {
-            return self.err("expected string");
+    fn visit_i64<E>(self, n: i64) -> Result<Val, E> {
+        Ok(Val::Num(n.to_string()))
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Val, E> {
+        // JSON has no NaN or infinity, so a parsed f64 is always a Number.
+        Ok(serde_json::Number::from_f64(n).map_or(Val::Null, |n| Val::Num(n.to_string())))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Val, E> {
+        Ok(Val::Str(s.to_owned()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Val, E> {
+        Ok(Val::Str(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
+        let mut xs = Vec::new();
+        while let Some(x) = seq.next_element()? {
+            xs.push(x);
         }
-        self.i += 1;
-        let mut out: Vec<u8> = Vec::new();
-        loop {
-            let c = *self.b.get(self.i).ok_or("unterminated string")?;
-            self.i += 1;
-            match c {
-                b'"' => break,
-                b'\\' => {
-                    let e = *self.b.get(self.i).ok_or("unterminated string")?;
-                    self.i += 1;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b't' => out.push(b'\t'),
-                        b'r' => out.push(b'\r'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let mut cp = self.hex4()?;
-                            if (0xD800..0xDC00).contains(&cp) && self.b[self.i..].starts_with(b"\\u") {
-                                self.i += 2;
-                                let lo = self.hex4()?;
-                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo.wrapping_sub(0xDC00) & 0x3ff);
-                            }
-                            let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                        }
-                        other => out.push(other),
-                    }
-                }
-                c => out.push(c),
-            }
+        Ok(Val::Arr(xs))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+        let mut m = Vec::new();
+        while let Some((k, v)) = map.next_entry::<String, Val>()? {
+            m.push((k, v));
         }
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        Ok(Val::Obj(m))
     }
 }
 
@@ -330,10 +222,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_keeps_order_numbers_and_unescapes() {
-        let v = Val::parse(br#" {"b":1.50,"a":[true,null,"x\u003cy\n"],"c":{}} "#).unwrap();
-        assert_eq!(v.to_json(), r#"{"b":1.50,"a":[true,null,"x<y\n"],"c":{}}"#);
-        assert_eq!(v.get("b"), Some(&Val::Num("1.50".into())));
+    fn parsing_keeps_key_order_and_exact_integers_and_unescapes() {
+        let v = Val::parse(br#" {"b":1.50,"a":[true,null,"x\u003cy\n"],"c":{},"n":18446744073709551615,"m":-9007199254740993} "#)
+            .unwrap();
+        assert_eq!(
+            v.to_json(),
+            r#"{"b":1.5,"a":[true,null,"x<y\n"],"c":{},"n":18446744073709551615,"m":-9007199254740993}"#
+        );
+        assert_eq!(v.get("b"), Some(&Val::Num("1.5".into())));
+        assert_eq!(
+            v.go_string(),
+            "map[a:[true <nil> x<y\n] b:1.5 c:map[] m:-9007199254740993 n:18446744073709551615]"
+        );
         assert!(Val::parse(b"{").is_err());
+        assert!(Val::parse(b"{} x").is_err());
     }
 }

@@ -1,27 +1,33 @@
-//! HTTP plumbing: the accept loop, response helpers with dockerd's headers, streaming bodies,
-//! query parsing, and the bridge from a streamed request body to a blocking reader.
+//! HTTP plumbing: the accept loop (which hands each request to a handler it is given), response
+//! helpers with dockerd's headers, streaming bodies, query parsing, and the bridge from a streamed
+//! request body to a blocking reader. The routes use these helpers; nothing here knows a route.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io::Read;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use berth_daemon::{Daemon, Error};
+use berth_daemon::Error;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
-/// Accepts connections forever; each is served with keep-alive and upgrades (hijack).
-pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, path: PathBuf) {
+/// Accepts connections forever; each is served with keep-alive and upgrades (hijack), and every
+/// request on it is answered by `handler` (the routes: this module knows nothing of them).
+pub async fn serve<H, F>(listener: UnixListener, path: PathBuf, handler: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -30,11 +36,11 @@ pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>, path: PathBuf) {
                 continue;
             }
         };
-        let daemon = daemon.clone();
+        let handler = handler.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let d = daemon.clone();
-                async move { Ok::<_, Infallible>(crate::routes::handle(d, req).await) }
+                let answer = handler(req);
+                async move { Ok::<_, Infallible>(answer.await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -91,7 +97,7 @@ pub fn error(e: &Error) -> Response<Body> {
     json(
         status,
         &berth_api::ErrorBody {
-            message: e.message.clone(),
+            message: e.to_string(),
         },
     )
 }
@@ -271,6 +277,41 @@ fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The accept loop serves whatever handler it is given (here not the routes), with
+    /// keep-alive: two requests on one connection, each answered by the handler.
+    #[tokio::test]
+    async fn serve_answers_every_request_with_the_handler_it_is_given() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let handler = |req: Request<Incoming>| async move {
+            with_headers(message(
+                StatusCode::IM_A_TEAPOT,
+                format!("you asked for {}", req.uri().path()),
+            ))
+        };
+        let server = tokio::spawn(serve(listener, path.clone(), handler));
+        let mut c = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let mut seen = String::new();
+        for p in ["/one", "/two"] {
+            c.write_all(format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let want = format!(r#"{{"message":"you asked for {p}"}}"#);
+            while !seen.contains(&want) {
+                let mut buf = vec![0u8; 4096];
+                let read = tokio::time::timeout(std::time::Duration::from_secs(10), c.read(&mut buf));
+                let n = read.await.expect("an answer within 10 s").unwrap();
+                assert!(n > 0, "connection closed after: {seen}");
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+        server.abort();
+        assert_eq!(seen.matches("HTTP/1.1 418").count(), 2, "{seen}");
+        assert!(seen.contains("api-version: 1.41"), "{seen}");
+    }
 
     #[test]
     fn queries_decode_and_repeat() {

@@ -170,7 +170,9 @@ fn main() -> anyhow::Result<()> {
         socket::notify_ready();
         let mut tasks = Vec::new();
         for (l, path) in listeners {
-            tasks.push(tokio::spawn(http::serve(l, daemon.clone(), path)));
+            let d = daemon.clone();
+            let handler = move |req| routes::handle(d.clone(), req);
+            tasks.push(tokio::spawn(http::serve(l, path, handler)));
         }
         let daemon = daemon.clone();
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

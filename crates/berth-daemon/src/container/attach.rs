@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn bad_detach_keys_are_a_400() {
         assert_eq!(
-            parse_detach_keys("ctrl-pp").unwrap_err().message,
+            parse_detach_keys("ctrl-pp").unwrap_err().to_string(),
             "Invalid detach keys (ctrl-pp) provided"
         );
     }

@@ -52,9 +52,7 @@ impl Daemon {
         let lookup = image_ref.clone();
         let image = blocking(move || {
             images.resolve(&lookup).map_err(|e| match e.kind() {
-                berth_types::ErrorKind::NotFound => {
-                    Error::not_found(format!("No such image: {}", with_tag(&lookup)))
-                }
+                berth_types::ErrorKind::NotFound => Error::not_found("image", with_tag(&lookup)),
                 _ => e.into(),
             })
         })
@@ -223,7 +221,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
     host.network_mode = Some(mode);
     // Kept as given (inspect shows it); start and the cgroup readers clean it the same way.
     if let Some(parent) = &host.cgroup_parent {
-        berth_runtime::cgroup_parent(parent).map_err(|e| Error::invalid(e.to_string()))?;
+        berth_runtime::cgroup_parent(parent).map_err(Error::Spec)?;
     }
     // Not silently dropped: what berth cannot do yet is refused with a reason.
     let bound = host
@@ -391,14 +389,16 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
     let network = host.network_mode.clone().unwrap_or_default();
     // Private bundle (see perms.rs); the three files below are bind-mounted into the container,
     // so any user there must be able to read them.
-    berth_sys::fs::create_private_dir(bundle)?;
-    std::fs::create_dir_all(bundle.join("rootfs"))?;
+    let cannot = |what: &str, e| Error::io(format!("cannot {what} in {}", bundle.display()), e);
+    berth_sys::fs::create_private_dir(bundle).map_err(|e| cannot("create the bundle", e))?;
+    std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| cannot("create rootfs", e))?;
     let visible = crate::perms::CONTAINER_VISIBLE_FILE;
     berth_sys::fs::write_atomic(
         &bundle.join("hostname"),
         format!("{hostname}\n").as_bytes(),
         visible,
-    )?;
+    )
+    .map_err(|e| cannot("write hostname", e))?;
     let mut hosts = if network == "host" {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -410,7 +410,8 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), visible)?;
+    berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), visible)
+        .map_err(|e| cannot("write hosts", e))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = if network == "host" {
         host_resolv
@@ -423,7 +424,8 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );
-    berth_sys::fs::write_atomic(&bundle.join("resolv.conf"), resolv.as_bytes(), visible)?;
+    berth_sys::fs::write_atomic(&bundle.join("resolv.conf"), resolv.as_bytes(), visible)
+        .map_err(|e| cannot("write resolv.conf", e))?;
     Ok(())
 }
 

@@ -92,7 +92,7 @@ impl Daemon {
             .unwrap()
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::not_found(format!("No such exec instance: {id}")))
+            .ok_or_else(|| Error::not_found("exec instance", id))
     }
 
     /// Forgets the execs of a removed container.
@@ -282,7 +282,7 @@ fn exec_allowed(entry: &crate::container::Entry) -> Result<()> {
             "Container {} is paused, unpause the container before exec",
             entry.id
         ))),
-        _ => Err(Error::conflict(format!("Container {} is not running", entry.id))),
+        _ => Err(Error::NotRunning { id: entry.id.clone() }),
     }
 }
 

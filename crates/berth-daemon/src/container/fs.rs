@@ -34,12 +34,6 @@ impl Write for ChannelWriter {
     }
 }
 
-impl From<berth_image::ArchiveError> for Error {
-    fn from(e: berth_image::ArchiveError) -> Self {
-        Error::new(e.kind(), e.to_string())
-    }
-}
-
 impl Daemon {
     /// Runs `job` on a blocking thread with the container's merged root, holding its op lock.
     async fn on_rootfs<T, F>(self: &Arc<Self>, entry: &Arc<Entry>, job: F) -> Result<T>
@@ -58,9 +52,9 @@ impl Daemon {
         };
         blocking(move || {
             if let Some(m) = &mounts {
-                std::fs::create_dir_all(&merged)?;
-                berth_sys::mount::mount_all(m, &merged)
-                    .map_err(|e| Error::internal(format!("cannot mount the container's filesystem: {e}")))?;
+                std::fs::create_dir_all(&merged)
+                    .map_err(|e| Error::io(format!("cannot create {}", merged.display()), e))?;
+                berth_sys::mount::mount_all(m, &merged).map_err(Error::Mount)?;
             }
             let r = job(&merged);
             if mounts.is_some() {
@@ -175,10 +169,7 @@ impl Daemon {
     ) -> Result<()> {
         let entry = self.find(key)?;
         if entry.with(|d| d.host_config.readonly_rootfs.unwrap_or(false)) {
-            return Err(Error::new(
-                berth_types::ErrorKind::InvalidState,
-                "container rootfs is marked read-only",
-            ));
+            return Err(Error::InvalidState("container rootfs is marked read-only".into()));
         }
         let (name, path) = (key.to_string(), path.to_string());
         self.on_rootfs(&entry, move |merged| {

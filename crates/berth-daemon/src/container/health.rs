@@ -97,7 +97,7 @@ impl Daemon {
                 let end = berth_types::time::now_nanos();
                 let (code, output) = match result {
                     Ok(Ok((code, out))) => (code, String::from_utf8_lossy(&out).into_owned()),
-                    Ok(Err(e)) => (-1, e.message),
+                    Ok(Err(e)) => (-1, e.to_string()),
                     Err(_) => (-1, format!("Health check exceeded timeout ({timeout:?})")),
                 };
                 let in_grace = (end - started_at) < start_period.as_nanos() as i64;

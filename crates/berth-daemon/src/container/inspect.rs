@@ -19,7 +19,7 @@ impl Daemon {
     pub fn inspect_container(self: &Arc<Self>, key: &str, size: bool) -> Result<serde_json::Value> {
         let resp = self.inspect_typed(key, size)?;
         let health = self.find(key)?.with(|d| d.health.as_ref().map(|h| h.to_json()));
-        let mut v = serde_json::to_value(resp).map_err(|e| crate::Error::internal(e.to_string()))?;
+        let mut v = serde_json::to_value(resp)?;
         if let Some(h) = health {
             v["State"]["Health"] = h;
         }

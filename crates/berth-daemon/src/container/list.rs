@@ -2,12 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_api::models::{
     ContainerSummary, ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
 };
-use berth_types::time::{human_duration, now_nanos};
+use berth_types::time::human_duration_since;
 
 use crate::container::inspect::endpoints;
 use crate::container::{Doc, Status};
@@ -175,7 +174,7 @@ pub(crate) fn command_line(path: &str, args: &[String]) -> String {
 
 /// `Up 3 seconds`, `Exited (3) About a minute ago`, `Created`.
 pub(crate) fn status_text(d: &Doc) -> String {
-    let since = |t: i64| human_duration(Duration::from_nanos((now_nanos() - t).max(0) as u64));
+    let since = human_duration_since;
     match d.state.status {
         Status::Running => {
             let health = match d.health.as_ref().map(|h| h.status.as_str()) {

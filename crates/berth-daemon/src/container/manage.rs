@@ -34,7 +34,7 @@ impl Daemon {
                     entry.id
                 )))
             }
-            _ => return Err(Error::conflict(format!("Container {} is not running", entry.id))),
+            _ => return Err(Error::NotRunning { id: entry.id.clone() }),
         }
         let resp = shim::call(&self.shim_socket(&entry.id), &Request::Pause).await?;
         if let Some(e) = resp.error {
@@ -75,7 +75,7 @@ impl Daemon {
     pub async fn top(self: &Arc<Self>, key: &str, ps_args: &str) -> Result<serde_json::Value> {
         let entry = self.find(key)?;
         if !entry.status().is_running() {
-            return Err(Error::conflict(format!("Container {} is not running", entry.id)));
+            return Err(Error::NotRunning { id: entry.id.clone() });
         }
         let pids: std::collections::HashSet<i32> = self.cgroup(&entry).pids().into_iter().collect();
         let args: Vec<&str> = if ps_args.trim().is_empty() {
@@ -87,7 +87,7 @@ impl Daemon {
             .args(&args)
             .output()
             .await
-            .map_err(|e| Error::internal(format!("error running ps: {e}")))?;
+            .map_err(|e| Error::io("error running ps", e))?;
         if !out.status.success() {
             return Err(Error::internal(format!(
                 "ps: {}",
@@ -183,7 +183,7 @@ impl Daemon {
         if entry.status().is_running() {
             self.cgroup(&entry)
                 .update(memory, swap, cpus, shares, pids)
-                .map_err(|e| Error::internal(format!("Cannot update container {}: {e}", entry.id)))?;
+                .map_err(|e| Error::io(format!("Cannot update container {}", entry.id), e))?;
         }
         entry.update(|d| {
             let h = &mut d.host_config;

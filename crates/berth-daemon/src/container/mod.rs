@@ -86,11 +86,11 @@ impl Status {
     /// Whether `op` is legal now; the error says why not, as docker does.
     pub fn can(self, op: Op, id: &str) -> Result<()> {
         match (op, self) {
-            (Op::Start, s) if s.is_running() => Err(Error::not_modified()),
+            (Op::Start, s) if s.is_running() => Err(Error::NotModified),
             (Op::Start, Status::Removing | Status::Dead) => {
                 Err(Error::conflict(format!("cannot start container {id}: container is marked for removal")))
             }
-            (Op::Stop, s) if !s.is_running() => Err(Error::not_modified()),
+            (Op::Stop, s) if !s.is_running() => Err(Error::NotModified),
             (Op::Kill, s) if !s.is_running() => {
                 Err(Error::conflict(format!("Cannot kill container: {id}: Container {id} is not running")))
             }

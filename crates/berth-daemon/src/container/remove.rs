@@ -22,7 +22,7 @@ impl Daemon {
     ) -> Result<()> {
         let _op = entry.op.lock().await;
         if entry.life.borrow().removed {
-            return Err(Error::not_found(format!("No such container: {}", entry.id)));
+            return Err(Error::not_found("container", &entry.id));
         }
         if entry.status().is_running() {
             if !force {

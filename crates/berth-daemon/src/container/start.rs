@@ -29,7 +29,7 @@ impl Daemon {
         let network = self.network_mode(&doc)?;
         let mut spec = container_spec(&doc, &bundle, network.clone(), &self.config.cgroup_parent);
         spec.init_path = self.init_path();
-        let oci = berth_runtime::build_spec(&spec).map_err(|e| Error::invalid(e.to_string()))?;
+        let oci = berth_runtime::build_spec(&spec).map_err(Error::Spec)?;
         let socket = self.shim_socket(&id);
         let log = crate::container::logs::config::of_doc(&doc);
         let log_path = crate::container::logs::config::log_path(&bundle, &id, log.driver);
@@ -64,8 +64,8 @@ impl Daemon {
                 .into_owned(),
             log,
         };
-        let oci_json = serde_json::to_vec(&oci).map_err(|e| Error::internal(e.to_string()))?;
-        let shim_json = serde_json::to_vec(&shim_cfg).map_err(|e| Error::internal(e.to_string()))?;
+        let oci_json = serde_json::to_vec(&oci)?;
+        let shim_json = serde_json::to_vec(&shim_cfg)?;
         // One shim per container: a live one means this container is already started (a crash
         // of the daemon mid-start is settled by restore, not by a second shim).
         if shim::call(&socket, &Request::State).await.is_ok() {
@@ -75,8 +75,11 @@ impl Daemon {
         }
         let _ = std::fs::remove_file(bundle.join("exit.json"));
         // The spec holds the env: owner-only (perms.rs).
-        berth_sys::fs::write_atomic(&bundle.join("config.json"), &oci_json, crate::perms::PRIVATE_FILE)?;
-        berth_sys::fs::write_atomic(&bundle.join("shim.json"), &shim_json, crate::perms::PRIVATE_FILE)?;
+        for (name, json) in [("config.json", &oci_json), ("shim.json", &shim_json)] {
+            let path = bundle.join(name);
+            berth_sys::fs::write_atomic(&path, json, crate::perms::PRIVATE_FILE)
+                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        }
         berth_sys::failpoint::hit("container.start.files-written");
 
         // The record says running before the shim exists: whatever happens from here, a new
@@ -98,7 +101,7 @@ impl Daemon {
 
         let ready = match shim::spawn(&self.config.shim_path, &bundle).await {
             Ok(r) => r,
-            Err(e) => return Err(self.start_failed(entry, before, e.message, None).await),
+            Err(e) => return Err(self.start_failed(entry, before, e.to_string(), None).await),
         };
         let pid = match (ready.pid, ready.error) {
             (_, Some(err)) => return Err(self.start_failed(entry, before, err, ready.exit_code).await),
@@ -114,7 +117,7 @@ impl Daemon {
             Ok(s) => s,
             Err(e) => {
                 let _ = shim::call(&socket, &Request::Kill { signal: 9, all: true }).await;
-                return Err(self.start_failed(entry, before, e.message, None).await);
+                return Err(self.start_failed(entry, before, e.to_string(), None).await);
             }
         };
         entry.update(|d| d.state.pid = pid as i64);
@@ -124,7 +127,10 @@ impl Daemon {
         let resp = shim::call(&socket, &Request::Start).await?;
         if let Some(err) = resp.error {
             // The monitor records the exit when the shim gives up; report the failure here.
-            return Err(start_error(&err, resp.exit_code));
+            return Err(Error::Start {
+                reason: err,
+                code: resp.exit_code,
+            });
         }
         self.start_health(entry);
         self.persist(entry)?;
@@ -166,7 +172,10 @@ impl Daemon {
                 let _ = daemon.remove_entry(&entry, false, false).await;
             });
         }
-        start_error(&err, Some(code as i32))
+        Error::Start {
+            reason: err,
+            code: Some(code as i32),
+        }
     }
 
     fn network_mode(&self, doc: &Doc) -> Result<NetworkMode> {
@@ -188,14 +197,6 @@ impl Daemon {
             // network namespace with loopback.
             _ => NetworkMode::None,
         })
-    }
-}
-
-fn start_error(err: &str, code: Option<i32>) -> Error {
-    let msg = format!("failed to create task for container: {err}: unknown");
-    match code {
-        Some(126 | 127) => Error::invalid(msg),
-        _ => Error::internal(msg),
     }
 }
 

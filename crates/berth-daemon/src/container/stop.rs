@@ -107,9 +107,15 @@ impl Daemon {
         entry.status().can(Op::Kill, &entry.id)?;
         entry.update(|d| d.manually_stopped = true);
         self.persist(&entry)?;
-        let sent = self.signal(&entry, sig).await;
-        if sig != SIGKILL || sent.is_ok() {
-            sent.clone()?;
+        // A SIGKILL that finds the process gone fails only if no exit follows (below).
+        let unsent = match self.signal(&entry, sig).await {
+            Err(e) if sig == SIGKILL => Some(e),
+            sent => {
+                sent?;
+                None
+            }
+        };
+        if unsent.is_none() {
             let mut attrs = self.container_attrs(&entry);
             attrs.insert("signal".into(), sig.to_string());
             self.events.emit("container", "kill", &entry.id, attrs);
@@ -120,7 +126,9 @@ impl Daemon {
             // that found the process already gone (an exit racing the kill) waits for that exit.
             let exited = life.wait_for(|l| l.exits > exits || l.removed);
             if tokio::time::timeout(KILL_WAIT, exited).await.is_err() {
-                sent?;
+                if let Some(e) = unsent {
+                    return Err(e);
+                }
                 return Err(Error::internal(format!(
                     "tried to kill container {}, but did not receive an exit event",
                     entry.id

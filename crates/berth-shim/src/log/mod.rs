@@ -7,41 +7,18 @@
 mod file;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_shim_proto::logfile::{json, local, Entry, PartialMeta, Stream};
 use berth_shim_proto::{LogConfig, LogDriver};
+use berth_types::time::now_nanos;
 
 use file::LogFile;
 
 /// A partial line longer than this is written without waiting for its newline (Docker's 16 KiB).
 pub const MAX_PARTIAL: usize = 16 * 1024;
-/// `2026-11-22T19:59:07.701434457Z` for now.
+/// `2026-11-22T19:59:07.701434457Z` for now (docker's fixed nine digits).
 pub fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    rfc3339(d.as_secs() as i64, d.subsec_nanos())
-}
-
-/// RFC 3339 UTC with nanoseconds for a Unix time.
-pub fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Days → civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    berth_types::time::rfc3339_nano_fixed(berth_types::time::now_nanos())
 }
 
 /// One stream's pending partial line, and the identity of the line being cut into pieces.
@@ -83,13 +60,6 @@ fn random_id() -> String {
     let mut b = [0u8; 32];
     let _ = rustix::rand::getrandom(&mut b, rustix::rand::GetRandomFlags::empty());
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 /// Appends container output to the container's log.
@@ -223,16 +193,6 @@ fn record(driver: LogDriver, file: &mut LogFile, enc: &mut Vec<u8>, e: &Entry<'_
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn formats_time_like_docker() {
-        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339(1_795_377_547, 701_434_457),
-            "2026-11-22T19:59:07.701434457Z"
-        );
-        assert_eq!(rfc3339(951_782_400, 1), "2000-02-29T00:00:00.000000001Z");
-    }
 
     #[test]
     fn splits_lines_and_flushes_partials() {

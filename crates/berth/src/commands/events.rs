@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use crate::client::{filters_json, Body, Query};
-use crate::format::{now_f64, rfc3339_nano};
+use crate::format::now_f64;
 use crate::json::Val;
 use crate::template::Template;
 
@@ -36,16 +36,13 @@ pub fn pretty(e: &serde_json::Value) -> String {
     let nanos = e["timeNano"].as_i64().unwrap_or(0);
     let secs = e["time"].as_i64().unwrap_or(0);
     if nanos != 0 || secs != 0 {
-        let (sec, ns) = if nanos != 0 {
-            (
-                nanos.div_euclid(1_000_000_000),
-                nanos.rem_euclid(1_000_000_000) as u32,
-            )
+        let t = if nanos != 0 {
+            nanos
         } else {
-            (secs, 0)
+            secs.saturating_mul(1_000_000_000)
         };
-        let t = rfc3339_nano(sec, 0);
-        s.push_str(&format!("{}.{ns:09}Z ", t.trim_end_matches('Z')));
+        s.push_str(&berth_types::time::rfc3339_nano_fixed(t));
+        s.push(' ');
     }
     let actor = &e["Actor"];
     s.push_str(&format!(

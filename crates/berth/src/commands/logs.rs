@@ -1,7 +1,7 @@
 //! `berth logs`: inspect first (for `.Id` and `.Config.Tty`), then `GET /containers/ID/logs`.
 
 use crate::client::Query;
-use crate::format::{now_f64, parse_rfc3339};
+use crate::format::now_f64;
 use crate::stream;
 
 use super::create::{container_path, go_duration_ns};
@@ -53,8 +53,8 @@ pub fn get_timestamp(value: &str, now: f64) -> anyhow::Result<String> {
                 v.push_str([":00:00", ":00", ""][colons.min(2)]);
             }
         }
-        let (s, n) =
-            parse_rfc3339(&v).ok_or_else(|| anyhow::anyhow!("parsing time {value:?}: cannot parse"))?;
+        let (s, n) = berth_types::time::parse_rfc3339_parts(&v)
+            .ok_or_else(|| anyhow::anyhow!("parsing time {value:?}: cannot parse"))?;
         return Ok(format!("{s}.{n:09}"));
     }
     let ok = !value.is_empty()

@@ -1,6 +1,6 @@
 //! `berth version`: client and server versions, laid out like `docker version`.
 
-use crate::format::{parse_rfc3339, tabwrite_with};
+use crate::format::tabwrite_with;
 use crate::json::Val;
 use crate::template::render;
 
@@ -19,11 +19,11 @@ pub struct Args {
 
 /// Go's `time.ANSIC` (`Mon Jan _2 15:04:05 2006`) for an RFC 3339 build time.
 fn ansic(s: &str) -> String {
-    let Some((t, _)) = parse_rfc3339(s) else {
+    let Some((t, _)) = berth_types::time::parse_rfc3339_parts(s) else {
         return s.to_owned();
     };
     let days = t.div_euclid(86400);
-    let (y, m, d) = crate::format::civil_from_days(days);
+    let (y, m, d) = berth_types::time::civil_from_days(days);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
     let mon = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -74,7 +74,7 @@ pub fn wait(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
             code = fut => {
                 let body = match code {
                     Ok(c) => serde_json::json!({"Error": null, "StatusCode": c}),
-                    Err(e) => serde_json::json!({"Error": {"Message": e.message}, "StatusCode": -1}),
+                    Err(e) => serde_json::json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
                 };
                 let mut b = serde_json::to_vec(&body).unwrap_or_default();
                 b.push(b'\n');

@@ -140,7 +140,7 @@ pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> Result<Response<Bo
             .into_iter()
             .map(|l| JsonMessage::stream(format!("{l}\n")))
             .collect(),
-        Err(e) => vec![JsonMessage::error(e.message, None)],
+        Err(e) => vec![JsonMessage::error(e.to_string(), None)],
     };
     Ok(messages(&msgs))
 }

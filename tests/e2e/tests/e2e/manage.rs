@@ -45,14 +45,15 @@ fn top_lists_the_container_processes() {
         "sleep 61 & sleep 62",
     ])
     .ok();
-    let top = d.berth(&["top", "tp"]).ok();
+    // The shell forks `sleep 61` some time after start returns (long after, on a loaded machine),
+    // and top shows the processes of that moment: wait until both are there.
+    let mut top = d.berth(&["top", "tp"]).ok();
+    d.eventually("top lists both sleeps", || {
+        top = d.berth(&["top", "tp"]).ok();
+        top.stdout.contains("sleep 61") && top.stdout.contains("sleep 62")
+    });
     let header = top.stdout.lines().next().unwrap();
     assert!(header.contains("PID") && header.contains("CMD"), "{header}");
-    assert!(
-        top.stdout.contains("sleep 61") && top.stdout.contains("sleep 62"),
-        "{}",
-        top.stdout
-    );
     assert!(
         !top.stdout.contains("berthd"),
         "host processes leaked into top: {}",

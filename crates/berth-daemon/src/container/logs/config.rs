@@ -213,8 +213,8 @@ mod tests {
 
     fn msg(r: Result<LogConfig>) -> String {
         let e = r.unwrap_err();
-        assert_eq!(e.kind, berth_types::ErrorKind::InvalidArgument);
-        e.message
+        assert_eq!(e.kind(), berth_types::ErrorKind::InvalidArgument);
+        e.to_string()
     }
 
     #[test]

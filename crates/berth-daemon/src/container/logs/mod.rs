@@ -57,9 +57,8 @@ impl Daemon {
         let entry = self.find(key)?;
         let (tty, cfg) = entry.with(|d| (d.config.tty.unwrap_or(false), config::of_doc(d)));
         let Some(path) = config::log_path(&self.bundle(&entry.id), &entry.id, cfg.driver) else {
-            return Err(Error::new(
-                berth_types::ErrorKind::NotImplemented,
-                "configured logging driver does not support reading",
+            return Err(Error::NotImplemented(
+                "configured logging driver does not support reading".into(),
             ));
         };
         let set = read::LogSet {
