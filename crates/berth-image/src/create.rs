@@ -22,6 +22,13 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 
 static EXTRACT_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// A layer unpacked into an `extract-*` snapshot, not yet committed.
+pub(crate) struct Extracted {
+    pub(crate) key: String,
+    pub(crate) diff_id: String,
+    size: u64,
+}
+
 /// Copies everything read into a content-store writer.
 struct Tee<'a, R> {
     inner: R,
@@ -186,7 +193,7 @@ impl ImageService {
             let _ = crate::remove::delete_blob(&self.content, image_id);
         }
         for l in chain.iter().rev() {
-            if matches!(self.db.layer(&l.chain_id), Ok(None)) {
+            if matches!(self.db.layer(&l.chain_id), Ok(None)) && !self.leases.held(&l.chain_id) {
                 let _ = self.snapshots.remove(&l.snapshot_key);
                 if matches!(self.db.diff_id_users(&l.diff_id), Ok(0)) {
                     let _ = crate::remove::delete_blob(&self.content, &l.diff_id);
@@ -199,6 +206,18 @@ impl ImageService {
     /// as a blob, then commits it under its chain ID (or drops it if that layer exists).
     /// Caller holds the state lock.
     pub(crate) fn add_layer(&self, parent: Option<&LayerRow>, tar: &mut dyn Read) -> Result<LayerRow, Error> {
+        let x = self.unpack_layer(parent, tar)?;
+        self.commit_layer(parent, x)
+    }
+
+    /// The unlocked half of [`ImageService::add_layer`]: unpacks the tar into a new
+    /// `extract-*` snapshot on top of `parent` and stores it as a blob. Needs no state lock
+    /// (the extract key is unique), so a pull unpacks while other image operations go on.
+    pub(crate) fn unpack_layer(
+        &self,
+        parent: Option<&LayerRow>,
+        tar: &mut dyn Read,
+    ) -> Result<Extracted, Error> {
         let key = format!(
             "extract-{}-{}",
             std::process::id(),
@@ -206,7 +225,7 @@ impl ImageService {
         );
         self.snapshots
             .prepare(&key, parent.map(|p| p.snapshot_key.as_str()))?;
-        let result = (|| -> Result<LayerRow, Error> {
+        let result = (|| -> Result<Extracted, Error> {
             let upper = self.snapshots.upper_dir(&key)?;
             let mut blob = self.content.writer()?;
             let (diff_id, size) = apply_layer(
@@ -218,26 +237,39 @@ impl ImageService {
             )?;
             blob.commit(Some(&diff_id))?;
             berth_sys::failpoint::hit("image.layer.unpacked");
-            let diff_id = diff_id.to_string();
-            let chain = chain_id(parent.map(|p| p.chain_id.as_str()), &diff_id);
-            if self.snapshots.stat(&chain).is_ok() {
-                self.snapshots.remove(&key)?;
-            } else {
-                self.snapshots.commit(&chain, &key)?;
-            }
-            berth_sys::failpoint::hit("image.layer.committed");
-            Ok(LayerRow {
-                snapshot_key: chain.clone(),
-                chain_id: chain,
-                diff_id,
-                parent_chain_id: parent.map(|p| p.chain_id.clone()),
-                size: size as i64,
+            Ok(Extracted {
+                key: key.clone(),
+                diff_id: diff_id.to_string(),
+                size,
             })
         })();
         if result.is_err() {
             let _ = self.snapshots.remove(&key);
         }
         result
+    }
+
+    /// The locked half: commits an unpacked layer under its chain ID, or drops it when that
+    /// layer exists already. Caller holds the state lock.
+    pub(crate) fn commit_layer(&self, parent: Option<&LayerRow>, x: Extracted) -> Result<LayerRow, Error> {
+        let chain = chain_id(parent.map(|p| p.chain_id.as_str()), &x.diff_id);
+        let committed = if self.snapshots.stat(&chain).is_ok() {
+            self.snapshots.remove(&x.key)
+        } else {
+            self.snapshots.commit(&chain, &x.key)
+        };
+        if let Err(e) = committed {
+            let _ = self.snapshots.remove(&x.key);
+            return Err(e.into());
+        }
+        berth_sys::failpoint::hit("image.layer.committed");
+        Ok(LayerRow {
+            snapshot_key: chain.clone(),
+            chain_id: chain,
+            diff_id: x.diff_id,
+            parent_chain_id: parent.map(|p| p.chain_id.clone()),
+            size: x.size as i64,
+        })
     }
 
     /// Installs a built-in image if `reference` names one (`hello-world`, in any normalised

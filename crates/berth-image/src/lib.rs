@@ -35,6 +35,8 @@ mod commit;
 pub mod config;
 mod create;
 mod glob;
+pub mod pull;
+pub mod push;
 mod query;
 mod remove;
 mod save;
@@ -203,6 +205,9 @@ pub struct ImageService {
     db: Db,
     /// Serialises changes to layers and images (create vs delete races); reads take no lock.
     state: Mutex<()>,
+    /// Layers (by chain ID) an operation in flight relies on before its rows exist (a pull
+    /// reusing a layer, or sharing one another pull unpacked): never removed while leased.
+    leases: pull::Leases,
 }
 
 impl ImageService {
@@ -239,6 +244,7 @@ impl ImageService {
             snapshots: Overlay::open_readonly(data_root.join("snapshots"))?,
             db,
             state: Mutex::new(()),
+            leases: Default::default(),
         })
     }
 
@@ -260,6 +266,14 @@ impl ImageService {
             return self.find_prefix(s, s);
         }
         let r = Reference::parse(s)?;
+        if let Some(digest) = r.digest() {
+            // `repo@sha256:…` and `repo:tag@sha256:…` name the image a pull or push recorded.
+            let name = format!("{}@{digest}", r.name());
+            return match self.db.repo_digest_target(&name)? {
+                Some(found) => Ok(found),
+                None => Err(Error::NotFound(r.familiar())),
+            };
+        }
         if let Some(found) = self.db.tag_target(&r.to_string())? {
             return Ok(found);
         }
@@ -290,6 +304,22 @@ impl ImageService {
             id: image_id.to_string(),
             err,
         })
+    }
+
+    /// `RepoDigests` as inspect shows them: familiar `repo@sha256:…`, sorted.
+    fn familiar_digests(&self, image_id: &str) -> Result<Vec<String>, Error> {
+        let mut out: Vec<String> = self
+            .db
+            .repo_digests_of(image_id)?
+            .iter()
+            .map(|t| {
+                Reference::parse(t)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| t.clone())
+            })
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     fn familiar_tags(&self, image_id: &str) -> Result<Vec<String>, Error> {
@@ -447,6 +477,9 @@ mod tests;
 
 #[cfg(test)]
 mod check_tests;
+
+#[cfg(test)]
+mod pull_tests;
 
 #[cfg(test)]
 mod commit_tests;

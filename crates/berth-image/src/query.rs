@@ -87,6 +87,12 @@ impl ImageService {
                 tags_by_image.entry(id).or_default().push(r);
             }
         }
+        let mut digests_by_image: HashMap<String, Vec<Reference>> = HashMap::new();
+        for (name, id) in self.db.all_repo_digests()? {
+            if let Ok(r) = Reference::parse(&name) {
+                digests_by_image.entry(id).or_default().push(r);
+            }
+        }
         let mut out = Vec::new();
         for img in self.db.images()? {
             let cfg = self.config_file(&img.id)?;
@@ -111,8 +117,15 @@ impl ImageService {
                 .map(Reference::familiar)
                 .collect();
             repo_tags.sort();
-            let mut repo_digests = Vec::new();
-            if repo_tags.is_empty() {
+            let mut repo_digests: Vec<String> = digests_by_image
+                .get(&img.id)
+                .into_iter()
+                .flatten()
+                .filter(|r| refs.is_none_or(|pats| pats.iter().any(|p| familiar_match(p, r))))
+                .map(Reference::familiar)
+                .collect();
+            repo_digests.sort();
+            if repo_tags.is_empty() && repo_digests.is_empty() {
                 let has_children = !self.db.children(&img.id)?.is_empty();
                 if (!opts.all && has_children) || dangling == Some(false) || refs.is_some() {
                     continue;
@@ -192,7 +205,7 @@ impl ImageService {
         Ok(ImageInspect {
             id: Some(row.id.clone()),
             repo_tags: Some(self.familiar_tags(&row.id)?),
-            repo_digests: Some(Vec::new()),
+            repo_digests: Some(self.familiar_digests(&row.id)?),
             parent: Some(row.parent.clone()),
             comment: Some(cfg.comment.clone()),
             created: Some(cfg.created.clone()),

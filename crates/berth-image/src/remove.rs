@@ -47,12 +47,20 @@ impl ImageService {
         let id = self.find(name_or_id)?;
         let _g = self.lock();
         let tags = self.db.tags_of(&id)?;
+        let digests = self.db.repo_digests_of(&id)?;
+        // Docker's references: tags and repository digests alike.
+        let refs: Vec<&String> = tags.iter().chain(&digests).collect();
+        let familiar = |t: &str| {
+            Reference::parse(t)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| t.to_string())
+        };
         let users = self.db.containers_using_image(&id)?;
         let mut records = Vec::new();
         if !is_id_prefix(&id, name_or_id) {
-            // A repository reference: untag it, and delete the image with its last tag unless
-            // something still needs it.
-            if !force && tags.len() == 1 {
+            // A repository reference: untag it, and delete the image with its last reference
+            // unless something still needs it.
+            if !force && refs.len() == 1 {
                 if let Some(c) = users.first() {
                     return Err(Error::Conflict(format!(
                         "conflict: unable to remove repository reference \"{name_or_id}\" (must force) - container {} is using its referenced image {}",
@@ -62,32 +70,38 @@ impl ImageService {
                 }
             }
             let r = Reference::parse(name_or_id)?;
-            let name = r.to_string();
-            if tags.iter().any(|t| *t != name) {
-                self.db.delete_tag(&name)?;
-                return Ok(vec![untagged(r.familiar())]);
+            let name = match r.digest() {
+                Some(d) => format!("{}@{d}", r.name()),
+                None => r.to_string(),
+            };
+            // Untagging a repository's last tag also drops its digest references (moby does).
+            let mut gone = vec![name.clone()];
+            let repo_of = |t: &str| Reference::parse(t).map(|x| x.name()).unwrap_or_default();
+            if r.digest().is_none() && !tags.iter().any(|t| *t != name && repo_of(t) == r.name()) {
+                gone.extend(digests.iter().filter(|d| repo_of(d) == r.name()).cloned());
+            }
+            let untagged_all = || gone.iter().map(|g| untagged(familiar(g))).collect::<Vec<_>>();
+            if refs.iter().any(|t| !gone.contains(t)) {
+                self.db.untag(&gone)?;
+                return Ok(untagged_all());
             }
             if let Some(c) = self.delete_conflict(&id, &users, !force, false, is_running)? {
                 // docker untags, then keeps the (now dangling) image quietly when a container
                 // uses it, and reports any other conflict.
-                self.db.delete_tag(&name)?;
+                self.db.untag(&gone)?;
                 if c.used {
-                    return Ok(vec![untagged(r.familiar())]);
+                    return Ok(untagged_all());
                 }
                 return Err(Error::Conflict(conflict_message(&id, &c)));
             }
-            records.push(untagged(r.familiar()));
+            records.extend(untagged_all());
         } else {
-            let other_refs = !force && tags.len() > 1;
+            let other_refs = !force && refs.len() > 1;
             if let Some(c) = self.delete_conflict(&id, &users, !force, other_refs, is_running)? {
                 return Err(Error::Conflict(conflict_message(&id, &c)));
             }
-            for t in &tags {
-                records.push(untagged(
-                    Reference::parse(t)
-                        .map(|r| r.familiar())
-                        .unwrap_or_else(|_| t.clone()),
-                ));
+            for t in &refs {
+                records.push(untagged(familiar(t)));
             }
         }
         // One transaction: the tags, the image and every layer no other image uses.
@@ -149,6 +163,10 @@ impl ImageService {
     /// (what is left is unreferenced, and start-up reconciliation sweeps it).
     fn delete_files(&self, image_id: &str, removed: &[LayerRow]) -> Result<(), Error> {
         for l in removed {
+            if self.leases.held(&l.chain_id) {
+                // A pull in flight reuses this layer; it records the layer's row again.
+                continue;
+            }
             match self.snapshots.remove(&l.snapshot_key) {
                 // A container's rw layer still sits on it (`rmi -f` of an image a stopped
                 // container uses): the snapshot goes with the container.

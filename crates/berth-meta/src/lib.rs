@@ -1,6 +1,6 @@
 //! berth's metadata database (SQLite, WAL mode, `synchronous=NORMAL`).
 //!
-//! # Schema (version 1, `PRAGMA user_version = 1`)
+//! # Schema (version 2, `PRAGMA user_version = 2`)
 //! ```text
 //! images        id TEXT PK ("sha256:<hex>" of the config blob), created TEXT (RFC 3339 from the
 //!               config), size INTEGER (sum of layer sizes), parent TEXT ("" or an image id),
@@ -14,6 +14,10 @@
 //!               counted by querying image_layers, never by a refcount column
 //! containers    id TEXT PK, name TEXT UNIQUE, image_id TEXT (no FK: `rmi -f` may delete an
 //!               image a stopped container still names), doc TEXT (JSON owned by the daemon)
+//! repo_digests  name TEXT PK ("docker.io/library/busybox@sha256:…", the manifest digest a pull
+//!               or push saw), image_id → images.id ON DELETE CASCADE            (version 2)
+//! blob_sources  digest, repository (PK together), diff_id, media_type, size: a compressed blob
+//!               in a registry and the layer it unpacks to; hints for pull and push   (version 2)
 //! ```
 //!
 //! # Migrations
@@ -71,6 +75,21 @@ pub const MIGRATIONS: &[&str] = &[
         doc      TEXT NOT NULL
      );
      CREATE INDEX containers_image ON containers(image_id);",
+    // 1 → 2: what pulls and pushes learn.
+    "CREATE TABLE repo_digests (
+        name     TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+     );
+     CREATE INDEX repo_digests_image ON repo_digests(image_id);
+     CREATE TABLE blob_sources (
+        digest     TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        diff_id    TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        PRIMARY KEY (digest, repository)
+     );
+     CREATE INDEX blob_sources_diff ON blob_sources(diff_id);",
 ];
 
 /// Errors of the metadata database.
@@ -212,6 +231,34 @@ pub struct LayerRow {
     /// The committed snapshot holding the unpacked layer.
     pub snapshot_key: String,
     /// Unpacked size in bytes.
+    pub size: i64,
+}
+
+/// References a pull or push records with an image ([`Db::insert_image_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImageRefs<'a> {
+    /// Normalised tags (`docker.io/library/busybox:latest`).
+    pub tags: &'a [&'a str],
+    /// Normalised repository digests (`docker.io/library/busybox@sha256:…`).
+    pub repo_digests: &'a [&'a str],
+    /// Where its layers are found in registries.
+    pub sources: &'a [BlobSource],
+}
+
+/// A compressed layer blob in a registry repository and the layer it unpacks to (Docker's
+/// "v2 metadata"): lets a pull say "Already exists" from the manifest alone and a push HEAD or
+/// mount a blob instead of compressing and uploading it again. A hint: stale rows are harmless.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobSource {
+    /// `sha256:…` of the compressed blob.
+    pub digest: String,
+    /// Normalised repository name (`docker.io/library/busybox`, `127.0.0.1:5000/x`).
+    pub repository: String,
+    /// The uncompressed layer's diff ID.
+    pub diff_id: String,
+    /// The blob's media type.
+    pub media_type: String,
+    /// The blob's size.
     pub size: i64,
 }
 
@@ -415,6 +462,25 @@ impl Db {
         layers: &[LayerRow],
         tags: &[&str],
     ) -> Result<Vec<String>, MetaError> {
+        self.insert_image_with(
+            img,
+            layers,
+            &ImageRefs {
+                tags,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// [`Db::insert_image`] with everything a pull learns: tags, repository digests and where
+    /// the layers came from, in the same transaction.
+    pub fn insert_image_with(
+        &self,
+        img: &ImageRow,
+        layers: &[LayerRow],
+        refs: &ImageRefs<'_>,
+    ) -> Result<Vec<String>, MetaError> {
+        let tags = refs.tags;
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -447,6 +513,12 @@ impl Db {
             let time = img.last_tag_time.as_deref();
             previous.extend(set_tag_tx(&tx, name, &img.id, time)?);
         }
+        for name in refs.repo_digests {
+            tx.prepare_cached("INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![name, img.id]))
+                .map_err(sq(ctx()))?;
+        }
+        insert_sources_tx(&tx, refs.sources).map_err(sq(ctx()))?;
         berth_sys::failpoint::hit("image.create.before-commit");
         tx.commit().map_err(sq(ctx()))?;
         Ok(previous)
@@ -556,6 +628,101 @@ impl Db {
             .map_err(sq(format!("counting users of blob {diff_id}")))
     }
 
+    /// The image a repository digest (`docker.io/library/busybox@sha256:…`) points at.
+    pub fn repo_digest_target(&self, name: &str) -> Result<Option<String>, MetaError> {
+        self.lock()
+            .prepare_cached("SELECT image_id FROM repo_digests WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(sq(format!("resolving {name}")))
+    }
+
+    /// The repository digests of an image, sorted.
+    pub fn repo_digests_of(&self, image_id: &str) -> Result<Vec<String>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")
+            .map_err(sq("reading repository digests"))?;
+        let names = stmt
+            .query_map([image_id], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(sq(format!("reading repository digests of {image_id}")));
+        names
+    }
+
+    /// Removes a repository digest; false if it did not exist.
+    pub fn delete_repo_digest(&self, name: &str) -> Result<bool, MetaError> {
+        let n = self
+            .lock()
+            .prepare_cached("DELETE FROM repo_digests WHERE name = ?1")
+            .and_then(|mut s| s.execute([name]))
+            .map_err(sq(format!("removing {name}")))?;
+        Ok(n > 0)
+    }
+
+    /// Every (repository digest, image id).
+    pub fn all_repo_digests(&self) -> Result<Vec<(String, String)>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT name, image_id FROM repo_digests ORDER BY name")
+            .map_err(sq("listing repository digests"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq("listing repository digests"));
+        rows
+    }
+
+    /// The layer a compressed registry blob unpacks to, if a pull or push has seen it.
+    pub fn source_diff_id(&self, digest: &str) -> Result<Option<String>, MetaError> {
+        self.lock()
+            .prepare_cached("SELECT diff_id FROM blob_sources WHERE digest = ?1 LIMIT 1")
+            .and_then(|mut s| s.query_row([digest], |r| r.get(0)).optional())
+            .map_err(sq(format!("reading the source of {digest}")))
+    }
+
+    /// Where a layer is known to be in registries (its compressed blobs), newest first.
+    pub fn sources_of(&self, diff_id: &str) -> Result<Vec<BlobSource>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT digest, repository, diff_id, media_type, size FROM blob_sources WHERE diff_id = ?1 ORDER BY rowid DESC",
+            )
+            .map_err(sq("reading blob sources"))?;
+        let rows = stmt
+            .query_map([diff_id], |r| {
+                Ok(BlobSource {
+                    digest: r.get(0)?,
+                    repository: r.get(1)?,
+                    diff_id: r.get(2)?,
+                    media_type: r.get(3)?,
+                    size: r.get(4)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq(format!("reading the sources of {diff_id}")));
+        rows
+    }
+
+    /// What a push learns, in one transaction: the repository digest of the image it pushed and
+    /// where each layer now is.
+    pub fn record_push(
+        &self,
+        image_id: &str,
+        repo_digest: &str,
+        sources: &[BlobSource],
+    ) -> Result<(), MetaError> {
+        let mut conn = self.lock();
+        let ctx = || format!("recording the push of {image_id}");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq(ctx()))?;
+        tx.prepare_cached("INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![repo_digest, image_id]))
+            .map_err(sq(ctx()))?;
+        insert_sources_tx(&tx, sources).map_err(sq(ctx()))?;
+        tx.commit().map_err(sq(ctx()))
+    }
+
     /// The image a tag points at.
     pub fn tag_target(&self, name: &str) -> Result<Option<String>, MetaError> {
         self.lock()
@@ -601,6 +768,25 @@ impl Db {
         berth_sys::failpoint::hit("image.tag.before-commit");
         tx.commit().map_err(sq(format!("tagging {image_id} as {name}")))?;
         Ok(prev)
+    }
+
+    /// Removes references (tags and repository digests) in one transaction.
+    pub fn untag(&self, names: &[String]) -> Result<(), MetaError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sq("starting untag"))?;
+        for name in names {
+            for q in [
+                "DELETE FROM tags WHERE name = ?1",
+                "DELETE FROM repo_digests WHERE name = ?1",
+            ] {
+                tx.prepare_cached(q)
+                    .and_then(|mut s| s.execute([name]))
+                    .map_err(sq(format!("removing {name}")))?;
+            }
+        }
+        tx.commit().map_err(sq("committing untag"))
     }
 
     /// Removes a tag; false if it did not exist.
@@ -670,6 +856,12 @@ impl Db {
                 tx.prepare_cached("DELETE FROM layers WHERE chain_id = ?1")
                     .and_then(|mut s| s.execute([&l.chain_id]))
                     .map_err(sq(ctx()))?;
+                // Registry hints for a layer no image has any more.
+                tx.prepare_cached(
+                    "DELETE FROM blob_sources WHERE diff_id = ?1 AND NOT EXISTS (SELECT 1 FROM layers WHERE diff_id = ?1)",
+                )
+                .and_then(|mut s| s.execute([&l.diff_id]))
+                .map_err(sq(ctx()))?;
                 removed.push(l);
             }
         }
@@ -677,6 +869,16 @@ impl Db {
         tx.commit().map_err(sq(ctx()))?;
         Ok(removed)
     }
+}
+
+fn insert_sources_tx(tx: &Connection, sources: &[BlobSource]) -> rusqlite::Result<()> {
+    for s in sources {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO blob_sources (digest, repository, diff_id, media_type, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![s.digest, s.repository, s.diff_id, s.media_type, s.size])?;
+    }
+    Ok(())
 }
 
 fn container_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRow> {

@@ -43,7 +43,69 @@ fn opens_in_wal_mode_at_current_version() {
     drop(db);
     // Reopening does not re-run migrations.
     let db = Db::open(dir.path().join("berth.db")).unwrap();
-    assert_eq!(db.schema_version().unwrap(), 1);
+    assert_eq!(db.schema_version().unwrap(), MIGRATIONS.len() as i64);
+}
+
+/// A version-1 database (before pulls) is migrated in place, keeping what it holds.
+#[test]
+fn a_version_1_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO images (id, created, size, added) VALUES ('sha256:a', 't', 1, 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.schema_version().unwrap(), 2);
+    assert!(db.image("sha256:a").unwrap().is_some());
+    assert!(db.repo_digests_of("sha256:a").unwrap().is_empty());
+}
+
+#[test]
+fn repo_digests_and_blob_sources_live_and_die_with_the_image() {
+    let db = Db::open_in_memory().unwrap();
+    let l = layer("c1", None);
+    let src = BlobSource {
+        digest: "sha256:gz".into(),
+        repository: "docker.io/library/a".into(),
+        diff_id: l.diff_id.clone(),
+        media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+        size: 10,
+    };
+    db.insert_image_with(
+        &img("sha256:a", 1),
+        std::slice::from_ref(&l),
+        &ImageRefs {
+            tags: &["docker.io/library/a:latest"],
+            repo_digests: &["docker.io/library/a@sha256:m"],
+            sources: std::slice::from_ref(&src),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        db.repo_digest_target("docker.io/library/a@sha256:m")
+            .unwrap()
+            .as_deref(),
+        Some("sha256:a")
+    );
+    assert_eq!(db.source_diff_id("sha256:gz").unwrap(), Some(l.diff_id.clone()));
+    assert_eq!(db.sources_of(&l.diff_id).unwrap(), vec![src]);
+    db.record_push("sha256:a", "127.0.0.1:5000/a@sha256:p", &[])
+        .unwrap();
+    assert_eq!(db.repo_digests_of("sha256:a").unwrap().len(), 2);
+    db.delete_image("sha256:a").unwrap();
+    assert!(db.all_repo_digests().unwrap().is_empty(), "repo digests cascade");
+    assert_eq!(
+        db.source_diff_id("sha256:gz").unwrap(),
+        None,
+        "hints go with the last layer"
+    );
 }
 
 /// The database holds every container's env: never world-readable, nor its WAL and shm files.
