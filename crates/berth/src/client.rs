@@ -110,8 +110,19 @@ impl Client {
 
     /// Sends a request and returns the response whatever its status.
     pub fn request(&self, method: &str, path: &str, body: Body<'_>) -> anyhow::Result<Response> {
+        self.request_with(method, path, body, &[])
+    }
+
+    /// [`Client::request`] with extra headers (`X-Registry-Auth`).
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Body<'_>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
         let mut sock = self.connect()?;
-        write_request(&mut sock, method, path, body, &[])?;
+        write_request(&mut sock, method, path, body, headers)?;
         let mut rd = BufReader::with_capacity(64 * 1024, sock);
         let (status, headers) = read_head(&mut rd)?;
         Ok(Response::new(status, headers, rd, method == "HEAD"))
@@ -120,6 +131,21 @@ impl Client {
     /// Like [`request`](Self::request) but turns a status ≥ 400 into an [`ApiError`].
     pub fn call(&self, method: &str, path: &str, body: Body<'_>) -> anyhow::Result<Response> {
         let resp = self.request(method, path, body)?;
+        if resp.status >= 400 {
+            return Err(resp.into_error().into());
+        }
+        Ok(resp)
+    }
+
+    /// [`Client::call`] with extra headers.
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Body<'_>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<Response> {
+        let resp = self.request_with(method, path, body, headers)?;
         if resp.status >= 400 {
             return Err(resp.into_error().into());
         }
@@ -184,7 +210,7 @@ fn write_request(
             if method == "POST" || method == "PUT" {
                 head.push_str("Content-Length: 0\r\n");
             }
-            if !extra.is_empty() {
+            if extra.iter().any(|(k, _)| *k == "Upgrade") {
                 head.push_str("Content-Type: text/plain\r\n");
             }
             head.push_str("\r\n");

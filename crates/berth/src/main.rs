@@ -1,11 +1,13 @@
 //! `berth`: a docker-compatible command line that speaks only the Docker Engine API.
 #![recursion_limit = "256"]
 
+mod auth;
 mod autostart;
 mod client;
 mod commands;
 mod format;
 mod json;
+mod progress;
 mod stream;
 mod template;
 
@@ -111,6 +113,16 @@ enum Cmd {
     Save(save::Args),
     /// Load an image from a tar archive or STDIN
     Load(load::Args),
+    /// Download an image from a registry
+    Pull(pull::Args),
+    /// Upload an image to a registry
+    Push(push::Args),
+    /// Log in to a registry
+    Login(login::Args),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
+    /// Search registries for images
+    Search(search::Args),
     #[command(name = autostart::LAUNCH_ARG, hide = true)]
     Launch { berthd: String },
 }
@@ -132,6 +144,10 @@ enum ImageCmd {
     Save(save::Args),
     /// Load an image from a tar archive or STDIN
     Load(load::Args),
+    /// Download an image from a registry
+    Pull(pull::Args),
+    /// Upload an image to a registry
+    Push(push::Args),
 }
 
 #[derive(Subcommand)]
@@ -219,6 +235,11 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => stats::run(ctx, a),
         Cmd::Save(a) | Cmd::Image(ImageCmd::Save(a)) => save::run(ctx, a),
         Cmd::Load(a) | Cmd::Image(ImageCmd::Load(a)) => load::run(ctx, a),
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => pull::run(ctx, a),
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => push::run(ctx, a),
+        Cmd::Login(a) => login::run(ctx, a),
+        Cmd::Logout(a) => login::logout(ctx, a),
+        Cmd::Search(a) => search::run(ctx, a),
         Cmd::Launch { berthd } => autostart::launch(&berthd),
     }
 }

@@ -101,6 +101,16 @@ impl RawTerminal {
     }
 }
 
+/// Turns off echo on stdin's terminal (a password prompt); restores it when dropped.
+pub fn disable_echo() -> Option<RawTerminal> {
+    let stdin = io::stdin();
+    let saved = termios::tcgetattr(&stdin).ok()?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(termios::LocalModes::ECHO);
+    termios::tcsetattr(&stdin, OptionalActions::Now, &quiet).ok()?;
+    Some(RawTerminal { saved })
+}
+
 impl Drop for RawTerminal {
     fn drop(&mut self) {
         let _ = termios::tcsetattr(io::stdin(), OptionalActions::Now, &self.saved);
@@ -113,6 +123,10 @@ pub fn stdin_is_tty() -> bool {
 
 pub fn stdout_is_tty() -> bool {
     termios::isatty(io::stdout())
+}
+
+pub fn stderr_is_tty() -> bool {
+    termios::isatty(io::stderr())
 }
 
 /// (height, width) of the terminal on stdout.

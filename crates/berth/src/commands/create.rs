@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use crate::client::{path_escape, Body, Query};
 
-use super::{display_json_messages, is_not_found, normalize_name, split_ref, status, Ctx};
+use super::{is_not_found, split_ref, status, Ctx};
 
 #[derive(clap::Args, Default, Debug, Clone)]
 pub struct ContainerOpts {
@@ -657,18 +657,8 @@ pub fn build_body(
 }
 
 /// `POST /images/create?fromImage=…&tag=…`, progress to stderr as docker does.
-pub fn pull(ctx: &Ctx, image: &str, quiet: bool) -> anyhow::Result<()> {
-    let (name, tag) = split_ref(image);
-    let mut q = Query::new();
-    q.add("fromImage", normalize_name(&name)).add("tag", tag);
-    let mut resp = ctx
-        .client
-        .call("POST", &format!("/images/create{}", q.encode()), Body::Empty)?;
-    if quiet {
-        display_json_messages(resp.reader(), &mut std::io::sink())
-    } else {
-        display_json_messages(resp.reader(), &mut std::io::stderr().lock())
-    }
+pub fn pull(ctx: &Ctx, image: &str, quiet: bool, platform: Option<&str>) -> anyhow::Result<()> {
+    super::pull::pull_image(ctx, image, false, platform, quiet, true).map(|_| ())
 }
 
 /// Creates the container, pulling the image once if the daemon says it is missing.
@@ -691,7 +681,7 @@ pub fn create_container(ctx: &Ctx, o: &ContainerOpts, body: &Value) -> anyhow::R
     }
     let path = format!("/containers/create{}", q.encode());
     if o.pull == "always" {
-        pull(ctx, &image, o.quiet)?;
+        pull(ctx, &image, o.quiet, o.platform.as_deref())?;
     }
     let resp = match ctx.client.call("POST", &path, Body::json(body)) {
         Err(e) if is_not_found(&e) && o.pull != "never" => {
@@ -702,7 +692,7 @@ pub fn create_container(ctx: &Ctx, o: &ContainerOpts, body: &Value) -> anyhow::R
                 format!("{name}:{tag}")
             };
             eprintln!("Unable to find image '{shown}' locally");
-            pull(ctx, &image, o.quiet)?;
+            pull(ctx, &image, o.quiet, o.platform.as_deref())?;
             ctx.client.call("POST", &path, Body::json(body))?
         }
         r => r?,

@@ -14,15 +14,19 @@ pub mod info;
 pub mod inspect;
 pub mod kill;
 pub mod load;
+pub mod login;
 pub mod logs;
 pub mod pause;
 pub mod ps;
+pub mod pull;
+pub mod push;
 pub mod rename;
 pub mod restart;
 pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod search;
 pub mod start;
 pub mod stats;
 pub mod stop;
@@ -107,52 +111,7 @@ pub fn print(s: &str) {
 /// Prints a JSON-message stream (pull, import, load) as docker's non-terminal display does.
 /// Returns the first error message found in the stream.
 pub fn display_json_messages(r: &mut dyn BufRead, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let l = line.trim();
-        if l.is_empty() {
-            continue;
-        }
-        let Ok(m) = serde_json::from_str::<serde_json::Value>(l) else {
-            continue;
-        };
-        let s = |k: &str| m.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        if let Some(ed) = m.get("errorDetail").filter(|v| !v.is_null()) {
-            let msg = ed.get("message").and_then(|v| v.as_str()).unwrap_or(s("error"));
-            let code = ed.get("code").and_then(|v| v.as_i64()).unwrap_or(0);
-            return Err(status(if code == 0 { 1 } else { code as i32 }, msg.to_owned()));
-        }
-        if !s("error").is_empty() {
-            return Err(status(1, s("error").to_owned()));
-        }
-        if m.get("aux").is_some() {
-            continue;
-        }
-        let pd = m.get("progressDetail");
-        let has_progress = pd.is_some_and(|p| {
-            p.get("current").and_then(|v| v.as_i64()).unwrap_or(0) > 0
-                || p.get("total").and_then(|v| v.as_i64()).unwrap_or(0) > 0
-        });
-        if has_progress && s("stream").is_empty() {
-            continue;
-        }
-        let mut text = String::new();
-        if !s("id").is_empty() {
-            text.push_str(&format!("{}: ", s("id")));
-        }
-        if !s("stream").is_empty() {
-            text.push_str(s("stream"));
-        } else {
-            text.push_str(s("status"));
-            text.push('\n');
-        }
-        out.write_all(text.as_bytes())?;
-        out.flush()?;
-    }
+    crate::progress::display(r, out, false, &mut |_| {})
 }
 
 /// Splits `name[:tag][@digest]` the way docker's reference parser does, defaulting the tag to `latest`.
@@ -164,20 +123,6 @@ pub fn split_ref(r: &str) -> (String, String) {
     match r[slash..].rfind(':') {
         Some(i) => (r[..slash + i].to_owned(), r[slash + i + 1..].to_owned()),
         None => (r.to_owned(), "latest".to_owned()),
-    }
-}
-
-/// `docker.io/library/busybox` for `busybox`, as `reference.ParseNormalizedNamed` does.
-pub fn normalize_name(name: &str) -> String {
-    let first = name.split('/').next().unwrap_or("");
-    let has_domain =
-        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
-    if has_domain {
-        name.to_owned()
-    } else if name.contains('/') {
-        format!("docker.io/{name}")
-    } else {
-        format!("docker.io/library/{name}")
     }
 }
 
@@ -236,9 +181,6 @@ mod tests {
             split_ref("localhost:5000/a"),
             ("localhost:5000/a".into(), "latest".into())
         );
-        assert_eq!(normalize_name("busybox"), "docker.io/library/busybox");
-        assert_eq!(normalize_name("me/x"), "docker.io/me/x");
-        assert_eq!(normalize_name("localhost:5000/x"), "localhost:5000/x");
     }
 
     #[test]
