@@ -14,8 +14,8 @@ pub struct Config {
     pub cgroup_parent: String,
     /// The `berth-shim` binary; default: next to the running executable.
     pub shim_path: PathBuf,
-    /// Registry mirrors from daemon.json (`registry-mirrors`), reported by `info`.
-    pub registry_mirrors: Vec<String>,
+    /// Registries: mirrors (reported by `info`), insecure registries, proxies, certs.d.
+    pub registry: RegistrySettings,
     /// Debug logging.
     pub debug: bool,
 }
@@ -34,6 +34,33 @@ pub struct FileConfig {
     pub debug: Option<bool>,
     #[serde(default)]
     pub registry_mirrors: Vec<String>,
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
+    #[serde(default)]
+    pub proxies: Proxies,
+}
+
+/// daemon.json `proxies` (dockerd 23+): for registry traffic, over the environment's
+/// `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct Proxies {
+    pub http_proxy: Option<String>,
+    pub https_proxy: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+/// How berthd reaches registries.
+#[derive(Debug, Default, Clone)]
+pub struct RegistrySettings {
+    /// `registry-mirrors`: Docker Hub pulls try these first, in order.
+    pub mirrors: Vec<String>,
+    /// `insecure-registries`: `host[:port]` or CIDR, spoken to over plain http when https fails.
+    pub insecure: Vec<String>,
+    pub proxies: Proxies,
+    /// `<config-dir>/certs.d/<host[:port]>/`: CAs, client certificates and `hosts.toml`; the
+    /// config dir is the directory of `--config-file` (default `/etc/berth`).
+    pub certs_dir: std::path::PathBuf,
 }
 
 impl FileConfig {

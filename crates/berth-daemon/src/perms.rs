@@ -140,7 +140,7 @@ mod tests {
             exec_root: d.path().join("exec"),
             cgroup_parent: "berth".into(),
             shim_path: "/nonexistent".into(),
-            registry_mirrors: Vec::new(),
+            registry: Default::default(),
             debug: false,
         };
         prepare(&config).unwrap();

@@ -143,7 +143,16 @@ fn main() -> anyhow::Result<()> {
             .or(file.cgroup_parent)
             .unwrap_or_else(|| "berth".into()),
         shim_path,
-        registry_mirrors: file.registry_mirrors,
+        registry: berth_daemon::config::RegistrySettings {
+            mirrors: file.registry_mirrors,
+            insecure: file.insecure_registries,
+            proxies: file.proxies,
+            certs_dir: flags
+                .config_file
+                .parent()
+                .map(|d| d.join("certs.d"))
+                .unwrap_or_else(|| "/etc/berth/certs.d".into()),
+        },
         debug: flags.debug || file.debug.unwrap_or(false),
     };
     // The daemon's own parent obeys the rule of a container's: it stays under the cgroup root.

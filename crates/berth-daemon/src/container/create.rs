@@ -51,10 +51,20 @@ impl Daemon {
         let images = self.images.clone();
         let lookup = image_ref.clone();
         let image = blocking(move || {
-            images.resolve(&lookup).map_err(|e| match e.kind() {
+            let missing = |e: berth_image::Error| match e.kind() {
                 berth_types::ErrorKind::NotFound => Error::not_found("image", with_tag(&lookup)),
                 _ => e.into(),
-            })
+            };
+            match images.resolve(&lookup) {
+                // A built-in image (hello-world) never needs a registry: installed on first use.
+                Err(e) if e.kind() == berth_types::ErrorKind::NotFound => {
+                    match images.install_builtin(&lookup) {
+                        Ok(Some(_)) => images.resolve(&lookup).map_err(missing),
+                        _ => Err(missing(e)),
+                    }
+                }
+                r => r.map_err(missing),
+            }
         })
         .await?;
 

@@ -45,8 +45,9 @@ pub fn info(d: &Arc<Daemon>) -> Response<Body> {
             "RegistryConfig".into(),
             serde_json::json!({
                 "AllowNondistributableArtifactsCIDRs": [], "AllowNondistributableArtifactsHostnames": [],
-                "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
-                "Mirrors": d.config.registry_mirrors,
+                "InsecureRegistryCIDRs": insecure_cidrs(&d.config.registry.insecure),
+                "IndexConfigs": index_configs(&d.config.registry),
+                "Mirrors": d.config.registry.mirrors,
             }),
         );
         o.insert(
@@ -140,4 +141,28 @@ fn parse_time(v: Option<&str>) -> Result<Option<i64>, Error> {
             Ok(Some(secs * 1_000_000_000 + nanos))
         }
     }
+}
+
+/// `RegistryConfig.InsecureRegistryCIDRs`: loopback, as dockerd, and the CIDRs daemon.json gives.
+fn insecure_cidrs(insecure: &[String]) -> Vec<String> {
+    let mut out = vec!["127.0.0.0/8".to_string()];
+    out.extend(insecure.iter().filter(|s| s.contains('/')).cloned());
+    out
+}
+
+/// `RegistryConfig.IndexConfigs`: Docker Hub (with the mirrors) and each insecure registry named
+/// by host, in dockerd's shape.
+fn index_configs(r: &berth_daemon::config::RegistrySettings) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "docker.io".into(),
+        serde_json::json!({"Name": "docker.io", "Mirrors": r.mirrors, "Secure": true, "Official": true}),
+    );
+    for host in r.insecure.iter().filter(|s| !s.contains('/')) {
+        m.insert(
+            host.clone(),
+            serde_json::json!({"Name": host, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
+    serde_json::Value::Object(m)
 }
