@@ -64,22 +64,23 @@ pub struct ErrorBody {
 /// JSON followed by `\r\n`. docker's CLI reads `errorDetail`, docker-py reads `error`: send both.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct JsonMessage {
+    // Field order is dockerd's (moby `jsonmessage.JSONMessage`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
     #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
     pub progress_detail: Option<ProgressDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aux: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub id: Option<String>,
     #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
     pub error_detail: Option<ErrorDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -104,6 +105,45 @@ impl JsonMessage {
             ..Default::default()
         }
     }
+    /// A status for one object (`{"status":"Pulling from x","id":"1"}`), no progress.
+    pub fn status_id(s: impl Into<String>, id: impl Into<String>) -> Self {
+        JsonMessage {
+            status: Some(s.into()),
+            id: Some(id.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A layer's status with an empty `progressDetail` (`Pulling fs layer`, `Pull complete`, …).
+    pub fn layer(s: impl Into<String>, id: impl Into<String>) -> Self {
+        JsonMessage {
+            progress_detail: Some(ProgressDetail::default()),
+            ..Self::status_id(s, id)
+        }
+    }
+
+    /// A layer's progress (`Downloading`, `Extracting`, `Pushing`) with dockerd's `progress`
+    /// string (a bar as a 200-column terminal shows it).
+    pub fn progress(s: impl Into<String>, id: impl Into<String>, current: i64, total: i64) -> Self {
+        JsonMessage {
+            progress_detail: Some(ProgressDetail {
+                current: Some(current),
+                total: Some(total),
+            }),
+            progress: Some(berth_types::units::progress_bar(current, total, 200)),
+            ..Self::status_id(s, id)
+        }
+    }
+
+    /// An `aux` message (push's `{"Tag","Digest","Size"}`), with dockerd's empty `progressDetail`.
+    pub fn aux(v: serde_json::Value) -> Self {
+        JsonMessage {
+            progress_detail: Some(ProgressDetail::default()),
+            aux: Some(v),
+            ..Default::default()
+        }
+    }
+
     pub fn stream(s: impl Into<String>) -> Self {
         JsonMessage {
             stream: Some(s.into()),

@@ -40,6 +40,7 @@ pub mod push;
 mod query;
 mod remove;
 mod save;
+pub mod spool;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -67,3 +67,94 @@ mod tests {
         );
     }
 }
+
+/// Go's `fmt.Sprintf("%.*g", prec, v)`.
+pub fn go_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let prec = prec.max(1);
+    let e = format!("{:.*e}", prec - 1, v);
+    let (mant, exp) = e.split_once('e').expect("exponent format");
+    let exp: i32 = exp.parse().expect("exponent");
+    if exp < -4 || exp >= prec as i32 {
+        let mant = strip_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        strip_zeros(&format!("{v:.decimals$}")).to_owned()
+    }
+}
+
+fn strip_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// go-units `HumanSizeWithPrecision` (decimal units).
+pub fn human_size_prec(size: f64, prec: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = size;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, prec), UNITS[i])
+}
+
+/// docker's `JSONProgress.String()` without the time left: a 50-column bar when the terminal is
+/// wider than 110 columns (the daemon renders the `progress` field as if 200 wide), then
+/// `current/total` in go-units sizes (`current` alone when it exceeds `total`).
+pub fn progress_bar(current: i64, total: i64, width: usize) -> String {
+    if current <= 0 && total <= 0 {
+        return String::new();
+    }
+    if total <= 0 {
+        return format!("{:>8}", human_size_prec(current as f64, 4));
+    }
+    let pct = ((current as f64 / total as f64 * 100.0) as i64 / 2).clamp(0, 50);
+    let mut bar = String::new();
+    if width > 110 {
+        bar = format!(
+            "[{}>{}] ",
+            "=".repeat(pct as usize),
+            " ".repeat((50 - pct) as usize)
+        );
+    }
+    let cur = human_size_prec(current as f64, 4);
+    if current > total {
+        format!("{bar}{cur:>8}")
+    } else {
+        format!("{bar}{cur:>8}/{}", human_size_prec(total as f64, 4))
+    }
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+
+    #[test]
+    fn bars_and_sizes_are_dockers() {
+        assert_eq!(human_size_prec(32768.0, 4), "32.77kB");
+        assert_eq!(human_size_prec(3_001_129.0, 4), "3.001MB");
+        assert_eq!(
+            progress_bar(32768, 3_001_129, 200),
+            "[>                                                  ]  32.77kB/3.001MB"
+        );
+        assert_eq!(
+            progress_bar(3_001_129, 3_001_129, 200),
+            "[==================================================>]  3.001MB/3.001MB"
+        );
+        assert_eq!(
+            progress_bar(2_129_920, 1_984_197, 200),
+            "[==================================================>]   2.13MB"
+        );
+        assert_eq!(progress_bar(0, 0, 200), "");
+        assert_eq!(go_g(1.0, 4), "1");
+    }
+}

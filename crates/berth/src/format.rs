@@ -17,44 +17,7 @@ pub fn go_io_error(e: &std::io::Error) -> String {
     }
 }
 
-/// Go's `fmt.Sprintf("%.*g", prec, v)`.
-pub fn go_g(v: f64, prec: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let prec = prec.max(1);
-    let e = format!("{:.*e}", prec - 1, v);
-    let (mant, exp) = e.split_once('e').expect("exponent format");
-    let exp: i32 = exp.parse().expect("exponent");
-    if exp < -4 || exp >= prec as i32 {
-        let mant = strip_zeros(mant);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mant}e{sign}{:02}", exp.abs())
-    } else {
-        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-        strip_zeros(&format!("{v:.decimals$}")).to_owned()
-    }
-}
-
-fn strip_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
-
-/// go-units `HumanSizeWithPrecision` (decimal units).
-pub fn human_size_prec(size: f64, prec: usize) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut size = size;
-    let mut i = 0;
-    while size >= 1000.0 && i < UNITS.len() - 1 {
-        size /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", go_g(size, prec), UNITS[i])
-}
+pub use berth_types::units::{go_g, human_size_prec};
 
 /// go-units `BytesSize` (binary units, four significant digits).
 pub fn bytes_size(n: f64) -> String {

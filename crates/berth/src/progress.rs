@@ -9,7 +9,6 @@ use std::io::{BufRead, Write};
 use serde_json::Value;
 
 use crate::commands::status;
-use crate::format::human_size_prec;
 
 /// Displays the stream; returns the stream's error (as an exit status) when it carries one.
 /// `aux` receives each `aux` object (push's digest, build's image ID).
@@ -113,28 +112,12 @@ struct Progress {
 impl Progress {
     /// docker's `JSONProgress.String()` for a terminal `width` columns wide.
     fn render(&self, width: usize) -> String {
-        if self.current <= 0 && self.total <= 0 {
-            return String::new();
-        }
-        if self.total <= 0 {
-            return format!("{:>8}", human_size_prec(self.current as f64, 4));
-        }
-        let pct = ((self.current as f64 / self.total as f64 * 100.0) as i64 / 2).min(50);
-        let mut bar = String::new();
-        if width > 110 {
-            bar = format!(
-                "[{}>{}] ",
-                "=".repeat(pct.max(0) as usize),
-                " ".repeat((50 - pct).max(0) as usize)
-            );
-        }
-        let cur = human_size_prec(self.current as f64, 4);
-        let numbers = if self.current > self.total {
-            format!("{cur:>8}")
+        let mut out = berth_types::units::progress_bar(self.current, self.total, width);
+        let pct = if self.total > 0 {
+            ((self.current as f64 / self.total as f64 * 100.0) as i64 / 2).min(50)
         } else {
-            format!("{cur:>8}/{}", human_size_prec(self.total as f64, 4))
+            50
         };
-        let mut left = String::new();
         if self.current > 0 && self.start > 0 && pct < 50 && width > 50 {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -142,9 +125,9 @@ impl Progress {
                 .unwrap_or(0.0);
             let per = (now - self.start as f64).max(0.0) / self.current as f64;
             let secs = ((self.total - self.current) as f64 * per) as u64;
-            left = format!(" {}", go_duration(secs));
+            out.push_str(&format!(" {}", go_duration(secs)));
         }
-        format!("{bar}{numbers}{left}")
+        out
     }
 }
 
