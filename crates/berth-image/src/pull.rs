@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use berth_meta::{BlobSource, ImageRefs, ImageRow, LayerRow};
 use sha2::{Digest as _, Sha256};
@@ -75,8 +75,8 @@ pub struct PlannedLayer {
 
 /// A pull in progress (see the module doc). Dropping it without [`ImageService::pull_commit`]
 /// undoes what it unpacked.
-pub struct PullPlan<'a> {
-    svc: &'a ImageService,
+pub struct PullPlan {
+    svc: Arc<ImageService>,
     /// `sha256:` of the config: the image ID.
     pub id: String,
     config: Vec<u8>,
@@ -89,7 +89,7 @@ pub struct PullPlan<'a> {
 
 impl ImageService {
     /// Step 1: what the image needs, from its config's exact bytes.
-    pub fn pull_plan(&self, config: &[u8]) -> Result<PullPlan<'_>, Error> {
+    pub fn pull_plan(self: &Arc<Self>, config: &[u8]) -> Result<PullPlan, Error> {
         let cfg: ConfigFile = serde_json::from_slice(config)
             .map_err(|e| Error::InvalidArgument(format!("invalid image config: {e}")))?;
         let sum: [u8; 32] = Sha256::digest(config).into();
@@ -115,7 +115,7 @@ impl ImageService {
         // Leased before looking, so a layer found here cannot go before the image is recorded.
         self.leases.take(&chains);
         let mut plan = PullPlan {
-            svc: self,
+            svc: self.clone(),
             id,
             config: config.to_vec(),
             layers,
@@ -140,7 +140,7 @@ impl ImageService {
     /// `progress` with the number of blob bytes consumed so far.
     pub fn pull_layer(
         &self,
-        plan: &mut PullPlan<'_>,
+        plan: &mut PullPlan,
         index: usize,
         blob: &mut dyn Read,
         progress: &mut dyn FnMut(u64),
@@ -191,7 +191,7 @@ impl ImageService {
     /// `sources` say which registry blob each layer came from. Returns the image ID.
     pub fn pull_commit(
         &self,
-        mut plan: PullPlan<'_>,
+        mut plan: PullPlan,
         tags: &[String],
         repo_digests: &[String],
         sources: &[BlobSource],
@@ -234,7 +234,7 @@ impl ImageService {
     }
 }
 
-impl Drop for PullPlan<'_> {
+impl Drop for PullPlan {
     fn drop(&mut self) {
         self.svc.leases.release(&self.chains);
         if !self.committed {

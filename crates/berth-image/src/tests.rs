@@ -34,13 +34,13 @@ macro_rules! require_root {
 pub(crate) struct Env {
     pub dir: tempfile::TempDir,
     pub db: Db,
-    pub svc: ImageService,
+    pub svc: std::sync::Arc<ImageService>,
 }
 
 pub(crate) fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path().join("berth.db")).unwrap();
-    let svc = ImageService::open(dir.path(), db.clone()).unwrap();
+    let svc = std::sync::Arc::new(ImageService::open(dir.path(), db.clone()).unwrap());
     Env { dir, db, svc }
 }
 
