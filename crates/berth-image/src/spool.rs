@@ -22,6 +22,8 @@ static SPOOL_SEQ: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Default)]
 struct State {
     written: u64,
+    /// SHA-256 of the bytes written, so a resumed download still verifies the whole blob.
+    hasher: sha2::Sha256,
     /// `Some` once the download ended: `Ok` complete (and verified by the writer), or why not.
     done: Option<Result<(), String>>,
 }
@@ -71,9 +73,18 @@ impl Spool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .write_all(buf)?;
-        self.state().written += buf.len() as u64;
+        let mut s = self.state();
+        s.written += buf.len() as u64;
+        sha2::Digest::update(&mut s.hasher, buf);
+        drop(s);
         self.grew.notify_all();
         Ok(())
+    }
+
+    /// Where a resumed download starts: the bytes written and the hash state over them.
+    pub fn resume_point(&self) -> (u64, sha2::Sha256) {
+        let s = self.state();
+        (s.written, s.hasher.clone())
     }
 
     /// Bytes written so far (where a resumed download starts).
@@ -81,12 +92,16 @@ impl Spool {
         self.state().written
     }
 
-    /// Drops what was written after `len` (a resumed download that must start over).
-    pub fn truncate(&self, len: u64) -> io::Result<()> {
-        let f = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        f.set_len(len)?;
+    /// Starts the blob over (a registry that ignored the resume sends it all again). Readers
+    /// further along just wait until the file is back where they are: the bytes are the same,
+    /// the blob being content-addressed (and a wrong byte fails the digest check at the end).
+    pub fn restart(&self) -> io::Result<()> {
+        let mut f = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        f.set_len(0)?;
+        f.seek(SeekFrom::Start(0))?;
         let mut s = self.state();
-        s.written = s.written.min(len);
+        s.written = 0;
+        s.hasher = sha2::Sha256::default();
         Ok(())
     }
 
