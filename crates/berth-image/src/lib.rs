@@ -35,12 +35,15 @@ mod commit;
 pub mod config;
 mod create;
 mod glob;
+mod history;
+mod prune;
 pub mod pull;
 pub mod push;
 mod query;
 mod remove;
 mod save;
 pub mod spool;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,6 +60,10 @@ pub use berth_snapshot::{Change, ChangeKind};
 pub use check::{CheckOptions, Finding};
 pub use commit::CommitOptions;
 pub use config::ConfigFile;
+pub use history::HistoryItem;
+pub use prune::{match_labels, until_filter, validate_filters, PruneReport};
+pub use remove::RemoveOptions;
+pub use usage::DiskUsage;
 
 /// Docker's limit on the number of layers of an image.
 pub const MAX_LAYERS: usize = 127;
@@ -209,6 +216,8 @@ pub struct ImageService {
     /// Layers (by chain ID) an operation in flight relies on before its rows exist (a pull
     /// reusing a layer, or sharing one another pull unpacked): never removed while leased.
     leases: pull::Leases,
+    /// An image prune is running (docker allows one at a time).
+    pruning: std::sync::atomic::AtomicBool,
 }
 
 impl ImageService {
@@ -246,6 +255,7 @@ impl ImageService {
             db,
             state: Mutex::new(()),
             leases: Default::default(),
+            pruning: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -487,3 +497,6 @@ mod commit_tests;
 
 #[cfg(test)]
 mod save_tests;
+
+#[cfg(test)]
+mod tidy_tests;

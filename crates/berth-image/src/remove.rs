@@ -29,21 +29,50 @@ fn is_id_prefix(image_id: &str, s: &str) -> bool {
 /// docker's `imageDeleteConflict`.
 struct DeleteConflict {
     hard: bool,
-    used: bool,
     message: String,
 }
 
+/// `DELETE /images/{name}` options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoveOptions {
+    /// `-f`: ignore soft conflicts (other tags, stopped containers).
+    pub force: bool,
+    /// `noprune`: keep untagged parents the deleted image leaves behind (docker deletes them).
+    pub noprune: bool,
+}
+
 impl ImageService {
-    /// `docker rmi`. By name: untags, and deletes the image once no tag is left and no container
-    /// uses it. By ID: deletes (refusing when it has several tags unless `force`). Refuses with
-    /// docker's `conflict: …` messages while containers use the image; a running container
-    /// (`is_running(container_id)`) blocks even `force`.
+    /// `docker rmi`, docker's default: as [`ImageService::remove_with`] without `noprune`.
     pub fn remove(
         &self,
         name_or_id: &str,
         force: bool,
         is_running: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<ImageDeleteResponseItem>, Error> {
+        self.remove_with(
+            name_or_id,
+            RemoveOptions {
+                force,
+                noprune: false,
+            },
+            is_running,
+        )
+    }
+
+    /// `docker rmi`. By name: untags, and deletes the image once no tag is left and no container
+    /// uses it (when something still needs it, the image stays untagged, quietly, as in docker).
+    /// By ID: deletes (refusing when it has several tags unless `force`). Refuses with docker's
+    /// `conflict: …` messages while containers use the image; a running container
+    /// (`is_running(container_id)`) blocks even `force`. Unless `noprune`, then deletes the
+    /// image's parent (the image it was committed from) when that is left untagged, childless
+    /// and unused, and so on up the chain, each in its own transaction.
+    pub fn remove_with(
+        &self,
+        name_or_id: &str,
+        opts: RemoveOptions,
+        is_running: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<ImageDeleteResponseItem>, Error> {
+        let force = opts.force;
         let id = self.find(name_or_id)?;
         let _g = self.lock();
         let tags = self.db.tags_of(&id)?;
@@ -85,14 +114,14 @@ impl ImageService {
                 self.db.untag(&gone)?;
                 return Ok(untagged_all());
             }
-            if let Some(c) = self.delete_conflict(&id, &users, !force, false, is_running)? {
-                // docker untags, then keeps the (now dangling) image quietly when a container
-                // uses it, and reports any other conflict.
+            if self
+                .delete_conflict(&id, &users, !force, false, is_running)?
+                .is_some()
+            {
+                // docker untags, then keeps the image quietly: a container uses it, or it has
+                // child images (so it is not dangling but intermediate).
                 self.db.untag(&gone)?;
-                if c.used {
-                    return Ok(untagged_all());
-                }
-                return Err(Error::Conflict(conflict_message(&id, &c)));
+                return Ok(untagged_all());
             }
             records.extend(untagged_all());
         } else {
@@ -104,15 +133,49 @@ impl ImageService {
                 records.push(untagged(familiar(t)));
             }
         }
-        // One transaction: the tags, the image and every layer no other image uses.
-        let removed = self.db.delete_image(&id)?;
+        let parent = self.db.image(&id)?.map(|row| row.parent).unwrap_or_default();
+        self.delete_locked(&id, &mut records)?;
+        if !opts.noprune {
+            self.prune_parents(parent, &mut records)?;
+        }
+        Ok(records)
+    }
+
+    /// Deletes an image whose conflicts were checked: one transaction for the tags, the image
+    /// and every layer no other image uses, then the files. Caller holds the state lock.
+    fn delete_locked(&self, id: &str, records: &mut Vec<ImageDeleteResponseItem>) -> Result<(), Error> {
+        let removed = self.db.delete_image(id)?;
         berth_sys::failpoint::hit("image.rmi.committed");
-        records.push(deleted(id.clone()));
+        records.push(deleted(id.to_string()));
         for l in &removed {
             records.push(deleted(l.chain_id.clone()));
         }
-        self.delete_files(&id, &removed)?;
-        Ok(records)
+        self.delete_files(id, &removed)
+    }
+
+    /// docker's parent pruning after a delete: the parent goes when nothing needs it any more
+    /// (no tag, no child image, no container, running or stopped), then its parent, and so on;
+    /// the first one still needed ends it, quietly. Caller holds the state lock.
+    fn prune_parents(
+        &self,
+        mut parent: String,
+        records: &mut Vec<ImageDeleteResponseItem>,
+    ) -> Result<(), Error> {
+        while !parent.is_empty() {
+            let Some(row) = self.db.image(&parent)? else {
+                return Ok(());
+            };
+            if !self.db.tags_of(&parent)?.is_empty()
+                || !self.db.repo_digests_of(&parent)?.is_empty()
+                || !self.db.children(&parent)?.is_empty()
+                || !self.db.containers_using_image(&parent)?.is_empty()
+            {
+                return Ok(());
+            }
+            self.delete_locked(&parent, records)?;
+            parent = row.parent;
+        }
+        Ok(())
     }
 
     /// docker's `checkImageDeleteConflict`: always dependent children and running containers
@@ -128,21 +191,18 @@ impl ImageService {
         if !self.db.children(id)?.is_empty() {
             return Ok(Some(DeleteConflict {
                 hard: true,
-                used: false,
                 message: "image has dependent child images".into(),
             }));
         }
         if let Some(c) = users.iter().find(|c| is_running(c)) {
             return Ok(Some(DeleteConflict {
                 hard: true,
-                used: true,
                 message: format!("image is being used by running container {}", short(c)),
             }));
         }
         if other_refs {
             return Ok(Some(DeleteConflict {
                 hard: false,
-                used: false,
                 message: "image is referenced in multiple repositories".into(),
             }));
         }
@@ -150,7 +210,6 @@ impl ImageService {
             if let Some(c) = users.iter().find(|c| !is_running(c)) {
                 return Ok(Some(DeleteConflict {
                     hard: false,
-                    used: true,
                     message: format!("image is being used by stopped container {}", short(c)),
                 }));
             }

@@ -78,7 +78,7 @@ pub(crate) fn never(_: &str) -> bool {
     false
 }
 
-fn ctr(db: &Db, id: &str, image: &str) {
+pub(crate) fn ctr(db: &Db, id: &str, image: &str) {
     db.insert_container(&ContainerRow {
         id: id.into(),
         name: format!("/n{id}"),
@@ -239,7 +239,7 @@ fn bad_arguments_fail_before_reading() {
     assert_eq!(err.to_string(), "run is not a valid change command");
 }
 
-fn assert_nothing_left(e: &Env) {
+pub(crate) fn assert_nothing_left(e: &Env) {
     assert!(e.svc.snapshots.list().unwrap().is_empty(), "no snapshot left");
     assert!(e.svc.content.list().unwrap().is_empty(), "no blob left");
     assert!(e.db.images().unwrap().is_empty(), "no image row");

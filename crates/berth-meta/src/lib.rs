@@ -812,6 +812,48 @@ impl Db {
         ids
     }
 
+    /// Every image's layers in one query: (image id, layer), each image's layers bottom first.
+    /// What `system df` needs to count shared layers without a query per image.
+    pub fn all_image_layers(&self) -> Result<Vec<(String, LayerRow)>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT il.image_id, l.chain_id, l.diff_id, l.parent_chain_id, l.snapshot_key, l.size
+                 FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id
+                 ORDER BY il.image_id, il.position",
+            )
+            .map_err(sq("listing image layers"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    LayerRow {
+                        chain_id: r.get(1)?,
+                        diff_id: r.get(2)?,
+                        parent_chain_id: r.get(3)?,
+                        snapshot_key: r.get(4)?,
+                        size: r.get(5)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(sq("listing image layers"));
+        rows
+    }
+
+    /// The images that are some image's parent (have children), in one query.
+    pub fn parent_ids(&self) -> Result<std::collections::HashSet<String>, MetaError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT DISTINCT parent FROM images WHERE parent != ''")
+            .map_err(sq("finding parent images"))?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<std::collections::HashSet<String>, _>>())
+            .map_err(sq("finding parent images"));
+        ids
+    }
+
     /// Deletes an image, its tags, and every layer no other image uses, in one transaction.
     /// Returns the deleted layers, top first, so the caller can remove their snapshots and blobs.
     /// Every query error aborts the transaction: nothing is ever deleted on the strength of a

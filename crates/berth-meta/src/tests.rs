@@ -275,3 +275,28 @@ fn db_is_send_sync_clone() {
     fn check<T: Send + Sync + Clone>() {}
     check::<Db>();
 }
+
+#[test]
+fn all_image_layers_and_parents_come_from_one_query_each() {
+    let db = Db::open_in_memory().unwrap();
+    let (a, b) = (layer("sha256:a", None), layer("sha256:b", Some("sha256:a")));
+    db.insert_image(&img("sha256:1", 1), std::slice::from_ref(&a), &[])
+        .unwrap();
+    let mut child = img("sha256:2", 2);
+    child.parent = "sha256:1".into();
+    db.insert_image(&child, &[a.clone(), b.clone()], &[]).unwrap();
+    let rows = db.all_image_layers().unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("sha256:1".to_string(), a.clone()),
+            ("sha256:2".to_string(), a),
+            ("sha256:2".to_string(), b)
+        ]
+    );
+    let parents = db.parent_ids().unwrap();
+    assert_eq!(
+        parents.into_iter().collect::<Vec<_>>(),
+        vec!["sha256:1".to_string()]
+    );
+}

@@ -138,6 +138,89 @@ pub fn human_duration_since(nanos: i64) -> String {
     ))
 }
 
+/// Go's `time.ParseDuration` (`1h30m`, `90s`, `1.5h`, `-2m`), in nanoseconds; `None` if it is not
+/// a duration.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if n_end == 0 || rest[..n_end] == *"." {
+            return None;
+        }
+        let n: f64 = rest[..n_end].parse().ok()?;
+        rest = &rest[n_end..];
+        let u_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u_end] {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += n * unit;
+        rest = &rest[u_end..];
+    }
+    Some(if neg { -(total as i64) } else { total as i64 })
+}
+
+/// The instant a prune `until` filter names, in nanoseconds since the epoch, as dockerd reads it
+/// (`timetypes.GetTimestamp` then `ParseTimestamps`): a Go duration is that long before `now`
+/// (whole seconds, as Go's `Time.Unix`), an RFC 3339 time or a date (`2026-11-22`, without a zone
+/// meaning UTC) is that instant, and anything else must be unix seconds with an optional fraction.
+pub fn parse_until(value: &str, now: i64) -> Result<i64, String> {
+    if value != "0" {
+        if let Some(d) = parse_go_duration(value) {
+            return Ok(now.saturating_sub(d).div_euclid(1_000_000_000) * 1_000_000_000);
+        }
+    }
+    if value.contains('-') {
+        let mut v = value.to_string();
+        if v.len() == 10 {
+            v.push_str("T00:00:00");
+        } else if let Some(t) = v.find(['T', 't']) {
+            let zoned = v[t..].contains(['Z', 'z', '+', '-']);
+            if !zoned {
+                v.push_str([":00:00", ":00", ""][v[t..].matches(':').count().min(2)]);
+            }
+        }
+        let (s, n) = parse_rfc3339_parts(&v)
+            .ok_or_else(|| format!("parsing time {value:?}: cannot parse {value:?} as a time"))?;
+        return Ok(s.saturating_mul(1_000_000_000).saturating_add(i64::from(n)));
+    }
+    let bad = || format!("failed to parse value as time or duration: {value:?}");
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    if secs.is_empty()
+        || !secs.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let secs: i64 = secs.parse().map_err(|_| bad())?;
+    let mut f: String = frac.chars().take(9).collect();
+    while f.len() < 9 {
+        f.push('0');
+    }
+    let nanos: i64 = f.parse().map_err(|_| bad())?;
+    Ok(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
 /// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
 pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
@@ -209,6 +292,33 @@ mod tests {
             Some((-62_135_596_800, 0))
         );
         assert_eq!(parse_rfc3339("0001-01-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn prune_until_reads_durations_times_and_unix_seconds_like_dockerd() {
+        let now = 1_795_377_547_701_434_457;
+        assert_eq!(parse_go_duration("1h30m"), Some(5_400_000_000_000));
+        assert_eq!(parse_go_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_go_duration("-2m"), Some(-120_000_000_000));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("h"), None);
+        assert_eq!(parse_until("10m", now), Ok(1_795_376_947_000_000_000));
+        assert_eq!(
+            parse_until("2026-11-22T19:54:07Z", now),
+            Ok(1_795_377_247_000_000_000)
+        );
+        assert_eq!(
+            parse_until("2026-11-22T19:54", now),
+            Ok(1_795_377_240_000_000_000)
+        );
+        assert_eq!(parse_until("2026-11-22", now), Ok(1_795_305_600_000_000_000));
+        assert_eq!(parse_until("1795377247.5", now), Ok(1_795_377_247_500_000_000));
+        assert_eq!(parse_until("0", now), Ok(0));
+        assert_eq!(
+            parse_until("yesterday", now),
+            Err("failed to parse value as time or duration: \"yesterday\"".to_string())
+        );
+        assert!(parse_until("2026-13-45Tx", now).is_err());
     }
 
     #[test]
