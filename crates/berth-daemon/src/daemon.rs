@@ -20,6 +20,8 @@ pub struct Daemon {
     pub(crate) execs: crate::container::Execs,
     /// A stable identity for `info` (`ID`), kept in the data root.
     pub(crate) engine_id: String,
+    /// A container prune is running (docker allows one at a time).
+    pub(crate) pruning: std::sync::atomic::AtomicBool,
     /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
     _lock: crate::check::DataRootLock,
 }
@@ -67,6 +69,7 @@ impl Daemon {
             containers: RwLock::new(Containers::default()),
             execs: Default::default(),
             engine_id,
+            pruning: Default::default(),
             _lock: lock,
         });
         daemon.load().await?;

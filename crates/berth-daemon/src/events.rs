@@ -34,7 +34,8 @@ impl Events {
         };
         let ev = Event {
             status: legacy.then(|| action.to_string()),
-            id: legacy.then(|| id.to_string()),
+            // Go's `omitempty`: a prune event (no actor) has `status` but no `id`.
+            id: (legacy && !id.is_empty()).then(|| id.to_string()),
             from,
             kind: kind.to_string(),
             action: action.to_string(),

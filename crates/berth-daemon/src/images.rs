@@ -6,7 +6,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use berth_api::models::ImageDeleteResponseItem;
-use berth_image::ImportOptions;
+use berth_image::{ImportOptions, RemoveOptions};
 
 use crate::error::{blocking, Error, Result};
 use crate::Daemon;
@@ -55,16 +55,38 @@ impl Daemon {
         name: &str,
         force: bool,
     ) -> Result<Vec<ImageDeleteResponseItem>> {
+        self.remove_image_with(
+            name,
+            RemoveOptions {
+                force,
+                noprune: false,
+            },
+        )
+        .await
+    }
+
+    /// `DELETE /images/{name}?force=&noprune=`.
+    pub async fn remove_image_with(
+        self: &Arc<Self>,
+        name: &str,
+        opts: RemoveOptions,
+    ) -> Result<Vec<ImageDeleteResponseItem>> {
         let images = self.images.clone();
         let daemon = self.clone();
         let n = name.to_string();
         let items = blocking(move || {
             images
-                .remove(&n, force, &|cid| daemon.is_running(cid))
+                .remove_with(&n, opts, &|cid| daemon.is_running(cid))
                 .map_err(Error::from)
         })
         .await?;
-        for item in &items {
+        self.emit_image_removals(&items);
+        Ok(items)
+    }
+
+    /// The `untag` and `delete` events of what an rmi or a prune removed.
+    pub(crate) fn emit_image_removals(&self, items: &[ImageDeleteResponseItem]) {
+        for item in items {
             if let Some(t) = &item.untagged {
                 let mut a = BTreeMap::new();
                 a.insert("name".to_string(), t.clone());
@@ -74,7 +96,6 @@ impl Daemon {
                 self.events.emit("image", "delete", d, BTreeMap::new());
             }
         }
-        Ok(items)
     }
 
     /// `POST /images/create?fromImage=`: built-in images install locally; everything else needs

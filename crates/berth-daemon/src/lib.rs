@@ -17,6 +17,7 @@ mod perms;
 mod shim;
 mod storage;
 mod system;
+mod tidy;
 
 pub use config::{Config, FileConfig};
 
@@ -26,3 +27,4 @@ pub use config::{Config, FileConfig};
 pub const RUNTIME: &str = "berth";
 pub use daemon::Daemon;
 pub use error::{Error, Result};
+pub use tidy::ContainersPruneReport;

@@ -123,6 +123,11 @@ enum Cmd {
     Logout(login::LogoutArgs),
     /// Search registries for images
     Search(search::Args),
+    /// Show the history of an image
+    History(history::Args),
+    /// Manage Docker
+    #[command(subcommand)]
+    System(SystemCmd),
     #[command(name = autostart::LAUNCH_ARG, hide = true)]
     Launch { berthd: String },
 }
@@ -148,6 +153,22 @@ enum ImageCmd {
     Pull(pull::Args),
     /// Upload an image to a registry
     Push(push::Args),
+    /// Show the history of an image
+    History(history::Args),
+    /// Remove unused images
+    Prune(prune::ImageArgs),
+}
+
+#[derive(Subcommand)]
+enum SystemCmd {
+    /// Show docker disk usage
+    Df(df::Args),
+    /// Remove unused data
+    Prune(prune::SystemArgs),
+    /// Display system-wide information
+    Info(info::Args),
+    /// Get real time events from the server
+    Events(events::Args),
 }
 
 #[derive(Subcommand)]
@@ -197,6 +218,8 @@ enum ContainerCmd {
     Update(update::Args),
     /// Display a live stream of container(s) resource usage statistics
     Stats(stats::Args),
+    /// Remove all stopped containers
+    Prune(prune::ContainerArgs),
 }
 
 fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
@@ -240,6 +263,13 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Login(a) => login::run(ctx, a),
         Cmd::Logout(a) => login::logout(ctx, a),
         Cmd::Search(a) => search::run(ctx, a),
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => history::run(ctx, a),
+        Cmd::Image(ImageCmd::Prune(a)) => prune::run_image(ctx, a),
+        Cmd::Container(ContainerCmd::Prune(a)) => prune::run_container(ctx, a),
+        Cmd::System(SystemCmd::Df(a)) => df::run(ctx, a),
+        Cmd::System(SystemCmd::Prune(a)) => prune::run_system(ctx, a),
+        Cmd::System(SystemCmd::Info(a)) => info::run(ctx, a),
+        Cmd::System(SystemCmd::Events(a)) => events::run(ctx, a),
         Cmd::Launch { berthd } => autostart::launch(&berthd),
     }
 }

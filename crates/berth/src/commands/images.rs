@@ -162,17 +162,17 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
                     Val::str(if shared < 0 {
                         "N/A".to_owned()
                     } else {
-                        human_size(shared)
+                        human_size_prec(shared as f64, 4)
                     }),
                 ),
                 ("Size", Val::str(human_size(size))),
                 ("Tag", Val::str(tag)),
                 (
                     "UniqueSize",
-                    Val::str(if shared < 0 {
+                    Val::str(if shared < 0 || size < 0 {
                         "N/A".to_owned()
                     } else {
-                        human_size(size - shared)
+                        human_size_prec((size - shared) as f64, 4)
                     }),
                 ),
                 ("VirtualSize", Val::str(human_size_prec(virt as f64, 4))),

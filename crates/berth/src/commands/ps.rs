@@ -40,7 +40,7 @@ pub struct Args {
     size: bool,
 }
 
-fn header() -> Val {
+pub(crate) fn header() -> Val {
     let h = |k: &str, v: &str| (k.to_owned(), Val::str(v));
     Val::Obj(vec![
         h("Command", "COMMAND"),
@@ -122,7 +122,7 @@ pub fn displayable_ports(ports: &[Value]) -> String {
     result.join(", ")
 }
 
-fn row(c: &Value, trunc: bool) -> Val {
+pub(crate) fn row(c: &Value, trunc: bool) -> Val {
     let s = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
     let id = s("Id");
     let image = s("Image");

@@ -93,13 +93,18 @@ pub async fn by_name(
     q: &Query,
 ) -> Result<Response<Body>, Error> {
     if method == Method::DELETE {
-        let items = d.remove_image(rest, q.bool("force")).await?;
+        let opts = berth_image::RemoveOptions {
+            force: q.bool("force"),
+            noprune: q.bool("noprune"),
+        };
+        let items = d.remove_image_with(rest, opts).await?;
         return Ok(http::json(StatusCode::OK, &items));
     }
     let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
     match (method, action) {
         (&Method::GET, "json") => Ok(http::json(StatusCode::OK, &d.images.inspect_json(name)?)),
         (&Method::GET, "get") => save(d, vec![name.to_string()]).await,
+        (&Method::GET, "history") => super::tidy::history(d, name).await,
         (&Method::POST, "tag") => {
             let repo = q.get("repo").unwrap_or("");
             let tag = q.get("tag").unwrap_or("");

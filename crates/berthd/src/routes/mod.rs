@@ -5,6 +5,7 @@ mod containers;
 mod exec;
 mod images;
 mod system;
+mod tidy;
 
 use std::sync::Arc;
 
@@ -92,6 +93,12 @@ async fn route(
         (&Method::POST, ["exec", id, "resize"]) => exec::resize(&d, id, &q).await,
 
         (&Method::GET, ["images", "json"]) => images::list(&d, &q),
+        (&Method::POST, ["images", "prune"]) => tidy::images_prune(&d, &q).await,
+        (&Method::POST, ["containers", "prune"]) => tidy::containers_prune(&d, &q).await,
+        (&Method::POST, ["networks" | "volumes" | "build", "prune"]) => {
+            tidy::nothing_to_prune(&d, segs[0], &q)
+        }
+        (&Method::GET, ["system", "df"]) => tidy::system_df(&d).await,
         (&Method::POST, ["images", "create"]) => images::create(&d, req, &q).await,
 
         _ => Ok(http::message(StatusCode::NOT_FOUND, "page not found")),

@@ -30,4 +30,5 @@ mod restore;
 mod run;
 mod security;
 mod system;
+mod tidy;
 mod tty;
