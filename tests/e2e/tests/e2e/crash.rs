@@ -536,3 +536,85 @@ fn a_killed_shim_does_not_block_the_next_start() {
         "the old process still runs"
     );
 }
+
+/// `image prune` deletes image after image through rmi's path (one transaction each, then the
+/// files; an untagged parent after its child): killed at any of those steps, every image is
+/// afterwards whole or gone, the next prune finishes the job, and `berthd check` finds nothing.
+#[test]
+fn image_prune_killed_midway_leaves_every_image_whole_or_gone() {
+    if !berth_e2e::require_root("crash::image_prune_killed_midway_leaves_every_image_whole_or_gone") {
+        return;
+    }
+    for point in ["image.rmi.committed", "image.rmi.layer-removed"] {
+        let mut d = Daemon::start();
+        // Three dangling images (a tag moved on), each with its own layer…
+        for name in ["p1", "p2", "p3", "p4"] {
+            d.berth_stdin(&["import", "-", "moving:1"], &tiny_tar(name)).ok();
+        }
+        // …and an untagged chain: a commit of a container of an untagged image.
+        let base = d
+            .berth_stdin(&["import", "-"], berth_e2e::busybox_tar())
+            .ok()
+            .out()
+            .to_string();
+        d.berth(&["run", "--name", "cc", &base, "sh", "-c", "echo x > /x"])
+            .ok();
+        d.berth(&["commit", "cc"]).ok();
+        d.berth(&["rm", "cc"]).ok();
+        let before: Vec<String> = d
+            .berth(&["images", "-a", "-q", "--no-trunc"])
+            .ok()
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(before.len(), 7, "{before:?}");
+        let busybox = image_id(&d, "busybox").unwrap();
+
+        d.kill9();
+        d.spawn_with_env(&[("BERTH_FAILPOINT", point)]);
+        let _ = d.berth(&["image", "prune", "-f"]);
+        match d.wait_for_death(Duration::from_secs(20)) {
+            Some(st) => {
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(st.signal(), Some(9), "{point}: {st:?}");
+            }
+            None => panic!("{point}: prune never reached the failpoint"),
+        }
+        let r = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
+        assert!(r.code == 0 || r.code == 1, "{point}: {}{}", r.stdout, r.stderr);
+        assert!(!r.stdout.contains("needs attention"), "{point}:\n{}", r.stdout);
+
+        d.spawn();
+        let mut whole = 0;
+        for (i, id) in before.iter().enumerate() {
+            if image_id(&d, id).is_some() {
+                // Whole: a container's root filesystem can still be made from it.
+                let name = format!("probe{i}");
+                d.berth(&["create", "--name", &name, id, "true"]).ok();
+                d.berth(&["rm", &name]).ok();
+                whole += 1;
+            }
+        }
+        assert!(
+            whole < before.len(),
+            "{point}: nothing was pruned before the kill"
+        );
+        assert_eq!(image_id(&d, "busybox").as_deref(), Some(busybox.as_str()));
+        d.berth(&["image", "prune", "-f"]).ok();
+        assert!(
+            d.berth(&["images", "-q", "-f", "dangling=true"])
+                .ok()
+                .out()
+                .is_empty(),
+            "{point}"
+        );
+        assert_eq!(
+            d.berth(&["images", "-a", "-q"]).ok().out().lines().count(),
+            2,
+            "{point}: busybox and moving:1 are left"
+        );
+        d.stop();
+        assert_clean_check(&d, &format!("after the prune ({point})"));
+    }
+}
