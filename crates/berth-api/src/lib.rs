@@ -264,6 +264,7 @@ mod tests {
     #[test]
     fn error_messages_carry_both_fields() {
         let s = serde_json::to_string(&JsonMessage::error("boom", Some(7))).unwrap();
-        assert_eq!(s, r#"{"error":"boom","errorDetail":{"code":7,"message":"boom"}}"#);
+        // dockerd's order: errorDetail first (engine-api-wire-contract-2.md §9.2).
+        assert_eq!(s, r#"{"errorDetail":{"code":7,"message":"boom"},"error":"boom"}"#);
     }
 }
