@@ -19,6 +19,9 @@ pub enum Fault {
     Truncate,
     /// Send the body with one extra byte appended (and a matching Content-Length).
     Extend,
+    /// Answer the first `n` matching requests (any method) with this status and no body, then
+    /// pass them through.
+    FailFirst(u32, u16),
 }
 
 /// A reverse proxy in front of `upstream` that applies a fault to successful GETs whose path
@@ -64,6 +67,16 @@ fn fault_one(
     let Some(mut req) = read_message(&mut r, false)? else {
         return Ok(());
     };
+    if let Fault::FailFirst(n, status) = fault {
+        if req.target().contains(needle) {
+            let mut h = hits.lock().unwrap();
+            if *h < n {
+                *h += 1;
+                drop(h);
+                return response(status, "Injected", &[("Retry-After", "0")], b"").write_to(&mut w, None);
+            }
+        }
+    }
     req.set_header("Connection", "close");
     let mut up = TcpStream::connect(upstream)?;
     req.write_to(&mut up, None)?;
@@ -78,7 +91,11 @@ fn fault_one(
             .unwrap_or(0);
         return resp.write_to(&mut w, Some(len));
     }
-    if req.method() == "GET" && req.target().contains(needle) && resp.status() == 200 && !resp.body.is_empty()
+    if !matches!(fault, Fault::FailFirst(..))
+        && req.method() == "GET"
+        && req.target().contains(needle)
+        && resp.status() == 200
+        && !resp.body.is_empty()
     {
         *hits.lock().unwrap() += 1;
         match fault {
@@ -87,6 +104,7 @@ fn fault_one(
                 resp.body[mid] ^= 0xff;
             }
             Fault::Extend => resp.body.push(b'!'),
+            Fault::FailFirst(..) => unreachable!("handled before forwarding"),
             Fault::Truncate => {
                 let full = resp.body.len();
                 let mut head = format!("{}\r\n", resp.start);

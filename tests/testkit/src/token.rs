@@ -50,7 +50,8 @@ struct State {
 pub struct TokenServer {
     server: Server,
     state: Arc<Mutex<State>>,
-    key: Arc<SigningKey>,
+    key: Arc<Mutex<Arc<SigningKey>>>,
+    dir: std::path::PathBuf,
 }
 
 /// The service name tokens are issued for (the registry's `auth.token.service`).
@@ -61,16 +62,32 @@ pub const ISSUER: &str = "berth-testkit";
 impl TokenServer {
     /// Starts a token server; its signing key and certificate are made in `dir`.
     pub fn start(dir: &Path) -> TokenServer {
-        let key = Arc::new(SigningKey::new(dir));
+        let key = Arc::new(Mutex::new(Arc::new(SigningKey::new(&dir.join("key-0")))));
         let state = Arc::new(Mutex::new(State {
             lifetime: (300, 300),
             ..Default::default()
         }));
         let server = {
             let (state, key) = (state.clone(), key.clone());
-            Server::start(move |conn| serve(conn, &state, &key))
+            Server::start(move |conn| {
+                let k = key.lock().unwrap().clone();
+                serve(conn, &state, &k)
+            })
         };
-        TokenServer { server, state, key }
+        TokenServer {
+            server,
+            state,
+            key,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Signs with a new key from now on (a registry must be restarted to trust its
+    /// [`TokenServer::cert`]); tokens signed before are then refused by it.
+    pub fn rotate_key(&self) {
+        let n = self.state.lock().unwrap().issued;
+        let k = SigningKey::new(&self.dir.join(format!("key-{}", n + 1)));
+        *self.key.lock().unwrap() = Arc::new(k);
     }
 
     /// The realm URL (`http://127.0.0.1:PORT/token`).
@@ -79,8 +96,8 @@ impl TokenServer {
     }
 
     /// The certificate the registry must trust (`auth.token.rootcertbundle`).
-    pub fn cert(&self) -> &Path {
-        &self.key.cert
+    pub fn cert(&self) -> std::path::PathBuf {
+        self.key.lock().unwrap().cert.clone()
     }
 
     /// Adds a user with a password.
@@ -116,7 +133,8 @@ impl TokenServer {
     pub fn mint(&self, user: Option<&str>, scopes: &[&str]) -> String {
         let mut st = self.state.lock().unwrap();
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-        issue(&mut st, &self.key, user, &scopes)
+        let key = self.key.lock().unwrap().clone();
+        issue(&mut st, &key, user, &scopes)
     }
 }
 
