@@ -19,10 +19,13 @@ fn push_scope(r: &Reference) -> String {
     format!("repository:{}:pull,push", r.path())
 }
 
-/// A refusal on push, in Docker's words.
-fn push_error(status: u16, cause: RegistryErrors) -> Error {
+/// A refusal on push, in Docker's words: without credentials, `unauthorized: authentication
+/// required`; with credentials that lack the right, `denied: requested access to the resource
+/// is denied`.
+fn push_error(t: &Target, status: u16, cause: RegistryErrors) -> Error {
+    let anonymous = matches!(t.cred, crate::auth::Credential::Anonymous);
     match status {
-        401 if cause.has("UNAUTHORIZED") && !cause.has("DENIED") => Error::Unauthorized {
+        401 if anonymous && !cause.has("DENIED") => Error::Unauthorized {
             context: String::new(),
             cause: cause.to_string(),
         },
@@ -66,7 +69,7 @@ impl Registry {
                 404 => Ok(false),
                 s => {
                     let (_, cause) = error_of(resp).await;
-                    Err(push_error(s, cause))
+                    Err(push_error(&t, s, cause))
                 }
             }
         })
@@ -110,7 +113,7 @@ impl Registry {
                 401 | 403 => Ok(false),
                 s => {
                     let (_, cause) = error_of(resp).await;
-                    Err(push_error(s, cause))
+                    Err(push_error(&t, s, cause))
                 }
             }
         })
@@ -169,7 +172,7 @@ impl Registry {
                     .await?;
                 if resp.status().as_u16() != 202 {
                     let (s, cause) = error_of(resp).await;
-                    return Err(push_error(s, cause));
+                    return Err(push_error(&t, s, cause));
                 }
                 url = location(&resp, &url)?;
                 sent += n;
@@ -179,13 +182,13 @@ impl Registry {
                 .inner
                 .send(&t, Method::PUT, &put, false, &|rb| rb.header(CONTENT_LENGTH, 0))
                 .await?;
-            return check_created(resp, d).await;
+            return check_created(&t, resp, d).await;
         }
         let put = with_digest(&url, d)?;
         let resp = self
             .stream_request(&t, Method::PUT, &put, &mut body, size, 0, &mut progress, &[])
             .await?;
-        check_created(resp, d).await
+        check_created(&t, resp, d).await
     }
 
     async fn start_upload(&self, t: &Target, r: &Reference) -> Result<String, Error> {
@@ -196,7 +199,7 @@ impl Registry {
             .await?;
         if resp.status().as_u16() != 202 {
             let (s, cause) = error_of(resp).await;
-            return Err(push_error(s, cause));
+            return Err(push_error(t, s, cause));
         }
         location(&resp, &url)
     }
@@ -292,7 +295,7 @@ impl Registry {
             .await?;
         if resp.status().as_u16() != 201 {
             let (s, cause) = error_of(resp).await;
-            return Err(push_error(s, cause));
+            return Err(push_error(&t, s, cause));
         }
         if let Some(h) = resp
             .headers()
@@ -309,10 +312,10 @@ impl Registry {
     }
 }
 
-async fn check_created(resp: Response, d: &Digest) -> Result<(), Error> {
+async fn check_created(t: &Target, resp: Response, d: &Digest) -> Result<(), Error> {
     if resp.status().as_u16() != 201 {
         let (s, cause) = error_of(resp).await;
-        return Err(push_error(s, cause));
+        return Err(push_error(t, s, cause));
     }
     if let Some(h) = resp
         .headers()

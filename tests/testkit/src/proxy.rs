@@ -30,19 +30,31 @@ pub enum Fault {
 pub struct FaultProxy {
     server: Server,
     hits: Arc<Mutex<u32>>,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl FaultProxy {
     pub fn start(upstream: SocketAddr, needle: &str, fault: Fault) -> FaultProxy {
         let hits = Arc::new(Mutex::new(0));
+        let log = Arc::new(Mutex::new(vec![]));
         let needle = needle.to_string();
         let server = {
-            let hits = hits.clone();
+            let (hits, log) = (hits.clone(), log.clone());
             Server::start(move |conn| {
-                let _ = fault_one(conn, upstream, &needle, fault, &hits);
+                let _ = fault_one(conn, upstream, &needle, fault, &hits, &log);
             })
         };
-        FaultProxy { server, hits }
+        FaultProxy { server, hits, log }
+    }
+
+    /// A proxy that only forwards (and logs): no fault.
+    pub fn passthrough(upstream: SocketAddr) -> FaultProxy {
+        FaultProxy::start(upstream, "\u{0}never", Fault::Corrupt)
+    }
+
+    /// Every request it saw, as `METHOD target`.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -61,12 +73,16 @@ fn fault_one(
     needle: &str,
     fault: Fault,
     hits: &Mutex<u32>,
+    log: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut w = conn.try_clone()?;
     let mut r = BufReader::new(conn);
     let Some(mut req) = read_message(&mut r, false)? else {
         return Ok(());
     };
+    log.lock()
+        .unwrap()
+        .push(format!("{} {}", req.method(), req.target()));
     if let Fault::FailFirst(n, status) = fault {
         if req.target().contains(needle) {
             let mut h = hits.lock().unwrap();
