@@ -235,7 +235,10 @@ pub(crate) fn transport(method: &str, url: &str, e: &reqwest::Error) -> Error {
                 .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
         })
         .unwrap_or_default();
-    let reason = if e.is_connect() {
+    let tls = tls_words(&reason);
+    let reason = if let Some(words) = tls {
+        words
+    } else if e.is_connect() {
         match io_kind {
             Some(std::io::ErrorKind::ConnectionRefused) => {
                 format!("dial tcp {host}: connect: connection refused")
@@ -256,6 +259,32 @@ pub(crate) fn transport(method: &str, url: &str, e: &reqwest::Error) -> Error {
         url: url.to_string(),
         reason,
     }
+}
+
+/// Go's words for the TLS failures users meet, so the message reads as Docker's.
+fn tls_words(reason: &str) -> Option<String> {
+    let r = reason;
+    Some(if r.contains("UnknownIssuer") {
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority".into()
+    } else if r.contains("NotValidForName") {
+        format!("tls: failed to verify certificate: x509: certificate is not valid for this name ({r})")
+    } else if r.contains("Expired") && r.contains("certificate") {
+        "tls: failed to verify certificate: x509: certificate has expired or is not yet valid".into()
+    } else if r.contains("CertificateRequired")
+        || r.contains("HandshakeFailure")
+        || r.contains("BadCertificate")
+    {
+        format!(
+            "remote error: tls: {}",
+            if r.contains("CertificateRequired") {
+                "certificate required"
+            } else {
+                "bad certificate"
+            }
+        )
+    } else {
+        return None;
+    })
 }
 
 /// Whether a reqwest failure is a refused connection (nobody listens: not worth a retry, and a
