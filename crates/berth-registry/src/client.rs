@@ -31,8 +31,9 @@ pub(crate) struct Inner {
     pub user_agent: String,
     pub chunk_size: Option<u64>,
     clients: Mutex<HashMap<TlsSettings, reqwest::Client>>,
-    /// https base → (the endpoint that answered, possibly http, and its challenge)
-    live: Mutex<HashMap<String, (Endpoint, Challenge)>>,
+    /// host + API path → (whether it answered on plain http, its challenge). The endpoint's TLS
+    /// settings are not cached here: certs.d edits apply to the next request.
+    live: Mutex<HashMap<String, (bool, Challenge)>>,
     tokens: Mutex<HashMap<TokenKey, (String, Instant)>>,
     /// (repository name, digest) → an upload session a mount answered 202 with.
     pub uploads: Mutex<HashMap<(String, String), String>>,
@@ -165,27 +166,38 @@ impl Inner {
     /// Pings `GET <base>/` (cached): settles https vs http for insecure hosts and learns the
     /// challenge. Returns the live endpoint and its challenge.
     pub async fn ping(&self, ep: &Endpoint) -> Result<(Endpoint, Challenge), Error> {
-        let key = ep.base();
-        if let Some(v) = self.live.lock().unwrap().get(&key) {
-            return Ok(v.clone());
+        let key = format!("{}{}", ep.host, ep.path);
+        let cached = self.live.lock().unwrap().get(&key).cloned();
+        if let Some((http, ch)) = cached {
+            return Ok((if http { ep.as_http() } else { ep.clone() }, ch));
         }
-        let res = match self.ping_once(ep, !ep.http_fallback).await {
-            Ok(ch) => (ep.clone(), ch),
+        let (http, ch) = match self.ping_once(ep, !ep.http_fallback).await {
+            Ok(ch) => (false, ch),
             Err(e @ Error::Transport { .. }) if ep.http_fallback => {
                 tracing::debug!("{e}; trying plain http for insecure registry {}", ep.host);
-                let http = ep.as_http();
-                let ch = self.ping_once(&http, true).await?;
-                (http, ch)
+                let ch = self.ping_once(&ep.as_http(), true).await?;
+                (true, ch)
             }
             Err(e) => return Err(e),
         };
-        self.live.lock().unwrap().insert(key, res.clone());
-        Ok(res)
+        let live = if http || ep.scheme == "http" {
+            ep.as_http()
+        } else {
+            ep.clone()
+        };
+        self.live
+            .lock()
+            .unwrap()
+            .insert(key, (http || ep.scheme == "http", ch.clone()));
+        Ok((live, ch))
     }
 
     /// Forgets what a ping learnt (after a connection failure on that endpoint).
     pub fn forget(&self, ep: &Endpoint) {
-        self.live.lock().unwrap().retain(|_, (live, _)| live != ep);
+        self.live
+            .lock()
+            .unwrap()
+            .remove(&format!("{}{}", ep.host, ep.path));
     }
 
     async fn ping_once(&self, ep: &Endpoint, retry: bool) -> Result<Challenge, Error> {
@@ -238,10 +250,10 @@ impl Inner {
         }
     }
 
-    /// The credential an endpoint of `domain` may see: only the origin gets them, and only when
-    /// they are for that registry.
+    /// The credential an endpoint of `domain` may see: only the origin (or a hosts.toml host
+    /// that is the registry itself) gets them, and only when they are for that registry.
     pub fn credential(&self, ep: &Endpoint, domain: &str, auth: &AuthConfig) -> Credential {
-        if !ep.origin {
+        if !ep.origin && !ep.host.eq_ignore_ascii_case(domain) {
             return Credential::Anonymous;
         }
         if !auth.serveraddress.is_empty() && crate::auth::normalize_server(&auth.serveraddress) != domain {

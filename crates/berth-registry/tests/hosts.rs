@@ -204,9 +204,9 @@ fn tls_off_loopback_needs_the_ca_in_certs_d_or_an_insecure_listing() {
     let r = reference(&format!("{}/tls/app:v1", reg.host()));
 
     let certs = tempfile::tempdir().unwrap();
-    let err = rt()
-        .block_on(client(certs.path()).resolve(&r, &amd64(), &anon()))
-        .unwrap_err();
+    // One client throughout: certs.d is read per operation, so adding the CA needs no restart.
+    let c = client(certs.path());
+    let err = rt().block_on(c.resolve(&r, &amd64(), &anon())).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!(
@@ -218,9 +218,7 @@ fn tls_off_loopback_needs_the_ca_in_certs_d_or_an_insecure_listing() {
     let host_dir = certs.path().join(reg.host());
     std::fs::create_dir_all(&host_dir).unwrap();
     std::fs::copy(&ca.cert, host_dir.join("ca.crt")).unwrap();
-    let got = rt()
-        .block_on(client(certs.path()).resolve(&r, &amd64(), &anon()))
-        .unwrap();
+    let got = rt().block_on(c.resolve(&r, &amd64(), &anon())).unwrap();
     assert_eq!(got.endpoint, format!("https://{}/v2", reg.host()));
     assert_eq!(got.digest.as_str(), img.manifest.digest);
 
