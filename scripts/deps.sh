@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing berth needs on Debian 12 (run as root). Idempotent.
 set -euo pipefail
-pkgs=(busybox-static libseccomp-dev pkg-config gcc libc6-dev make tar gzip xz-utils bzip2 zstd util-linux iproute2 procps python3 python3-pip)
+# skopeo, apache2-utils (htpasswd) and openssl serve the registry tests (docker-registry below).
+pkgs=(busybox-static libseccomp-dev pkg-config gcc libc6-dev make tar gzip xz-utils bzip2 zstd util-linux iproute2 procps python3 python3-pip skopeo apache2-utils openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,33 +17,35 @@ if ! python3 -c 'import docker' 2>/dev/null; then
   python3 -m pip install -q 'docker==7.1.0' 2>/dev/null || python3 -m pip install -q --break-system-packages 'docker==7.1.0'
 fi
 
-# A docker client, for the tests that drive berthd with the real docker CLI (they fail without
-# one). Debian 12 ships the client only inside `docker.io`, which also brings dockerd and
-# containerd; their maintainer scripts enable the units (deb-systemd-helper enable, update-rc.d
-# defaults) and start them (deb-systemd-invoke / invoke-rc.d). Both starters ask
-# /usr/sbin/policy-rc.d first, so the install runs under one that denies every start (exit 101),
-# and the units and init script are disabled afterwards: no system dockerd runs or comes up at
-# boot, and nothing in berth's tests depends on one.
-if ! command -v docker >/dev/null 2>&1; then
+# Installs Debian packages whose maintainer scripts enable and start a system service, without
+# starting it: the maintainer scripts enable the units (deb-systemd-helper enable, update-rc.d
+# defaults) and start them (deb-systemd-invoke / invoke-rc.d); both starters ask
+# /usr/sbin/policy-rc.d first, so the install runs under one that denies every start (exit 101,
+# the machine's own policy restored afterwards), and the named units and init scripts are disabled
+# afterwards: nothing comes up at boot, and no test depends on a system service.
+# usage: install_without_services "pkg…" "unit…" "initscript…"
+install_without_services() {
+  local pkgs=$1 units=$2 initscripts=$3
   export DEBIAN_FRONTEND=noninteractive
-  policy=/usr/sbin/policy-rc.d
+  local policy=/usr/sbin/policy-rc.d
   saved=""
   if [ -e "$policy" ]; then
     saved=$(mktemp)
     cp -p "$policy" "$saved"
   fi
   restore_policy() {
-    if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+    if [ -n "$saved" ]; then mv -f "$saved" /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
   }
   trap restore_policy EXIT
-  printf '#!/bin/sh\n# scripts/deps.sh: no service starts while docker.io installs\nexit 101\n' >"$policy"
+  printf '#!/bin/sh\n# scripts/deps.sh: no service starts while packages install\nexit 101\n' >"$policy"
   chmod 0755 "$policy"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
   restore_policy
   trap - EXIT
   if command -v systemctl >/dev/null 2>&1; then
-    for unit in docker.socket docker.service containerd.service; do
+    for unit in $units; do
       # disable edits the unit links, which needs no running systemd; stop only if one runs.
       systemctl disable --quiet "$unit" 2>/dev/null || true
       if [ -d /run/systemd/system ]; then systemctl stop "$unit" 2>/dev/null || true; fi
@@ -52,8 +55,25 @@ if ! command -v docker >/dev/null 2>&1; then
       fi
     done
   fi
-  if [ -x /etc/init.d/docker ]; then
-    update-rc.d docker disable >/dev/null 2>&1 || true
-  fi
+  for init in $initscripts; do
+    if [ -x "/etc/init.d/$init" ]; then
+      update-rc.d "$init" disable >/dev/null 2>&1 || true
+    fi
+  done
+}
+
+# A docker client, for the tests that drive berthd with the real docker CLI (they fail without
+# one). Debian 12 ships the client only inside `docker.io`, which also brings dockerd and
+# containerd: installed without starting them, and their units disabled.
+if ! command -v docker >/dev/null 2>&1; then
+  install_without_services docker.io "docker.socket docker.service containerd.service" docker
   command -v docker >/dev/null 2>&1 || { echo "deps.sh: docker.io installed no docker client" >&2; exit 1; }
+fi
+
+# The real distribution registry (registry:2), which the registry tests start themselves on
+# 127.0.0.1 ports they pick (/usr/bin/docker-registry serve <config>). The package also ships a
+# system registry on :5000 (docker-registry.service): installed without starting it, and disabled.
+if [ ! -x /usr/bin/docker-registry ]; then
+  install_without_services docker-registry "docker-registry.service" docker-registry
+  [ -x /usr/bin/docker-registry ] || { echo "deps.sh: docker-registry installed no /usr/bin/docker-registry" >&2; exit 1; }
 fi

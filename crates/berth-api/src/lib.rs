@@ -50,6 +50,7 @@ pub fn status_for(kind: berth_types::ErrorKind) -> u16 {
         InvalidArgument => 400,
         NotModified => 304,
         NotImplemented => 501,
+        Unauthorized => 401,
         Internal => 500,
     }
 }

@@ -38,6 +38,8 @@ pub enum ErrorKind {
     /// The operation exists but this configuration cannot do it, e.g. reading the log of a
     /// container whose log driver keeps none (501).
     NotImplemented,
+    /// The credentials were missing or refused, e.g. a failed registry login (401).
+    Unauthorized,
     /// Anything else: I/O failures, runtime failures (500).
     Internal,
 }

@@ -1,7 +1,8 @@
 //! Dependency direction, checked against the crate table in ARCHITECTURE.md (the source of
 //! truth): every workspace crate depends — normal, build and dev dependencies alike — only on
 //! berth crates of a strictly lower layer, and on none above what its row allows when the row
-//! says "links only L0–Lk crates" or "links no berth crate". Every workspace member has a row and
+//! says "links only L0–Lk crates" or "links no berth crate" (either may add "except `x`, `y`":
+//! those crates are allowed too, still only from a higher layer). Every workspace member has a row and
 //! every row names a member, so the table cannot fall out of date silently.
 //!
 //! Needs no root and no daemon: `cargo metadata --no-deps` and the markdown file.
@@ -10,12 +11,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// One row of the table: the crate's layer, and the highest layer it may link (`None`: no berth
-/// crate at all).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One row of the table: the crate's layer, the highest layer it may link (`None`: no berth
+/// crate at all), and crates it may link anyway ("except `x`").
+#[derive(Debug, Clone, PartialEq)]
 struct Row {
     layer: u32,
     may_link_up_to: Option<u32>,
+    except: Vec<String>,
+}
+
+/// The crates named in backticks after "except" in a row's description.
+fn exceptions(owns: &str) -> Vec<String> {
+    let Some(rest) = owns.split(" except ").nth(1) else {
+        return vec![];
+    };
+    let rest = rest.split(['.', ';', ')']).next().unwrap_or("");
+    rest.split('`').skip(1).step_by(2).map(str::to_string).collect()
 }
 
 fn workspace_root() -> PathBuf {
@@ -72,6 +83,7 @@ fn parse_table(md: &str) -> Result<BTreeMap<String, Row>, String> {
         let row = Row {
             layer,
             may_link_up_to: may_link_up_to.map(|k| k.min(layer.saturating_sub(1))),
+            except: exceptions(cells[2]),
         };
         if rows.insert(name.to_string(), row).is_some() {
             return Err(format!("crate `{name}` has two rows in ARCHITECTURE.md"));
@@ -83,9 +95,11 @@ fn parse_table(md: &str) -> Result<BTreeMap<String, Row>, String> {
     Ok(rows)
 }
 
-/// Whether a crate of `from` may depend on one at `to_layer`.
-fn allowed(from: Row, to_layer: u32) -> bool {
-    from.layer > 0 && to_layer < from.layer && from.may_link_up_to.is_some_and(|k| to_layer <= k)
+/// Whether a crate of `from` may depend on `to` at `to_layer`.
+fn allowed(from: &Row, to: &str, to_layer: u32) -> bool {
+    from.layer > 0
+        && to_layer < from.layer
+        && (from.may_link_up_to.is_some_and(|k| to_layer <= k) || from.except.iter().any(|e| e == to))
 }
 
 /// Workspace packages and, for each, its (dependency name, kind) pairs on other workspace packages.
@@ -157,15 +171,15 @@ fn every_crate_depends_only_on_crates_below_it_in_architecture_md() {
         ));
     }
     for (from, deps) in &edges {
-        let Some(&row) = table.get(from) else { continue };
+        let Some(row) = table.get(from) else { continue };
         for (to, kind) in deps {
             let Some(to_row) = table.get(to) else { continue };
-            if !allowed(row, to_row.layer) {
+            if !allowed(row, to, to_row.layer) {
                 problems.push(format!(
                     "layering violation: `{from}` (L{}, may link {}) has a {kind} dependency on `{to}` (L{}); \
                      a crate may depend only on crates below it in ARCHITECTURE.md",
                     row.layer,
-                    layer_name(&row),
+                    layer_name(row),
                     to_row.layer
                 ));
             }
@@ -178,41 +192,48 @@ fn every_crate_depends_only_on_crates_below_it_in_architecture_md() {
 fn the_table_parser_reads_layers_and_link_restrictions() {
     let md = "# x\n\n## Crates\n| layer | crate | owns |\n|---|---|---|\n\
               | L0 | `a` | words |\n| L1 | `b` | more |\n| L2 | `c` (bin) | links only L0–L0 crates (`a`) |\n\
-              | L2 | `t` (tests) | links no berth crate |\n\n## Other\n| L9 | `z` | not in the table |\n";
+              | L2 | `t` (tests) | links no berth crate |\n| L3 | `u` (tests) | links no berth crate except `a`, `b`. |\n\n## Other\n| L9 | `z` | not in the table |\n";
     let t = parse_table(md).unwrap();
-    assert_eq!(t.len(), 4);
+    assert_eq!(t.len(), 5);
     assert_eq!(
         t["a"],
         Row {
             layer: 0,
-            may_link_up_to: None
+            may_link_up_to: None,
+            except: vec![]
         }
     );
     assert_eq!(
         t["b"],
         Row {
             layer: 1,
-            may_link_up_to: Some(0)
+            may_link_up_to: Some(0),
+            except: vec![]
         }
     );
     assert_eq!(
         t["c"],
         Row {
             layer: 2,
-            may_link_up_to: Some(0)
+            may_link_up_to: Some(0),
+            except: vec![]
         }
     );
     assert_eq!(
         t["t"],
         Row {
             layer: 2,
-            may_link_up_to: None
+            may_link_up_to: None,
+            except: vec![]
         }
     );
-    assert!(allowed(t["b"], 0));
-    assert!(!allowed(t["b"], 1), "same layer");
-    assert!(!allowed(t["a"], 0), "L0 links nothing");
-    assert!(!allowed(t["c"], 1), "restricted to L0");
-    assert!(!allowed(t["t"], 0), "links no berth crate");
+    assert_eq!(t["u"].except, ["a", "b"]);
+    assert!(allowed(&t["b"], "a", 0));
+    assert!(!allowed(&t["b"], "b", 1), "same layer");
+    assert!(!allowed(&t["a"], "a", 0), "L0 links nothing");
+    assert!(!allowed(&t["c"], "b", 1), "restricted to L0");
+    assert!(!allowed(&t["t"], "a", 0), "links no berth crate");
+    assert!(allowed(&t["u"], "a", 0) && allowed(&t["u"], "b", 1), "excepted");
+    assert!(!allowed(&t["u"], "t", 2), "not excepted");
     assert!(parse_table("## Crates\n| L1 | `b` | x |\n| L1 | `b` | x |\n").is_err());
 }
