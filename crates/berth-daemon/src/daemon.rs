@@ -22,6 +22,10 @@ pub struct Daemon {
     pub(crate) engine_id: String,
     /// A container prune is running (docker allows one at a time).
     pub(crate) pruning: std::sync::atomic::AtomicBool,
+    /// Registries: pulls and pushes.
+    pub(crate) registry: berth_registry::Registry,
+    /// Blobs being downloaded, shared by the pulls that need them.
+    pub(crate) downloads: crate::distribution::Downloads,
     /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
     _lock: crate::check::DataRootLock,
 }
@@ -61,6 +65,7 @@ impl Daemon {
         .await??;
         let engine_id = engine_id(&config.data_root)?;
         install_init(&config.data_root)?;
+        let registry = crate::distribution::registry(&config.registry)?;
         let daemon = Arc::new(Daemon {
             config,
             db,
@@ -70,6 +75,8 @@ impl Daemon {
             execs: Default::default(),
             engine_id,
             pruning: Default::default(),
+            registry,
+            downloads: Default::default(),
             _lock: lock,
         });
         daemon.load().await?;

@@ -16,11 +16,6 @@ pub enum Error {
     /// `No such image: busybox:latest`.
     #[error("No such {what}: {id}")]
     NotFound { what: &'static str, id: String },
-    /// A pull of an image berth cannot fetch (it has no registry client yet).
-    #[error(
-        "pull access denied for {reference}: berth cannot reach registries yet (only built-in images such as hello-world can be pulled); use 'berth import' or 'berth load' to add images"
-    )]
-    PullDenied { reference: String },
     /// `berthd check` pointed at a directory without a database.
     #[error("{} is not a berth data root (no berth.db)", path.display())]
     NotADataRoot { path: PathBuf },
@@ -70,6 +65,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A registry said no, or could not be reached (berth-registry's words, Docker's).
+    #[error(transparent)]
+    Registry(#[from] berth_registry::Error),
     #[error(transparent)]
     Image(#[from] berth_image::Error),
     #[error(transparent)]
@@ -93,9 +91,7 @@ impl Error {
     /// What the API edge turns into an HTTP status.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NotFound { .. } | Error::PullDenied { .. } | Error::NotADataRoot { .. } => {
-                ErrorKind::NotFound
-            }
+            Error::NotFound { .. } | Error::NotADataRoot { .. } => ErrorKind::NotFound,
             Error::NotRunning { .. } | Error::Conflict(_) => ErrorKind::Conflict,
             Error::InvalidState(_) => ErrorKind::InvalidState,
             Error::InvalidArgument(_) | Error::Spec(_) => ErrorKind::InvalidArgument,
@@ -105,6 +101,7 @@ impl Error {
                 code: Some(126 | 127),
                 ..
             } => ErrorKind::InvalidArgument,
+            Error::Registry(e) => e.kind(),
             Error::Image(e) => e.kind(),
             Error::Archive(e) => e.kind(),
             Error::Meta(e) => e.kind(),

@@ -97,23 +97,51 @@ impl Daemon {
             }
         }
     }
+}
 
-    /// `POST /images/create?fromImage=`: built-in images install locally; everything else needs
-    /// the registry client, which this build does not have yet.
-    pub async fn pull_builtin(self: &Arc<Self>, reference: &str) -> Result<(String, bool)> {
-        let images = self.images.clone();
-        let r = reference.to_string();
-        let installed = blocking(move || images.install_builtin(&r).map_err(Error::from)).await?;
-        match installed {
-            Some(installed) => {
-                let mut a = BTreeMap::new();
-                a.insert("name".to_string(), reference.to_string());
-                self.events.emit("image", "pull", reference, a);
-                Ok(installed)
+/// A blocking reader over chunks an async task sends (a URL's body for `import`).
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    cur: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
             }
-            None => Err(Error::PullDenied {
-                reference: reference.to_string(),
-            }),
         }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        let _ = self.cur.split_to(n);
+        Ok(n)
+    }
+}
+
+impl Daemon {
+    /// `docker import http://host/rootfs.tgz`: the URL's body, streamed into the import.
+    pub async fn import_url(self: &Arc<Self>, url: &str, opts: ImportOptions) -> Result<String> {
+        let (_, _, mut body) = self.registry.fetch_url(url).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Some(chunk) = body.next_chunk().await {
+                let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    return;
+                }
+            }
+        });
+        self.import_image(
+            Box::new(ChannelReader {
+                rx,
+                cur: bytes::Bytes::new(),
+            }),
+            opts,
+        )
+        .await
     }
 }

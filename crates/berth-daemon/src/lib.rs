@@ -10,6 +10,7 @@ pub mod check;
 pub mod config;
 pub mod container;
 mod daemon;
+pub mod distribution;
 pub mod error;
 pub mod events;
 mod images;

@@ -135,6 +135,11 @@ impl Daemon {
         let root = std::env::temp_dir().join(format!("berth-e2e-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&root).unwrap();
         let cgroup_parent = format!("berth-e2e-{}-{}", std::process::id(), unique());
+        // No test ever reaches Docker Hub: docker.io points at a closed port (fails closed)
+        // unless a test points it at its own registry.
+        let hub = root.join("certs.d/docker.io");
+        std::fs::create_dir_all(&hub).unwrap();
+        std::fs::write(hub.join("hosts.toml"), "server = \"http://127.0.0.1:9\"\n").unwrap();
         let mut d = Daemon {
             socket: root.join("exec/berth.sock"),
             root,
@@ -144,6 +149,29 @@ impl Daemon {
         };
         d.spawn();
         d
+    }
+
+    /// The daemon's certs.d (beside its daemon.json): CAs, client certificates, hosts.toml.
+    pub fn certs_dir(&self) -> PathBuf {
+        self.root.join("certs.d")
+    }
+
+    /// Points `domain` (e.g. `docker.io`) at `server` through its hosts.toml.
+    pub fn set_hosts_toml(&self, domain: &str, toml: &str) {
+        let dir = self.certs_dir().join(domain);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts.toml"), toml).unwrap();
+    }
+
+    /// Restarts berthd (SIGTERM; containers keep running) with this daemon.json.
+    pub fn restart_with_config(&mut self, daemon_json: &serde_json::Value) {
+        self.stop();
+        std::fs::write(
+            self.root.join("daemon.json"),
+            serde_json::to_vec_pretty(daemon_json).unwrap(),
+        )
+        .unwrap();
+        self.spawn();
     }
 
     /// Starts a daemon and imports `busybox:latest`.

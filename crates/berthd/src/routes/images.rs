@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use berth_api::JsonMessage;
+use berth_daemon::distribution::PullRequest;
 use berth_daemon::{Daemon, Error};
 use berth_image::{ImportOptions, ListOptions};
 use bytes::Bytes;
@@ -35,11 +36,6 @@ fn messages(msgs: &[JsonMessage]) -> Response<Body> {
 /// `POST /images/create`: import (`fromSrc=-`) or pull (`fromImage=`).
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>, Error> {
     if let Some(src) = q.get("fromSrc") {
-        if src != "-" {
-            return Err(Error::invalid(format!(
-                "importing from a URL ({src}) needs network access, which this berth build does not have; download the file and import it with '-'"
-            )));
-        }
         let repo = q.get("repo").unwrap_or("").to_string();
         let tag = q.get("tag").unwrap_or("");
         let repo_tag = match (repo.is_empty(), tag.is_empty()) {
@@ -52,34 +48,33 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
             changes: q.all("changes"),
             message: q.get("message").unwrap_or("").to_string(),
         };
-        let reader = BodyReader::new(req.into_body());
-        let id = d.import_image(Box::new(reader), opts).await?;
+        let id = if src == "-" {
+            let reader = BodyReader::new(req.into_body());
+            d.import_image(Box::new(reader), opts).await?
+        } else {
+            // `docker import http://host/rootfs.tgz`: streamed from the URL.
+            d.import_url(src, opts).await?
+        };
         return Ok(messages(&[JsonMessage::status(id)]));
     }
     if let Some(image) = q.get("fromImage") {
-        let tag = q.get("tag").unwrap_or("");
-        let reference = if tag.is_empty() || image.contains('@') {
-            image.to_string()
-        } else {
-            format!("{image}:{tag}")
-        };
-        let (_, new) = d.pull_builtin(&reference).await?;
-        let (name, tag) = match reference.rsplit_once(':') {
-            Some((n, t)) if !t.contains('/') => (n.to_string(), t.to_string()),
-            _ => (reference.clone(), "latest".to_string()),
-        };
-        let short = name
-            .trim_start_matches("docker.io/")
-            .trim_start_matches("library/");
-        // Only what happened: the image is built into berth, nothing was fetched from a
-        // registry, so there is no "Pulling from", no manifest digest and no download.
-        return Ok(messages(&[JsonMessage::status(if new {
-            format!(
-                "Status: Installed built-in image for {short}:{tag} (berth has no registry client yet; nothing was downloaded)"
-            )
-        } else {
-            format!("Status: Image is up to date for {short}:{tag} (built in)")
-        })]));
+        let auth = registry_auth(&req)?;
+        let image = image.to_string();
+        let tag = q.get("tag").unwrap_or("").to_string();
+        // moby: a bare name and no tag pulls every tag (`pull -a`).
+        let name_only = berth_types::Reference::parse_named(&image)
+            .map(|r| r.tag().is_none() && r.digest().is_none())
+            .unwrap_or(false);
+        let rx = d
+            .pull(PullRequest {
+                all_tags: tag.is_empty() && name_only,
+                image,
+                tag,
+                platform: q.get("platform").unwrap_or("").to_string(),
+                auth,
+            })
+            .await?;
+        return Ok(message_stream(rx));
     }
     Err(Error::invalid("one of fromImage or fromSrc is required"))
 }
@@ -104,6 +99,11 @@ pub async fn by_name(
     match (method, action) {
         (&Method::GET, "json") => Ok(http::json(StatusCode::OK, &d.images.inspect_json(name)?)),
         (&Method::GET, "get") => save(d, vec![name.to_string()]).await,
+        (&Method::POST, "push") => {
+            let auth = registry_auth(&_req)?;
+            let rx = d.push(name, q.get("tag").unwrap_or(""), auth).await?;
+            Ok(message_stream(rx))
+        }
         (&Method::GET, "history") => super::tidy::history(d, name).await,
         (&Method::POST, "tag") => {
             let repo = q.get("repo").unwrap_or("");
@@ -148,4 +148,55 @@ pub async fn load(d: &Arc<Daemon>, req: Request<Incoming>) -> Result<Response<Bo
         Err(e) => vec![JsonMessage::error(e.to_string(), None)],
     };
     Ok(messages(&msgs))
+}
+
+/// `X-Registry-Auth` (base64url JSON; absent or `{}`: anonymous).
+pub fn registry_auth(req: &Request<Incoming>) -> Result<berth_registry::AuthConfig, Error> {
+    let h = req
+        .headers()
+        .get("x-registry-auth")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(berth_registry::AuthConfig::from_header(h)?)
+}
+
+/// A JSON-message stream as dockerd sends it: one message per chunk, each ending in `\r\n`.
+pub fn message_stream(mut rx: tokio::sync::mpsc::Receiver<JsonMessage>) -> Response<Body> {
+    let (tx, out) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        while let Some(m) = rx.recv().await {
+            let mut b = serde_json::to_vec(&m).unwrap_or_default();
+            b.extend_from_slice(b"\r\n");
+            if tx.send(Bytes::from(b)).await.is_err() {
+                return;
+            }
+        }
+    });
+    http::stream(out, Some("application/json"))
+}
+
+/// `POST /auth`.
+pub async fn auth(d: &Arc<Daemon>, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let body = http::read_body(req.into_body()).await?;
+    let auth: berth_registry::AuthConfig =
+        serde_json::from_slice(&body).map_err(|e| Error::invalid(format!("invalid auth body: {e}")))?;
+    let out = d.login(auth).await?;
+    Ok(http::json(
+        StatusCode::OK,
+        &serde_json::json!({"IdentityToken": out.identity_token.unwrap_or_default(), "Status": out.status}),
+    ))
+}
+
+/// `GET /images/search?term=&limit=&filters=`.
+pub async fn search(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>, Error> {
+    let auth = registry_auth(&req)?;
+    let term = q.get("term").unwrap_or("").to_string();
+    let limit = match q.get("limit") {
+        Some(l) if !l.is_empty() => l
+            .parse()
+            .map_err(|_| Error::invalid(format!("invalid limit {l:?}")))?,
+        _ => 0,
+    };
+    let found = d.search(&term, limit, &q.filters()?, auth).await?;
+    Ok(http::json(StatusCode::OK, &found))
 }

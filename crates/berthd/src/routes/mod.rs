@@ -100,6 +100,8 @@ async fn route(
         }
         (&Method::GET, ["system", "df"]) => tidy::system_df(&d).await,
         (&Method::POST, ["images", "create"]) => images::create(&d, req, &q).await,
+        (&Method::POST, ["auth"]) => images::auth(&d, req).await,
+        (&Method::GET, ["images", "search"]) => images::search(&d, req, &q).await,
 
         _ => Ok(http::message(StatusCode::NOT_FOUND, "page not found")),
     }

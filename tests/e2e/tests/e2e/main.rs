@@ -26,6 +26,7 @@ mod logs;
 mod manage;
 mod permissions;
 mod policies;
+mod registry;
 mod restore;
 mod run;
 mod security;

@@ -1,0 +1,393 @@
+//! Registries: push and pull against the real distribution registry (Debian's docker-registry on
+//! 127.0.0.1), with berth, the real docker CLI, docker-py and skopeo; credentials; faults that
+//! must leave the store as it was.
+
+use std::time::Duration;
+
+use berth_e2e::Daemon;
+use berth_testkit::image::{skopeo, TestImage};
+use berth_testkit::registry::{Options, Registry};
+
+fn image_id(d: &Daemon, name: &str) -> Option<String> {
+    let r = d.berth(&["image", "inspect", "-f", "{{.Id}}", name]);
+    (r.code == 0).then(|| r.out().to_string())
+}
+
+/// `berthd check` finds nothing (the daemon is stopped for it and started again).
+fn check_clean(d: &mut Daemon, when: &str) {
+    d.stop();
+    let r = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "berthd check {when}:\n{}{}", r.stdout, r.stderr);
+    d.spawn();
+}
+
+/// The images and blobs in the store, to compare before and after a failed operation.
+fn store(d: &Daemon) -> (String, Vec<String>) {
+    let images = d
+        .berth(&[
+            "images",
+            "-a",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Repository}}:{{.Tag}}",
+        ])
+        .ok();
+    let mut blobs: Vec<String> = std::fs::read_dir(d.data_root().join("content/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    blobs.sort();
+    (images.stdout, blobs)
+}
+
+#[test]
+fn push_then_pull_round_trips_with_dockers_output() {
+    let mut d = daemon!();
+    let reg = Registry::start();
+    let name = format!("{}/test/bb:1", reg.host());
+    let id = image_id(&d, "busybox").unwrap();
+    d.berth(&["tag", "busybox", &name]).ok();
+    let push = d.berth(&["push", &name]).ok();
+    assert!(
+        push.stdout
+            .contains(&format!("The push refers to repository [{}/test/bb]", reg.host())),
+        "{}",
+        push.stdout
+    );
+    assert!(
+        push.stdout.contains(": Preparing") && push.stdout.contains(": Pushed"),
+        "{}",
+        push.stdout
+    );
+    let digest_line = push
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("1: digest: sha256:"))
+        .unwrap_or_else(|| panic!("{}", push.stdout))
+        .to_string();
+    let digest = digest_line.split_whitespace().nth(2).unwrap().to_string();
+    // skopeo sees what berth pushed.
+    let inspect = skopeo(&["inspect", "--tls-verify=false", &format!("docker://{name}")]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Digest"].as_str(), Some(digest.as_str()), "{inspect}");
+    // Pushing again: every layer is there already.
+    let again = d.berth(&["push", &name]).ok();
+    assert!(again.stdout.contains("Layer already exists"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains(&digest_line),
+        "same manifest, same digest: {}",
+        again.stdout
+    );
+    // Pull it back into an empty store: the same image ID.
+    d.berth(&["rmi", &name, "busybox"]).ok();
+    assert!(image_id(&d, &id).is_none());
+    let pull = d.berth(&["pull", &name]).ok();
+    assert!(pull.stdout.contains("1: Pulling from test/bb"), "{}", pull.stdout);
+    assert!(pull.stdout.contains(": Pull complete"), "{}", pull.stdout);
+    assert!(
+        pull.stdout.contains(&format!("Digest: {digest}")),
+        "{}",
+        pull.stdout
+    );
+    assert!(
+        pull.stdout
+            .contains(&format!("Status: Downloaded newer image for {name}")),
+        "{}",
+        pull.stdout
+    );
+    assert_eq!(pull.stdout.lines().last(), Some(name.as_str()));
+    assert_eq!(
+        image_id(&d, &name).as_deref(),
+        Some(id.as_str()),
+        "same image ID after the round trip"
+    );
+    let digests = d
+        .berth(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name])
+        .ok();
+    assert!(
+        digests
+            .stdout
+            .contains(&format!("{}/test/bb@{digest}", reg.host())),
+        "{}",
+        digests.stdout
+    );
+    // By digest, and again: up to date.
+    let by_digest = format!("{}/test/bb@{digest}", reg.host());
+    let up = d.berth(&["pull", &name]).ok();
+    assert!(
+        up.stdout
+            .contains(&format!("Status: Image is up to date for {name}")),
+        "{}",
+        up.stdout
+    );
+    assert_eq!(
+        d.berth(&["run", "--rm", &by_digest, "echo", "by-digest"])
+            .ok()
+            .out(),
+        "by-digest"
+    );
+    let listed = d.berth(&["images", "--digests"]).ok();
+    assert!(listed.stdout.contains(&digest), "{}", listed.stdout);
+    d.berth(&["rmi", &by_digest]).ok();
+    check_clean(&mut d, "after the round trip");
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_docker_cli_and_docker_py_pull_and_push() {
+    let d = daemon!();
+    let reg = Registry::start();
+    let img = TestImage::busybox();
+    img.pushable().push(reg.addr(), "test/src", "v1", None);
+    let name = format!("{}/test/src:v1", reg.host());
+    let run = d
+        .berth(&["run", "--rm", &name, "cat", "/etc/berth-test-platform"])
+        .ok();
+    assert!(
+        run.stderr
+            .contains(&format!("Unable to find image '{name}' locally")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.starts_with("linux/amd64"), "{}", run.stdout);
+    // The real docker CLI through berthd.
+    let other = format!("{}/test/viadocker:1", reg.host());
+    d.docker(&["tag", &name, &other]).ok();
+    let push = d.docker(&["push", &other]).ok();
+    assert!(
+        push.stdout.contains("Pushed")
+            || push.stdout.contains("Layer already exists")
+            || push.stdout.contains("Mounted from"),
+        "{}",
+        push.stdout
+    );
+    d.docker(&["rmi", &other]).ok();
+    let pull = d.docker(&["pull", &other]).ok();
+    assert!(
+        pull.stdout
+            .contains(&format!("Status: Downloaded newer image for {other}")),
+        "{}",
+        pull.stdout
+    );
+    // docker-py.
+    let script = format!(
+        r#"
+import docker
+c = docker.from_env()
+img = c.images.pull("{host}/test/src", tag="v1")
+assert "{host}/test/src:v1" in img.tags, img.tags
+assert any(d.startswith("{host}/test/src@sha256:") for d in img.attrs["RepoDigests"]), img.attrs["RepoDigests"]
+img.tag("{host}/test/py", "2")
+out = c.images.push("{host}/test/py", tag="2", stream=True, decode=True)
+msgs = list(out)
+assert any(m.get("aux", {{}}).get("Tag") == "2" for m in msgs), msgs
+assert not any("error" in m for m in msgs), msgs
+print("ok")
+"#,
+        host = reg.host()
+    );
+    let r = d.python(&script);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Name}}",
+            &format!("docker://{}/test/py:2", reg.host())
+        ])
+        .trim(),
+        format!("{}/test/py", reg.host())
+    );
+}
+
+#[test]
+fn an_image_skopeo_put_in_the_registry_pulls_with_every_layer_verified() {
+    let d = daemon!();
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    // OCI media types (skopeo's oci: transport reads only those).
+    let img = TestImage::build(berth_testkit::image::Spec {
+        oci: true,
+        ..Default::default()
+    });
+    img.pushable().write_oci_layout(dir.path(), "v1");
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:v1", dir.path().display()),
+        &format!("docker://{}/skopeo/bb:v1", reg.host()),
+    ]);
+    let name = format!("{}/skopeo/bb:v1", reg.host());
+    d.berth(&["pull", &name]).ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", &name, "echo", "pulled"]).ok().out(),
+        "pulled"
+    );
+}
+
+#[test]
+fn login_then_push_and_pull_with_credentials() {
+    let d = daemon!();
+    let reg = Registry::start_with(Options {
+        htpasswd: vec![("alice".into(), "s3cret".into())],
+        ..Default::default()
+    });
+    let cfg = tempfile::tempdir().unwrap();
+    let berth = |args: &[&str]| {
+        let mut c = d.berth_command();
+        c.env("DOCKER_CONFIG", cfg.path())
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let name = format!("{}/private/bb:1", reg.host());
+    d.berth(&["tag", "busybox", &name]).ok();
+    // Without a login the push fails in-stream, as dockerd's does.
+    let (code, out, err) = berth(&["push", &name]);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("no basic auth credentials") || err.contains("authentication required"),
+        "{err}"
+    );
+    let (code, _, err) = berth(&["login", "-u", "alice", "-p", "wrong", &reg.host()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let (code, out, err) = berth(&["login", "-u", "alice", "-p", "s3cret", &reg.host()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Login Succeeded");
+    let cfg_json = std::fs::read_to_string(cfg.path().join("config.json")).unwrap();
+    assert!(cfg_json.contains("YWxpY2U6czNjcmV0"), "{cfg_json}");
+    let (code, out, err) = berth(&["push", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    d.berth(&["rmi", &name]).ok();
+    let (code, out, err) = berth(&["pull", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = berth(&["logout", &reg.host()]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("Removing login credentials for {}", reg.host())
+    );
+}
+
+#[test]
+fn pulls_that_fail_leave_the_store_as_it_was() {
+    let mut d = daemon!();
+    let reg = Registry::start();
+    let before = store(&d);
+    // A tag that does not exist: 404 before any progress.
+    let r = d.berth(&["pull", &format!("{}/nothere/x:1", reg.host())]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("manifest unknown") || r.stderr.contains("not found"),
+        "{}",
+        r.stderr
+    );
+    // A registry nobody listens on.
+    let r = d.berth(&["pull", "127.0.0.1:9/x:1"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("connection refused"), "{}", r.stderr);
+    // docker.io in tests fails closed.
+    let r = d.berth(&["pull", "alpine"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    // A blob whose bytes are corrupted on the way.
+    let img = TestImage::busybox();
+    img.pushable().push(reg.addr(), "test/corrupt", "1", None);
+    let layer = img.layers[0].digest.clone();
+    let proxy =
+        berth_testkit::proxy::FaultProxy::start(reg.addr(), &layer, berth_testkit::proxy::Fault::Corrupt);
+    let via = format!("{}/test/corrupt:1", proxy.addr());
+    let r = d.berth(&["pull", &via]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("verification failed") || r.stderr.contains("digest"),
+        "{}",
+        r.stderr
+    );
+    assert!(proxy.hits() > 0);
+    let proxy =
+        berth_testkit::proxy::FaultProxy::start(reg.addr(), &layer, berth_testkit::proxy::Fault::Truncate);
+    let r = d.berth(&["pull", &format!("{}/test/corrupt:1", proxy.addr())]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(store(&d), before, "nothing left behind");
+    check_clean(&mut d, "after failed pulls");
+}
+
+#[test]
+fn pulling_the_built_in_hello_world_with_no_registry_keeps_it() {
+    let d = daemon!();
+    let r = d.berth(&["pull", "hello-world"]).ok();
+    assert!(r.stdout.contains("could not be pulled"), "{}", r.stdout);
+    assert!(r.stdout.contains("built-in image"), "{}", r.stdout);
+    assert!(d
+        .berth(&["run", "--rm", "hello-world"])
+        .ok()
+        .stdout
+        .contains("Hello from berth!"));
+}
+
+#[test]
+fn docker_io_names_resolve_through_hosts_toml_to_a_local_registry() {
+    let d = daemon!();
+    let reg = Registry::start();
+    TestImage::busybox()
+        .pushable()
+        .push(reg.addr(), "library/alpine", "3", None);
+    d.set_hosts_toml("docker.io", &format!("server = \"http://{}\"\n", reg.host()));
+    let r = d.berth(&["pull", "alpine:3"]).ok();
+    assert!(
+        r.stdout.contains("3: Pulling from library/alpine"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.stdout.lines().last(), Some("docker.io/library/alpine:3"));
+    assert!(d.berth(&["images"]).ok().stdout.contains("alpine"));
+}
+
+#[test]
+fn a_berthd_killed_mid_pull_pulls_cleanly_after_a_restart() {
+    let mut d = daemon!();
+    let reg = Registry::start();
+    let img = TestImage::build(berth_testkit::image::Spec {
+        big_layer: Some(64 << 20),
+        ..Default::default()
+    });
+    img.pushable().push(reg.addr(), "test/big", "1", None);
+    let name = format!("{}/test/big:1", reg.host());
+    let mut pull = d
+        .berth_command()
+        .args(["pull", &name])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill berthd once the download is under way.
+    {
+        use std::io::BufRead;
+        let out = std::io::BufReader::new(pull.stdout.take().unwrap());
+        for line in out.lines() {
+            if line.unwrap().contains("Pulling fs layer") {
+                break;
+            }
+        }
+    }
+    d.kill9();
+    let _ = pull.wait();
+    d.spawn();
+    assert!(image_id(&d, &name).is_none(), "no half image");
+    check_clean(&mut d, "after the killed pull");
+    d.berth(&["pull", &name]).ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", &name, "cat", "/etc/berth-test-platform"])
+            .ok()
+            .out()
+            .lines()
+            .next(),
+        Some("linux/amd64")
+    );
+    let _ = Duration::from_secs(0);
+}
