@@ -209,6 +209,7 @@ impl ImageService {
         let _g = self.lock();
         let digest = self.content.write_blob(&plan.config)?.to_string();
         debug_assert_eq!(digest, plan.id);
+        berth_sys::failpoint::hit("image.pull.config-written");
         let now = berth_types::time::now_nanos();
         let row = ImageRow {
             id: plan.id.clone(),
@@ -230,6 +231,7 @@ impl ImageService {
             },
         )?;
         plan.committed = true;
+        berth_sys::failpoint::hit("image.pull.committed");
         Ok(plan.id.clone())
     }
 }

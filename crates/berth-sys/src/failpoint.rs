@@ -24,6 +24,11 @@ pub const DECLARED: &[&str] = &[
     // docker load: per image, after its rows; tags are in the same transaction.
     "image.load.extracted",
     "image.load.committed",
+    // docker pull: after its layers (image.layer.*), the config blob, then one transaction.
+    "image.pull.config-written",
+    "image.pull.committed",
+    // docker push: the registry has the image; what the push learned is recorded last.
+    "image.push.uploaded",
     // docker commit: the layer tar written to ingest.
     "image.commit.layer-written",
     // docker tag / rmi.

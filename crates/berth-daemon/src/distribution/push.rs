@@ -152,6 +152,7 @@ impl Daemon {
                 json!({"Tag": tag, "Digest": digest.to_string(), "Size": body.len()}),
             ))
             .await;
+        berth_sys::failpoint::hit("image.push.uploaded");
         let images = self.images.clone();
         let (id, repo_digest) = (plan.id.clone(), format!("{}@{digest}", r.name()));
         blocking(move || Ok(images.record_push(&id, &repo_digest, &layers)?)).await?;

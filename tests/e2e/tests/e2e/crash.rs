@@ -46,9 +46,11 @@ struct Base {
     keeper_pid: String,
     busybox: String,
     archive: std::path::PathBuf,
+    /// A registry holding `test/pullme:1`, for the pull and push points.
+    registry: String,
 }
 
-fn setup(d: &Daemon) -> Base {
+fn setup(d: &Daemon, registry: &str) -> Base {
     d.berth_stdin(&["import", "-", "victim:1"], &tiny_tar("victim"))
         .ok();
     d.berth_stdin(&["import", "-", "cargo:1"], &tiny_tar("cargo"))
@@ -74,6 +76,7 @@ fn setup(d: &Daemon) -> Base {
     d.berth(&["create", "--name", "sleeper", "busybox", "sleep", "600"])
         .ok();
     Base {
+        registry: registry.to_string(),
         keeper_pid: d
             .berth(&["inspect", "-f", "{{.State.Pid}}", "keeper"])
             .ok()
@@ -99,6 +102,14 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
         }
         "image.tag" => {
             let _ = d.berth(&["tag", "busybox", "alias:1"]);
+        }
+        "image.pull" => {
+            let _ = d.berth(&["pull", &format!("{}/test/pullme:1", base.registry)]);
+        }
+        "image.push" => {
+            let name = format!("{}/test/pushme:1", base.registry);
+            d.berth(&["tag", "busybox", &name]).ok();
+            let _ = d.berth(&["push", &name]);
         }
         "image.rmi" => {
             let _ = d.berth(&["rmi", "victim:1"]);
@@ -126,7 +137,7 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
 }
 
 /// After the restart: the interrupted operation happened completely or not at all.
-fn settled(d: &Daemon, point: &str) {
+fn settled(d: &Daemon, point: &str, registry: &str) {
     let area = point.rsplit_once('.').map(|(a, _)| a).unwrap_or(point);
     match area {
         "image.layer" | "image.create" => {
@@ -149,6 +160,18 @@ fn settled(d: &Daemon, point: &str) {
             if let Some(id) = image_id(d, "alias:1") {
                 assert_eq!(Some(id), image_id(d, "busybox"));
             }
+        }
+        "image.pull" => {
+            let name = format!("{registry}/test/pullme:1");
+            if image_id(d, &name).is_some() {
+                d.berth(&["run", "--rm", &name, "true"]).ok();
+            }
+            // And the pull works now, whatever the crash left.
+            d.berth(&["pull", &name]).ok();
+        }
+        "image.push" => {
+            let name = format!("{registry}/test/pushme:1");
+            d.berth(&["push", &name]).ok();
         }
         "image.rmi" => {
             if image_id(d, "victim:1").is_some() {
@@ -227,10 +250,14 @@ fn every_failpoint_leaves_a_consistent_store() {
     if let Ok(only) = std::env::var("BERTH_E2E_FAILPOINTS") {
         points.retain(|p| only.split(',').any(|o| o == p));
     }
+    let reg = berth_testkit::registry::Registry::start();
+    berth_testkit::image::TestImage::busybox()
+        .pushable()
+        .push(reg.addr(), "test/pullme", "1", None);
     let mut never_hit = Vec::new();
     for point in &points {
         let mut d = Daemon::start();
-        let base = setup(&d);
+        let base = setup(&d, &reg.host());
         d.kill9();
         d.spawn_with_env(&[("BERTH_FAILPOINT", point)]);
         scenario(&d, &base, point);
@@ -285,7 +312,7 @@ fn every_failpoint_leaves_a_consistent_store() {
         if !point.starts_with("image.rmi") {
             assert!(image_id(&d, "victim:1").is_some(), "{point}: victim:1 lost");
         }
-        settled(&d, point);
+        settled(&d, point, &base.registry);
         d.berth(&["run", "--rm", "busybox", "true"]).ok();
         assert_clean_check_while_running(&mut d, point);
         // Everything can still be removed, leaving nothing behind.
