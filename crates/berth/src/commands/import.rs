@@ -29,7 +29,9 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let mut q = Query::new();
-    q.add("fromSrc", "-");
+    // A URL is fetched by the daemon (docker's `import http://…`); anything else is streamed.
+    let url = a.file.starts_with("http://") || a.file.starts_with("https://");
+    q.add("fromSrc", if url { a.file.as_str() } else { "-" });
     if let Some(r) = &a.reference {
         q.add("repo", r.as_str());
     }
@@ -42,7 +44,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if let Some(p) = &a.platform {
         q.add("platform", p.as_str());
     }
-    let mut src: Box<dyn Read> = if a.file == "-" {
+    let mut src: Box<dyn Read> = if url {
+        Box::new(std::io::empty())
+    } else if a.file == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(

@@ -391,3 +391,147 @@ fn a_berthd_killed_mid_pull_pulls_cleanly_after_a_restart() {
     );
     let _ = Duration::from_secs(0);
 }
+
+#[test]
+fn concurrent_pulls_of_images_sharing_a_layer_fetch_it_once() {
+    let d = daemon!();
+    let reg = Registry::start();
+    // Two images on the same big busybox base, differing in their top layer.
+    for (repo, salt) in [("test/one", "one"), ("test/two", "two")] {
+        let img = TestImage::build(berth_testkit::image::Spec {
+            salt: salt.into(),
+            ..Default::default()
+        });
+        img.pushable().push(reg.addr(), repo, "1", None);
+    }
+    let base = TestImage::busybox().layers[0].digest.clone();
+    let proxy = berth_testkit::proxy::FaultProxy::passthrough(reg.addr());
+    let pulls: Vec<_> = ["test/one", "test/two"]
+        .iter()
+        .map(|repo| {
+            d.berth_command()
+                .args(["pull", &format!("{}/{repo}:1", proxy.addr())])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for p in pulls {
+        let o = p.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let base_gets = proxy
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("GET ") && l.contains(&base))
+        .count();
+    assert_eq!(
+        base_gets,
+        1,
+        "the shared layer was fetched {base_gets} times: {:?}",
+        proxy.log()
+    );
+    for repo in ["test/one", "test/two"] {
+        let name = format!("{}/{repo}:1", proxy.addr());
+        assert_eq!(d.berth(&["run", "--rm", &name, "true"]).code, 0);
+    }
+}
+
+#[test]
+fn pull_all_tags_platforms_and_search() {
+    let d = daemon!();
+    let reg = Registry::start();
+    for tag in ["1", "2"] {
+        TestImage::build(berth_testkit::image::Spec {
+            salt: tag.into(),
+            without_busybox: true,
+            ..Default::default()
+        })
+        .pushable()
+        .push(reg.addr(), "test/many", tag, None);
+    }
+    let r = d
+        .berth(&["pull", "-a", &format!("{}/test/many", reg.host())])
+        .ok();
+    assert!(
+        r.stdout.contains("1: Pulling from test/many") && r.stdout.contains("2: Pulling from test/many"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        r.stdout.lines().last(),
+        Some(format!("{}/test/many", reg.host()).as_str())
+    );
+    let images = d
+        .berth(&[
+            "images",
+            "--format",
+            "{{.Tag}}",
+            &format!("{}/test/many", reg.host()),
+        ])
+        .ok();
+    assert_eq!(
+        images.stdout.lines().collect::<Vec<_>>().len(),
+        2,
+        "{}",
+        images.stdout
+    );
+    // An index: the host's platform by default, another one when asked.
+    let index = berth_testkit::image::TestIndex::new(
+        vec![
+            TestImage::small("amd64", None, true),
+            TestImage::small("arm64", Some("v8"), true),
+            TestImage::small("arm", Some("v7"), true),
+        ],
+        true,
+    );
+    index.pushable().push(reg.addr(), "test/multi", "1", None);
+    let name = format!("{}/test/multi:1", reg.host());
+    d.berth(&["pull", "--platform", "linux/arm/v7", &name]).ok();
+    let arch = d
+        .berth(&["image", "inspect", "-f", "{{.Architecture}}/{{.Variant}}", &name])
+        .ok();
+    assert_eq!(arch.out(), "arm/v7");
+    d.berth(&["pull", &name]).ok();
+    let arch = d
+        .berth(&["image", "inspect", "-f", "{{.Architecture}}", &name])
+        .ok();
+    assert_eq!(arch.out(), "amd64");
+    let r = d.berth(&["pull", "--platform", "linux/s390x", &name]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("no matching manifest for linux/s390x"),
+        "{}",
+        r.stderr
+    );
+    // search through the catalog, with the CLI's columns.
+    let s = d.berth(&["search", &format!("{}/test/m", reg.host())]).ok();
+    assert!(s.stdout.starts_with("NAME"), "{}", s.stdout);
+    assert!(
+        s.stdout.contains("test/many") && s.stdout.contains("test/multi"),
+        "{}",
+        s.stdout
+    );
+    let docker = d.docker(&["search", &format!("{}/test/many", reg.host())]).ok();
+    assert!(docker.stdout.contains("test/many"), "{}", docker.stdout);
+}
+
+#[test]
+fn import_from_a_url_streams_the_file() {
+    let d = daemon!();
+    let tar = berth_e2e::busybox_tar().to_vec();
+    let server = berth_testkit::proxy::FileServer::start(vec![("/rootfs.tar".into(), tar, None)]);
+    let r = d
+        .berth(&["import", &format!("{}/rootfs.tar", server.url()), "fromurl:1"])
+        .ok();
+    assert!(r.out().starts_with("sha256:"), "{}", r.stdout);
+    assert_eq!(
+        d.berth(&["run", "--rm", "fromurl:1", "echo", "imported"])
+            .ok()
+            .out(),
+        "imported"
+    );
+    let missing = d.berth(&["import", &format!("{}/nothere.tar", server.url())]);
+    assert_eq!(missing.code, 1, "{}", missing.stdout);
+}
