@@ -179,9 +179,18 @@ impl ContentStore {
             store: self.clone(),
             file: Some(file),
             path,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             size: 0,
         })
+    }
+
+    /// A writer that does not hash: for a caller that already hashes exactly the bytes it
+    /// writes (layer unpacking computes the diff ID of the stream it tees here), so the blob is
+    /// not hashed twice. [`Writer::commit`] then needs the digest and trusts it.
+    pub fn writer_hashed_by_caller(&self) -> Result<Writer, ContentError> {
+        let mut w = self.writer()?;
+        w.hasher = None;
+        Ok(w)
     }
 
     /// Writes `data` as a blob and returns its digest.
@@ -267,7 +276,8 @@ pub struct Writer {
     store: ContentStore,
     file: Option<File>,
     path: PathBuf,
-    hasher: Sha256,
+    /// `None` for [`ContentStore::writer_hashed_by_caller`].
+    hasher: Option<Sha256>,
     size: u64,
 }
 
@@ -283,8 +293,17 @@ impl Writer {
         let file = self.file.take().expect("writer used after commit");
         file.sync_all().map_err(io_err("fsync", &self.path))?;
         drop(file);
-        let sum: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
-        let actual = Digest::from_sha256_bytes(&sum);
+        let actual = match self.hasher.take() {
+            Some(h) => {
+                let sum: [u8; 32] = h.finalize().into();
+                Digest::from_sha256_bytes(&sum)
+            }
+            None => expected.cloned().ok_or_else(|| ContentError::Io {
+                op: "commit",
+                path: self.path.clone(),
+                err: io::Error::other("a writer hashed by its caller needs the digest"),
+            })?,
+        };
         if let Some(expected) = expected {
             if *expected != actual {
                 return Err(ContentError::DigestMismatch {
@@ -310,7 +329,9 @@ impl Writer {
 impl Write for Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.as_mut().expect("writer used after commit").write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.size += n as u64;
         Ok(n)
     }

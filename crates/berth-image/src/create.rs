@@ -227,7 +227,8 @@ impl ImageService {
             .prepare(&key, parent.map(|p| p.snapshot_key.as_str()))?;
         let result = (|| -> Result<Extracted, Error> {
             let upper = self.snapshots.upper_dir(&key)?;
-            let mut blob = self.content.writer()?;
+            // apply_layer hashes the stream it reads (the diff ID): the blob needs no hash of its own.
+            let mut blob = self.content.writer_hashed_by_caller()?;
             let (diff_id, size) = apply_layer(
                 &upper,
                 Tee {

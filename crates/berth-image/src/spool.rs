@@ -22,8 +22,6 @@ static SPOOL_SEQ: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Default)]
 struct State {
     written: u64,
-    /// SHA-256 of the bytes written, so a resumed download still verifies the whole blob.
-    hasher: sha2::Sha256,
     /// `Some` once the download ended: `Ok` complete (and verified by the writer), or why not.
     done: Option<Result<(), String>>,
 }
@@ -73,18 +71,21 @@ impl Spool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .write_all(buf)?;
-        let mut s = self.state();
-        s.written += buf.len() as u64;
-        sha2::Digest::update(&mut s.hasher, buf);
-        drop(s);
+        self.state().written += buf.len() as u64;
         self.grew.notify_all();
         Ok(())
     }
 
-    /// Where a resumed download starts: the bytes written and the hash state over them.
-    pub fn resume_point(&self) -> (u64, sha2::Sha256) {
-        let s = self.state();
-        (s.written, s.hasher.clone())
+    /// Where a resumed download starts: the bytes written and the hash state over them (read
+    /// back from the file: resuming is rare, hashing every byte twice on the way in is not).
+    pub fn resume_point(&self) -> io::Result<(u64, sha2::Sha256)> {
+        let written = self.written();
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        if written > 0 {
+            let mut f = File::open(&self.path)?;
+            io::copy(&mut (&mut f).take(written), &mut hasher)?;
+        }
+        Ok((written, hasher))
     }
 
     /// Bytes written so far (where a resumed download starts).
@@ -99,9 +100,7 @@ impl Spool {
         let mut f = self.out.lock().unwrap_or_else(|p| p.into_inner());
         f.set_len(0)?;
         f.seek(SeekFrom::Start(0))?;
-        let mut s = self.state();
-        s.written = 0;
-        s.hasher = sha2::Sha256::default();
+        self.state().written = 0;
         Ok(())
     }
 

@@ -387,7 +387,7 @@ impl Daemon {
         tx: &mpsc::Sender<JsonMessage>,
         id: &str,
     ) -> std::result::Result<(), berth_registry::Error> {
-        let (offset, hasher) = spool.resume_point();
+        let (offset, hasher) = spool.resume_point().map_err(|e| io_err("spool", e))?;
         let resume = (offset > 0).then_some(berth_registry::Resume { offset, hasher });
         let mut s = self.registry.fetch_blob(r, l, resume, auth).await?;
         if s.offset() == 0 && spool.written() > 0 {
