@@ -535,3 +535,69 @@ fn import_from_a_url_streams_the_file() {
     let missing = d.berth(&["import", &format!("{}/nothere.tar", server.url())]);
     assert_eq!(missing.code, 1, "{}", missing.stdout);
 }
+
+#[test]
+fn a_tls_registry_is_trusted_through_the_ca_in_certs_d() {
+    use berth_testkit::netns::Netns;
+    use berth_testkit::pki::Ca;
+    use berth_testkit::registry::Tls;
+
+    let d = daemon!();
+    // Off loopback (in a network namespace of its own): loopback registries are insecure by
+    // default, as in Docker, so only a TLS registry elsewhere makes the CA matter.
+    let ns = Netns::create();
+    let pki = tempfile::tempdir().unwrap();
+    let ca = Ca::new(pki.path(), "berth-e2e-ca");
+    let reg = Registry::start_with(Options {
+        tls: Some(Tls {
+            server: ca.server("registry", &ns.ns_ip.to_string()),
+            client_ca: None,
+        }),
+        netns: Some(&ns),
+        ..Default::default()
+    });
+    let name = format!("{}/tls/bb:1", reg.host());
+    let id = image_id(&d, "busybox").unwrap();
+    d.berth(&["tag", "busybox", &name]).ok();
+
+    let refused = d.berth(&["push", &name]);
+    assert_eq!(refused.code, 1, "{}{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("x509: certificate signed by unknown authority"),
+        "{}",
+        refused.stderr
+    );
+
+    let host_dir = d.certs_dir().join(reg.host());
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::copy(&ca.cert, host_dir.join("ca.crt")).unwrap();
+    let push = d.berth(&["push", &name]).ok();
+    assert!(push.stdout.contains("1: digest: sha256:"), "{}", push.stdout);
+
+    d.berth(&["rmi", &name]).ok();
+    let pull = d.berth(&["pull", &name]).ok();
+    assert!(
+        pull.stdout
+            .contains(&format!("Status: Downloaded newer image for {name}"))
+            || pull
+                .stdout
+                .contains(&format!("Status: Image is up to date for {name}")),
+        "{}",
+        pull.stdout
+    );
+    assert_eq!(image_id(&d, &name).as_deref(), Some(id.as_str()));
+
+    // The real docker CLI pulls through berthd over the same TLS (a fresh repository).
+    d.berth(&["tag", "busybox", &format!("{}/tls/other:2", reg.host())])
+        .ok();
+    d.berth(&["push", &format!("{}/tls/other:2", reg.host())]).ok();
+    d.berth(&["rmi", &format!("{}/tls/other:2", reg.host())]).ok();
+    let r = d.docker(&["pull", &format!("{}/tls/other:2", reg.host())]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        image_id(&d, &format!("{}/tls/other:2", reg.host())).as_deref(),
+        Some(id.as_str())
+    );
+}
