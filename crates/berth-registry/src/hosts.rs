@@ -18,9 +18,11 @@
 //!   _default/hosts.toml                 for domains without their own
 //! ```
 //!
-//! Without a hosts.toml, docker.io is served by `registry-mirrors` (pull and resolve only) and
-//! then `https://registry-1.docker.io`; any other domain by `https://<domain>`. Credentials go
-//! only to the origin (the domain itself, or hosts.toml's `server`), never to a mirror.
+//! docker.io is served by `registry-mirrors` (daemon.json; pull and resolve only) first, then by
+//! what its hosts.toml lists, else `https://registry-1.docker.io`; any other domain by its
+//! hosts.toml, else `https://<domain>`. So a site that points docker.io somewhere with hosts.toml
+//! keeps its daemon.json mirrors in front. Credentials go only to the origin (the domain itself,
+//! or hosts.toml's `server`), never to a mirror.
 //!
 //! Insecure hosts (Docker's rule): `localhost`, 127.0.0.0/8 and ::1, and what
 //! `insecure-registries` lists (host[:port] or a CIDR holding the host's IP literal; hostnames
@@ -243,7 +245,11 @@ impl HostsConfig {
             .map(|d| self.certs_dir.join(d).join("hosts.toml"))
             .find(|p| p.exists());
         let all = match hosts_toml {
-            Some(p) => self.read_hosts_toml(domain, &p)?,
+            Some(p) => {
+                let mut v = self.daemon_mirrors(domain)?;
+                v.extend(self.read_hosts_toml(domain, &p)?);
+                v
+            }
             None => self.defaults(domain)?,
         };
         Ok(all.into_iter().filter(|e| e.caps.has(need)).collect())
@@ -295,13 +301,19 @@ impl HostsConfig {
         })
     }
 
-    fn defaults(&self, domain: &str) -> Result<Vec<Endpoint>, Error> {
-        let mut v = vec![];
-        if domain == "docker.io" {
-            for m in &self.mirrors {
-                v.push(self.endpoint(m.trim(), Caps::PULL_RESOLVE, false, false)?);
-            }
+    /// daemon.json's `registry-mirrors`: Docker Hub only, pull and resolve only.
+    fn daemon_mirrors(&self, domain: &str) -> Result<Vec<Endpoint>, Error> {
+        if domain != "docker.io" {
+            return Ok(vec![]);
         }
+        self.mirrors
+            .iter()
+            .map(|m| self.endpoint(m.trim(), Caps::PULL_RESOLVE, false, false))
+            .collect()
+    }
+
+    fn defaults(&self, domain: &str) -> Result<Vec<Endpoint>, Error> {
+        let mut v = self.daemon_mirrors(domain)?;
         v.push(self.endpoint(&Self::origin_host(domain), Caps::ALL, true, false)?);
         Ok(v)
     }
@@ -523,6 +535,27 @@ mod tests {
         assert!(e[2].origin && !e[0].origin);
         let resolve = c.endpoints("docker.io", Need::Resolve).unwrap();
         assert_eq!(resolve.len(), 2, "a pull-only host does not resolve tags");
+
+        // daemon.json's registry-mirrors stay in front of docker.io's hosts.toml, and only there.
+        let with_mirrors = HostsConfig {
+            mirrors: vec!["http://127.0.0.1:5001".into()],
+            ..c
+        };
+        let e = with_mirrors.endpoints("docker.io", Need::Resolve).unwrap();
+        let bases: Vec<String> = e.iter().map(Endpoint::base).collect();
+        assert_eq!(
+            bases,
+            [
+                "http://127.0.0.1:5001/v2",
+                "https://z-mirror.example:5443/prefix",
+                "http://127.0.0.1:5000/v2"
+            ]
+        );
+        let other = d.path().join("reg.example");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("hosts.toml"), "server = \"https://reg.example\"\n").unwrap();
+        let e = with_mirrors.endpoints("reg.example", Need::Resolve).unwrap();
+        assert_eq!(e.len(), 1, "mirrors serve docker.io only");
     }
 
     #[test]

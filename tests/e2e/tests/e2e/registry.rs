@@ -601,3 +601,43 @@ fn a_tls_registry_is_trusted_through_the_ca_in_certs_d() {
         Some(id.as_str())
     );
 }
+
+#[test]
+fn registry_mirrors_serve_docker_hub_pulls_and_fall_through_to_the_origin() {
+    let mut d = daemon!();
+    // The "origin" stands in for Docker Hub through docker.io's hosts.toml (so nothing here can
+    // reach the real one); daemon.json's registry-mirrors stay in front of it, as in Docker.
+    let origin = Registry::start();
+    TestImage::busybox()
+        .pushable()
+        .push(origin.addr(), "library/mirrored", "1", None);
+    let mut mirror = Registry::start_with(Options {
+        proxy_remote: Some((origin.url(), None)),
+        ..Default::default()
+    });
+    d.set_hosts_toml("docker.io", &format!("server = \"{}\"\n", origin.url()));
+    d.restart_with_config(&serde_json::json!({ "registry-mirrors": [mirror.url()] }));
+    let info = d.berth(&["info", "-f", "{{json .RegistryConfig.Mirrors}}"]).ok();
+    assert!(info.stdout.contains(&mirror.url()), "{}", info.stdout);
+
+    let r = d.berth(&["pull", "mirrored:1"]).ok();
+    assert_eq!(r.stdout.lines().last(), Some("docker.io/library/mirrored:1"));
+    assert!(
+        mirror.log().contains("/v2/library/mirrored/manifests/1"),
+        "the mirror served the pull:\n{}",
+        mirror.log()
+    );
+    let id = image_id(&d, "mirrored:1").unwrap();
+
+    // The mirror goes away: the next pull falls through to the origin.
+    mirror.stop();
+    d.berth(&["rmi", "mirrored:1"]).ok();
+    let before = origin.log().matches("/v2/library/mirrored/manifests/1").count();
+    let r = d.berth(&["pull", "mirrored:1"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(image_id(&d, "mirrored:1").as_deref(), Some(id.as_str()));
+    assert!(
+        origin.log().matches("/v2/library/mirrored/manifests/1").count() > before,
+        "the origin answered once the mirror was gone"
+    );
+}
