@@ -641,3 +641,68 @@ fn registry_mirrors_serve_docker_hub_pulls_and_fall_through_to_the_origin() {
         "the origin answered once the mirror was gone"
     );
 }
+
+#[test]
+fn the_bearer_token_flow_logs_in_pushes_and_pulls_with_scoped_tokens() {
+    use berth_testkit::token::TokenServer;
+
+    let d = daemon!();
+    let dir = tempfile::tempdir().unwrap();
+    let ts = TokenServer::start(dir.path());
+    ts.add_user("alice", "pw");
+    ts.grant(Some("alice"), "team/bb", &["pull", "push"]);
+    let reg = Registry::start_with(Options {
+        token: Some(&ts),
+        ..Default::default()
+    });
+    let cfg = tempfile::tempdir().unwrap();
+    let berth = |args: &[&str]| {
+        let mut c = d.berth_command();
+        c.env("DOCKER_CONFIG", cfg.path())
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let name = format!("{}/team/bb:1", reg.host());
+    let id = image_id(&d, "busybox").unwrap();
+    d.berth(&["tag", "busybox", &name]).ok();
+
+    let (code, _, err) = berth(&["login", "-u", "alice", "-p", "nope", &reg.host()]);
+    assert_eq!(code, 1, "{err}");
+    let (code, out, err) = berth(&["login", "-u", "alice", "-p", "pw", &reg.host()]);
+    assert_eq!((code, out.trim()), (0, "Login Succeeded"), "{err}");
+    let (code, out, err) = berth(&["push", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    let pushes: Vec<_> = ts
+        .requests()
+        .into_iter()
+        .filter(|r| r.scopes.iter().any(|s| s == "repository:team/bb:pull,push"))
+        .collect();
+    assert!(
+        !pushes.is_empty() && pushes.iter().all(|r| r.user.as_deref() == Some("alice")),
+        "push tokens were asked for alice with push scope: {:?}",
+        ts.requests()
+    );
+
+    d.berth(&["rmi", &name]).ok();
+    // Anonymous: docker's denial, nothing stored.
+    let anon = d.berth(&["pull", &name]);
+    assert_eq!(anon.code, 1);
+    assert!(
+        anon.stderr.contains(&format!(
+            "pull access denied for {}/team/bb, repository does not exist or may require 'docker login'",
+            reg.host()
+        )),
+        "{}",
+        anon.stderr
+    );
+    assert_eq!(image_id(&d, &name), None);
+    let (code, out, err) = berth(&["pull", &name]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(image_id(&d, &name).as_deref(), Some(id.as_str()));
+}
