@@ -215,7 +215,7 @@ pub fn check_offline(data_root: &Path, repair: bool) -> Result<Vec<Finding>> {
     let _lock = DataRootLock::acquire(data_root)?;
     let db = Db::open(data_root.join("berth.db"))?;
     let images = ImageService::open_readonly(data_root, db.clone())?;
-    check(
+    let mut out = check(
         data_root,
         &db,
         &images,
@@ -223,5 +223,12 @@ pub fn check_offline(data_root: &Path, repair: bool) -> Result<Vec<Finding>> {
             verify_blobs: true,
             repair,
         },
-    )
+    )?;
+    let volumes = berth_volume::VolumeStore::open(data_root, db.clone())?;
+    out.extend(volumes.check(repair)?.into_iter().map(|f| Finding {
+        message: f.message,
+        repairable: f.repairable,
+        repaired: f.repaired,
+    }));
+    Ok(out)
 }

@@ -15,6 +15,8 @@ pub struct Daemon {
     pub config: Config,
     pub db: Db,
     pub images: Arc<ImageService>,
+    /// Volumes of the local driver.
+    pub volumes: Arc<berth_volume::VolumeStore>,
     pub events: Events,
     pub(crate) containers: RwLock<Containers>,
     pub(crate) execs: crate::container::Execs,
@@ -49,9 +51,10 @@ impl Daemon {
         let lock = crate::check::DataRootLock::acquire(&config.data_root)?;
         let db_path = config.data_root.join("berth.db");
         let data_root = config.data_root.clone();
-        let (db, images) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (db, images, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {
             let db = Db::open(&db_path)?;
             let images = ImageService::open_unchecked(&data_root, db.clone())?;
+            let volumes = berth_volume::VolumeStore::open(&data_root, db.clone())?;
             // Start-up reconciliation: what a crash left is found, repaired where safe, and logged.
             let opts = berth_image::CheckOptions {
                 verify_blobs: false,
@@ -60,7 +63,10 @@ impl Daemon {
             for f in crate::check::check(&data_root, &db, &images, opts)? {
                 eprintln!("berthd: reconcile: {f}");
             }
-            Ok((db, images))
+            for f in volumes.check(true)? {
+                eprintln!("berthd: reconcile: {f}");
+            }
+            Ok((db, images, volumes))
         })
         .await??;
         let engine_id = engine_id(&config.data_root)?;
@@ -70,6 +76,7 @@ impl Daemon {
             config,
             db,
             images: Arc::new(images),
+            volumes: Arc::new(volumes),
             events: Events::default(),
             containers: RwLock::new(Containers::default()),
             execs: Default::default(),
@@ -105,6 +112,12 @@ impl Daemon {
             }
         }
         for entry in restore {
+            // Driver-option volumes are still mounted for it: count it as a user again.
+            for m in entry.with(|d| d.mounts.clone()) {
+                if m.kind == berth_types::MountType::Volume {
+                    let _ = self.volumes.mount(&m.name);
+                }
+            }
             self.restore(entry).await;
         }
         self.start_policy_containers();

@@ -74,6 +74,8 @@ pub enum Error {
     Archive(#[from] berth_image::ArchiveError),
     #[error(transparent)]
     Meta(#[from] berth_meta::MetaError),
+    #[error(transparent)]
+    Volume(#[from] berth_volume::VolumeError),
     /// A record or document that did not serialize.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
@@ -105,6 +107,7 @@ impl Error {
             Error::Image(e) => e.kind(),
             Error::Archive(e) => e.kind(),
             Error::Meta(e) => e.kind(),
+            Error::Volume(e) => e.kind(),
             Error::Start { .. }
             | Error::Shim { .. }
             | Error::Mount(_)

@@ -19,6 +19,7 @@ mod shim;
 mod storage;
 mod system;
 mod tidy;
+mod volumes;
 
 pub use config::{Config, FileConfig};
 
@@ -29,3 +30,4 @@ pub const RUNTIME: &str = "berth";
 pub use daemon::Daemon;
 pub use error::{Error, Result};
 pub use tidy::ContainersPruneReport;
+pub use volumes::{VolumeCreate, VolumesPruneReport};

@@ -198,6 +198,7 @@ impl Daemon {
         let mut attrs = self.container_attrs(entry);
         attrs.insert("exitCode".into(), status.exit_code.to_string());
         self.events.emit("container", "die", &entry.id, attrs);
+        self.release_mounts(entry).await;
         entry.life.send_modify(|l| {
             l.exits += 1;
             l.exit_code = status.exit_code as i64;
@@ -216,7 +217,7 @@ impl Daemon {
         if auto_remove {
             let daemon = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = daemon.remove_entry(&entry, false, false).await {
+                if let Err(e) = daemon.remove_entry(&entry, false, true).await {
                     if e.kind() != berth_types::ErrorKind::NotFound {
                         eprintln!("berthd: failed to auto-remove {}: {e}", entry.id);
                     }

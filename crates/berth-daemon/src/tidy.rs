@@ -110,7 +110,8 @@ impl Daemon {
     /// `GET /system/df`: dockerd's `DiskUsage` document. `Images` and `LayersSize` as
     /// [`berth_image::ImageService::disk_usage`] computes them; `Containers` as
     /// `/containers/json?all=1` with `SizeRootFs` (rw layer + image) and `SizeRw` (left out when
-    /// 0, as dockerd leaves it out); no volumes and no build cache yet (`[]`, `null`, 0).
+    /// 0, as dockerd leaves it out); `Volumes` with their `UsageData`; no build cache yet
+    /// (`null`, 0).
     pub async fn disk_usage(self: &Arc<Self>) -> Result<serde_json::Value> {
         let images = self.images.clone();
         let du = blocking(move || images.disk_usage().map_err(Error::from)).await?;
@@ -153,7 +154,7 @@ impl Daemon {
             "LayersSize": du.layers_size,
             "Images": du.images,
             "Containers": containers,
-            "Volumes": [],
+            "Volumes": self.volume_usage()?,
             "BuildCache": null,
             "BuilderSize": 0,
         }))

@@ -52,11 +52,11 @@ use std::sync::{Mutex, MutexGuard};
 use berth_archive::ApplyError;
 use berth_content::{ContentError, ContentStore};
 use berth_meta::{Db, MetaError};
-use berth_snapshot::{write_init_layer, InitEntry, InitKind, Overlay, SnapshotError, Snapshotter};
+use berth_snapshot::{write_init_layer, Overlay, SnapshotError, Snapshotter};
 use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
 pub use berth_archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
-pub use berth_snapshot::{Change, ChangeKind};
+pub use berth_snapshot::{Change, ChangeKind, InitEntry, InitKind};
 pub use check::{CheckOptions, Finding};
 pub use commit::CommitOptions;
 pub use config::ConfigFile;
@@ -376,7 +376,7 @@ impl ImageService {
     }
 
     /// A container's root filesystem: its init layer (the committed snapshot `<id>-init` holding
-    /// the engine's mount points, [`init_layer`] plus `extra_mount_points` — files the runtime will
+    /// the engine's mount points, [`init_layer`] plus `extra_mount_points` — the container's own mount points (`/sbin/docker-init`, volumes, binds, tmpfs) the runtime will
     /// bind-mount, such as `/sbin/docker-init`) on the image's layers, and on top of it a new
     /// active snapshot keyed by `container_id`, the rw layer. So the rw layer — what `diff`,
     /// `commit` and the rw size read — holds only what the container itself changed. Returns the
@@ -388,7 +388,7 @@ impl ImageService {
         &self,
         image_id: &str,
         container_id: &str,
-        extra_mount_points: &[&str],
+        extra_mount_points: &[InitEntry],
     ) -> Result<Vec<Mount>, Error> {
         let id = self.find(image_id)?;
         let _g = self.lock();
@@ -401,11 +401,7 @@ impl ImageService {
         let staging = format!("{init}-prepare");
         self.snapshots.prepare(&staging, parent)?;
         let mut entries = init_layer();
-        entries.extend(extra_mount_points.iter().map(|p| InitEntry {
-            path: p.to_string(),
-            kind: InitKind::File,
-            replace: false,
-        }));
+        entries.extend(extra_mount_points.iter().cloned());
         let made = (|| {
             let upper = self.snapshots.upper_dir(&staging)?;
             let lowers = self.snapshots.lower_dirs(&staging)?;

@@ -90,6 +90,16 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (digest, repository)
      );
      CREATE INDEX blob_sources_diff ON blob_sources(diff_id);",
+    // 2 → 3: volumes (the local driver's records; their files are under <data-root>/volumes).
+    "CREATE TABLE volumes (
+        name      TEXT PRIMARY KEY,
+        driver    TEXT NOT NULL,
+        created   TEXT NOT NULL,
+        labels    TEXT NOT NULL DEFAULT '{}',
+        options   TEXT NOT NULL DEFAULT '{}',
+        anonymous INTEGER NOT NULL DEFAULT 0,
+        removing  INTEGER NOT NULL DEFAULT 0
+     );",
 ];
 
 /// Errors of the metadata database.
@@ -992,3 +1002,5 @@ fn set_tag_tx(
 
 #[cfg(test)]
 mod tests;
+mod volumes;
+pub use volumes::VolumeRow;

@@ -17,6 +17,8 @@
 //! confined to it; the shim calls them once the rootfs is mounted.
 
 mod cgroup;
+mod devices;
+mod mounts;
 pub mod seccomp;
 mod user;
 
@@ -32,6 +34,7 @@ use oci_spec::runtime::{
 use serde::{Deserialize, Serialize};
 
 pub use cgroup::{cgroup_parent, cgroup_path, CgroupDirs, CGROUP_ROOT};
+pub use devices::DeviceMapping;
 pub use user::{check_executable, resolve_user, ExecError};
 
 /// Errors of this crate.
@@ -74,13 +77,7 @@ pub enum NetworkMode {
     Path(PathBuf),
 }
 
-/// A bind mount into the container.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MountPoint {
-    pub source: PathBuf,
-    pub destination: String,
-    pub read_only: bool,
-}
+pub use berth_types::{MountPoint, MountType};
 
 /// One `--ulimit name=soft:hard` (`nofile`, `nproc`, `core`, …).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,7 +123,12 @@ pub struct ContainerSpec {
     /// Cgroup parent; the cgroup path is `/<cgroup_parent>/<id>` (`berth` when empty). A parent
     /// that could leave the cgroup hierarchy (`..`) is refused ([`cgroup_parent`]).
     pub cgroup_parent: String,
+    /// The container's binds, volumes and tmpfs mounts (after the defaults and the bundle's files).
     pub mounts: Vec<MountPoint>,
+    /// `--device`.
+    pub devices: Vec<DeviceMapping>,
+    /// `--device-cgroup-rule`.
+    pub device_cgroup_rules: Vec<String>,
     /// Size of /dev/shm in bytes; 64 MiB when 0.
     pub shm_size: i64,
     pub seccomp_unconfined: bool,
@@ -364,13 +366,7 @@ fn default_mounts(c: &ContainerSpec) -> Vec<Mount> {
             &["nosuid", "noexec", "nodev", "mode=1777", shm_opt.as_str()],
         ),
     ];
-    for m in &c.mounts {
-        let mut opts = vec!["rbind", "rprivate"];
-        if m.read_only {
-            opts.push("ro");
-        }
-        v.push(mount(&m.destination, "bind", &m.source.to_string_lossy(), &opts));
-    }
+    mounts::add_user_mounts(&mut v, &c.mounts);
     if c.init {
         v.push(mount(
             INIT_PATH_IN_CONTAINER,
@@ -382,7 +378,7 @@ fn default_mounts(c: &ContainerSpec) -> Vec<Mount> {
     v
 }
 
-fn dev_rule(
+pub(crate) fn dev_rule(
     allow: bool,
     typ: Option<LinuxDeviceType>,
     major: Option<i64>,
@@ -519,9 +515,13 @@ fn rlimits(ulimits: &[Ulimit]) -> Result<Vec<PosixRlimit>, Error> {
     Ok(v)
 }
 
-fn resources(c: &ContainerSpec) -> LinuxResources {
+fn resources(c: &ContainerSpec, extra_rules: Vec<LinuxDeviceCgroup>) -> LinuxResources {
     let mut r = LinuxResources::default();
-    r.set_devices(Some(device_rules(c.privileged)));
+    let mut rules = device_rules(c.privileged);
+    if !c.privileged {
+        rules.extend(extra_rules);
+    }
+    r.set_devices(Some(rules));
     if c.memory > 0 || c.memory_reservation > 0 || c.memory_swap != 0 {
         let mut m = LinuxMemory::default();
         if c.memory > 0 {
@@ -592,6 +592,16 @@ fn namespaces(c: &ContainerSpec) -> Vec<LinuxNamespace> {
     v
 }
 
+/// Checks `--device` and `--device-cgroup-rule` values (the host devices exist, the rules parse),
+/// as [`build_spec`] would, so that the daemon can refuse them at create.
+pub fn check_devices(devices: &[DeviceMapping], rules: &[String]) -> Result<(), Error> {
+    devices::devices(devices)?;
+    for r in rules {
+        devices::cgroup_rule(r)?;
+    }
+    Ok(())
+}
+
 /// Builds the OCI spec for `c` with Docker's defaults. The process runs as root (0:0); the shim
 /// patches `process.user` from `-u` once the rootfs is mounted ([`resolve_user`]).
 pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
@@ -647,9 +657,13 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
                 .unwrap_or_else(|| DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect()),
         )
     };
+    let (device_nodes, mut extra_rules) = devices::devices(&c.devices)?;
+    for rule in &c.device_cgroup_rules {
+        extra_rules.push(devices::cgroup_rule(rule)?);
+    }
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces(c))
-        .resources(resources(c))
+        .resources(resources(c, extra_rules))
         .cgroups_path(PathBuf::from(cgroup_path(&c.cgroup_parent, "berth", &c.id)?))
         .masked_paths(masked)
         .readonly_paths(readonly)
@@ -664,8 +678,13 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     }
     if c.privileged {
         linux.set_devices(Some(host_devices()));
-    } else if !c.seccomp_unconfined {
-        linux.set_seccomp(Some(seccomp::default_profile(&caps)));
+    } else {
+        if !device_nodes.is_empty() {
+            linux.set_devices(Some(device_nodes));
+        }
+        if !c.seccomp_unconfined {
+            linux.set_seccomp(Some(seccomp::default_profile(&caps)));
+        }
     }
 
     let mut spec = Spec::default();
@@ -979,11 +998,7 @@ mod tests {
     #[test]
     fn binds_follow_defaults() {
         let c = ContainerSpec {
-            mounts: vec![MountPoint {
-                source: "/h/hosts".into(),
-                destination: "/etc/hosts".into(),
-                read_only: true,
-            }],
+            mounts: vec![MountPoint::bind("/h/hosts", "/etc/hosts", true)],
             ..plain()
         };
         let s = build_spec(&c).unwrap();

@@ -54,6 +54,11 @@ pub const DECLARED: &[&str] = &[
     "container.rm.bundle-removed",
     "container.rename.before-commit",
     "container.rename.committed",
+    // Volumes: create makes the directories, then the record; rm marks the record, removes
+    // the files, then drops the record.
+    "volume.create.dirs-made",
+    "volume.rm.marked-removing",
+    "volume.rm.files-removed",
 ];
 
 /// Kills the process with SIGKILL when it was started with `BERTH_FAILPOINT=name` and built with

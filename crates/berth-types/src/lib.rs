@@ -18,7 +18,7 @@ pub mod time;
 pub mod units;
 
 pub use digest::{Digest, DigestError};
-pub use mount::Mount;
+pub use mount::{Mount, MountPoint, MountType};
 pub use reference::{Reference, ReferenceError};
 
 /// The class of an error, independent of which crate raised it. The HTTP edge maps each kind to a

@@ -128,6 +128,9 @@ enum Cmd {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::Cmd),
     #[command(name = autostart::LAUNCH_ARG, hide = true)]
     Launch { berthd: String },
 }
@@ -270,6 +273,7 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::System(SystemCmd::Prune(a)) => prune::run_system(ctx, a),
         Cmd::System(SystemCmd::Info(a)) => info::run(ctx, a),
         Cmd::System(SystemCmd::Events(a)) => events::run(ctx, a),
+        Cmd::Volume(c) => volume::run(ctx, c),
         Cmd::Launch { berthd } => autostart::launch(&berthd),
     }
 }

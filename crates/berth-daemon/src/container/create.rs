@@ -71,19 +71,37 @@ impl Daemon {
         let id = random_id();
         let config = merge_config(&body, &image.config, &id)?;
         let (path, args) = command(&config)?;
+        // Every mount is parsed and checked before anything is made.
+        let plan = crate::container::mounts::plan(self, &host, &config)?;
 
         let images = self.images.clone();
         let (image_id, cid) = (image.id.clone(), id.clone());
         // The init layer also holds the mount point of `--init`'s binary.
         let init = host.init.unwrap_or(false);
+        // ... and so do the container's mount points, so overlay never has to make them.
+        let mut extra: Vec<berth_image::InitEntry> = plan
+            .mounts
+            .iter()
+            .map(|m| berth_image::InitEntry {
+                path: m.target.clone(),
+                kind: if m.kind == berth_types::MountType::Bind && std::path::Path::new(&m.source).is_file() {
+                    berth_image::InitKind::File
+                } else {
+                    berth_image::InitKind::Dir
+                },
+                replace: false,
+            })
+            .collect();
+        if init {
+            extra.push(berth_image::InitEntry {
+                path: berth_runtime::INIT_PATH_IN_CONTAINER.into(),
+                kind: berth_image::InitKind::File,
+                replace: false,
+            });
+        }
         blocking(move || {
-            let extra: &[&str] = if init {
-                &[berth_runtime::INIT_PATH_IN_CONTAINER]
-            } else {
-                &[]
-            };
             images
-                .prepare_rootfs(&image_id, &cid, extra)
+                .prepare_rootfs(&image_id, &cid, &extra)
                 .map(|_| ())
                 .map_err(Into::into)
         })
@@ -100,6 +118,17 @@ impl Daemon {
             return Err(e);
         }
         berth_sys::failpoint::hit("container.create.bundle-written");
+        // Volumes and `-v` directories last: a failure before leaves none behind.
+        let mounts = match self.realize_mounts(plan).await {
+            Ok(m) => m,
+            Err(e) => {
+                let images = self.images.clone();
+                let cid = id.clone();
+                let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
+                let _ = std::fs::remove_dir_all(&bundle);
+                return Err(e);
+            }
+        };
 
         let doc = Doc {
             id: id.clone(),
@@ -114,9 +143,11 @@ impl Daemon {
             restart_count: 0,
             manually_stopped: false,
             health: None,
+            mounts,
         };
         let entry = Entry::new(doc);
         if let Err(e) = self.insert(entry.clone()) {
+            self.remove_anonymous_volumes(&entry.with(|d| d.mounts.clone())).await;
             let images = self.images.clone();
             let cid = id.clone();
             let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
@@ -243,25 +274,10 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
             "publishing ports (-p/-P) needs bridge networking, which this berth version does not have yet",
         ));
     }
-    let nonempty = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
-    if nonempty(&host.binds)
-        || host.mounts.as_ref().is_some_and(|m| !m.is_empty())
-        || nonempty(&host.volumes_from)
-    {
-        return Err(Error::invalid(
-            "volumes and bind mounts (-v/--mount/--volumes-from) are not available in this berth version yet",
-        ));
-    }
-    if host.tmpfs.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(Error::invalid(
-            "--tmpfs mounts are not available in this berth version yet",
-        ));
-    }
-    if host.devices.as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::invalid(
-            "--device is not available in this berth version yet",
-        ));
-    }
+    // Devices are checked now (dockerd checks them at start): a bad one creates nothing.
+    let devices = crate::container::start::device_mappings(host);
+    let rules = host.device_cgroup_rules.clone().unwrap_or_default();
+    berth_runtime::check_devices(&devices, &rules).map_err(Error::Spec)?;
     for h in host.extra_hosts.clone().unwrap_or_default() {
         if h.split_once(':')
             .is_none_or(|(n, ip)| n.is_empty() || ip.is_empty())

@@ -92,7 +92,7 @@ impl Daemon {
             }),
             size_rw: rw,
             size_root_fs: None,
-            mounts: Some(vec![]),
+            mounts: Some(crate::container::mounts::api_mounts(&doc.mounts)),
             config: Some(doc.config.clone()),
             network_settings: Some(network_settings(&doc)),
         })

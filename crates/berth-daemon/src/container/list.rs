@@ -149,7 +149,7 @@ impl Daemon {
             network_settings: Some(ContainerSummaryNetworkSettings {
                 networks: Some(endpoints(d)),
             }),
-            mounts: Some(vec![]),
+            mounts: Some(crate::container::mounts::api_mounts(&d.mounts)),
         }
     }
 }

@@ -22,6 +22,7 @@ mod inspect;
 mod list;
 mod logs;
 mod manage;
+pub(crate) mod mounts;
 mod remove;
 mod start;
 mod stop;
@@ -146,6 +147,9 @@ pub struct Doc {
     /// Health check state, when the container has a check.
     #[serde(default)]
     pub health: Option<health::Health>,
+    /// Binds, volumes and tmpfs mounts, resolved at create (inspect's `Mounts`).
+    #[serde(default)]
+    pub mounts: Vec<berth_types::MountPoint>,
 }
 
 /// One output chunk or the end of a run, as relayed to attached clients ([`hub::Hub`]).

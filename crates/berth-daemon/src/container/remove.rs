@@ -18,7 +18,7 @@ impl Daemon {
         self: &Arc<Self>,
         entry: &Arc<Entry>,
         force: bool,
-        _volumes: bool,
+        volumes: bool,
     ) -> Result<()> {
         let _op = entry.op.lock().await;
         if entry.life.borrow().removed {
@@ -89,6 +89,10 @@ impl Daemon {
         self.forget(entry)?;
         self.events
             .emit("container", "destroy", &entry.id, self.container_attrs(entry));
+        if volumes {
+            // After the record: a crash before leaves a dangling anonymous volume, as dockerd.
+            self.remove_anonymous_volumes(&entry.with(|d| d.mounts.clone())).await;
+        }
         entry.life.send_modify(|l| l.removed = true);
         Ok(())
     }

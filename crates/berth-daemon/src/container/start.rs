@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_runtime::{ContainerSpec, MountPoint, NetworkMode, Ulimit};
+use berth_runtime::{ContainerSpec, DeviceMapping, MountPoint, NetworkMode, Ulimit};
+use berth_api::models::HostConfig;
 use berth_shim_proto::{Request, ShimConfig};
 
 use crate::container::{Doc, Entry, Op, Status};
@@ -29,7 +30,16 @@ impl Daemon {
         let network = self.network_mode(&doc)?;
         let mut spec = container_spec(&doc, &bundle, network.clone(), &self.config.cgroup_parent);
         spec.init_path = self.init_path();
-        let oci = berth_runtime::build_spec(&spec).map_err(Error::Spec)?;
+        // The volumes are mounted (and copied up) now; a failure from here until the shim runs
+        // releases them.
+        spec.mounts.extend(self.setup_mounts(entry).await?);
+        let oci = match berth_runtime::build_spec(&spec) {
+            Ok(o) => o,
+            Err(e) => {
+                self.release_mounts(entry).await;
+                return Err(Error::Spec(e));
+            }
+        };
         let socket = self.shim_socket(&id);
         let log = crate::container::logs::config::of_doc(&doc);
         let log_path = crate::container::logs::config::log_path(&bundle, &id, log.driver);
@@ -150,6 +160,7 @@ impl Daemon {
         code: Option<i32>,
     ) -> Error {
         let code = code.unwrap_or(128) as i64;
+        self.release_mounts(entry).await;
         entry.update(|d| {
             (d.state.status, d.state.started_at) = before;
             d.state.pid = 0;
@@ -169,7 +180,7 @@ impl Daemon {
             let daemon = self.clone();
             let entry = entry.clone();
             tokio::spawn(async move {
-                let _ = daemon.remove_entry(&entry, false, false).await;
+                let _ = daemon.remove_entry(&entry, false, true).await;
             });
         }
         Error::Start {
@@ -229,11 +240,7 @@ fn container_spec(
     let mut args = vec![doc.path.clone()];
     args.extend(doc.args.iter().cloned());
     let security = h.security_opt.clone().unwrap_or_default();
-    let bind = |file: &str, dest: &str| MountPoint {
-        source: bundle.join(file),
-        destination: dest.to_string(),
-        read_only: false,
-    };
+    let bind = |file: &str, dest: &str| MountPoint::bind(bundle.join(file).display().to_string(), dest, false);
     ContainerSpec {
         id: doc.id.clone(),
         rootfs: bundle.join("rootfs"),
@@ -281,6 +288,8 @@ fn container_spec(
             bind("hostname", "/etc/hostname"),
             bind("hosts", "/etc/hosts"),
         ],
+        devices: device_mappings(h),
+        device_cgroup_rules: h.device_cgroup_rules.clone().unwrap_or_default(),
         shm_size: h.shm_size.filter(|s| *s > 0).unwrap_or(64 * 1024 * 1024),
         seccomp_unconfined: security
             .iter()
@@ -295,4 +304,18 @@ fn container_spec(
         init: h.init.unwrap_or(false),
         init_path: PathBuf::new(),
     }
+}
+
+/// `HostConfig.Devices` in the runtime's terms.
+pub(crate) fn device_mappings(h: &HostConfig) -> Vec<DeviceMapping> {
+    h.devices
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| DeviceMapping {
+            path_on_host: d.path_on_host.unwrap_or_default(),
+            path_in_container: d.path_in_container.unwrap_or_default(),
+            cgroup_permissions: d.cgroup_permissions.unwrap_or_default(),
+        })
+        .collect()
 }

@@ -123,6 +123,12 @@ pub struct ContainerOpts {
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long)]
     pub publish: Vec<String>,
@@ -317,11 +323,32 @@ fn parse_publish(s: &str) -> anyhow::Result<(String, String, String)> {
     Ok((format!("{ctr}/{proto}"), ip.to_owned(), host.to_owned()))
 }
 
+/// `--device HOST[:CONTAINER][:PERMISSIONS]`, as docker's CLI splits it.
+fn parse_device(s: &str) -> anyhow::Result<Value> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let valid_perms = |p: &str| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    let (host, ctr, perms) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, p] if valid_perms(p) => (*h, *h, *p),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, p] if valid_perms(p) => (*h, *c, *p),
+        _ => bail!("invalid argument \"{s}\" for \"--device\" flag: bad format for path: {s}"),
+    };
+    if !ctr.starts_with('/') {
+        bail!("invalid argument \"{s}\" for \"--device\" flag: {ctr} is not an absolute path");
+    }
+    Ok(json!({"PathOnHost": host, "PathInContainer": ctr, "CgroupPermissions": perms}))
+}
+
 fn parse_mount(s: &str) -> anyhow::Result<Value> {
     let mut m = Map::new();
     let mut kind = "volume".to_owned();
     let mut tmpfs = Map::new();
     let mut bind = Map::new();
+    let mut volume = Map::new();
+    let mut driver = Map::new();
+    let mut driver_opts = Map::new();
+    let mut vlabels = Map::new();
     for kv in s.split(',') {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         match k.trim().to_ascii_lowercase().as_str() {
@@ -344,7 +371,21 @@ fn parse_mount(s: &str) -> anyhow::Result<Value> {
             "tmpfs-mode" => {
                 tmpfs.insert("Mode".into(), json!(u32::from_str_radix(v, 8)?));
             }
-            "consistency" | "volume-driver" | "volume-label" | "volume-nocopy" => {}
+            "volume-nocopy" => {
+                volume.insert("NoCopy".into(), json!(v.is_empty() || v == "1" || v == "true"));
+            }
+            "volume-driver" => {
+                driver.insert("Name".into(), json!(v));
+            }
+            "volume-opt" => {
+                let (k, val) = v.split_once('=').unwrap_or((v, ""));
+                driver_opts.insert(k.into(), json!(val));
+            }
+            "volume-label" => {
+                let (k, val) = v.split_once('=').unwrap_or((v, ""));
+                vlabels.insert(k.into(), json!(val));
+            }
+            "consistency" | "bind-nonrecursive" => {}
             other => bail!("invalid field '{other}' must be a key=value pair"),
         }
     }
@@ -357,6 +398,18 @@ fn parse_mount(s: &str) -> anyhow::Result<Value> {
     }
     if !tmpfs.is_empty() {
         m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
+    }
+    if !driver_opts.is_empty() {
+        driver.insert("Options".into(), Value::Object(driver_opts));
+    }
+    if !driver.is_empty() {
+        volume.insert("DriverConfig".into(), Value::Object(driver));
+    }
+    if !vlabels.is_empty() {
+        volume.insert("Labels".into(), Value::Object(vlabels));
+    }
+    if !volume.is_empty() {
+        m.insert("VolumeOptions".into(), Value::Object(volume));
     }
     Ok(Value::Object(m))
 }
@@ -452,6 +505,11 @@ pub fn build_body(
         let (p, opts) = t.split_once(':').unwrap_or((t, ""));
         tmpfs.insert(p.to_owned(), opts.to_owned());
     }
+    let devices = o
+        .device
+        .iter()
+        .map(|d| parse_device(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut ulimits = Vec::new();
     for u in &o.ulimit {
         let (name, lim) = u
@@ -590,8 +648,8 @@ pub fn build_body(
         "CpuRealtimeRuntime": 0,
         "CpusetCpus": "",
         "CpusetMems": "",
-        "Devices": [],
-        "DeviceCgroupRules": null,
+        "Devices": devices,
+        "DeviceCgroupRules": opt_list(&o.device_cgroup_rule),
         "DeviceRequests": null,
         "MemoryReservation": 0,
         "MemorySwap": memory_swap,

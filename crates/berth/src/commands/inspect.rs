@@ -61,6 +61,7 @@ enum Kind {
     Any,
     Container,
     Image,
+    Volume,
 }
 
 fn fetch(ctx: &Ctx, kind: Kind, name: &str, size: bool) -> anyhow::Result<Vec<u8>> {
@@ -69,6 +70,7 @@ fn fetch(ctx: &Ctx, kind: Kind, name: &str, size: bool) -> anyhow::Result<Vec<u8
     match kind {
         Kind::Container => get(format!("/containers/{}/json{q}", path_escape(name))),
         Kind::Image => get(format!("/images/{}/json", path_escape(name))),
+        Kind::Volume => get(format!("/volumes/{}", path_escape(name))),
         Kind::Any => match get(format!("/containers/{}/json{q}", path_escape(name))) {
             Err(e) if is_not_found(&e) => match get(format!("/images/{}/json", path_escape(name))) {
                 Err(e) if is_not_found(&e) => Err(anyhow::anyhow!("Error: No such object: {name}")),
@@ -156,4 +158,8 @@ pub fn run_container(ctx: &Ctx, a: ContainerArgs) -> anyhow::Result<i32> {
 
 pub fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<i32> {
     inspect(ctx, Kind::Image, &a.names, a.format.as_deref(), false)
+}
+
+pub fn run_volume(ctx: &Ctx, names: Vec<String>, format: Option<String>) -> anyhow::Result<i32> {
+    inspect(ctx, Kind::Volume, &names, format.as_deref(), false)
 }

@@ -38,6 +38,7 @@ pub mod top;
 pub mod unpause;
 pub mod update;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 use std::fmt;

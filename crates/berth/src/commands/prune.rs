@@ -63,7 +63,7 @@ pub struct SystemArgs {
 
 /// docker's `prompt.Confirm`: the message and ` [y/N] ` on stdout, then one line of stdin; only
 /// `y`/`Y` proceeds.
-fn confirm(message: &str) -> bool {
+pub(super) fn confirm(message: &str) -> bool {
     print(&format!("{message} [y/N] "));
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
@@ -71,11 +71,11 @@ fn confirm(message: &str) -> bool {
 }
 
 /// go-units `HumanSize` (four significant digits), as `Total reclaimed space:` prints it.
-fn total(bytes: u64) -> String {
+pub(super) fn total(bytes: u64) -> String {
     format!("Total reclaimed space: {}\n", human_size_prec(bytes as f64, 4))
 }
 
-fn query(filters: &[String]) -> anyhow::Result<String> {
+pub(super) fn query(filters: &[String]) -> anyhow::Result<String> {
     let mut q = Query::new();
     if let Some(f) = filters_json(filters)? {
         q.add("filters", f);
@@ -127,7 +127,7 @@ fn prune_containers(ctx: &Ctx, filters: &[String]) -> anyhow::Result<(u64, Strin
 }
 
 /// The `list_key` entries of a prune answer under `heading`, as docker prints them.
-fn named(r: &serde_json::Value, list_key: &str, heading: &str) -> String {
+pub(super) fn named(r: &serde_json::Value, list_key: &str, heading: &str) -> String {
     let names = r[list_key].as_array().map(Vec::as_slice).unwrap_or_default();
     if names.is_empty() {
         return String::new();

@@ -6,6 +6,7 @@ mod exec;
 mod images;
 mod system;
 mod tidy;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -95,7 +96,12 @@ async fn route(
         (&Method::GET, ["images", "json"]) => images::list(&d, &q),
         (&Method::POST, ["images", "prune"]) => tidy::images_prune(&d, &q).await,
         (&Method::POST, ["containers", "prune"]) => tidy::containers_prune(&d, &q).await,
-        (&Method::POST, ["networks" | "volumes" | "build", "prune"]) => {
+        (&Method::GET, ["volumes"]) => volumes::list(&d, &q),
+        (&Method::POST, ["volumes", "create"]) => volumes::create(&d, req).await,
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(&d, &q).await,
+        (&Method::GET, ["volumes", name]) => volumes::inspect(&d, name),
+        (&Method::DELETE, ["volumes", name]) => volumes::remove(&d, name, &q).await,
+        (&Method::POST, ["networks" | "build", "prune"]) => {
             tidy::nothing_to_prune(&d, segs[0], &q)
         }
         (&Method::GET, ["system", "df"]) => tidy::system_df(&d).await,

@@ -41,16 +41,14 @@ pub async fn containers_prune(d: &Arc<Daemon>, q: &Query) -> Result<Response<Bod
     ))
 }
 
-/// `POST /networks/prune`, `/volumes/prune` and `/build/prune` while berth has no user networks,
-/// no volumes and no build cache: dockerd's answer for an empty set (and its `prune` event for
-/// networks and volumes), so that the docker CLI's `system prune` — which calls all of them —
-/// works. The filters are still validated as dockerd validates them. Whoever adds networks,
-/// volumes or builds replaces the matching arm.
+/// `POST /networks/prune` and `/build/prune` while berth has no user networks and no build
+/// cache: dockerd's answer for an empty set (and its `prune` event for networks), so that the
+/// docker CLI's `system prune` — which calls all of them — works. The filters are still
+/// validated as dockerd validates them. Whoever adds networks or builds replaces the matching arm.
 pub fn nothing_to_prune(d: &Arc<Daemon>, what: &str, q: &Query) -> Result<Response<Body>, Error> {
     let filters = q.filters()?;
     let accepted: &[&str] = match what {
         "networks" => &["label", "label!", "until"],
-        "volumes" => &["label", "label!"],
         _ => &[
             "until",
             "unused-for",
@@ -72,10 +70,6 @@ pub fn nothing_to_prune(d: &Arc<Daemon>, what: &str, q: &Query) -> Result<Respon
         "networks" => {
             d.emit_prune("network", 0);
             json!({"NetworksDeleted": null})
-        }
-        "volumes" => {
-            d.emit_prune("volume", 0);
-            json!({"VolumesDeleted": [], "SpaceReclaimed": 0})
         }
         _ => json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
     };

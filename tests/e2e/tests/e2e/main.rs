@@ -33,3 +33,4 @@ mod security;
 mod system;
 mod tidy;
 mod tty;
+mod volumes;

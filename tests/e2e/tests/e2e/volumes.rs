@@ -1,0 +1,338 @@
+//! Volumes and mounts with real containers: binds, named and anonymous volumes, copy-up,
+//! `--volumes-from`, `--mount`, `--tmpfs`, `--read-only`, the `volume` commands, driver options,
+//! `cp`/`export`/`commit` around volumes, devices, events, and bad input.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn host_dir(d: &berth_e2e::Daemon, name: &str) -> PathBuf {
+    let p = d.root.join("host").join(name);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn volume_names(d: &berth_e2e::Daemon) -> Vec<String> {
+    d.berth(&["volume", "ls", "-q"])
+        .ok()
+        .stdout
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn bind_mounts_rw_and_ro() {
+    let d = daemon!();
+    let h = host_dir(&d, "b");
+    std::fs::write(h.join("in.txt"), "from host\n").unwrap();
+    let spec = format!("{}:/h", h.display());
+    let r = d
+        .berth(&["run", "--rm", "-v", &spec, "busybox", "sh", "-c", "cat /h/in.txt; echo made > /h/out.txt"])
+        .ok();
+    assert_eq!(r.stdout, "from host\n");
+    assert_eq!(std::fs::read_to_string(h.join("out.txt")).unwrap(), "made\n");
+    let ro = format!("{}:/h:ro", h.display());
+    let r = d.berth(&["run", "--rm", "-v", &ro, "busybox", "sh", "-c", "cat /h/in.txt && touch /h/x"]);
+    assert_ne!(r.code, 0, "a read-only bind accepted a write: {r:?}");
+    assert!(r.stderr.contains("Read-only file system"), "{r:?}");
+    assert!(!h.join("x").exists());
+    // Propagation is accepted and shown.
+    let p = format!("{}:/h:rslave", h.display());
+    d.berth(&["create", "--name", "prop", "-v", &p, "busybox", "true"]).ok();
+    let m = d.berth(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Propagation}} {{.RW}}{{end}}", "prop"]).ok();
+    assert_eq!(m.out(), "bind rslave true");
+}
+
+#[test]
+fn missing_v_host_dir_is_created_but_mount_bind_source_must_exist() {
+    let d = daemon!();
+    let missing = d.root.join("host/not/yet");
+    let spec = format!("{}:/m", missing.display());
+    d.berth(&["run", "--rm", "-v", &spec, "busybox", "touch", "/m/f"]).ok();
+    assert!(missing.join("f").is_file());
+    let gone = d.root.join("host/never");
+    let m = format!("type=bind,src={},dst=/m", gone.display());
+    let r = d.berth(&["run", "--rm", "--mount", &m, "busybox", "true"]);
+    assert_eq!(r.code, 125, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "invalid mount config for type \"bind\": bind source path does not exist: {}",
+            gone.display()
+        )),
+        "{r:?}"
+    );
+    assert!(!gone.exists());
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "", "a refused create left a container");
+}
+
+#[test]
+fn bind_file_onto_file() {
+    let d = daemon!();
+    let h = host_dir(&d, "f");
+    std::fs::write(h.join("motd"), "hello file\n").unwrap();
+    let spec = format!("{}:/etc/motd:ro", h.join("motd").display());
+    let r = d.berth(&["run", "--rm", "-v", &spec, "busybox", "cat", "/etc/motd"]).ok();
+    assert_eq!(r.stdout, "hello file\n");
+}
+
+#[test]
+fn named_volume_is_shared_and_survives_rm_and_daemon_restart() {
+    let mut d = daemon!();
+    d.berth(&["run", "--name", "w", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f"])
+        .ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"]).ok().stdout,
+        "kept\n"
+    );
+    d.berth(&["rm", "-v", "w"]).ok();
+    assert_eq!(volume_names(&d), vec!["keep".to_string()], "rm -v removed a named volume");
+    d.stop();
+    d.spawn();
+    assert_eq!(
+        d.berth(&["run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"]).ok().stdout,
+        "kept\n"
+    );
+    let mp = d.berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "keep"]).ok();
+    assert_eq!(PathBuf::from(mp.out()), d.data_root().join("volumes/keep/_data"));
+    assert_eq!(std::fs::read_to_string(d.data_root().join("volumes/keep/_data/f")).unwrap(), "kept\n");
+}
+
+#[test]
+fn copy_up_keeps_owner_and_mode_and_nocopy_skips_it() {
+    let d = daemon!();
+    d.berth(&[
+        "run", "--name", "src", "busybox", "sh", "-c",
+        "mkdir -p /srv/data/sub && echo seed > /srv/data/sub/f && chown 33:50 /srv/data/sub/f && chmod 640 /srv/data/sub/f && chown 33:33 /srv/data && chmod 750 /srv/data",
+    ])
+    .ok();
+    d.berth(&["commit", "src", "seeded:1"]).ok();
+    d.berth(&["run", "--rm", "-v", "cu:/srv/data", "seeded:1", "true"]).ok();
+    let data = d.data_root().join("volumes/cu/_data");
+    let f = std::fs::metadata(data.join("sub/f")).unwrap();
+    assert_eq!((f.uid(), f.gid(), f.mode() & 0o7777), (33, 50, 0o640));
+    let top = std::fs::metadata(&data).unwrap();
+    assert_eq!((top.uid(), top.mode() & 0o7777), (33, 0o750));
+    assert_eq!(std::fs::read_to_string(data.join("sub/f")).unwrap(), "seed\n");
+    // Not empty any more: the image's content does not come back over the volume's.
+    d.berth(&["run", "--rm", "-v", "cu:/srv/data", "seeded:1", "sh", "-c", "echo mine > /srv/data/sub/f"]).ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", "-v", "cu:/srv/data", "seeded:1", "cat", "/srv/data/sub/f"]).ok().stdout,
+        "mine\n"
+    );
+    d.berth(&["run", "--rm", "-v", "nc:/srv/data:nocopy", "seeded:1", "true"]).ok();
+    assert_eq!(std::fs::read_dir(d.data_root().join("volumes/nc/_data")).unwrap().count(), 0);
+}
+
+#[test]
+fn anonymous_volumes_go_with_rm_v_and_rm_flag_and_stay_otherwise() {
+    let d = daemon!();
+    d.berth(&["run", "--name", "a1", "-v", "/anon", "busybox", "touch", "/anon/x"]).ok();
+    let vols = volume_names(&d);
+    assert_eq!(vols.len(), 1);
+    assert!(vols[0].len() == 64 && vols[0].chars().all(|c| c.is_ascii_hexdigit()), "{vols:?}");
+    let name = d.berth(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "a1"]).ok();
+    assert_eq!(name.out(), vols[0]);
+    // rm without -v keeps it, dangling.
+    d.berth(&["rm", "a1"]).ok();
+    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "dangling=true"]).ok().out(), vols[0]);
+    d.berth(&["volume", "rm", &vols[0]]).ok();
+    d.berth(&["run", "--name", "a2", "-v", "/anon", "busybox", "true"]).ok();
+    assert_eq!(volume_names(&d).len(), 1);
+    d.berth(&["rm", "-v", "a2"]).ok();
+    assert!(volume_names(&d).is_empty(), "rm -v left {:?}", volume_names(&d));
+    d.berth(&["run", "--rm", "-v", "/anon", "-v", "named:/n", "busybox", "true"]).ok();
+    d.eventually("--rm removed the container", || d.berth(&["ps", "-aq"]).ok().out().is_empty());
+    assert_eq!(volume_names(&d), vec!["named".to_string()]);
+}
+
+#[test]
+fn image_volume_gets_an_anonymous_volume_with_the_image_content() {
+    let d = daemon!();
+    d.berth(&["run", "--name", "iv", "busybox", "sh", "-c", "mkdir /vol && echo img > /vol/f"]).ok();
+    d.berth(&["commit", "-c", "VOLUME /vol", "iv", "withvol:1"]).ok();
+    let r = d.berth(&["run", "--name", "user", "withvol:1", "sh", "-c", "cat /vol/f; echo new > /vol/g"]).ok();
+    assert_eq!(r.stdout, "img\n");
+    let vols = volume_names(&d);
+    assert_eq!(vols.len(), 1);
+    let data = d.data_root().join("volumes").join(&vols[0]).join("_data");
+    assert_eq!(std::fs::read_to_string(data.join("g")).unwrap(), "new\n");
+    // The container layer does not hold what went to the volume.
+    let diff = d.berth(&["diff", "user"]).ok();
+    assert!(!diff.stdout.contains("/vol"), "{}", diff.stdout);
+    d.berth(&["rm", "-v", "user"]).ok();
+    assert!(volume_names(&d).is_empty());
+}
+
+#[test]
+fn volumes_from_shares_volumes_and_binds_with_modes() {
+    let d = daemon!();
+    let h = host_dir(&d, "vf");
+    let b = format!("{}:/b", h.display());
+    d.berth(&["create", "--name", "holder", "-v", "shared:/data", "-v", &b, "-v", "/anon", "busybox", "true"])
+        .ok();
+    d.berth(&["run", "--rm", "--volumes-from", "holder", "busybox", "sh", "-c", "echo 1 > /data/f; echo 2 > /b/f; echo 3 > /anon/f"])
+        .ok();
+    assert_eq!(std::fs::read_to_string(h.join("f")).unwrap(), "2\n");
+    let r = d.berth(&["run", "--rm", "--volumes-from", "holder:ro", "busybox", "sh", "-c", "cat /data/f /anon/f; touch /data/g"]);
+    assert_eq!(r.stdout, "1\n3\n");
+    assert_ne!(r.code, 0, "volumes-from :ro allowed a write");
+    // --rm of the borrower did not take the holder's anonymous volume.
+    assert_eq!(volume_names(&d).len(), 2);
+    let r = d.berth(&["create", "--volumes-from", "nosuch", "busybox", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("No such container: nosuch"), "{r:?}");
+}
+
+#[test]
+fn tmpfs_mounts_have_their_size_and_mode() {
+    let d = daemon!();
+    let r = d
+        .berth(&["run", "--rm", "--tmpfs", "/t1:size=1m,mode=700", "--mount", "type=tmpfs,dst=/t2,tmpfs-size=2097152,tmpfs-mode=1770", "busybox", "sh", "-c", "grep -E ' /t[12] ' /proc/mounts; stat -c '%a' /t1 /t2"])
+        .ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    let t1 = lines.iter().find(|l| l.contains(" /t1 ")).expect("no /t1 mount");
+    let t2 = lines.iter().find(|l| l.contains(" /t2 ")).expect("no /t2 mount");
+    assert!(t1.starts_with("tmpfs /t1 tmpfs") && t1.contains("size=1024k") && t1.contains("noexec"), "{t1}");
+    assert!(t2.contains("size=2048k"), "{t2}");
+    assert_eq!(&lines[lines.len() - 2..], &["700", "1770"]);
+}
+
+#[test]
+fn read_only_root_with_writable_volume() {
+    let d = daemon!();
+    let r = d.berth(&["run", "--rm", "--read-only", "-v", "rw:/data", "busybox", "sh", "-c", "echo ok > /data/f && cat /data/f && touch /etc/x"]);
+    assert_eq!(r.stdout, "ok\n");
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Read-only file system"), "{r:?}");
+}
+
+#[test]
+fn volume_commands_and_filters() {
+    let d = daemon!();
+    assert_eq!(d.berth(&["volume", "create", "--label", "env=test", "v1"]).ok().out(), "v1");
+    d.berth(&["volume", "create", "v2"]).ok();
+    let anon = d.berth(&["volume", "create"]).ok();
+    assert_eq!(anon.out().len(), 64);
+    d.berth(&["run", "-d", "--name", "user", "-v", "v2:/d", "busybox", "sleep", "60"]).ok();
+    let ls = d.berth(&["volume", "ls"]).ok();
+    assert!(ls.stdout.starts_with("DRIVER    VOLUME NAME\n"), "{}", ls.stdout);
+    assert!(ls.stdout.contains("local     v1\n"), "{}", ls.stdout);
+    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "label=env=test"]).ok().out(), "v1");
+    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "name=v2"]).ok().out(), "v2");
+    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "dangling=false"]).ok().out(), "v2");
+    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "driver=local"]).ok().stdout.lines().count(), 3);
+    assert_eq!(
+        d.berth(&["volume", "ls", "--format", "{{.Name}}:{{.Labels}}", "-f", "name=v1"]).ok().out(),
+        "v1:env=test"
+    );
+    let insp = d.berth(&["volume", "inspect", "v1"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&insp.stdout).unwrap();
+    assert_eq!(v[0]["Labels"]["env"], "test");
+    assert_eq!(v[0]["Scope"], "local");
+    assert!(v[0]["Options"].is_null());
+    let miss = d.berth(&["volume", "inspect", "nosuch"]);
+    assert_eq!(miss.code, 1);
+    assert!(miss.stderr.contains("get nosuch: no such volume"), "{miss:?}");
+    // In use: refused with docker's message, data kept.
+    let id = d.berth(&["inspect", "-f", "{{.Id}}", "user"]).ok();
+    let r = d.berth(&["volume", "rm", "v2"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains(&format!("remove v2: volume is in use - [{}]", id.out())),
+        "{r:?}"
+    );
+    assert!(d.data_root().join("volumes/v2/_data").is_dir());
+    // Prune without -a: anonymous only; with a label filter and -a: just that one.
+    let p = d.berth(&["volume", "prune", "-f"]).ok();
+    assert!(p.stdout.contains(anon.out()), "{}", p.stdout);
+    assert_eq!(volume_names(&d), vec!["v1".to_string(), "v2".into()]);
+    d.berth(&["volume", "create", "v3"]).ok();
+    let p = d.berth(&["volume", "prune", "-a", "-f", "--filter", "label=env=test"]).ok();
+    assert!(p.stdout.starts_with("Deleted Volumes:\nv1\n"), "{}", p.stdout);
+    let p = d.berth(&["volume", "prune", "-a", "-f"]).ok();
+    assert!(p.stdout.contains("v3") && !p.stdout.contains("v2"), "{}", p.stdout);
+    d.berth(&["rm", "-f", "user"]).ok();
+    assert_eq!(d.berth(&["volume", "rm", "v2"]).ok().out(), "v2");
+    assert!(!d.data_root().join("volumes/v2").exists());
+    assert_eq!(d.berth(&["volume", "rm", "-f", "v2"]).code, 0);
+}
+
+#[test]
+fn bad_volume_input_is_refused_and_changes_nothing() {
+    let d = daemon!();
+    let cases: &[(&[&str], &str)] = &[
+        (&["-v", "a/b:/x"], "\"a/b\" includes invalid characters for a local volume name"),
+        (&["-v", "v:rel"], "mount path must be absolute"),
+        (&["-v", "/tmp:/"], "destination can't be '/'"),
+        (&["-v", "v:/x", "-v", "w:/x"], "Duplicate mount point: /x"),
+        (&["-v", "/tmp:/x:bogus"], "invalid mode: bogus"),
+        (&["--mount", "type=tmpfs,src=x,dst=/x"], "field Source must not be specified"),
+        (&["--device", "/dev/nope"], "error gathering device information while adding custom device \"/dev/nope\""),
+    ];
+    for (args, want) in cases {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["busybox", "true"]);
+        let r = d.berth(&a);
+        assert_eq!(r.code, 125, "{args:?}: {r:?}");
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+    assert!(volume_names(&d).is_empty(), "{:?}", volume_names(&d));
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "");
+    let r = d.berth(&["volume", "create", "a/b"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("includes invalid characters"), "{r:?}");
+    assert!(std::fs::read_dir(d.data_root().join("volumes")).unwrap().next().is_none());
+}
+
+#[test]
+fn local_driver_options_mount_tmpfs_and_bind_devices() {
+    let d = daemon!();
+    d.berth(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "tv"]).ok();
+    let r = d.berth(&["run", "--rm", "-v", "tv:/t", "busybox", "sh", "-c", "grep ' /t ' /proc/mounts"]).ok();
+    assert!(r.stdout.starts_with("tmpfs /t tmpfs") && r.stdout.contains("size=1024k"), "{}", r.stdout);
+    let opts = d.berth(&["volume", "inspect", "-f", "{{.Options.type}} {{.Options.o}}", "tv"]).ok();
+    assert_eq!(opts.out(), "tmpfs size=1m");
+    let h = host_dir(&d, "dev");
+    std::fs::write(h.join("seen"), "via bind device\n").unwrap();
+    let dev = format!("device={}", h.display());
+    d.berth(&["volume", "create", "-o", "type=none", "-o", "o=bind", "-o", &dev, "bv"]).ok();
+    let r = d.berth(&["run", "--rm", "-v", "bv:/b", "busybox", "sh", "-c", "cat /b/seen; echo back > /b/new"]).ok();
+    assert_eq!(r.stdout, "via bind device\n");
+    assert_eq!(std::fs::read_to_string(h.join("new")).unwrap(), "back\n");
+    // Unmounted once no container uses it; prune leaves driver-option volumes alone.
+    let data = d.data_root().join("volumes/bv/_data");
+    assert!(!data.join("seen").exists(), "the bind device stayed mounted");
+    d.berth(&["volume", "prune", "-a", "-f"]).ok();
+    assert_eq!(volume_names(&d), vec!["bv".to_string(), "tv".into()]);
+    d.berth(&["volume", "rm", "bv", "tv"]).ok();
+    assert!(h.join("seen").exists(), "removing a bind-device volume touched the device");
+}
+
+#[test]
+fn volume_events_follow_dockerd() {
+    let d = daemon!();
+    let since = berth_e2e::timestamp();
+    d.berth(&["run", "--name", "ev", "-v", "evv:/d", "busybox", "true"]).ok();
+    let created = d.wait_for_event(&since, &["type=volume", "event=create"], Duration::from_secs(10));
+    assert!(created.contains("volume create evv") && created.contains("driver=local"), "{created}");
+    let mounted = d.wait_for_event(&since, &["type=volume", "event=mount"], Duration::from_secs(10));
+    assert!(mounted.contains("destination=/d") && mounted.contains("read/write=true"), "{mounted}");
+    d.wait_for_event(&since, &["type=volume", "event=unmount"], Duration::from_secs(10));
+    d.berth(&["rm", "ev"]).ok();
+    d.berth(&["volume", "rm", "evv"]).ok();
+    let destroyed = d.wait_for_event(&since, &["type=volume", "event=destroy"], Duration::from_secs(10));
+    assert!(destroyed.contains("volume destroy evv"), "{destroyed}");
+}
+
+#[test]
+fn volume_data_survives_cleanup_without_leftover_mounts() {
+    let d = daemon!();
+    d.berth(&["run", "--rm", "-v", "m1:/a", "--tmpfs", "/t", "busybox", "true"]).ok();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = d.root.display().to_string();
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    let _ = std::fs::set_permissions(d.root.join("host"), std::fs::Permissions::from_mode(0o755));
+}
