@@ -79,13 +79,13 @@ fn bind_file_onto_file() {
 #[test]
 fn named_volume_is_shared_and_survives_rm_and_daemon_restart() {
     let mut d = daemon!();
-    d.berth(&["run", "--name", "w", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f"])
+    d.berth(&["run", "--name", "writer", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f"])
         .ok();
     assert_eq!(
         d.berth(&["run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"]).ok().stdout,
         "kept\n"
     );
-    d.berth(&["rm", "-v", "w"]).ok();
+    d.berth(&["rm", "-v", "writer"]).ok();
     assert_eq!(volume_names(&d), vec!["keep".to_string()], "rm -v removed a named volume");
     d.stop();
     d.spawn();
@@ -180,7 +180,7 @@ fn volumes_from_shares_volumes_and_binds_with_modes() {
     // --rm of the borrower did not take the holder's anonymous volume.
     assert_eq!(volume_names(&d).len(), 2);
     let r = d.berth(&["create", "--volumes-from", "nosuch", "busybox", "true"]);
-    assert_eq!(r.code, 125);
+    assert_eq!(r.code, 1);
     assert!(r.stderr.contains("No such container: nosuch"), "{r:?}");
 }
 
@@ -212,8 +212,12 @@ fn volume_commands_and_filters() {
     let d = daemon!();
     assert_eq!(d.berth(&["volume", "create", "--label", "env=test", "v1"]).ok().out(), "v1");
     d.berth(&["volume", "create", "v2"]).ok();
-    let anon = d.berth(&["volume", "create"]).ok();
-    assert_eq!(anon.out().len(), 64);
+    let unnamed = d.berth(&["volume", "create"]).ok();
+    assert_eq!(unnamed.out().len(), 64);
+    d.berth(&["rm", "-v", &d.berth(&["create", "-v", "/x", "busybox", "true"]).ok().stdout.trim().to_string()]).ok();
+    d.berth(&["rm", &d.berth(&["create", "-v", "/anon", "busybox", "true"]).ok().stdout.trim().to_string()]).ok();
+    let anon = d.berth(&["volume", "ls", "-q"]).ok();
+    let anon = anon.stdout.lines().find(|n| *n != unnamed.out() && n.len() == 64).unwrap().to_string();
     d.berth(&["run", "-d", "--name", "user", "-v", "v2:/d", "busybox", "sleep", "60"]).ok();
     let ls = d.berth(&["volume", "ls"]).ok();
     assert!(ls.stdout.starts_with("DRIVER    VOLUME NAME\n"), "{}", ls.stdout);
@@ -221,7 +225,7 @@ fn volume_commands_and_filters() {
     assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "label=env=test"]).ok().out(), "v1");
     assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "name=v2"]).ok().out(), "v2");
     assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "dangling=false"]).ok().out(), "v2");
-    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "driver=local"]).ok().stdout.lines().count(), 3);
+    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "driver=local"]).ok().stdout.lines().count(), 4);
     assert_eq!(
         d.berth(&["volume", "ls", "--format", "{{.Name}}:{{.Labels}}", "-f", "name=v1"]).ok().out(),
         "v1:env=test"
@@ -243,9 +247,11 @@ fn volume_commands_and_filters() {
         "{r:?}"
     );
     assert!(d.data_root().join("volumes/v2/_data").is_dir());
-    // Prune without -a: anonymous only; with a label filter and -a: just that one.
+    // Prune without -a: anonymous only (a `volume create` without a name is not anonymous);
+    // with a label filter and -a: just that one.
     let p = d.berth(&["volume", "prune", "-f"]).ok();
-    assert!(p.stdout.contains(anon.out()), "{}", p.stdout);
+    assert!(p.stdout.contains(&anon), "{}", p.stdout);
+    d.berth(&["volume", "rm", unnamed.out()]).ok();
     assert_eq!(volume_names(&d), vec!["v1".to_string(), "v2".into()]);
     d.berth(&["volume", "create", "v3"]).ok();
     let p = d.berth(&["volume", "prune", "-a", "-f", "--filter", "label=env=test"]).ok();
@@ -261,11 +267,12 @@ fn volume_commands_and_filters() {
 #[test]
 fn bad_volume_input_is_refused_and_changes_nothing() {
     let d = daemon!();
+    // (flags, message); exit 125, except that docker's CLI maps "no such file or directory" to 127.
     let cases: &[(&[&str], &str)] = &[
         (&["-v", "a/b:/x"], "\"a/b\" includes invalid characters for a local volume name"),
-        (&["-v", "v:rel"], "mount path must be absolute"),
+        (&["-v", "v1:rel"], "mount path must be absolute"),
         (&["-v", "/tmp:/"], "destination can't be '/'"),
-        (&["-v", "v:/x", "-v", "w:/x"], "Duplicate mount point: /x"),
+        (&["-v", "v1:/x", "-v", "w1:/x"], "Duplicate mount point: /x"),
         (&["-v", "/tmp:/x:bogus"], "invalid mode: bogus"),
         (&["--mount", "type=tmpfs,src=x,dst=/x"], "field Source must not be specified"),
         (&["--device", "/dev/nope"], "error gathering device information while adding custom device \"/dev/nope\""),
@@ -275,7 +282,8 @@ fn bad_volume_input_is_refused_and_changes_nothing() {
         a.extend_from_slice(args);
         a.extend_from_slice(&["busybox", "true"]);
         let r = d.berth(&a);
-        assert_eq!(r.code, 125, "{args:?}: {r:?}");
+        let code = if want.contains("/dev/nope") { 127 } else { 125 };
+        assert_eq!(r.code, code, "{args:?}: {r:?}");
         assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
     }
     assert!(volume_names(&d).is_empty(), "{:?}", volume_names(&d));
