@@ -344,3 +344,101 @@ fn volume_data_survives_cleanup_without_leftover_mounts() {
     assert!(left.is_empty(), "mounts left: {left:?}");
     let _ = std::fs::set_permissions(d.root.join("host"), std::fs::Permissions::from_mode(0o755));
 }
+
+#[test]
+fn docker_py_volumes_api_and_mounts_in_create_and_inspect() {
+    let d = daemon!();
+    let h = host_dir(&d, "py");
+    std::fs::write(h.join("seen"), "py bind\n").unwrap();
+    let script = r#"
+import docker, sys
+from docker.types import Mount
+c = docker.from_env()
+host = sys.argv[1]
+v = c.volumes.create(name="pyvol", labels={"wire": "1"})
+assert v.name == "pyvol" and v.attrs["Driver"] == "local", v.attrs
+assert v.attrs["Labels"] == {"wire": "1"}, v.attrs
+assert v.attrs["Mountpoint"].endswith("/volumes/pyvol/_data"), v.attrs
+again = c.volumes.create(name="pyvol", labels={"wire": "2"})
+assert again.attrs["Labels"] == {"wire": "1"}, again.attrs
+assert c.volumes.get("pyvol").attrs["CreatedAt"] == v.attrs["CreatedAt"]
+assert [x.name for x in c.volumes.list(filters={"label": "wire=1"})] == ["pyvol"]
+ct = c.containers.run("busybox", ["sh", "-c", "cat /b/seen > /data/copy; sleep 60"], detach=True, name="pyc",
+                      volumes={"pyvol": {"bind": "/data", "mode": "rw"}, host: {"bind": "/b", "mode": "ro"}},
+                      mounts=[Mount("/t", None, type="tmpfs", tmpfs_size=1048576)])
+ct.reload()
+ms = {m["Destination"]: m for m in ct.attrs["Mounts"]}
+assert ms["/data"]["Type"] == "volume" and ms["/data"]["Name"] == "pyvol" and ms["/data"]["Mode"] == "rw" and ms["/data"]["RW"], ms
+assert ms["/data"]["Driver"] == "local" and ms["/data"]["Propagation"] == "", ms
+assert ms["/b"] == {"Type": "bind", "Source": host, "Destination": "/b", "Mode": "ro", "RW": False, "Propagation": "rprivate"}, ms["/b"]
+assert ms["/t"]["Type"] == "tmpfs" and ms["/t"]["Source"] == "" and "Name" not in ms["/t"], ms["/t"]
+assert ct.attrs["HostConfig"]["Binds"] == ["pyvol:/data:rw", host + ":/b:ro"], ct.attrs["HostConfig"]["Binds"]
+assert len(ct.attrs["Mounts"]) == 3, ct.attrs["Mounts"]
+assert [x.name for x in c.volumes.list(filters={"dangling": False})] == ["pyvol"]
+try:
+    c.volumes.get("pyvol").remove()
+    raise SystemExit("removed a volume in use")
+except docker.errors.APIError as e:
+    assert e.status_code == 409 and "volume is in use" in str(e), e
+ct.remove(force=True, v=True)
+assert c.volumes.get("pyvol").name == "pyvol"
+r = c.api.prune_volumes(filters={"label": "wire=2"})
+assert r == {"VolumesDeleted": [], "SpaceReclaimed": 0}, r
+r = c.api.prune_volumes()
+assert r["VolumesDeleted"] == ["pyvol"] and r["SpaceReclaimed"] == len(b"py bind\n"), r
+try:
+    c.volumes.get("pyvol")
+    raise SystemExit("pruned volume still there")
+except docker.errors.NotFound as e:
+    assert "get pyvol: no such volume" in str(e), e
+c.volumes.create(name="pyrm").remove(force=True)
+c.api.remove_volume("pyrm", force=True)
+print("ok")
+"#;
+    let path = d.root.join("volumes_py.py");
+    std::fs::write(&path, script).unwrap();
+    let out = d
+        .python(&format!(
+            "import sys, runpy; sys.argv = ['x', {:?}]; runpy.run_path({:?})",
+            h.display().to_string(),
+            path.display().to_string()
+        ));
+    assert_eq!(out.code, 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    assert_eq!(out.out(), "ok");
+}
+
+#[test]
+fn docker_cli_volume_commands_and_run_v() {
+    let d = daemon!();
+    assert_eq!(d.docker(&["volume", "create", "--label", "x=y", "dv1"]).ok().out(), "dv1");
+    d.docker(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "dv2"]).ok();
+    let ls = d.docker(&["volume", "ls"]).ok();
+    assert_eq!(ls.stdout, "DRIVER    VOLUME NAME\nlocal     dv1\nlocal     dv2\n");
+    assert_eq!(d.docker(&["volume", "ls", "-q", "--filter", "label=x=y"]).ok().out(), "dv1");
+    let v: serde_json::Value = serde_json::from_str(&d.docker(&["volume", "inspect", "dv2"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["Options"]["o"], "size=1m");
+    let h = host_dir(&d, "dk");
+    let bind = format!("{}:/b", h.display());
+    let r = d
+        .docker(&["run", "--rm", "-v", "dv1:/data", "-v", &bind, "busybox", "sh", "-c", "echo via docker > /data/f; cp /data/f /b/f"])
+        .ok();
+    assert_eq!(r.code, 0);
+    assert_eq!(std::fs::read_to_string(h.join("f")).unwrap(), "via docker\n");
+    d.docker(&["run", "-d", "--name", "dk", "-v", "dv1:/data", "busybox", "sleep", "60"]).ok();
+    let m = d
+        .docker(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Mode}} {{.RW}}{{end}}", "dk"])
+        .ok();
+    assert_eq!(m.out(), "volume dv1 /data z true");
+    let r = d.docker(&["volume", "rm", "dv1"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("remove dv1: volume is in use - ["), "{r:?}");
+    d.docker(&["rm", "-f", "-v", "dk"]).ok();
+    assert_eq!(d.docker(&["volume", "rm", "dv1", "dv2"]).ok().stdout, "dv1\ndv2\n");
+    let r = d.docker(&["volume", "inspect", "dv1"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("get dv1: no such volume"), "{r:?}");
+    let r = d.docker(&["run", "--rm", "-v", "bad/name:/x", "busybox", "true"]);
+    assert_eq!(r.code, 125);
+    assert!(r.stderr.contains("includes invalid characters for a local volume name"), "{r:?}");
+    assert!(d.docker(&["volume", "ls", "-q"]).ok().out().is_empty());
+}
