@@ -392,7 +392,12 @@ try:
 except docker.errors.NotFound as e:
     assert "get pyvol: no such volume" in str(e), e
 c.volumes.create(name="pyrm").remove(force=True)
-c.api.remove_volume("pyrm", force=True)
+# docker-py 7.1 drops `force` from the URL (its _url ignores params): a 404, as from dockerd.
+try:
+    c.api.remove_volume("pyrm", force=True)
+    raise SystemExit("removed a missing volume")
+except docker.errors.NotFound:
+    pass
 print("ok")
 "#;
     let path = d.root.join("volumes_py.py");
