@@ -132,6 +132,13 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
         "container.rename" => {
             let _ = d.berth(&["rename", "idle", "renamed"]);
         }
+        "volume.create" => {
+            let _ = d.berth(&["volume", "create", "crashvol"]);
+        }
+        "volume.rm" => {
+            d.berth(&["volume", "create", "doomed"]).ok();
+            let _ = d.berth(&["volume", "rm", "doomed"]);
+        }
         other => panic!("failpoint {point}: no scenario for {other}; add one to crash::scenario"),
     }
 }
@@ -219,6 +226,21 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
                 d.berth(&["inspect", "-f", "{{.Name}}", name]).ok().out(),
                 format!("/{name}")
             );
+        }
+        "volume.create" | "volume.rm" => {
+            // Whole (record and directory, usable) or gone (neither), and a new create works.
+            let name = if area == "volume.create" { "crashvol" } else { "doomed" };
+            let data = d.data_root().join("volumes").join(name);
+            if d.berth(&["volume", "inspect", name]).code == 0 {
+                assert!(data.join("_data").is_dir(), "{point}: record without its directory");
+                d.berth(&["run", "--rm", "-v", &format!("{name}:/v"), "busybox", "touch", "/v/ok"])
+                    .ok();
+                d.berth(&["volume", "rm", name]).ok();
+            } else {
+                assert!(!data.exists(), "{point}: directory without its record");
+            }
+            d.berth(&["volume", "create", name]).ok();
+            d.berth(&["volume", "rm", name]).ok();
         }
         _ => unreachable!(),
     }
