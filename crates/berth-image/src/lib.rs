@@ -55,7 +55,7 @@ use berth_meta::{Db, MetaError};
 use berth_snapshot::{write_init_layer, Overlay, SnapshotError, Snapshotter};
 use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
-pub use berth_archive::{export_tar, go_mode, ArchiveError, ContainerFs, PathStat, PutOptions};
+pub use berth_archive::{export_tar, go_mode, open_in_root, ArchiveError, ContainerFs, PathStat, PutOptions};
 pub use berth_snapshot::{Change, ChangeKind, InitEntry, InitKind};
 pub use check::{CheckOptions, Finding};
 pub use commit::CommitOptions;

@@ -35,20 +35,35 @@ impl Write for ChannelWriter {
 }
 
 impl Daemon {
-    /// Runs `job` on a blocking thread with the container's merged root, holding its op lock.
-    async fn on_rootfs<T, F>(self: &Arc<Self>, entry: &Arc<Entry>, job: F) -> Result<T>
+    /// Runs `job` on a blocking thread with the container's merged root, holding its op lock;
+    /// with the container's binds and volumes visible at their targets when `with_mounts` (for `cp`, which must reach into them as docker's does). A
+    /// running container's root is then its own view (`/proc/<pid>/root`, where its mounts
+    /// already are); for a stopped one the daemon bind-mounts each source onto its target,
+    /// the target resolved inside the root (a symlink planted by the container cannot send the
+    /// mount outside it), and takes them down after the job.
+    async fn on_root<T, F>(self: &Arc<Self>, entry: &Arc<Entry>, with_mounts: bool, job: F) -> Result<T>
     where
         F: FnOnce(&Path) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let _op = entry.op.lock().await;
-        let merged: PathBuf = self.bundle(&entry.id).join("rootfs");
-        let mounts = if entry.status().is_running() {
+        let mut merged: PathBuf = self.bundle(&entry.id).join("rootfs");
+        let pid = entry.with(|d| d.state.pid);
+        let running = entry.status().is_running();
+        if running && with_mounts && pid > 0 {
+            merged = PathBuf::from(format!("/proc/{pid}/root"));
+        }
+        let mounts = if running {
             None
         } else {
             let images = self.images.clone();
             let id = entry.id.clone();
             Some(blocking(move || images.rootfs_mounts(&id).map_err(Error::from)).await?)
+        };
+        let user_mounts: Vec<berth_types::MountPoint> = if with_mounts && !running {
+            entry.with(|d| d.mounts.clone())
+        } else {
+            Vec::new()
         };
         blocking(move || {
             if let Some(m) = &mounts {
@@ -56,10 +71,15 @@ impl Daemon {
                     .map_err(|e| Error::io(format!("cannot create {}", merged.display()), e))?;
                 berth_sys::mount::mount_all(m, &merged).map_err(Error::Mount)?;
             }
-            let r = job(&merged);
+            let r = match bind_user_mounts(&merged, &user_mounts) {
+                Ok(()) => job(&merged),
+                Err(e) => Err(e),
+            };
             if mounts.is_some() {
-                if let Err(e) = berth_sys::mount::unmount(&merged) {
-                    eprintln!("berthd: unmount {}: {e}", merged.display());
+                for m in berth_sys::mount::mounts_under(&merged).unwrap_or_default() {
+                    if let Err(e) = berth_sys::mount::unmount(&m) {
+                        eprintln!("berthd: unmount {}: {e}", m.display());
+                    }
                 }
             }
             r
@@ -72,6 +92,7 @@ impl Daemon {
     async fn stream_rootfs<M, F>(
         self: &Arc<Self>,
         entry: Arc<Entry>,
+        with_mounts: bool,
         job: F,
     ) -> Result<(M, mpsc::Receiver<Bytes>)>
     where
@@ -83,7 +104,7 @@ impl Daemon {
         let daemon = self.clone();
         tokio::spawn(async move {
             let r = daemon
-                .on_rootfs(&entry, move |merged| {
+                .on_root(&entry, with_mounts, move |merged| {
                     let mut w = ChannelWriter(tx);
                     job(merged, meta_tx, &mut w);
                     Ok(())
@@ -114,7 +135,7 @@ impl Daemon {
         self.events
             .emit("container", "export", &entry.id, self.container_attrs(&entry));
         let ((), rx) = self
-            .stream_rootfs(entry, |merged, meta, w| {
+            .stream_rootfs(entry, false, |merged, meta, w| {
                 let _ = meta.send(Ok(()));
                 if let Err(e) = berth_image::export_tar(merged, w) {
                     eprintln!("berthd: export: {e}");
@@ -128,7 +149,7 @@ impl Daemon {
     pub async fn archive_stat(self: &Arc<Self>, key: &str, path: &str) -> Result<PathStat> {
         let entry = self.find(key)?;
         let (name, path) = (key.to_string(), path.to_string());
-        self.on_rootfs(&entry, move |merged| {
+        self.on_root(&entry, true, move |merged| {
             Ok(ContainerFs::new(merged, &name).stat(&path)?)
         })
         .await
@@ -142,7 +163,7 @@ impl Daemon {
     ) -> Result<(PathStat, mpsc::Receiver<Bytes>)> {
         let entry = self.find(key)?;
         let (name, path) = (key.to_string(), path.to_string());
-        self.stream_rootfs(entry, move |merged, meta, w| {
+        self.stream_rootfs(entry, true, move |merged, meta, w| {
             let fs = ContainerFs::new(merged, &name);
             match fs.stat(&path) {
                 Ok(st) => {
@@ -172,7 +193,7 @@ impl Daemon {
             return Err(Error::InvalidState("container rootfs is marked read-only".into()));
         }
         let (name, path) = (key.to_string(), path.to_string());
-        self.on_rootfs(&entry, move |merged| {
+        self.on_root(&entry, true, move |merged| {
             let mut src = src;
             Ok(ContainerFs::new(merged, &name).put(&path, &mut src, opts)?)
         })
@@ -281,4 +302,34 @@ impl Daemon {
         }
         Ok(lines)
     }
+}
+
+/// Bind-mounts the binds and volumes of a stopped container onto its root at `merged`, parents
+/// first; each target is opened inside the root (`RESOLVE_IN_ROOT`) and mounted on through its
+/// fd, so no symlink in the container's layers can place a mount outside `merged`.
+fn bind_user_mounts(merged: &Path, mounts: &[berth_types::MountPoint]) -> Result<()> {
+    let mut sorted: Vec<&berth_types::MountPoint> = mounts
+        .iter()
+        .filter(|m| m.kind != berth_types::MountType::Tmpfs && !m.source.is_empty())
+        .collect();
+    sorted.sort_by_key(|m| Path::new(&m.target).components().count());
+    for m in sorted {
+        let target = match berth_image::open_in_root(merged, &m.target) {
+            Ok(f) => f,
+            // The container removed its mount point: nothing to show there.
+            Err(_) => continue,
+        };
+        let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&target));
+        let mut opts = vec!["rbind".to_string()];
+        if m.read_only {
+            opts.push("ro".into());
+        }
+        let bind = berth_types::Mount {
+            kind: "bind".into(),
+            source: m.source.clone(),
+            options: opts,
+        };
+        berth_sys::mount::mount_all(&[bind], Path::new(&via)).map_err(Error::Mount)?;
+    }
+    Ok(())
 }

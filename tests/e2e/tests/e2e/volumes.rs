@@ -447,3 +447,105 @@ fn docker_cli_volume_commands_and_run_v() {
     assert!(r.stderr.contains("includes invalid characters for a local volume name"), "{r:?}");
     assert!(d.docker(&["volume", "ls", "-q"]).ok().out().is_empty());
 }
+
+#[test]
+fn cp_reaches_into_volumes_and_binds_running_or_not() {
+    let d = daemon!();
+    let h = host_dir(&d, "cpb");
+    let b = format!("{}:/b", h.display());
+    let src = d.root.join("cp-in.txt");
+    std::fs::write(&src, "into the volume\n").unwrap();
+    for (name, detach) in [("cpstopped", false), ("cprunning", true)] {
+        let mut args = vec!["run", "--name", name, "-v", "cpv:/data", "-v", &b];
+        if detach {
+            args.extend_from_slice(&["-d", "busybox", "sleep", "60"]);
+        } else {
+            args.extend_from_slice(&["busybox", "true"]);
+        }
+        d.berth(&args).ok();
+        d.berth(&["cp", src.to_str().unwrap(), &format!("{name}:/data/{name}.txt")]).ok();
+        assert_eq!(
+            std::fs::read_to_string(d.data_root().join(format!("volumes/cpv/_data/{name}.txt"))).unwrap(),
+            "into the volume\n",
+            "{name}"
+        );
+        d.berth(&["cp", src.to_str().unwrap(), &format!("{name}:/b/")]).ok();
+        assert!(h.join("cp-in.txt").is_file(), "{name}");
+        std::fs::write(h.join("from-host"), name).unwrap();
+        let out = d.root.join(format!("{name}-out"));
+        d.berth(&["cp", &format!("{name}:/b/from-host"), out.to_str().unwrap()]).ok();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), name);
+        // The container's layer holds none of it.
+        let diff = d.berth(&["diff", name]).ok();
+        assert!(!diff.stdout.contains("/data/") && !diff.stdout.contains("/b/"), "{}", diff.stdout);
+    }
+    // Nothing stays mounted after a cp on a stopped container.
+    d.berth(&["rm", "-f", "cprunning"]).ok();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&d.data_root().join("containers").display().to_string()), "{mounts}");
+}
+
+#[test]
+fn export_and_commit_leave_volume_contents_out() {
+    let d = daemon!();
+    let h = host_dir(&d, "ex");
+    let b = format!("{}:/b", h.display());
+    d.berth(&["run", "--name", "ex", "-v", "exv:/data", "-v", &b, "busybox", "sh", "-c", "echo v > /data/in-volume; echo b > /b/in-bind; echo l > /in-layer"])
+        .ok();
+    let tar = d.berth_command().args(["export", "ex"]).output().unwrap();
+    assert!(tar.status.success());
+    let list = std::process::Command::new("tar")
+        .arg("-t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&tar.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(names.lines().any(|l| l.trim_start_matches("./") == "in-layer"), "{names}");
+    assert!(!names.contains("in-volume") && !names.contains("in-bind"), "{names}");
+    d.berth(&["commit", "ex", "excommit:1"]).ok();
+    let r = d
+        .berth(&["run", "--rm", "excommit:1", "sh", "-c", "cat /in-layer; test -e /data/in-volume || test -e /b/in-bind || echo clean"])
+        .ok();
+    assert_eq!(r.stdout, "l\nclean\n");
+}
+
+#[test]
+fn devices_and_cgroup_rules() {
+    let d = daemon!();
+    let r = d
+        .berth(&["run", "--rm", "--device", "/dev/loop-control:/dev/lc", "busybox", "sh", "-c", "ls -l /dev/lc; : < /dev/lc && echo opened"])
+        .ok();
+    assert!(r.stdout.starts_with("crw") && r.stdout.contains("10, 237") && r.stdout.contains("opened"), "{}", r.stdout);
+    // Read-only permission: the node exists but cannot be opened for writing.
+    let r = d.berth(&["run", "--rm", "--device", "/dev/loop-control:/dev/lc:r", "busybox", "sh", "-c", ": < /dev/lc && echo read; echo x > /dev/lc"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout, "read\n", "{r:?}");
+    // A cgroup rule alone allows a node the container makes itself.
+    let r = d
+        .berth(&["run", "--rm", "--device-cgroup-rule", "c 10:237 rwm", "busybox", "sh", "-c", "mknod /tmp/lc c 10 237 && : < /tmp/lc && echo opened"])
+        .ok();
+    assert_eq!(r.out(), "opened");
+    let r = d.berth(&["run", "--rm", "busybox", "sh", "-c", "mknod /tmp/lc c 10 237 && : < /tmp/lc"]);
+    assert_ne!(r.code, 0, "the default rules allowed 10:237 to be opened");
+    assert!(r.stderr.contains("Operation not permitted"), "{r:?}");
+    // --privileged sees the host's devices.
+    let r = d.berth(&["run", "--rm", "--privileged", "busybox", "ls", "/dev/loop-control"]).ok();
+    assert_eq!(r.out(), "/dev/loop-control");
+}
+
+#[test]
+fn system_df_counts_volumes() {
+    let d = daemon!();
+    d.berth(&["run", "--name", "dfc", "-v", "dfv:/d", "busybox", "sh", "-c", "head -c 1000 /dev/zero > /d/f"]).ok();
+    d.berth(&["volume", "create", "idle"]).ok();
+    let per = "{{range .Volumes}}{{.Name}} {{.Links}} {{.Size}};{{end}}";
+    let v = d.berth(&["system", "df", "-v", "--format", per]).ok();
+    assert_eq!(v.out(), "dfv 1 1kB;idle 0 0B;");
+    assert_eq!(d.docker(&["system", "df", "-v", "--format", per]).ok().out(), v.out());
+}
