@@ -76,11 +76,7 @@ impl Daemon {
             Some(v) => match v.as_str() {
                 "true" | "1" => Some(true),
                 "false" | "0" => Some(false),
-                other => {
-                    return Err(Error::invalid(format!(
-                        "invalid filter 'dangling={other}'"
-                    )))
-                }
+                other => return Err(Error::invalid(format!("invalid filter 'dangling={other}'"))),
             },
         };
         let mut out = Vec::new();
@@ -96,7 +92,7 @@ impl Daemon {
                 }
             }
             if let Some(drivers) = filters.get("driver") {
-                if !drivers.iter().any(|d| *d == v.driver) {
+                if !drivers.contains(&v.driver) {
                     continue;
                 }
             }
@@ -133,7 +129,10 @@ impl Daemon {
 
     /// `POST /volumes/prune?filters=`: every unused volume matching the label filters. Volumes with driver
     /// options are left alone, as dockerd does. One `prune` event, no `destroy`s.
-    pub async fn volume_prune(self: &Arc<Self>, filters: BTreeMap<String, Vec<String>>) -> Result<VolumesPruneReport> {
+    pub async fn volume_prune(
+        self: &Arc<Self>,
+        filters: BTreeMap<String, Vec<String>>,
+    ) -> Result<VolumesPruneReport> {
         check_filters(&filters, &["label", "label!", "all"])?;
         // API 1.41 prunes named volumes too; an explicit `all=false` (API 1.42's default, which
         // berth's CLI sends without `-a`) keeps them.

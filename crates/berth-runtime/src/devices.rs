@@ -72,11 +72,17 @@ pub(crate) fn devices(maps: &[DeviceMapping]) -> Result<(Vec<LinuxDevice>, Vec<L
         } else {
             m.cgroup_permissions.as_str()
         };
-        let md = std::fs::metadata(host).map_err(|err| Error::InvalidArgument(format!(
-            "error gathering device information while adding custom device \"{}\": {}",
-            m.path_on_host,
-            if err.kind() == std::io::ErrorKind::NotFound { "no such file or directory".to_string() } else { err.to_string() }
-        )))?;
+        let md = std::fs::metadata(host).map_err(|err| {
+            Error::InvalidArgument(format!(
+                "error gathering device information while adding custom device \"{}\": {}",
+                m.path_on_host,
+                if err.kind() == std::io::ErrorKind::NotFound {
+                    "no such file or directory".to_string()
+                } else {
+                    err.to_string()
+                }
+            ))
+        })?;
         let mut found = Vec::new();
         if md.is_dir() {
             walk(host, &ctr, &mut found);
@@ -90,7 +96,13 @@ pub(crate) fn devices(maps: &[DeviceMapping]) -> Result<(Vec<LinuxDevice>, Vec<L
             )));
         }
         for d in found {
-            rules.push(crate::dev_rule(true, Some(d.typ()), d.major().into(), d.minor().into(), perms));
+            rules.push(crate::dev_rule(
+                true,
+                Some(d.typ()),
+                d.major().into(),
+                d.minor().into(),
+                perms,
+            ));
             nodes.push(d);
         }
     }

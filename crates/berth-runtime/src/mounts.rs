@@ -90,7 +90,13 @@ mod tests {
         assert_eq!(o.typ().as_deref(), Some("tmpfs"));
         assert_eq!(
             o.options().as_ref().unwrap(),
-            &vec!["noexec".to_string(), "nosuid".into(), "nodev".into(), "size=1m".into(), "mode=700".into()]
+            &vec![
+                "noexec".to_string(),
+                "nosuid".into(),
+                "nodev".into(),
+                "size=1m".into(),
+                "mode=700".into()
+            ]
         );
     }
 

@@ -44,7 +44,9 @@ pub fn copy_up(rootfs: &Path, path: &str, data: &Path) -> Result<bool, VolumeErr
         r
     });
     let extracted = berth_archive::extract_tar(data, reader);
-    let exported = export.join().map_err(|_| VolumeError::CopyUp("the reader panicked".into()))?;
+    let exported = export
+        .join()
+        .map_err(|_| VolumeError::CopyUp("the reader panicked".into()))?;
     exported.map_err(|e| VolumeError::CopyUp(e.to_string()))?;
     extracted.map_err(|e| VolumeError::CopyUp(e.to_string()))?;
     let dir = std::fs::File::open(data).map_err(|e| VolumeError::CopyUp(e.to_string()))?;

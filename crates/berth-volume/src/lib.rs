@@ -81,7 +81,9 @@ impl VolumeError {
             | VolumeError::InvalidOption { .. }
             | VolumeError::UnknownDriver { .. } => ErrorKind::InvalidArgument,
             VolumeError::Meta(e) => e.kind(),
-            VolumeError::Mount { .. } | VolumeError::Io { .. } | VolumeError::CopyUp(_) => ErrorKind::Internal,
+            VolumeError::Mount { .. } | VolumeError::Io { .. } | VolumeError::CopyUp(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -258,13 +260,16 @@ impl VolumeStore {
             Err(e) => return Err(io("create", &data)(e)),
         }
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).map_err(io("chmod", &data))?;
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755))
+            .map_err(io("chmod", &data))?;
         sync_dir(&self.root);
         berth_sys::failpoint::hit("volume.create.dirs-made");
         let row = VolumeRow {
             name: name.clone(),
             driver: LOCAL.into(),
-            created: berth_types::time::rfc3339_nano(berth_types::time::now_nanos() / 1_000_000_000 * 1_000_000_000),
+            created: berth_types::time::rfc3339_nano(
+                berth_types::time::now_nanos() / 1_000_000_000 * 1_000_000_000,
+            ),
             labels: serde_json::to_string(&opts.labels).unwrap_or_else(|_| "{}".into()),
             options: serde_json::to_string(&opts.options).unwrap_or_else(|_| "{}".into()),
             anonymous: opts.anonymous,
@@ -421,7 +426,10 @@ impl VolumeStore {
                     std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
                 }
                 out.push(Finding::new(
-                    format!("volume directory {} has no record (an interrupted create)", dir.display()),
+                    format!(
+                        "volume directory {} has no record (an interrupted create)",
+                        dir.display()
+                    ),
                     true,
                     repair,
                 ));

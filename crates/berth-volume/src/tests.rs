@@ -27,7 +27,10 @@ fn create_is_idempotent_and_keeps_the_first_labels() {
     assert!(v.created_at.ends_with('Z') && !v.created_at.contains('.'));
     let data = Path::new(&v.mountpoint);
     assert!(data.ends_with("volumes/v1/_data"));
-    assert_eq!(std::fs::metadata(data).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        std::fs::metadata(data).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
     let mut again = named("v1");
     again.labels.insert("x".into(), "z".into());
     let (v2, made) = s.create(again).unwrap();
@@ -54,10 +57,15 @@ fn bad_names_and_options_are_refused_with_docker_messages() {
     let (_d, s) = store();
     let e = s.create(named("a/b")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
-    assert!(e.to_string().starts_with("create a/b: \"a/b\" includes invalid characters for a local volume name"));
+    assert!(e
+        .to_string()
+        .starts_with("create a/b: \"a/b\" includes invalid characters for a local volume name"));
     let mut o = named("v2");
     o.options.insert("bogus".into(), "1".into());
-    assert_eq!(s.create(o).unwrap_err().to_string(), "create v2: invalid option key: \"bogus\"");
+    assert_eq!(
+        s.create(o).unwrap_err().to_string(),
+        "create v2: invalid option key: \"bogus\""
+    );
     assert!(s.list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(s.root()).unwrap().count(), 0);
 }
@@ -98,7 +106,11 @@ fn copy_up_keeps_modes_and_owners_and_stays_confined() {
     std::fs::create_dir_all(root.join("srv/data/sub")).unwrap();
     std::fs::write(root.join("srv/data/sub/f"), "hello").unwrap();
     std::fs::set_permissions(root.join("srv/data"), std::fs::Permissions::from_mode(0o750)).unwrap();
-    std::fs::set_permissions(root.join("srv/data/sub/f"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(
+        root.join("srv/data/sub/f"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     // A symlink out of the root resolves inside it.
     std::os::unix::fs::symlink("/srv", root.join("link")).unwrap();
     let owner = rustix::process::geteuid().is_root();

@@ -147,7 +147,8 @@ impl Daemon {
         };
         let entry = Entry::new(doc);
         if let Err(e) = self.insert(entry.clone()) {
-            self.remove_anonymous_volumes(&entry.with(|d| d.mounts.clone())).await;
+            self.remove_anonymous_volumes(&entry.with(|d| d.mounts.clone()))
+                .await;
             let images = self.images.clone();
             let cid = id.clone();
             let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;

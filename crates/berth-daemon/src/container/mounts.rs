@@ -96,7 +96,8 @@ fn parse_bind(spec: &str, plan: &mut Plan) -> Result<MountPoint> {
         return Err(invalid_spec(spec));
     }
     let kind = if src.starts_with('/') { "bind" } else { "volume" };
-    check_target(kind, dst).map_err(|e| Error::invalid(format!("invalid volume specification: '{spec}': {e}")))?;
+    check_target(kind, dst)
+        .map_err(|e| Error::invalid(format!("invalid volume specification: '{spec}': {e}")))?;
     let mut read_only = false;
     let mut propagation = String::new();
     let mut copy_up = true;
@@ -173,7 +174,9 @@ fn parse_mount(m: &ApiMount) -> Result<(MountPoint, Option<NeededVolume>)> {
                 return Err(bad("field Source must not be empty".into()));
             }
             if !source.starts_with('/') {
-                return Err(bad(format!("invalid mount path: '{source}' mount path must be absolute")));
+                return Err(bad(format!(
+                    "invalid mount path: '{source}' mount path must be absolute"
+                )));
             }
             if !Path::new(&source).exists() {
                 return Err(bad(format!("bind source path does not exist: {source}")));
@@ -197,7 +200,11 @@ fn parse_mount(m: &ApiMount) -> Result<(MountPoint, Option<NeededVolume>)> {
                 return Err(bad("field TmpfsOptions must not be specified".into()));
             }
             let vo = m.volume_options.clone().unwrap_or_default();
-            let driver = vo.driver_config.as_ref().and_then(|d| d.name.clone()).unwrap_or_default();
+            let driver = vo
+                .driver_config
+                .as_ref()
+                .and_then(|d| d.name.clone())
+                .unwrap_or_default();
             if !driver.is_empty() && driver != berth_volume::LOCAL {
                 return Err(Error::not_found("volume driver", driver));
             }
@@ -271,32 +278,29 @@ fn parse_tmpfs(path: &str, opts: &str) -> Result<MountPoint> {
 }
 
 /// Parses and validates every mount of a create request; creates nothing.
-pub(crate) fn plan(
-    daemon: &Daemon,
-    host: &HostConfig,
-    config: &ContainerConfig,
-) -> Result<Plan> {
+pub(crate) fn plan(daemon: &Daemon, host: &HostConfig, config: &ContainerConfig) -> Result<Plan> {
     let mut plan = Plan::default();
     let mut by_target: HashMap<String, usize> = HashMap::new();
-    let mut push = |plan: &mut Plan, mp: MountPoint, need: Option<NeededVolume>, replace: bool| -> Result<()> {
-        if let Some(&i) = by_target.get(&mp.target) {
-            if !replace {
-                return Err(Error::invalid(format!("Duplicate mount point: {}", mp.target)));
+    let mut push =
+        |plan: &mut Plan, mp: MountPoint, need: Option<NeededVolume>, replace: bool| -> Result<()> {
+            if let Some(&i) = by_target.get(&mp.target) {
+                if !replace {
+                    return Err(Error::invalid(format!("Duplicate mount point: {}", mp.target)));
+                }
+                plan.volumes.retain(|(j, _)| *j != i);
+                if let Some(n) = need {
+                    plan.volumes.push((i, n));
+                }
+                plan.mounts[i] = mp;
+                return Ok(());
             }
-            plan.volumes.retain(|(j, _)| *j != i);
+            by_target.insert(mp.target.clone(), plan.mounts.len());
             if let Some(n) = need {
-                plan.volumes.push((i, n));
+                plan.volumes.push((plan.mounts.len(), n));
             }
-            plan.mounts[i] = mp;
-            return Ok(());
-        }
-        by_target.insert(mp.target.clone(), plan.mounts.len());
-        if let Some(n) = need {
-            plan.volumes.push((plan.mounts.len(), n));
-        }
-        plan.mounts.push(mp);
-        Ok(())
-    };
+            plan.mounts.push(mp);
+            Ok(())
+        };
     // --volumes-from: the other container's mounts, same targets (tmpfs are its own).
     for spec in host.volumes_from.clone().unwrap_or_default() {
         let (name, mode) = match spec.rsplit_once(':') {
@@ -377,7 +381,8 @@ impl Daemon {
             mkdirs,
         } = plan;
         for dir in mkdirs {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("error while creating mount source path '{dir}'"), e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("error while creating mount source path '{dir}'"), e))?;
         }
         for (i, need) in volumes {
             let store = self.volumes.clone();
@@ -389,8 +394,12 @@ impl Daemon {
                 anonymous: need.name.is_empty(),
             };
             let (v, _) = blocking(move || store.create(opts).map_err(Error::from)).await?;
-            self.events
-                .emit("volume", "create", &v.name, attrs(&[("driver", v.driver.clone())]));
+            self.events.emit(
+                "volume",
+                "create",
+                &v.name,
+                attrs(&[("driver", v.driver.clone())]),
+            );
             let mp = &mut mounts[i];
             mp.name = v.name.clone();
             mp.source = v.mountpoint.clone();
@@ -447,7 +456,8 @@ impl Daemon {
         let merged = self.bundle(&id).join("rootfs");
         blocking(move || {
             let m = images.rootfs_mounts(&id)?;
-            std::fs::create_dir_all(&merged).map_err(|e| Error::io(format!("cannot create {}", merged.display()), e))?;
+            std::fs::create_dir_all(&merged)
+                .map_err(|e| Error::io(format!("cannot create {}", merged.display()), e))?;
             berth_sys::mount::mount_all(&m, &merged).map_err(Error::Mount)?;
             let mut r = Ok(());
             for (target, data) in copy {
@@ -485,7 +495,10 @@ impl Daemon {
     /// After a container's removal with `-v` (or `--rm`): its anonymous volumes go, unless
     /// another container uses them; named ones always stay.
     pub(crate) async fn remove_anonymous_volumes(self: &Arc<Self>, mounts: &[MountPoint]) {
-        for mp in mounts.iter().filter(|m| m.kind == MountType::Volume && !m.inherited) {
+        for mp in mounts
+            .iter()
+            .filter(|m| m.kind == MountType::Volume && !m.inherited)
+        {
             let anonymous = self.volumes.get(&mp.name).map(|v| v.anonymous).unwrap_or(false);
             if !anonymous || !self.volume_users(&mp.name).is_empty() {
                 continue;
@@ -510,7 +523,13 @@ impl Daemon {
         let mut ids: Vec<String> = c
             .by_id
             .values()
-            .filter(|e| e.with(|d| d.mounts.iter().any(|m| m.kind == MountType::Volume && m.name == name)))
+            .filter(|e| {
+                e.with(|d| {
+                    d.mounts
+                        .iter()
+                        .any(|m| m.kind == MountType::Volume && m.name == name)
+                })
+            })
             .map(|e| e.id.clone())
             .collect();
         ids.sort();
@@ -549,7 +568,9 @@ pub(crate) fn api_mounts(mounts: &[MountPoint]) -> Vec<berth_api::models::MountP
 }
 
 fn dir_is_empty(p: &Path) -> bool {
-    std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false)
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -560,10 +581,16 @@ mod tests {
     fn bind_specs_parse_like_docker() {
         let mut plan = Plan::default();
         let m = parse_bind("/srv/x:/b:ro", &mut plan).unwrap();
-        assert_eq!((m.kind, m.read_only, m.mode.as_str()), (MountType::Bind, true, "ro"));
+        assert_eq!(
+            (m.kind, m.read_only, m.mode.as_str()),
+            (MountType::Bind, true, "ro")
+        );
         assert_eq!(plan.mkdirs, vec!["/srv/x".to_string()]);
         let m = parse_bind("v1:/data", &mut plan).unwrap();
-        assert_eq!((m.kind, m.name.as_str(), m.mode.as_str(), m.copy_up), (MountType::Volume, "v1", "z", true));
+        assert_eq!(
+            (m.kind, m.name.as_str(), m.mode.as_str(), m.copy_up),
+            (MountType::Volume, "v1", "z", true)
+        );
         let m = parse_bind("v1:/data:nocopy", &mut plan).unwrap();
         assert!(!m.copy_up);
         let m = parse_bind("/tmp:/t:rshared", &mut plan).unwrap();
@@ -576,8 +603,14 @@ mod tests {
             parse_bind("/tmp:rel", &mut plan).unwrap_err().to_string(),
             "invalid volume specification: '/tmp:rel': invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be absolute"
         );
-        assert!(parse_bind("/tmp:/", &mut plan).unwrap_err().to_string().ends_with("destination can't be '/'"));
-        assert_eq!(parse_bind("/tmp:/x:bogus", &mut plan).unwrap_err().to_string(), "invalid mode: bogus");
+        assert!(parse_bind("/tmp:/", &mut plan)
+            .unwrap_err()
+            .to_string()
+            .ends_with("destination can't be '/'"));
+        assert_eq!(
+            parse_bind("/tmp:/x:bogus", &mut plan).unwrap_err().to_string(),
+            "invalid mode: bogus"
+        );
         assert!(parse_bind("a/b:/x", &mut plan)
             .unwrap_err()
             .to_string()

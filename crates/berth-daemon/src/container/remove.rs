@@ -91,7 +91,8 @@ impl Daemon {
             .emit("container", "destroy", &entry.id, self.container_attrs(entry));
         if volumes {
             // After the record: a crash before leaves a dangling anonymous volume, as dockerd.
-            self.remove_anonymous_volumes(&entry.with(|d| d.mounts.clone())).await;
+            self.remove_anonymous_volumes(&entry.with(|d| d.mounts.clone()))
+                .await;
         }
         entry.life.send_modify(|l| l.removed = true);
         Ok(())

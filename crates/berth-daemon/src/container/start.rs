@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_runtime::{ContainerSpec, DeviceMapping, MountPoint, NetworkMode, Ulimit};
 use berth_api::models::HostConfig;
+use berth_runtime::{ContainerSpec, DeviceMapping, MountPoint, NetworkMode, Ulimit};
 use berth_shim_proto::{Request, ShimConfig};
 
 use crate::container::{Doc, Entry, Op, Status};
@@ -240,7 +240,8 @@ fn container_spec(
     let mut args = vec![doc.path.clone()];
     args.extend(doc.args.iter().cloned());
     let security = h.security_opt.clone().unwrap_or_default();
-    let bind = |file: &str, dest: &str| MountPoint::bind(bundle.join(file).display().to_string(), dest, false);
+    let bind =
+        |file: &str, dest: &str| MountPoint::bind(bundle.join(file).display().to_string(), dest, false);
     ContainerSpec {
         id: doc.id.clone(),
         rootfs: bundle.join("rootfs"),

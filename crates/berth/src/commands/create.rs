@@ -326,7 +326,8 @@ fn parse_publish(s: &str) -> anyhow::Result<(String, String, String)> {
 /// `--device HOST[:CONTAINER][:PERMISSIONS]`, as docker's CLI splits it.
 fn parse_device(s: &str) -> anyhow::Result<Value> {
     let parts: Vec<&str> = s.split(':').collect();
-    let valid_perms = |p: &str| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+    let valid_perms =
+        |p: &str| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
     let (host, ctr, perms) = match parts.as_slice() {
         [h] => (*h, *h, "rwm"),
         [h, p] if valid_perms(p) => (*h, *h, *p),

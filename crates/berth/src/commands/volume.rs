@@ -119,7 +119,14 @@ fn kv_map(items: &[String], what: &str) -> anyhow::Result<serde_json::Map<String
         let (k, v) = match i.split_once('=') {
             Some((k, v)) => (k, v),
             None if what == "label" => (i.as_str(), ""),
-            None => return Err(status(125, format!("invalid argument \"{i}\" for \"-o, --opt\" flag: invalid key value pair format: {i}"))),
+            None => {
+                return Err(status(
+                    125,
+                    format!(
+                        "invalid argument \"{i}\" for \"-o, --opt\" flag: invalid key value pair format: {i}"
+                    ),
+                ))
+            }
         };
         m.insert(k.to_owned(), serde_json::Value::String(v.to_owned()));
     }
@@ -129,7 +136,10 @@ fn kv_map(items: &[String], what: &str) -> anyhow::Result<serde_json::Map<String
 fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<i32> {
     let name = match (a.name_flag, a.name) {
         (Some(f), Some(p)) if f != p => {
-            return Err(status(1, format!("conflicting options: either specify --name or provide positional arg, not both")))
+            return Err(status(
+                1,
+                "conflicting options: either specify --name or provide positional arg, not both",
+            ))
         }
         (f, p) => p.or(f),
     };
@@ -148,7 +158,11 @@ fn create(ctx: &Ctx, a: CreateArgs) -> anyhow::Result<i32> {
     }
     let v = ctx
         .client
-        .call("POST", "/volumes/create", Body::json(&serde_json::Value::Object(body)))?
+        .call(
+            "POST",
+            "/volumes/create",
+            Body::json(&serde_json::Value::Object(body)),
+        )?
         .json()?;
     print(&format!("{}\n", v["Name"].as_str().unwrap_or("")));
     Ok(0)
@@ -186,7 +200,10 @@ fn ls(ctx: &Ctx, a: LsArgs) -> anyhow::Result<i32> {
         q.add("filters", f);
     }
     let r = ctx.client.get_json(&format!("/volumes{}", q.encode()))?;
-    let mut vols: Vec<&serde_json::Value> = r["Volumes"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    let mut vols: Vec<&serde_json::Value> = r["Volumes"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
     vols.sort_by(|x, y| x["Name"].as_str().cmp(&y["Name"].as_str()));
     let s = |v: &serde_json::Value, k: &str| Val::str(v[k].as_str().unwrap_or("").to_owned());
     let rows: Vec<Val> = vols
@@ -217,10 +234,11 @@ fn rm(ctx: &Ctx, a: RmArgs) -> anyhow::Result<i32> {
     q.flag("force", a.force);
     let mut errs = Vec::new();
     for n in &a.names {
-        match ctx
-            .client
-            .call("DELETE", &format!("/volumes/{}{}", path_escape(n), q.encode()), Body::Empty)
-        {
+        match ctx.client.call(
+            "DELETE",
+            &format!("/volumes/{}{}", path_escape(n), q.encode()),
+            Body::Empty,
+        ) {
             Ok(_) => print(&format!("{n}\n")),
             Err(e) => errs.push(format!("{e:#}")),
         }

@@ -101,9 +101,7 @@ async fn route(
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&d, &q).await,
         (&Method::GET, ["volumes", name]) => volumes::inspect(&d, name),
         (&Method::DELETE, ["volumes", name]) => volumes::remove(&d, name, &q).await,
-        (&Method::POST, ["networks" | "build", "prune"]) => {
-            tidy::nothing_to_prune(&d, segs[0], &q)
-        }
+        (&Method::POST, ["networks" | "build", "prune"]) => tidy::nothing_to_prune(&d, segs[0], &q),
         (&Method::GET, ["system", "df"]) => tidy::system_df(&d).await,
         (&Method::POST, ["images", "create"]) => images::create(&d, req, &q).await,
         (&Method::POST, ["auth"]) => images::auth(&d, req).await,

@@ -229,12 +229,27 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
         }
         "volume.create" | "volume.rm" => {
             // Whole (record and directory, usable) or gone (neither), and a new create works.
-            let name = if area == "volume.create" { "crashvol" } else { "doomed" };
+            let name = if area == "volume.create" {
+                "crashvol"
+            } else {
+                "doomed"
+            };
             let data = d.data_root().join("volumes").join(name);
             if d.berth(&["volume", "inspect", name]).code == 0 {
-                assert!(data.join("_data").is_dir(), "{point}: record without its directory");
-                d.berth(&["run", "--rm", "-v", &format!("{name}:/v"), "busybox", "touch", "/v/ok"])
-                    .ok();
+                assert!(
+                    data.join("_data").is_dir(),
+                    "{point}: record without its directory"
+                );
+                d.berth(&[
+                    "run",
+                    "--rm",
+                    "-v",
+                    &format!("{name}:/v"),
+                    "busybox",
+                    "touch",
+                    "/v/ok",
+                ])
+                .ok();
                 d.berth(&["volume", "rm", name]).ok();
             } else {
                 assert!(!data.exists(), "{point}: directory without its record");

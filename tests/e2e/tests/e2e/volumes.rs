@@ -28,19 +28,45 @@ fn bind_mounts_rw_and_ro() {
     std::fs::write(h.join("in.txt"), "from host\n").unwrap();
     let spec = format!("{}:/h", h.display());
     let r = d
-        .berth(&["run", "--rm", "-v", &spec, "busybox", "sh", "-c", "cat /h/in.txt; echo made > /h/out.txt"])
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            &spec,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /h/in.txt; echo made > /h/out.txt",
+        ])
         .ok();
     assert_eq!(r.stdout, "from host\n");
     assert_eq!(std::fs::read_to_string(h.join("out.txt")).unwrap(), "made\n");
     let ro = format!("{}:/h:ro", h.display());
-    let r = d.berth(&["run", "--rm", "-v", &ro, "busybox", "sh", "-c", "cat /h/in.txt && touch /h/x"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /h/in.txt && touch /h/x",
+    ]);
     assert_ne!(r.code, 0, "a read-only bind accepted a write: {r:?}");
     assert!(r.stderr.contains("Read-only file system"), "{r:?}");
     assert!(!h.join("x").exists());
     // Propagation is accepted and shown.
     let p = format!("{}:/h:rslave", h.display());
-    d.berth(&["create", "--name", "prop", "-v", &p, "busybox", "true"]).ok();
-    let m = d.berth(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Propagation}} {{.RW}}{{end}}", "prop"]).ok();
+    d.berth(&["create", "--name", "prop", "-v", &p, "busybox", "true"])
+        .ok();
+    let m = d
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Type}} {{.Propagation}} {{.RW}}{{end}}",
+            "prop",
+        ])
+        .ok();
     assert_eq!(m.out(), "bind rslave true");
 }
 
@@ -49,7 +75,8 @@ fn missing_v_host_dir_is_created_but_mount_bind_source_must_exist() {
     let d = daemon!();
     let missing = d.root.join("host/not/yet");
     let spec = format!("{}:/m", missing.display());
-    d.berth(&["run", "--rm", "-v", &spec, "busybox", "touch", "/m/f"]).ok();
+    d.berth(&["run", "--rm", "-v", &spec, "busybox", "touch", "/m/f"])
+        .ok();
     assert!(missing.join("f").is_file());
     let gone = d.root.join("host/never");
     let m = format!("type=bind,src={},dst=/m", gone.display());
@@ -63,7 +90,11 @@ fn missing_v_host_dir_is_created_but_mount_bind_source_must_exist() {
         "{r:?}"
     );
     assert!(!gone.exists());
-    assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "", "a refused create left a container");
+    assert_eq!(
+        d.berth(&["ps", "-aq"]).ok().out(),
+        "",
+        "a refused create left a container"
+    );
 }
 
 #[test]
@@ -72,30 +103,55 @@ fn bind_file_onto_file() {
     let h = host_dir(&d, "f");
     std::fs::write(h.join("motd"), "hello file\n").unwrap();
     let spec = format!("{}:/etc/motd:ro", h.join("motd").display());
-    let r = d.berth(&["run", "--rm", "-v", &spec, "busybox", "cat", "/etc/motd"]).ok();
+    let r = d
+        .berth(&["run", "--rm", "-v", &spec, "busybox", "cat", "/etc/motd"])
+        .ok();
     assert_eq!(r.stdout, "hello file\n");
 }
 
 #[test]
 fn named_volume_is_shared_and_survives_rm_and_daemon_restart() {
     let mut d = daemon!();
-    d.berth(&["run", "--name", "writer", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f"])
-        .ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "keep:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ])
+    .ok();
     assert_eq!(
-        d.berth(&["run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"]).ok().stdout,
+        d.berth(&["run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"])
+            .ok()
+            .stdout,
         "kept\n"
     );
     d.berth(&["rm", "-v", "writer"]).ok();
-    assert_eq!(volume_names(&d), vec!["keep".to_string()], "rm -v removed a named volume");
+    assert_eq!(
+        volume_names(&d),
+        vec!["keep".to_string()],
+        "rm -v removed a named volume"
+    );
     d.stop();
     d.spawn();
     assert_eq!(
-        d.berth(&["run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"]).ok().stdout,
+        d.berth(&["run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f"])
+            .ok()
+            .stdout,
         "kept\n"
     );
-    let mp = d.berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "keep"]).ok();
+    let mp = d
+        .berth(&["volume", "inspect", "-f", "{{.Mountpoint}}", "keep"])
+        .ok();
     assert_eq!(PathBuf::from(mp.out()), d.data_root().join("volumes/keep/_data"));
-    assert_eq!(std::fs::read_to_string(d.data_root().join("volumes/keep/_data/f")).unwrap(), "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(d.data_root().join("volumes/keep/_data/f")).unwrap(),
+        "kept\n"
+    );
 }
 
 #[test]
@@ -107,7 +163,8 @@ fn copy_up_keeps_owner_and_mode_and_nocopy_skips_it() {
     ])
     .ok();
     d.berth(&["commit", "src", "seeded:1"]).ok();
-    d.berth(&["run", "--rm", "-v", "cu:/srv/data", "seeded:1", "true"]).ok();
+    d.berth(&["run", "--rm", "-v", "cu:/srv/data", "seeded:1", "true"])
+        .ok();
     let data = d.data_root().join("volumes/cu/_data");
     let f = std::fs::metadata(data.join("sub/f")).unwrap();
     assert_eq!((f.uid(), f.gid(), f.mode() & 0o7777), (33, 50, 0o640));
@@ -115,43 +172,103 @@ fn copy_up_keeps_owner_and_mode_and_nocopy_skips_it() {
     assert_eq!((top.uid(), top.mode() & 0o7777), (33, 0o750));
     assert_eq!(std::fs::read_to_string(data.join("sub/f")).unwrap(), "seed\n");
     // Not empty any more: the image's content does not come back over the volume's.
-    d.berth(&["run", "--rm", "-v", "cu:/srv/data", "seeded:1", "sh", "-c", "echo mine > /srv/data/sub/f"]).ok();
+    d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "cu:/srv/data",
+        "seeded:1",
+        "sh",
+        "-c",
+        "echo mine > /srv/data/sub/f",
+    ])
+    .ok();
     assert_eq!(
-        d.berth(&["run", "--rm", "-v", "cu:/srv/data", "seeded:1", "cat", "/srv/data/sub/f"]).ok().stdout,
+        d.berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "cu:/srv/data",
+            "seeded:1",
+            "cat",
+            "/srv/data/sub/f"
+        ])
+        .ok()
+        .stdout,
         "mine\n"
     );
-    d.berth(&["run", "--rm", "-v", "nc:/srv/data:nocopy", "seeded:1", "true"]).ok();
-    assert_eq!(std::fs::read_dir(d.data_root().join("volumes/nc/_data")).unwrap().count(), 0);
+    d.berth(&["run", "--rm", "-v", "nc:/srv/data:nocopy", "seeded:1", "true"])
+        .ok();
+    assert_eq!(
+        std::fs::read_dir(d.data_root().join("volumes/nc/_data"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn anonymous_volumes_go_with_rm_v_and_rm_flag_and_stay_otherwise() {
     let d = daemon!();
-    d.berth(&["run", "--name", "a1", "-v", "/anon", "busybox", "touch", "/anon/x"]).ok();
+    d.berth(&[
+        "run", "--name", "a1", "-v", "/anon", "busybox", "touch", "/anon/x",
+    ])
+    .ok();
     let vols = volume_names(&d);
     assert_eq!(vols.len(), 1);
-    assert!(vols[0].len() == 64 && vols[0].chars().all(|c| c.is_ascii_hexdigit()), "{vols:?}");
-    let name = d.berth(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "a1"]).ok();
+    assert!(
+        vols[0].len() == 64 && vols[0].chars().all(|c| c.is_ascii_hexdigit()),
+        "{vols:?}"
+    );
+    let name = d
+        .berth(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "a1"])
+        .ok();
     assert_eq!(name.out(), vols[0]);
     // rm without -v keeps it, dangling.
     d.berth(&["rm", "a1"]).ok();
-    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "dangling=true"]).ok().out(), vols[0]);
+    assert_eq!(
+        d.berth(&["volume", "ls", "-q", "-f", "dangling=true"]).ok().out(),
+        vols[0]
+    );
     d.berth(&["volume", "rm", &vols[0]]).ok();
-    d.berth(&["run", "--name", "a2", "-v", "/anon", "busybox", "true"]).ok();
+    d.berth(&["run", "--name", "a2", "-v", "/anon", "busybox", "true"])
+        .ok();
     assert_eq!(volume_names(&d).len(), 1);
     d.berth(&["rm", "-v", "a2"]).ok();
     assert!(volume_names(&d).is_empty(), "rm -v left {:?}", volume_names(&d));
-    d.berth(&["run", "--rm", "-v", "/anon", "-v", "named:/n", "busybox", "true"]).ok();
-    d.eventually("--rm removed the container", || d.berth(&["ps", "-aq"]).ok().out().is_empty());
+    d.berth(&["run", "--rm", "-v", "/anon", "-v", "named:/n", "busybox", "true"])
+        .ok();
+    d.eventually("--rm removed the container", || {
+        d.berth(&["ps", "-aq"]).ok().out().is_empty()
+    });
     assert_eq!(volume_names(&d), vec!["named".to_string()]);
 }
 
 #[test]
 fn image_volume_gets_an_anonymous_volume_with_the_image_content() {
     let d = daemon!();
-    d.berth(&["run", "--name", "iv", "busybox", "sh", "-c", "mkdir /vol && echo img > /vol/f"]).ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "iv",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /vol && echo img > /vol/f",
+    ])
+    .ok();
     d.berth(&["commit", "-c", "VOLUME /vol", "iv", "withvol:1"]).ok();
-    let r = d.berth(&["run", "--name", "user", "withvol:1", "sh", "-c", "cat /vol/f; echo new > /vol/g"]).ok();
+    let r = d
+        .berth(&[
+            "run",
+            "--name",
+            "user",
+            "withvol:1",
+            "sh",
+            "-c",
+            "cat /vol/f; echo new > /vol/g",
+        ])
+        .ok();
     assert_eq!(r.stdout, "img\n");
     let vols = volume_names(&d);
     assert_eq!(vols.len(), 1);
@@ -169,12 +286,42 @@ fn volumes_from_shares_volumes_and_binds_with_modes() {
     let d = daemon!();
     let h = host_dir(&d, "vf");
     let b = format!("{}:/b", h.display());
-    d.berth(&["create", "--name", "holder", "-v", "shared:/data", "-v", &b, "-v", "/anon", "busybox", "true"])
-        .ok();
-    d.berth(&["run", "--rm", "--volumes-from", "holder", "busybox", "sh", "-c", "echo 1 > /data/f; echo 2 > /b/f; echo 3 > /anon/f"])
-        .ok();
+    d.berth(&[
+        "create",
+        "--name",
+        "holder",
+        "-v",
+        "shared:/data",
+        "-v",
+        &b,
+        "-v",
+        "/anon",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    d.berth(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder",
+        "busybox",
+        "sh",
+        "-c",
+        "echo 1 > /data/f; echo 2 > /b/f; echo 3 > /anon/f",
+    ])
+    .ok();
     assert_eq!(std::fs::read_to_string(h.join("f")).unwrap(), "2\n");
-    let r = d.berth(&["run", "--rm", "--volumes-from", "holder:ro", "busybox", "sh", "-c", "cat /data/f /anon/f; touch /data/g"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/f /anon/f; touch /data/g",
+    ]);
     assert_eq!(r.stdout, "1\n3\n");
     assert_ne!(r.code, 0, "volumes-from :ro allowed a write");
     // --rm of the borrower did not take the holder's anonymous volume.
@@ -188,12 +335,26 @@ fn volumes_from_shares_volumes_and_binds_with_modes() {
 fn tmpfs_mounts_have_their_size_and_mode() {
     let d = daemon!();
     let r = d
-        .berth(&["run", "--rm", "--tmpfs", "/t1:size=1m,mode=700", "--mount", "type=tmpfs,dst=/t2,tmpfs-size=2097152,tmpfs-mode=1770", "busybox", "sh", "-c", "grep -E ' /t[12] ' /proc/mounts; stat -c '%a' /t1 /t2"])
+        .berth(&[
+            "run",
+            "--rm",
+            "--tmpfs",
+            "/t1:size=1m,mode=700",
+            "--mount",
+            "type=tmpfs,dst=/t2,tmpfs-size=2097152,tmpfs-mode=1770",
+            "busybox",
+            "sh",
+            "-c",
+            "grep -E ' /t[12] ' /proc/mounts; stat -c '%a' /t1 /t2",
+        ])
         .ok();
     let lines: Vec<&str> = r.stdout.lines().collect();
     let t1 = lines.iter().find(|l| l.contains(" /t1 ")).expect("no /t1 mount");
     let t2 = lines.iter().find(|l| l.contains(" /t2 ")).expect("no /t2 mount");
-    assert!(t1.starts_with("tmpfs /t1 tmpfs") && t1.contains("size=1024k") && t1.contains("noexec"), "{t1}");
+    assert!(
+        t1.starts_with("tmpfs /t1 tmpfs") && t1.contains("size=1024k") && t1.contains("noexec"),
+        "{t1}"
+    );
     assert!(t2.contains("size=2048k"), "{t2}");
     assert_eq!(&lines[lines.len() - 2..], &["700", "1770"]);
 }
@@ -201,7 +362,17 @@ fn tmpfs_mounts_have_their_size_and_mode() {
 #[test]
 fn read_only_root_with_writable_volume() {
     let d = daemon!();
-    let r = d.berth(&["run", "--rm", "--read-only", "-v", "rw:/data", "busybox", "sh", "-c", "echo ok > /data/f && cat /data/f && touch /etc/x"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "-v",
+        "rw:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ok > /data/f && cat /data/f && touch /etc/x",
+    ]);
     assert_eq!(r.stdout, "ok\n");
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("Read-only file system"), "{r:?}");
@@ -210,24 +381,65 @@ fn read_only_root_with_writable_volume() {
 #[test]
 fn volume_commands_and_filters() {
     let d = daemon!();
-    assert_eq!(d.berth(&["volume", "create", "--label", "env=test", "v1"]).ok().out(), "v1");
+    assert_eq!(
+        d.berth(&["volume", "create", "--label", "env=test", "v1"])
+            .ok()
+            .out(),
+        "v1"
+    );
     d.berth(&["volume", "create", "v2"]).ok();
     let unnamed = d.berth(&["volume", "create"]).ok();
     assert_eq!(unnamed.out().len(), 64);
-    d.berth(&["rm", "-v", &d.berth(&["create", "-v", "/x", "busybox", "true"]).ok().stdout.trim().to_string()]).ok();
-    d.berth(&["rm", &d.berth(&["create", "-v", "/anon", "busybox", "true"]).ok().stdout.trim().to_string()]).ok();
+    let x = d.berth(&["create", "-v", "/x", "busybox", "true"]).ok();
+    d.berth(&["rm", "-v", x.out()]).ok();
+    let kept = d.berth(&["create", "-v", "/anon", "busybox", "true"]).ok();
+    d.berth(&["rm", kept.out()]).ok();
     let anon = d.berth(&["volume", "ls", "-q"]).ok();
-    let anon = anon.stdout.lines().find(|n| *n != unnamed.out() && n.len() == 64).unwrap().to_string();
-    d.berth(&["run", "-d", "--name", "user", "-v", "v2:/d", "busybox", "sleep", "60"]).ok();
+    let anon = anon
+        .stdout
+        .lines()
+        .find(|n| *n != unnamed.out() && n.len() == 64)
+        .unwrap()
+        .to_string();
+    d.berth(&[
+        "run", "-d", "--name", "user", "-v", "v2:/d", "busybox", "sleep", "60",
+    ])
+    .ok();
     let ls = d.berth(&["volume", "ls"]).ok();
     assert!(ls.stdout.starts_with("DRIVER    VOLUME NAME\n"), "{}", ls.stdout);
     assert!(ls.stdout.contains("local     v1\n"), "{}", ls.stdout);
-    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "label=env=test"]).ok().out(), "v1");
-    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "name=v2"]).ok().out(), "v2");
-    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "dangling=false"]).ok().out(), "v2");
-    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "driver=local"]).ok().stdout.lines().count(), 4);
     assert_eq!(
-        d.berth(&["volume", "ls", "--format", "{{.Name}}:{{.Labels}}", "-f", "name=v1"]).ok().out(),
+        d.berth(&["volume", "ls", "-q", "-f", "label=env=test"])
+            .ok()
+            .out(),
+        "v1"
+    );
+    assert_eq!(d.berth(&["volume", "ls", "-q", "-f", "name=v2"]).ok().out(), "v2");
+    assert_eq!(
+        d.berth(&["volume", "ls", "-q", "-f", "dangling=false"])
+            .ok()
+            .out(),
+        "v2"
+    );
+    assert_eq!(
+        d.berth(&["volume", "ls", "-q", "-f", "driver=local"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        4
+    );
+    assert_eq!(
+        d.berth(&[
+            "volume",
+            "ls",
+            "--format",
+            "{{.Name}}:{{.Labels}}",
+            "-f",
+            "name=v1"
+        ])
+        .ok()
+        .out(),
         "v1:env=test"
     );
     let insp = d.berth(&["volume", "inspect", "v1"]).ok();
@@ -243,7 +455,8 @@ fn volume_commands_and_filters() {
     let r = d.berth(&["volume", "rm", "v2"]);
     assert_eq!(r.code, 1);
     assert!(
-        r.stderr.contains(&format!("remove v2: volume is in use - [{}]", id.out())),
+        r.stderr
+            .contains(&format!("remove v2: volume is in use - [{}]", id.out())),
         "{r:?}"
     );
     assert!(d.data_root().join("volumes/v2/_data").is_dir());
@@ -254,10 +467,16 @@ fn volume_commands_and_filters() {
     d.berth(&["volume", "rm", unnamed.out()]).ok();
     assert_eq!(volume_names(&d), vec!["v1".to_string(), "v2".into()]);
     d.berth(&["volume", "create", "v3"]).ok();
-    let p = d.berth(&["volume", "prune", "-a", "-f", "--filter", "label=env=test"]).ok();
+    let p = d
+        .berth(&["volume", "prune", "-a", "-f", "--filter", "label=env=test"])
+        .ok();
     assert!(p.stdout.starts_with("Deleted Volumes:\nv1\n"), "{}", p.stdout);
     let p = d.berth(&["volume", "prune", "-a", "-f"]).ok();
-    assert!(p.stdout.contains("v3") && !p.stdout.contains("v2"), "{}", p.stdout);
+    assert!(
+        p.stdout.contains("v3") && !p.stdout.contains("v2"),
+        "{}",
+        p.stdout
+    );
     d.berth(&["rm", "-f", "user"]).ok();
     assert_eq!(d.berth(&["volume", "rm", "v2"]).ok().out(), "v2");
     assert!(!d.data_root().join("volumes/v2").exists());
@@ -269,13 +488,22 @@ fn bad_volume_input_is_refused_and_changes_nothing() {
     let d = daemon!();
     // (flags, message); exit 125, except that docker's CLI maps "no such file or directory" to 127.
     let cases: &[(&[&str], &str)] = &[
-        (&["-v", "a/b:/x"], "\"a/b\" includes invalid characters for a local volume name"),
+        (
+            &["-v", "a/b:/x"],
+            "\"a/b\" includes invalid characters for a local volume name",
+        ),
         (&["-v", "v1:rel"], "mount path must be absolute"),
         (&["-v", "/tmp:/"], "destination can't be '/'"),
         (&["-v", "v1:/x", "-v", "w1:/x"], "Duplicate mount point: /x"),
         (&["-v", "/tmp:/x:bogus"], "invalid mode: bogus"),
-        (&["--mount", "type=tmpfs,src=x,dst=/x"], "field Source must not be specified"),
-        (&["--device", "/dev/nope"], "error gathering device information while adding custom device \"/dev/nope\""),
+        (
+            &["--mount", "type=tmpfs,src=x,dst=/x"],
+            "field Source must not be specified",
+        ),
+        (
+            &["--device", "/dev/nope"],
+            "error gathering device information while adding custom device \"/dev/nope\"",
+        ),
     ];
     for (args, want) in cases {
         let mut a = vec!["run", "--rm"];
@@ -291,22 +519,81 @@ fn bad_volume_input_is_refused_and_changes_nothing() {
     let r = d.berth(&["volume", "create", "a/b"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("includes invalid characters"), "{r:?}");
-    assert!(std::fs::read_dir(d.data_root().join("volumes")).unwrap().next().is_none());
+    assert!(std::fs::read_dir(d.data_root().join("volumes"))
+        .unwrap()
+        .next()
+        .is_none());
 }
 
 #[test]
 fn local_driver_options_mount_tmpfs_and_bind_devices() {
     let d = daemon!();
-    d.berth(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "tv"]).ok();
-    let r = d.berth(&["run", "--rm", "-v", "tv:/t", "busybox", "sh", "-c", "grep ' /t ' /proc/mounts"]).ok();
-    assert!(r.stdout.starts_with("tmpfs /t tmpfs") && r.stdout.contains("size=1024k"), "{}", r.stdout);
-    let opts = d.berth(&["volume", "inspect", "-f", "{{.Options.type}} {{.Options.o}}", "tv"]).ok();
+    d.berth(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "tv",
+    ])
+    .ok();
+    let r = d
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "tv:/t",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' /t ' /proc/mounts",
+        ])
+        .ok();
+    assert!(
+        r.stdout.starts_with("tmpfs /t tmpfs") && r.stdout.contains("size=1024k"),
+        "{}",
+        r.stdout
+    );
+    let opts = d
+        .berth(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Options.type}} {{.Options.o}}",
+            "tv",
+        ])
+        .ok();
     assert_eq!(opts.out(), "tmpfs size=1m");
     let h = host_dir(&d, "dev");
     std::fs::write(h.join("seen"), "via bind device\n").unwrap();
     let dev = format!("device={}", h.display());
-    d.berth(&["volume", "create", "-o", "type=none", "-o", "o=bind", "-o", &dev, "bv"]).ok();
-    let r = d.berth(&["run", "--rm", "-v", "bv:/b", "busybox", "sh", "-c", "cat /b/seen; echo back > /b/new"]).ok();
+    d.berth(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &dev,
+        "bv",
+    ])
+    .ok();
+    let r = d
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "bv:/b",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /b/seen; echo back > /b/new",
+        ])
+        .ok();
     assert_eq!(r.stdout, "via bind device\n");
     assert_eq!(std::fs::read_to_string(h.join("new")).unwrap(), "back\n");
     // Unmounted once no container uses it; prune leaves driver-option volumes alone.
@@ -315,18 +602,28 @@ fn local_driver_options_mount_tmpfs_and_bind_devices() {
     d.berth(&["volume", "prune", "-a", "-f"]).ok();
     assert_eq!(volume_names(&d), vec!["bv".to_string(), "tv".into()]);
     d.berth(&["volume", "rm", "bv", "tv"]).ok();
-    assert!(h.join("seen").exists(), "removing a bind-device volume touched the device");
+    assert!(
+        h.join("seen").exists(),
+        "removing a bind-device volume touched the device"
+    );
 }
 
 #[test]
 fn volume_events_follow_dockerd() {
     let d = daemon!();
     let since = berth_e2e::timestamp();
-    d.berth(&["run", "--name", "ev", "-v", "evv:/d", "busybox", "true"]).ok();
+    d.berth(&["run", "--name", "ev", "-v", "evv:/d", "busybox", "true"])
+        .ok();
     let created = d.wait_for_event(&since, &["type=volume", "event=create"], Duration::from_secs(10));
-    assert!(created.contains("volume create evv") && created.contains("driver=local"), "{created}");
+    assert!(
+        created.contains("volume create evv") && created.contains("driver=local"),
+        "{created}"
+    );
     let mounted = d.wait_for_event(&since, &["type=volume", "event=mount"], Duration::from_secs(10));
-    assert!(mounted.contains("destination=/d") && mounted.contains("read/write=true"), "{mounted}");
+    assert!(
+        mounted.contains("destination=/d") && mounted.contains("read/write=true"),
+        "{mounted}"
+    );
     d.wait_for_event(&since, &["type=volume", "event=unmount"], Duration::from_secs(10));
     d.berth(&["rm", "ev"]).ok();
     d.berth(&["volume", "rm", "evv"]).ok();
@@ -337,7 +634,8 @@ fn volume_events_follow_dockerd() {
 #[test]
 fn volume_data_survives_cleanup_without_leftover_mounts() {
     let d = daemon!();
-    d.berth(&["run", "--rm", "-v", "m1:/a", "--tmpfs", "/t", "busybox", "true"]).ok();
+    d.berth(&["run", "--rm", "-v", "m1:/a", "--tmpfs", "/t", "busybox", "true"])
+        .ok();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root = d.root.display().to_string();
     let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
@@ -402,12 +700,11 @@ print("ok")
 "#;
     let path = d.root.join("volumes_py.py");
     std::fs::write(&path, script).unwrap();
-    let out = d
-        .python(&format!(
-            "import sys, runpy; sys.argv = ['x', {:?}]; runpy.run_path({:?})",
-            h.display().to_string(),
-            path.display().to_string()
-        ));
+    let out = d.python(&format!(
+        "import sys, runpy; sys.argv = ['x', {:?}]; runpy.run_path({:?})",
+        h.display().to_string(),
+        path.display().to_string()
+    ));
     assert_eq!(out.code, 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
     assert_eq!(out.out(), "ok");
 }
@@ -415,36 +712,92 @@ print("ok")
 #[test]
 fn docker_cli_volume_commands_and_run_v() {
     let d = daemon!();
-    assert_eq!(d.docker(&["volume", "create", "--label", "x=y", "dv1"]).ok().out(), "dv1");
-    d.docker(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=1m", "dv2"]).ok();
+    assert_eq!(
+        d.docker(&["volume", "create", "--label", "x=y", "dv1"])
+            .ok()
+            .out(),
+        "dv1"
+    );
+    d.docker(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "dv2",
+    ])
+    .ok();
     let ls = d.docker(&["volume", "ls"]).ok();
     assert_eq!(ls.stdout, "DRIVER    VOLUME NAME\nlocal     dv1\nlocal     dv2\n");
-    assert_eq!(d.docker(&["volume", "ls", "-q", "--filter", "label=x=y"]).ok().out(), "dv1");
-    let v: serde_json::Value = serde_json::from_str(&d.docker(&["volume", "inspect", "dv2"]).ok().stdout).unwrap();
+    assert_eq!(
+        d.docker(&["volume", "ls", "-q", "--filter", "label=x=y"])
+            .ok()
+            .out(),
+        "dv1"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&d.docker(&["volume", "inspect", "dv2"]).ok().stdout).unwrap();
     assert_eq!(v[0]["Options"]["o"], "size=1m");
     let h = host_dir(&d, "dk");
     let bind = format!("{}:/b", h.display());
     let r = d
-        .docker(&["run", "--rm", "-v", "dv1:/data", "-v", &bind, "busybox", "sh", "-c", "echo via docker > /data/f; cp /data/f /b/f"])
+        .docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "dv1:/data",
+            "-v",
+            &bind,
+            "busybox",
+            "sh",
+            "-c",
+            "echo via docker > /data/f; cp /data/f /b/f",
+        ])
         .ok();
     assert_eq!(r.code, 0);
     assert_eq!(std::fs::read_to_string(h.join("f")).unwrap(), "via docker\n");
-    d.docker(&["run", "-d", "--name", "dk", "-v", "dv1:/data", "busybox", "sleep", "60"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dk",
+        "-v",
+        "dv1:/data",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
     let m = d
-        .docker(&["inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Mode}} {{.RW}}{{end}}", "dk"])
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Mode}} {{.RW}}{{end}}",
+            "dk",
+        ])
         .ok();
     assert_eq!(m.out(), "volume dv1 /data z true");
     let r = d.docker(&["volume", "rm", "dv1"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("remove dv1: volume is in use - ["), "{r:?}");
     d.docker(&["rm", "-f", "-v", "dk"]).ok();
-    assert_eq!(d.docker(&["volume", "rm", "dv1", "dv2"]).ok().stdout, "dv1\ndv2\n");
+    assert_eq!(
+        d.docker(&["volume", "rm", "dv1", "dv2"]).ok().stdout,
+        "dv1\ndv2\n"
+    );
     let r = d.docker(&["volume", "inspect", "dv1"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("get dv1: no such volume"), "{r:?}");
     let r = d.docker(&["run", "--rm", "-v", "bad/name:/x", "busybox", "true"]);
     assert_eq!(r.code, 125);
-    assert!(r.stderr.contains("includes invalid characters for a local volume name"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("includes invalid characters for a local volume name"),
+        "{r:?}"
+    );
     assert!(d.docker(&["volume", "ls", "-q"]).ok().out().is_empty());
 }
 
@@ -463,26 +816,36 @@ fn cp_reaches_into_volumes_and_binds_running_or_not() {
             args.extend_from_slice(&["busybox", "true"]);
         }
         d.berth(&args).ok();
-        d.berth(&["cp", src.to_str().unwrap(), &format!("{name}:/data/{name}.txt")]).ok();
+        d.berth(&["cp", src.to_str().unwrap(), &format!("{name}:/data/{name}.txt")])
+            .ok();
         assert_eq!(
             std::fs::read_to_string(d.data_root().join(format!("volumes/cpv/_data/{name}.txt"))).unwrap(),
             "into the volume\n",
             "{name}"
         );
-        d.berth(&["cp", src.to_str().unwrap(), &format!("{name}:/b/")]).ok();
+        d.berth(&["cp", src.to_str().unwrap(), &format!("{name}:/b/")])
+            .ok();
         assert!(h.join("cp-in.txt").is_file(), "{name}");
         std::fs::write(h.join("from-host"), name).unwrap();
         let out = d.root.join(format!("{name}-out"));
-        d.berth(&["cp", &format!("{name}:/b/from-host"), out.to_str().unwrap()]).ok();
+        d.berth(&["cp", &format!("{name}:/b/from-host"), out.to_str().unwrap()])
+            .ok();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), name);
         // The container's layer holds none of it.
         let diff = d.berth(&["diff", name]).ok();
-        assert!(!diff.stdout.contains("/data/") && !diff.stdout.contains("/b/"), "{}", diff.stdout);
+        assert!(
+            !diff.stdout.contains("/data/") && !diff.stdout.contains("/b/"),
+            "{}",
+            diff.stdout
+        );
     }
     // Nothing stays mounted after a cp on a stopped container.
     d.berth(&["rm", "-f", "cprunning"]).ok();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains(&d.data_root().join("containers").display().to_string()), "{mounts}");
+    assert!(
+        !mounts.contains(&d.data_root().join("containers").display().to_string()),
+        "{mounts}"
+    );
 }
 
 #[test]
@@ -490,8 +853,20 @@ fn export_and_commit_leave_volume_contents_out() {
     let d = daemon!();
     let h = host_dir(&d, "ex");
     let b = format!("{}:/b", h.display());
-    d.berth(&["run", "--name", "ex", "-v", "exv:/data", "-v", &b, "busybox", "sh", "-c", "echo v > /data/in-volume; echo b > /b/in-bind; echo l > /in-layer"])
-        .ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "ex",
+        "-v",
+        "exv:/data",
+        "-v",
+        &b,
+        "busybox",
+        "sh",
+        "-c",
+        "echo v > /data/in-volume; echo b > /b/in-bind; echo l > /in-layer",
+    ])
+    .ok();
     let tar = d.berth_command().args(["export", "ex"]).output().unwrap();
     assert!(tar.status.success());
     let list = std::process::Command::new("tar")
@@ -506,11 +881,24 @@ fn export_and_commit_leave_volume_contents_out() {
         })
         .unwrap();
     let names = String::from_utf8_lossy(&list.stdout);
-    assert!(names.lines().any(|l| l.trim_start_matches("./") == "in-layer"), "{names}");
-    assert!(!names.contains("in-volume") && !names.contains("in-bind"), "{names}");
+    assert!(
+        names.lines().any(|l| l.trim_start_matches("./") == "in-layer"),
+        "{names}"
+    );
+    assert!(
+        !names.contains("in-volume") && !names.contains("in-bind"),
+        "{names}"
+    );
     d.berth(&["commit", "ex", "excommit:1"]).ok();
     let r = d
-        .berth(&["run", "--rm", "excommit:1", "sh", "-c", "cat /in-layer; test -e /data/in-volume || test -e /b/in-bind || echo clean"])
+        .berth(&[
+            "run",
+            "--rm",
+            "excommit:1",
+            "sh",
+            "-c",
+            "cat /in-layer; test -e /data/in-volume || test -e /b/in-bind || echo clean",
+        ])
         .ok();
     assert_eq!(r.stdout, "l\nclean\n");
 }
@@ -519,33 +907,94 @@ fn export_and_commit_leave_volume_contents_out() {
 fn devices_and_cgroup_rules() {
     let d = daemon!();
     let r = d
-        .berth(&["run", "--rm", "--device", "/dev/loop-control:/dev/lc", "busybox", "sh", "-c", "ls -l /dev/lc; : < /dev/lc && echo opened"])
+        .berth(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/loop-control:/dev/lc",
+            "busybox",
+            "sh",
+            "-c",
+            "ls -l /dev/lc; : < /dev/lc && echo opened",
+        ])
         .ok();
-    assert!(r.stdout.starts_with("crw") && r.stdout.contains("10, 237") && r.stdout.contains("opened"), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("crw") && r.stdout.contains("10, 237") && r.stdout.contains("opened"),
+        "{}",
+        r.stdout
+    );
     // Read-only permission: the node exists but cannot be opened for writing.
-    let r = d.berth(&["run", "--rm", "--device", "/dev/loop-control:/dev/lc:r", "busybox", "sh", "-c", ": < /dev/lc && echo read; echo x > /dev/lc"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/loop-control:/dev/lc:r",
+        "busybox",
+        "sh",
+        "-c",
+        ": < /dev/lc && echo read; echo x > /dev/lc",
+    ]);
     assert_ne!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "read\n", "{r:?}");
     // A cgroup rule alone allows a node the container makes itself.
     let r = d
-        .berth(&["run", "--rm", "--device-cgroup-rule", "c 10:237 rwm", "busybox", "sh", "-c", "mknod /tmp/lc c 10 237 && : < /tmp/lc && echo opened"])
+        .berth(&[
+            "run",
+            "--rm",
+            "--device-cgroup-rule",
+            "c 10:237 rwm",
+            "busybox",
+            "sh",
+            "-c",
+            "mknod /tmp/lc c 10 237 && : < /tmp/lc && echo opened",
+        ])
         .ok();
     assert_eq!(r.out(), "opened");
-    let r = d.berth(&["run", "--rm", "busybox", "sh", "-c", "mknod /tmp/lc c 10 237 && : < /tmp/lc"]);
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /tmp/lc c 10 237 && : < /tmp/lc",
+    ]);
     assert_ne!(r.code, 0, "the default rules allowed 10:237 to be opened");
     assert!(r.stderr.contains("Operation not permitted"), "{r:?}");
     // --privileged sees the host's devices.
-    let r = d.berth(&["run", "--rm", "--privileged", "busybox", "ls", "/dev/loop-control"]).ok();
+    let r = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--privileged",
+            "busybox",
+            "ls",
+            "/dev/loop-control",
+        ])
+        .ok();
     assert_eq!(r.out(), "/dev/loop-control");
 }
 
 #[test]
 fn system_df_counts_volumes() {
     let d = daemon!();
-    d.berth(&["run", "--name", "dfc", "-v", "dfv:/d", "busybox", "sh", "-c", "head -c 1000 /dev/zero > /d/f"]).ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "dfc",
+        "-v",
+        "dfv:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 1000 /dev/zero > /d/f",
+    ])
+    .ok();
     d.berth(&["volume", "create", "idle"]).ok();
     let per = "{{range .Volumes}}{{.Name}} {{.Links}} {{.Size}};{{end}}";
     let v = d.berth(&["system", "df", "-v", "--format", per]).ok();
     assert_eq!(v.out(), "dfv 1 1kB;idle 0 0B;");
-    assert_eq!(d.docker(&["system", "df", "-v", "--format", per]).ok().out(), v.out());
+    assert_eq!(
+        d.docker(&["system", "df", "-v", "--format", per]).ok().out(),
+        v.out()
+    );
 }
