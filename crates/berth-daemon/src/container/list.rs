@@ -104,6 +104,8 @@ impl Daemon {
                 })
             })
             && ancestors.is_none_or(|ids| ids.contains(&d.image_id))
+            // dockerd: a volume's name or any mount's destination.
+            && any("volume", &|v| d.mounts.iter().any(|m| m.target == v || (!m.name.is_empty() && m.name == v)))
     }
 
     fn summary(&self, d: &Doc, size: bool) -> ContainerSummary {

@@ -477,6 +477,16 @@ fn volume_commands_and_filters() {
         "{}",
         p.stdout
     );
+    // ps finds the container by the volume's name or its mount point.
+    assert_eq!(
+        d.berth(&["ps", "-q", "--no-trunc", "-f", "volume=v2"]).ok().out(),
+        id.out()
+    );
+    assert_eq!(
+        d.berth(&["ps", "-q", "--no-trunc", "-f", "volume=/d"]).ok().out(),
+        id.out()
+    );
+    assert_eq!(d.berth(&["ps", "-q", "-f", "volume=v1"]).ok().out(), "");
     d.berth(&["rm", "-f", "user"]).ok();
     assert_eq!(d.berth(&["volume", "rm", "v2"]).ok().out(), "v2");
     assert!(!d.data_root().join("volumes/v2").exists());
@@ -997,4 +1007,37 @@ fn system_df_counts_volumes() {
         d.docker(&["system", "df", "-v", "--format", per]).ok().out(),
         v.out()
     );
+}
+
+#[test]
+fn a_symlink_in_a_volume_cannot_send_cp_outside_the_container() {
+    let d = daemon!();
+    d.berth(&[
+        "run",
+        "--name",
+        "esc",
+        "-v",
+        "escv:/data",
+        "busybox",
+        "ln",
+        "-s",
+        "/",
+        "/data/up",
+    ])
+    .ok();
+    let src = d.root.join("pwned-berth-e2e");
+    std::fs::write(&src, "x").unwrap();
+    d.berth(&["cp", src.to_str().unwrap(), "esc:/data/up/"]).ok();
+    assert!(
+        !std::path::Path::new("/pwned-berth-e2e").exists(),
+        "cp wrote to the host's /"
+    );
+    // It landed in the container's own root.
+    d.berth(&[
+        "cp",
+        "esc:/pwned-berth-e2e",
+        d.root.join("back").to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(d.root.join("back")).unwrap(), "x");
 }
