@@ -3,7 +3,7 @@
 //! `system prune` is, as in docker's CLI, the container, network, [volume,] image and build-cache
 //! prunes one after the other.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 
 use crate::client::{filters_json, Query};
 use crate::format::human_size_prec;
@@ -240,22 +240,12 @@ pub fn run_system(ctx: &Ctx, a: SystemArgs) -> anyhow::Result<i32> {
         .json()?;
     print_section(&named(&r, "NetworksDeleted", "Deleted Networks"));
     if a.volumes {
-        // Until this berthd has volumes (GET /volumes answers 404), say that nothing was pruned
-        // rather than let an empty list suggest there was nothing to prune.
-        if ctx
-            .client
-            .request("GET", "/volumes", crate::client::Body::Empty)?
-            .status
-            == 404
-        {
-            let _ = writeln!(
-                std::io::stderr(),
-                "Note: this berthd has no volumes yet; --volumes pruned nothing"
-            );
-        }
+        // Anonymous volumes only, as the warning says (docker's CLI on API ≥ 1.42).
+        let mut f = a.filter.clone();
+        f.push("all=false".into());
         let r = ctx
             .client
-            .post(&format!("/volumes/prune{}", query(&a.filter)?))?
+            .post(&format!("/volumes/prune{}", query(&f)?))?
             .json()?;
         space += r["SpaceReclaimed"].as_u64().unwrap_or(0);
         print_section(&named(&r, "VolumesDeleted", "Deleted Volumes"));

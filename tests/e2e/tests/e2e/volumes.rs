@@ -236,6 +236,15 @@ fn anonymous_volumes_go_with_rm_v_and_rm_flag_and_stay_otherwise() {
     assert_eq!(volume_names(&d).len(), 1);
     d.berth(&["rm", "-v", "a2"]).ok();
     assert!(volume_names(&d).is_empty(), "rm -v left {:?}", volume_names(&d));
+    // system prune --volumes takes dangling anonymous volumes, never named ones.
+    d.berth(&[
+        "run", "--name", "a3", "-v", "/anon", "-v", "named:/n", "busybox", "true",
+    ])
+    .ok();
+    d.berth(&["rm", "a3"]).ok();
+    let p = d.berth(&["system", "prune", "-f", "--volumes"]).ok();
+    assert!(p.stdout.contains("Deleted Volumes:\n"), "{}", p.stdout);
+    assert_eq!(volume_names(&d), vec!["named".to_string()]);
     d.berth(&["run", "--rm", "-v", "/anon", "-v", "named:/n", "busybox", "true"])
         .ok();
     d.eventually("--rm removed the container", || {
