@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""berth benchmarks: `run --rm busybox true` latency (median, p95), exec latency, the memory of
+"""berth benchmarks: `run --rm busybox true` latency (median, p95), the overhead of a named
+volume (`run --rm -v NAME:/data busybox true`), exec latency, the memory of
 50 detached containers' monitors (Pss), and the idle daemon's RSS. Compares with Docker and
 Podman on the same image in the same run when they are installed and running.
 
@@ -113,6 +114,11 @@ def main():
         med, p95 = timed([berth, "run", "--rm", "--network", "none", "busybox", "true"], a.runs, env)
         results.append(("berth", med, p95))
         print(f"berth   run --rm busybox true: median {med:.1f} ms, p95 {p95:.1f} ms ({a.runs} runs)")
+        vol = ["-v", "berthbench-vol:/data"]
+        subprocess.run([berth, "run", "--rm", "--network", "none", *vol, "busybox", "true"], env=env, check=True)
+        vmed, vp95 = timed([berth, "run", "--rm", "--network", "none", *vol, "busybox", "true"], a.runs, env)
+        print(f"berth   run --rm -v NAME:/data busybox true: median {vmed:.1f} ms, p95 {vp95:.1f} ms "
+              f"(volume overhead {vmed - med:+.1f} ms)")
         others = []
         for name in ("docker", "podman"):
             eng = other_engine(name, tar)
@@ -132,6 +138,12 @@ def main():
             m, p = timed(cmd, a.runs, oenv)
             results.append((name, m, p))
             print(f"{name:7} run --rm busybox true: median {m:.1f} ms, p95 {p:.1f} ms -> berth is {m / med:.1f}x faster")
+            vcmd = [exe, "run", "--rm", "--network", "none", *extra, *vol, "berthbench-busybox", "true"]
+            subprocess.run(vcmd, env=oenv, check=True, capture_output=True)
+            vm, vp = timed(vcmd, a.runs, oenv)
+            print(f"{name:7} run --rm -v NAME:/data busybox true: median {vm:.1f} ms, p95 {vp:.1f} ms "
+                  f"(volume overhead {vm - m:+.1f} ms)")
+            subprocess.run([exe, "volume", "rm", "-f", "berthbench-vol"], env=oenv, capture_output=True)
             others.append((name, exe, oenv, extra))
         # exec latency on a running container.
         cid = sh(berth, "run", "-d", "--network", "none", "busybox", "sleep", "600", env=env).stdout.strip()
