@@ -224,7 +224,7 @@ pub fn check_offline(data_root: &Path, repair: bool) -> Result<Vec<Finding>> {
             repair,
         },
     )?;
-    let volumes = berth_volume::VolumeStore::open(data_root, db.clone())?;
+    let volumes = berth_volume::VolumeStore::open_readonly(data_root, db.clone());
     out.extend(volumes.check(repair)?.into_iter().map(|f| Finding {
         message: f.message,
         repairable: f.repairable,

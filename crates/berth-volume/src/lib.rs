@@ -210,6 +210,15 @@ impl VolumeStore {
         })
     }
 
+    /// Opens the store without creating anything (`berthd check` without `--repair`).
+    pub fn open_readonly(data_root: &Path, db: Db) -> Self {
+        VolumeStore {
+            root: data_root.join("volumes"),
+            db,
+            mounted: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// The store's directory (`<data-root>/volumes`).
     pub fn root(&self) -> &Path {
         &self.root
@@ -408,7 +417,11 @@ impl VolumeStore {
                 }
             }
         }
-        let rd = std::fs::read_dir(&self.root).map_err(io("read", &self.root))?;
+        let rd = match std::fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io("read", &self.root)(e)),
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if rows.iter().any(|r| r.name == name) {

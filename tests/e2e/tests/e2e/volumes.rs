@@ -1050,3 +1050,64 @@ fn a_symlink_in_a_volume_cannot_send_cp_outside_the_container() {
     .ok();
     assert_eq!(std::fs::read_to_string(d.root.join("back")).unwrap(), "x");
 }
+
+#[test]
+fn inspect_mounts_match_dockerd_for_volume_bind_and_tmpfs() {
+    let d = daemon!();
+    let h = host_dir(&d, "wire");
+    let bind = format!("{}:/b:ro", h.display());
+    d.docker(&[
+        "run",
+        "-d",
+        "-v",
+        "v1:/data",
+        "-v",
+        &bind,
+        "--mount",
+        "type=tmpfs,dst=/t,tmpfs-size=1m",
+        "--name",
+        "vv",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let j: serde_json::Value = serde_json::from_str(&d.docker(&["inspect", "vv"]).ok().stdout).unwrap();
+    let c = &j[0];
+    let data = d.data_root().join("volumes/v1/_data").display().to_string();
+    let mut mounts = c["Mounts"].as_array().unwrap().clone();
+    mounts.sort_by_key(|m| m["Destination"].as_str().unwrap_or("").to_string());
+    assert_eq!(
+        serde_json::Value::Array(mounts),
+        serde_json::json!([
+            {"Type":"bind","Source":h.display().to_string(),"Destination":"/b","Mode":"ro","RW":false,"Propagation":"rprivate"},
+            {"Type":"volume","Name":"v1","Source":data,"Destination":"/data","Driver":"local","Mode":"z","RW":true,"Propagation":""},
+            {"Type":"tmpfs","Source":"","Destination":"/t","Mode":"","RW":true,"Propagation":""}
+        ])
+    );
+    assert_eq!(c["HostConfig"]["Binds"], serde_json::json!(["v1:/data", bind]));
+    assert_eq!(
+        c["HostConfig"]["Mounts"],
+        serde_json::json!([{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1048576}}])
+    );
+    let ps: serde_json::Value = serde_json::from_str(
+        &d.docker(&["ps", "--format", "{{json .Mounts}}", "-f", "name=vv"])
+            .ok()
+            .stdout,
+    )
+    .unwrap_or(serde_json::Value::Null);
+    assert!(ps.as_str().is_some_and(|s| s.contains("v1")), "{ps}");
+    // A file bound onto a directory fails the start, leaving no mount behind.
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/etc", d.root.join("berthd.log").display()),
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    d.berth(&["rm", "-f", "vv"]).ok();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&d.root.display().to_string()), "{mounts}");
+}
