@@ -28,6 +28,14 @@ impl Daemon {
         let cid = id.clone();
         let rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
         let network = self.network_mode(&doc)?;
+        let socket = self.shim_socket(&id);
+        // One shim per container: a live one means this container is already started (a crash
+        // of the daemon mid-start is settled by restore, not by a second shim).
+        if shim::call(&socket, &Request::State).await.is_ok() {
+            return Err(Error::conflict(format!(
+                "cannot start container {id}: its monitor (berth-shim) is still running"
+            )));
+        }
         let mut spec = container_spec(&doc, &bundle, network.clone(), &self.config.cgroup_parent);
         spec.init_path = self.init_path();
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
@@ -40,7 +48,6 @@ impl Daemon {
                 return Err(Error::Spec(e));
             }
         };
-        let socket = self.shim_socket(&id);
         let log = crate::container::logs::config::of_doc(&doc);
         let log_path = crate::container::logs::config::log_path(&bundle, &id, log.driver);
         let shim_cfg = ShimConfig {
@@ -76,19 +83,14 @@ impl Daemon {
         };
         let oci_json = serde_json::to_vec(&oci)?;
         let shim_json = serde_json::to_vec(&shim_cfg)?;
-        // One shim per container: a live one means this container is already started (a crash
-        // of the daemon mid-start is settled by restore, not by a second shim).
-        if shim::call(&socket, &Request::State).await.is_ok() {
-            return Err(Error::conflict(format!(
-                "cannot start container {id}: its monitor (berth-shim) is still running"
-            )));
-        }
         let _ = std::fs::remove_file(bundle.join("exit.json"));
         // The spec holds the env: owner-only (perms.rs).
         for (name, json) in [("config.json", &oci_json), ("shim.json", &shim_json)] {
             let path = bundle.join(name);
-            berth_sys::fs::write_atomic(&path, json, crate::perms::PRIVATE_FILE)
-                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            if let Err(e) = berth_sys::fs::write_atomic(&path, json, crate::perms::PRIVATE_FILE) {
+                self.release_mounts(entry).await;
+                return Err(Error::io(format!("cannot write {}", path.display()), e));
+            }
         }
         berth_sys::failpoint::hit("container.start.files-written");
 
