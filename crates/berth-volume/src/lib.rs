@@ -51,7 +51,7 @@ pub enum VolumeError {
     NameTooShort { name: String },
     #[error("create {name}: invalid option key: {key:?}")]
     InvalidOption { name: String, key: String },
-    #[error("create {name}: driver '{driver}' not found")]
+    #[error("create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found")]
     UnknownDriver { name: String, driver: String },
     #[error("error while mounting volume '{path}': {err}")]
     Mount {
@@ -75,11 +75,10 @@ pub enum VolumeError {
 impl VolumeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            VolumeError::NotFound { .. } => ErrorKind::NotFound,
+            VolumeError::NotFound { .. } | VolumeError::UnknownDriver { .. } => ErrorKind::NotFound,
             VolumeError::InvalidName { .. }
             | VolumeError::NameTooShort { .. }
-            | VolumeError::InvalidOption { .. }
-            | VolumeError::UnknownDriver { .. } => ErrorKind::InvalidArgument,
+            | VolumeError::InvalidOption { .. } => ErrorKind::InvalidArgument,
             VolumeError::Meta(e) => e.kind(),
             VolumeError::Mount { .. } | VolumeError::Io { .. } | VolumeError::CopyUp(_) => {
                 ErrorKind::Internal

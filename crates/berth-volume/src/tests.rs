@@ -66,6 +66,14 @@ fn bad_names_and_options_are_refused_with_docker_messages() {
         s.create(o).unwrap_err().to_string(),
         "create v2: invalid option key: \"bogus\""
     );
+    let mut o = named("v3");
+    o.driver = "foo".into();
+    let e = s.create(o).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "create v3: error looking up volume plugin foo: plugin \"foo\" not found"
+    );
+    assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(s.list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(s.root()).unwrap().count(), 0);
 }

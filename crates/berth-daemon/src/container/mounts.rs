@@ -206,7 +206,10 @@ fn parse_mount(m: &ApiMount) -> Result<(MountPoint, Option<NeededVolume>)> {
                 .and_then(|d| d.name.clone())
                 .unwrap_or_default();
             if !driver.is_empty() && driver != berth_volume::LOCAL {
-                return Err(Error::not_found("volume driver", driver));
+                // 400, not dockerd's 404: the docker CLI answers a 404 from create by pulling.
+                return Err(Error::invalid(format!(
+                    "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+                )));
             }
             if !source.is_empty() {
                 berth_volume::validate_name(&source).map_err(|e| Error::invalid(e.to_string()))?;
