@@ -458,6 +458,16 @@ impl Daemon {
         let id = entry.id.clone();
         let merged = self.bundle(&id).join("rootfs");
         blocking(move || {
+            // Most volumes land where the image has nothing (or an empty 0755 root directory):
+            // then there is nothing to copy and no need to mount the root for it.
+            let lowers = images.rootfs_lower_dirs(&id)?;
+            let copy: Vec<(String, String)> = copy
+                .into_iter()
+                .filter(|(target, _)| lowers.iter().any(|l| may_have_content(l, target)))
+                .collect();
+            if copy.is_empty() {
+                return Ok(());
+            }
             let m = images.rootfs_mounts(&id)?;
             std::fs::create_dir_all(&merged)
                 .map_err(|e| Error::io(format!("cannot create {}", merged.display()), e))?;
@@ -568,6 +578,33 @@ pub(crate) fn api_mounts(mounts: &[MountPoint]) -> Vec<berth_api::models::MountP
             }
         })
         .collect()
+}
+
+/// Whether a layer may hold something for a copy-up at `target`: content, a directory whose owner
+/// or mode is not root's 0755, or anything unusual on the way (a symlink, a file, a whiteout) —
+/// conservative, a `true` only costs the mount that finds out.
+fn may_have_content(layer: &Path, target: &str) -> bool {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut p = layer.to_path_buf();
+    for c in target.split('/').filter(|c| !c.is_empty()) {
+        p.push(c);
+        match std::fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
+            Err(_) => return true,
+            Ok(md) if !md.is_dir() => return true,
+            Ok(_) => {}
+        }
+    }
+    match std::fs::symlink_metadata(&p) {
+        Ok(md) => {
+            md.uid() != 0
+                || md.gid() != 0
+                || md.permissions().mode() & 0o7777 != 0o755
+                || !dir_is_empty(&p)
+                || rustix::fs::getxattr(&p, "trusted.overlay.opaque", &mut [0u8; 4]).is_ok()
+        }
+        Err(_) => true,
+    }
 }
 
 fn dir_is_empty(p: &Path) -> bool {
