@@ -1111,3 +1111,45 @@ fn inspect_mounts_match_dockerd_for_volume_bind_and_tmpfs() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&d.root.display().to_string()), "{mounts}");
 }
+
+#[test]
+fn driver_option_volume_stays_mounted_across_a_daemon_restart_until_its_last_user_stops() {
+    let mut d = daemon!();
+    d.berth(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=1m",
+        "tvr",
+    ])
+    .ok();
+    d.berth(&[
+        "run", "-d", "--name", "u1", "-v", "tvr:/t", "busybox", "sleep", "60",
+    ])
+    .ok();
+    d.berth(&[
+        "run", "-d", "--name", "u2", "-v", "tvr:/t", "busybox", "sleep", "60",
+    ])
+    .ok();
+    d.berth(&["exec", "u1", "sh", "-c", "echo shared > /t/f"]).ok();
+    assert_eq!(d.berth(&["exec", "u2", "cat", "/t/f"]).ok().stdout, "shared\n");
+    let data = d.data_root().join("volumes/tvr/_data");
+    let mounted = |p: &std::path::Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
+    };
+    assert!(mounted(&data));
+    d.stop();
+    d.spawn();
+    d.berth(&["rm", "-f", "u1"]).ok();
+    assert!(mounted(&data), "unmounted while u2 still uses it");
+    assert_eq!(d.berth(&["exec", "u2", "cat", "/t/f"]).ok().stdout, "shared\n");
+    d.berth(&["rm", "-f", "u2"]).ok();
+    assert!(!mounted(&data), "still mounted with no user");
+}
