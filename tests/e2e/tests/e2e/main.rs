@@ -33,4 +33,5 @@ mod security;
 mod system;
 mod tidy;
 mod tty;
+mod volume_api;
 mod volumes;
