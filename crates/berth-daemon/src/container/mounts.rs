@@ -25,6 +25,9 @@ use crate::container::Entry;
 use crate::error::{blocking, Error, Result};
 use crate::Daemon;
 
+/// Serialises copy-ups (see [`Daemon::setup_mounts`]).
+static COPY_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A volume a planned mount needs created (or found).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NeededVolume {
@@ -468,6 +471,9 @@ impl Daemon {
             if copy.is_empty() {
                 return Ok(());
             }
+            // One copy-up at a time: two containers starting on one empty volume must not both
+            // fill it (the second finds it no longer empty and copies nothing).
+            let _one = COPY_UP.lock().unwrap_or_else(|p| p.into_inner());
             let m = images.rootfs_mounts(&id)?;
             std::fs::create_dir_all(&merged)
                 .map_err(|e| Error::io(format!("cannot create {}", merged.display()), e))?;
