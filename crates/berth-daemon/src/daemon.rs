@@ -34,7 +34,8 @@ pub struct Daemon {
 
 #[derive(Default)]
 pub(crate) struct Containers {
-    pub by_id: HashMap<String, Arc<Entry>>,
+    /// Ordered, so that an ID prefix is a range lookup, not a walk of every container.
+    pub by_id: BTreeMap<String, Arc<Entry>>,
     pub by_name: HashMap<String, String>,
 }
 
@@ -135,7 +136,10 @@ impl Daemon {
             return Ok(c.by_id[id].clone());
         }
         if berth_types::id::is_hex_prefix(key) {
-            let mut found = c.by_id.iter().filter(|(id, _)| id.starts_with(key));
+            let mut found = c
+                .by_id
+                .range::<str, _>((std::ops::Bound::Included(key), std::ops::Bound::Unbounded))
+                .take_while(|(id, _)| id.starts_with(key));
             if let Some((_, e)) = found.next() {
                 if found.next().is_some() {
                     return Err(Error::invalid(format!(
@@ -179,21 +183,35 @@ impl Daemon {
         Ok(())
     }
 
+    /// Records a new container. A record without a name gets a generated one here, chosen and
+    /// reserved under the table's write lock in a bounded number of lookups (container::names).
     pub(crate) fn insert(&self, entry: Arc<Entry>) -> Result<()> {
-        let doc = entry.doc();
-        let row = ContainerRow {
-            id: doc.id.clone(),
-            name: doc.name.clone(),
-            image_id: doc.image_id.clone(),
-            doc: serde_json::to_string(&doc)?,
-        };
         let mut c = self.containers.write().unwrap();
-        if let Some(other) = c.by_name.get(&doc.name) {
-            return Err(name_conflict(&doc.name, other));
+        if entry.with(|d| d.name.is_empty()) {
+            let name = crate::container::names::WORDS.pick(
+                |n| c.by_name.contains_key(n),
+                &entry.id,
+                crate::container::names::random_u64,
+            );
+            entry.update(|d| d.name = name);
+        }
+        let (name, row) = entry.with(|doc| -> Result<_> {
+            Ok((
+                doc.name.clone(),
+                ContainerRow {
+                    id: doc.id.clone(),
+                    name: doc.name.clone(),
+                    image_id: doc.image_id.clone(),
+                    doc: serde_json::to_string(doc)?,
+                },
+            ))
+        })?;
+        if let Some(other) = c.by_name.get(&name) {
+            return Err(name_conflict(&name, other));
         }
         self.db.insert_container(&row)?;
-        c.by_name.insert(doc.name.clone(), doc.id.clone());
-        c.by_id.insert(doc.id.clone(), entry);
+        c.by_name.insert(name, row.id.clone());
+        c.by_id.insert(row.id, entry);
         Ok(())
     }
 

@@ -44,6 +44,7 @@
 mod diff;
 mod init;
 mod overlay;
+mod record;
 
 pub use diff::{changes, Change, ChangeKind};
 pub use init::{write_init_layer, InitEntry, InitKind};

@@ -3,7 +3,7 @@
 //! # On-disk layout
 //! ```text
 //! <root>/                        (<data-root>/snapshots)
-//!   metadata.json                every snapshot: key/name → {id, kind, parent}; next id
+//!   <id>/info.json               the snapshot's record: {key/name, kind, parent} (crate::record)
 //!   <id>/fs                      the snapshot's own files: a layer's diff, or a container's upper dir
 //!   <id>/work                    overlay workdir (active snapshots only)
 //! ```
@@ -18,14 +18,16 @@
 //! so the container still sees all of its files.
 //!
 //! # Crash consistency
-//! `metadata.json` is replaced atomically (write temp → fsync → rename → fsync dir) under a mutex.
-//! Creation is directories first, metadata last; removal is metadata first, directories last. So
-//! after a crash a directory may exist without metadata, never the reverse; [`Overlay::new`]
-//! deletes such orphan directories.
+//! A snapshot's `info.json` is written atomically (`write_atomic`: temp → fsync → rename → fsync
+//! dir). Creation is directories first, the record last; removal is the record first (deleted,
+//! directory fsynced), directories last; a commit replaces the record. So after a crash a
+//! directory may exist without a record, never the reverse; [`Overlay::new`] deletes such orphan
+//! directories. Each change writes one snapshot's record: O(1) in the number of snapshots. The
+//! in-memory index is taken under a mutex only for lookups and reservations, never across I/O.
 
-use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,7 +35,7 @@ use std::sync::Mutex;
 use berth_types::{ErrorKind, Mount};
 use serde::{Deserialize, Serialize};
 
-use crate::Snapshotter;
+use crate::{record, Snapshotter};
 
 /// Errors of the snapshotter.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +68,7 @@ pub enum SnapshotError {
     /// The snapshot still has children.
     #[error("cannot remove snapshot {0}: it has children")]
     HasChildren(String),
-    /// `metadata.json` cannot be parsed.
+    /// A snapshot record (or an older berth's `metadata.json`) cannot be parsed.
     #[error("corrupt snapshot metadata {path}: {err}")]
     Corrupt {
         /// The file.
@@ -88,7 +90,7 @@ impl SnapshotError {
     }
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
     move |err| SnapshotError::Io {
         op,
         path: path.to_path_buf(),
@@ -119,10 +121,36 @@ pub struct Info {
     pub parent: Option<String>,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct State {
     next_id: u64,
     snapshots: BTreeMap<String, Info>,
+    /// Children per committed snapshot: `remove` asks without walking every snapshot.
+    children: HashMap<String, usize>,
+    /// Snapshots being created: key → id (reserved; their record is not written yet).
+    pending: HashMap<String, u64>,
+}
+
+impl State {
+    fn insert(&mut self, key: String, info: Info) {
+        if let Some(p) = &info.parent {
+            *self.children.entry(p.clone()).or_default() += 1;
+        }
+        self.snapshots.insert(key, info);
+    }
+
+    fn take(&mut self, key: &str) -> Option<Info> {
+        let info = self.snapshots.remove(key)?;
+        if let Some(p) = &info.parent {
+            if let Some(n) = self.children.get_mut(p) {
+                *n -= 1;
+                if *n == 0 {
+                    self.children.remove(p);
+                }
+            }
+        }
+        Some(info)
+    }
 }
 
 /// Overlay snapshotter rooted at a directory. `Send + Sync`.
@@ -133,12 +161,13 @@ pub struct Overlay {
 }
 
 impl Overlay {
-    /// Opens (creating if needed) the snapshotter at `root` and deletes orphan directories left by
-    /// a crash.
+    /// Opens (creating if needed) the snapshotter at `root`, converts an older berth's
+    /// `metadata.json` into per-snapshot records, and deletes orphan directories left by a crash.
     pub fn new(root: impl AsRef<Path>) -> Result<Overlay, SnapshotError> {
         let root = root.as_ref().to_path_buf();
         berth_sys::fs::create_private_dir(&root).map_err(io_err("create", &root))?;
         let o = Overlay::open_readonly(&root)?;
+        record::migrate_legacy(&root, &o.lock().snapshots)?;
         let _ = fs::remove_file(root.join("metadata.json.tmp"));
         for p in o.orphan_dirs()? {
             fs::remove_dir_all(&p).map_err(io_err("remove orphan", &p))?;
@@ -150,10 +179,11 @@ impl Overlay {
     /// Sets every snapshot directory (`<root>/<id>`) to 0700, for data roots an older berth made
     /// wider; the `fs` directory inside keeps its mode, it is the container's `/`.
     pub fn tighten(&self) -> Result<(), SnapshotError> {
-        let state = self.lock();
-        for info in state.snapshots.values() {
-            let p = self.id_dir(info.id);
-            if p.exists() {
+        let ids: Vec<u64> = self.lock().snapshots.values().map(|i| i.id).collect();
+        for id in ids {
+            let p = self.id_dir(id);
+            let wide = fs::metadata(&p).is_ok_and(|m| m.mode() & 0o7777 != 0o700);
+            if wide {
                 berth_sys::fs::create_private_dir(&p).map_err(io_err("set permissions of", &p))?;
             }
         }
@@ -164,40 +194,34 @@ impl Overlay {
     pub fn open_readonly(root: impl AsRef<Path>) -> Result<Overlay, SnapshotError> {
         let root = root.as_ref().to_path_buf();
         fs::metadata(&root).map_err(io_err("open", &root))?;
-        let meta = root.join("metadata.json");
-        let state = match fs::read(&meta) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt {
-                path: meta.clone(),
-                err,
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State {
-                next_id: 1,
-                snapshots: BTreeMap::new(),
-            },
-            Err(e) => {
-                return Err(SnapshotError::Io {
-                    op: "read",
-                    path: meta,
-                    err: e,
-                })
-            }
+        let loaded = record::load(&root)?;
+        let mut state = State {
+            next_id: loaded.max_id + 1,
+            ..State::default()
         };
+        for (k, i) in loaded.snapshots {
+            state.insert(k, i);
+        }
         Ok(Overlay {
             root,
             state: Mutex::new(state),
         })
     }
 
-    /// Snapshot directories no metadata names (left by a crash between mkdir and metadata).
+    /// Snapshot directories no record names (left by a crash between mkdir and the record).
     pub fn orphan_dirs(&self) -> Result<Vec<PathBuf>, SnapshotError> {
-        let state = self.lock();
+        // A directory being created right now is not an orphan.
+        let ids: HashSet<u64> = {
+            let state = self.lock();
+            state.snapshots.values().map(|i| i.id).chain(state.pending.values().copied()).collect()
+        };
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.root).map_err(io_err("read", &self.root))? {
             let entry = entry.map_err(io_err("read", &self.root))?;
             let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
                 continue;
             };
-            if !state.snapshots.values().any(|i| i.id == id) {
+            if !ids.contains(&id) {
                 out.push(entry.path());
             }
         }
@@ -205,14 +229,12 @@ impl Overlay {
         Ok(out)
     }
 
-    /// Snapshots whose directory is missing (the metadata names them, the disk does not).
+    /// Snapshots whose directory is missing (the record names them, the disk does not).
     pub fn missing_dirs(&self) -> Vec<String> {
-        let state = self.lock();
-        state
-            .snapshots
-            .iter()
-            .filter(|(_, i)| !self.id_dir(i.id).join("fs").is_dir())
-            .map(|(k, _)| k.clone())
+        let all: Vec<(String, u64)> = self.lock().snapshots.iter().map(|(k, i)| (k.clone(), i.id)).collect();
+        all.into_iter()
+            .filter(|(_, id)| !self.id_dir(*id).join("fs").is_dir())
+            .map(|(k, _)| k)
             .collect()
     }
 
@@ -255,62 +277,67 @@ impl Overlay {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn save(&self, state: &State) -> Result<(), SnapshotError> {
-        let tmp = self.root.join("metadata.json.tmp");
-        let bytes = serde_json::to_vec(state).expect("snapshot state serialises");
-        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        f.write_all(&bytes).map_err(io_err("write", &tmp))?;
-        f.sync_all().map_err(io_err("fsync", &tmp))?;
-        drop(f);
-        let meta = self.root.join("metadata.json");
-        fs::rename(&tmp, &meta).map_err(io_err("rename", &tmp))?;
-        File::open(&self.root)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync", &self.root))
-    }
-
     fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {
-        let mut state = self.lock();
-        if state.snapshots.contains_key(key) {
-            return Err(SnapshotError::AlreadyExists(key.to_string()));
-        }
-        if let Some(p) = parent {
-            match state.snapshots.get(p) {
-                None => return Err(SnapshotError::NotFound(p.to_string())),
-                Some(i) if i.kind != Kind::Committed => {
-                    return Err(SnapshotError::InvalidState {
-                        key: p.to_string(),
-                        reason: "parent is not committed",
-                    })
+        // Reserve the key and an id under the lock; the directories and the record are written
+        // outside it, so creates (and every lookup) of other snapshots do not wait on this I/O.
+        let id = {
+            let mut state = self.lock();
+            if state.snapshots.contains_key(key) || state.pending.contains_key(key) {
+                return Err(SnapshotError::AlreadyExists(key.to_string()));
+            }
+            if let Some(p) = parent {
+                match state.snapshots.get(p) {
+                    None => return Err(SnapshotError::NotFound(p.to_string())),
+                    Some(i) if i.kind != Kind::Committed => {
+                        return Err(SnapshotError::InvalidState {
+                            key: p.to_string(),
+                            reason: "parent is not committed",
+                        })
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
+                // Counted now: the parent cannot be removed while its child is being made.
+                *state.children.entry(p.to_string()).or_default() += 1;
+            }
+            let id = state.next_id.max(1);
+            state.next_id = id + 1;
+            state.pending.insert(key.to_string(), id);
+            id
+        };
+        let info = Info {
+            id,
+            kind,
+            parent: parent.map(str::to_string),
+        };
+        let dir = self.id_dir(id);
+        let made = (|| {
+            berth_sys::fs::create_private_dir(&dir).map_err(io_err("create", &dir))?;
+            let mut b = fs::DirBuilder::new();
+            b.recursive(true);
+            let fs_dir = dir.join("fs");
+            b.mode(0o755).create(&fs_dir).map_err(io_err("create", &fs_dir))?;
+            if kind == Kind::Active {
+                let work = dir.join("work");
+                b.mode(0o700).create(&work).map_err(io_err("create", &work))?;
+            }
+            record::write(&dir, key, &info)
+        })();
+        let mut state = self.lock();
+        state.pending.remove(key);
+        if let Some(p) = parent {
+            // Re-counted by insert below (or released on failure).
+            let n = state.children.get_mut(p).expect("counted at reservation");
+            *n -= 1;
+            if *n == 0 {
+                state.children.remove(p);
             }
         }
-        let id = state.next_id.max(1);
-        let dir = self.id_dir(id);
-        berth_sys::fs::create_private_dir(&dir).map_err(io_err("create", &dir))?;
-        let mut b = fs::DirBuilder::new();
-        b.recursive(true);
-        let fs_dir = dir.join("fs");
-        b.mode(0o755).create(&fs_dir).map_err(io_err("create", &fs_dir))?;
-        if kind == Kind::Active {
-            let work = dir.join("work");
-            b.mode(0o700).create(&work).map_err(io_err("create", &work))?;
-        }
-        state.next_id = id + 1;
-        state.snapshots.insert(
-            key.to_string(),
-            Info {
-                id,
-                kind,
-                parent: parent.map(str::to_string),
-            },
-        );
-        if let Err(e) = self.save(&state) {
-            state.snapshots.remove(key);
+        if let Err(e) = made {
+            drop(state);
             let _ = fs::remove_dir_all(&dir);
             return Err(e);
         }
+        state.insert(key.to_string(), info);
         Ok(self.mounts_of(&state, key))
     }
 
@@ -376,6 +403,8 @@ impl Snapshotter for Overlay {
     }
 
     fn commit(&self, name: &str, key: &str) -> Result<(), SnapshotError> {
+        // Under the lock: commits are rare (one per layer) and the rename of the key must be
+        // atomic for lookups.
         let mut state = self.lock();
         let info = match state.snapshots.get(key) {
             None => return Err(SnapshotError::NotFound(key.to_string())),
@@ -387,41 +416,39 @@ impl Snapshotter for Overlay {
             }
             Some(i) => i.clone(),
         };
-        if state.snapshots.contains_key(name) {
+        if state.snapshots.contains_key(name) || state.pending.contains_key(name) {
             return Err(SnapshotError::AlreadyExists(name.to_string()));
         }
-        state.snapshots.remove(key);
-        state.snapshots.insert(
-            name.to_string(),
-            Info {
-                kind: Kind::Committed,
-                ..info.clone()
-            },
-        );
-        if let Err(e) = self.save(&state) {
-            state.snapshots.remove(name);
-            state.snapshots.insert(key.to_string(), info);
-            return Err(e);
-        }
-        let _ = fs::remove_dir_all(self.id_dir(info.id).join("work"));
+        let committed = Info {
+            kind: Kind::Committed,
+            ..info.clone()
+        };
+        let dir = self.id_dir(info.id);
+        record::write(&dir, name, &committed)?;
+        state.take(key);
+        state.insert(name.to_string(), committed);
+        drop(state);
+        let _ = fs::remove_dir_all(dir.join("work"));
         Ok(())
     }
 
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
-        let mut state = self.lock();
-        let Some(info) = state.snapshots.get(key).cloned() else {
-            return Err(SnapshotError::NotFound(key.to_string()));
+        // Out of the index first (so nothing new can use it), then the record, then the files.
+        let info = {
+            let mut state = self.lock();
+            if !state.snapshots.contains_key(key) {
+                return Err(SnapshotError::NotFound(key.to_string()));
+            }
+            if state.children.contains_key(key) {
+                return Err(SnapshotError::HasChildren(key.to_string()));
+            }
+            state.take(key).expect("present")
         };
-        if state.snapshots.values().any(|i| i.parent.as_deref() == Some(key)) {
-            return Err(SnapshotError::HasChildren(key.to_string()));
-        }
-        state.snapshots.remove(key);
-        if let Err(e) = self.save(&state) {
-            state.snapshots.insert(key.to_string(), info);
+        let dir = self.id_dir(info.id);
+        if let Err(e) = record::delete(&dir) {
+            self.lock().insert(key.to_string(), info);
             return Err(e);
         }
-        drop(state);
-        let dir = self.id_dir(info.id);
         fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
     }
 
@@ -608,5 +635,97 @@ mod conformance {
         // Ids are not reused.
         sn.prepare("new", None).unwrap();
         assert_ne!(sn.stat("new").unwrap().id, sn.stat("ctr").unwrap().id);
+    }
+
+    /// The defect: one `metadata.json` naming every snapshot was rewritten and fsynced on every
+    /// create and remove (O(n) per container). Now each change writes its own record only.
+    #[test]
+    fn a_snapshot_change_rewrites_no_other_snapshot_record() {
+        use std::os::unix::fs::MetadataExt;
+        let (_d, sn) = sn();
+        sn.prepare("x", None).unwrap();
+        sn.commit("l", "x").unwrap();
+        for i in 0..200 {
+            sn.prepare(&format!("c{i}"), Some("l")).unwrap();
+        }
+        let stamp = |k: &str| {
+            let m = fs::metadata(sn.dir(k).unwrap().join(record::RECORD)).unwrap();
+            (m.ino(), m.mtime_nsec(), m.mtime())
+        };
+        let before: Vec<_> = (0..200).map(|i| stamp(&format!("c{i}"))).collect();
+        sn.prepare("new", Some("l")).unwrap();
+        sn.remove("c7").unwrap();
+        let after: Vec<_> = (0..200).filter(|i| *i != 7).map(|i| stamp(&format!("c{i}"))).collect();
+        let mut expect = before.clone();
+        expect.remove(7);
+        assert_eq!(after, expect);
+        assert!(!sn.root().join(record::LEGACY).exists());
+        assert_eq!(sn.remove("l").unwrap_err().kind(), ErrorKind::Conflict);
+    }
+
+    #[test]
+    fn an_older_data_root_with_metadata_json_is_converted() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("snapshots");
+        for id in [1, 2] {
+            fs::create_dir_all(root.join(format!("{id}/fs"))).unwrap();
+        }
+        fs::create_dir_all(root.join("2/work")).unwrap();
+        fs::create_dir_all(root.join("3/fs")).unwrap(); // an orphan of the old layout
+        fs::write(
+            root.join(record::LEGACY),
+            r#"{"next_id":4,"snapshots":{"l":{"id":1,"kind":"committed","parent":null},"ctr":{"id":2,"kind":"active","parent":"l"}}}"#,
+        )
+        .unwrap();
+        // berthd check reads it as it is, changing nothing.
+        let ro = Overlay::open_readonly(&root).unwrap();
+        assert_eq!(ro.stat("ctr").unwrap().id, 2);
+        assert_eq!(ro.orphan_dirs().unwrap(), vec![root.join("3")]);
+        assert!(root.join(record::LEGACY).exists());
+        drop(ro);
+        let sn = Overlay::new(&root).unwrap();
+        assert!(!root.join(record::LEGACY).exists());
+        assert!(!root.join("3").exists());
+        assert!(root.join("2").join(record::RECORD).exists());
+        drop(sn);
+        let sn = Overlay::new(&root).unwrap();
+        assert_eq!(sn.stat("ctr").unwrap().parent.as_deref(), Some("l"));
+        assert_eq!(sn.stat("l").unwrap().kind, Kind::Committed);
+        assert_eq!(sn.mounts("ctr").unwrap()[0].kind, "overlay");
+        assert!(sn.prepare("next", None).unwrap().len() == 1);
+        assert!(sn.stat("next").unwrap().id >= 3);
+    }
+
+    #[test]
+    fn concurrent_creates_and_removes_stay_consistent_across_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("snapshots");
+        let sn = std::sync::Arc::new(Overlay::new(&root).unwrap());
+        sn.prepare("x", None).unwrap();
+        sn.commit("l", "x").unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let sn = sn.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let k = format!("t{t}-{i}");
+                        sn.prepare(&k, Some("l")).unwrap();
+                        if i % 2 == 0 {
+                            sn.remove(&k).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(sn.list().unwrap().len(), 1 + 4 * 25);
+        assert!(sn.orphan_dirs().unwrap().is_empty());
+        drop(sn);
+        let sn = Overlay::new(&root).unwrap();
+        assert_eq!(sn.list().unwrap().len(), 1 + 4 * 25);
+        let ids: HashSet<u64> = sn.list().unwrap().iter().map(|(_, i)| i.id).collect();
+        assert_eq!(ids.len(), 1 + 4 * 25);
     }
 }

@@ -35,9 +35,10 @@ impl Daemon {
                 if let Some(other) = self.containers.read().unwrap().by_name.get(&n) {
                     return Err(crate::daemon::name_conflict(&n, other));
                 }
-                n
+                Some(n)
             }
-            None => self.random_name(),
+            // Chosen when the record is inserted, under the table's lock (container::names).
+            None => None,
         };
         let image_ref = body.image.clone().unwrap_or_default();
         if image_ref.is_empty() {
@@ -132,7 +133,7 @@ impl Daemon {
 
         let doc = Doc {
             id: id.clone(),
-            name,
+            name: name.unwrap_or_default(),
             created: berth_types::time::now_nanos(),
             image_id: image.id.clone(),
             path,
@@ -159,81 +160,6 @@ impl Daemon {
         self.events
             .emit("container", "create", &id, self.container_attrs(&entry));
         Ok((id, Vec::new()))
-    }
-
-    fn random_name(&self) -> String {
-        const LEFT: &[&str] = &[
-            "admiring",
-            "bold",
-            "brave",
-            "calm",
-            "clever",
-            "dazzling",
-            "eager",
-            "elegant",
-            "focused",
-            "gallant",
-            "happy",
-            "jolly",
-            "keen",
-            "kind",
-            "lucid",
-            "modest",
-            "nifty",
-            "optimistic",
-            "peaceful",
-            "quirky",
-            "relaxed",
-            "serene",
-            "sharp",
-            "stoic",
-            "tender",
-            "trusting",
-            "upbeat",
-            "vibrant",
-            "wizardly",
-            "zealous",
-        ];
-        const RIGHT: &[&str] = &[
-            "albattani",
-            "babbage",
-            "curie",
-            "darwin",
-            "einstein",
-            "feynman",
-            "galileo",
-            "hopper",
-            "hypatia",
-            "johnson",
-            "kepler",
-            "lamarr",
-            "lovelace",
-            "meitner",
-            "newton",
-            "noether",
-            "pasteur",
-            "ritchie",
-            "shannon",
-            "thompson",
-            "turing",
-            "wozniak",
-            "yalow",
-            "zhukovsky",
-            "lumiere",
-            "mayer",
-            "nash",
-            "euler",
-        ];
-        let c = self.containers.read().unwrap();
-        loop {
-            let r = random_id();
-            let a = usize::from_str_radix(&r[..8], 16).unwrap_or(0);
-            let b = usize::from_str_radix(&r[8..16], 16).unwrap_or(0);
-            let name = format!("{}_{}", LEFT[a % LEFT.len()], RIGHT[b % RIGHT.len()]);
-            if !c.by_name.contains_key(&name) {
-                return name;
-            }
-        }
     }
 }
 

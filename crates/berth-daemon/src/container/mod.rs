@@ -23,6 +23,7 @@ mod list;
 mod logs;
 mod manage;
 pub(crate) mod mounts;
+pub(crate) mod names;
 mod remove;
 mod start;
 mod stop;

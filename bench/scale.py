@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""berth at scale: N detached containers on one machine (issue 11's table).
+
+For each N in --counts (cumulative: the same daemon grows from one count to the next) it measures
+  - sequential `run -d --network none busybox sleep 3600` (unnamed: the name generator is on the
+    path), time per 100 (first and last 100 of each step),
+  - berthd's RSS, host memory per container (`free`'s used delta / N), monitors' mean Pss,
+  - `run --rm --network none busybox true` back to back and after 0.5 s idle, against none running,
+  - `ps -a`, `exec CONTAINER true`,
+then, at the largest N: berthd restart to ready with all reattached, `rm -f` of all, berthd's RSS
+after removal, `berthd check` clean, and nothing left behind (mounts, shims, cgroups).
+
+Usage (as root, from the repository):
+  python3 bench/scale.py [--counts 10,100,1000] [--docker 100] [--no-build] [--bins DIR]
+--docker N also times N containers under a private dockerd (Debian's docker.io, started with its
+own roots as bench/registry.py does); skipped when dockerd is not installed.
+"""
+import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import busybox_tar, pss_kb, rss_kb, pids_of  # noqa: E402
+
+RUN_D = ["run", "-d", "--network", "none"]
+
+
+def used_kb():
+    m = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":")
+            m[k] = int(v.split()[0])
+    return m["MemTotal"] - m["MemFree"] - m["Buffers"] - m["Cached"] - m["SReclaimable"]
+
+
+def ms(f):
+    t = time.perf_counter()
+    f()
+    return (time.perf_counter() - t) * 1000
+
+
+def median_ms(cmd, env, runs, idle=0.0):
+    s = []
+    for _ in range(runs):
+        if idle:
+            time.sleep(idle)
+        s.append(ms(lambda: subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    return statistics.median(s)
+
+
+class Berth:
+    name = "berth"
+
+    def __init__(self, work, bins):
+        self.work, self.bins = work, bins
+        self.sock = os.path.join(work, "exec/berth.sock")
+        self.env = dict(os.environ, BERTH_HOST="unix://" + self.sock)
+        self.proc = None
+
+    def cli(self, *args):
+        return [os.path.join(self.bins, "berth"), *args]
+
+    def start(self):
+        r, w = os.pipe()
+        os.set_inheritable(w, True)
+        t = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [os.path.join(self.bins, "berthd"), "-H", "unix://" + self.sock, "--data-root", self.work + "/data",
+             "--exec-root", self.work + "/exec", "--config-file", self.work + "/daemon.json",
+             "--pidfile", self.work + "/berthd.pid", "--cgroup-parent", "berth-scale"],
+            env=dict(os.environ, BERTH_READY_FD=str(w)), pass_fds=(w,), stdout=subprocess.DEVNULL,
+            stderr=open(self.work + "/berthd.log", "a"))
+        os.close(w)
+        ok = os.read(r, 6) == b"ready\n"
+        os.close(r)
+        assert ok, "berthd did not start; see " + self.work + "/berthd.log"
+        return (time.perf_counter() - t) * 1000
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait()
+            self.proc = None
+
+    def rss_mb(self):
+        return rss_kb(self.proc.pid) / 1024
+
+    def shim_pss(self):
+        p = [pss_kb(p) for p in pids_of("berth-shim")]
+        return statistics.mean(p) if p else 0
+
+
+class Docker:
+    name = "docker"
+
+    def __init__(self, work):
+        self.work = os.path.join(work, "docker")
+        self.proc = None
+
+    def cli(self, *args):
+        return ["docker", *args]
+
+    def start(self):
+        os.makedirs(self.work)
+        sock = os.path.join(self.work, "docker.sock")
+        self.env = dict(os.environ, DOCKER_HOST="unix://" + sock)
+        self.env.pop("DOCKER_CONFIG", None)
+        with open(self.work + "/daemon.json", "w") as f:
+            f.write("{}")
+        self.proc = subprocess.Popen(
+            ["dockerd", "-H", "unix://" + sock, "--data-root", self.work + "/data", "--exec-root", self.work + "/exec",
+             "--pidfile", self.work + "/dockerd.pid", "--iptables=false", "--ip6tables=false", "--bridge=none",
+             "--config-file", self.work + "/daemon.json"],
+            stdout=subprocess.DEVNULL, stderr=open(self.work + ".log", "w"))
+        deadline = time.time() + 60
+        while subprocess.run(["docker", "info"], env=self.env, capture_output=True).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                sys.exit("dockerd did not start; see " + self.work + ".log")
+            time.sleep(0.2)
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait()
+            self.proc = None
+        for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
+            t = line.split()[4]
+            if t.startswith(self.work):
+                subprocess.run(["umount", "-l", t], capture_output=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def grow(eng, image, ids, target, rows):
+    """Runs detached containers until there are `target`; returns ms per 100 (first, last)."""
+    per = []
+    while len(ids) < target:
+        t = time.perf_counter()
+        out = subprocess.run(eng.cli(*RUN_D, image, "sleep", "3600"), env=eng.env, capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"{eng.name}: run -d #{len(ids) + 1} failed: {out.stderr.strip()}")
+        per.append((time.perf_counter() - t) * 1000)
+        ids.append(out.stdout.strip())
+    n = len(per)
+    first = sum(per[:100]) * 100 / min(n, 100) if n else 0
+    last = sum(per[-100:]) * 100 / min(n, 100) if n else 0
+    return first, last, sum(per) / 1000
+
+
+def measure(eng, image, ids, base_used, runs):
+    n = len(ids)
+    r = {"N": n}
+    r["used_per_container_mb"] = (used_kb() - base_used) / 1024 / n if n else 0
+    rm = eng.cli("run", "--rm", "--network", "none", image, "true")
+    r["run_rm_ms"] = median_ms(rm, eng.env, runs)
+    r["run_rm_idle_ms"] = median_ms(rm, eng.env, max(3, runs // 3), idle=0.5)
+    r["ps_a_ms"] = median_ms(eng.cli("ps", "-a"), eng.env, 5)
+    if ids:
+        r["exec_ms"] = median_ms(eng.cli("exec", ids[-1], "true"), eng.env, runs)
+    return r
+
+
+def leftovers(work):
+    mounts = [l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4].startswith(work)]
+    cg = [os.path.join("/sys/fs/cgroup", b, "berth-scale") for b in os.listdir("/sys/fs/cgroup")]
+    cg = [p for p in cg if os.path.isdir(p) and any(os.path.isdir(os.path.join(p, c)) for c in os.listdir(p))]
+    shims = subprocess.run(["pgrep", "-f", f"berth-shim --bundle {work}"], capture_output=True, text=True).stdout.split()
+    return mounts, cg, shims
+
+
+def cleanup(work):
+    subprocess.run(["pkill", "-9", "-f", f"berth-shim --bundle {work}"], capture_output=True)
+    for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
+        t = line.split()[4]
+        if t.startswith(work):
+            subprocess.run(["umount", "-l", t], capture_output=True)
+    for base in os.listdir("/sys/fs/cgroup"):
+        p = os.path.join("/sys/fs/cgroup", base, "berth-scale")
+        if os.path.isdir(p):
+            for c in os.listdir(p):
+                if os.path.isdir(os.path.join(p, c)):
+                    try:
+                        os.rmdir(os.path.join(p, c))
+                    except OSError:
+                        pass
+            try:
+                os.rmdir(p)
+            except OSError:
+                pass
+
+
+def fmt(r):
+    return "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
+
+
+def bench_berth(a, work, tar):
+    b = Berth(work, a.bins)
+    b.start()
+    results = {}
+    try:
+        with open(tar, "rb") as f:
+            subprocess.run(b.cli("import", "-", "busybox:latest"), stdin=f, env=b.env, check=True, capture_output=True)
+        subprocess.run(b.cli("run", "--rm", "--network", "none", "busybox", "true"), env=b.env, check=True)
+        time.sleep(0.5)
+        base_used = used_kb()
+        idle_rss = b.rss_mb()
+        base = measure(b, "busybox", [], base_used, a.runs)
+        print(f"berth N=0: {fmt(base)}  berthd_rss_mb={idle_rss:.1f}", flush=True)
+        ids = []
+        for n in a.counts:
+            start = len(ids)
+            t = time.perf_counter()
+            first, last, _ = grow(b, "busybox", ids, n, None)
+            total = time.perf_counter() - t
+            r = measure(b, "busybox", ids, base_used, a.runs)
+            r.update(step_s=total, first100_s=first / 1000, last100_s=last / 1000, from_n=start,
+                     berthd_rss_mb=b.rss_mb(), shim_pss_kb=b.shim_pss())
+            r["run_rm_vs_none"] = r["run_rm_ms"] / base["run_rm_ms"]
+            print(f"berth N={n}: {fmt(r)}", flush=True)
+            results[n] = r
+        n = len(ids)
+        b.stop()
+        t = time.perf_counter()
+        b.start()
+        # Ready means every container was reattached (the daemon loads them before it answers).
+        running = subprocess.run(b.cli("ps", "-q"), env=b.env, capture_output=True, text=True, check=True).stdout.split()
+        restart_ms = (time.perf_counter() - t) * 1000
+        print(f"berth restart to ready with {n} running: {restart_ms:.0f} ms, {len(running)} running after", flush=True)
+        assert len(running) == n, f"{len(running)} of {n} running after a restart"
+        rss_before = b.rss_mb()
+        t = time.perf_counter()
+        subprocess.run(b.cli("rm", "-f", *ids), env=b.env, check=True, capture_output=True)
+        rm_s = time.perf_counter() - t
+        time.sleep(1)
+        rss_after = b.rss_mb()
+        print(f"berth rm -f of {n}: {rm_s:.2f} s; berthd RSS {rss_before:.1f} MB before, {rss_after:.1f} MB after", flush=True)
+        left = subprocess.run(b.cli("ps", "-aq"), env=b.env, capture_output=True, text=True, check=True).stdout.split()
+        assert not left, f"{len(left)} containers left"
+    finally:
+        b.stop()
+    mounts, cg, shims = leftovers(work)
+    check = subprocess.run([os.path.join(a.bins, "berthd"), "check", "--data-root", work + "/data"], capture_output=True, text=True)
+    print(f"berth leftovers: mounts={len(mounts)} cgroups={len(cg)} shims={len(shims)}; berthd check rc={check.returncode} {check.stdout.strip()} {check.stderr.strip()}")
+    assert not (mounts or cg or shims) and check.returncode == 0, "not clean after rm -f of all"
+    return results
+
+
+def bench_docker(a, work, tar):
+    d = Docker(work)
+    d.start()
+    try:
+        with open(tar, "rb") as f:
+            subprocess.run(["docker", "import", "-", "scalebench-busybox:latest"], stdin=f, env=d.env, check=True, capture_output=True)
+        subprocess.run(d.cli("run", "--rm", "--network", "none", "scalebench-busybox", "true"), env=d.env, check=True, capture_output=True)
+        time.sleep(0.5)
+        base_used = used_kb()
+        base = measure(d, "scalebench-busybox", [], base_used, max(3, a.runs // 3))
+        print(f"docker N=0: {fmt(base)}", flush=True)
+        ids = []
+        t = time.perf_counter()
+        first, last, _ = grow(d, "scalebench-busybox", ids, a.docker, None)
+        total = time.perf_counter() - t
+        r = measure(d, "scalebench-busybox", ids, base_used, max(3, a.runs // 3))
+        r.update(step_s=total, first100_s=first / 1000, last100_s=last / 1000)
+        print(f"docker N={len(ids)}: {fmt(r)}", flush=True)
+        t = time.perf_counter()
+        subprocess.run(d.cli("rm", "-f", *ids), env=d.env, check=True, capture_output=True)
+        print(f"docker rm -f of {len(ids)}: {time.perf_counter() - t:.2f} s", flush=True)
+        return r
+    finally:
+        d.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--counts", default="10,100,1000", type=lambda s: [int(x) for x in s.split(",")])
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--docker", type=int, default=0, help="also time N containers under a private dockerd")
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--bins", default=os.path.join(ROOT, "target/release"))
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench needs root")
+    if not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="berth-scale-")
+    try:
+        tar = busybox_tar(work)
+        bench_berth(a, work, tar)
+        if a.docker:
+            if shutil.which("dockerd"):
+                bench_docker(a, work, tar)
+            else:
+                print("docker: dockerd not installed, skipped")
+    finally:
+        cleanup(work)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
