@@ -1,6 +1,6 @@
 //! berth's metadata database (SQLite, WAL mode, `synchronous=NORMAL`).
 //!
-//! # Schema (version 2, `PRAGMA user_version = 2`)
+//! # Schema (version 4, `PRAGMA user_version = 4`)
 //! ```text
 //! images        id TEXT PK ("sha256:<hex>" of the config blob), created TEXT (RFC 3339 from the
 //!               config), size INTEGER (sum of layer sizes), parent TEXT ("" or an image id),
@@ -18,6 +18,9 @@
 //!               or push saw), image_id → images.id ON DELETE CASCADE            (version 2)
 //! blob_sources  digest, repository (PK together), diff_id, media_type, size: a compressed blob
 //!               in a registry and the layer it unpacks to; hints for pull and push   (version 2)
+//! volumes       the local volume driver's records (berth-volume)                    (version 3)
+//! indexes       every keyed lookup uses one (`no_keyed_query_scans_a_table`); layers by diff_id
+//!               and by parent_chain_id                                                 (version 4)
 //! ```
 //!
 //! # Migrations
@@ -100,6 +103,10 @@ pub const MIGRATIONS: &[&str] = &[
         anonymous INTEGER NOT NULL DEFAULT 0,
         removing  INTEGER NOT NULL DEFAULT 0
      );",
+    // 3 → 4: lookups that scanned `layers` (by diff ID, and the foreign-key check of a layer's
+    // children when one is deleted).
+    "CREATE INDEX IF NOT EXISTS layers_diff ON layers(diff_id);
+     CREATE INDEX IF NOT EXISTS layers_parent ON layers(parent_chain_id);",
 ];
 
 /// Errors of the metadata database.

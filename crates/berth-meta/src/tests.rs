@@ -300,3 +300,37 @@ fn all_image_layers_and_parents_come_from_one_query_each() {
         vec!["sha256:1".to_string()]
     );
 }
+
+/// Every statement of this crate that looks up by key uses an index: no per-container (or
+/// per-image) operation scans a table. Only listings (no `WHERE`) may scan. The statements are
+/// read from the source, so a new query without an index fails here.
+#[test]
+fn no_keyed_query_scans_a_table() {
+    let db = Db::open_in_memory().unwrap();
+    let src = include_str!("lib.rs");
+    let mut checked = 0;
+    let mut scans = Vec::new();
+    let mut rest = src;
+    while let Some(i) = rest.find("prepare_cached(") {
+        rest = &rest[i + "prepare_cached(".len()..];
+        let Some(body) = rest.trim_start().strip_prefix('"') else { continue };
+        let sql = &body[..body.find('"').unwrap()];
+        let conn = db.lock();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut plan = Vec::new();
+        while let Some(r) = rows.next().unwrap() {
+            plan.push(r.get::<_, String>(3).unwrap());
+        }
+        checked += 1;
+        let keyed = sql.contains("WHERE");
+        for step in plan {
+            // "SCAN t" walks every row; "SCAN t USING COVERING INDEX" of a GROUP BY is a listing.
+            if keyed && step.starts_with("SCAN") && !step.contains("USING") {
+                scans.push(format!("{sql}\n    -> {step}"));
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} statements found");
+    assert!(scans.is_empty(), "keyed queries scanning a table:\n{}", scans.join("\n"));
+}
