@@ -29,6 +29,7 @@ mod policies;
 mod registry;
 mod restore;
 mod run;
+mod scale;
 mod security;
 mod system;
 mod tidy;
