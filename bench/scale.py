@@ -237,6 +237,10 @@ def bench_berth(a, work, tar):
         assert not left, f"{len(left)} containers left"
     finally:
         b.stop()
+    # A removed container's shim finishes its cleanup (unmount, cgroup) after `rm` answered.
+    deadline = time.time() + 30
+    while leftovers(work)[2] and time.time() < deadline:
+        time.sleep(0.2)
     mounts, cg, shims = leftovers(work)
     check = subprocess.run([os.path.join(a.bins, "berthd"), "check", "--data-root", work + "/data"], capture_output=True, text=True)
     print(f"berth leftovers: mounts={len(mounts)} cgroups={len(cg)} shims={len(shims)}; berthd check rc={check.returncode} {check.stdout.strip()} {check.stderr.strip()}")

@@ -224,7 +224,29 @@ impl Daemon {
         if c.by_name.get(&name) == Some(&entry.id) {
             c.by_name.remove(&name);
         }
+        drop(c);
+        self.trim_soon();
         Ok(())
+    }
+
+    /// Hands the heap memory freed by removals back to the kernel, once per second at most: the
+    /// allocator keeps freed pages otherwise, and RSS would stay at its high-water mark after a
+    /// thousand containers go.
+    fn trim_soon(&self) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        // Process-wide, as the heap is.
+        static SCHEDULED: AtomicBool = AtomicBool::new(false);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if SCHEDULED.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        rt.spawn(async {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            SCHEDULED.store(false, Ordering::Release);
+            let _ = tokio::task::spawn_blocking(berth_sys::heap::release_free_memory).await;
+        });
     }
 
     /// `docker rename`: the name (in the row and in the record) changes in one transaction.

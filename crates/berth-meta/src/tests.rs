@@ -313,7 +313,9 @@ fn no_keyed_query_scans_a_table() {
     let mut rest = src;
     while let Some(i) = rest.find("prepare_cached(") {
         rest = &rest[i + "prepare_cached(".len()..];
-        let Some(body) = rest.trim_start().strip_prefix('"') else { continue };
+        let Some(body) = rest.trim_start().strip_prefix('"') else {
+            continue;
+        };
         let sql = &body[..body.find('"').unwrap()];
         let conn = db.lock();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -332,5 +334,9 @@ fn no_keyed_query_scans_a_table() {
         }
     }
     assert!(checked > 40, "only {checked} statements found");
-    assert!(scans.is_empty(), "keyed queries scanning a table:\n{}", scans.join("\n"));
+    assert!(
+        scans.is_empty(),
+        "keyed queries scanning a table:\n{}",
+        scans.join("\n")
+    );
 }

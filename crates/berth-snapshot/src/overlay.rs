@@ -213,7 +213,12 @@ impl Overlay {
         // A directory being created right now is not an orphan.
         let ids: HashSet<u64> = {
             let state = self.lock();
-            state.snapshots.values().map(|i| i.id).chain(state.pending.values().copied()).collect()
+            state
+                .snapshots
+                .values()
+                .map(|i| i.id)
+                .chain(state.pending.values().copied())
+                .collect()
         };
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.root).map_err(io_err("read", &self.root))? {
@@ -231,7 +236,12 @@ impl Overlay {
 
     /// Snapshots whose directory is missing (the record names them, the disk does not).
     pub fn missing_dirs(&self) -> Vec<String> {
-        let all: Vec<(String, u64)> = self.lock().snapshots.iter().map(|(k, i)| (k.clone(), i.id)).collect();
+        let all: Vec<(String, u64)> = self
+            .lock()
+            .snapshots
+            .iter()
+            .map(|(k, i)| (k.clone(), i.id))
+            .collect();
         all.into_iter()
             .filter(|(_, id)| !self.id_dir(*id).join("fs").is_dir())
             .map(|(k, _)| k)
@@ -655,7 +665,10 @@ mod conformance {
         let before: Vec<_> = (0..200).map(|i| stamp(&format!("c{i}"))).collect();
         sn.prepare("new", Some("l")).unwrap();
         sn.remove("c7").unwrap();
-        let after: Vec<_> = (0..200).filter(|i| *i != 7).map(|i| stamp(&format!("c{i}"))).collect();
+        let after: Vec<_> = (0..200)
+            .filter(|i| *i != 7)
+            .map(|i| stamp(&format!("c{i}")))
+            .collect();
         let mut expect = before.clone();
         expect.remove(7);
         assert_eq!(after, expect);

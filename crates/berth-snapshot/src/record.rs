@@ -61,8 +61,10 @@ pub(crate) fn load(root: &Path) -> Result<Loaded, SnapshotError> {
         let path = entry.path().join(RECORD);
         match fs::read(&path) {
             Ok(bytes) => {
-                let r: Record = serde_json::from_slice(&bytes)
-                    .map_err(|err| SnapshotError::Corrupt { path: path.clone(), err })?;
+                let r: Record = serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt {
+                    path: path.clone(),
+                    err,
+                })?;
                 let info = Info {
                     id,
                     kind: r.kind,
@@ -84,8 +86,8 @@ fn read_legacy(root: &Path) -> Result<Option<BTreeMap<String, Info>>, SnapshotEr
     let meta = root.join(LEGACY);
     match fs::read(&meta) {
         Ok(bytes) => {
-            let l: Legacy = serde_json::from_slice(&bytes)
-                .map_err(|err| SnapshotError::Corrupt { path: meta, err })?;
+            let l: Legacy =
+                serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt { path: meta, err })?;
             Ok(Some(l.snapshots))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

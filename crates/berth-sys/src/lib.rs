@@ -4,6 +4,7 @@
 pub mod failpoint;
 pub mod fd;
 pub mod fs;
+pub mod heap;
 pub mod loopback;
 pub mod mount;
 pub mod process;

@@ -160,6 +160,9 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&exec_root).with_context(|| format!("cannot create {}", exec_root.display()))?;
     let _pid = socket::PidFile::create(&pidfile)?;
 
+    // Two malloc arenas instead of glibc's 8 per core: blocking threads come and go, and memory
+    // freed in one arena is not reused by another's allocations (bench/RESULTS.md, scale).
+    berth_sys::heap::limit_arenas(2);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)

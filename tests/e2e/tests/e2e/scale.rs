@@ -55,7 +55,10 @@ fn twenty_concurrent_clients_finish_without_errors_or_leaks() {
         .spawn()
         .unwrap();
     d.eventually("chatty running", || {
-        d.berth(&["inspect", "-f", "{{.State.Running}}", "chatty"]).stdout.trim() == "true"
+        d.berth(&["inspect", "-f", "{{.State.Running}}", "chatty"])
+            .stdout
+            .trim()
+            == "true"
     });
 
     let started = Instant::now();
@@ -75,7 +78,13 @@ fn twenty_concurrent_clients_finish_without_errors_or_leaks() {
                         let id = check(
                             "run -d",
                             d.berth(&[
-                                "run", "-d", "--network", "none", "busybox", "sh", "-c",
+                                "run",
+                                "-d",
+                                "--network",
+                                "none",
+                                "busybox",
+                                "sh",
+                                "-c",
                                 "echo out-$HOSTNAME; sleep 1",
                             ]),
                         )
@@ -107,7 +116,12 @@ fn twenty_concurrent_clients_finish_without_errors_or_leaks() {
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     let took = started.elapsed();
-    assert!(errors.is_empty(), "{} errors:\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} errors:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
     // 100 containers that each live ~1 s, 20 at a time; generous for a loaded 2-core CI machine.
     assert!(took < Duration::from_secs(120), "100 containers took {took:?}");
 
@@ -118,8 +132,14 @@ fn twenty_concurrent_clients_finish_without_errors_or_leaks() {
     assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "", "records left");
     d.eventually("shims gone", || d.shim_pids().is_empty());
     assert_eq!(mounts_under(&d.root), Vec::<String>::new(), "mounts left");
-    assert_eq!(cgroups_left(&d.cgroup_parent), Vec::<String>::new(), "cgroups left");
-    let bundles = std::fs::read_dir(d.data_root().join("containers")).unwrap().count();
+    assert_eq!(
+        cgroups_left(&d.cgroup_parent),
+        Vec::<String>::new(),
+        "cgroups left"
+    );
+    let bundles = std::fs::read_dir(d.data_root().join("containers"))
+        .unwrap()
+        .count();
     assert_eq!(bundles, 0, "container directories left");
     d.stop();
     let check = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
@@ -141,8 +161,15 @@ fn unnamed_creates_get_distinct_generated_names_without_hanging() {
                 s.spawn(|| {
                     (0..10)
                         .map(|_| {
-                            let id = d.berth(&["create", "--network", "none", "busybox", "true"]).ok().out().to_string();
-                            d.berth(&["inspect", "-f", "{{.Name}}", &id]).ok().out().to_string()
+                            let id = d
+                                .berth(&["create", "--network", "none", "busybox", "true"])
+                                .ok()
+                                .out()
+                                .to_string();
+                            d.berth(&["inspect", "-f", "{{.Name}}", &id])
+                                .ok()
+                                .out()
+                                .to_string()
                         })
                         .collect::<Vec<_>>()
                 })
