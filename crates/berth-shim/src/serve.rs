@@ -83,6 +83,8 @@ struct Shim {
     released: bool,
     execs: Vec<exec::Exec>,
     next_exec: u64,
+    /// Children the shim did not start (an exec's runtime helpers), reaped when they exit.
+    strays: Vec<(i32, OwnedFd)>,
     /// Last time container output was read or bytes were sent to a client (extends [`DRAIN`]).
     last_progress: Instant,
 }
@@ -99,6 +101,7 @@ enum Token {
     ExecOut(usize),
     ExecErr(usize),
     ExecStdin(usize),
+    Stray,
 }
 
 pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
@@ -135,6 +138,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         released: false,
         execs: Vec::new(),
         next_exec: 0,
+        strays: Vec::new(),
         last_progress: Instant::now(),
     };
     shim.run();
@@ -224,6 +228,9 @@ impl Shim {
                     );
                 }
             }
+            for (_, fd) in &self.strays {
+                add(&mut fds, &mut toks, fd.as_fd(), PollFlags::IN, Token::Stray);
+            }
             let stdin_full = self.stdin_buf.len() > IN_HIGH;
             let exec_stdin_full = |key: u64| {
                 self.execs
@@ -289,6 +296,7 @@ impl Shim {
                     Token::ExecOut(j) => self.exec_output(j, false, &mut buf),
                     Token::ExecErr(j) => self.exec_output(j, true, &mut buf),
                     Token::ExecStdin(j) => self.flush_exec_stdin(j),
+                    Token::Stray => self.reap_strays(),
                     Token::Conn(i) => {
                         if rev.intersects(PollFlags::OUT) {
                             self.flush_conn(i);

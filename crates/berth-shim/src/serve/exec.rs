@@ -16,6 +16,7 @@ pub(super) struct Exec {
     /// The shim's key for it (connections refer to it by this).
     pub key: u64,
     pub id: String,
+    pub pid: i32,
     pub pidfd: Option<OwnedFd>,
     pub out: Option<OwnedFd>,
     pub err: Option<OwnedFd>,
@@ -45,7 +46,10 @@ impl Shim {
         if self.pidfd.is_none() {
             return err("container is not running".into());
         }
-        let started = match crate::exec::spawn(&self.cfg, &self.bundle, self.pid, &p) {
+        let started = crate::exec::spawn(&self.cfg, &self.bundle, self.pid, &p);
+        let exec_pid = started.as_ref().map(|s| s.pid).unwrap_or(0);
+        self.watch_strays(exec_pid);
+        let started = match started {
             Ok(s) => s,
             Err(f) => {
                 self.conns[i].closing = true;
@@ -77,6 +81,7 @@ impl Shim {
         self.execs.push(Exec {
             key,
             id: p.exec_id,
+            pid: started.pid,
             pidfd: Some(started.pidfd),
             out,
             err: errfd,
@@ -95,6 +100,41 @@ impl Shim {
             pid: Some(started.pid),
             ..Default::default()
         }
+    }
+
+    /// Watches the children the shim did not start itself: the runtime's helper processes of an
+    /// exec (its intermediate process, or a failed exec's init) are re-parented to the shim, a
+    /// child subreaper, when the spawner exits. Each is reaped through its pidfd when it exits;
+    /// left a zombie in the container's pid namespace, it would hold the container's init in
+    /// its exit forever (`zap_pid_ns_processes` waits for every task of the namespace), so the
+    /// container never stopped and `wait` hung (seen with 20 concurrent clients: an exec racing
+    /// the container's exit).
+    pub(super) fn watch_strays(&mut self, exec_pid: i32) {
+        let me = std::process::id();
+        // The shim is single-threaded: its children are its main thread's.
+        let Ok(list) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
+            return;
+        };
+        for pid in list.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            let known = pid == self.pid
+                || pid == exec_pid
+                || self.execs.iter().any(|e| e.pid == pid)
+                || self.strays.iter().any(|(p, _)| *p == pid);
+            if known {
+                continue;
+            }
+            let Some(p) = rustix::process::Pid::from_raw(pid) else {
+                continue;
+            };
+            if let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
+                self.strays.push((pid, fd));
+            }
+        }
+    }
+
+    /// Reaps the watched strays that have exited.
+    pub(super) fn reap_strays(&mut self) {
+        self.strays.retain(|(_, fd)| super::reap_status(fd).is_none());
     }
 
     pub(super) fn resize_exec(&mut self, id: &str, height: u16, width: u16) -> Response {
