@@ -34,6 +34,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod leases;
+pub use leases::{Lease, NetworkRow};
+
 use berth_types::ErrorKind;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -99,6 +102,20 @@ pub const MIGRATIONS: &[&str] = &[
         options   TEXT NOT NULL DEFAULT '{}',
         anonymous INTEGER NOT NULL DEFAULT 0,
         removing  INTEGER NOT NULL DEFAULT 0
+     );",
+    // 3 → 4: IPAM leases, one row per address handed out on a network.
+    "CREATE TABLE ip_leases (
+        network   TEXT NOT NULL,
+        address   TEXT NOT NULL,
+        container TEXT NOT NULL,
+        PRIMARY KEY (network, address)
+     );
+     CREATE INDEX ip_leases_container ON ip_leases(container);",
+    // 4 → 5: user-defined networks (the built-in bridge, host and none are not rows).
+    "CREATE TABLE networks (
+        id   TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        doc  TEXT NOT NULL
      );",
 ];
 

@@ -6,4 +6,6 @@ pub mod fd;
 pub mod fs;
 pub mod loopback;
 pub mod mount;
+pub mod netns;
+pub mod nft;
 pub mod process;

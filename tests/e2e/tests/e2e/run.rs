@@ -341,7 +341,6 @@ fn networks_none_and_host() {
         .berth(&["run", "--rm", "busybox", "sh", "-c", "ip -o link show lo"])
         .ok();
     assert!(lo.out().contains("UP"), "{}", lo.out());
-    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
     let host = d
         .berth(&[
             "run",
@@ -351,10 +350,13 @@ fn networks_none_and_host() {
             "busybox",
             "sh",
             "-c",
-            "ls /sys/class/net | wc -l",
+            "ls /sys/class/net",
         ])
         .ok();
-    assert_eq!(host.out().trim(), host_links.to_string());
+    // The host's links, this daemon's bridge among them (other tests add and remove links
+    // meanwhile, so the set is not compared whole).
+    assert!(host.stdout.lines().any(|l| l == d.net.bridge), "{}", host.stdout);
+    assert!(host.stdout.lines().any(|l| l == "lo"), "{}", host.stdout);
     let bad = d.berth(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
     assert_eq!(bad.code, 125);
     assert!(
@@ -406,26 +408,6 @@ fn the_rw_layer_lives_and_dies_with_the_container() {
     d.berth(&["rm", "w1"]).ok();
     let r = d.berth(&["run", "--rm", "busybox", "cat", "/file"]);
     assert_ne!(r.code, 0, "a new container saw another's rw layer");
-}
-
-#[test]
-fn unavailable_options_are_refused_not_ignored() {
-    let d = daemon!();
-    let p = d.berth(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
-    assert_eq!(p.code, 125);
-    assert!(
-        p.stderr
-            .contains("publishing ports (-p/-P) needs bridge networking"),
-        "{}",
-        p.stderr
-    );
-    assert!(
-        d.berth(&["ps", "-aq"]).ok().out().is_empty(),
-        "a refused run left a container"
-    );
-    let p = d.docker(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
-    assert_eq!(p.code, 125);
-    assert!(p.stderr.contains("publishing ports"), "{}", p.stderr);
 }
 
 #[test]
