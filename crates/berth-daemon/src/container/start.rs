@@ -64,15 +64,7 @@ impl Daemon {
             self.extras_up(entry, &st).await;
             net_state = Some(st);
         }
-        let mut written = self.write_start_files(
-            &doc,
-            &bundle,
-            &socket,
-            network,
-            rootfs,
-            mounts,
-            net_state.as_ref(),
-        );
+        let mut written = self.write_start_files(&doc, &bundle, network, rootfs, mounts, net_state.as_ref());
         if let (Ok(_), Some(st)) = (&written, &net_state) {
             if st.network != crate::network::DEFAULT {
                 if let Err(e) = self.dns_start(&id, st) {
@@ -159,13 +151,13 @@ impl Daemon {
         &self,
         doc: &Doc,
         bundle: &std::path::Path,
-        socket: &std::path::Path,
         network: NetworkMode,
         rootfs: Vec<berth_types::Mount>,
         mounts: Vec<MountPoint>,
         net: Option<&crate::network::NetState>,
     ) -> Result<ShimConfig> {
         let id = doc.id.clone();
+        let socket = self.shim_socket(&id);
         let mut spec = container_spec(doc, bundle, network.clone(), &self.config.cgroup_parent);
         spec.init_path = self.init_path();
         spec.mounts.extend(mounts);
