@@ -51,6 +51,7 @@ pub fn status_for(kind: berth_types::ErrorKind) -> u16 {
         NotModified => 304,
         NotImplemented => 501,
         Unauthorized => 401,
+        Forbidden => 403,
         Internal => 500,
     }
 }

@@ -18,6 +18,48 @@ pub struct Config {
     pub registry: RegistrySettings,
     /// Debug logging.
     pub debug: bool,
+    /// The default bridge, address pools, DNS servers and berth's nftables table.
+    pub network: NetworkConfig,
+}
+
+/// dockerd's network settings (`bridge`, `bip`, `default-address-pools`, `mtu`, `dns`, …).
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The default bridge's Linux name (`bridge`, default `berth0`).
+    pub bridge: String,
+    /// The default bridge's gateway address and prefix (`bip`, e.g. `10.200.0.1/24`); without
+    /// it the bridge keeps the address it has, else gets the first free subnet of the pools.
+    pub bip: Option<String>,
+    /// `default-address-pools` bases (`[{"base":"10.10.0.0/16","size":24}]`); Docker's
+    /// defaults when empty.
+    pub pools: Vec<AddressPool>,
+    /// `mtu` of the default bridge (1500).
+    pub mtu: u32,
+    /// `dns`: the servers containers (and the embedded DNS's forwarding) use instead of the
+    /// host's resolv.conf.
+    pub dns: Vec<String>,
+    /// berth's own nftables table (`table ip berth`; `nft-table`, so two daemons can coexist).
+    pub nft_table: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            bridge: "berth0".into(),
+            bip: None,
+            pools: vec![],
+            mtu: 1500,
+            dns: vec![],
+            nft_table: "berth".into(),
+        }
+    }
+}
+
+/// One `default-address-pools` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AddressPool {
+    pub base: String,
+    pub size: u8,
 }
 
 /// The subset of daemon.json berthd reads; unknown keys are accepted and ignored, as dockerd's
@@ -38,6 +80,14 @@ pub struct FileConfig {
     pub insecure_registries: Vec<String>,
     #[serde(default)]
     pub proxies: Proxies,
+    pub bridge: Option<String>,
+    pub bip: Option<String>,
+    #[serde(default)]
+    pub default_address_pools: Vec<AddressPool>,
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    pub nft_table: Option<String>,
 }
 
 /// daemon.json `proxies` (dockerd 23+): for registry traffic, over the environment's

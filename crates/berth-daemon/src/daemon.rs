@@ -28,6 +28,8 @@ pub struct Daemon {
     pub(crate) registry: berth_registry::Registry,
     /// Blobs being downloaded, shared by the pulls that need them.
     pub(crate) downloads: crate::distribution::Downloads,
+    /// The default bridge and berth's nftables table.
+    pub(crate) networks: Option<crate::network::Networks>,
     /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
     _lock: crate::check::DataRootLock,
 }
@@ -73,6 +75,10 @@ impl Daemon {
         let engine_id = engine_id(&config.data_root)?;
         install_init(&config.data_root)?;
         let registry = crate::distribution::registry(&config.registry)?;
+        let net_cfg = config.network.clone();
+        let net_db = db.clone();
+        let networks =
+            tokio::task::spawn_blocking(move || crate::network::Networks::init(&net_cfg, &net_db)).await??;
         let daemon = Arc::new(Daemon {
             config,
             db,
@@ -85,6 +91,7 @@ impl Daemon {
             pruning: Default::default(),
             registry,
             downloads: Default::default(),
+            networks: Some(networks),
             _lock: lock,
         });
         daemon.load().await?;
@@ -120,6 +127,20 @@ impl Daemon {
                 }
             }
             self.restore(entry).await;
+        }
+        let daemon = self.clone();
+        tokio::task::spawn_blocking(move || daemon.net_reconcile()).await?;
+        // Running containers on user networks get their DNS server back.
+        let entries: Vec<_> = self.containers.read().unwrap().by_id.values().cloned().collect();
+        for e in entries.iter().filter(|e| e.status().is_running()) {
+            if let Some(st) = e
+                .with(|d| d.net.clone())
+                .filter(|n| n.network != crate::network::DEFAULT)
+            {
+                if let Err(err) = self.dns_start(&e.id, &st) {
+                    eprintln!("berthd: embedded DNS of {}: {err}", e.id);
+                }
+            }
         }
         self.start_policy_containers();
         Ok(())
@@ -299,6 +320,12 @@ impl Daemon {
     /// the cgroup parent is removed when no container is left in it.
     pub fn shutdown(&self) {
         crate::cgroups::Cgroup::remove_parent(&self.config.cgroup_parent);
+        // berth's accept rules in Docker's DOCKER-USER chain go with the daemon.
+        if let Some(n) = &self.networks {
+            if let Err(e) = berth_network::sync_docker_user(&n.table, &[]) {
+                eprintln!("berthd: removing berth's DOCKER-USER rules: {e}");
+            }
+        }
     }
 
     /// Whether any container uses the image (for rmi), and whether one of those runs.

@@ -82,6 +82,15 @@ pub enum Error {
     /// Blocking store work that panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// Network set-up or teardown.
+    #[error(transparent)]
+    Network(#[from] berth_network::NetError),
+    /// Not allowed on this object (403), in docker's words.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A missing object with docker's own wording (`network x not found`; 404).
+    #[error("{0}")]
+    Missing(String),
     /// Anything else that is the daemon's fault (500).
     #[error("{0}")]
     Internal(String),
@@ -108,6 +117,9 @@ impl Error {
             Error::Archive(e) => e.kind(),
             Error::Meta(e) => e.kind(),
             Error::Volume(e) => e.kind(),
+            Error::Network(e) => e.kind(),
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::Missing(_) => ErrorKind::NotFound,
             Error::Start { .. }
             | Error::Shim { .. }
             | Error::Mount(_)

@@ -8,12 +8,16 @@
 mod cgroups;
 pub mod check;
 pub mod config;
+mod connect;
 pub mod container;
 mod daemon;
 pub mod distribution;
+mod dns;
 pub mod error;
 pub mod events;
 mod images;
+pub mod network;
+pub mod networks;
 mod perms;
 mod shim;
 mod storage;

@@ -140,6 +140,7 @@ mod tests {
             exec_root: d.path().join("exec"),
             cgroup_parent: "berth".into(),
             shim_path: "/nonexistent".into(),
+            network: Default::default(),
             registry: Default::default(),
             debug: false,
         };

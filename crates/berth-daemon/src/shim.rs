@@ -182,6 +182,9 @@ impl Daemon {
     pub(crate) async fn handle_exit(self: &Arc<Self>, entry: &Arc<Entry>, status: ExitStatus) {
         let finished = berth_types::time::parse_rfc3339(&status.finished_at)
             .unwrap_or_else(berth_types::time::now_nanos);
+        // The network goes before the state says exited: whoever sees the exit may start the
+        // container again, and its endpoint must be free by then.
+        self.net_release(entry).await;
         entry.update(|d| {
             d.state.status = Status::Exited;
             d.state.pid = 0;

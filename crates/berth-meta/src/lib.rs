@@ -1,6 +1,6 @@
 //! berth's metadata database (SQLite, WAL mode, `synchronous=NORMAL`).
 //!
-//! # Schema (version 4, `PRAGMA user_version = 4`)
+//! # Schema (version 6, `PRAGMA user_version = 6`)
 //! ```text
 //! images        id TEXT PK ("sha256:<hex>" of the config blob), created TEXT (RFC 3339 from the
 //!               config), size INTEGER (sum of layer sizes), parent TEXT ("" or an image id),
@@ -21,6 +21,8 @@
 //! volumes       the local volume driver's records (berth-volume)                    (version 3)
 //! indexes       every keyed lookup uses one (`no_keyed_query_scans_a_table`); layers by diff_id
 //!               and by parent_chain_id                                                 (version 4)
+//! ip_leases     network, address (PK together), container: IPAM leases (berth-network)  (version 5)
+//! networks      id TEXT PK, name TEXT UNIQUE, doc TEXT (JSON): user-defined networks   (version 6)
 //! ```
 //!
 //! # Migrations
@@ -36,6 +38,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+mod leases;
+pub use leases::{Lease, NetworkRow};
 
 use berth_types::ErrorKind;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -107,6 +112,20 @@ pub const MIGRATIONS: &[&str] = &[
     // children when one is deleted).
     "CREATE INDEX IF NOT EXISTS layers_diff ON layers(diff_id);
      CREATE INDEX IF NOT EXISTS layers_parent ON layers(parent_chain_id);",
+    // 4 → 5: IPAM leases, one row per address handed out on a network.
+    "CREATE TABLE ip_leases (
+        network   TEXT NOT NULL,
+        address   TEXT NOT NULL,
+        container TEXT NOT NULL,
+        PRIMARY KEY (network, address)
+     );
+     CREATE INDEX ip_leases_container ON ip_leases(container);",
+    // 5 → 6: user-defined networks (the built-in bridge, host and none are not rows).
+    "CREATE TABLE networks (
+        id   TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        doc  TEXT NOT NULL
+     );",
 ];
 
 /// Errors of the metadata database.

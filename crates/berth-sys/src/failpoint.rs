@@ -59,6 +59,17 @@ pub const DECLARED: &[&str] = &[
     "volume.create.dirs-made",
     "volume.rm.marked-removing",
     "volume.rm.files-removed",
+    // Networking at container start: the lease, the pinned namespace, the veth pair, the ports.
+    "network.lease.before-commit",
+    "network.setup.leased",
+    "network.setup.netns-created",
+    "network.setup.attached",
+    "network.setup.ports-added",
+    // docker network create: the record, then the bridge and the rules.
+    "network.create.before-commit",
+    "network.create.committed",
+    // docker network rm: the rules and the bridge, then the record.
+    "network.rm.bridge-removed",
 ];
 
 /// Kills the process with SIGKILL when it was started with `BERTH_FAILPOINT=name` and built with

@@ -7,4 +7,6 @@ pub mod fs;
 pub mod heap;
 pub mod loopback;
 pub mod mount;
+pub mod netns;
+pub mod nft;
 pub mod process;

@@ -40,6 +40,9 @@ pub enum ErrorKind {
     NotImplemented,
     /// The credentials were missing or refused, e.g. a failed registry login (401).
     Unauthorized,
+    /// The operation is not allowed on this object: removing a network with endpoints, an
+    /// overlapping pool (403).
+    Forbidden,
     /// Anything else: I/O failures, runtime failures (500).
     Internal,
 }

@@ -81,6 +81,8 @@ enum Cmd {
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// List port mappings or a specific mapping for the container
+    Port(port::Args),
     /// Rename a container
     Rename(rename::Args),
     /// Restart one or more containers
@@ -125,6 +127,9 @@ enum Cmd {
     Search(search::Args),
     /// Show the history of an image
     History(history::Args),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
@@ -197,6 +202,8 @@ enum ContainerCmd {
     Wait(wait::Args),
     /// Display detailed information on one or more containers
     Inspect(inspect::ContainerArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(port::Args),
     /// Rename a container
     Rename(rename::Args),
     /// Restart one or more containers
@@ -246,6 +253,7 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Inspect(a) => inspect::run(ctx, a),
         Cmd::Container(ContainerCmd::Inspect(a)) => inspect::run_container(ctx, a),
         Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => rename::run(ctx, a),
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => port::run(ctx, a),
         Cmd::Restart(a) | Cmd::Container(ContainerCmd::Restart(a)) => restart::run(ctx, a),
         Cmd::Pause(a) | Cmd::Container(ContainerCmd::Pause(a)) => pause::run(ctx, a),
         Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => unpause::run(ctx, a),
@@ -269,6 +277,7 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => history::run(ctx, a),
         Cmd::Image(ImageCmd::Prune(a)) => prune::run_image(ctx, a),
         Cmd::Container(ContainerCmd::Prune(a)) => prune::run_container(ctx, a),
+        Cmd::Network(c) => network::run(ctx, c),
         Cmd::System(SystemCmd::Df(a)) => df::run(ctx, a),
         Cmd::System(SystemCmd::Prune(a)) => prune::run_system(ctx, a),
         Cmd::System(SystemCmd::Info(a)) => info::run(ctx, a),

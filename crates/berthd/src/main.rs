@@ -47,6 +47,24 @@ struct Flags {
     /// Debug output
     #[arg(short = 'D', long)]
     debug: bool,
+    /// Linux bridge of the default network (default berth0)
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// Address and prefix of the default bridge (e.g. 10.200.0.1/24)
+    #[arg(long)]
+    bip: Option<String>,
+    /// Default address pool for networks: base=CIDR,size=N
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
+    /// MTU of the default bridge
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// DNS server for containers
+    #[arg(long)]
+    dns: Vec<String>,
+    /// berth's nftables table (ip family)
+    #[arg(long)]
+    nft_table: Option<String>,
     /// Print the crash-test failpoints compiled into this binary and exit
     #[arg(long, hide = true)]
     list_failpoints: bool,
@@ -69,6 +87,22 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+}
+
+/// `--default-address-pool base=10.10.0.0/16,size=24`.
+fn parse_pool(s: &str) -> anyhow::Result<berth_daemon::config::AddressPool> {
+    let (mut base, mut size) = (None, None);
+    for kv in s.split(',') {
+        match kv.split_once('=') {
+            Some(("base", v)) => base = Some(v.to_string()),
+            Some(("size", v)) => size = Some(v.parse().context("invalid pool size")?),
+            _ => anyhow::bail!("invalid default address pool: {s}"),
+        }
+    }
+    Ok(berth_daemon::config::AddressPool {
+        base: base.context("default address pool has no base")?,
+        size: size.context("default address pool has no size")?,
+    })
 }
 
 /// `berthd check`.
@@ -154,6 +188,25 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| "/etc/berth/certs.d".into()),
         },
         debug: flags.debug || file.debug.unwrap_or(false),
+        network: berth_daemon::config::NetworkConfig {
+            bridge: flags.bridge.or(file.bridge).unwrap_or_else(|| "berth0".into()),
+            bip: flags.bip.or(file.bip),
+            pools: if flags.default_address_pool.is_empty() {
+                file.default_address_pools
+            } else {
+                flags
+                    .default_address_pool
+                    .iter()
+                    .map(|p| parse_pool(p))
+                    .collect::<anyhow::Result<_>>()?
+            },
+            mtu: flags.mtu.or(file.mtu).unwrap_or(1500),
+            dns: if flags.dns.is_empty() { file.dns } else { flags.dns },
+            nft_table: flags
+                .nft_table
+                .or(file.nft_table)
+                .unwrap_or_else(|| "berth".into()),
+        },
     };
     // The daemon's own parent obeys the rule of a container's: it stays under the cgroup root.
     berth_runtime::cgroup_parent(&config.cgroup_parent).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -124,6 +124,8 @@ pub struct Daemon {
     pub root: PathBuf,
     pub socket: PathBuf,
     pub cgroup_parent: String,
+    /// This daemon's own default bridge (also the name of its nftables table) and subnet.
+    pub net: TestNet,
     child: Option<Child>,
     bins: PathBuf,
 }
@@ -144,6 +146,7 @@ impl Daemon {
             socket: root.join("exec/berth.sock"),
             root,
             cgroup_parent,
+            net: TestNet::new(),
             child: None,
             bins,
         };
@@ -214,6 +217,15 @@ impl Daemon {
             .arg(self.root.join("berthd.pid"))
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .arg("--bridge")
+            .arg(&self.net.bridge)
+            .arg("--bip")
+            .arg(format!("{}/24", self.net.gateway))
+            .arg("--nft-table")
+            .arg(&self.net.bridge)
+            // Containers' DNS points at their own loopback: no test query leaves the machine.
+            .arg("--dns")
+            .arg(&self.net.dns)
             .env("BERTH_READY_FD", wfd.to_string())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -451,6 +463,8 @@ impl Drop for Daemon {
             for id in ids.split_whitespace() {
                 let _ = self.berth(&["rm", "-f", id]);
             }
+            // User networks' bridges go with their networks.
+            let _ = self.berth(&["network", "prune", "-f"]);
         }
         if let Some(mut c) = self.child.take() {
             let _ = rustix::process::kill_process(
@@ -479,6 +493,7 @@ impl Drop for Daemon {
             }
         }
         remove_cgroups(&self.cgroup_parent);
+        self.net.cleanup();
         if std::env::var_os("BERTH_E2E_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
         }
@@ -587,6 +602,80 @@ fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Run {
     let out = child.wait_with_output().unwrap();
     let _ = writer.join();
     Run::from(out)
+}
+
+/// A test daemon's network: a bridge name (≤ 15 characters, also its nftables table) and a /24
+/// of 10.200.0.0/13 that no route on the machine overlaps. Dropping it deletes the bridge and the
+/// table (the daemon's Drop does, after the daemon and its containers are gone).
+#[derive(Debug)]
+pub struct TestNet {
+    pub bridge: String,
+    /// The bridge's address (`.1` of the /24).
+    pub gateway: std::net::Ipv4Addr,
+    /// The daemon's `--dns` (default 127.0.0.1: inside a container, its own loopback; a test
+    /// that runs a resolver points it there and respawns the daemon).
+    pub dns: String,
+}
+
+impl TestNet {
+    pub fn new() -> Self {
+        let n = unique();
+        let bridge = format!("bt{}x{}", std::process::id() % 100000, n);
+        let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+        let used = |third: u32, second: u32| {
+            let dest = u32::from_le_bytes([10, second as u8, third as u8, 0]);
+            routes
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(&format!("{dest:08X}")))
+        };
+        let start = (std::process::id() as u64 * 7919 + n * 13) % 2048;
+        let idx = (0..2048u64)
+            .map(|i| ((start + i) % 2048) as u32)
+            .find(|i| !used(i % 256, 200 + i / 256))
+            .expect("a free test subnet in 10.200.0.0/13");
+        TestNet {
+            bridge,
+            dns: "127.0.0.1".into(),
+            gateway: std::net::Ipv4Addr::new(10, (200 + idx / 256) as u8, (idx % 256) as u8, 1),
+        }
+    }
+
+    /// Deletes the bridge, the bridges of user networks the daemon left (its table names every
+    /// bridge it has rules for) and the nftables table (missing ones are fine).
+    pub fn cleanup(&self) {
+        let table = Command::new("nft")
+            .args(["list", "table", "ip", &self.bridge])
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut bridges: Vec<String> = table
+            .split("oifname \"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next())
+            .filter(|b| b.starts_with("br-"))
+            .map(str::to_string)
+            .collect();
+        bridges.sort();
+        bridges.dedup();
+        bridges.push(self.bridge.clone());
+        for b in bridges {
+            let _ = Command::new("ip")
+                .args(["link", "del", &b])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Default for TestNet {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn unique() -> u64 {

@@ -48,6 +48,31 @@ impl Daemon {
         }
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&mut host)?;
+        let mode = host.network_mode.clone().unwrap_or_default();
+        if crate::network::has_endpoint(&mode)
+            && !crate::network::on_default_bridge(&mode)
+            && self.user_network(&mode).is_none()
+        {
+            // 400, not 404: clients answer a 404 from create by pulling the image.
+            return Err(Error::invalid(format!("network {mode} not found")));
+        }
+        let wants_ip = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.as_ref())
+            .is_some_and(|e| {
+                e.values().any(|x| {
+                    x.ipam_config
+                        .as_ref()
+                        .and_then(|i| i.ipv4_address.as_deref())
+                        .is_some_and(|s| !s.is_empty())
+                })
+            });
+        if wants_ip && (!crate::network::has_endpoint(&mode) || crate::network::on_default_bridge(&mode)) {
+            return Err(Error::invalid(
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
 
         let images = self.images.clone();
         let lookup = image_ref.clone();
@@ -111,7 +136,7 @@ impl Daemon {
 
         let bundle = self.bundle(&id);
         let hostname = config.hostname.clone().unwrap_or_default();
-        if let Err(e) = write_bundle_files(&bundle, &hostname, &host) {
+        if let Err(e) = write_bundle_files(&bundle, &hostname, &host, &self.config.network.dns) {
             let images = self.images.clone();
             let cid = id.clone();
             let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
@@ -145,6 +170,23 @@ impl Daemon {
             manually_stopped: false,
             health: None,
             mounts,
+            net: None,
+            aliases: body
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref())
+                .and_then(|e| e.get(&mode).or_else(|| e.values().next()))
+                .and_then(|e| e.aliases.clone())
+                .unwrap_or_default(),
+            requested_ip: body
+                .networking_config
+                .as_ref()
+                .and_then(|n| n.endpoints_config.as_ref())
+                .and_then(|e| e.get(&mode).or_else(|| e.values().next()))
+                .and_then(|e| e.ipam_config.as_ref())
+                .and_then(|i| i.ipv4_address.clone())
+                .filter(|s| !s.is_empty()),
+            connected: vec![],
         };
         let entry = Entry::new(doc);
         if let Err(e) = self.insert(entry.clone()) {
@@ -180,27 +222,14 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
     } else {
         mode
     };
-    match mode.as_str() {
-        "default" | "bridge" | "none" | "host" => {}
-        m if m.starts_with("container:") => {}
-        // 400, not 404: clients answer a 404 from create by pulling the image.
-        other => return Err(Error::invalid(format!("network {other} not found"))),
-    }
+    // User networks are checked by the caller, which knows them.
     host.network_mode = Some(mode);
     // Kept as given (inspect shows it); start and the cgroup readers clean it the same way.
     if let Some(parent) = &host.cgroup_parent {
         berth_runtime::cgroup_parent(parent).map_err(Error::Spec)?;
     }
+    crate::network::validate_ports(host)?;
     // Not silently dropped: what berth cannot do yet is refused with a reason.
-    let bound = host
-        .port_bindings
-        .as_ref()
-        .is_some_and(|m| m.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())));
-    if bound || host.publish_all_ports.unwrap_or(false) {
-        return Err(Error::invalid(
-            "publishing ports (-p/-P) needs bridge networking, which this berth version does not have yet",
-        ));
-    }
     // Devices are checked now (dockerd checks them at start): a bad one creates nothing.
     let devices = crate::container::start::device_mappings(host);
     let rules = host.device_cgroup_rules.clone().unwrap_or_default();
@@ -338,7 +367,12 @@ fn command(c: &ContainerConfig) -> Result<(String, Vec<String>)> {
     Ok((path, all))
 }
 
-fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfig) -> Result<()> {
+fn write_bundle_files(
+    bundle: &std::path::Path,
+    hostname: &str,
+    host: &HostConfig,
+    daemon_dns: &[String],
+) -> Result<()> {
     let network = host.network_mode.clone().unwrap_or_default();
     // Private bundle (see perms.rs); the three files below are bind-mounted into the container,
     // so any user there must be able to read them.
@@ -371,9 +405,19 @@ fn write_bundle_files(bundle: &std::path::Path, hostname: &str, host: &HostConfi
     } else {
         container_resolv_conf(&host_resolv)
     };
+    // --dns, else the daemon's `dns`, else the host's servers.
+    let dns = host
+        .dns
+        .as_deref()
+        .filter(|d| !d.is_empty())
+        .unwrap_or(daemon_dns);
     resolv = apply_dns_options(
         &resolv,
-        host.dns.as_deref().unwrap_or_default(),
+        if network == "host" {
+            host.dns.as_deref().unwrap_or_default()
+        } else {
+            dns
+        },
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );

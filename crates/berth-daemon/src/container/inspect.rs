@@ -133,8 +133,9 @@ pub(crate) fn state(doc: &Doc) -> ContainerState {
 pub(crate) fn network_name(mode: &str) -> Option<&'static str> {
     match mode {
         "host" => Some("host"),
+        "none" => Some("none"),
         m if m.starts_with("container:") => None,
-        _ => Some("none"),
+        _ => Some("bridge"),
     }
 }
 
@@ -145,55 +146,138 @@ pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
     let Some(name) = network_name(&mode) else {
         return HashMap::new();
     };
+    let user_net = crate::network::has_endpoint(&mode) && !crate::network::on_default_bridge(&mode);
+    let name = match &doc.net {
+        Some(n) => n.network.clone(),
+        None if user_net => mode.clone(),
+        None => name.to_string(),
+    };
     let mut m = HashMap::new();
+    let net = doc.net.clone().unwrap_or_default();
+    let aliases = user_net.then(|| {
+        let mut a = doc.aliases.clone();
+        a.push(doc.id[..12].to_string());
+        a
+    });
     m.insert(
         name.to_string(),
         EndpointSettings {
             ipam_config: None,
             links: None,
-            mac_address: Some(String::new()),
-            aliases: None,
+            mac_address: Some(net.mac),
+            aliases,
             driver_opts: None,
             gw_priority: Some(0),
-            network_id: Some(String::new()),
-            endpoint_id: Some(String::new()),
-            gateway: Some(String::new()),
-            ip_address: Some(String::new()),
-            ip_prefix_len: Some(0),
+            network_id: Some(net.network_id),
+            endpoint_id: Some(net.endpoint_id),
+            gateway: Some(net.gateway),
+            ip_address: Some(net.ip),
+            ip_prefix_len: Some(net.prefix as i64),
             ipv6_gateway: Some(String::new()),
             global_ipv6_address: Some(String::new()),
             global_ipv6_prefix_len: Some(0),
             dns_names: None,
         },
     );
+    for c in &doc.connected {
+        let st = c.state.clone().unwrap_or_default();
+        let mut aliases = c.aliases.clone();
+        if c.network != crate::network::DEFAULT {
+            aliases.push(doc.id[..12].to_string());
+        }
+        m.insert(
+            c.network.clone(),
+            EndpointSettings {
+                ipam_config: Some(berth_api::models::EndpointIpamConfig {
+                    ipv4_address: c.ipv4.clone(),
+                    ipv6_address: None,
+                    link_local_ips: None,
+                }),
+                links: None,
+                mac_address: Some(st.mac),
+                aliases: Some(aliases),
+                driver_opts: None,
+                gw_priority: Some(0),
+                network_id: Some(c.network_id.clone()),
+                endpoint_id: Some(st.endpoint_id),
+                gateway: Some(st.gateway),
+                ip_address: Some(st.ip),
+                ip_prefix_len: Some(st.prefix as i64),
+                ipv6_gateway: Some(String::new()),
+                global_ipv6_address: Some(String::new()),
+                global_ipv6_prefix_len: Some(0),
+                dns_names: None,
+            },
+        );
+    }
     m
 }
 
 fn network_settings(doc: &Doc) -> NetworkSettings {
-    let sandbox = if doc.state.status.is_running() && doc.host_config.network_mode.as_deref() != Some("host")
-    {
-        format!("/proc/{}/ns/net", doc.state.pid)
-    } else {
-        String::new()
+    let sandbox = match &doc.net {
+        Some(n) => n.netns.to_string_lossy().into_owned(),
+        None if doc.state.status.is_running() && doc.host_config.network_mode.as_deref() != Some("host") => {
+            format!("/proc/{}/ns/net", doc.state.pid)
+        }
+        None => String::new(),
     };
+    // The top-level address fields mirror the default bridge's endpoint only.
+    let net = doc
+        .net
+        .clone()
+        .filter(|n| n.network == crate::network::DEFAULT)
+        .unwrap_or_default();
     NetworkSettings {
         bridge: Some(String::new()),
         sandbox_id: Some(String::new()),
         hairpin_mode: Some(false),
         link_local_ipv6_address: Some(String::new()),
         link_local_ipv6_prefix_len: Some(0),
-        ports: Some(HashMap::new()),
+        ports: Some(ports(doc)),
         sandbox_key: Some(sandbox),
         secondary_ip_addresses: None,
         secondary_ipv6_addresses: None,
-        endpoint_id: Some(String::new()),
-        gateway: Some(String::new()),
+        endpoint_id: Some(net.endpoint_id),
+        gateway: Some(net.gateway),
         global_ipv6_address: Some(String::new()),
         global_ipv6_prefix_len: Some(0),
-        ip_address: Some(String::new()),
-        ip_prefix_len: Some(0),
+        ip_address: Some(net.ip),
+        ip_prefix_len: Some(net.prefix as i64),
         ipv6_gateway: Some(String::new()),
-        mac_address: Some(String::new()),
+        mac_address: Some(net.mac),
         networks: Some(endpoints(doc)),
     }
+}
+
+/// `NetworkSettings.Ports`: every exposed port, with its host bindings while running (`null`
+/// for an exposed port that is not published), as docker fills it.
+pub(crate) fn ports(doc: &Doc) -> HashMap<String, Option<Vec<berth_api::models::PortBinding>>> {
+    let mut m = HashMap::new();
+    let Some(net) = &doc.net else {
+        return m;
+    };
+    for key in doc.config.exposed_ports.clone().unwrap_or_default() {
+        let key = if key.contains('/') {
+            key
+        } else {
+            format!("{key}/tcp")
+        };
+        m.insert(key, None);
+    }
+    for p in &net.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let ip = if p.host_ip.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            p.host_ip.clone()
+        };
+        m.entry(key)
+            .or_insert(None)
+            .get_or_insert_with(Vec::new)
+            .push(berth_api::models::PortBinding {
+                host_ip: Some(ip),
+                host_port: Some(p.host_port.to_string()),
+            });
+    }
+    m
 }

@@ -138,7 +138,7 @@ impl Daemon {
             image_manifest_descriptor: None,
             command: Some(command_line(&d.path, &d.args)),
             created: Some(d.created / 1_000_000_000),
-            ports: Some(vec![]),
+            ports: Some(summary_ports(d)),
             size_rw,
             size_root_fs: size_root,
             labels: Some(d.config.labels.clone().unwrap_or_default()),
@@ -154,6 +154,39 @@ impl Daemon {
             mounts: Some(crate::container::mounts::api_mounts(&d.mounts)),
         }
     }
+}
+
+/// `Ports` of `/containers/json`: published ports with `IP`/`PublicPort`, exposed ones without.
+fn summary_ports(d: &crate::container::Doc) -> Vec<berth_api::models::Port> {
+    use berth_api::models::{Port, PortTypeEnum};
+    let typ = |p: &str| match p {
+        "udp" => PortTypeEnum::UDP,
+        "sctp" => PortTypeEnum::SCTP,
+        _ => PortTypeEnum::TCP,
+    };
+    let mut out = Vec::new();
+    for (key, bindings) in crate::container::inspect::ports(d) {
+        let (port, proto) = key.split_once('/').unwrap_or((&key, "tcp"));
+        let Ok(private_port) = port.parse::<u16>() else {
+            continue;
+        };
+        match bindings {
+            None => out.push(Port {
+                ip: None,
+                private_port,
+                public_port: None,
+                typ: Some(typ(proto)),
+            }),
+            Some(b) => out.extend(b.into_iter().map(|b| Port {
+                ip: b.host_ip,
+                private_port,
+                public_port: b.host_port.and_then(|p| p.parse().ok()),
+                typ: Some(typ(proto)),
+            })),
+        }
+    }
+    out.sort_by_key(|p| (p.private_port, p.public_port));
+    out
 }
 
 /// `sh -c 'echo hi'`: the command as docker's `ps` shows it (shell-quoted where needed).

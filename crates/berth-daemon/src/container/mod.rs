@@ -151,6 +151,19 @@ pub struct Doc {
     /// Binds, volumes and tmpfs mounts, resolved at create (inspect's `Mounts`).
     #[serde(default)]
     pub mounts: Vec<berth_types::MountPoint>,
+    /// The network endpoint while the container runs (what teardown undoes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<crate::network::NetState>,
+    /// `--network-alias`es on a user network (names the embedded DNS answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// `--ip` on its network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_ip: Option<String>,
+    /// Networks joined with `network connect` (beyond the one it was created on), with the
+    /// endpoint each has while the container runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<crate::connect::Connected>,
 }
 
 /// One output chunk or the end of a run, as relayed to attached clients ([`hub::Hub`]).

@@ -27,7 +27,6 @@ impl Daemon {
         let images = self.images.clone();
         let cid = id.clone();
         let rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
-        let network = self.network_mode(&doc)?;
         let socket = self.shim_socket(&id);
         // One shim per container: a live one means this container is already started (a crash
         // of the daemon mid-start is settled by restore, not by a second shim).
@@ -36,62 +35,55 @@ impl Daemon {
                 "cannot start container {id}: its monitor (berth-shim) is still running"
             )));
         }
-        let mut spec = container_spec(&doc, &bundle, network.clone(), &self.config.cgroup_parent);
-        spec.init_path = self.init_path();
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
         // releases them.
-        spec.mounts.extend(self.setup_mounts(entry).await?);
-        let oci = match berth_runtime::build_spec(&spec) {
-            Ok(o) => o,
-            Err(e) => {
-                self.release_mounts(entry).await;
-                return Err(Error::Spec(e));
-            }
-        };
-        let log = crate::container::logs::config::of_doc(&doc);
-        let log_path = crate::container::logs::config::log_path(&bundle, &id, log.driver);
-        let shim_cfg = ShimConfig {
-            version: berth_shim_proto::VERSION,
-            id: id.clone(),
-            rootfs,
-            socket: socket.to_string_lossy().into_owned(),
-            log_path: log_path
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            exit_file: bundle.join("exit.json").to_string_lossy().into_owned(),
-            runtime_log: bundle.join("runtime.log").to_string_lossy().into_owned(),
-            tty: doc.config.tty.unwrap_or(false),
-            open_stdin: doc.config.open_stdin.unwrap_or(false),
-            stdin_once: doc.config.stdin_once.unwrap_or(false),
-            user: doc.config.user.clone().unwrap_or_default(),
-            group_add: doc.host_config.group_add.clone().unwrap_or_default(),
-            console_size: console_size(&doc),
-            loopback_up: matches!(network, NetworkMode::None),
-            seccomp_cache: self
-                .config
-                .data_root
-                .join("seccomp")
-                .to_string_lossy()
-                .into_owned(),
-            runtime_root: self
-                .config
-                .exec_root
-                .join("runtime")
-                .to_string_lossy()
-                .into_owned(),
-            log,
-        };
-        let oci_json = serde_json::to_vec(&oci)?;
-        let shim_json = serde_json::to_vec(&shim_cfg)?;
-        let _ = std::fs::remove_file(bundle.join("exit.json"));
-        // The spec holds the env: owner-only (perms.rs).
-        for (name, json) in [("config.json", &oci_json), ("shim.json", &shim_json)] {
-            let path = bundle.join(name);
-            if let Err(e) = berth_sys::fs::write_atomic(&path, json, crate::perms::PRIVATE_FILE) {
-                self.release_mounts(entry).await;
-                return Err(Error::io(format!("cannot write {}", path.display()), e));
+        let mounts = self.setup_mounts(entry).await?;
+        // The network first: the spec names the namespace, and hosts needs the address.
+        let mut network = self.network_mode(&doc)?;
+        let mode = doc.host_config.network_mode.clone().unwrap_or_default();
+        let mut net_state = None;
+        if crate::network::has_endpoint(&mode) {
+            let daemon = self.clone();
+            let d = doc.clone();
+            let st = match blocking(move || daemon.net_setup(&d)).await {
+                Ok(st) => st,
+                // Recorded as a failed start (exit 128, the reason; `--rm` removes it), as dockerd
+                // records a port it cannot bind.
+                Err(e) => {
+                    let before = entry.with(|d| (d.state.status, d.state.started_at));
+                    let kind = e.kind();
+                    let failed = self.start_failed(entry, before, e.to_string(), None).await;
+                    return Err(match kind {
+                        berth_types::ErrorKind::Internal => failed,
+                        _ => e,
+                    });
+                }
+            };
+            network = NetworkMode::Path(st.netns.clone());
+            self.emit_network("connect", &st.network_id, &st.network, Some(&id));
+            self.extras_up(entry, &st).await;
+            net_state = Some(st);
+        }
+        let mut written = self.write_start_files(&doc, &bundle, network, rootfs, mounts, net_state.as_ref());
+        if let (Ok(_), Some(st)) = (&written, &net_state) {
+            if st.network != crate::network::DEFAULT {
+                if let Err(e) = self.dns_start(&id, st) {
+                    written = Err(e);
+                }
             }
         }
+        let shim_cfg = match written {
+            Ok(c) => c,
+            Err(e) => {
+                self.release_mounts(entry).await;
+                if let Some(st) = &net_state {
+                    self.dns_stop(&id);
+                    self.extras_down(entry).await;
+                    self.net_undo(&id, st).await;
+                }
+                return Err(e);
+            }
+        };
         berth_sys::failpoint::hit("container.start.files-written");
 
         // The record says running before the shim exists: whatever happens from here, a new
@@ -99,6 +91,7 @@ impl Daemon {
         // finish the start, or record the exit) instead of leaving an untracked process.
         let before = entry.with(|d| (d.state.status, d.state.started_at));
         entry.update(|d| {
+            d.net = net_state.clone();
             d.state.status = Status::Running;
             d.state.pid = 0;
             d.state.started_at = berth_types::time::now_nanos();
@@ -152,6 +145,82 @@ impl Daemon {
         Ok(())
     }
 
+    /// The bundle files of a start: config.json (the OCI spec), shim.json, and the container's
+    /// address in hosts.
+    fn write_start_files(
+        &self,
+        doc: &Doc,
+        bundle: &std::path::Path,
+        network: NetworkMode,
+        rootfs: Vec<berth_types::Mount>,
+        mounts: Vec<MountPoint>,
+        net: Option<&crate::network::NetState>,
+    ) -> Result<ShimConfig> {
+        let id = doc.id.clone();
+        let socket = self.shim_socket(&id);
+        let mut spec = container_spec(doc, bundle, network.clone(), &self.config.cgroup_parent);
+        spec.init_path = self.init_path();
+        spec.mounts.extend(mounts);
+        let oci = berth_runtime::build_spec(&spec).map_err(Error::Spec)?;
+        let log = crate::container::logs::config::of_doc(doc);
+        let log_path = crate::container::logs::config::log_path(bundle, &id, log.driver);
+        let shim_cfg = ShimConfig {
+            version: berth_shim_proto::VERSION,
+            id: id.clone(),
+            rootfs,
+            socket: socket.to_string_lossy().into_owned(),
+            log_path: log_path
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            exit_file: bundle.join("exit.json").to_string_lossy().into_owned(),
+            runtime_log: bundle.join("runtime.log").to_string_lossy().into_owned(),
+            tty: doc.config.tty.unwrap_or(false),
+            open_stdin: doc.config.open_stdin.unwrap_or(false),
+            stdin_once: doc.config.stdin_once.unwrap_or(false),
+            user: doc.config.user.clone().unwrap_or_default(),
+            group_add: doc.host_config.group_add.clone().unwrap_or_default(),
+            console_size: console_size(doc),
+            loopback_up: matches!(network, NetworkMode::None),
+            seccomp_cache: self
+                .config
+                .data_root
+                .join("seccomp")
+                .to_string_lossy()
+                .into_owned(),
+            runtime_root: self
+                .config
+                .exec_root
+                .join("runtime")
+                .to_string_lossy()
+                .into_owned(),
+            log,
+        };
+        let oci_json = serde_json::to_vec(&oci)?;
+        let shim_json = serde_json::to_vec(&shim_cfg)?;
+        let _ = std::fs::remove_file(bundle.join("exit.json"));
+        // The spec holds the env: owner-only (perms.rs).
+        for (name, json) in [("config.json", &oci_json), ("shim.json", &shim_json)] {
+            let path = bundle.join(name);
+            berth_sys::fs::write_atomic(&path, json, crate::perms::PRIVATE_FILE)
+                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        }
+        if let Some(st) = net {
+            let hostname = doc.config.hostname.clone().unwrap_or_default();
+            crate::network::write_hosts_address(bundle, &st.ip, &hostname)?;
+            if st.network != crate::network::DEFAULT {
+                let h = &doc.host_config;
+                let resolv = crate::dns::resolv_conf(
+                    h.dns_search.as_deref().unwrap_or_default(),
+                    h.dns_options.as_deref().unwrap_or_default(),
+                );
+                let path = bundle.join("resolv.conf");
+                berth_sys::fs::write_atomic(&path, resolv.as_bytes(), crate::perms::CONTAINER_VISIBLE_FILE)
+                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+            }
+        }
+        Ok(shim_cfg)
+    }
+
     /// Records a start that never ran the process: docker keeps the container `created` with the
     /// exit code (127/126/128) and the message, wakes waiters, and honours `--rm`.
     async fn start_failed(
@@ -163,6 +232,7 @@ impl Daemon {
     ) -> Error {
         let code = code.unwrap_or(128) as i64;
         self.release_mounts(entry).await;
+        self.net_release(entry).await;
         entry.update(|d| {
             (d.state.status, d.state.started_at) = before;
             d.state.pid = 0;

@@ -108,9 +108,15 @@ pub struct ContainerOpts {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
-    /// Connect a container to a network (none, host, bridge, default)
+    /// Connect a container to a network (bridge, host, none, container:NAME, or a user network)
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
@@ -695,7 +701,10 @@ pub fn build_body(
         "Labels": labels,
         "HostConfig": host,
         "NetworkingConfig": {"EndpointsConfig": {network.clone(): {
-            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "", "DriverOpts": null,
+            "IPAMConfig": match &o.ip { Some(ip) => json!({"IPv4Address": ip}), None => json!(null) },
+            "Links": null,
+            "Aliases": if o.network_alias.is_empty() { json!(null) } else { json!(o.network_alias) },
+            "MacAddress": "", "DriverOpts": null,
             "GwPriority": 0, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
             "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null
         }}},

@@ -62,6 +62,7 @@ enum Kind {
     Container,
     Image,
     Volume,
+    Network,
 }
 
 fn fetch(ctx: &Ctx, kind: Kind, name: &str, size: bool) -> anyhow::Result<Vec<u8>> {
@@ -71,6 +72,7 @@ fn fetch(ctx: &Ctx, kind: Kind, name: &str, size: bool) -> anyhow::Result<Vec<u8
         Kind::Container => get(format!("/containers/{}/json{q}", path_escape(name))),
         Kind::Image => get(format!("/images/{}/json", path_escape(name))),
         Kind::Volume => get(format!("/volumes/{}", path_escape(name))),
+        Kind::Network => get(format!("/networks/{}", path_escape(name))),
         Kind::Any => match get(format!("/containers/{}/json{q}", path_escape(name))) {
             Err(e) if is_not_found(&e) => match get(format!("/images/{}/json", path_escape(name))) {
                 Err(e) if is_not_found(&e) => Err(anyhow::anyhow!("Error: No such object: {name}")),
@@ -154,6 +156,11 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
 
 pub fn run_container(ctx: &Ctx, a: ContainerArgs) -> anyhow::Result<i32> {
     inspect(ctx, Kind::Container, &a.names, a.format.as_deref(), a.size)
+}
+
+/// `network inspect`.
+pub fn run_network(ctx: &Ctx, names: &[String], format: Option<&str>) -> anyhow::Result<i32> {
+    inspect(ctx, Kind::Network, names, format, false)
 }
 
 pub fn run_image(ctx: &Ctx, a: ImageArgs) -> anyhow::Result<i32> {

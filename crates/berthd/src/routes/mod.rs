@@ -4,6 +4,7 @@
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod system;
 mod tidy;
 mod volumes;
@@ -101,7 +102,14 @@ async fn route(
         (&Method::POST, ["volumes", "prune"]) => volumes::prune(&d, &q).await,
         (&Method::GET, ["volumes", name]) => volumes::inspect(&d, name),
         (&Method::DELETE, ["volumes", name]) => volumes::remove(&d, name, &q).await,
-        (&Method::POST, ["networks" | "build", "prune"]) => tidy::nothing_to_prune(&d, segs[0], &q),
+        (&Method::POST, ["build", "prune"]) => tidy::nothing_to_prune(&d, segs[0], &q),
+        (&Method::GET, ["networks"]) => networks::list(&d, &q),
+        (&Method::POST, ["networks", "create"]) => networks::create(&d, req).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(&d, &q).await,
+        (&Method::GET, ["networks", id]) => networks::inspect(&d, id),
+        (&Method::POST, ["networks", id, "connect"]) => networks::connect(&d, req, id).await,
+        (&Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(&d, req, id).await,
+        (&Method::DELETE, ["networks", id]) => networks::remove(&d, id).await,
         (&Method::GET, ["system", "df"]) => tidy::system_df(&d).await,
         (&Method::POST, ["images", "create"]) => images::create(&d, req, &q).await,
         (&Method::POST, ["auth"]) => images::auth(&d, req).await,

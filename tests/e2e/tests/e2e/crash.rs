@@ -139,6 +139,19 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
             d.berth(&["volume", "create", "doomed"]).ok();
             let _ = d.berth(&["volume", "rm", "doomed"]);
         }
+        "network.lease" | "network.setup" => {
+            let _ = d.berth(&[
+                "run", "-d", "--name", "netted", "-p", "80", "busybox", "sleep", "600",
+            ]);
+        }
+        "network.create" => {
+            let _ = d.berth(&["network", "create", "--subnet", &crash_subnet(), "crashnet"]);
+        }
+        "network.rm" => {
+            d.berth(&["network", "create", "--subnet", &crash_subnet(), "doomed"])
+                .ok();
+            let _ = d.berth(&["network", "rm", "doomed"]);
+        }
         other => panic!("failpoint {point}: no scenario for {other}; add one to crash::scenario"),
     }
 }
@@ -257,8 +270,71 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
             d.berth(&["volume", "create", name]).ok();
             d.berth(&["volume", "rm", name]).ok();
         }
+        "network.lease" | "network.setup" => {
+            // Whatever the crash left (a lease, a pinned namespace, a veth, port elements) was
+            // swept at start: the container starts and its eth0 has the address inspect shows.
+            if state(d, "netted") != "running" {
+                d.berth(&["start", "netted"]).ok();
+            }
+            assert_eq!(state(d, "netted"), "running");
+            let ip = d
+                .berth(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "netted"])
+                .ok()
+                .out()
+                .to_string();
+            let addr = d
+                .berth(&["exec", "netted", "ip", "-4", "addr", "show", "eth0"])
+                .ok()
+                .stdout;
+            assert!(
+                !ip.is_empty() && addr.contains(&format!("inet {ip}/")),
+                "{ip}: {addr}"
+            );
+            // Every pinned namespace belongs to a running container.
+            let running = d.berth(&["ps", "-q", "--no-trunc"]).ok().stdout;
+            for e in std::fs::read_dir(d.root.join("exec/netns")).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                assert!(
+                    running.lines().any(|l| l == name),
+                    "leaked namespace {name}; running: {running}"
+                );
+            }
+        }
+        "network.create" | "network.rm" => {
+            // The network is whole (its bridge up, usable) or gone; either way the name works.
+            let name = if point.starts_with("network.create") {
+                "crashnet"
+            } else {
+                "doomed"
+            };
+            if d.berth(&["network", "inspect", name]).code == 0 {
+                d.berth(&[
+                    "run",
+                    "--rm",
+                    "--network",
+                    name,
+                    "busybox",
+                    "ip",
+                    "-4",
+                    "addr",
+                    "show",
+                    "eth0",
+                ])
+                .ok();
+                d.berth(&["network", "rm", name]).ok();
+            }
+            d.berth(&["network", "create", "--subnet", &crash_subnet(), name])
+                .ok();
+            d.berth(&["network", "rm", name]).ok();
+        }
         _ => unreachable!(),
     }
+}
+
+/// A /24 of the test range no route uses.
+fn crash_subnet() -> String {
+    let o = berth_e2e::TestNet::new().gateway.octets();
+    format!("{}.{}.{}.0/24", o[0], o[1], o[2])
 }
 
 fn assert_clean_check(d: &Daemon, when: &str) {

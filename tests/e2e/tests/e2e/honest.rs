@@ -95,8 +95,7 @@ print("ok")
 #[test]
 fn inspect_reports_the_network_the_container_really_has() {
     let d = daemon!();
-    // No bridge exists yet: the default mode is a private namespace with loopback only, which
-    // docker calls `none` — so that is the network shown, not an invented bridge endpoint.
+    // The default mode is the default bridge: the endpoint shown is the one eth0 really has.
     py_ok(
         &d,
         r#"
@@ -109,10 +108,15 @@ def nets(**kw):
     assert sorted(listed) == sorted(ns["Networks"]), (listed, ns["Networks"])
     return ct, ns
 ct, ns = nets()
-assert list(ns["Networks"]) == ["none"], ns["Networks"]
-assert ns["IPAddress"] == "" and ns["Networks"]["none"]["IPAddress"] == "" and ns["Networks"]["none"]["Gateway"] == ""
-# What the container has is indeed only loopback.
+assert list(ns["Networks"]) == ["bridge"], ns["Networks"]
+ip = ns["IPAddress"]
+assert ip != "" and ns["Networks"]["bridge"]["IPAddress"] == ip and ns["Networks"]["bridge"]["Gateway"] == ns["Gateway"]
+# What the container has is loopback and eth0 with that address.
 ifaces = sorted(l.split(":")[0].strip() for l in ct.exec_run(["cat", "/proc/net/dev"]).output.decode().splitlines()[2:])
+assert ifaces == ["eth0", "lo"], ifaces
+assert ("inet " + ip + "/") in ct.exec_run(["ip", "-4", "addr", "show", "eth0"]).output.decode()
+_, ns = nets(network_mode="none")
+ifaces = sorted(l.split(":")[0].strip() for l in _.exec_run(["cat", "/proc/net/dev"]).output.decode().splitlines()[2:])
 assert ifaces == ["lo"], ifaces
 # docker-py's views still work.
 ct.reload()
@@ -132,7 +136,7 @@ print("ok")
         d.docker(&["ps", "--format", "{{.Networks}}", "-f", "name=n1"])
             .ok()
             .out(),
-        "none"
+        "bridge"
     );
     assert_eq!(
         d.docker(&[
@@ -143,6 +147,6 @@ print("ok")
         ])
         .ok()
         .out(),
-        "none"
+        "bridge"
     );
 }

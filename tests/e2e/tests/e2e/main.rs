@@ -24,6 +24,7 @@ mod images;
 mod lifecycle;
 mod logs;
 mod manage;
+mod network;
 mod permissions;
 mod policies;
 mod registry;

@@ -410,26 +410,6 @@ fn the_rw_layer_lives_and_dies_with_the_container() {
 }
 
 #[test]
-fn unavailable_options_are_refused_not_ignored() {
-    let d = daemon!();
-    let p = d.berth(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
-    assert_eq!(p.code, 125);
-    assert!(
-        p.stderr
-            .contains("publishing ports (-p/-P) needs bridge networking"),
-        "{}",
-        p.stderr
-    );
-    assert!(
-        d.berth(&["ps", "-aq"]).ok().out().is_empty(),
-        "a refused run left a container"
-    );
-    let p = d.docker(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
-    assert_eq!(p.code, 125);
-    assert!(p.stderr.contains("publishing ports"), "{}", p.stderr);
-}
-
-#[test]
 fn add_host_and_dns_shape_the_container_files() {
     let d = daemon!();
     let r = d

@@ -146,6 +146,8 @@ fn the_cli_starts_berthd_when_none_is_running() {
     }
     let bins = berth_e2e::bin_dir();
     let parent = format!("berth-autostart-{}", std::process::id());
+    // The test's own bridge, subnet and nftables table, not the product defaults.
+    let net = berth_e2e::TestNet::new();
     let script = format!(
         r#"set -e
 mount --make-rprivate /
@@ -153,7 +155,7 @@ mkdir -p /run/berth /var/lib/berth /etc/berth
 mount -t tmpfs tmpfs /run/berth
 mount -t tmpfs tmpfs /var/lib/berth
 mount -t tmpfs tmpfs /etc/berth
-echo '{{"cgroup-parent": "{parent}"}}' > /etc/berth/daemon.json
+echo '{{"cgroup-parent": "{parent}", "bridge": "{bridge}", "bip": "{bip}/24", "nft-table": "{bridge}", "dns": ["127.0.0.1"]}}' > /etc/berth/daemon.json
 unset BERTH_HOST DOCKER_HOST
 rc=0
 {bin}/berth run --rm hello-world || rc=$?
@@ -171,7 +173,9 @@ test ! -e /run/berth/berth.sock
 exit $rc
 "#,
         bin = bins.display(),
-        parent = parent
+        parent = parent,
+        bridge = net.bridge,
+        bip = net.gateway,
     );
     // The mount points are made on the host's filesystem: remove the ones this test creates.
     let made: Vec<&str> = ["/run/berth", "/var/lib/berth", "/etc/berth"]
@@ -183,6 +187,7 @@ exit $rc
         .output()
         .unwrap();
     berth_e2e::remove_cgroups(&parent);
+    net.cleanup();
     for p in made {
         let _ = std::fs::remove_dir(p);
     }

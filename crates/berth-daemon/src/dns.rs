@@ -1,0 +1,197 @@
+//! The embedded DNS server of user networks: for each container on one, a UDP socket bound to
+//! 127.0.0.11:53 inside its network namespace, served by the daemon. Container names, short IDs
+//! and `--network-alias`es of the running containers on the same network are answered; other
+//! names are forwarded from the host's namespace to the upstream servers (`--dns`, daemon.json
+//! `dns`, else the host's resolv.conf) and the reply relayed. Tasks end with the endpoint; a
+//! restarted daemon serves running containers again.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_network::dns;
+use tokio::net::UdpSocket;
+
+use crate::error::{Error, Result};
+use crate::network::NetState;
+use crate::Daemon;
+
+/// The address the embedded server answers on inside a container.
+pub const ADDRESS: &str = "127.0.0.11";
+
+impl Daemon {
+    /// Starts the embedded DNS server of a container's endpoint on a user network.
+    pub(crate) fn dns_start(self: &Arc<Self>, id: &str, st: &NetState) -> Result<()> {
+        let Some(nets) = self.networks.as_ref() else {
+            return Ok(());
+        };
+        let std_sock = berth_sys::netns::run_in(&st.netns, || std::net::UdpSocket::bind((ADDRESS, 53)))
+            .and_then(|r| r)
+            .map_err(|e| Error::io("cannot start the embedded DNS server", e))?;
+        std_sock
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("cannot start the embedded DNS server", e))?;
+        let sock = UdpSocket::from_std(std_sock)
+            .map_err(|e| Error::io("cannot start the embedded DNS server", e))?;
+        let daemon = self.clone();
+        let (cid, network_id) = (id.to_string(), st.network_id.clone());
+        let task = tokio::spawn(async move {
+            let sock = Arc::new(sock);
+            let mut buf = vec![0u8; 1500];
+            loop {
+                let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                    break;
+                };
+                let req = buf[..n].to_vec();
+                let (daemon, sock, cid, network_id) =
+                    (daemon.clone(), sock.clone(), cid.clone(), network_id.clone());
+                tokio::spawn(async move {
+                    if let Some(resp) = daemon.dns_answer(&cid, &network_id, &req).await {
+                        let _ = sock.send_to(&resp, peer).await;
+                    }
+                });
+            }
+        });
+        if let Some(old) = nets
+            .dns
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), task.abort_handle())
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Stops a container's DNS server (its socket closes with the task).
+    pub(crate) fn dns_stop(&self, id: &str) {
+        if let Some(nets) = self.networks.as_ref() {
+            if let Some(h) = nets.dns.lock().unwrap().remove(id) {
+                h.abort();
+            }
+        }
+    }
+
+    /// The addresses `name` has on network `network_id`: running containers by name, short or
+    /// full ID, or alias.
+    fn dns_lookup(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
+        let c = self.containers.read().unwrap();
+        let endpoints = |d: &crate::container::Doc| -> Vec<(NetState, Vec<String>)> {
+            let mut v: Vec<(NetState, Vec<String>)> =
+                d.net.iter().map(|n| (n.clone(), d.aliases.clone())).collect();
+            v.extend(
+                d.connected
+                    .iter()
+                    .filter_map(|c| c.state.clone().map(|s| (s, c.aliases.clone()))),
+            );
+            v
+        };
+        // The user networks the asking container is on.
+        let mine: Vec<String> = c
+            .by_id
+            .get(asker)
+            .map(|e| {
+                e.with(|d| {
+                    endpoints(d)
+                        .into_iter()
+                        .filter(|(n, _)| n.network != crate::network::DEFAULT)
+                        .map(|(n, _)| n.network_id)
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        c.by_id
+            .values()
+            .filter_map(|e| {
+                e.with(|d| {
+                    endpoints(d).into_iter().find_map(|(n, aliases)| {
+                        if !mine.contains(&n.network_id) {
+                            return None;
+                        }
+                        let hit = d.name.eq_ignore_ascii_case(name)
+                            || (name.len() >= 12
+                                && d.id.starts_with(name)
+                                && (name.len() == 12 || name.len() == 64))
+                            || aliases.iter().any(|a| a.eq_ignore_ascii_case(name));
+                        hit.then(|| n.ip.parse().ok()).flatten()
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The upstream servers for a container: its `--dns`, the daemon's `dns`, the host's.
+    fn dns_upstreams(&self, cid: &str) -> Vec<SocketAddr> {
+        let own = self
+            .find(cid)
+            .ok()
+            .and_then(|e| e.with(|d| d.host_config.dns.clone()))
+            .unwrap_or_default();
+        let list = if !own.is_empty() {
+            own
+        } else if !self.config.network.dns.is_empty() {
+            self.config.network.dns.clone()
+        } else {
+            std::fs::read_to_string("/etc/resolv.conf")
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("nameserver").map(|s| s.trim().to_string()))
+                .collect()
+        };
+        list.iter()
+            .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect()
+    }
+
+    async fn dns_answer(&self, cid: &str, network_id: &str, req: &[u8]) -> Option<Vec<u8>> {
+        let q = dns::parse_query(req)?;
+        if q.qclass == dns::CLASS_IN {
+            let _ = network_id;
+            let ips = self.dns_lookup(cid, &q.name);
+            if !ips.is_empty() {
+                let ips = if q.qtype == dns::TYPE_A { ips } else { vec![] };
+                return Some(dns::answer(req, &q, &ips, 600));
+            }
+        }
+        for server in self.dns_upstreams(cid) {
+            let bind: SocketAddr = if server.is_ipv4() {
+                "0.0.0.0:0".parse().unwrap()
+            } else {
+                "[::]:0".parse().unwrap()
+            };
+            let Ok(sock) = UdpSocket::bind(bind).await else {
+                continue;
+            };
+            if sock.connect(server).await.is_err() || sock.send(req).await.is_err() {
+                continue;
+            }
+            let mut buf = vec![0u8; 4096];
+            match tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf)).await {
+                Ok(Ok(n)) if n >= 2 && buf[..2] == req[..2] => return Some(buf[..n].to_vec()),
+                _ => continue,
+            }
+        }
+        Some(dns::failure(req, &q, 2))
+    }
+}
+
+/// resolv.conf of a container on a user network: the embedded server, the host's search
+/// domains (or `--dns-search`) and options.
+pub fn resolv_conf(search: &[String], options: &[String]) -> String {
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = String::new();
+    if search.is_empty() {
+        for l in host.lines().filter(|l| l.starts_with("search ")) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    } else {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    out.push_str(&format!("nameserver {ADDRESS}\n"));
+    let mut opts = vec!["ndots:0".to_string()];
+    opts.extend(options.iter().cloned());
+    out.push_str(&format!("options {}\n", opts.join(" ")));
+    out
+}

@@ -1,0 +1,1001 @@
+//! Networking: the default bridge (address, gateway, cleanup) and published ports. Traffic goes
+//! only to 127.0.0.1, to this test's containers and to a namespace the test creates.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use berth_e2e::Daemon;
+
+fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
+    d.berth(&["inspect", "-f", fmt, name]).ok().out().to_string()
+}
+
+/// A port nothing listens on now (the kernel's pick, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET / over plain TCP, with a deadline; the body, or the error.
+fn http_get(addr: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn start_httpd(d: &Daemon, name: &str, publish: &[&str]) {
+    let mut args = vec!["run", "-d", "--name", name];
+    for p in publish {
+        args.extend(["-p", p]);
+    }
+    args.extend([
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo hello-from-berth > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    d.berth(&args).ok();
+}
+
+fn nft_table(d: &Daemon) -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &d.net.bridge])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn links() -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pinned_netns(d: &Daemon) -> usize {
+    std::fs::read_dir(d.root.join("exec/netns"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn bridge_container_has_the_inspected_address_reaches_the_gateway_and_leaves_nothing_after_rm() {
+    let d = daemon!();
+    d.berth(&["run", "-d", "--name", "n1", "busybox", "sleep", "600"])
+        .ok();
+    let id = inspect(&d, "n1", "{{.Id}}");
+    let ip = inspect(&d, "n1", "{{.NetworkSettings.IPAddress}}");
+    let gw = inspect(&d, "n1", "{{.NetworkSettings.Gateway}}");
+    let mac = inspect(&d, "n1", "{{.NetworkSettings.MacAddress}}");
+    assert_eq!(gw, d.net.gateway.to_string());
+    assert_eq!(inspect(&d, "n1", "{{.NetworkSettings.IPPrefixLen}}"), "24");
+    assert_eq!(
+        inspect(&d, "n1", "{{.NetworkSettings.Networks.bridge.IPAddress}}"),
+        ip
+    );
+    assert_eq!(
+        inspect(&d, "n1", "{{.NetworkSettings.Networks.bridge.NetworkID}}").len(),
+        64
+    );
+    let o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
+    assert_eq!(
+        mac,
+        format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+    );
+    let eth0 = d.berth(&["exec", "n1", "ip", "addr", "show", "eth0"]).ok().stdout;
+    assert!(eth0.contains(&format!("inet {ip}/24")), "{eth0}");
+    assert!(eth0.contains(&mac), "{eth0}");
+    let route = d.berth(&["exec", "n1", "ip", "route"]).ok().stdout;
+    assert!(route.contains(&format!("default via {gw}")), "{route}");
+    d.berth(&["exec", "n1", "ping", "-c", "1", "-W", "3", &gw]).ok();
+    // hosts carries the container's own address.
+    let hosts = d.berth(&["exec", "n1", "cat", "/etc/hosts"]).ok().stdout;
+    assert!(hosts.contains(&format!("{ip}\t{}", &id[..12])), "{hosts}");
+    // A second container gets the next address.
+    d.berth(&["run", "-d", "--name", "n2", "busybox", "sleep", "600"])
+        .ok();
+    let ip2 = inspect(&d, "n2", "{{.NetworkSettings.IPAddress}}");
+    assert_ne!(ip, ip2);
+    d.berth(&["exec", "n2", "ping", "-c", "1", "-W", "3", &ip]).ok();
+    assert_eq!(pinned_netns(&d), 2);
+    assert!(links().contains(&format!("vb{}", &id[..12])));
+
+    d.berth(&["rm", "-f", "n1", "n2"]).ok();
+    assert_eq!(pinned_netns(&d), 0, "no pinned namespace after rm");
+    assert!(!links().contains(&format!("vb{}", &id[..12])), "{}", links());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&format!("netns/{id}")), "netns mount left");
+    // A stopped container shows no address, and its address is free again.
+    d.berth(&["run", "--name", "n3", "busybox", "true"]).ok();
+    assert_eq!(inspect(&d, "n3", "{{.NetworkSettings.IPAddress}}"), "");
+    d.berth(&["run", "-d", "--name", "n4", "busybox", "sleep", "600"])
+        .ok();
+    assert_eq!(
+        inspect(&d, "n4", "{{.NetworkSettings.IPAddress}}"),
+        ip,
+        "the first address is reused once released"
+    );
+}
+
+#[test]
+fn none_and_host_networks_get_no_bridge_endpoint() {
+    let d = daemon!();
+    let r = d
+        .berth(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"])
+        .ok();
+    assert!(!r.stdout.contains("eth0"), "{}", r.stdout);
+    assert!(r.stdout.contains("lo"), "{}", r.stdout);
+    assert_eq!(pinned_netns(&d), 0);
+}
+
+#[test]
+fn published_port_answers_from_loopback_and_from_a_test_namespace_and_after_a_daemon_restart() {
+    let mut d = daemon!();
+    let (p_lo, p_any) = (free_port(), free_port());
+    start_httpd(
+        &d,
+        "web",
+        &[&format!("127.0.0.1:{p_lo}:80"), &format!("{p_any}:80"), "80"],
+    );
+    let lo = format!("127.0.0.1:{p_lo}");
+    d.eventually("httpd answers on the loopback-bound port", || {
+        http_get(&lo).is_ok_and(|b| b.contains("hello-from-berth"))
+    });
+    assert!(http_get(&format!("127.0.0.1:{p_any}"))
+        .unwrap()
+        .contains("hello-from-berth"));
+    // The random port: inspect, `port`, and ps show it.
+    let ports = inspect(&d, "web", "{{json .NetworkSettings.Ports}}");
+    let v: serde_json::Value = serde_json::from_str(&ports).unwrap();
+    let bindings = v["80/tcp"].as_array().unwrap();
+    assert_eq!(bindings.len(), 3, "{ports}");
+    let random: u16 = bindings
+        .iter()
+        .map(|b| b["HostPort"].as_str().unwrap().parse::<u16>().unwrap())
+        .find(|p| *p != p_lo && *p != p_any)
+        .unwrap();
+    assert!(random >= 1024, "{ports}");
+    assert!(http_get(&format!("127.0.0.1:{random}"))
+        .unwrap()
+        .contains("hello-from-berth"));
+    let port = d.berth(&["port", "web", "80"]).ok().stdout;
+    assert!(port.contains(&format!("127.0.0.1:{p_lo}")), "{port}");
+    assert!(port.contains(&format!("0.0.0.0:{p_any}")), "{port}");
+    let ps = d.berth(&["ps", "--format", "{{.Ports}}"]).ok().stdout;
+    assert!(ps.contains(&format!("127.0.0.1:{p_lo}->80/tcp")), "{ps}");
+    assert_eq!(
+        inspect(&d, "web", "{{json .HostConfig.PortBindings}}"),
+        format!("{{\"80/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{p_lo}\"}},{{\"HostIp\":\"\",\"HostPort\":\"{p_any}\"}},{{\"HostIp\":\"\",\"HostPort\":\"\"}}]}}")
+    );
+
+    // From another network namespace, to the host's address on the link to it.
+    let ns = berth_testkit::netns::Netns::create();
+    // (python3: the host's static busybox wget crashes on this machine.)
+    let url = format!("http://{}:{p_any}/", ns.host_ip);
+    let out = ns
+        .command("python3")
+        .args(["-c", "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())", &url])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hello-from-berth"),
+        "from a test namespace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A restarted daemon keeps the running container's port answering.
+    d.stop();
+    assert!(
+        http_get(&lo).unwrap().contains("hello-from-berth"),
+        "while berthd is down"
+    );
+    d.spawn();
+    assert!(
+        http_get(&lo).unwrap().contains("hello-from-berth"),
+        "after berthd restarted"
+    );
+
+    // Released on stop.
+    d.berth(&["stop", "-t", "1", "web"]).ok();
+    assert!(http_get(&lo).is_err(), "the port still answers after stop");
+    assert!(!nft_table(&d).contains(&format!("{p_any}")), "{}", nft_table(&d));
+    d.berth(&["rm", "web"]).ok();
+    assert_eq!(pinned_netns(&d), 0);
+}
+
+#[test]
+fn a_host_port_already_in_use_is_dockers_error_and_leaves_nothing() {
+    let d = daemon!();
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let r = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("address already in use"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("driver failed programming external connectivity"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(pinned_netns(&d), 0);
+    assert!(!nft_table(&d).contains(&port.to_string()));
+    drop(held);
+    // Another container holding the port: "port is already allocated".
+    let p2 = free_port();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "first",
+        "-p",
+        &format!("{p2}:80"),
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let r = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "second",
+        "-p",
+        &format!("{p2}:80"),
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(&format!(
+            "Bind for 0.0.0.0:{p2} failed: port is already allocated"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(pinned_netns(&d), 1, "only the first container's namespace");
+    // A bad spec is refused at create.
+    let r = d.berth(&["create", "-p", "80/icmp", "busybox"]);
+    assert_ne!(r.code, 0);
+}
+
+/// A /24 of the test range no route uses, as `--subnet`.
+fn test_subnet() -> (String, String) {
+    let t = berth_e2e::TestNet::new();
+    let o = t.gateway.octets();
+    (format!("{}.{}.{}.0/24", o[0], o[1], o[2]), t.gateway.to_string())
+}
+
+#[test]
+fn network_create_ls_inspect_rm_and_bad_input_as_docker() {
+    let d = daemon!();
+    let (subnet, gw) = test_subnet();
+    let id = d
+        .berth(&[
+            "network", "create", "--subnet", &subnet, "--label", "a=b", "front",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let ls = d.berth(&["network", "ls"]).ok().stdout;
+    for name in ["bridge", "host", "none", "front"] {
+        assert!(
+            ls.lines().any(|l| l.split_whitespace().nth(1) == Some(name)),
+            "{ls}"
+        );
+    }
+    assert!(ls.starts_with("NETWORK ID"), "{ls}");
+    let q = d
+        .berth(&["network", "ls", "-q", "--no-trunc", "-f", "label=a=b"])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(q, id);
+    let f = d
+        .berth(&[
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Driver}}",
+            "-f",
+            "name=front",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(f, "front bridge");
+    assert_eq!(
+        d.berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}} {{.Labels.a}} {{.Driver}}",
+            "front"
+        ])
+        .ok()
+        .out(),
+        format!("{subnet} b bridge")
+    );
+    // The bridge exists, with the gateway address.
+    let bridge = format!("br-{}", &id[..12]);
+    let addr = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", &bridge])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&addr.stdout).contains(&format!("inet {gw}/24")));
+    // The built-in bridge is inspectable with the daemon's subnet.
+    let b = d
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+            "bridge",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(
+        b,
+        format!("{}.0/24", d.net.gateway.to_string().rsplit_once('.').unwrap().0)
+    );
+
+    // Bad input: docker's errors, nothing created.
+    let r = d.berth(&["network", "create", "--subnet", &subnet, "front"]);
+    assert!(
+        r.stderr.contains("network with name front already exists"),
+        "{}",
+        r.stderr
+    );
+    let r = d.berth(&["network", "create", "--subnet", &subnet, "other"]);
+    assert!(
+        r.stderr
+            .contains("Pool overlaps with other one on this address space"),
+        "{}",
+        r.stderr
+    );
+    let (s2, _) = test_subnet();
+    let r = d.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        &s2,
+        "--gateway",
+        "10.255.255.1",
+        "other",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("no matching subnet for gateway 10.255.255.1"),
+        "{}",
+        r.stderr
+    );
+    let r = d.berth(&["network", "create", "--subnet", "10.0.0.0/33", "other"]);
+    assert!(
+        r.stderr.contains("invalid CIDR address: 10.0.0.0/33"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.berth(&["network", "ls"]).ok().stdout.contains("other"));
+    let r = d.berth(&["network", "rm", "bridge"]);
+    assert!(
+        r.stderr
+            .contains("bridge is a pre-defined network and cannot be removed"),
+        "{}",
+        r.stderr
+    );
+
+    // In use: 403 with docker's words; then removed, with its bridge.
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "u1",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let r = d.berth(&["network", "rm", "front"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains(&format!("network front id {id} has active endpoints")),
+        "{}",
+        r.stderr
+    );
+    d.berth(&["rm", "-f", "u1"]).ok();
+    assert_eq!(d.berth(&["network", "rm", "front"]).ok().out(), "front");
+    assert!(!links().contains(&bridge), "{}", links());
+    let r = d.berth(&["network", "inspect", "front"]);
+    assert!(r.stderr.contains("network front not found"), "{}", r.stderr);
+    // prune removes unused networks only.
+    let (s3, _) = test_subnet();
+    d.berth(&["network", "create", "--subnet", &s3, "spare"]).ok();
+    let p = d.berth(&["network", "prune", "-f"]).ok().stdout;
+    assert!(p.contains("spare"), "{p}");
+    assert!(!d.berth(&["network", "ls"]).ok().stdout.contains("spare"));
+}
+
+#[test]
+fn containers_on_a_user_network_talk_and_other_networks_and_internal_ones_are_cut_off() {
+    let d = daemon!();
+    let (sa, gwa) = test_subnet();
+    let (sb, _) = test_subnet();
+    let (si, _) = test_subnet();
+    d.berth(&["network", "create", "--subnet", &sa, "neta"]).ok();
+    d.berth(&["network", "create", "--subnet", &sb, "netb"]).ok();
+    d.berth(&["network", "create", "--internal", "--subnet", &si, "neti"])
+        .ok();
+    for (name, net) in [("a1", "neta"), ("a2", "neta"), ("b1", "netb"), ("i1", "neti")] {
+        d.berth(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "busybox",
+            "sleep",
+            "600",
+        ])
+        .ok();
+    }
+    let ip = |name: &str, net: &str| {
+        inspect(
+            &d,
+            name,
+            &format!("{{{{.NetworkSettings.Networks.{net}.IPAddress}}}}"),
+        )
+    };
+    let (a2, b1) = (ip("a2", "neta"), ip("b1", "netb"));
+    assert!(a2.starts_with(&sa[..sa.len() - 4]), "{a2} in {sa}");
+    // User networks leave the top-level fields empty, as docker does.
+    assert_eq!(inspect(&d, "a2", "{{.NetworkSettings.IPAddress}}"), "");
+    let aliases = inspect(&d, "a2", "{{json .NetworkSettings.Networks.neta.Aliases}}");
+    let short = &inspect(&d, "a2", "{{.Id}}")[..12];
+    assert!(aliases.contains(short), "{aliases}");
+    // Same network: reachable; the gateway too.
+    d.berth(&["exec", "a1", "ping", "-c", "1", "-W", "3", &a2]).ok();
+    d.berth(&["exec", "a1", "ping", "-c", "1", "-W", "3", &gwa]).ok();
+    // Another network: not.
+    let r = d.berth(&["exec", "a1", "ping", "-c", "1", "-W", "2", &b1]);
+    assert_ne!(r.code, 0, "a1 reached b1 on another network: {}", r.stdout);
+    // Internal: no route out of its subnet.
+    let route = d.berth(&["exec", "i1", "ip", "route"]).ok().stdout;
+    assert!(!route.contains("default"), "{route}");
+    let r = d.berth(&["exec", "i1", "ping", "-c", "1", "-W", "2", &a2]);
+    assert_ne!(r.code, 0);
+    // inspect lists the endpoints.
+    let c = d
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range $k, $v := .Containers}}{{$v.Name}} {{end}}",
+            "neta",
+        ])
+        .ok()
+        .stdout;
+    assert!(c.contains("a1") && c.contains("a2"), "{c}");
+}
+
+#[test]
+fn docker_cli_and_docker_py_drive_networks() {
+    let d = daemon!();
+    let (s1, _) = test_subnet();
+    let (s2, _) = test_subnet();
+    d.docker(&["network", "create", "--subnet", &s1, "--label", "wire=1", "dnet"])
+        .ok();
+    let ls = d.docker(&["network", "ls", "--format", "{{.Name}}"]).ok().stdout;
+    assert_eq!(
+        ls.lines().collect::<Vec<_>>(),
+        vec!["bridge", "dnet", "host", "none"],
+        "{ls}"
+    );
+    assert_eq!(
+        d.docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+            "dnet"
+        ])
+        .ok()
+        .out(),
+        "dnet bridge local"
+    );
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dc",
+        "--network",
+        "dnet",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let ip = d
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.dnet.IPAddress}}",
+            "dc",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    assert!(!ip.is_empty());
+    let p = d.docker(&["run", "--rm", "-p", "127.0.0.1::80", "busybox", "true"]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let r = d.docker(&["network", "rm", "dnet"]);
+    assert!(r.stderr.contains("has active endpoints"), "{}", r.stderr);
+    d.docker(&["rm", "-f", "dc"]).ok();
+    d.docker(&["network", "rm", "dnet"]).ok();
+    let out = d.python(&format!(
+        r#"
+import docker
+from docker.types import IPAMConfig, IPAMPool
+c = docker.from_env()
+n = c.networks.create("pynet", driver="bridge", labels={{"wire": "1"}},
+                      ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="{s2}")]))
+assert n.name == "pynet", n.attrs
+assert n.attrs["IPAM"]["Config"][0]["Subnet"] == "{s2}", n.attrs
+assert n.attrs["IPAM"]["Options"] is None, n.attrs
+names = sorted(x.name for x in c.networks.list())
+assert names == ["bridge", "host", "none", "pynet"], names
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True, network="pynet")
+n.reload()
+assert ct.id in n.attrs["Containers"], n.attrs
+ct.remove(force=True)
+n.remove()
+try:
+    c.networks.get("pynet")
+    raise SystemExit("still there")
+except docker.errors.NotFound:
+    pass
+print(c.networks.prune())
+"#
+    ));
+    assert!(
+        out.stdout.contains("NetworksDeleted"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// A DNS resolver of the test's own on 127.0.0.x:53: answers every A query with 192.0.2.7 and
+/// records the names asked.
+struct TestResolver {
+    addr: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TestResolver {
+    fn start() -> TestResolver {
+        let (sock, addr) = (2..250u8)
+            .map(|n| format!("127.0.{}.{n}", std::process::id() % 200 + 20))
+            .find_map(|a| std::net::UdpSocket::bind((a.as_str(), 53)).ok().map(|s| (s, a)))
+            .expect("a free 127.0.x.y:53");
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s2, st2) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !st2.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let q = &buf[..n];
+                // The question: labels from byte 12 to the zero, then type and class.
+                let mut i = 12;
+                let mut labels = Vec::new();
+                while i < n && q[i] != 0 {
+                    let l = q[i] as usize;
+                    labels.push(String::from_utf8_lossy(&q[i + 1..i + 1 + l]).into_owned());
+                    i += 1 + l;
+                }
+                let end = i + 5;
+                s2.lock().unwrap().push(labels.join("."));
+                let mut r = q[..end].to_vec();
+                r[2] = 0x81;
+                r[3] = 0x80;
+                r[6] = 0;
+                r[7] = 1;
+                r[8..12].copy_from_slice(&[0, 0, 0, 0]);
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
+                let _ = sock.send_to(&r, peer);
+            }
+        });
+        TestResolver { addr, seen, stop }
+    }
+}
+
+impl Drop for TestResolver {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn containers_on_a_user_network_resolve_each_other_and_forward_other_names_to_the_daemons_dns() {
+    let mut d = daemon!();
+    let resolver = TestResolver::start();
+    d.net.dns = resolver.addr.clone();
+    d.stop();
+    d.spawn();
+    let (s, _) = test_subnet();
+    d.berth(&["network", "create", "--subnet", &s, "dnsnet"]).ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "dnsnet",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "c2",
+        "--network",
+        "dnsnet",
+        "--network-alias",
+        "web",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let ip2 = inspect(&d, "c2", "{{.NetworkSettings.Networks.dnsnet.IPAddress}}");
+    let short2 = inspect(&d, "c2", "{{.Id}}")[..12].to_string();
+    let resolv = d.berth(&["exec", "c1", "cat", "/etc/resolv.conf"]).ok().stdout;
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    for name in ["c2", "web", short2.as_str()] {
+        let r = d.berth(&["exec", "c1", "nslookup", name]).ok().stdout;
+        assert!(
+            r.contains(&format!("Address: {ip2}")) || r.contains(&format!("Address 1: {ip2}")),
+            "{name}: {r}"
+        );
+    }
+    // Not a container name: forwarded (from the host's namespace) to the daemon's dns server.
+    let r = d
+        .berth(&["exec", "c1", "nslookup", "outside.berth-test"])
+        .ok()
+        .stdout;
+    assert!(r.contains("192.0.2.7"), "{r}");
+    assert!(
+        resolver
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|n| n == "outside.berth-test"),
+        "{:?}",
+        resolver.seen
+    );
+    // A restarted daemon serves the running containers again.
+    d.stop();
+    d.spawn();
+    let r = d.berth(&["exec", "c1", "nslookup", "web"]).ok().stdout;
+    assert!(r.contains(&ip2), "after a daemon restart: {r}");
+    // The default bridge has no embedded DNS: names of other containers do not resolve there.
+    d.berth(&["run", "-d", "--name", "plain", "busybox", "sleep", "600"])
+        .ok();
+    let resolv = d.berth(&["exec", "plain", "cat", "/etc/resolv.conf"]).ok().stdout;
+    assert!(
+        resolv.contains(&format!("nameserver {}", resolver.addr)),
+        "{resolv}"
+    );
+}
+
+#[test]
+fn connect_and_disconnect_add_and_remove_an_interface_its_address_and_its_names() {
+    let d = daemon!();
+    let (sa, _) = test_subnet();
+    let (sb, _) = test_subnet();
+    let pre_b = sb.trim_end_matches("0/24").to_string();
+    let pre_a = sa.trim_end_matches("0/24").to_string();
+    d.berth(&["network", "create", "--subnet", &sa, "neta"]).ok();
+    d.berth(&["network", "create", "--subnet", &sb, "netb"]).ok();
+    // --ip on a user network; refused on the default bridge.
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "x1",
+        "--network",
+        "neta",
+        "--ip",
+        &format!("{pre_a}77"),
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    assert_eq!(
+        inspect(&d, "x1", "{{.NetworkSettings.Networks.neta.IPAddress}}"),
+        format!("{pre_a}77")
+    );
+    let r = d.berth(&["run", "--rm", "--ip", "10.1.2.3", "busybox", "true"]);
+    assert!(
+        r.stderr
+            .contains("user specified IP address is supported on user defined networks only"),
+        "{}",
+        r.stderr
+    );
+    let r = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "neta",
+        "--ip",
+        &format!("{pre_a}77"),
+        "busybox",
+        "true",
+    ]);
+    assert!(r.stderr.contains("Address already in use"), "{}", r.stderr);
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "y1",
+        "--network",
+        "netb",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let yb = inspect(&d, "y1", "{{.NetworkSettings.Networks.netb.IPAddress}}");
+    assert_ne!(
+        d.berth(&["exec", "x1", "ping", "-c", "1", "-W", "2", &yb]).code,
+        0
+    );
+
+    d.berth(&[
+        "network",
+        "connect",
+        "--alias",
+        "xa",
+        "--ip",
+        &format!("{pre_b}50"),
+        "netb",
+        "x1",
+    ])
+    .ok();
+    assert_eq!(
+        inspect(&d, "x1", "{{.NetworkSettings.Networks.netb.IPAddress}}"),
+        format!("{pre_b}50")
+    );
+    let eth1 = d
+        .berth(&["exec", "x1", "ip", "-4", "addr", "show", "eth1"])
+        .ok()
+        .stdout;
+    assert!(eth1.contains(&format!("inet {pre_b}50/24")), "{eth1}");
+    d.berth(&["exec", "x1", "ping", "-c", "1", "-W", "3", &yb]).ok();
+    let r = d.berth(&["exec", "y1", "nslookup", "xa"]).ok().stdout;
+    assert!(r.contains(&format!("{pre_b}50")), "{r}");
+    let c = d
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range $k, $v := .Containers}}{{$v.Name}} {{end}}",
+            "netb",
+        ])
+        .ok()
+        .stdout;
+    assert!(c.contains("x1") && c.contains("y1"), "{c}");
+    // Errors, in docker's words.
+    let r = d.berth(&["network", "connect", "netb", "x1"]);
+    assert!(
+        r.stderr
+            .contains("endpoint with name x1 already exists in network netb"),
+        "{}",
+        r.stderr
+    );
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "h1",
+        "--network",
+        "host",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let r = d.berth(&["network", "connect", "neta", "h1"]);
+    assert!(
+        r.stderr
+            .contains("container cannot be disconnected from host network or connected to host network"),
+        "{}",
+        r.stderr
+    );
+
+    d.berth(&["network", "disconnect", "netb", "x1"]).ok();
+    let links = d.berth(&["exec", "x1", "ip", "-o", "link"]).ok().stdout;
+    assert!(!links.contains("eth1"), "{links}");
+    assert_ne!(
+        d.berth(&["exec", "x1", "ping", "-c", "1", "-W", "2", &yb]).code,
+        0
+    );
+    let r = d.berth(&["network", "disconnect", "netb", "x1"]);
+    assert!(
+        r.stderr.contains("is not connected to network netb"),
+        "{}",
+        r.stderr
+    );
+
+    // Connected while created: the endpoint comes with the start, and goes with the stop.
+    d.berth(&[
+        "create",
+        "--name",
+        "z1",
+        "--network",
+        "neta",
+        "busybox",
+        "sleep",
+        "600",
+    ])
+    .ok();
+    d.berth(&["network", "connect", "netb", "z1"]).ok();
+    d.berth(&["start", "z1"]).ok();
+    let eth1 = d
+        .berth(&["exec", "z1", "ip", "-4", "addr", "show", "eth1"])
+        .ok()
+        .stdout;
+    assert!(eth1.contains(&format!("inet {pre_b}")), "{eth1}");
+    d.berth(&["stop", "-t", "1", "z1"]).ok();
+    assert_eq!(
+        inspect(&d, "z1", "{{.NetworkSettings.Networks.netb.IPAddress}}"),
+        ""
+    );
+    d.berth(&["rm", "-f", "x1", "y1", "z1", "h1"]).ok();
+    d.berth(&["network", "rm", "neta", "netb"]).ok();
+    assert_eq!(pinned_netns(&d), 0);
+
+    // docker-py's connect/disconnect.
+    let (sc, _) = test_subnet();
+    let out = d.python(&format!(
+        r#"
+import docker
+from docker.types import IPAMConfig, IPAMPool
+c = docker.from_env()
+n = c.networks.create("pyc", ipam=IPAMConfig(pool_configs=[IPAMPool(subnet="{sc}")]))
+ct = c.containers.run("busybox", ["sleep", "60"], detach=True)
+n.connect(ct, aliases=["pyalias"])
+ct.reload()
+assert "pyc" in ct.attrs["NetworkSettings"]["Networks"], ct.attrs["NetworkSettings"]
+assert "pyalias" in ct.attrs["NetworkSettings"]["Networks"]["pyc"]["Aliases"]
+n.disconnect(ct)
+ct.reload()
+assert "pyc" not in ct.attrs["NetworkSettings"]["Networks"]
+ct.remove(force=True)
+n.remove()
+print("ok")
+"#
+    ));
+    assert_eq!(out.stdout.trim(), "ok", "{}", out.stderr);
+}
+
+/// Deletes the scratch `table ip filter` this test made, even when it fails.
+struct FilterTableGuard;
+
+impl Drop for FilterTableGuard {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", "filter"])
+            .status();
+    }
+}
+
+fn docker_user() -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "chain", "ip", "filter", "DOCKER-USER"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Where dockerd runs, its FORWARD policy drops berth's traffic; berth accepts its bridges in
+/// Docker's DOCKER-USER chain (and only there), follows network create/rm, and takes its rules
+/// away when it stops. Docker's chain is stood in for by an empty one (a real dockerd would
+/// change the whole machine's forwarding); a machine with a real one is left alone.
+#[test]
+fn docker_user_gets_accept_rules_for_berths_bridges_and_loses_them_when_berth_stops() {
+    if !berth_e2e::require_root(module_path!()) {
+        return;
+    }
+    let exists = std::process::Command::new("nft")
+        .args(["list", "table", "ip", "filter"])
+        .output()
+        .unwrap();
+    if exists.status.success() {
+        eprintln!("skipped: this machine has an ip filter table (a real Docker or iptables); not touched");
+        return;
+    }
+    let st = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"add table ip filter\nadd chain ip filter DOCKER-USER\n")?;
+            c.wait()
+        })
+        .unwrap();
+    assert!(st.success());
+    let _guard = FilterTableGuard;
+    let mut d = berth_e2e::Daemon::start();
+    let mark = format!("comment \"berth:{}\"", d.net.bridge);
+    let rules = docker_user();
+    assert!(
+        rules.contains(&format!("iifname \"{}\"", d.net.bridge)) && rules.contains(&mark),
+        "{rules}"
+    );
+    assert!(
+        rules.contains(&format!("oifname \"{}\"", d.net.bridge)),
+        "{rules}"
+    );
+    let (s, _) = test_subnet();
+    let id = d
+        .berth(&["network", "create", "--subnet", &s, "du"])
+        .ok()
+        .out()
+        .to_string();
+    let br = format!("br-{}", &id[..12]);
+    assert!(
+        docker_user().contains(&format!("iifname \"{br}\"")),
+        "{}",
+        docker_user()
+    );
+    d.berth(&["network", "rm", "du"]).ok();
+    assert!(!docker_user().contains(&br), "{}", docker_user());
+    d.stop();
+    assert!(
+        !docker_user().contains(&mark),
+        "berth's rules outlived berthd: {}",
+        docker_user()
+    );
+    d.spawn();
+    assert!(docker_user().contains(&mark));
+}
