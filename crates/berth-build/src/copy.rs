@@ -1,0 +1,829 @@
+//! COPY, ADD and WORKDIR: files into the image.
+//!
+//! Sources are resolved in the context (every path cleaned and kept inside it: `..` cannot
+//! climb out, and symlinks are followed only while they stay inside), in another stage or image
+//! (`--from`, through a container's root), inline (heredocs), or downloaded (ADD URLs). They
+//! become a list of entries with their destination, mode and owner; the entries' content hash
+//! (mtime excluded) is the step's cache key. They are then written as a tar into the step
+//! container's root (confined to it, symlinks resolved inside the container) and committed, or
+//! on scratch the tar is the layer.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::builder::{go_quote, BuilderState, Commit, RunSpec, StageState};
+use crate::ignore::clean;
+use crate::parser::Instruction;
+use crate::shell::process_word;
+use crate::Error;
+
+/// What an entry holds.
+enum Body {
+    Dir,
+    File(PathBuf),
+    Bytes(Vec<u8>),
+    Symlink(String),
+}
+
+/// One file to write, relative to the destination root (`/`).
+struct Entry {
+    path: String,
+    body: Body,
+    mode: u32,
+    mtime: u64,
+}
+
+/// An archive ADD unpacks (plain or compressed tar), with its destination directory.
+struct Archive {
+    dest: String,
+    bytes: Vec<u8>,
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+fn not_found(cmd: &str, src: &str) -> Error {
+    Error::NotFound(format!(
+        "{} failed: file not found in build context or excluded by .dockerignore: stat {src}: file does not exist",
+        cmd.to_ascii_uppercase()
+    ))
+}
+
+/// Resolves `rel` inside `root`, following symlinks only inside it.
+fn resolve_in(root: &Path, rel: &str, cmd: &str, shown: &str) -> Result<PathBuf, Error> {
+    let cleaned = clean(&format!("/{rel}"));
+    let cleaned = if cleaned == "." { String::new() } else { cleaned };
+    let canon_root = root.canonicalize().map_err(|e| Error::Io(format!("context: {e}")))?;
+    let p = canon_root.join(&cleaned);
+    let real = p.canonicalize().map_err(|_| not_found(cmd, shown))?;
+    if !real.starts_with(&canon_root) {
+        return Err(Error::Invalid(format!(
+            "Forbidden path outside the build context: {shown} ()"
+        )));
+    }
+    Ok(real)
+}
+
+fn mode_of(md: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    md.permissions().mode() & 0o7777
+}
+
+fn mtime_of(md: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    md.mtime().max(0) as u64
+}
+
+/// Adds `src` (a file, dir or symlink in the context) to `out` as `dest`; a directory's tree
+/// goes below `dest`.
+fn add_tree(src: &Path, dest: &str, out: &mut Vec<Entry>, top: bool) -> Result<(), Error> {
+    let md = if top {
+        std::fs::metadata(src)
+    } else {
+        std::fs::symlink_metadata(src)
+    }
+    .map_err(|e| Error::Io(format!("{}: {e}", src.display())))?;
+    let ft = md.file_type();
+    if ft.is_symlink() {
+        let t = std::fs::read_link(src).map_err(|e| Error::Io(e.to_string()))?;
+        out.push(Entry {
+            path: dest.to_string(),
+            body: Body::Symlink(t.to_string_lossy().into_owned()),
+            mode: 0o777,
+            mtime: mtime_of(&md),
+        });
+    } else if ft.is_dir() {
+        out.push(Entry {
+            path: dest.to_string(),
+            body: Body::Dir,
+            mode: mode_of(&md),
+            mtime: mtime_of(&md),
+        });
+        let mut names: Vec<_> = std::fs::read_dir(src)
+            .map_err(|e| Error::Io(e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        names.sort();
+        for n in names {
+            let n = n.to_string_lossy().into_owned();
+            add_tree(&src.join(&n), &join(dest, &n), out, false)?;
+        }
+    } else if ft.is_file() {
+        out.push(Entry {
+            path: dest.to_string(),
+            body: Body::File(src.to_path_buf()),
+            mode: mode_of(&md),
+            mtime: mtime_of(&md),
+        });
+    }
+    Ok(())
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{}/{b}", a.trim_end_matches('/'))
+    }
+}
+
+fn base_name(p: &str) -> String {
+    p.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Expands a glob over the context's relative paths (component-wise, as filepath.Match).
+fn glob_context(root: &Path, pattern: &str) -> Vec<String> {
+    let pat = clean(pattern);
+    let parts: Vec<&str> = pat.split('/').collect();
+    let mut found = vec![String::new()];
+    for part in parts {
+        let mut next = Vec::new();
+        for base in &found {
+            let dir = root.join(base);
+            if has_glob(part) {
+                let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+                let mut names: Vec<String> = rd
+                    .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                    .filter(|n| crate::shell::glob_match(part, n))
+                    .collect();
+                names.sort();
+                next.extend(names.into_iter().map(|n| join(base, &n)));
+            } else if dir.join(part).symlink_metadata().is_ok() {
+                next.push(join(base, part));
+            }
+        }
+        found = next;
+    }
+    found
+}
+
+/// Is this a tar archive (maybe compressed) ADD should unpack?
+fn archive_kind(bytes: &[u8]) -> bool {
+    matches!(bytes, [0x1f, 0x8b, ..] | [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] | [0x28, 0xb5, 0x2f, 0xfd, ..])
+        || (bytes.len() > 262 && &bytes[257..262] == b"ustar")
+}
+
+fn decompress(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    let r: Box<dyn Read + '_> = match bytes {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
+        [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::MultiBzDecoder::new(bytes)),
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Box::new(xz2::read::XzDecoder::new_multi_decoder(bytes)),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
+            zstd::stream::read::Decoder::new(bytes).map_err(|e| Error::Io(e.to_string()))?,
+        ),
+        _ => Box::new(bytes),
+    };
+    let mut r = r;
+    r.read_to_end(&mut out).map_err(|e| Error::Io(format!("unpacking archive: {e}")))?;
+    Ok(out)
+}
+
+/// Parses `--chmod` (octal).
+fn parse_chmod(s: &str) -> Result<u32, Error> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| Error::Invalid(format!("invalid chmod parameter: {s}")))
+}
+
+/// Looks a name up in a passwd/group file text.
+fn lookup_id(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[0] == name).then(|| f[2].parse().ok()).flatten()
+    })
+}
+
+/// Resolves `--chown=user[:group]` in the root `root` (names through /etc/passwd, /etc/group).
+fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<(u32, u32), Error> {
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let read = |f: &str| -> String {
+        root.and_then(|r| crate::copy::read_in_root(r, f)).unwrap_or_default()
+    };
+    let uid = match u.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => lookup_id(&read("etc/passwd"), u)
+            .ok_or_else(|| Error::Invalid(format!("unable to convert uid/gid chown string to host mapping: can't find uid for user {u}: no such user: {u}")))?,
+    };
+    let gid = match g {
+        None => match u.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                let p = read("etc/passwd");
+                p.lines()
+                    .find_map(|l| {
+                        let f: Vec<&str> = l.split(':').collect();
+                        (f.len() > 3 && f[0] == u).then(|| f[3].parse().ok()).flatten()
+                    })
+                    .unwrap_or(uid)
+            }
+        },
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup_id(&read("etc/group"), g)
+                .ok_or_else(|| Error::Invalid(format!("unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}")))?,
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Reads a small file inside a root without following symlinks out of it.
+pub(crate) fn read_in_root(root: &Path, rel: &str) -> Option<String> {
+    let p = root.join(rel);
+    let real = p.canonicalize().ok()?;
+    if !real.starts_with(root.canonicalize().ok()?) {
+        return None;
+    }
+    std::fs::read_to_string(real).ok()
+}
+
+/// Builds the tar of `entries` (with `dirs` to create first), relative to `base` (a directory
+/// prefix stripped from every path), owned by `owner`.
+fn write_tar(
+    w: &mut dyn Write,
+    dirs: &[String],
+    entries: &[Entry],
+    base: &str,
+    owner: (u32, u32),
+    dir_owner: (u32, u32),
+) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Io(format!("writing layer: {e}"));
+    let mut tb = tar::Builder::new(w);
+    let rel = |p: &str| -> String {
+        let p = p.trim_start_matches('/');
+        let b = base.trim_start_matches('/');
+        if b.is_empty() {
+            p.to_string()
+        } else {
+            p.strip_prefix(b).unwrap_or(p).trim_start_matches('/').to_string()
+        }
+    };
+    for d in dirs {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_uid(dir_owner.0 as u64);
+        h.set_gid(dir_owner.1 as u64);
+        h.set_size(0);
+        h.set_mtime(0);
+        let name = format!("{}/", rel(d));
+        tb.append_data(&mut h, name, std::io::empty()).map_err(io)?;
+    }
+    for e in entries {
+        let name = rel(&e.path);
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(e.mode);
+        h.set_uid(owner.0 as u64);
+        h.set_gid(owner.1 as u64);
+        h.set_mtime(e.mtime);
+        match &e.body {
+            Body::Dir => {
+                if name.is_empty() {
+                    continue;
+                }
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                tb.append_data(&mut h, format!("{name}/"), std::io::empty()).map_err(io)?;
+            }
+            Body::Symlink(t) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                tb.append_link(&mut h, &name, t).map_err(io)?;
+            }
+            Body::File(p) => {
+                let f = std::fs::File::open(p).map_err(io)?;
+                let len = f.metadata().map_err(io)?.len();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(len);
+                tb.append_data(&mut h, &name, f).map_err(io)?;
+            }
+            Body::Bytes(b) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(b.len() as u64);
+                tb.append_data(&mut h, &name, &b[..]).map_err(io)?;
+            }
+        }
+    }
+    tb.finish().map_err(io)?;
+    Ok(())
+}
+
+/// The cache key of the entries: path, mode, owner spec and content (no mtimes).
+fn checksum(entries: &[Entry], archives: &[Archive], extra: &str) -> Result<String, Error> {
+    let mut h = Sha256::new();
+    h.update(extra.as_bytes());
+    for e in entries {
+        h.update(e.path.as_bytes());
+        h.update([0]);
+        h.update(e.mode.to_be_bytes());
+        match &e.body {
+            Body::Dir => h.update(b"d"),
+            Body::Symlink(t) => {
+                h.update(b"l");
+                h.update(t.as_bytes());
+            }
+            Body::Bytes(b) => {
+                h.update(b"f");
+                h.update(b);
+            }
+            Body::File(p) => {
+                h.update(b"f");
+                let mut f = std::fs::File::open(p).map_err(|e| Error::Io(e.to_string()))?;
+                std::io::copy(&mut f, &mut h).map_err(|e| Error::Io(e.to_string()))?;
+            }
+        }
+        h.update([0]);
+    }
+    for a in archives {
+        h.update(a.dest.as_bytes());
+        h.update(&a.bytes);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Entries from a tar stream (`--from`: what a container's path holds), re-rooted at `dest`.
+/// The tar's first entry is the source itself (`name` or `name/`); with `contents`, a
+/// directory's entries go below `dest` directly.
+fn entries_from_tar(bytes: &[u8], dest: &str, into_dir: bool, out: &mut Vec<Entry>) -> Result<(), Error> {
+    let mut ar = tar::Archive::new(bytes);
+    let io = |e: std::io::Error| Error::Io(format!("reading source: {e}"));
+    let mut top: Option<(String, bool)> = None;
+    for ent in ar.entries().map_err(io)? {
+        let mut ent = ent.map_err(io)?;
+        let path = ent.path().map_err(io)?.to_string_lossy().trim_end_matches('/').to_string();
+        let h = ent.header();
+        let is_dir = h.entry_type().is_dir();
+        let (first, rest) = match path.split_once('/') {
+            Some((a, b)) => (a.to_string(), b.to_string()),
+            None => (path.clone(), String::new()),
+        };
+        if top.is_none() {
+            top = Some((first.clone(), is_dir));
+        }
+        let (_, top_dir) = top.clone().unwrap_or_default();
+        let target = if top_dir {
+            if rest.is_empty() { dest.to_string() } else { join(dest, &rest) }
+        } else if into_dir {
+            join(dest, &first)
+        } else {
+            dest.to_string()
+        };
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = h.mtime().unwrap_or(0);
+        let body = match h.entry_type() {
+            tar::EntryType::Directory => Body::Dir,
+            tar::EntryType::Symlink => Body::Symlink(
+                ent.link_name()
+                    .map_err(io)?
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut b = Vec::new();
+                ent.read_to_end(&mut b).map_err(io)?;
+                Body::Bytes(b)
+            }
+            _ => continue,
+        };
+        out.push(Entry {
+            path: target,
+            body,
+            mode,
+            mtime,
+        });
+    }
+    Ok(())
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// COPY and ADD.
+pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruction) -> Result<(), Error> {
+    let cmd = inst.cmd.to_ascii_uppercase();
+    let is_add = inst.cmd == "add";
+    let env = b.env_of(st);
+    let esc = b.escape();
+    let word = |w: &str| process_word(w, &env, esc);
+    let mut args = Vec::new();
+    for a in &inst.args {
+        if inst.heredocs.iter().any(|h| a.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']) == h.name && a.starts_with("<<")) {
+            args.push(a.clone());
+        } else {
+            args.push(word(a)?);
+        }
+    }
+    let dest_raw = args.pop().unwrap_or_default();
+    let srcs = args;
+    let workdir = st.config().working_dir.clone();
+    let mut dest = if dest_raw.starts_with('/') {
+        dest_raw.clone()
+    } else {
+        format!("{}/{dest_raw}", if workdir.is_empty() { "/" } else { &workdir })
+    };
+    let ends_slash = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+    dest = format!("/{}", clean(&dest).trim_start_matches('.').trim_start_matches('/'));
+    let from = inst.flag("from").map(|f| word(f)).transpose()?;
+    let chown = inst.flag("chown").map(|f| word(f)).transpose()?;
+    let chmod = inst.flag("chmod").map(parse_chmod).transpose()?;
+    if is_add && from.is_some() {
+        return Err(Error::Invalid("ADD does not take --from: use COPY --from".into()));
+    }
+
+    // Sources → entries.
+    let ctx = b.options().context.clone();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut archives: Vec<Archive> = Vec::new();
+    let mut count = 0usize;
+    let mut any_dir = false;
+    let mut plan: Vec<(String, PathBuf)> = Vec::new();
+    let mut inline: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut urls: Vec<String> = Vec::new();
+    let mut from_paths: Vec<String> = Vec::new();
+    for s in &srcs {
+        if let Some(h) = inst.heredocs.iter().find(|h| s.starts_with("<<") && s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']) == h.name) {
+            let content = if h.expand { process_word(&h.content.replace('"', "\\\""), &env, esc).unwrap_or_else(|_| h.content.clone()) } else { h.content.clone() };
+            inline.push((h.name.clone(), content.into_bytes()));
+            count += 1;
+            continue;
+        }
+        if is_add && is_url(s) {
+            urls.push(s.clone());
+            count += 1;
+            continue;
+        }
+        if from.is_some() {
+            from_paths.push(s.clone());
+            count += 1;
+            continue;
+        }
+        let rel = clean(s);
+        if rel == ".." || rel.starts_with("../") {
+            return Err(Error::Invalid(format!("Forbidden path outside the build context: {s} ()")));
+        }
+        if has_glob(s) {
+            let found = glob_context(&ctx, &rel);
+            if found.is_empty() {
+                return Err(Error::NotFound(format!("{cmd} failed: no source files were specified")));
+            }
+            for f in found {
+                let p = resolve_in(&ctx, &f, &cmd, &f)?;
+                any_dir |= p.is_dir();
+                plan.push((f, p));
+                count += 1;
+            }
+        } else {
+            let p = resolve_in(&ctx, &rel, &cmd, s)?;
+            any_dir |= p.is_dir();
+            plan.push((rel, p));
+            count += 1;
+        }
+    }
+    if count > 1 && !ends_slash {
+        return Err(Error::Invalid(format!(
+            "When using {cmd} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
+
+    // Does the destination exist as a directory in the image? Decided in the rootfs below for
+    // a single file; a trailing slash, several sources or a directory source make it one.
+    let dest_dir_known = ends_slash || count > 1;
+    let _ = any_dir;
+
+    // --from sources are read from a container of the stage or image.
+    let mut from_tars: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(f) = &from {
+        let image = match b.stage_image(f) {
+            Some(id) => id,
+            None => {
+                if f.eq_ignore_ascii_case(st.is_named().unwrap_or("\u{0}")) {
+                    return Err(Error::Invalid(format!("{cmd} --from={f}: a stage cannot copy from itself")));
+                }
+                b.executor().image(f, false).map(|i| i.id).map_err(|e| match e {
+                    Error::NotFound(_) => Error::NotFound(format!("invalid from flag value {f}: no stage or image named {f}")),
+                    e => e,
+                })?
+            }
+        };
+        let cid = b.executor().create(&image, &RunSpec::default())?;
+        let mut got = Ok(());
+        for p in &from_paths {
+            if has_glob(p) {
+                got = Err(Error::Invalid(format!("{cmd} --from: wildcards in {p} are not supported")));
+                break;
+            }
+            let mut buf = Vec::new();
+            let path = if p.starts_with('/') { p.clone() } else { format!("/{p}") };
+            let r = b.executor().with_rootfs(&cid, &mut |root| {
+                let fs = berth_archive_shim::ContainerFs::new(root);
+                fs.get(&path, &mut buf)
+            });
+            if let Err(e) = r {
+                got = Err(match e {
+                    Error::NotFound(_) => not_found(&cmd, p),
+                    e => e,
+                });
+                break;
+            }
+            from_tars.push((p.clone(), buf));
+        }
+        let _ = b.executor().remove(&cid);
+        got?;
+    }
+    let mut url_bodies: Vec<(String, Vec<u8>, Option<i64>)> = Vec::new();
+    for u in &urls {
+        let (bytes, lm) = b.executor().fetch(u)?;
+        url_bodies.push((u.clone(), bytes, lm));
+    }
+
+    // The entries, given whether dest is a directory.
+    let build_entries = |dest_is_dir: bool, entries: &mut Vec<Entry>, archives: &mut Vec<Archive>| -> Result<(), Error> {
+        for (rel, p) in &plan {
+            if p.is_dir() {
+                add_tree(p, &dest, entries, true)?;
+                continue;
+            }
+            let target = if dest_is_dir { join(&dest, &base_name(rel)) } else { dest.clone() };
+            if is_add {
+                let mut head = [0u8; 300];
+                let n = std::fs::File::open(p)
+                    .and_then(|mut f| f.read(&mut head))
+                    .map_err(|e| Error::Io(e.to_string()))?;
+                if archive_kind(&head[..n]) {
+                    let bytes = std::fs::read(p).map_err(|e| Error::Io(e.to_string()))?;
+                    archives.push(Archive {
+                        dest: dest.clone(),
+                        bytes,
+                    });
+                    continue;
+                }
+            }
+            add_tree(p, &target, entries, true)?;
+        }
+        for (name, bytes) in &inline {
+            let target = if dest_is_dir { join(&dest, name) } else { dest.clone() };
+            entries.push(Entry {
+                path: target,
+                body: Body::Bytes(bytes.clone()),
+                mode: 0o644,
+                mtime: 0,
+            });
+        }
+        for (u, bytes, lm) in &url_bodies {
+            let name = u.split(['?', '#']).next().unwrap_or("").rsplit('/').next().unwrap_or("").to_string();
+            let target = if dest_is_dir || name.is_empty() { join(&dest, if name.is_empty() { "__unnamed__" } else { &name }) } else { dest.clone() };
+            entries.push(Entry {
+                path: target,
+                body: Body::Bytes(bytes.clone()),
+                mode: 0o600,
+                mtime: lm.unwrap_or(0).max(0) as u64,
+            });
+        }
+        for (_, tarb) in &from_tars {
+            entries_from_tar(tarb, &dest, dest_is_dir, entries)?;
+        }
+        if let Some(m) = chmod {
+            for e in entries.iter_mut() {
+                if !matches!(e.body, Body::Symlink(_)) {
+                    e.mode = m;
+                }
+            }
+        }
+        Ok(())
+    };
+
+    // Cache probe: computed on the entries as if dest were what the Dockerfile says.
+    build_entries(dest_dir_known || plan.iter().any(|(_, p)| p.is_dir()), &mut entries, &mut archives)?;
+    let kind = if count > 1 { "multi" } else if plan.iter().any(|(_, p)| p.is_dir()) { "dir" } else { "file" };
+    let extra = format!("{}|{}|{}", chown.clone().unwrap_or_default(), inst.flag("chmod").unwrap_or(""), from.clone().unwrap_or_default());
+    let sum = checksum(&entries, &archives, &extra)?;
+    let comment = format!("#(nop) {cmd} {kind}:{sum} in {dest_raw} ");
+    let mut probe = st.config().clone();
+    let mut pc = b.shell_of(st);
+    pc.push(comment);
+    probe.cmd = Some(pc.clone());
+    if b.probe_cache(st, &probe)?.is_some() {
+        return Ok(());
+    }
+    b.layers_ok(st)?;
+
+    let config = st.config().clone();
+    let created_by = pc.join(" ");
+    match st.image().map(|s| s.to_string()) {
+        None => {
+            // Scratch: the tar is the layer; every parent directory is new.
+            let owner = chown.as_deref().map(|c| resolve_chown(c, None)).transpose()?.unwrap_or((0, 0));
+            let mut dirs = Vec::new();
+            let parent_of = if dest_dir_known || plan.iter().any(|(_, p)| p.is_dir()) || archives.iter().any(|_| true) { dest.clone() } else { parent(&dest) };
+            let mut acc = String::new();
+            for c in parent_of.split('/').filter(|c| !c.is_empty()) {
+                acc = format!("{acc}/{c}");
+                dirs.push(acc.clone());
+            }
+            let mut buf = Vec::new();
+            write_tar(&mut buf, &dirs, &entries, "/", owner, owner)?;
+            if !archives.is_empty() {
+                return Err(Error::Invalid(format!("{cmd}: unpacking an archive on FROM scratch needs a base directory: add it after a COPY")));
+            }
+            let mut r = &buf[..];
+            let id = b.executor().commit(Commit {
+                container: None,
+                layer: Some(&mut r),
+                parent: None,
+                config: &config,
+                probe: &probe,
+                created_by,
+            })?;
+            st.set_image(id, true);
+        }
+        Some(image) => {
+            let cid = b.executor().create(&image, &RunSpec { config: config.clone(), ..Default::default() })?;
+            let res = (|| -> Result<String, Error> {
+                let entries_ref = &mut entries;
+                let archives_ref = &archives;
+                let chown = chown.clone();
+                b.executor().with_rootfs(&cid, &mut |root| {
+                    let fs = berth_archive_shim::ContainerFs::new(root);
+                    // A single non-directory source onto an existing directory goes inside it.
+                    let single_file = !dest_dir_known && !plan.iter().any(|(_, p)| p.is_dir()) && archives_ref.is_empty();
+                    let dest_is_dir = !single_file || fs.is_dir(&dest);
+                    if single_file && dest_is_dir {
+                        entries_ref.clear();
+                        let mut arch = Vec::new();
+                        build_entries(true, entries_ref, &mut arch)?;
+                    }
+                    let owner = chown.as_deref().map(|c| resolve_chown(c, Some(root))).transpose()?.unwrap_or((0, 0));
+                    let target_dir = if dest_is_dir { dest.clone() } else { parent(&dest) };
+                    // Missing directories down to the target, created 0755 with the owner.
+                    let mut existing = target_dir.clone();
+                    let mut missing = Vec::new();
+                    while existing != "/" && !fs.is_dir(&existing) {
+                        missing.push(existing.clone());
+                        existing = parent(&existing);
+                    }
+                    missing.reverse();
+                    let mut buf = Vec::new();
+                    write_tar(&mut buf, &missing, entries_ref, &existing, owner, owner)?;
+                    fs.put(&existing, &mut &buf[..])?;
+                    for a in archives_ref {
+                        let raw = decompress(&a.bytes)?;
+                        fs.put(&a.dest, &mut &raw[..])?;
+                    }
+                    Ok(())
+                })?;
+                b.executor().commit(Commit {
+                    container: Some(&cid),
+                    layer: None,
+                    parent: Some(&image),
+                    config: &config,
+                    probe: &probe,
+                    created_by: created_by.clone(),
+                })
+            })();
+            let _ = b.executor().remove(&cid);
+            st.set_image(res?, true);
+        }
+    }
+    Ok(())
+}
+
+fn parent(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    match t.rfind('/') {
+        Some(0) | None => "/".into(),
+        Some(i) => t[..i].to_string(),
+    }
+}
+
+/// WORKDIR: the directory is created when missing (a layer), else a config-only step.
+pub(crate) fn workdir(b: &mut BuilderState<'_>, st: &mut StageState, dir: &str) -> Result<(), Error> {
+    let comment = format!("#(nop) WORKDIR {dir}");
+    let mut probe = st.config().clone();
+    let mut pc = b.shell_of(st);
+    pc.push(comment);
+    probe.cmd = Some(pc.clone());
+    if b.probe_cache(st, &probe)?.is_some() {
+        return Ok(());
+    }
+    let config = st.config().clone();
+    let created_by = pc.join(" ");
+    let Some(image) = st.image().map(|s| s.to_string()) else {
+        let mut dirs = Vec::new();
+        let mut acc = String::new();
+        for c in dir.split('/').filter(|c| !c.is_empty()) {
+            acc = format!("{acc}/{c}");
+            dirs.push(acc.clone());
+        }
+        let mut buf = Vec::new();
+        write_tar(&mut buf, &dirs, &[], "/", (0, 0), (0, 0))?;
+        let mut r = &buf[..];
+        let id = b.executor().commit(Commit {
+            container: None,
+            layer: (!dirs.is_empty()).then_some(&mut r as &mut dyn Read),
+            parent: None,
+            config: &config,
+            probe: &probe,
+            created_by,
+        })?;
+        st.set_image(id, !dirs.is_empty());
+        return Ok(());
+    };
+    let cid = b.executor().create(&image, &RunSpec { config: config.clone(), ..Default::default() })?;
+    let res = (|| -> Result<String, Error> {
+        let mut made = false;
+        b.executor().with_rootfs(&cid, &mut |root| {
+            let fs = berth_archive_shim::ContainerFs::new(root);
+            let mut existing = dir.to_string();
+            let mut missing = Vec::new();
+            while existing != "/" && !fs.is_dir(&existing) {
+                missing.push(existing.clone());
+                existing = parent(&existing);
+            }
+            if missing.is_empty() {
+                return Ok(());
+            }
+            missing.reverse();
+            let mut buf = Vec::new();
+            write_tar(&mut buf, &missing, &[], &existing, (0, 0), (0, 0))?;
+            fs.put(&existing, &mut &buf[..])?;
+            made = true;
+            Ok(())
+        })?;
+        b.executor().commit(Commit {
+            container: made.then_some(cid.as_str()),
+            layer: None,
+            parent: Some(&image),
+            config: &config,
+            probe: &probe,
+            created_by,
+        })
+    })();
+    let _ = b.executor().remove(&cid);
+    let made_layer = res.is_ok();
+    st.set_image(res?, made_layer);
+    let _ = go_quote;
+    Ok(())
+}
+
+/// The container-root operations COPY needs, over `berth_archive` (confined to the root).
+mod berth_archive_shim {
+    use std::path::Path;
+
+    use crate::Error;
+
+    pub struct ContainerFs<'a> {
+        root: &'a Path,
+    }
+
+    fn conv(e: berth_archive::ArchiveError) -> Error {
+        match e.kind() {
+            berth_types::ErrorKind::NotFound => Error::NotFound(e.to_string()),
+            berth_types::ErrorKind::InvalidArgument => Error::Invalid(e.to_string()),
+            _ => Error::Io(e.to_string()),
+        }
+    }
+
+    impl<'a> ContainerFs<'a> {
+        pub fn new(root: &'a Path) -> Self {
+            ContainerFs { root }
+        }
+
+        fn fs(&self) -> berth_archive::ContainerFs<'a> {
+            berth_archive::ContainerFs::new(self.root, "build")
+        }
+
+        /// Whether `path` (symlinks resolved in the root) is a directory.
+        pub fn is_dir(&self, path: &str) -> bool {
+            self.fs().stat(path).map(|s| s.is_dir()).unwrap_or(false)
+        }
+
+        pub fn get(&self, path: &str, w: &mut Vec<u8>) -> Result<(), Error> {
+            self.fs().get(path, w).map(|_| ()).map_err(conv)
+        }
+
+        pub fn put(&self, dir: &str, r: &mut dyn std::io::Read) -> Result<(), Error> {
+            self.fs()
+                .put(
+                    dir,
+                    r,
+                    berth_archive::PutOptions {
+                        no_overwrite_dir_non_dir: false,
+                        copy_uid_gid: true,
+                    },
+                )
+                .map_err(conv)
+        }
+    }
+}
