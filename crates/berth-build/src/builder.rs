@@ -124,7 +124,7 @@ pub trait Executor {
     /// Tags an image.
     fn tag(&mut self, image: &str, tag: &str) -> Result<(), Error>;
     /// A failpoint between steps (crash tests).
-    fn failpoint(&mut self, _name: &str) {}
+    fn failpoint(&mut self, _name: &'static str) {}
 }
 
 /// One step's commit.
@@ -233,6 +233,22 @@ pub fn build(
             .position(|s| stage_name(&s[0]).is_some_and(|n| n.eq_ignore_ascii_case(t)))
             .ok_or_else(|| Error::Invalid(format!("failed to reach build target {t} in Dockerfile")))?;
         stages.truncate(ix + 1);
+    }
+    if !opts.labels.is_empty() {
+        // `--label`: a LABEL step at the end of the last stage, as the classic builder adds it.
+        let line = format!(
+            "LABEL {}",
+            opts.labels
+                .iter()
+                .map(|(k, v)| format!("{}={}", go_quote(k), go_quote(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        let mut parsed = parser::parse(&line)?;
+        if let (Some(last), Some(inst)) = (stages.last_mut(), parsed.instructions.pop()) {
+            let line = last.last().map(|i| i.line).unwrap_or(0);
+            last.push(Instruction { line, ..inst });
+        }
     }
     let total = meta.len() + stages.iter().map(Vec::len).sum::<usize>();
     let mut b = Builder {

@@ -5,6 +5,7 @@
 //! The HTTP edge (the `berthd` binary) parses requests into typed options and calls the methods
 //! here; nothing in this crate knows about HTTP.
 
+pub mod build;
 mod cgroups;
 pub mod check;
 pub mod config;

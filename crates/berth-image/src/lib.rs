@@ -29,6 +29,7 @@
 //! then the files. A store error aborts an operation; it never reads as "nothing references
 //! this". Each step carries a `berth_sys::failpoint` so the crash sweep can stop berthd there.
 
+mod build;
 mod changes;
 pub mod check;
 mod commit;
@@ -57,6 +58,7 @@ use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 
 pub use berth_archive::{export_tar, go_mode, open_in_root, ArchiveError, ContainerFs, PathStat, PutOptions};
 pub use berth_snapshot::{Change, ChangeKind, InitEntry, InitKind};
+pub use build::BuildCommit;
 pub use check::{CheckOptions, Finding};
 pub use commit::CommitOptions;
 pub use config::ConfigFile;

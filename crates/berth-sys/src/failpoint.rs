@@ -70,6 +70,12 @@ pub const DECLARED: &[&str] = &[
     "network.create.committed",
     // docker network rm: the rules and the bridge, then the record.
     "network.rm.bridge-removed",
+    // docker build: the context unpacked, a RUN step's container created, a step's layer tar
+    // written to ingest, a step's image committed.
+    "build.context.unpacked",
+    "build.run.created",
+    "build.step.layer-written",
+    "build.step.committed",
 ];
 
 /// Kills the process with SIGKILL when it was started with `BERTH_FAILPOINT=name` and built with

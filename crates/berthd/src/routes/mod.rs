@@ -1,6 +1,7 @@
 //! Routing: strip the optional `/vX.Y` prefix, refuse versions above ours, dispatch by method and
 //! path. Each handler parses its request into typed options and calls the daemon.
 
+mod build;
 mod containers;
 mod exec;
 mod images;
@@ -111,6 +112,7 @@ async fn route(
         (&Method::POST, ["networks", id, "disconnect"]) => networks::disconnect(&d, req, id).await,
         (&Method::DELETE, ["networks", id]) => networks::remove(&d, id).await,
         (&Method::GET, ["system", "df"]) => tidy::system_df(&d).await,
+        (&Method::POST, ["build"]) => build::build(&d, req, &q).await,
         (&Method::POST, ["images", "create"]) => images::create(&d, req, &q).await,
         (&Method::POST, ["auth"]) => images::auth(&d, req).await,
         (&Method::GET, ["images", "search"]) => images::search(&d, req, &q).await,

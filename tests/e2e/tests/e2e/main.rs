@@ -11,6 +11,7 @@ macro_rules! daemon {
     }};
 }
 
+mod build;
 mod cgroups;
 mod crash;
 mod docker_cli;
