@@ -19,6 +19,7 @@
 mod apply;
 mod container;
 mod copy;
+pub mod dockerignore;
 mod tarwrite;
 pub mod walk;
 

@@ -3,14 +3,16 @@
 //! * [`parser`]: the Dockerfile as instructions (comments, continuations, directives, shell and
 //!   exec forms, heredocs), pure and line-numbered.
 //! * [`shell`]: Docker's shell-lexer word expansion (`$V`, `${V:-w}`, quotes, the escape char).
-//! * [`ignore`]: `.dockerignore` patterns with moby's patternmatcher rules.
+//! * [`ignore`]: `.dockerignore` patterns with moby's patternmatcher rules (in berth-archive).
 //! * [`builder`]: runs the instructions over an [`Executor`] the daemon implements: each step an
 //!   image (a layer or config only), intermediate images as the cache.
 
 pub mod builder;
 mod copy;
-pub mod ignore;
 pub mod parser;
+
+/// `.dockerignore` matching lives in berth-archive, shared with the CLI.
+pub use berth_archive::dockerignore as ignore;
 pub mod shell;
 
 pub use builder::{build, BuildOptions, Executor, ImageConfig, RunSpec};

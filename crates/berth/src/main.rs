@@ -45,6 +45,8 @@ struct Cli {
 enum Cmd {
     /// Show the Docker-compatible version information
     Version(version::Args),
+    /// Build an image from a Dockerfile
+    Build(build::Args),
     /// Display system-wide information
     Info(info::Args),
     /// Import the contents from a tarball to create a filesystem image
@@ -165,6 +167,8 @@ enum ImageCmd {
     History(history::Args),
     /// Remove unused images
     Prune(prune::ImageArgs),
+    /// Build an image from a Dockerfile
+    Build(build::Args),
 }
 
 #[derive(Subcommand)]
@@ -235,6 +239,7 @@ enum ContainerCmd {
 fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
     match cmd {
         Cmd::Version(a) => version::run(ctx, a),
+        Cmd::Build(a) | Cmd::Image(ImageCmd::Build(a)) => build::run(ctx, a),
         Cmd::Info(a) => info::run(ctx, a),
         Cmd::Import(a) | Cmd::Image(ImageCmd::Import(a)) => import::run(ctx, a),
         Cmd::Images(a) | Cmd::Image(ImageCmd::Ls(a)) => images::run(ctx, a),

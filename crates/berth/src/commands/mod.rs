@@ -1,6 +1,7 @@
 //! One file per command. Each exposes `Args` (clap) and `run(ctx, args) -> exit code`.
 
 pub mod attach;
+pub mod build;
 pub mod commit;
 pub mod cp;
 pub mod create;

@@ -1,4 +1,5 @@
-//! `.dockerignore`, with moby's patternmatcher rules:
+//! `.dockerignore`, with moby's patternmatcher rules (here so the CLI, which sends the build
+//! context, and the builder share them):
 //! * one pattern a line; `#` starts a comment line; blanks around a pattern are trimmed; a
 //!   leading `!` makes it an exception; the pattern is cleaned as a path (`./a/../b` → `b`) and
 //!   a leading `/` dropped;
@@ -156,13 +157,50 @@ fn go(p: &[char], s: &[char]) -> bool {
             }
         }
         Some('?') => !s.is_empty() && s[0] != '/' && go(&p[1..], &s[1..]),
-        Some('[') => match crate::shell::class_match(&p[1..], s.first().copied()) {
+        Some('[') => match class_match(&p[1..], s.first().copied()) {
             Some((ok, used)) => ok && s[0] != '/' && go(&p[1 + used..], &s[1..]),
             None => !s.is_empty() && s[0] == '[' && go(&p[1..], &s[1..]),
         },
         Some('\\') if p.len() > 1 => !s.is_empty() && s[0] == p[1] && go(&p[2..], &s[1..]),
         Some(c) => !s.is_empty() && s[0] == *c && go(&p[1..], &s[1..]),
     }
+}
+
+/// Matches a character class body (after `[`): `(matched, chars used incl. ']')`, or `None`
+/// when the class is not closed.
+fn class_match(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
+    let c = c?;
+    let mut k = 0;
+    let neg = matches!(p.first(), Some('!') | Some('^'));
+    if neg {
+        k += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while k < p.len() {
+        if p[k] == ']' && !first {
+            return Some((matched != neg, k + 1));
+        }
+        first = false;
+        let lo = if p[k] == '\\' && k + 1 < p.len() {
+            k += 1;
+            p[k]
+        } else {
+            p[k]
+        };
+        if k + 2 < p.len() && p[k + 1] == '-' && p[k + 2] != ']' {
+            if lo <= c && c <= p[k + 2] {
+                matched = true;
+            }
+            k += 3;
+        } else {
+            if lo == c {
+                matched = true;
+            }
+            k += 1;
+        }
+    }
+    None
 }
 
 #[cfg(test)]
