@@ -101,6 +101,9 @@ impl Daemon {
         let mut whole = std::io::Cursor::new(head).chain(src);
         let dockerfile_text = if is_tar {
             let tar = exec::decompress(&mut whole)?;
+            // docker's CLI sends a context without the end-of-archive blocks when it adds a
+            // Dockerfile from outside the context: supply them (extra zero blocks are ignored).
+            let tar = tar.chain(std::io::repeat(0).take(1024));
             berth_archive::extract_tar(&context, tar)
                 .map_err(|e| berth_build::Error::Invalid(format!("invalid build context: {e}")))?;
             berth_sys::failpoint::hit("build.context.unpacked");
