@@ -52,6 +52,7 @@ impl Daemon {
             )
         })?;
         let lock = crate::check::DataRootLock::acquire(&config.data_root)?;
+        crate::build::sweep(&config.data_root);
         let db_path = config.data_root.join("berth.db");
         let data_root = config.data_root.clone();
         let (db, images, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {

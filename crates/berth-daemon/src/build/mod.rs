@@ -47,6 +47,17 @@ impl Drop for ContextDir {
     }
 }
 
+/// At start: the unpacked contexts of builds a crash interrupted (nothing refers to them).
+pub(crate) fn sweep(data_root: &std::path::Path) {
+    let dir = data_root.join("build");
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        for e in rd.flatten() {
+            eprintln!("berthd: reconcile: removing the context of an interrupted build {}", e.path().display());
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl Daemon {
     /// Starts a build; its messages (and the final result or error) come through the receiver.
     pub async fn build(self: &Arc<Self>, req: BuildRequest) -> Result<mpsc::Receiver<JsonMessage>> {

@@ -152,6 +152,16 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
                 .ok();
             let _ = d.berth(&["network", "rm", "doomed"]);
         }
+        "build.context" | "build.run" | "build.step" => {
+            let dir = d.root.join("crash-build");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("Dockerfile"),
+                "FROM busybox\nRUN echo built > /built\nCMD [\"cat\", \"/built\"]\n",
+            )
+            .unwrap();
+            let _ = d.berth(&["build", "-t", "built:1", dir.to_str().unwrap()]);
+        }
         other => panic!("failpoint {point}: no scenario for {other}; add one to crash::scenario"),
     }
 }
@@ -326,6 +336,14 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
             d.berth(&["network", "create", "--subnet", &crash_subnet(), name])
                 .ok();
             d.berth(&["network", "rm", name]).ok();
+        }
+        "build.context" | "build.run" | "build.step" => {
+            // A killed build tags nothing half made; building again completes.
+            assert!(image_id(d, "built:1").is_none(), "{point}: tagged before the build ended");
+            let dir = d.root.join("crash-build");
+            d.berth(&["build", "-q", "-t", "built:1", dir.to_str().unwrap()]).ok();
+            let out = d.berth(&["run", "--rm", "built:1"]).ok();
+            assert_eq!(out.out(), "built");
         }
         _ => unreachable!(),
     }
