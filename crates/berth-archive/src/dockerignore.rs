@@ -111,11 +111,12 @@ impl Matcher {
     /// (so a walk must still descend into it).
     pub fn may_reinclude_below(&self, dir: &str) -> bool {
         self.patterns.iter().any(|p| {
-            p.exclusion && (p.text.contains("**") || p.text.starts_with(&format!("{dir}/")) || {
-                let depth = dir.split('/').count();
-                let pre: Vec<&str> = p.text.split('/').take(depth).collect();
-                p.text.split('/').count() > depth && pattern_match(&pre.join("/"), dir)
-            })
+            p.exclusion
+                && (p.text.contains("**") || p.text.starts_with(&format!("{dir}/")) || {
+                    let depth = dir.split('/').count();
+                    let pre: Vec<&str> = p.text.split('/').take(depth).collect();
+                    p.text.split('/').count() > depth && pattern_match(&pre.join("/"), dir)
+                })
         })
     }
 }

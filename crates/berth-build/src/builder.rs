@@ -313,7 +313,10 @@ pub(crate) fn go_quote(s: &str) -> String {
 
 /// Go's `%q` of a string slice: `["a" "b"]`.
 fn go_quote_list(v: &[String]) -> String {
-    format!("[{}]", v.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(" "))
+    format!(
+        "[{}]",
+        v.iter().map(|s| go_quote(s)).collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// Parses go-style durations for HEALTHCHECK flags (`30s`, `1m30s`, `500ms`) into nanoseconds.
@@ -327,13 +330,17 @@ fn parse_duration(s: &str) -> Option<i64> {
         return None;
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if n == 0 {
             return None;
         }
         let v: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -552,7 +559,11 @@ impl Builder<'_> {
                 } else {
                     crate::ignore::clean(&format!("{}/{w}", st.config.working_dir))
                 };
-                let dir = if dir == "." { "/".to_string() } else { format!("/{}", dir.trim_start_matches('/')) };
+                let dir = if dir == "." {
+                    "/".to_string()
+                } else {
+                    format!("/{}", dir.trim_start_matches('/'))
+                };
                 st.config.working_dir = dir.clone();
                 crate::copy::workdir(self, st, &dir)?;
             }
@@ -566,7 +577,11 @@ impl Builder<'_> {
                 let mut shown = Vec::new();
                 for p in &inst.args {
                     for p in process_words(p, &env, esc).map_err(line_err)? {
-                        let p = if p.contains('/') { p.to_ascii_lowercase() } else { format!("{p}/tcp") };
+                        let p = if p.contains('/') {
+                            p.to_ascii_lowercase()
+                        } else {
+                            format!("{p}/tcp")
+                        };
                         let (num, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
                         let ok = !num.is_empty()
                             && num.split('-').all(|n| n.parse::<u16>().is_ok())
@@ -588,7 +603,9 @@ impl Builder<'_> {
                 for v in &inst.args {
                     let v = word(v).map_err(line_err)?;
                     if v.trim().is_empty() {
-                        return Err(Error::Invalid("VOLUME specified can not be an empty string".into()));
+                        return Err(Error::Invalid(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
                     }
                     shown.push(v.clone());
                     vols.insert(v, Empty {});
@@ -611,25 +628,31 @@ impl Builder<'_> {
                         ..Default::default()
                     });
                 } else {
-                    let mut hc = Healthcheck::default();
-                    hc.test = if inst.json {
+                    let test = if inst.json {
                         let mut t = vec!["CMD".to_string()];
                         t.extend(inst.args[1..].iter().cloned());
                         t
                     } else {
                         vec!["CMD-SHELL".to_string(), inst.args[1].clone()]
                     };
+                    let mut hc = Healthcheck {
+                        test,
+                        ..Default::default()
+                    };
                     for (name, v) in &inst.flags {
                         let v = v.as_deref().unwrap_or("");
                         if name == "retries" {
-                            hc.retries = v.parse().map_err(|_| Error::Invalid(format!("invalid --retries: {v}")))?;
+                            hc.retries = v
+                                .parse()
+                                .map_err(|_| Error::Invalid(format!("invalid --retries: {v}")))?;
                             continue;
                         }
-                        let d = parse_duration(v).ok_or_else(|| {
-                            Error::Invalid(format!("time: invalid duration \"{v}\""))
-                        })?;
+                        let d = parse_duration(v)
+                            .ok_or_else(|| Error::Invalid(format!("time: invalid duration \"{v}\"")))?;
                         if d != 0 && d < 1_000_000 {
-                            return Err(Error::Invalid(format!("Interval \"{name}\" cannot be less than 1ms")));
+                            return Err(Error::Invalid(format!(
+                                "Interval \"{name}\" cannot be less than 1ms"
+                            )));
                         }
                         match name.as_str() {
                             "interval" => hc.interval = d,
@@ -701,7 +724,11 @@ impl Builder<'_> {
     }
 
     /// Looks the step up in the cache; on a hit the stage moves to the cached image.
-    pub(crate) fn probe_cache(&mut self, st: &mut Stage, probe: &ImageConfig) -> Result<Option<String>, Error> {
+    pub(crate) fn probe_cache(
+        &mut self,
+        st: &mut Stage,
+        probe: &ImageConfig,
+    ) -> Result<Option<String>, Error> {
         if self.opts.no_cache {
             return Ok(None);
         }
@@ -747,7 +774,11 @@ impl Builder<'_> {
             ));
         };
         self.check_layers(st)?;
-        let mut cmd = if !inst.heredocs.is_empty() && inst.rest().trim_start().starts_with("<<") && inst.heredocs.len() == 1 && !inst.json {
+        let mut cmd = if !inst.heredocs.is_empty()
+            && inst.rest().trim_start().starts_with("<<")
+            && inst.heredocs.len() == 1
+            && !inst.json
+        {
             // `RUN <<EOF` alone: the heredoc is the script.
             let mut v = self.shell(st);
             v.push(inst.heredocs[0].content.clone());
@@ -875,10 +906,38 @@ fn valid_signal(s: &str) -> bool {
     let n = n.strip_prefix("SIG").unwrap_or(&n);
     matches!(
         n,
-        "HUP" | "INT" | "QUIT" | "ILL" | "TRAP" | "ABRT" | "BUS" | "FPE" | "KILL" | "USR1" | "SEGV"
-            | "USR2" | "PIPE" | "ALRM" | "TERM" | "STKFLT" | "CHLD" | "CONT" | "STOP" | "TSTP"
-            | "TTIN" | "TTOU" | "URG" | "XCPU" | "XFSZ" | "VTALRM" | "PROF" | "WINCH" | "IO"
-            | "POLL" | "PWR" | "SYS"
+        "HUP"
+            | "INT"
+            | "QUIT"
+            | "ILL"
+            | "TRAP"
+            | "ABRT"
+            | "BUS"
+            | "FPE"
+            | "KILL"
+            | "USR1"
+            | "SEGV"
+            | "USR2"
+            | "PIPE"
+            | "ALRM"
+            | "TERM"
+            | "STKFLT"
+            | "CHLD"
+            | "CONT"
+            | "STOP"
+            | "TSTP"
+            | "TTIN"
+            | "TTOU"
+            | "URG"
+            | "XCPU"
+            | "XFSZ"
+            | "VTALRM"
+            | "PROF"
+            | "WINCH"
+            | "IO"
+            | "POLL"
+            | "PWR"
+            | "SYS"
     ) || n.starts_with("RTMIN")
         || n.starts_with("RTMAX")
 }

@@ -56,7 +56,9 @@ fn not_found(cmd: &str, src: &str) -> Error {
 fn resolve_in(root: &Path, rel: &str, cmd: &str, shown: &str) -> Result<PathBuf, Error> {
     let cleaned = clean(&format!("/{rel}"));
     let cleaned = if cleaned == "." { String::new() } else { cleaned };
-    let canon_root = root.canonicalize().map_err(|e| Error::Io(format!("context: {e}")))?;
+    let canon_root = root
+        .canonicalize()
+        .map_err(|e| Error::Io(format!("context: {e}")))?;
     let p = canon_root.join(&cleaned);
     let real = p.canonicalize().map_err(|_| not_found(cmd, shown))?;
     if !real.starts_with(&canon_root) {
@@ -166,8 +168,13 @@ fn glob_context(root: &Path, pattern: &str) -> Vec<String> {
 
 /// Is this a tar archive (maybe compressed) ADD should unpack?
 fn archive_kind(bytes: &[u8]) -> bool {
-    matches!(bytes, [0x1f, 0x8b, ..] | [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] | [0x28, 0xb5, 0x2f, 0xfd, ..])
-        || (bytes.len() > 262 && &bytes[257..262] == b"ustar")
+    matches!(
+        bytes,
+        [0x1f, 0x8b, ..]
+            | [b'B', b'Z', b'h', ..]
+            | [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..]
+            | [0x28, 0xb5, 0x2f, 0xfd, ..]
+    ) || (bytes.len() > 262 && &bytes[257..262] == b"ustar")
 }
 
 fn decompress(bytes: &[u8]) -> Result<Vec<u8>, Error> {
@@ -176,13 +183,14 @@ fn decompress(bytes: &[u8]) -> Result<Vec<u8>, Error> {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(bytes)),
         [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::MultiBzDecoder::new(bytes)),
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Box::new(xz2::read::XzDecoder::new_multi_decoder(bytes)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
-            zstd::stream::read::Decoder::new(bytes).map_err(|e| Error::Io(e.to_string()))?,
-        ),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            Box::new(zstd::stream::read::Decoder::new(bytes).map_err(|e| Error::Io(e.to_string()))?)
+        }
         _ => Box::new(bytes),
     };
     let mut r = r;
-    r.read_to_end(&mut out).map_err(|e| Error::Io(format!("unpacking archive: {e}")))?;
+    r.read_to_end(&mut out)
+        .map_err(|e| Error::Io(format!("unpacking archive: {e}")))?;
     Ok(out)
 }
 
@@ -209,7 +217,8 @@ fn resolve_chown(spec: &str, root: Option<&Path>) -> Result<(u32, u32), Error> {
         None => (spec, None),
     };
     let read = |f: &str| -> String {
-        root.and_then(|r| crate::copy::read_in_root(r, f)).unwrap_or_default()
+        root.and_then(|r| crate::copy::read_in_root(r, f))
+            .unwrap_or_default()
     };
     let uid = match u.parse::<u32>() {
         Ok(n) => n,
@@ -294,7 +303,8 @@ fn write_tar(
                 }
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
-                tb.append_data(&mut h, format!("{name}/"), std::io::empty()).map_err(io)?;
+                tb.append_data(&mut h, format!("{name}/"), std::io::empty())
+                    .map_err(io)?;
             }
             Body::Symlink(t) => {
                 h.set_entry_type(tar::EntryType::Symlink);
@@ -361,7 +371,12 @@ fn entries_from_tar(bytes: &[u8], dest: &str, into_dir: bool, out: &mut Vec<Entr
     let mut top: Option<(String, bool)> = None;
     for ent in ar.entries().map_err(io)? {
         let mut ent = ent.map_err(io)?;
-        let path = ent.path().map_err(io)?.to_string_lossy().trim_end_matches('/').to_string();
+        let path = ent
+            .path()
+            .map_err(io)?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
         let h = ent.header();
         let is_dir = h.entry_type().is_dir();
         let (first, rest) = match path.split_once('/') {
@@ -373,7 +388,11 @@ fn entries_from_tar(bytes: &[u8], dest: &str, into_dir: bool, out: &mut Vec<Entr
         }
         let (_, top_dir) = top.clone().unwrap_or_default();
         let target = if top_dir {
-            if rest.is_empty() { dest.to_string() } else { join(dest, &rest) }
+            if rest.is_empty() {
+                dest.to_string()
+            } else {
+                join(dest, &rest)
+            }
         } else if into_dir {
             join(dest, &first)
         } else {
@@ -419,7 +438,13 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
     let word = |w: &str| process_word(w, &env, esc);
     let mut args = Vec::new();
     for a in &inst.args {
-        if inst.heredocs.iter().any(|h| a.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']) == h.name && a.starts_with("<<")) {
+        if inst.heredocs.iter().any(|h| {
+            a.trim_start_matches("<<")
+                .trim_start_matches('-')
+                .trim_matches(['"', '\''])
+                == h.name
+                && a.starts_with("<<")
+        }) {
             args.push(a.clone());
         } else {
             args.push(word(a)?);
@@ -434,9 +459,12 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
         format!("{}/{dest_raw}", if workdir.is_empty() { "/" } else { &workdir })
     };
     let ends_slash = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
-    dest = format!("/{}", clean(&dest).trim_start_matches('.').trim_start_matches('/'));
-    let from = inst.flag("from").map(|f| word(f)).transpose()?;
-    let chown = inst.flag("chown").map(|f| word(f)).transpose()?;
+    dest = format!(
+        "/{}",
+        clean(&dest).trim_start_matches('.').trim_start_matches('/')
+    );
+    let from = inst.flag("from").map(&word).transpose()?;
+    let chown = inst.flag("chown").map(&word).transpose()?;
     let chmod = inst.flag("chmod").map(parse_chmod).transpose()?;
     if is_add && from.is_some() {
         return Err(Error::Invalid("ADD does not take --from: use COPY --from".into()));
@@ -453,8 +481,18 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
     let mut urls: Vec<String> = Vec::new();
     let mut from_paths: Vec<String> = Vec::new();
     for s in &srcs {
-        if let Some(h) = inst.heredocs.iter().find(|h| s.starts_with("<<") && s.trim_start_matches("<<").trim_start_matches('-').trim_matches(['"', '\'']) == h.name) {
-            let content = if h.expand { process_word(&h.content.replace('"', "\\\""), &env, esc).unwrap_or_else(|_| h.content.clone()) } else { h.content.clone() };
+        if let Some(h) = inst.heredocs.iter().find(|h| {
+            s.starts_with("<<")
+                && s.trim_start_matches("<<")
+                    .trim_start_matches('-')
+                    .trim_matches(['"', '\''])
+                    == h.name
+        }) {
+            let content = if h.expand {
+                process_word(&h.content.replace('"', "\\\""), &env, esc).unwrap_or_else(|_| h.content.clone())
+            } else {
+                h.content.clone()
+            };
             inline.push((h.name.clone(), content.into_bytes()));
             count += 1;
             continue;
@@ -471,12 +509,16 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
         }
         let rel = clean(s);
         if rel == ".." || rel.starts_with("../") {
-            return Err(Error::Invalid(format!("Forbidden path outside the build context: {s} ()")));
+            return Err(Error::Invalid(format!(
+                "Forbidden path outside the build context: {s} ()"
+            )));
         }
         if has_glob(s) {
             let found = glob_context(&ctx, &rel);
             if found.is_empty() {
-                return Err(Error::NotFound(format!("{cmd} failed: no source files were specified")));
+                return Err(Error::NotFound(format!(
+                    "{cmd} failed: no source files were specified"
+                )));
             }
             for f in found {
                 let p = resolve_in(&ctx, &f, &cmd, &f)?;
@@ -509,10 +551,14 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
             Some(id) => id,
             None => {
                 if f.eq_ignore_ascii_case(st.is_named().unwrap_or("\u{0}")) {
-                    return Err(Error::Invalid(format!("{cmd} --from={f}: a stage cannot copy from itself")));
+                    return Err(Error::Invalid(format!(
+                        "{cmd} --from={f}: a stage cannot copy from itself"
+                    )));
                 }
                 b.executor().image(f, false).map(|i| i.id).map_err(|e| match e {
-                    Error::NotFound(_) => Error::NotFound(format!("invalid from flag value {f}: no stage or image named {f}")),
+                    Error::NotFound(_) => Error::NotFound(format!(
+                        "invalid from flag value {f}: no stage or image named {f}"
+                    )),
                     e => e,
                 })?
             }
@@ -521,11 +567,17 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
         let mut got = Ok(());
         for p in &from_paths {
             if has_glob(p) {
-                got = Err(Error::Invalid(format!("{cmd} --from: wildcards in {p} are not supported")));
+                got = Err(Error::Invalid(format!(
+                    "{cmd} --from: wildcards in {p} are not supported"
+                )));
                 break;
             }
             let mut buf = Vec::new();
-            let path = if p.starts_with('/') { p.clone() } else { format!("/{p}") };
+            let path = if p.starts_with('/') {
+                p.clone()
+            } else {
+                format!("/{p}")
+            };
             let r = b.executor().with_rootfs(&cid, &mut |root| {
                 let fs = berth_archive_shim::ContainerFs::new(root);
                 fs.get(&path, &mut buf)
@@ -549,65 +601,100 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
     }
 
     // The entries, given whether dest is a directory.
-    let build_entries = |dest_is_dir: bool, entries: &mut Vec<Entry>, archives: &mut Vec<Archive>| -> Result<(), Error> {
-        for (rel, p) in &plan {
-            if p.is_dir() {
-                add_tree(p, &dest, entries, true)?;
-                continue;
-            }
-            let target = if dest_is_dir { join(&dest, &base_name(rel)) } else { dest.clone() };
-            if is_add {
-                let mut head = [0u8; 300];
-                let n = std::fs::File::open(p)
-                    .and_then(|mut f| f.read(&mut head))
-                    .map_err(|e| Error::Io(e.to_string()))?;
-                if archive_kind(&head[..n]) {
-                    let bytes = std::fs::read(p).map_err(|e| Error::Io(e.to_string()))?;
-                    archives.push(Archive {
-                        dest: dest.clone(),
-                        bytes,
-                    });
+    let build_entries =
+        |dest_is_dir: bool, entries: &mut Vec<Entry>, archives: &mut Vec<Archive>| -> Result<(), Error> {
+            for (rel, p) in &plan {
+                if p.is_dir() {
+                    add_tree(p, &dest, entries, true)?;
                     continue;
                 }
+                let target = if dest_is_dir {
+                    join(&dest, &base_name(rel))
+                } else {
+                    dest.clone()
+                };
+                if is_add {
+                    let mut head = [0u8; 300];
+                    let n = std::fs::File::open(p)
+                        .and_then(|mut f| f.read(&mut head))
+                        .map_err(|e| Error::Io(e.to_string()))?;
+                    if archive_kind(&head[..n]) {
+                        let bytes = std::fs::read(p).map_err(|e| Error::Io(e.to_string()))?;
+                        archives.push(Archive {
+                            dest: dest.clone(),
+                            bytes,
+                        });
+                        continue;
+                    }
+                }
+                add_tree(p, &target, entries, true)?;
             }
-            add_tree(p, &target, entries, true)?;
-        }
-        for (name, bytes) in &inline {
-            let target = if dest_is_dir { join(&dest, name) } else { dest.clone() };
-            entries.push(Entry {
-                path: target,
-                body: Body::Bytes(bytes.clone()),
-                mode: 0o644,
-                mtime: 0,
-            });
-        }
-        for (u, bytes, lm) in &url_bodies {
-            let name = u.split(['?', '#']).next().unwrap_or("").rsplit('/').next().unwrap_or("").to_string();
-            let target = if dest_is_dir || name.is_empty() { join(&dest, if name.is_empty() { "__unnamed__" } else { &name }) } else { dest.clone() };
-            entries.push(Entry {
-                path: target,
-                body: Body::Bytes(bytes.clone()),
-                mode: 0o600,
-                mtime: lm.unwrap_or(0).max(0) as u64,
-            });
-        }
-        for (_, tarb) in &from_tars {
-            entries_from_tar(tarb, &dest, dest_is_dir, entries)?;
-        }
-        if let Some(m) = chmod {
-            for e in entries.iter_mut() {
-                if !matches!(e.body, Body::Symlink(_)) {
-                    e.mode = m;
+            for (name, bytes) in &inline {
+                let target = if dest_is_dir {
+                    join(&dest, name)
+                } else {
+                    dest.clone()
+                };
+                entries.push(Entry {
+                    path: target,
+                    body: Body::Bytes(bytes.clone()),
+                    mode: 0o644,
+                    mtime: 0,
+                });
+            }
+            for (u, bytes, lm) in &url_bodies {
+                let name = u
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let target = if dest_is_dir || name.is_empty() {
+                    join(&dest, if name.is_empty() { "__unnamed__" } else { &name })
+                } else {
+                    dest.clone()
+                };
+                entries.push(Entry {
+                    path: target,
+                    body: Body::Bytes(bytes.clone()),
+                    mode: 0o600,
+                    mtime: lm.unwrap_or(0).max(0) as u64,
+                });
+            }
+            for (_, tarb) in &from_tars {
+                entries_from_tar(tarb, &dest, dest_is_dir, entries)?;
+            }
+            if let Some(m) = chmod {
+                for e in entries.iter_mut() {
+                    if !matches!(e.body, Body::Symlink(_)) {
+                        e.mode = m;
+                    }
                 }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
 
     // Cache probe: computed on the entries as if dest were what the Dockerfile says.
-    build_entries(dest_dir_known || plan.iter().any(|(_, p)| p.is_dir()), &mut entries, &mut archives)?;
-    let kind = if count > 1 { "multi" } else if plan.iter().any(|(_, p)| p.is_dir()) { "dir" } else { "file" };
-    let extra = format!("{}|{}|{}", chown.clone().unwrap_or_default(), inst.flag("chmod").unwrap_or(""), from.clone().unwrap_or_default());
+    build_entries(
+        dest_dir_known || plan.iter().any(|(_, p)| p.is_dir()),
+        &mut entries,
+        &mut archives,
+    )?;
+    let kind = if count > 1 {
+        "multi"
+    } else if plan.iter().any(|(_, p)| p.is_dir()) {
+        "dir"
+    } else {
+        "file"
+    };
+    let extra = format!(
+        "{}|{}|{}",
+        chown.clone().unwrap_or_default(),
+        inst.flag("chmod").unwrap_or(""),
+        from.clone().unwrap_or_default()
+    );
     let sum = checksum(&entries, &archives, &extra)?;
     let comment = format!("#(nop) {cmd} {kind}:{sum} in {dest_raw} ");
     let mut probe = st.config().clone();
@@ -624,9 +711,18 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
     match st.image().map(|s| s.to_string()) {
         None => {
             // Scratch: the tar is the layer; every parent directory is new.
-            let owner = chown.as_deref().map(|c| resolve_chown(c, None)).transpose()?.unwrap_or((0, 0));
+            let owner = chown
+                .as_deref()
+                .map(|c| resolve_chown(c, None))
+                .transpose()?
+                .unwrap_or((0, 0));
             let mut dirs = Vec::new();
-            let parent_of = if dest_dir_known || plan.iter().any(|(_, p)| p.is_dir()) || archives.iter().any(|_| true) { dest.clone() } else { parent(&dest) };
+            let parent_of =
+                if dest_dir_known || plan.iter().any(|(_, p)| p.is_dir()) || archives.iter().any(|_| true) {
+                    dest.clone()
+                } else {
+                    parent(&dest)
+                };
             let mut acc = String::new();
             for c in parent_of.split('/').filter(|c| !c.is_empty()) {
                 acc = format!("{acc}/{c}");
@@ -635,7 +731,9 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
             let mut buf = Vec::new();
             write_tar(&mut buf, &dirs, &entries, "/", owner, owner)?;
             if !archives.is_empty() {
-                return Err(Error::Invalid(format!("{cmd}: unpacking an archive on FROM scratch needs a base directory: add it after a COPY")));
+                return Err(Error::Invalid(format!(
+                    "{cmd}: unpacking an archive on FROM scratch needs a base directory: add it after a COPY"
+                )));
             }
             let mut r = &buf[..];
             let id = b.executor().commit(Commit {
@@ -649,7 +747,13 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
             st.set_image(id, true);
         }
         Some(image) => {
-            let cid = b.executor().create(&image, &RunSpec { config: config.clone(), ..Default::default() })?;
+            let cid = b.executor().create(
+                &image,
+                &RunSpec {
+                    config: config.clone(),
+                    ..Default::default()
+                },
+            )?;
             let res = (|| -> Result<String, Error> {
                 let entries_ref = &mut entries;
                 let archives_ref = &archives;
@@ -657,14 +761,19 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
                 b.executor().with_rootfs(&cid, &mut |root| {
                     let fs = berth_archive_shim::ContainerFs::new(root);
                     // A single non-directory source onto an existing directory goes inside it.
-                    let single_file = !dest_dir_known && !plan.iter().any(|(_, p)| p.is_dir()) && archives_ref.is_empty();
+                    let single_file =
+                        !dest_dir_known && !plan.iter().any(|(_, p)| p.is_dir()) && archives_ref.is_empty();
                     let dest_is_dir = !single_file || fs.is_dir(&dest);
                     if single_file && dest_is_dir {
                         entries_ref.clear();
                         let mut arch = Vec::new();
                         build_entries(true, entries_ref, &mut arch)?;
                     }
-                    let owner = chown.as_deref().map(|c| resolve_chown(c, Some(root))).transpose()?.unwrap_or((0, 0));
+                    let owner = chown
+                        .as_deref()
+                        .map(|c| resolve_chown(c, Some(root)))
+                        .transpose()?
+                        .unwrap_or((0, 0));
                     let target_dir = if dest_is_dir { dest.clone() } else { parent(&dest) };
                     // Missing directories down to the target, created 0755 with the owner.
                     let mut existing = target_dir.clone();
@@ -740,7 +849,13 @@ pub(crate) fn workdir(b: &mut BuilderState<'_>, st: &mut StageState, dir: &str) 
         st.set_image(id, !dirs.is_empty());
         return Ok(());
     };
-    let cid = b.executor().create(&image, &RunSpec { config: config.clone(), ..Default::default() })?;
+    let cid = b.executor().create(
+        &image,
+        &RunSpec {
+            config: config.clone(),
+            ..Default::default()
+        },
+    )?;
     let res = (|| -> Result<String, Error> {
         let mut made = false;
         b.executor().with_rootfs(&cid, &mut |root| {

@@ -86,13 +86,7 @@ fn allowed_flags(cmd: &str) -> Option<&'static [&'static str]> {
         "copy" => &["from", "chown", "chmod", "link", "parents", "exclude"],
         "add" => &["chown", "chmod", "link", "checksum", "keep-git-dir"],
         "run" => &["mount", "network", "security"],
-        "healthcheck" => &[
-            "interval",
-            "timeout",
-            "start-period",
-            "start-interval",
-            "retries",
-        ],
+        "healthcheck" => &["interval", "timeout", "start-period", "start-interval", "retries"],
         "cmd" | "entrypoint" | "env" | "arg" | "label" | "workdir" | "user" | "expose" | "volume"
         | "stopsignal" | "shell" | "onbuild" | "maintainer" => &[],
         _ => return None,
@@ -101,7 +95,10 @@ fn allowed_flags(cmd: &str) -> Option<&'static [&'static str]> {
 
 /// Parses a Dockerfile.
 pub fn parse(text: &str) -> Result<Dockerfile, Error> {
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     let mut escape = '\\';
     let mut i = 0;
     // Directives.
@@ -125,7 +122,12 @@ pub fn parse(text: &str) -> Result<Dockerfile, Error> {
                     escape = match v {
                         "\\" => '\\',
                         "`" => '`',
-                        _ => return Err(perr(i + 1, format!("invalid escape token '{v}' does not match ` or \\"))),
+                        _ => {
+                            return Err(perr(
+                                i + 1,
+                                format!("invalid escape token '{v}' does not match ` or \\"),
+                            ))
+                        }
                     };
                 }
             }
@@ -322,7 +324,10 @@ fn parse_line(line: &str, lineno: usize, escape: char) -> Result<Instruction, Er
             if inst.args.is_empty() {
                 return Err(perr(lineno, format!("{upper} requires at least one argument")));
             }
-            if cmd == "from" && !(inst.args.len() == 1 || (inst.args.len() == 3 && inst.args[1].eq_ignore_ascii_case("as"))) {
+            if cmd == "from"
+                && !(inst.args.len() == 1
+                    || (inst.args.len() == 3 && inst.args[1].eq_ignore_ascii_case("as")))
+            {
                 return Err(perr(lineno, "FROM requires either one or three arguments"));
             }
         }
@@ -352,16 +357,30 @@ fn parse_line(line: &str, lineno: usize, escape: char) -> Result<Instruction, Er
                     }
                 }
                 other => {
-                    return Err(perr(lineno, format!("Unknown type {other:?} in HEALTHCHECK (try CMD)")));
+                    return Err(perr(
+                        lineno,
+                        format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
+                    ));
                 }
             }
         }
         "onbuild" => {
             let sub = parse_line(rest, lineno, escape)?;
             match sub.cmd.as_str() {
-                "onbuild" => return Err(perr(lineno, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")),
+                "onbuild" => {
+                    return Err(perr(
+                        lineno,
+                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                    ))
+                }
                 "from" | "maintainer" => {
-                    return Err(perr(lineno, format!("{} isn't allowed as an ONBUILD trigger", sub.cmd.to_ascii_uppercase())))
+                    return Err(perr(
+                        lineno,
+                        format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            sub.cmd.to_ascii_uppercase()
+                        ),
+                    ))
                 }
                 _ => {}
             }
@@ -476,7 +495,9 @@ fn parse_name_val(rest: &str, upper: &str, escape: char) -> Result<Vec<String>, 
     if !words[0].contains('=') {
         // The old form: `ENV key the value`.
         let t = rest.trim();
-        let p = t.find(char::is_whitespace).ok_or_else(|| format!("{upper} must have two arguments"))?;
+        let p = t
+            .find(char::is_whitespace)
+            .ok_or_else(|| format!("{upper} must have two arguments"))?;
         let (k, v) = (&t[..p], t[p..].trim_start());
         return Ok(vec![format!("{k}={}", quote_literal(v))]);
     }

@@ -79,8 +79,12 @@ fn flags_are_split_off_and_checked() {
 
 #[test]
 fn errors_name_the_line() {
-    assert_eq!(err("FROM b\n\nFOO bar"), "dockerfile parse error line 3: unknown instruction: FOO");
-    assert!(err("FROM b\nCOPY onlyone").starts_with("dockerfile parse error line 2: COPY requires at least two arguments"));
+    assert_eq!(
+        err("FROM b\n\nFOO bar"),
+        "dockerfile parse error line 3: unknown instruction: FOO"
+    );
+    assert!(err("FROM b\nCOPY onlyone")
+        .starts_with("dockerfile parse error line 2: COPY requires at least two arguments"));
     assert!(err("FROM a b").contains("FROM requires either one or three arguments"));
     assert!(err("FROM b\nONBUILD ONBUILD RUN x").contains("isn't allowed"));
 }

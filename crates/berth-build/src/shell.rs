@@ -154,7 +154,11 @@ impl<'a> Lexer<'a> {
         let mut s = String::new();
         loop {
             match self.next() {
-                None => return Err(bad("unexpected end of statement while looking for matching single-quote")),
+                None => {
+                    return Err(bad(
+                        "unexpected end of statement while looking for matching single-quote",
+                    ))
+                }
                 Some('\'') => return Ok(s),
                 Some(c) => s.push(c),
             }
@@ -165,7 +169,11 @@ impl<'a> Lexer<'a> {
         let mut s = String::new();
         loop {
             match self.next() {
-                None => return Err(bad("unexpected end of statement while looking for matching double-quote")),
+                None => {
+                    return Err(bad(
+                        "unexpected end of statement while looking for matching double-quote",
+                    ))
+                }
                 Some('"') => return Ok(s),
                 Some('$') => s.push_str(&self.dollar()?),
                 Some(c) if c == self.escape => match self.peek() {
@@ -233,7 +241,11 @@ impl<'a> Lexer<'a> {
                     None => false,
                 };
                 match op {
-                    '-' => Ok(if set { value.unwrap_or("").to_string() } else { word }),
+                    '-' => Ok(if set {
+                        value.unwrap_or("").to_string()
+                    } else {
+                        word
+                    }),
                     '+' => Ok(if set { word } else { String::new() }),
                     '?' => {
                         if set {
@@ -270,7 +282,11 @@ fn trim_pattern(v: &str, pattern: &str, prefix: bool, longest: bool) -> String {
         cands.reverse();
     }
     for &i in &cands {
-        let (m, rest) = if prefix { (&v[..i], &v[i..]) } else { (&v[i..], &v[..i]) };
+        let (m, rest) = if prefix {
+            (&v[..i], &v[i..])
+        } else {
+            (&v[i..], &v[..i])
+        };
         if glob_match(pattern, m) {
             return rest.to_string();
         }

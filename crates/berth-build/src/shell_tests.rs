@@ -1,10 +1,17 @@
 use super::*;
 
 fn env() -> Vec<String> {
-    ["PWD=/home", "SHELL=bash", "EMPTY=", "WITH SPACE=no", "A=a b", "A=shadowed"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "PWD=/home",
+        "SHELL=bash",
+        "EMPTY=",
+        "WITH SPACE=no",
+        "A=a b",
+        "A=shadowed",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn w(s: &str) -> String {

@@ -11,8 +11,8 @@ use berth_build::builder::{BaseImage, Commit, Executor, ImageConfig, RunSpec};
 use berth_build::Error as BuildError;
 use tokio::sync::mpsc;
 
-use crate::container::WaitCondition;
 use crate::container::Output;
+use crate::container::WaitCondition;
 use crate::distribution::PullRequest;
 use crate::Daemon;
 
@@ -69,8 +69,7 @@ pub(super) fn decompress<'a>(r: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, 
         [b'B', b'Z', b'h', ..] => Box::new(bzip2::read::MultiBzDecoder::new(head)),
         [0xfd, b'7', b'z', b'X', b'Z', 0x00] => Box::new(xz2::read::XzDecoder::new_multi_decoder(head)),
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
-            zstd::stream::read::Decoder::new(head)
-                .map_err(|e| BuildError::Io(format!("zstd: {e}")))?,
+            zstd::stream::read::Decoder::new(head).map_err(|e| BuildError::Io(format!("zstd: {e}")))?,
         ),
         _ => Box::new(head),
     })
@@ -83,9 +82,11 @@ fn parse_http_date(s: &str) -> Option<i64> {
         return None;
     }
     let day: i64 = parts[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == parts[2])? as i64
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as i64
         + 1;
     let year: i64 = parts[3].parse().ok()?;
     let hms: Vec<i64> = parts[4].split(':').filter_map(|x| x.parse().ok()).collect();
@@ -163,7 +164,9 @@ impl Executor for DaemonExecutor {
     ) -> Result<Option<String>, BuildError> {
         let images = &self.daemon.images;
         for kid in images.children(parent.unwrap_or("")).map_err(conv_image)? {
-            let Ok(cf) = images.config_file(&kid) else { continue };
+            let Ok(cf) = images.config_file(&kid) else {
+                continue;
+            };
             let Some(cc) = &cf.container_config else { continue };
             if to_build(cc) == *probe && to_build(&cf.config) == *config {
                 return Ok(Some(kid));
@@ -315,7 +318,10 @@ mod tests {
     #[test]
     fn http_dates_parse_to_unix_seconds() {
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"), Some(1_445_412_480));
+        assert_eq!(
+            parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(1_445_412_480)
+        );
         assert_eq!(parse_http_date("garbage"), None);
     }
 }

@@ -52,7 +52,10 @@ pub(crate) fn sweep(data_root: &std::path::Path) {
     let dir = data_root.join("build");
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
-            eprintln!("berthd: reconcile: removing the context of an interrupted build {}", e.path().display());
+            eprintln!(
+                "berthd: reconcile: removing the context of an interrupted build {}",
+                e.path().display()
+            );
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
@@ -107,7 +110,13 @@ impl Daemon {
             .take(512)
             .read_to_end(&mut head)
             .map_err(|e| io("reading the build context", e))?;
-        let compressed = matches!(head.as_slice(), [0x1f, 0x8b, ..] | [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', ..] | [0x28, 0xb5, 0x2f, 0xfd, ..]);
+        let compressed = matches!(
+            head.as_slice(),
+            [0x1f, 0x8b, ..]
+                | [b'B', b'Z', b'h', ..]
+                | [0xfd, b'7', b'z', b'X', b'Z', ..]
+                | [0x28, 0xb5, 0x2f, 0xfd, ..]
+        );
         let is_tar = compressed || (head.len() >= 262 && &head[257..262] == b"ustar") || head.is_empty();
         let mut whole = std::io::Cursor::new(head).chain(src);
         let dockerfile_text = if is_tar {
@@ -131,9 +140,7 @@ impl Daemon {
                 }
             });
             let mut f = path.map_err(|_| {
-                berth_build::Error::NotFound(format!(
-                    "Cannot locate specified Dockerfile: {name}"
-                ))
+                berth_build::Error::NotFound(format!("Cannot locate specified Dockerfile: {name}"))
             })?;
             let mut s = String::new();
             f.read_to_string(&mut s)
@@ -178,7 +185,10 @@ impl Daemon {
             }
         }
         use berth_build::Executor as _;
-        ex.stream(&format!("Successfully built {}\n", berth_build::builder::short(&id)));
+        ex.stream(&format!(
+            "Successfully built {}\n",
+            berth_build::builder::short(&id)
+        ));
         for t in &req.tags {
             ex.tag(&id, t)?;
             let r = berth_types::Reference::parse(t)

@@ -70,7 +70,11 @@ fn add_tree(
     rel: &str,
     ignore: &Matcher,
 ) -> anyhow::Result<()> {
-    let full = if rel.is_empty() { root.to_path_buf() } else { root.join(rel) };
+    let full = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
     let md = std::fs::symlink_metadata(&full)?;
     if !rel.is_empty() {
         let excluded = ignore.excluded(rel);
@@ -119,7 +123,13 @@ fn make_context(a: &Args) -> anyhow::Result<(Vec<u8>, String)> {
         }
         let mut data = Vec::new();
         std::io::stdin().lock().read_to_end(&mut data)?;
-        let compressed = matches!(data.as_slice(), [0x1f, 0x8b, ..] | [b'B', b'Z', b'h', ..] | [0xfd, b'7', b'z', b'X', b'Z', ..] | [0x28, 0xb5, 0x2f, 0xfd, ..]);
+        let compressed = matches!(
+            data.as_slice(),
+            [0x1f, 0x8b, ..]
+                | [b'B', b'Z', b'h', ..]
+                | [0xfd, b'7', b'z', b'X', b'Z', ..]
+                | [0x28, 0xb5, 0x2f, 0xfd, ..]
+        );
         let is_tar = compressed || (data.len() > 262 && &data[257..262] == b"ustar");
         if is_tar {
             return Ok((data, a.file.clone().unwrap_or_default()));
@@ -152,7 +162,11 @@ fn make_context(a: &Args) -> anyhow::Result<(Vec<u8>, String)> {
         }
         Some(f) => {
             let p = Path::new(f);
-            let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                std::env::current_dir()?.join(p)
+            };
             let abs = abs
                 .canonicalize()
                 .map_err(|_| anyhow::anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {f}: no such file or directory"))?;
@@ -188,7 +202,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             Some((k, v)) if !k.is_empty() => {
                 build_args.insert(k.to_string(), Some(v.to_string()));
             }
-            Some(_) => return Err(status(125, format!("invalid argument \"{b}\" for \"--build-arg\" flag: invalid key-value pair: {b}"))),
+            Some(_) => {
+                return Err(status(
+                    125,
+                    format!("invalid argument \"{b}\" for \"--build-arg\" flag: invalid key-value pair: {b}"),
+                ))
+            }
             None => {
                 build_args.insert(b.clone(), std::env::var(b).ok());
             }
@@ -251,8 +270,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         }
         let v: serde_json::Value = serde_json::from_str(text)?;
         if let Some(e) = v.get("errorDetail") {
-            let msg = e.get("message").and_then(|m| m.as_str()).unwrap_or("").to_string();
-            let code = e.get("code").and_then(|c| c.as_i64()).filter(|c| *c != 0).unwrap_or(1);
+            let msg = e
+                .get("message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string();
+            let code = e
+                .get("code")
+                .and_then(|c| c.as_i64())
+                .filter(|c| *c != 0)
+                .unwrap_or(1);
             stdout.flush()?;
             return Err(status(code as i32, msg));
         }

@@ -41,7 +41,8 @@ fn inspect(d: &Daemon, image: &str, format: &str) -> String {
         .to_string()
 }
 
-const THIN: &str = "FROM busybox\nRUN echo hi > /f\nCOPY greeting.txt /g.txt\nCMD [\"cat\",\"/f\",\"/g.txt\"]\n";
+const THIN: &str =
+    "FROM busybox\nRUN echo hi > /f\nCOPY greeting.txt /g.txt\nCMD [\"cat\",\"/f\",\"/g.txt\"]\n";
 
 #[test]
 fn docker_build_runs_from_run_copy_cmd_with_the_classic_output() {
@@ -51,26 +52,46 @@ fn docker_build_runs_from_run_copy_cmd_with_the_classic_output() {
     assert_eq!(r.code, 0, "{r:?}");
     let out = &r.stdout;
     assert!(out.contains("Step 1/4 : FROM busybox\n ---> "), "{out}");
-    assert!(out.contains("Step 2/4 : RUN echo hi > /f\n ---> Running in "), "{out}");
+    assert!(
+        out.contains("Step 2/4 : RUN echo hi > /f\n ---> Running in "),
+        "{out}"
+    );
     assert!(out.contains("Removing intermediate container "), "{out}");
     assert!(out.contains("Step 3/4 : COPY greeting.txt /g.txt\n"), "{out}");
-    assert!(out.contains("Step 4/4 : CMD [\"cat\",\"/f\",\"/g.txt\"]\n"), "{out}");
+    assert!(
+        out.contains("Step 4/4 : CMD [\"cat\",\"/f\",\"/g.txt\"]\n"),
+        "{out}"
+    );
     let id = inspect(&d, "thin:1", "{{.Id}}");
-    assert!(out.contains(&format!("Successfully built {}\n", &id[7..19])), "{out}");
+    assert!(
+        out.contains(&format!("Successfully built {}\n", &id[7..19])),
+        "{out}"
+    );
     assert!(out.contains("Successfully tagged thin:1\n"), "{out}");
     let run = d.berth(&["run", "--rm", "thin:1"]).ok();
     assert_eq!(run.stdout, "hi\nhello\n");
     // Cached the second time: every step after FROM says so, and the image is the same.
     let again = docker_build(&d, &["-t", "thin:1"], &dir);
     assert_eq!(again.code, 0, "{again:?}");
-    assert_eq!(again.stdout.matches(" ---> Using cache\n").count(), 3, "{}", again.stdout);
-    assert!(again.stdout.contains(&format!("Successfully built {}\n", &id[7..19])));
+    assert_eq!(
+        again.stdout.matches(" ---> Using cache\n").count(),
+        3,
+        "{}",
+        again.stdout
+    );
+    assert!(again
+        .stdout
+        .contains(&format!("Successfully built {}\n", &id[7..19])));
     // Intermediate images are listed by images -a, and the history names each instruction.
     let all = d.berth(&["images", "-a", "-q"]).ok();
     assert!(all.stdout.lines().count() >= 4, "{}", all.stdout);
     let hist = d.berth(&["history", "--no-trunc", "thin:1"]).ok();
     assert!(hist.stdout.contains("/bin/sh -c echo hi > /f"), "{}", hist.stdout);
-    assert!(hist.stdout.contains("CMD [\"cat\" \"/f\" \"/g.txt\"]"), "{}", hist.stdout);
+    assert!(
+        hist.stdout.contains("CMD [\"cat\" \"/f\" \"/g.txt\"]"),
+        "{}",
+        hist.stdout
+    );
 }
 
 #[test]
@@ -78,12 +99,28 @@ fn berth_build_sets_every_metadata_instruction_in_the_config() {
     let d = daemon!();
     let df = "ARG BASE=busybox\nFROM $BASE\nARG GREETING=hello\nENV APP_HOME=/opt/app MSG=\"${GREETING} world\"\nLABEL com.example.v=\"1\" who=$GREETING\nWORKDIR $APP_HOME\nWORKDIR sub\nUSER 1000:1000\nEXPOSE 80 53/udp\nVOLUME /data\nSTOPSIGNAL SIGINT\nHEALTHCHECK --interval=5s --retries=2 CMD true\nSHELL [\"/bin/sh\", \"-c\"]\nONBUILD RUN echo triggered\nMAINTAINER someone\nENTRYPOINT [\"/bin/sh\", \"-c\"]\nCMD [\"echo $MSG; pwd; id -u\"]\n";
     let dir = context(&d, "meta", &[("Dockerfile", df)]);
-    let r = d.berth(&["build", "-t=meta:1", "--build-arg", "GREETING=hi", dir.to_str().unwrap()]);
+    let r = d.berth(&[
+        "build",
+        "-t=meta:1",
+        "--build-arg",
+        "GREETING=hi",
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("Step 1/17 : ARG BASE=busybox\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("Step 1/17 : ARG BASE=busybox\n"),
+        "{}",
+        r.stdout
+    );
     let j = |f: &str| inspect(&d, "meta:1", f);
-    assert_eq!(j("{{json .Config.Env}}"), r#"["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","APP_HOME=/opt/app","MSG=hi world"]"#);
-    assert_eq!(j("{{json .Config.Labels}}"), r#"{"com.example.v":"1","who":"hi"}"#);
+    assert_eq!(
+        j("{{json .Config.Env}}"),
+        r#"["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","APP_HOME=/opt/app","MSG=hi world"]"#
+    );
+    assert_eq!(
+        j("{{json .Config.Labels}}"),
+        r#"{"com.example.v":"1","who":"hi"}"#
+    );
     assert_eq!(j("{{.Config.WorkingDir}}"), "/opt/app/sub");
     assert_eq!(j("{{.Config.User}}"), "1000:1000");
     assert_eq!(j("{{json .Config.ExposedPorts}}"), r#"{"53/udp":{},"80/tcp":{}}"#);
@@ -99,12 +136,24 @@ fn berth_build_sets_every_metadata_instruction_in_the_config() {
 #[test]
 fn a_failing_run_fails_the_build_with_dockers_message_and_code() {
     let d = daemon!();
-    let dir = context(&d, "fail", &[("Dockerfile", "FROM busybox\nRUN echo bad >&2; exit 7\n")]);
+    let dir = context(
+        &d,
+        "fail",
+        &[("Dockerfile", "FROM busybox\nRUN echo bad >&2; exit 7\n")],
+    );
     let r = d.berth(&["build", "-t", "fail:1", dir.to_str().unwrap()]);
     assert_eq!(r.code, 7, "{r:?}");
-    assert!(r.stderr.contains("The command '/bin/sh -c echo bad >&2; exit 7' returned a non-zero code: 7"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("The command '/bin/sh -c echo bad >&2; exit 7' returned a non-zero code: 7"),
+        "{r:?}"
+    );
     assert!(r.stdout.contains("\u{1b}[91mbad\n\u{1b}[0m"), "{r:?}");
-    assert_ne!(d.berth(&["image", "inspect", "fail:1"]).code, 0, "no tagged half image");
+    assert_ne!(
+        d.berth(&["image", "inspect", "fail:1"]).code,
+        0,
+        "no tagged half image"
+    );
     let dk = docker_build(&d, &["-t", "fail:2"], &dir);
     assert_eq!(dk.code, 7, "{dk:?}");
     assert!(dk.stderr.contains("returned a non-zero code: 7"), "{dk:?}");
@@ -115,46 +164,93 @@ fn multi_stage_copy_from_a_named_stage() {
     let d = daemon!();
     let df = "FROM busybox AS builder\nRUN mkdir -p /out && echo built > /out/artifact\nFROM busybox\nCOPY --from=builder /out/artifact /app/\nCMD [\"cat\", \"/app/artifact\"]\n";
     let dir = context(&d, "ms", &[("Dockerfile", df)]);
-    d.berth(&["build", "-q", "-t", "ms:1", dir.to_str().unwrap()]).ok();
+    d.berth(&["build", "-q", "-t", "ms:1", dir.to_str().unwrap()])
+        .ok();
     assert_eq!(d.berth(&["run", "--rm", "ms:1"]).ok().stdout, "built\n");
     // --target stops at the named stage.
-    d.berth(&["build", "-q", "--target", "builder", "-t", "ms:builder", dir.to_str().unwrap()]).ok();
-    let out = d.berth(&["run", "--rm", "ms:builder", "cat", "/out/artifact"]).ok();
+    d.berth(&[
+        "build",
+        "-q",
+        "--target",
+        "builder",
+        "-t",
+        "ms:builder",
+        dir.to_str().unwrap(),
+    ])
+    .ok();
+    let out = d
+        .berth(&["run", "--rm", "ms:builder", "cat", "/out/artifact"])
+        .ok();
     assert_eq!(out.stdout, "built\n");
 }
 
 #[test]
 fn dockerignore_and_a_dockerfile_outside_the_context() {
     let d = daemon!();
-    let dir = context(&d, "ign", &[
-        (".dockerignore", "*.log\nsecret\n!keep.log\n"),
-        ("a.txt", "a\n"),
-        ("x.log", "x\n"),
-        ("keep.log", "k\n"),
-        ("secret/key", "s\n"),
-    ]);
+    let dir = context(
+        &d,
+        "ign",
+        &[
+            (".dockerignore", "*.log\nsecret\n!keep.log\n"),
+            ("a.txt", "a\n"),
+            ("x.log", "x\n"),
+            ("keep.log", "k\n"),
+            ("secret/key", "s\n"),
+        ],
+    );
     let df = d.root.join("elsewhere.Dockerfile");
     std::fs::write(&df, "FROM busybox\nCOPY . /ctx/\nCMD [\"ls\", \"/ctx\"]\n").unwrap();
-    let r = d.berth(&["build", "-t", "ign:1", "-f", df.to_str().unwrap(), dir.to_str().unwrap()]);
+    let r = d.berth(&[
+        "build",
+        "-t",
+        "ign:1",
+        "-f",
+        df.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let ls = d.berth(&["run", "--rm", "ign:1"]).ok();
-    let names: Vec<&str> = ls.stdout.lines().filter(|n| !n.starts_with(".dockerfile.")).collect();
+    let names: Vec<&str> = ls
+        .stdout
+        .lines()
+        .filter(|n| !n.starts_with(".dockerfile."))
+        .collect();
     assert_eq!(names, ["a.txt", "keep.log"]);
     // The same through the real docker CLI.
     let dk = docker_build(&d, &["-t", "ign:2", "-f", df.to_str().unwrap()], &dir);
     assert_eq!(dk.code, 0, "{dk:?}");
     let ls2 = d.berth(&["run", "--rm", "ign:2", "ls", "/ctx"]).ok();
-    assert!(!ls2.stdout.contains("x.log") && !ls2.stdout.contains("secret") && ls2.stdout.contains("keep.log"), "{}", ls2.stdout);
+    assert!(
+        !ls2.stdout.contains("x.log") && !ls2.stdout.contains("secret") && ls2.stdout.contains("keep.log"),
+        "{}",
+        ls2.stdout
+    );
 }
 
 #[test]
 fn dockerfile_and_tar_on_stdin() {
     let d = daemon!();
-    let r = d.berth_stdin(&["build", "-t", "stdin:1", "-"], b"FROM busybox\nCMD [\"echo\", \"from stdin\"]\n");
+    let r = d.berth_stdin(
+        &["build", "-t", "stdin:1", "-"],
+        b"FROM busybox\nCMD [\"echo\", \"from stdin\"]\n",
+    );
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(d.berth(&["run", "--rm", "stdin:1"]).ok().stdout, "from stdin\n");
-    let dir = context(&d, "tarctx", &[("Dockerfile", "FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n"), ("f", "in a tar\n")]);
-    let tar = std::process::Command::new("tar").arg("-C").arg(&dir).args(["-cf", "-", "."]).output().unwrap().stdout;
+    let dir = context(
+        &d,
+        "tarctx",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n"),
+            ("f", "in a tar\n"),
+        ],
+    );
+    let tar = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .args(["-cf", "-", "."])
+        .output()
+        .unwrap()
+        .stdout;
     let r = d.berth_stdin(&["build", "-t", "stdin:2", "-"], &tar);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(d.berth(&["run", "--rm", "stdin:2"]).ok().stdout, "in a tar\n");
@@ -163,23 +259,49 @@ fn dockerfile_and_tar_on_stdin() {
 #[test]
 fn copy_outside_the_context_and_unknown_instructions_are_refused() {
     let d = daemon!();
-    let dir = context(&d, "bad", &[("Dockerfile", "FROM busybox\nCOPY ../etc/passwd /x\n")]);
+    let dir = context(
+        &d,
+        "bad",
+        &[("Dockerfile", "FROM busybox\nCOPY ../etc/passwd /x\n")],
+    );
     let r = d.berth(&["build", dir.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("Forbidden path outside the build context: ../etc/passwd"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Forbidden path outside the build context: ../etc/passwd"),
+        "{r:?}"
+    );
     let dir = context(&d, "bad2", &[("Dockerfile", "FROM busybox\n\nFROBNICATE x\n")]);
     let r = d.berth(&["build", dir.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("dockerfile parse error line 3: unknown instruction: FROBNICATE"), "{r:?}");
-    let dir = context(&d, "bad3", &[("Dockerfile", "FROM busybox\nCOPY missing.txt /x\n")]);
+    assert!(
+        r.stderr
+            .contains("dockerfile parse error line 3: unknown instruction: FROBNICATE"),
+        "{r:?}"
+    );
+    let dir = context(
+        &d,
+        "bad3",
+        &[("Dockerfile", "FROM busybox\nCOPY missing.txt /x\n")],
+    );
     let r = d.berth(&["build", dir.to_str().unwrap()]);
-    assert!(r.code != 0 && r.stderr.contains("file not found in build context"), "{r:?}");
+    assert!(
+        r.code != 0 && r.stderr.contains("file not found in build context"),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn docker_py_builds_and_streams() {
     let d = daemon!();
-    let dir = context(&d, "py", &[("Dockerfile", "FROM busybox\nRUN echo py > /p\nCMD [\"cat\", \"/p\"]\n")]);
+    let dir = context(
+        &d,
+        "py",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo py > /p\nCMD [\"cat\", \"/p\"]\n",
+        )],
+    );
     let script = format!(
         r#"
 import docker, json

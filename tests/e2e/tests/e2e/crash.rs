@@ -339,9 +339,13 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
         }
         "build.context" | "build.run" | "build.step" => {
             // A killed build tags nothing half made; building again completes.
-            assert!(image_id(d, "built:1").is_none(), "{point}: tagged before the build ended");
+            assert!(
+                image_id(d, "built:1").is_none(),
+                "{point}: tagged before the build ended"
+            );
             let dir = d.root.join("crash-build");
-            d.berth(&["build", "-q", "-t", "built:1", dir.to_str().unwrap()]).ok();
+            d.berth(&["build", "-q", "-t", "built:1", dir.to_str().unwrap()])
+                .ok();
             let out = d.berth(&["run", "--rm", "built:1"]).ok();
             assert_eq!(out.out(), "built");
         }
