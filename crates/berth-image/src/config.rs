@@ -34,12 +34,35 @@ pub struct ContainerConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
-    /// `HEALTHCHECK` as docker stores it (`Test`, durations in ns, `Retries`); kept as JSON.
+    /// `HEALTHCHECK` as docker stores it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<serde_json::Value>,
+    pub healthcheck: Option<HealthConfig>,
     /// `SHELL`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// An image's `Healthcheck` (docker's `container.HealthConfig`; durations in nanoseconds), in
+/// docker's field order so a built config has the bytes docker would write.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub timeout: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_period: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub start_interval: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retries: i64,
 }
 
 /// One history entry.

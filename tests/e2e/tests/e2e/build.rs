@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use berth_e2e::{Daemon, Run};
 
 /// A context directory with these files.
-fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = d.root.join(name);
     for (path, body) in files {
         let p = dir.join(path);
@@ -17,7 +17,7 @@ fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-fn docker_build(d: &Daemon, args: &[&str], dir: &Path) -> Run {
+pub(crate) fn docker_build(d: &Daemon, args: &[&str], dir: &Path) -> Run {
     let o = d
         .docker_command()
         .env("DOCKER_BUILDKIT", "0")
@@ -34,7 +34,7 @@ fn docker_build(d: &Daemon, args: &[&str], dir: &Path) -> Run {
     }
 }
 
-fn inspect(d: &Daemon, image: &str, format: &str) -> String {
+pub(crate) fn inspect(d: &Daemon, image: &str, format: &str) -> String {
     d.berth(&["image", "inspect", "-f", format, image])
         .ok()
         .out()
