@@ -154,6 +154,8 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     pub target: Option<String>,
     pub network: String,
+    /// `SOURCE_DATE_EPOCH` (a build arg): file times in new layers are clamped to it.
+    pub source_date_epoch: Option<i64>,
 }
 
 /// Proxy arguments every build accepts without an ARG (and keeps out of the history).
@@ -168,6 +170,7 @@ const BUILTIN_ARGS: &[&str] = &[
     "no_proxy",
     "ALL_PROXY",
     "all_proxy",
+    "SOURCE_DATE_EPOCH",
 ];
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -250,7 +253,14 @@ pub fn build(
             last.push(Instruction { line, ..inst });
         }
     }
-    let total = meta.len() + stages.iter().map(Vec::len).sum::<usize>();
+    let needed = needed_stages(&stages);
+    let total = meta.len()
+        + stages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| needed[*i])
+            .map(|(_, s)| s.len())
+            .sum::<usize>();
     let mut b = Builder {
         ex,
         opts,
@@ -270,6 +280,9 @@ pub fn build(
     }
     let mut last = String::new();
     for (ix, insts) in stages.iter().enumerate() {
+        if !needed[ix] {
+            continue;
+        }
         let id = b.stage(ix, insts)?;
         on_stage(&id);
         last = id;
@@ -287,6 +300,41 @@ pub fn build(
         ));
     }
     Ok(last)
+}
+
+/// The stages the last one (the target) needs: itself, the stages it is built FROM and those
+/// it COPYs `--from`, transitively. A reference that is not a plain name (it holds `$`) keeps
+/// every earlier stage, since it is only known once expanded.
+fn needed_stages(stages: &[Vec<Instruction>]) -> Vec<bool> {
+    let mut needed = vec![false; stages.len()];
+    let find = |r: &str, before: usize| -> Vec<usize> {
+        if r.contains('$') {
+            return (0..before).collect();
+        }
+        if let Ok(n) = r.parse::<usize>() {
+            return if n < before { vec![n] } else { vec![] };
+        }
+        (0..before)
+            .filter(|&i| stage_name(&stages[i][0]).is_some_and(|n| n.eq_ignore_ascii_case(r)))
+            .collect()
+    };
+    let mut todo = vec![stages.len() - 1];
+    while let Some(i) = todo.pop() {
+        if needed[i] {
+            continue;
+        }
+        needed[i] = true;
+        let mut refs = vec![stages[i][0].args[0].clone()];
+        for inst in &stages[i][1..] {
+            if let Some(f) = inst.flag("from") {
+                refs.push(f.to_string());
+            }
+        }
+        for r in refs {
+            todo.extend(find(&r, i));
+        }
+    }
+    needed
 }
 
 fn stage_name(from: &Instruction) -> Option<&str> {
@@ -991,5 +1039,45 @@ impl Stage {
     }
     pub(crate) fn is_named(&self) -> Option<&str> {
         self.name.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stages(text: &str) -> Vec<Vec<Instruction>> {
+        let mut out: Vec<Vec<Instruction>> = Vec::new();
+        for i in parser::parse(text).unwrap().instructions {
+            if i.cmd == "from" {
+                out.push(vec![i]);
+            } else {
+                out.last_mut().unwrap().push(i);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn only_the_stages_the_target_needs_are_built() {
+        let s = stages("FROM busybox AS a\nFROM busybox AS b\nFROM a AS c\nFROM busybox\nCOPY --from=c /x /x\nCOPY --from=1 /y /y\n");
+        assert_eq!(needed_stages(&s), [true, true, true, true]);
+        let s = stages(
+            "FROM busybox AS unused\nRUN false\nFROM busybox AS dep\nFROM busybox\nCOPY --from=dep /x /x\n",
+        );
+        assert_eq!(needed_stages(&s), [false, true, true]);
+        let s = stages("FROM busybox AS a\nFROM busybox\nCOPY --from=$X /x /x\n");
+        assert_eq!(needed_stages(&s), [true, true]);
+    }
+
+    #[test]
+    fn go_quoting_and_durations() {
+        assert_eq!(
+            go_quote_list(&["cat".into(), "a \"b\"".into()]),
+            r#"["cat" "a \"b\""]"#
+        );
+        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_duration("500ms"), Some(500_000_000));
+        assert_eq!(parse_duration("5"), None);
     }
 }

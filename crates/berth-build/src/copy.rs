@@ -676,6 +676,14 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
             Ok(())
         };
 
+    let epoch = b.options().source_date_epoch;
+    let clamp = |entries: &mut Vec<Entry>| {
+        if let Some(t) = epoch {
+            for e in entries.iter_mut() {
+                e.mtime = e.mtime.min(t.max(0) as u64);
+            }
+        }
+    };
     // Cache probe: computed on the entries as if dest were what the Dockerfile says.
     build_entries(
         dest_dir_known || plan.iter().any(|(_, p)| p.is_dir()),
@@ -695,6 +703,7 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
         inst.flag("chmod").unwrap_or(""),
         from.clone().unwrap_or_default()
     );
+    clamp(&mut entries);
     let sum = checksum(&entries, &archives, &extra)?;
     let comment = format!("#(nop) {cmd} {kind}:{sum} in {dest_raw} ");
     let mut probe = st.config().clone();
@@ -768,6 +777,7 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
                         entries_ref.clear();
                         let mut arch = Vec::new();
                         build_entries(true, entries_ref, &mut arch)?;
+                        clamp(entries_ref);
                     }
                     let owner = chown
                         .as_deref()

@@ -22,7 +22,8 @@ pub struct BuildCommit<'a> {
     /// The step's probe config (`container_config`), which the cache compares.
     pub probe: ContainerConfig,
     pub created_by: String,
-    /// `created` of the image and its history entry (RFC 3339); now when empty.
+    /// `created` of the image and its history entry (RFC 3339); now when empty. When given
+    /// (a reproducible build) the container's ID is not recorded either.
     pub created: String,
 }
 
@@ -64,7 +65,9 @@ impl ImageService {
         let mut probe = step.probe;
         probe.image = parent_id.clone().unwrap_or_default();
         cfg.container_config = Some(probe);
-        cfg.container = step.container.unwrap_or_default().to_string();
+        if step.created.is_empty() {
+            cfg.container = step.container.unwrap_or_default().to_string();
+        }
 
         let mut tmp_file = None;
         if let Some(cid) = step.container {

@@ -22,6 +22,47 @@ pub(super) struct DaemonExecutor {
     pub tx: mpsc::Sender<JsonMessage>,
     pub quiet: bool,
     pub auth: berth_registry::AuthConfig,
+    /// `SOURCE_DATE_EPOCH`: image times, and file times in new layers clamped to it.
+    pub epoch: Option<i64>,
+}
+
+/// Sets every mtime (and atime) newer than `t` in the tree `dir` to `t`, never following
+/// symlinks, so a step's layer is the same bytes whenever it is built.
+fn clamp_times(dir: &Path, t: i64) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Timespec, Timestamps, CWD};
+    let mut stack = vec![dir.to_path_buf()];
+    let ts = Timestamps {
+        last_access: Timespec {
+            tv_sec: t,
+            tv_nsec: 0,
+        },
+        last_modification: Timespec {
+            tv_sec: t,
+            tv_nsec: 0,
+        },
+    };
+    let mut all = Vec::new();
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p)? {
+            let e = e?;
+            let ft = e.file_type()?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            }
+            all.push(e.path());
+        }
+    }
+    // Children before their directories (setting a child's time does not touch the parent's,
+    // but keep the order obvious).
+    all.push(dir.to_path_buf());
+    for p in all.iter().rev() {
+        let md = std::fs::symlink_metadata(p)?;
+        use std::os::unix::fs::MetadataExt;
+        if md.mtime() > t || md.atime() > t {
+            rustix::fs::utimensat(CWD, p, &ts, AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+    }
+    Ok(())
 }
 
 fn conv(e: crate::Error) -> BuildError {
@@ -271,6 +312,14 @@ impl Executor for DaemonExecutor {
     }
 
     fn commit(&mut self, step: Commit<'_>) -> Result<String, BuildError> {
+        if let (Some(t), Some(cid)) = (self.epoch, step.container) {
+            let upper = self.daemon.images.rootfs_dir(cid).map_err(conv_image)?.join("fs");
+            clamp_times(&upper, t).map_err(|e| BuildError::Io(format!("clamping file times: {e}")))?;
+        }
+        let created = self
+            .epoch
+            .map(|t| berth_types::time::rfc3339_nano(t.max(1) * 1_000_000_000))
+            .unwrap_or_default();
         let id = self
             .daemon
             .images
@@ -281,7 +330,7 @@ impl Executor for DaemonExecutor {
                 config: to_image(step.config),
                 probe: to_image(step.probe),
                 created_by: step.created_by,
-                created: String::new(),
+                created,
             })
             .map_err(conv_image)?;
         berth_sys::failpoint::hit("build.step.committed");

@@ -154,6 +154,14 @@ impl Daemon {
             s
         };
 
+        let epoch = match req.build_args.get("SOURCE_DATE_EPOCH") {
+            Some(Some(v)) => Some(
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| berth_build::Error::Invalid(format!("invalid SOURCE_DATE_EPOCH: {v}")))?,
+            ),
+            _ => None,
+        };
         let opts = BuildOptions {
             dockerfile: dockerfile_text,
             context,
@@ -166,6 +174,7 @@ impl Daemon {
             labels: req.labels.clone(),
             target: req.target.clone(),
             network: req.network.clone(),
+            source_date_epoch: epoch,
         };
         let mut ex = exec::DaemonExecutor {
             daemon: self.clone(),
@@ -173,6 +182,7 @@ impl Daemon {
             tx: tx.clone(),
             quiet: req.quiet,
             auth: req.auth,
+            epoch,
         };
         let mut aux = Vec::new();
         let id = berth_build::build(&mut ex, &opts, &mut |id| aux.push(id.to_string()))?;

@@ -213,6 +213,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
             }
         }
     }
+    // As buildx does: SOURCE_DATE_EPOCH from the environment is a build arg.
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        build_args.entry("SOURCE_DATE_EPOCH".into()).or_insert(Some(v));
+    }
     let mut labels = BTreeMap::new();
     for l in &a.labels {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));

@@ -349,3 +349,51 @@ fn a_context_tar_climbing_out_is_refused() {
     assert!(r.stderr.contains("invalid build context"), "{r:?}");
     assert!(!d.root.join("escape").exists());
 }
+
+#[test]
+fn source_date_epoch_makes_two_builds_in_two_data_roots_identical() {
+    let d1 = daemon!();
+    let d2 = berth_e2e::Daemon::start();
+    // The same base image in both (each test daemon imports its own busybox).
+    let saved = d1.root.join("busybox-saved.tar");
+    d1.berth(&["save", "-o", saved.to_str().unwrap(), "busybox"]).ok();
+    d2.berth(&["load", "-i", saved.to_str().unwrap()]).ok();
+    let df = "FROM busybox\nCOPY f /f\nRUN touch -d @$((1800000000 + RANDOM)) /random-time && mkdir -p /made && echo x > /made/y\nCMD [\"cat\", \"/f\"]\n";
+    let c1 = context(&d1, "repro", &[("Dockerfile", df), ("f", "same\n")]);
+    let c2 = context(&d2, "repro", &[("Dockerfile", df), ("f", "same\n")]);
+    // The sources' own times differ too.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(c2.join("f"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let id = |d: &berth_e2e::Daemon, c: &std::path::Path| {
+        d.berth(&[
+            "build",
+            "-q",
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1700000000",
+            c.to_str().unwrap(),
+        ])
+        .ok()
+        .out()
+        .to_string()
+    };
+    let a = id(&d1, &c1);
+    let b = id(&d2, &c2);
+    assert!(a.starts_with("sha256:"), "{a}");
+    assert_eq!(
+        a,
+        b,
+        "same context, same epoch, different data roots and times:\n{}\n{}",
+        d1.berth(&["image", "inspect", &a]).stdout,
+        d2.berth(&["image", "inspect", &b]).stdout
+    );
+    assert_eq!(inspect(&d1, &a, "{{.Created}}"), "2023-11-14T22:13:20Z");
+    let t = d1
+        .berth(&["run", "--rm", &a, "stat", "-c", "%Y", "/random-time"])
+        .ok();
+    assert_eq!(t.out(), "1700000000");
+}
