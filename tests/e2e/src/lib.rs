@@ -587,7 +587,8 @@ pub fn wait_pid_exit(pid: i32, timeout: Duration) -> bool {
     }
 }
 
-fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Run {
+/// Runs `cmd` with `input` on its stdin.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Run {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
