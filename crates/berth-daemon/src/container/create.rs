@@ -95,7 +95,17 @@ impl Daemon {
         .await?;
 
         let id = random_id();
-        let config = merge_config(&body, &image.config, &id)?;
+        let mut config = merge_config(&body, &image.config, &id)?;
+        if config.healthcheck.is_none() {
+            // The image's HEALTHCHECK (a built image's), unless the request sets one.
+            config.healthcheck = self
+                .images
+                .config_file(&image.id)
+                .ok()
+                .and_then(|c| c.config.healthcheck)
+                .and_then(|h| serde_json::to_value(h).ok())
+                .and_then(|v| serde_json::from_value(v).ok());
+        }
         let (path, args) = command(&config)?;
         // Every mount is parsed and checked before anything is made.
         let plan = crate::container::mounts::plan(self, &host, &config)?;

@@ -397,3 +397,24 @@ fn source_date_epoch_makes_two_builds_in_two_data_roots_identical() {
         .ok();
     assert_eq!(t.out(), "1700000000");
 }
+
+#[test]
+fn a_built_images_healthcheck_runs_in_its_containers() {
+    let d = daemon!();
+    let dir = context(
+        &d,
+        "hcrun",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nHEALTHCHECK --interval=1s --timeout=5s CMD true\nCMD [\"sleep\", \"60\"]\n",
+        )],
+    );
+    build(&d, "hcrun:1", &dir);
+    d.berth(&["run", "-d", "--name", "hc", "hcrun:1"]).ok();
+    d.eventually("the container reports healthy", || {
+        d.berth(&["inspect", "-f", "{{.State.Health.Status}}", "hc"])
+            .out()
+            == "healthy"
+    });
+    d.berth(&["rm", "-f", "hc"]).ok();
+}
