@@ -532,6 +532,16 @@ impl Builder<'_> {
             e => e,
         };
         match inst.cmd.as_str() {
+            "run" if !inst.flags.is_empty() => {
+                let names: Vec<String> = inst.flags.iter().map(|(n, _)| format!("--{n}")).collect();
+                return Err(Error::Parse {
+                    line: inst.line,
+                    message: format!(
+                        "RUN {}: BuildKit's RUN options (mounts, network, security) are not supported by berth's builder",
+                        names.join(" ")
+                    ),
+                });
+            }
             "run" => return self.run(st, inst),
             "copy" | "add" => return crate::copy::copy(self, st, inst),
             "cmd" => {

@@ -24,6 +24,8 @@ pub(super) struct DaemonExecutor {
     pub auth: berth_registry::AuthConfig,
     /// `SOURCE_DATE_EPOCH`: image times, and file times in new layers clamped to it.
     pub epoch: Option<i64>,
+    /// The client went away: the build stops at its next step.
+    pub gone: bool,
 }
 
 /// Sets every mtime (and atime) newer than `t` in the tree `dir` to `t`, never following
@@ -146,8 +148,19 @@ fn parse_http_date(s: &str) -> Option<i64> {
 }
 
 impl DaemonExecutor {
-    fn send(&self, m: JsonMessage) {
-        let _ = self.tx.blocking_send(m);
+    fn send(&mut self, m: JsonMessage) {
+        if self.tx.blocking_send(m).is_err() {
+            self.gone = true;
+        }
+    }
+
+    fn check_gone(&self) -> Result<(), BuildError> {
+        if self.gone {
+            return Err(BuildError::Executor(
+                "build cancelled: the client went away".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn resolve(&self, name: &str) -> Result<BaseImage, BuildError> {
@@ -217,6 +230,7 @@ impl Executor for DaemonExecutor {
     }
 
     fn create(&mut self, image: &str, spec: &RunSpec) -> Result<String, BuildError> {
+        self.check_gone()?;
         let labels = spec.config.labels.clone().map(|l| l.into_iter().collect());
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
@@ -312,6 +326,7 @@ impl Executor for DaemonExecutor {
     }
 
     fn commit(&mut self, step: Commit<'_>) -> Result<String, BuildError> {
+        self.check_gone()?;
         if let (Some(t), Some(cid)) = (self.epoch, step.container) {
             let upper = self.daemon.images.rootfs_dir(cid).map_err(conv_image)?.join("fs");
             clamp_times(&upper, t).map_err(|e| BuildError::Io(format!("clamping file times: {e}")))?;

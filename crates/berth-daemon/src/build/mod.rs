@@ -183,6 +183,7 @@ impl Daemon {
             quiet: req.quiet,
             auth: req.auth,
             epoch,
+            gone: false,
         };
         let mut aux = Vec::new();
         let id = berth_build::build(&mut ex, &opts, &mut |id| aux.push(id.to_string()))?;

@@ -418,3 +418,21 @@ fn a_built_images_healthcheck_runs_in_its_containers() {
     });
     d.berth(&["rm", "-f", "hc"]).ok();
 }
+
+#[test]
+fn the_127_layer_limit_fails_the_build_before_any_damage() {
+    let d = daemon!();
+    let mut df = String::from("FROM scratch\n");
+    for i in 0..128 {
+        df.push_str(&format!("COPY f /f{i}\n"));
+    }
+    let dir = context(&d, "deep", &[("Dockerfile", &df), ("f", "f\n")]);
+    let r = d.berth(&["build", "-t", "deep:1", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("max depth exceeded"), "{r:?}");
+    assert!(r.stdout.contains("Step 129/129 : COPY f /f127"), "{}", r.stdout);
+    assert_ne!(d.berth(&["image", "inspect", "deep:1"]).code, 0);
+    // The steps before it are images (the cache); only the tag was not given.
+    let top = d.berth(&["images", "-a", "-q", "--no-trunc"]).ok();
+    assert!(top.stdout.lines().count() >= 128, "{}", top.stdout);
+}
