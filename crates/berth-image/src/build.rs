@@ -123,3 +123,79 @@ impl Drop for TempPath {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_meta::Db;
+
+    fn tar_of(path: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn is_root() -> bool {
+        rustix::process::geteuid().is_root()
+    }
+
+    #[test]
+    fn build_steps_chain_as_children_with_their_probe_config_and_history() {
+        if !is_root() {
+            eprintln!("skipped: requires root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path().join("berth.db")).unwrap();
+        let svc = ImageService::open(dir.path(), db).unwrap();
+        let probe = |c: &str| ContainerConfig {
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), c.into()]),
+            ..Default::default()
+        };
+        let mut layer = &tar_of("f", b"x")[..];
+        let first = svc
+            .build_commit(BuildCommit {
+                container: None,
+                layer: Some(&mut layer),
+                parent: None,
+                config: ContainerConfig::default(),
+                probe: probe("#(nop) COPY file:x in /f "),
+                created_by: "/bin/sh -c #(nop) COPY file:x in /f ".into(),
+                created: "2023-11-14T22:13:20Z".into(),
+            })
+            .unwrap();
+        let cfg = ContainerConfig {
+            labels: Some([("a".to_string(), "b".to_string())].into()),
+            ..Default::default()
+        };
+        let second = svc
+            .build_commit(BuildCommit {
+                container: None,
+                layer: None,
+                parent: Some(&first),
+                config: cfg.clone(),
+                probe: probe("#(nop)  LABEL a=b"),
+                created_by: "/bin/sh -c #(nop)  LABEL a=b".into(),
+                created: "2023-11-14T22:13:20Z".into(),
+            })
+            .unwrap();
+        assert_eq!(svc.children(&first).unwrap(), vec![second.clone()]);
+        assert_eq!(svc.children("").unwrap(), vec![first.clone()]);
+        assert_eq!(svc.layer_count(&second).unwrap(), 1);
+        let c = svc.config_file(&second).unwrap();
+        assert_eq!(c.config.labels, cfg.labels);
+        assert_eq!(c.config.image, first);
+        assert_eq!(c.container_config.unwrap().cmd, probe("#(nop)  LABEL a=b").cmd);
+        assert_eq!(c.history.len(), 2);
+        assert!(!c.history[0].empty_layer);
+        assert!(c.history[1].empty_layer);
+        assert_eq!(c.created, "2023-11-14T22:13:20Z");
+        assert!(c.container.is_empty());
+    }
+}
