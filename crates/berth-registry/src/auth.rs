@@ -206,6 +206,43 @@ impl TokenResponse {
     }
 }
 
+/// Parses an `X-Registry-Config` header (`build`): base64 JSON of credentials keyed by
+/// registry (`https://index.docker.io/v1/`, `host:port`). Empty or `{}`: none.
+pub fn auth_configs_from_header(
+    header: &str,
+) -> Result<std::collections::BTreeMap<String, AuthConfig>, Error> {
+    let h = header.trim();
+    if h.is_empty() {
+        return Ok(Default::default());
+    }
+    let bytes = URL_SAFE
+        .decode(h)
+        .or_else(|_| STANDARD.decode(h))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+        .map_err(|_| Error::InvalidArgument("invalid X-Registry-Config header: bad base64".into()))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) || bytes == b"null" {
+        return Ok(Default::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::InvalidArgument(format!("invalid X-Registry-Config header: {e}")))
+}
+
+/// The credentials in `auths` (an `X-Registry-Config`) for the registry `domain` (normalised,
+/// `docker.io` for Docker Hub); anonymous when none.
+pub fn auth_for_domain(auths: &std::collections::BTreeMap<String, AuthConfig>, domain: &str) -> AuthConfig {
+    auths
+        .iter()
+        .find(|(k, _)| normalize_server(k) == normalize_server(domain))
+        .map(|(k, a)| {
+            let mut a = a.clone();
+            if a.serveraddress.is_empty() {
+                a.serveraddress = k.clone();
+            }
+            a
+        })
+        .unwrap_or_default()
+}
+
 /// The registry host credentials are for: `https://index.docker.io/v1/`, `docker.io`, ``
 /// → `docker.io`; `http://host:5000/v2/` → `host:5000`.
 pub fn normalize_server(server: &str) -> String {
@@ -226,6 +263,21 @@ pub fn normalize_server(server: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_config_headers_pick_the_registry() {
+        let h = URL_SAFE.encode(r#"{"https://index.docker.io/v1/":{"username":"hub"},"127.0.0.1:5000":{"username":"local","password":"p"}}"#);
+        let m = auth_configs_from_header(&h).unwrap();
+        assert_eq!(auth_for_domain(&m, "docker.io").username, "hub");
+        let a = auth_for_domain(&m, "127.0.0.1:5000");
+        assert_eq!(
+            (a.username.as_str(), a.serveraddress.as_str()),
+            ("local", "127.0.0.1:5000")
+        );
+        assert_eq!(auth_for_domain(&m, "other:1"), AuthConfig::default());
+        assert!(auth_configs_from_header("e30=").unwrap().is_empty());
+        assert!(auth_configs_from_header("").unwrap().is_empty());
+    }
 
     #[test]
     fn challenges_parse() {

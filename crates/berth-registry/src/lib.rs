@@ -47,7 +47,7 @@ mod tls;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use auth::{normalize_server, AuthConfig};
+pub use auth::{auth_configs_from_header, auth_for_domain, normalize_server, AuthConfig};
 pub use error::{Error, RegistryError, RegistryErrors};
 pub use manifest::{Descriptor, Index, Manifest, Platform};
 pub use misc::{LoginOutcome, SearchResult};

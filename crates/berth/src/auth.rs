@@ -197,6 +197,37 @@ pub fn get(server: &str) -> anyhow::Result<AuthConfig> {
     Ok(a)
 }
 
+/// The `X-Registry-Config` value `build` sends: base64url JSON of every stored credential,
+/// keyed by config.json server key (the daemon picks the one a FROM's registry needs).
+pub fn registry_config_header() -> anyhow::Result<String> {
+    let cfg = load()?;
+    let mut servers: Vec<String> = Vec::new();
+    for key in ["auths", "credHelpers"] {
+        if let Some(m) = cfg.get(key).and_then(Value::as_object) {
+            servers.extend(m.keys().cloned());
+        }
+    }
+    servers.sort();
+    servers.dedup();
+    let mut out = Map::new();
+    for s in servers {
+        let a = get(&s)?;
+        let mut m = Map::new();
+        for (k, v) in [
+            ("username", &a.username),
+            ("password", &a.password),
+            ("serveraddress", &a.serveraddress),
+            ("identitytoken", &a.identitytoken),
+        ] {
+            if !v.is_empty() {
+                m.insert(k.into(), Value::String(v.clone()));
+            }
+        }
+        out.insert(s, Value::Object(m));
+    }
+    Ok(base64::engine::general_purpose::URL_SAFE.encode(Value::Object(out).to_string()))
+}
+
 /// The `X-Registry-Auth` header value for an image's registry (its normalised domain).
 pub fn header_for_domain(domain: &str) -> anyhow::Result<String> {
     Ok(get(&server_key(domain))?.header())

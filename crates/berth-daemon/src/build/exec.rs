@@ -21,7 +21,7 @@ pub(super) struct DaemonExecutor {
     pub rt: tokio::runtime::Handle,
     pub tx: mpsc::Sender<JsonMessage>,
     pub quiet: bool,
-    pub auth: berth_registry::AuthConfig,
+    pub auths: std::collections::BTreeMap<String, berth_registry::AuthConfig>,
     /// `SOURCE_DATE_EPOCH`: image times, and file times in new layers clamped to it.
     pub epoch: Option<i64>,
     /// The client went away: the build stops at its next step.
@@ -198,7 +198,13 @@ impl Executor for DaemonExecutor {
             tag: String::new(),
             all_tags: false,
             platform: String::new(),
-            auth: self.auth.clone(),
+            auth: berth_registry::auth_for_domain(
+                &self.auths,
+                berth_types::Reference::parse(name)
+                    .map(|r| r.domain().to_string())
+                    .unwrap_or_default()
+                    .as_str(),
+            ),
         };
         let daemon = self.daemon.clone();
         let mut rx = self.rt.block_on(daemon.pull(req)).map_err(conv)?;

@@ -35,7 +35,8 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     pub target: Option<String>,
     pub network: String,
-    pub auth: berth_registry::AuthConfig,
+    /// `X-Registry-Config`: credentials by registry, for FROM's pulls.
+    pub auths: BTreeMap<String, berth_registry::AuthConfig>,
 }
 
 /// Removes the unpacked context when the build ends.
@@ -181,7 +182,7 @@ impl Daemon {
             rt,
             tx: tx.clone(),
             quiet: req.quiet,
-            auth: req.auth,
+            auths: req.auths,
             epoch,
             gone: false,
         };

@@ -255,9 +255,13 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     }
     let path = format!("/build{}", q.encode());
     let mut body = &tar[..];
-    let mut resp = ctx
-        .client
-        .call("POST", &path, Body::Stream(&mut body, "application/x-tar"))?;
+    let registry_config = crate::auth::registry_config_header()?;
+    let mut resp = ctx.client.call_with(
+        "POST",
+        &path,
+        Body::Stream(&mut body, "application/x-tar"),
+        &[("X-Registry-Config", &registry_config)],
+    )?;
     let mut stdout = std::io::stdout().lock();
     let mut image_id = String::new();
     let rd = resp.reader();

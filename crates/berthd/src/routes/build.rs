@@ -46,7 +46,12 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
         Some(_) => q.bool("rm"),
     };
     let target = q.get("target").filter(|t| !t.is_empty()).map(str::to_string);
-    let auth = crate::routes::images::registry_auth(&req).unwrap_or_default();
+    let auths = berth_registry::auth_configs_from_header(
+        req.headers()
+            .get("x-registry-config")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )?;
     let request = BuildRequest {
         context: Box::new(BodyReader::new(req.into_body())),
         dockerfile: q.get("dockerfile").unwrap_or("").to_string(),
@@ -60,7 +65,7 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
         labels: json_map(q, "labels")?,
         target,
         network,
-        auth,
+        auths,
     };
     let rx = d.build(request).await?;
     Ok(crate::routes::images::message_stream(rx))

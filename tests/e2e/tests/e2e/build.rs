@@ -325,3 +325,60 @@ print("cache" if any(" ---> Using cache" in m.get("stream", "") for m in out) el
     assert_eq!(lines[1], "py");
     assert_eq!(lines[2], "cache");
 }
+
+#[test]
+fn from_pulls_a_missing_image_with_the_clients_registry_credentials() {
+    let d = daemon!();
+    let reg = berth_testkit::registry::Registry::start_with(berth_testkit::registry::Options {
+        htpasswd: vec![("alice".into(), "s3cret".into())],
+        ..Default::default()
+    });
+    let cfg = tempfile::tempdir().unwrap();
+    let with_cfg = |mut c: std::process::Command, args: &[&str]| {
+        let o = c
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("DOCKER_BUILDKIT", "0")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    let name = format!("{}/private/base:1", reg.host());
+    with_cfg(
+        d.berth_command(),
+        &["login", "-u", "alice", "-p", "s3cret", &reg.host()],
+    )
+    .ok();
+    d.berth(&["tag", "busybox", &name]).ok();
+    with_cfg(d.berth_command(), &["push", &name]).ok();
+    d.berth(&["rmi", &name]).ok();
+    let dir = context(
+        &d,
+        "pullfrom",
+        &[(
+            "Dockerfile",
+            &format!("FROM {name}\nRUN echo on top > /t\nCMD [\"cat\", \"/t\"]\n"),
+        )],
+    );
+    // Without credentials the pull is refused and the build fails.
+    let anon = d.berth(&["build", "-t", "pulled:0", dir.to_str().unwrap()]);
+    assert_ne!(anon.code, 0, "{anon:?}");
+    // The berth CLI and the docker CLI send X-Registry-Config; FROM pulls with it.
+    let r = with_cfg(
+        d.berth_command(),
+        &["build", "-t", "pulled:1", dir.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(d.berth(&["run", "--rm", "pulled:1"]).ok().stdout, "on top\n");
+    d.berth(&["rmi", "pulled:1", &name]).ok();
+    let mut dk = d.docker_command();
+    dk.env("DOCKER_BUILDKIT", "0");
+    let r = with_cfg(dk, &["build", "-t", "pulled:2", dir.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(d.berth(&["run", "--rm", "pulled:2"]).ok().stdout, "on top\n");
+}
