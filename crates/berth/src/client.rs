@@ -122,7 +122,16 @@ impl Client {
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Response> {
         let mut sock = self.connect()?;
-        write_request(&mut sock, method, path, body, headers)?;
+        if let Err(e) = write_request(&mut sock, method, path, body, headers) {
+            // The daemon may answer (an error) before reading a streamed body and close its end:
+            // its answer is what the user needs, not the broken pipe.
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ) {
+                return Err(e.into());
+            }
+        }
         let mut rd = BufReader::with_capacity(64 * 1024, sock);
         let (status, headers) = read_head(&mut rd)?;
         Ok(Response::new(status, headers, rd, method == "HEAD"))

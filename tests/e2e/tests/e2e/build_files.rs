@@ -436,3 +436,58 @@ fn the_127_layer_limit_fails_the_build_before_any_damage() {
     let top = d.berth(&["images", "-a", "-q", "--no-trunc"]).ok();
     assert!(top.stdout.lines().count() >= 128, "{}", top.stdout);
 }
+
+#[test]
+fn copy_from_an_image_several_tags_platform_errors_and_prune_of_a_failed_builds_leftovers() {
+    let d = daemon!();
+    let dir = context(&d, "fromimg", &[("Dockerfile", "FROM scratch\nCOPY --from=busybox /bin/busybox /bin/busybox\nCMD [\"/bin/busybox\", \"echo\", \"static\"]\n")]);
+    let r = docker_build(&d, &["-t", "multi:a", "-t", "multi:b"], &dir);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("Successfully tagged multi:a\nSuccessfully tagged multi:b\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        inspect(&d, "multi:a", "{{.Id}}"),
+        inspect(&d, "multi:b", "{{.Id}}")
+    );
+    assert_eq!(d.berth(&["run", "--rm", "multi:b"]).ok().stdout, "static\n");
+    // A platform this machine cannot run is a clear error, on FROM or for the whole build.
+    let arm = context(
+        &d,
+        "arm",
+        &[("Dockerfile", "FROM --platform=linux/s390x busybox\n")],
+    );
+    let r = d.berth(&["build", arm.to_str().unwrap()]);
+    assert!(
+        r.code != 0 && r.stderr.contains("does not match this machine"),
+        "{r:?}"
+    );
+    let r = d.berth(&["build", "--platform", "linux/s390x", dir.to_str().unwrap()]);
+    assert!(
+        r.code != 0 && r.stderr.contains("does not match this machine"),
+        "{r:?}"
+    );
+    // A failed build leaves its finished steps as dangling intermediates that image prune removes.
+    let before = d.berth(&["images", "-a", "-q"]).ok().stdout.lines().count();
+    let bad = context(
+        &d,
+        "leftover",
+        &[("Dockerfile", "FROM busybox\nENV A=1\nLABEL b=2\nRUN false\n")],
+    );
+    assert_eq!(d.berth(&["build", bad.to_str().unwrap()]).code, 1);
+    assert_eq!(
+        d.berth(&["images", "-a", "-q"]).ok().stdout.lines().count(),
+        before + 2
+    );
+    for id in d.berth(&["ps", "-aq"]).ok().stdout.split_whitespace() {
+        d.berth(&["rm", id]).ok();
+    }
+    d.berth(&["image", "prune", "-f"]).ok();
+    assert_eq!(
+        d.berth(&["images", "-a", "-q"]).ok().stdout.lines().count(),
+        before
+    );
+}
