@@ -382,3 +382,18 @@ fn from_pulls_a_missing_image_with_the_clients_registry_credentials() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(d.berth(&["run", "--rm", "pulled:2"]).ok().stdout, "on top\n");
 }
+
+#[test]
+fn label_flags_become_a_last_label_step() {
+    let d = daemon!();
+    let dir = context(&d, "lbl", &[("Dockerfile", "FROM busybox\nLABEL own=1\n")]);
+    let r = d.berth(&["build", "--label", "extra=two words", "--label", "b=2", "-t", "lbl:1", dir.to_str().unwrap()]).ok();
+    assert!(r.stdout.contains("Step 3/3 : LABEL \"b\"=\"2\" \"extra\"=\"two words\"\n"), "{}", r.stdout);
+    assert_eq!(
+        inspect(&d, "lbl:1", "{{json .Config.Labels}}"),
+        r#"{"b":"2","extra":"two words","own":"1"}"#
+    );
+    let dk = docker_build(&d, &["--label", "via=docker", "-t", "lbl:2"], &dir);
+    assert_eq!(dk.code, 0, "{dk:?}");
+    assert_eq!(inspect(&d, "lbl:2", "{{index .Config.Labels \"via\"}}"), "docker");
+}
