@@ -425,6 +425,77 @@ fn entries_from_tar(bytes: &[u8], dest: &str, into_dir: bool, out: &mut Vec<Entr
     Ok(())
 }
 
+/// Entries from a tar of a directory's contents (`./…`), keeping what the wildcard `pattern`
+/// matches at the top: a matched file goes into `dest` (a directory) or becomes it; a matched
+/// directory's contents go into `dest`.
+fn entries_from_glob_tar(
+    bytes: &[u8],
+    pattern: &str,
+    dest: &str,
+    into_dir: bool,
+    out: &mut Vec<Entry>,
+) -> Result<(), Error> {
+    let mut ar = tar::Archive::new(bytes);
+    let io = |e: std::io::Error| Error::Io(format!("reading source: {e}"));
+    let mut matched = 0;
+    for ent in ar.entries().map_err(io)? {
+        let mut ent = ent.map_err(io)?;
+        let path = ent.path().map_err(io)?.to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
+        if path.is_empty() || path == "." {
+            continue;
+        }
+        let (first, below) = match path.split_once('/') {
+            Some((a, b)) => (a.to_string(), b.to_string()),
+            None => (path.clone(), String::new()),
+        };
+        if !crate::shell::glob_match(pattern, &first) {
+            continue;
+        }
+        let h = ent.header();
+        let is_dir = h.entry_type().is_dir();
+        let target = if !below.is_empty() {
+            join(dest, &below)
+        } else if is_dir || !into_dir {
+            dest.to_string()
+        } else {
+            join(dest, &first)
+        };
+        if below.is_empty() {
+            matched += 1;
+        }
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = h.mtime().unwrap_or(0);
+        let body = match h.entry_type() {
+            tar::EntryType::Directory => Body::Dir,
+            tar::EntryType::Symlink => Body::Symlink(
+                ent.link_name()
+                    .map_err(io)?
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut b = Vec::new();
+                ent.read_to_end(&mut b).map_err(io)?;
+                Body::Bytes(b)
+            }
+            _ => continue,
+        };
+        out.push(Entry {
+            path: target,
+            body,
+            mode,
+            mtime,
+        });
+    }
+    if matched == 0 {
+        return Err(Error::NotFound(
+            "COPY failed: no source files were specified".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
@@ -546,6 +617,7 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
 
     // --from sources are read from a container of the stage or image.
     let mut from_tars: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut from_globs: Vec<(String, Vec<u8>)> = Vec::new();
     if let Some(f) = &from {
         let image = match b.stage_image(f) {
             Some(id) => id,
@@ -566,18 +638,25 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
         let cid = b.executor().create(&image, &RunSpec::default())?;
         let mut got = Ok(());
         for p in &from_paths {
-            if has_glob(p) {
-                got = Err(Error::Invalid(format!(
-                    "{cmd} --from: wildcards in {p} are not supported"
-                )));
-                break;
-            }
-            let mut buf = Vec::new();
-            let path = if p.starts_with('/') {
+            let mut path = if p.starts_with('/') {
                 p.clone()
             } else {
                 format!("/{p}")
             };
+            // A wildcard in the last component: read its directory and match there.
+            let mut pattern = None;
+            if has_glob(&path) {
+                let dir = parent(&path);
+                if has_glob(&dir) {
+                    got = Err(Error::Invalid(format!(
+                        "{cmd} --from: wildcards are supported in the last path component only: {p}"
+                    )));
+                    break;
+                }
+                pattern = Some(base_name(&path));
+                path = format!("{}/.", dir.trim_end_matches('/'));
+            }
+            let mut buf = Vec::new();
             let r = b.executor().with_rootfs(&cid, &mut |root| {
                 let fs = berth_archive_shim::ContainerFs::new(root);
                 fs.get(&path, &mut buf)
@@ -589,7 +668,11 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
                 });
                 break;
             }
-            from_tars.push((p.clone(), buf));
+            if let Some(pat) = pattern {
+                from_globs.push((pat, buf));
+            } else {
+                from_tars.push((p.clone(), buf));
+            }
         }
         let _ = b.executor().remove(&cid);
         got?;
@@ -665,6 +748,9 @@ pub(crate) fn copy(b: &mut BuilderState<'_>, st: &mut StageState, inst: &Instruc
             }
             for (_, tarb) in &from_tars {
                 entries_from_tar(tarb, &dest, dest_is_dir, entries)?;
+            }
+            for (pat, tarb) in &from_globs {
+                entries_from_glob_tar(tarb, pat, &dest, dest_is_dir, entries)?;
             }
             if let Some(m) = chmod {
                 for e in entries.iter_mut() {

@@ -163,11 +163,16 @@ fn a_failing_run_fails_the_build_with_dockers_message_and_code() {
 fn multi_stage_copy_from_a_named_stage() {
     let d = daemon!();
     // The first stage fails, but nothing needs it: it is skipped.
-    let df = "FROM busybox AS broken\nRUN false\nFROM busybox AS builder\nRUN mkdir -p /out && echo built > /out/artifact\nFROM busybox\nCOPY --from=builder /out/artifact /app/\nCMD [\"cat\", \"/app/artifact\"]\n";
+    let df = "FROM busybox AS broken\nRUN false\nFROM busybox AS builder\nRUN mkdir -p /out && echo built > /out/artifact && echo a > /out/x.txt && echo b > /out/y.txt\nFROM busybox\nCOPY --from=builder /out/artifact /app/\nCOPY --from=builder /out/*.txt /txt/\nCMD [\"cat\", \"/app/artifact\"]\n";
     let dir = context(&d, "ms", &[("Dockerfile", df)]);
     d.berth(&["build", "-q", "-t", "ms:1", dir.to_str().unwrap()])
         .ok();
     assert_eq!(d.berth(&["run", "--rm", "ms:1"]).ok().stdout, "built\n");
+    // A wildcard in --from's last component.
+    let txt = d
+        .berth(&["run", "--rm", "ms:1", "sh", "-c", "ls /txt; cat /txt/*"])
+        .ok();
+    assert_eq!(txt.stdout, "x.txt\ny.txt\na\nb\n");
     // --target stops at the named stage.
     d.berth(&[
         "build",
@@ -387,8 +392,24 @@ fn from_pulls_a_missing_image_with_the_clients_registry_credentials() {
 fn label_flags_become_a_last_label_step() {
     let d = daemon!();
     let dir = context(&d, "lbl", &[("Dockerfile", "FROM busybox\nLABEL own=1\n")]);
-    let r = d.berth(&["build", "--label", "extra=two words", "--label", "b=2", "-t", "lbl:1", dir.to_str().unwrap()]).ok();
-    assert!(r.stdout.contains("Step 3/3 : LABEL \"b\"=\"2\" \"extra\"=\"two words\"\n"), "{}", r.stdout);
+    let r = d
+        .berth(&[
+            "build",
+            "--label",
+            "extra=two words",
+            "--label",
+            "b=2",
+            "-t",
+            "lbl:1",
+            dir.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        r.stdout
+            .contains("Step 3/3 : LABEL \"b\"=\"2\" \"extra\"=\"two words\"\n"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         inspect(&d, "lbl:1", "{{json .Config.Labels}}"),
         r#"{"b":"2","extra":"two words","own":"1"}"#
