@@ -361,7 +361,7 @@ impl Executor for DaemonExecutor {
     fn remove(&mut self, container: &str) -> Result<(), BuildError> {
         let daemon = self.daemon.clone();
         self.rt
-            .block_on(daemon.remove(container, true, false))
+            .block_on(daemon.remove(container, true, true))
             .map_err(conv)
     }
 

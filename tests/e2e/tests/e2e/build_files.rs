@@ -491,3 +491,18 @@ fn copy_from_an_image_several_tags_platform_errors_and_prune_of_a_failed_builds_
         before
     );
 }
+
+#[test]
+fn steps_after_volume_leave_no_anonymous_volumes_behind() {
+    let d = daemon!();
+    let dir = context(&d, "volsteps", &[("Dockerfile", "FROM busybox\nVOLUME /data\nRUN echo in-volume > /data/x; echo in-layer > /kept\nCMD [\"cat\", \"/kept\"]\n")]);
+    build(&d, "volsteps:1", &dir);
+    assert_eq!(d.berth(&["run", "--rm", "volsteps:1"]).ok().stdout, "in-layer\n");
+    // As docker: what RUN writes under a VOLUME path is not in the image.
+    assert_eq!(sh(&d, "volsteps:1", "ls /data"), "");
+    assert_eq!(
+        d.berth(&["volume", "ls", "-q"]).ok().out(),
+        "",
+        "the build's containers took their volumes with them"
+    );
+}
