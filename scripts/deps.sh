@@ -63,9 +63,10 @@ install_without_services() {
 }
 
 # A docker client, for the tests that drive berthd with the real docker CLI (they fail without
-# one). Debian 12 ships the client only inside `docker.io`, which also brings dockerd and
-# containerd: installed without starting them, and their units disabled.
-if ! command -v docker >/dev/null 2>&1; then
+# one), and dockerd, which the builder's conformance test starts privately (own socket and roots,
+# --iptables=false --bridge=none) to build the same contexts. Debian 12 ships both in `docker.io`,
+# with containerd: installed without starting them, and their units disabled.
+if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
   install_without_services docker.io "docker.socket docker.service containerd.service" docker
   command -v docker >/dev/null 2>&1 || { echo "deps.sh: docker.io installed no docker client" >&2; exit 1; }
 fi

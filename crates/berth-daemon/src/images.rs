@@ -124,6 +124,13 @@ impl Read for ChannelReader {
 impl Daemon {
     /// `docker import http://host/rootfs.tgz`: the URL's body, streamed into the import.
     pub async fn import_url(self: &Arc<Self>, url: &str, opts: ImportOptions) -> Result<String> {
+        let body = self.url_reader(url).await?;
+        self.import_image(body, opts).await
+    }
+
+    /// A URL's body as a blocking reader (for a blocking consumer on another thread), streamed
+    /// as it arrives: the request is answered (or fails) before this returns.
+    pub(crate) async fn url_reader(&self, url: &str) -> Result<Box<dyn Read + Send>> {
         let (_, _, mut body) = self.registry.fetch_url(url).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
@@ -135,13 +142,9 @@ impl Daemon {
                 }
             }
         });
-        self.import_image(
-            Box::new(ChannelReader {
-                rx,
-                cur: bytes::Bytes::new(),
-            }),
-            opts,
-        )
-        .await
+        Ok(Box::new(ChannelReader {
+            rx,
+            cur: bytes::Bytes::new(),
+        }))
     }
 }

@@ -39,6 +39,37 @@ pub struct BuildRequest {
     pub auths: BTreeMap<String, berth_registry::AuthConfig>,
 }
 
+/// Docker's `IsGitURL`: what `remote=` names a git repository rather than a file to download.
+pub fn is_git_url(url: &str) -> bool {
+    let path = url.split('#').next().unwrap_or(url);
+    url.starts_with("git://")
+        || url.starts_with("git@")
+        || url.starts_with("github.com/")
+        || ((url.starts_with("http://") || url.starts_with("https://")) && path.ends_with(".git"))
+}
+
+impl Daemon {
+    /// `remote=URL`: the build context downloaded from an http(s) URL: a tar (plain or
+    /// compressed) or a bare Dockerfile, streamed into the build as it arrives.
+    pub async fn remote_build_context(&self, url: &str) -> Result<Box<dyn Read + Send>> {
+        if is_git_url(url) {
+            return Err(Error::invalid(format!(
+                "unable to prepare context: {url}: git build contexts are not supported by berth; clone the repository and build its directory"
+            )));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::invalid(format!(
+                "unable to prepare context: remote context {url:?} is neither an http(s) URL nor a git repository"
+            )));
+        }
+        self.url_reader(url).await.map_err(|e| {
+            Error::invalid(format!(
+                "unable to prepare context: unable to download remote context {url}: {e}"
+            ))
+        })
+    }
+}
+
 /// Removes the unpacked context when the build ends.
 struct ContextDir(PathBuf);
 

@@ -222,8 +222,20 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let (tar, dockerfile) = make_context(&a)?;
+    // A URL (a tar, a Dockerfile or a git repository) is the daemon's to fetch, as docker's
+    // CLI sends it: `remote=URL` and an empty body.
+    let remote = ["http://", "https://", "git://", "git@", "github.com/"]
+        .iter()
+        .any(|p| a.context.starts_with(p));
+    let (tar, dockerfile) = if remote {
+        (Vec::new(), a.file.clone().unwrap_or_default())
+    } else {
+        make_context(&a)?
+    };
     let mut q = Query::new();
+    if remote {
+        q.add("remote", a.context.clone());
+    }
     for t in &a.tags {
         q.add("t", t.clone());
     }

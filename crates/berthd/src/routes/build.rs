@@ -20,11 +20,6 @@ fn json_map<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<BTre
 }
 
 pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>, Error> {
-    if q.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(Error::invalid(
-            "remote build contexts (git, URL) are not supported by berth: send the context as a tar",
-        ));
-    }
     if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
         let arch = berth_image::config::host_architecture();
         let mut parts = p.split('/');
@@ -52,8 +47,13 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     )?;
+    // `remote=URL`: the context is downloaded by the daemon (the body is empty), as dockerd.
+    let context: Box<dyn std::io::Read + Send> = match q.get("remote").filter(|r| !r.is_empty()) {
+        Some(url) => d.remote_build_context(url).await?,
+        None => Box::new(BodyReader::new(req.into_body())),
+    };
     let request = BuildRequest {
-        context: Box::new(BodyReader::new(req.into_body())),
+        context,
         dockerfile: q.get("dockerfile").unwrap_or("").to_string(),
         tags: q.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
         build_args: json_map(q, "buildargs")?,

@@ -418,3 +418,71 @@ fn label_flags_become_a_last_label_step() {
     assert_eq!(dk.code, 0, "{dk:?}");
     assert_eq!(inspect(&d, "lbl:2", "{{index .Config.Labels \"via\"}}"), "docker");
 }
+
+#[test]
+fn a_remote_url_context_is_downloaded_by_the_daemon() {
+    let d = daemon!();
+    let dir = context(
+        &d,
+        "remotectx",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY f /f\nCMD [\"cat\", \"/f\"]\n"),
+            ("f", "from a remote tar\n"),
+        ],
+    );
+    let tgz = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .args(["-czf", "-", "."])
+        .output()
+        .unwrap()
+        .stdout;
+    let server = berth_testkit::proxy::FileServer::start(vec![
+        ("/ctx.tgz".into(), tgz, None),
+        (
+            "/Dockerfile".into(),
+            b"FROM busybox\nCMD [\"echo\", \"a remote Dockerfile\"]\n".to_vec(),
+            None,
+        ),
+    ]);
+    let url = format!("{}/ctx.tgz", server.url());
+    d.berth(&["build", "-t", "remote:1", &url]).ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", "remote:1"]).ok().stdout,
+        "from a remote tar\n"
+    );
+    // The real docker CLI sends the URL as `remote=` too.
+    let o = d
+        .docker_command()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "-t", "remote:2", &format!("{}/Dockerfile", server.url())])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        d.berth(&["run", "--rm", "remote:2"]).ok().stdout,
+        "a remote Dockerfile\n"
+    );
+    // Unreachable, and git: clear errors, nothing tagged.
+    let r = d.berth(&[
+        "build",
+        "-t",
+        "remote:3",
+        &format!("{}/missing.tgz", server.url()),
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("unable to download remote context"),
+        "{}",
+        r.stderr
+    );
+    let r = d.berth(&["build", "-t", "remote:3", "https://example.invalid/repo.git"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("git build contexts are not supported"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(d.berth(&["images", "-q", "remote:3"]).ok().out(), "");
+}
