@@ -146,7 +146,15 @@ impl Daemon {
 
         let bundle = self.bundle(&id);
         let hostname = config.hostname.clone().unwrap_or_default();
-        if let Err(e) = write_bundle_files(&bundle, &hostname, &host, &self.config.network.dns) {
+        // `--add-host NAME:host-gateway`: the default bridge's gateway, the host as containers
+        // reach it (dockerd's default `host-gateway-ip`).
+        let host_gateway = self
+            .networks
+            .as_ref()
+            .map(|n| n.default.gateway.to_string())
+            .unwrap_or_default();
+        if let Err(e) = write_bundle_files(&bundle, &hostname, &host, &self.config.network.dns, &host_gateway)
+        {
             let images = self.images.clone();
             let cid = id.clone();
             let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
@@ -245,10 +253,14 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
     let rules = host.device_cgroup_rules.clone().unwrap_or_default();
     berth_runtime::check_devices(&devices, &rules).map_err(Error::Spec)?;
     for h in host.extra_hosts.clone().unwrap_or_default() {
-        if h.split_once(':')
-            .is_none_or(|(n, ip)| n.is_empty() || ip.is_empty())
-        {
-            return Err(Error::invalid(format!("invalid IP address in add-host: {h:?}")));
+        // NAME:IP (an IPv6 address keeps its colons: the name ends at the first one).
+        match h.split_once(':') {
+            Some((n, ip))
+                if !n.is_empty() && (ip == "host-gateway" || ip.parse::<std::net::IpAddr>().is_ok()) => {}
+            Some((_, ip)) if !ip.is_empty() => {
+                return Err(Error::invalid(format!("invalid IP address in add-host: {ip:?}")))
+            }
+            _ => return Err(Error::invalid(format!("bad format for add-host: {h:?}"))),
         }
     }
     host.log_config = Some(crate::container::logs::config::verify(host.log_config.take())?);
@@ -382,6 +394,7 @@ fn write_bundle_files(
     hostname: &str,
     host: &HostConfig,
     daemon_dns: &[String],
+    host_gateway: &str,
 ) -> Result<()> {
     let network = host.network_mode.clone().unwrap_or_default();
     // Private bundle (see perms.rs); the three files below are bind-mounted into the container,
@@ -404,6 +417,7 @@ fn write_bundle_files(
     // --add-host NAME:IP, as docker appends them.
     for h in host.extra_hosts.clone().unwrap_or_default() {
         if let Some((name, ip)) = h.split_once(':') {
+            let ip = if ip == "host-gateway" { host_gateway } else { ip };
             hosts.push_str(&format!("{ip}\t{name}\n"));
         }
     }

@@ -432,3 +432,45 @@ fn add_host_and_dns_shape_the_container_files() {
     assert!(r.stdout.contains("nameserver 192.0.2.53"), "{}", r.stdout);
     assert!(r.stdout.contains("search corp.example"), "{}", r.stdout);
 }
+
+#[test]
+fn add_host_host_gateway_is_the_bridge_gateway_and_bad_addresses_are_refused() {
+    let d = daemon!();
+    let gw = d
+        .berth(&[
+            "network",
+            "inspect",
+            "bridge",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    assert!(gw.parse::<std::net::Ipv4Addr>().is_ok(), "{gw:?}");
+    let r = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--add-host",
+            "host.docker.internal:host-gateway",
+            "busybox",
+            "cat",
+            "/etc/hosts",
+        ])
+        .ok();
+    assert!(
+        r.stdout.contains(&format!("{gw}\thost.docker.internal")),
+        "{}",
+        r.stdout
+    );
+    let bad = d.berth(&["create", "--add-host", "x:not-an-ip", "busybox"]);
+    assert_eq!(bad.code, 1, "docker create exits 1 on daemon errors");
+    assert!(
+        bad.stderr
+            .contains("invalid IP address in add-host: \"not-an-ip\""),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "");
+}
