@@ -410,7 +410,14 @@ impl Daemon {
             ip: ip.to_string(),
             prefix: net.subnet.prefix,
             gateway: net.gateway.to_string(),
-            mac: ipam::mac_string(&ipam::mac_for(ip)),
+            // `--mac-address` (checked at create), else Docker's 02:42 + the address.
+            mac: ipam::mac_string(
+                &doc.config
+                    .mac_address
+                    .as_deref()
+                    .and_then(ipam::parse_mac)
+                    .unwrap_or_else(|| ipam::mac_for(ip)),
+            ),
             ports,
         };
         if let Err(e) = self.net_build(net, &state, ip) {
@@ -510,7 +517,7 @@ impl Daemon {
                 host_veth: &st.host_veth,
                 ifname: "eth0",
                 ip,
-                mac: ipam::mac_for(ip),
+                mac: ipam::parse_mac(&st.mac).unwrap_or_else(|| ipam::mac_for(ip)),
                 default_route: true,
             },
         )?;

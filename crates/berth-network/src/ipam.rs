@@ -129,6 +129,24 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
+/// A MAC address as `--mac-address` takes it (`92:d0:c6:0a:29:33`, or with `-`): a unicast
+/// address, or None.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(&parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    // Multicast (the low bit of the first octet) cannot be an interface's own address.
+    (mac[0] & 1 == 0).then_some(mac)
+}
+
 pub fn mac_string(mac: &[u8; 6]) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
@@ -195,5 +213,19 @@ mod tests {
     #[test]
     fn mac_is_docker_s_02_42_and_the_octets() {
         assert_eq!(mac_string(&mac_for(ip("172.17.0.2"))), "02:42:ac:11:00:02");
+        assert_eq!(
+            parse_mac("92:d0:c6:0A:29:33"),
+            Some([0x92, 0xd0, 0xc6, 0x0a, 0x29, 0x33])
+        );
+        assert_eq!(parse_mac("92-d0-c6-0a-29-33"), parse_mac("92:d0:c6:0a:29:33"));
+        for bad in [
+            "92:d0:c6:0a:29",
+            "92:d0:c6:0a:29:3g",
+            "01:00:5e:00:00:01",
+            "9:d0:c6:0a:29:33",
+            "",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
     }
 }

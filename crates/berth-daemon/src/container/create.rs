@@ -369,7 +369,12 @@ fn merge_config(
         working_dir: Some(non_empty(&body.working_dir).unwrap_or_else(|| image.working_dir.clone())),
         entrypoint,
         network_disabled: body.network_disabled,
-        mac_address: None,
+        mac_address: match non_empty(&body.mac_address) {
+            Some(m) if berth_network::ipam::parse_mac(&m).is_none() => {
+                return Err(Error::invalid(format!("{m} is not a valid mac address")))
+            }
+            m => m,
+        },
         on_build: None,
         labels: Some(labels),
         stop_signal: non_empty(&body.stop_signal).or_else(|| image.stop_signal.clone()),

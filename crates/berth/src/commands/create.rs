@@ -78,6 +78,9 @@ pub struct ContainerOpts {
     /// Container host name
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -683,6 +686,7 @@ pub fn build_body(
 
     let mut body = json!({
         "Hostname": o.hostname.clone().unwrap_or_default(),
+        "MacAddress": o.mac_address.clone().unwrap_or_default(),
         "Domainname": "",
         "User": o.user.clone().unwrap_or_default(),
         "AttachStdin": attach_stdin,

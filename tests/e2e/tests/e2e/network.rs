@@ -999,3 +999,40 @@ fn docker_user_gets_accept_rules_for_berths_bridges_and_loses_them_when_berth_st
     d.spawn();
     assert!(docker_user().contains(&mark));
 }
+
+#[test]
+fn mac_address_sets_eth0_and_inspect_and_a_bad_one_is_refused() {
+    let d = daemon!();
+    let r = d
+        .berth(&[
+            "run",
+            "--name",
+            "mac",
+            "--mac-address",
+            "92:d0:c6:0a:29:33",
+            "busybox",
+            "cat",
+            "/sys/class/net/eth0/address",
+        ])
+        .ok();
+    assert_eq!(r.out(), "92:d0:c6:0a:29:33");
+    let inspect = d.berth(&["inspect", "-f", "{{.Config.MacAddress}}", "mac"]).ok();
+    assert_eq!(inspect.out(), "92:d0:c6:0a:29:33");
+    d.berth(&["rm", "mac"]).ok();
+    let bad = d.berth(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        "01:00:5e:00:00:01",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(bad.code, 125);
+    assert!(
+        bad.stderr
+            .contains("01:00:5e:00:00:01 is not a valid mac address"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "");
+}
