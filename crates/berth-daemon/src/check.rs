@@ -154,6 +154,29 @@ pub fn check(data_root: &Path, db: &Db, images: &ImageService, opts: CheckOption
         ));
     }
 
+    // IPAM leases: an address is held only while its container runs (teardown releases it
+    // before the exit is recorded), so a lease of a missing or stopped container is a leak.
+    for lease in db.all_leases()? {
+        let running = docs
+            .get(&lease.container)
+            .is_some_and(|d| d.as_ref().is_some_and(|d| d.state.status.is_running()));
+        if running {
+            continue;
+        }
+        out.push(Finding::orphan(
+            format!(
+                "address {} on network {} is leased to {}, which is not running",
+                lease.address, lease.network, lease.container
+            ),
+            opts.repair,
+            || {
+                db.release_lease(&lease.network, &lease.container)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            },
+        ));
+    }
+
     out.extend(images.check(opts)?);
     Ok(out)
 }

@@ -780,3 +780,35 @@ fn image_prune_killed_midway_leaves_every_image_whole_or_gone() {
         assert_clean_check(&d, &format!("after the prune ({point})"));
     }
 }
+
+#[test]
+fn berthd_check_finds_and_releases_a_lease_no_running_container_holds() {
+    let mut d = daemon!();
+    d.berth(&["run", "--rm", "busybox", "true"]).ok();
+    d.stop();
+    assert_clean_check(&d, "after a bridge container came and went");
+    // A lease left behind (as a crash between teardown steps could leave one).
+    let db = d.data_root().join("berth.db");
+    let script = format!(
+        "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"INSERT INTO ip_leases (network, address, container) VALUES ('bridge', '10.255.0.77', 'deadbeef')\"); c.commit()",
+        db.to_str().unwrap()
+    );
+    let st = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let root = d.data_root().to_str().unwrap().to_string();
+    let r = d.berthd(&["check", "--data-root", &root]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("address 10.255.0.77 on network bridge is leased to deadbeef, which is not running"),
+        "{}",
+        r.stdout
+    );
+    let r = d.berthd(&["check", "--repair", "--data-root", &root]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_clean_check(&d, "after the repair");
+    d.spawn();
+}
