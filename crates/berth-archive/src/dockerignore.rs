@@ -168,8 +168,9 @@ fn go(p: &[char], s: &[char]) -> bool {
 }
 
 /// Matches a character class body (after `[`): `(matched, chars used incl. ']')`, or `None`
-/// when the class is not closed.
-fn class_match(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
+/// when the class is not closed. Go's `filepath.Match` class rules, which Docker's shell
+/// globs (the builder's COPY sources) share.
+pub fn class_match(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
     let c = c?;
     let mut k = 0;
     let neg = matches!(p.first(), Some('!') | Some('^'));

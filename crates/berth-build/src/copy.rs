@@ -362,6 +362,36 @@ fn checksum(entries: &[Entry], archives: &[Archive], extra: &str) -> Result<Stri
     Ok(format!("{:x}", h.finalize()))
 }
 
+/// A tar entry of a source archive as a COPY entry at `path`: directories, symlinks and
+/// regular files; None for other kinds (devices, hard links), which COPY skips.
+fn entry_of<R: Read>(ent: &mut tar::Entry<'_, R>, path: String) -> Result<Option<Entry>, Error> {
+    let io = |e: std::io::Error| Error::Io(format!("reading source: {e}"));
+    let h = ent.header();
+    let mode = h.mode().unwrap_or(0o644) & 0o7777;
+    let mtime = h.mtime().unwrap_or(0);
+    let body = match h.entry_type() {
+        tar::EntryType::Directory => Body::Dir,
+        tar::EntryType::Symlink => Body::Symlink(
+            ent.link_name()
+                .map_err(io)?
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            let mut b = Vec::new();
+            ent.read_to_end(&mut b).map_err(io)?;
+            Body::Bytes(b)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Entry {
+        path,
+        body,
+        mode,
+        mtime,
+    }))
+}
+
 /// Entries from a tar stream (`--from`: what a container's path holds), re-rooted at `dest`.
 /// The tar's first entry is the source itself (`name` or `name/`); with `contents`, a
 /// directory's entries go below `dest` directly.
@@ -398,29 +428,9 @@ fn entries_from_tar(bytes: &[u8], dest: &str, into_dir: bool, out: &mut Vec<Entr
         } else {
             dest.to_string()
         };
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let mtime = h.mtime().unwrap_or(0);
-        let body = match h.entry_type() {
-            tar::EntryType::Directory => Body::Dir,
-            tar::EntryType::Symlink => Body::Symlink(
-                ent.link_name()
-                    .map_err(io)?
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            ),
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut b = Vec::new();
-                ent.read_to_end(&mut b).map_err(io)?;
-                Body::Bytes(b)
-            }
-            _ => continue,
-        };
-        out.push(Entry {
-            path: target,
-            body,
-            mode,
-            mtime,
-        });
+        if let Some(e) = entry_of(&mut ent, target)? {
+            out.push(e);
+        }
     }
     Ok(())
 }
@@ -464,29 +474,9 @@ fn entries_from_glob_tar(
         if below.is_empty() {
             matched += 1;
         }
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let mtime = h.mtime().unwrap_or(0);
-        let body = match h.entry_type() {
-            tar::EntryType::Directory => Body::Dir,
-            tar::EntryType::Symlink => Body::Symlink(
-                ent.link_name()
-                    .map_err(io)?
-                    .map(|l| l.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-            ),
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut b = Vec::new();
-                ent.read_to_end(&mut b).map_err(io)?;
-                Body::Bytes(b)
-            }
-            _ => continue,
-        };
-        out.push(Entry {
-            path: target,
-            body,
-            mode,
-            mtime,
-        });
+        if let Some(e) = entry_of(&mut ent, target)? {
+            out.push(e);
+        }
     }
     if matched == 0 {
         return Err(Error::NotFound(

@@ -303,7 +303,10 @@ pub(crate) fn glob_match(p: &str, s: &str) -> bool {
             None => s.is_empty(),
             Some('*') => (0..=s.len()).any(|k| go(&p[1..], &s[k..])),
             Some('?') => !s.is_empty() && go(&p[1..], &s[1..]),
-            Some('[') => match (class_match(&p[1..], s.first().copied()), s.is_empty()) {
+            Some('[') => match (
+                berth_archive::dockerignore::class_match(&p[1..], s.first().copied()),
+                s.is_empty(),
+            ) {
                 (Some((ok, used)), false) => ok && go(&p[1 + used..], &s[1..]),
                 (None, false) => s[0] == '[' && go(&p[1..], &s[1..]),
                 _ => false,
@@ -313,44 +316,6 @@ pub(crate) fn glob_match(p: &str, s: &str) -> bool {
         }
     }
     go(&p, &s)
-}
-
-/// Matches a character class body (after `[`): `(matched, chars used incl. ']')`, or `None`
-/// when the class is not closed.
-pub(crate) fn class_match(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
-    let c = c?;
-    let mut k = 0;
-    let neg = matches!(p.first(), Some('!') | Some('^'));
-    if neg {
-        k += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    while k < p.len() {
-        if p[k] == ']' && !first {
-            return Some((matched != neg, k + 1));
-        }
-        first = false;
-        let lo = if p[k] == '\\' && k + 1 < p.len() {
-            k += 1;
-            p[k]
-        } else {
-            p[k]
-        };
-        if k + 2 < p.len() && p[k + 1] == '-' && p[k + 2] != ']' {
-            let hi = p[k + 2];
-            if lo <= c && c <= hi {
-                matched = true;
-            }
-            k += 3;
-        } else {
-            if lo == c {
-                matched = true;
-            }
-            k += 1;
-        }
-    }
-    None
 }
 
 #[cfg(test)]
