@@ -156,7 +156,8 @@ fn strip_port(host: &str) -> &str {
     }
 }
 
-fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
+/// Whether `ip` lies in `cidr` (`10.0.0.0/8`, `fd00::/8`); false for anything malformed.
+pub(crate) fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
     let Some((net, bits)) = cidr.split_once('/') else {
         return false;
     };

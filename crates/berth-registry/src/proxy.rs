@@ -82,7 +82,7 @@ impl Proxies {
                 return false;
             }
             if entry.contains('/') {
-                if ip.is_some_and(|ip| crate_cidr(ip, &entry)) {
+                if ip.is_some_and(|ip| crate::hosts::in_cidr(ip, &entry)) {
                     return false;
                 }
                 continue;
@@ -117,26 +117,6 @@ impl Proxies {
             }
         }
         true
-    }
-}
-
-fn crate_cidr(ip: IpAddr, cidr: &str) -> bool {
-    let Some((net, bits)) = cidr.split_once('/') else {
-        return false;
-    };
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
-        return false;
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
     }
 }
 
