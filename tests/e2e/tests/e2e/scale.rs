@@ -107,6 +107,26 @@ fn twenty_concurrent_clients_finish_without_errors_or_leaks() {
                         if !st.starts_with("running") {
                             errors.borrow_mut().push(format!("client {c}: not running: {st}"));
                         }
+                        // The echo may not have run yet under load: await its line (logs -f) before
+                        // the kill, which would otherwise race it.
+                        let mut follow = d
+                            .berth_command()
+                            .args(["logs", "-f", &id])
+                            .stdin(Stdio::null())
+                            .stdout(Stdio::piped())
+                            .stderr(Stdio::null())
+                            .spawn()
+                            .unwrap();
+                        let mut first = String::new();
+                        let _ = std::io::BufRead::read_line(
+                            &mut std::io::BufReader::new(follow.stdout.take().unwrap()),
+                            &mut first,
+                        );
+                        let _ = follow.kill();
+                        let _ = follow.wait();
+                        if !first.starts_with("out-") {
+                            errors.borrow_mut().push(format!("client {c}: logs -f {first:?}"));
+                        }
                         check("kill", d.berth(&["kill", &id]));
                         let code = check("wait", d.berth(&["wait", &id])).stdout.trim().to_string();
                         if code != "137" {
