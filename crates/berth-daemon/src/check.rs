@@ -247,6 +247,25 @@ pub fn check_offline(data_root: &Path, repair: bool) -> Result<Vec<Finding>> {
             repair,
         },
     )?;
+    // What a crash left in the trash (a running daemon deletes it in the background).
+    let trash = data_root.join("trash");
+    let pending = berth_sys::trash::Trash::pending(&trash)
+        .map_err(|e| Error::io(format!("cannot read {}", trash.display()), e))?;
+    if !pending.is_empty() {
+        out.push(Finding::orphan(
+            format!(
+                "{} removed directories still in {}",
+                pending.len(),
+                trash.display()
+            ),
+            repair,
+            || {
+                berth_sys::trash::Trash::open(&trash)
+                    .map(|t| t.close())
+                    .map_err(|e| e.to_string())
+            },
+        ));
+    }
     let volumes = berth_volume::VolumeStore::open_readonly(data_root, db.clone());
     out.extend(volumes.check(repair)?.into_iter().map(|f| Finding {
         message: f.message,

@@ -88,6 +88,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub dns: Vec<String>,
     pub nft_table: Option<String>,
+    /// `cgroup-favordynmods`: remount cgroup2 with `favordynmods` at start (see
+    /// `berth_daemon::dynmods`).
+    pub cgroup_favordynmods: Option<bool>,
 }
 
 /// daemon.json `proxies` (dockerd 23+): for registry traffic, over the environment's

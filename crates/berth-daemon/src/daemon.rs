@@ -30,6 +30,8 @@ pub struct Daemon {
     pub(crate) downloads: crate::distribution::Downloads,
     /// The default bridge and berth's nftables table.
     pub(crate) networks: Option<crate::network::Networks>,
+    /// Removed container and snapshot directories, deleted off the request's path.
+    pub(crate) trash: Arc<berth_sys::trash::Trash>,
     /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
     _lock: crate::check::DataRootLock,
 }
@@ -55,7 +57,7 @@ impl Daemon {
         crate::build::sweep(&config.data_root);
         let db_path = config.data_root.join("berth.db");
         let data_root = config.data_root.clone();
-        let (db, images, volumes) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (db, images, volumes, trash) = tokio::task::spawn_blocking(move || -> Result<_> {
             let db = Db::open(&db_path)?;
             let images = ImageService::open_unchecked(&data_root, db.clone())?;
             let volumes = berth_volume::VolumeStore::open(&data_root, db.clone())?;
@@ -70,7 +72,12 @@ impl Daemon {
             for f in volumes.check(true)? {
                 eprintln!("berthd: reconcile: {f}");
             }
-            Ok((db, images, volumes))
+            let trash_dir = data_root.join("trash");
+            let trash = berth_sys::trash::Trash::open(&trash_dir)
+                .map_err(|e| Error::io(format!("cannot open {}", trash_dir.display()), e))?;
+            let trash = Arc::new(trash);
+            images.use_trash(trash.clone());
+            Ok((db, images, volumes, trash))
         })
         .await??;
         let engine_id = engine_id(&config.data_root)?;
@@ -93,6 +100,7 @@ impl Daemon {
             registry,
             downloads: Default::default(),
             networks: Some(networks),
+            trash,
             _lock: lock,
         });
         daemon.load().await?;
@@ -321,6 +329,8 @@ impl Daemon {
     /// the cgroup parent is removed when no container is left in it.
     pub fn shutdown(&self) {
         crate::cgroups::Cgroup::remove_parent(&self.config.cgroup_parent);
+        // What was removed is deleted before the daemon exits (a crash leaves it to the next start).
+        self.trash.close();
         // berth's accept rules in Docker's DOCKER-USER chain go with the daemon.
         if let Some(n) = &self.networks {
             if let Err(e) = berth_network::sync_docker_user(&n.table, &[]) {

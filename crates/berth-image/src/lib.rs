@@ -435,6 +435,11 @@ impl ImageService {
         }
     }
 
+    /// Removed snapshots go through `trash` (see [`berth_sys::trash`]).
+    pub fn use_trash(&self, trash: std::sync::Arc<berth_sys::trash::Trash>) {
+        self.snapshots.use_trash(trash);
+    }
+
     /// Bytes in a container's rw layer.
     pub fn rw_size(&self, container_id: &str) -> Result<u64, Error> {
         Ok(self.snapshots.usage(container_id)?)

@@ -158,6 +158,9 @@ impl State {
 pub struct Overlay {
     root: PathBuf,
     state: Mutex<State>,
+    /// Where removed snapshot directories go to be deleted off the caller's path (the daemon's);
+    /// without one, [`Snapshotter::remove`] deletes in place.
+    trash: std::sync::OnceLock<std::sync::Arc<berth_sys::trash::Trash>>,
 }
 
 impl Overlay {
@@ -205,7 +208,14 @@ impl Overlay {
         Ok(Overlay {
             root,
             state: Mutex::new(state),
+            trash: std::sync::OnceLock::new(),
         })
+    }
+
+    /// From now on, removed snapshot directories are renamed into `trash` (on the same
+    /// filesystem) and deleted there in the background.
+    pub fn use_trash(&self, trash: std::sync::Arc<berth_sys::trash::Trash>) {
+        let _ = self.trash.set(trash);
     }
 
     /// Snapshot directories no record names (left by a crash between mkdir and the record).
@@ -459,7 +469,10 @@ impl Snapshotter for Overlay {
             self.lock().insert(key.to_string(), info);
             return Err(e);
         }
-        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))
+        match self.trash.get() {
+            Some(t) => t.put(&dir).map_err(io_err("remove", &dir)),
+            None => fs::remove_dir_all(&dir).map_err(io_err("remove", &dir)),
+        }
     }
 
     fn usage(&self, key: &str) -> Result<u64, SnapshotError> {

@@ -10,3 +10,4 @@ pub mod mount;
 pub mod netns;
 pub mod nft;
 pub mod process;
+pub mod trash;

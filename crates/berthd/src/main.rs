@@ -41,6 +41,10 @@ struct Flags {
     /// Parent cgroup of every container
     #[arg(long)]
     cgroup_parent: Option<String>,
+    /// Remount the host's cgroup2 hierarchy with `favordynmods` (host-wide; makes container
+    /// starts after a pause as fast as back-to-back ones; see docs/design/performance.md)
+    #[arg(long)]
+    cgroup_favordynmods: bool,
     /// Path of the berth-shim binary (default: next to berthd)
     #[arg(long)]
     shim: Option<PathBuf>,
@@ -212,6 +216,19 @@ fn main() -> anyhow::Result<()> {
     berth_runtime::cgroup_parent(&config.cgroup_parent).map_err(|e| anyhow::anyhow!("{e}"))?;
     std::fs::create_dir_all(&exec_root).with_context(|| format!("cannot create {}", exec_root.display()))?;
     let _pid = socket::PidFile::create(&pidfile)?;
+    if flags.cgroup_favordynmods || file.cgroup_favordynmods.unwrap_or(false) {
+        use berth_daemon::dynmods::{favor_dynmods, Outcome};
+        match favor_dynmods().context("cannot remount cgroup2 with favordynmods")? {
+            Outcome::Set(p) => eprintln!(
+                "berthd: remounted {} with favordynmods (cgroup-favordynmods)",
+                p.display()
+            ),
+            Outcome::AlreadySet(p) => eprintln!("berthd: {} already has favordynmods", p.display()),
+            Outcome::NoCgroup2 => {
+                eprintln!("berthd: cgroup-favordynmods: no cgroup2 hierarchy is mounted; nothing to set")
+            }
+        }
+    }
 
     // Two malloc arenas instead of glibc's 8 per core: blocking threads come and go, and memory
     // freed in one arena is not reused by another's allocations (bench/RESULTS.md, scale).

@@ -52,7 +52,8 @@ impl Daemon {
 
         let mut failures = Vec::new();
         let bundle = self.bundle(&entry.id);
-        if let Err(e) = berth_sys::mount::unmount(&bundle.join("rootfs")) {
+        let unmounted = berth_sys::mount::unmount(&bundle.join("rootfs"));
+        if let Err(e) = &unmounted {
             failures.push(format!("unmount rootfs: {e}"));
         }
         let images = self.images.clone();
@@ -66,9 +67,13 @@ impl Daemon {
             failures.push(format!("remove rw layer: {e}"));
         }
         berth_sys::failpoint::hit("container.rm.layer-removed");
-        if let Err(e) = tokio::fs::remove_dir_all(&bundle).await {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                failures.push(format!("remove {}: {e}", bundle.display()));
+        // Into the trash (one rename; deleted in the background), but never while something may
+        // still be mounted below it.
+        if unmounted.is_ok() {
+            if let Err(e) = self.trash.put(&bundle) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    failures.push(format!("remove {}: {e}", bundle.display()));
+                }
             }
         }
         berth_sys::failpoint::hit("container.rm.bundle-removed");

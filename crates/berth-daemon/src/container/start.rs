@@ -26,7 +26,10 @@ impl Daemon {
         let bundle = self.bundle(&id);
         let images = self.images.clone();
         let cid = id.clone();
-        let rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
+        let mut rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
+        if doc.host_config.auto_remove.unwrap_or(false) {
+            volatile(&mut rootfs);
+        }
         let socket = self.shim_socket(&id);
         // One shim per container: a live one means this container is already started (a crash
         // of the daemon mid-start is settled by restore, not by a second shim).
@@ -391,4 +394,21 @@ pub(crate) fn device_mappings(h: &HostConfig) -> Vec<DeviceMapping> {
             cgroup_permissions: d.cgroup_permissions.unwrap_or_default(),
         })
         .collect()
+}
+
+/// A `--rm` container's rw layer dies with it, so its overlay is mounted `volatile`: no sync of
+/// the upper layer's whole filesystem when it is unmounted (the overlay's `sync_fs` flushes every
+/// dirty inode of the data root's filesystem, which a busy host makes the slowest step of a
+/// `run --rm`), and `fsync` in the container skips the disk. The marker overlay leaves in its
+/// work dir (which refuses a later mount) is cleared first: a volatile layer is only mounted
+/// again after a clean unmount (a stop, then a start), never after a crash, since berth removes
+/// `--rm` containers that did not stop cleanly.
+fn volatile(rootfs: &mut [berth_types::Mount]) {
+    for m in rootfs.iter_mut().filter(|m| m.kind == "overlay") {
+        let Some(work) = m.options.iter().find_map(|o| o.strip_prefix("workdir=")) else {
+            continue;
+        };
+        let _ = std::fs::remove_dir_all(std::path::Path::new(work).join("work/incompat"));
+        m.options.push("volatile".into());
+    }
 }

@@ -23,6 +23,7 @@ mod exec;
 mod fidelity;
 mod filesystem;
 mod honest;
+mod hotpath;
 mod images;
 mod lifecycle;
 mod logs;
