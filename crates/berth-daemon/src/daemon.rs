@@ -128,6 +128,10 @@ impl Daemon {
                 c.by_id.insert(row.id, entry);
             }
         }
+        // Reattached concurrently (each is a few round trips to its shim), a bounded number at a
+        // time, so that a restart with a thousand running containers stays well under a second.
+        let slots = Arc::new(tokio::sync::Semaphore::new(32));
+        let mut reattach = tokio::task::JoinSet::new();
         for entry in restore {
             // Driver-option volumes are still mounted for it: count it as a user again.
             for m in entry.with(|d| d.mounts.clone()) {
@@ -135,8 +139,14 @@ impl Daemon {
                     let _ = self.volumes.mount(&m.name);
                 }
             }
-            self.restore(entry).await;
+            let daemon = self.clone();
+            let slots = slots.clone();
+            reattach.spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                daemon.restore(entry).await;
+            });
         }
+        while reattach.join_next().await.is_some() {}
         let daemon = self.clone();
         tokio::task::spawn_blocking(move || daemon.net_reconcile()).await?;
         // Running containers on user networks get their DNS server back.

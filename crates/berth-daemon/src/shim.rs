@@ -247,13 +247,18 @@ impl Daemon {
         match attach(&socket, open_stdin).await {
             Ok(stream) => {
                 let state = call(&socket, &Request::State).await.ok();
+                let recorded = entry.with(|d| d.state.pid);
                 if let Some(pid) = state.as_ref().and_then(|s| s.pid) {
                     entry.update(|d| d.state.pid = pid as i64);
                 }
+                // The record is rewritten (one transaction, an fsync) only when it changed: a
+                // restart with a thousand running containers must not cost a thousand fsyncs.
+                let mut changed = entry.with(|d| d.state.pid) != recorded;
                 monitor(self.clone(), entry.clone(), stream);
                 if state.and_then(|s| s.status).as_deref() == Some("created") {
                     match call(&socket, &Request::Start).await {
                         Ok(r) if r.error.is_none() => {
+                            changed = true;
                             self.start_health(&entry);
                         }
                         Ok(r) => eprintln!(
@@ -264,8 +269,10 @@ impl Daemon {
                         Err(e) => eprintln!("berthd: finishing the start of {}: {e}", entry.id),
                     }
                 }
-                if let Err(e) = self.persist(&entry) {
-                    eprintln!("berthd: failed to record restored container {}: {e}", entry.id);
+                if changed {
+                    if let Err(e) = self.persist(&entry) {
+                        eprintln!("berthd: failed to record restored container {}: {e}", entry.id);
+                    }
                 }
             }
             Err(_) => {
