@@ -100,6 +100,12 @@ impl Daemon {
                 })
             })
             .unwrap_or_default();
+        // A link on a user network: an alias only this container resolves.
+        let target = c
+            .by_id
+            .get(asker)
+            .and_then(|e| e.with(|d| crate::links::alias_target(d, name)));
+        let name = target.as_deref().unwrap_or(name);
         c.by_id
             .values()
             .filter_map(|e| {

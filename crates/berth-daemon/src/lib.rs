@@ -18,6 +18,7 @@ pub mod dynmods;
 pub mod error;
 pub mod events;
 mod images;
+pub mod links;
 pub mod network;
 pub mod networks;
 mod perms;

@@ -626,22 +626,15 @@ impl Daemon {
     }
 }
 
-/// Puts the container's own line (`IP\thostname`) into its hosts file, replacing the line of
-/// an earlier run.
-pub fn write_hosts_address(bundle: &Path, ip: &str, hostname: &str) -> Result<()> {
+/// Writes a started container's hosts file: `base` (localhost, `--add-host`), its links'
+/// lines, then its own line (`IP\thostname`), as docker's sandbox writes them at each start.
+pub fn write_hosts(bundle: &Path, base: &str, links: &[String], ip: &str, hostname: &str) -> Result<()> {
     let path = bundle.join("hosts");
-    let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut out: String = old
-        .lines()
-        .filter(|l| {
-            let mut f = l.split_whitespace();
-            let addr = f.next().unwrap_or("");
-            !(addr.parse::<Ipv4Addr>().is_ok_and(|a| !a.is_loopback())
-                && f.next() == Some(hostname)
-                && f.next().is_none())
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let mut out = base.to_string();
+    for l in links {
+        out.push_str(l);
+        out.push('\n');
+    }
     out.push_str(&format!("{ip}\t{hostname}\n"));
     berth_sys::fs::write_atomic(&path, out.as_bytes(), crate::perms::CONTAINER_VISIBLE_FILE)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))

@@ -73,6 +73,15 @@ impl Daemon {
                 "user specified IP address is supported on user defined networks only",
             ));
         }
+        // Links are checked before anything is made: a missing one creates nothing.
+        let endpoint_links: Vec<String> = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.as_ref())
+            .and_then(|e| e.get(&mode).or_else(|| e.values().next()))
+            .and_then(|e| e.links.clone())
+            .unwrap_or_default();
+        let links = self.resolve_links(&host, &endpoint_links)?;
 
         let images = self.images.clone();
         let lookup = image_ref.clone();
@@ -205,6 +214,7 @@ impl Daemon {
                 .and_then(|i| i.ipv4_address.clone())
                 .filter(|s| !s.is_empty()),
             connected: vec![],
+            links,
         };
         let entry = Entry::new(doc);
         if let Err(e) = self.insert(entry.clone()) {
@@ -394,6 +404,24 @@ fn command(c: &ContainerConfig) -> Result<(String, Vec<String>)> {
     Ok((path, all))
 }
 
+/// The hosts file before any address: localhost lines (the host's file on `--network host`)
+/// and `--add-host`s, as docker writes them. A start adds links and the container's address.
+pub(crate) fn hosts_content(host: &HostConfig, host_gateway: &str) -> String {
+    let mut hosts = if host.network_mode.as_deref() == Some("host") {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
+    };
+    // --add-host NAME:IP, as docker appends them.
+    for h in host.extra_hosts.clone().unwrap_or_default() {
+        if let Some((name, ip)) = h.split_once(':') {
+            let ip = if ip == "host-gateway" { host_gateway } else { ip };
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+    }
+    hosts
+}
+
 fn write_bundle_files(
     bundle: &std::path::Path,
     hostname: &str,
@@ -414,18 +442,7 @@ fn write_bundle_files(
         visible,
     )
     .map_err(|e| cannot("write hostname", e))?;
-    let mut hosts = if network == "host" {
-        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-    } else {
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
-    };
-    // --add-host NAME:IP, as docker appends them.
-    for h in host.extra_hosts.clone().unwrap_or_default() {
-        if let Some((name, ip)) = h.split_once(':') {
-            let ip = if ip == "host-gateway" { host_gateway } else { ip };
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-    }
+    let hosts = hosts_content(host, host_gateway);
     berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), visible)
         .map_err(|e| cannot("write hosts", e))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -140,6 +140,14 @@ impl Daemon {
         let c = &exec.config;
         let doc = entry.doc();
         let mut env = doc.config.env.clone().unwrap_or_default();
+        // The links' variables, as dockerd gives an exec (a linked container stopped since
+        // gives none).
+        for e in self.link_context(&doc).map(|l| l.env).unwrap_or_default() {
+            let key = e.split('=').next().unwrap_or("");
+            if !env.iter().any(|x| x.split('=').next() == Some(key)) {
+                env.push(e);
+            }
+        }
         for e in c.env.clone().unwrap_or_default() {
             let key = e.split('=').next().unwrap_or("").to_string();
             env.retain(|x| x.split('=').next() != Some(key.as_str()));

@@ -23,6 +23,10 @@ impl Daemon {
         if let Some(h) = health {
             v["State"]["Health"] = h;
         }
+        // dockerd always has the key (`null` without links); templates index it.
+        if let Some(h) = v.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
+            h.entry("Links").or_insert(serde_json::Value::Null);
+        }
         Ok(v)
     }
 
@@ -84,6 +88,8 @@ impl Daemon {
                         .clone()
                         .unwrap_or_else(|| crate::RUNTIME.into()),
                 ),
+                // As dockerd: the default bridge's links with today's names (`/db:/web/db`).
+                links: self.inspect_links(&doc),
                 ..doc.host_config.clone()
             }),
             graph_driver: Some(DriverData {
@@ -163,7 +169,15 @@ pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
         name.to_string(),
         EndpointSettings {
             ipam_config: None,
-            links: None,
+            // A user network's links: aliases only this container resolves.
+            links: Some(
+                doc.links
+                    .iter()
+                    .filter(|l| l.id.is_empty())
+                    .map(|l| format!("{}:{}", l.name, l.alias))
+                    .collect::<Vec<_>>(),
+            )
+            .filter(|v| !v.is_empty()),
             mac_address: Some(net.mac),
             aliases,
             driver_opts: None,

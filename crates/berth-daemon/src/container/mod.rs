@@ -13,7 +13,7 @@
 //! ```
 
 mod attach;
-mod create;
+pub(crate) mod create;
 mod exec;
 mod fs;
 mod health;
@@ -164,6 +164,9 @@ pub struct Doc {
     /// endpoint each has while the container runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connected: Vec<crate::connect::Connected>,
+    /// `--link`s (`HostConfig.Links`, and an endpoint's `Links` on a user network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<crate::links::Link>,
 }
 
 /// One output chunk or the end of a run, as relayed to attached clients ([`hub::Hub`]).

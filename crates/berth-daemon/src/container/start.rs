@@ -24,6 +24,15 @@ impl Daemon {
         let doc = entry.doc();
         let id = doc.id.clone();
         let bundle = self.bundle(&id);
+        // Links first (dockerd fails the start the same way): every linked container must run.
+        let links = match self.link_context(&doc) {
+            Ok(l) => l,
+            Err(e) => {
+                let before = entry.with(|d| (d.state.status, d.state.started_at));
+                let _ = self.start_failed(entry, before, e.to_string(), None).await;
+                return Err(e);
+            }
+        };
         let images = self.images.clone();
         let cid = id.clone();
         let mut rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
@@ -67,7 +76,8 @@ impl Daemon {
             self.extras_up(entry, &st).await;
             net_state = Some(st);
         }
-        let mut written = self.write_start_files(&doc, &bundle, network, rootfs, mounts, net_state.as_ref());
+        let mut written =
+            self.write_start_files(&doc, &bundle, network, rootfs, mounts, net_state.as_ref(), &links);
         if let (Ok(_), Some(st)) = (&written, &net_state) {
             if st.network != crate::network::DEFAULT {
                 if let Err(e) = self.dns_start(&id, st) {
@@ -158,10 +168,18 @@ impl Daemon {
         rootfs: Vec<berth_types::Mount>,
         mounts: Vec<MountPoint>,
         net: Option<&crate::network::NetState>,
+        links: &crate::links::LinkContext,
     ) -> Result<ShimConfig> {
         let id = doc.id.clone();
         let socket = self.shim_socket(&id);
         let mut spec = container_spec(doc, bundle, network.clone(), &self.config.cgroup_parent);
+        // The links' variables, unless the container's own environment sets them.
+        for e in &links.env {
+            let key = e.split('=').next().unwrap_or("");
+            if !spec.env.iter().any(|x| x.split('=').next() == Some(key)) {
+                spec.env.push(e.clone());
+            }
+        }
         spec.init_path = self.init_path();
         spec.mounts.extend(mounts);
         let oci = berth_runtime::build_spec(&spec).map_err(Error::Spec)?;
@@ -209,7 +227,13 @@ impl Daemon {
         }
         if let Some(st) = net {
             let hostname = doc.config.hostname.clone().unwrap_or_default();
-            crate::network::write_hosts_address(bundle, &st.ip, &hostname)?;
+            let host_gateway = self
+                .networks
+                .as_ref()
+                .map(|n| n.default.gateway.to_string())
+                .unwrap_or_default();
+            let base = crate::container::create::hosts_content(&doc.host_config, &host_gateway);
+            crate::network::write_hosts(bundle, &base, &links.hosts, &st.ip, &hostname)?;
             if st.network != crate::network::DEFAULT {
                 let h = &doc.host_config;
                 let resolv = crate::dns::resolv_conf(

@@ -114,6 +114,9 @@ pub struct ContainerOpts {
     /// Connect a container to a network (bridge, host, none, container:NAME, or a user network)
     #[arg(long, alias = "net")]
     pub network: Option<String>,
+    /// Add link to another container
+    #[arg(long)]
+    pub link: Vec<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
@@ -631,7 +634,7 @@ pub fn build_body(
         "GroupAdd": opt_list(&o.group_add),
         "IpcMode": o.ipc.clone().unwrap_or_default(),
         "Cgroup": "",
-        "Links": null,
+        "Links": opt_list(&o.link),
         "OomScoreAdj": 0,
         "PidMode": o.pid.clone().unwrap_or_default(),
         "Privileged": o.privileged,
@@ -706,7 +709,7 @@ pub fn build_body(
         "HostConfig": host,
         "NetworkingConfig": {"EndpointsConfig": {network.clone(): {
             "IPAMConfig": match &o.ip { Some(ip) => json!({"IPv4Address": ip}), None => json!(null) },
-            "Links": null,
+            "Links": opt_list(&o.link),
             "Aliases": if o.network_alias.is_empty() { json!(null) } else { json!(o.network_alias) },
             "MacAddress": "", "DriverOpts": null,
             "GwPriority": 0, "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",

@@ -169,7 +169,17 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
 }
 
 pub async fn remove(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Error> {
+    if q.bool("link") {
+        // A link name has a parent: `/web/db`; a bare name is the container's own.
+        return Err(Error::internal("Conflict, cannot remove the default link name."));
+    }
     d.remove(id, q.bool("force"), q.bool("v")).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`.
+pub async fn remove_link(d: &Arc<Daemon>, parent: &str, alias: &str) -> Result<Response<Body>, Error> {
+    d.remove_link(parent, alias).await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 

@@ -77,6 +77,12 @@ async fn route(
         (&Method::POST, ["containers", id, "resize"]) => containers::resize(&d, id, &q).await,
         (&Method::GET, ["containers", id, "logs"]) => containers::logs(&d, id, &q),
         (&Method::DELETE, ["containers", id]) => containers::remove(&d, id, &q).await,
+        // `rm --link /parent/alias` (docker's CLI sends `containers//parent/alias`).
+        (&Method::DELETE, ["containers", "", parent, alias] | ["containers", parent, alias])
+            if q.bool("link") =>
+        {
+            containers::remove_link(&d, parent, alias).await
+        }
         (&Method::POST, ["containers", id, "pause"]) => containers::pause(&d, id).await,
         (&Method::POST, ["containers", id, "unpause"]) => containers::unpause(&d, id).await,
         (&Method::GET, ["containers", id, "top"]) => containers::top(&d, id, &q).await,

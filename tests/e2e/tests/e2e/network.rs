@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use berth_e2e::Daemon;
 
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
+pub(crate) fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
     d.berth(&["inspect", "-f", fmt, name]).ok().out().to_string()
 }
 
@@ -46,7 +46,7 @@ fn start_httpd(d: &Daemon, name: &str, publish: &[&str]) {
     d.berth(&args).ok();
 }
 
-fn nft_table(d: &Daemon) -> String {
+pub(crate) fn nft_table(d: &Daemon) -> String {
     let out = std::process::Command::new("nft")
         .args(["list", "table", "ip", &d.net.bridge])
         .output()
@@ -54,7 +54,7 @@ fn nft_table(d: &Daemon) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn links() -> String {
+pub(crate) fn links() -> String {
     let out = std::process::Command::new("ip")
         .args(["-o", "link"])
         .output()
@@ -62,7 +62,7 @@ fn links() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn pinned_netns(d: &Daemon) -> usize {
+pub(crate) fn pinned_netns(d: &Daemon) -> usize {
     std::fs::read_dir(d.root.join("exec/netns"))
         .map(|r| r.count())
         .unwrap_or(0)
@@ -280,7 +280,7 @@ fn a_host_port_already_in_use_is_dockers_error_and_leaves_nothing() {
 }
 
 /// A /24 of the test range no route uses, as `--subnet`.
-fn test_subnet() -> (String, String) {
+pub(crate) fn test_subnet() -> (String, String) {
     let t = berth_e2e::TestNet::new();
     let o = t.gateway.octets();
     (format!("{}.{}.{}.0/24", o[0], o[1], o[2]), t.gateway.to_string())
@@ -592,14 +592,14 @@ print(c.networks.prune())
 
 /// A DNS resolver of the test's own on 127.0.0.x:53: answers every A query with 192.0.2.7 and
 /// records the names asked.
-struct TestResolver {
-    addr: String,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+pub(crate) struct TestResolver {
+    pub(crate) addr: String,
+    pub(crate) seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TestResolver {
-    fn start() -> TestResolver {
+    pub(crate) fn start() -> TestResolver {
         let (sock, addr) = (2..250u8)
             .map(|n| format!("127.0.{}.{n}", std::process::id() % 200 + 20))
             .find_map(|a| std::net::UdpSocket::bind((a.as_str(), 53)).ok().map(|s| (s, a)))
