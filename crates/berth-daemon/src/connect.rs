@@ -175,6 +175,10 @@ impl Daemon {
         } else {
             self.resolve_net(&mode).map(|r| r.1).unwrap_or(mode.clone())
         };
+        if primary_name == name && entry.with(|d| d.detached) {
+            drop(_op);
+            return self.reconnect_primary(&entry, aliases, ipv4).await;
+        }
         if primary_name == name || entry.with(|d| d.connected.iter().any(|c| c.network_id == net_id)) {
             return Err(Error::Forbidden(format!(
                 "endpoint with name {} already exists in network {name}",
@@ -233,19 +237,16 @@ impl Daemon {
         let _op = entry.op.lock().await;
         let Some(c) = entry.with(|d| d.connected.iter().find(|c| c.network_id == net_id).cloned()) else {
             let mode = entry.with(|d| d.host_config.network_mode.clone().unwrap_or_default());
-            let on_it =
-                has_endpoint(&mode) && self.resolve_net(&mode).map(|r| r.2 == net_id).unwrap_or(false);
-            return Err(if on_it {
-                Error::NotImplemented(format!(
-                    "disconnecting container {} from {name}, the network it was created on, is not supported by berth yet",
-                    entry.id
-                ))
-            } else {
-                Error::internal(format!(
-                    "container {} is not connected to network {name}",
-                    entry.id
-                ))
-            });
+            let on_it = has_endpoint(&mode)
+                && !entry.with(|d| d.detached)
+                && self.resolve_net(&mode).map(|r| r.2 == net_id).unwrap_or(false);
+            if on_it {
+                return self.disconnect_primary(&entry, &net_id, &name).await;
+            }
+            return Err(Error::internal(format!(
+                "container {} is not connected to network {name}",
+                entry.id
+            )));
         };
         // The record first: a crash after it leaves an endpoint reconciliation removes.
         entry.update(|d| d.connected.retain(|x| x.network_id != net_id));
@@ -259,6 +260,103 @@ impl Daemon {
             .await?;
         }
         self.emit_network("disconnect", &net_id, &name, Some(&entry.id));
+        Ok(())
+    }
+
+    /// Disconnects a container from the network it was created on: recorded first (a crash
+    /// after it leaves what reconciliation removes), then ports, veth and lease go; a running
+    /// container keeps its namespace (and its other networks).
+    async fn disconnect_primary(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        net_id: &str,
+        name: &str,
+    ) -> Result<()> {
+        let st = entry.with(|d| d.net.clone()).filter(|st| !st.ip.is_empty());
+        entry.update(|d| {
+            d.detached = true;
+            if let Some(st) = &d.net {
+                d.net = Some(NetState {
+                    netns: st.netns.clone(),
+                    network: st.network.clone(),
+                    ..Default::default()
+                });
+            }
+        });
+        self.persist(entry)?;
+        if let Some(st) = st {
+            let (daemon, id) = (self.clone(), entry.id.clone());
+            blocking(
+                move || match daemon.endpoint_teardown(&id, &st).into_iter().next() {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                },
+            )
+            .await?;
+        }
+        self.emit_network("disconnect", net_id, name, Some(&entry.id));
+        Ok(())
+    }
+
+    /// `network connect` back to the network a container was created on: a running one gets
+    /// its endpoint again (lease, `eth0` with the default route, published ports) in the
+    /// namespace it runs in.
+    async fn reconnect_primary(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        aliases: Vec<String>,
+        ipv4: Option<String>,
+    ) -> Result<()> {
+        let _op = entry.op.lock().await;
+        let mut doc = entry.doc();
+        doc.detached = false;
+        if !aliases.is_empty() {
+            doc.aliases = aliases;
+        }
+        if ipv4.is_some() {
+            doc.requested_ip = ipv4;
+        }
+        let running = entry.status().is_running() && doc.net.is_some();
+        let state = if running {
+            let (daemon, d2) = (self.clone(), doc.clone());
+            Some(blocking(move || daemon.net_setup_in(&d2, false)).await?)
+        } else {
+            None
+        };
+        entry.update(|d| {
+            d.detached = false;
+            d.aliases = doc.aliases.clone();
+            d.requested_ip = doc.requested_ip.clone();
+            if let Some(st) = &state {
+                d.net = Some(st.clone());
+            }
+        });
+        if let Err(e) = self.persist(entry) {
+            if let Some(st) = &state {
+                let (daemon, id, s2) = (self.clone(), entry.id.clone(), st.clone());
+                let _ = blocking(move || {
+                    for err in daemon.endpoint_teardown(&id, &s2) {
+                        eprintln!("berthd: undoing the reconnect of {id}: {err}");
+                    }
+                    Ok(())
+                })
+                .await;
+                let bare = NetState {
+                    netns: st.netns.clone(),
+                    network: st.network.clone(),
+                    ..Default::default()
+                };
+                entry.update(|d| {
+                    d.detached = true;
+                    d.net = Some(bare);
+                });
+            }
+            return Err(e);
+        }
+        let mode = doc.host_config.network_mode.clone().unwrap_or_default();
+        if let Ok((_, name, net_id, _)) = self.resolve_net(&mode) {
+            self.emit_network("connect", &net_id, &name, Some(&entry.id));
+        }
         Ok(())
     }
 }

@@ -77,8 +77,12 @@ impl Daemon {
     fn dns_lookup(&self, asker: &str, name: &str) -> Vec<Ipv4Addr> {
         let c = self.containers.read().unwrap();
         let endpoints = |d: &crate::container::Doc| -> Vec<(NetState, Vec<String>)> {
-            let mut v: Vec<(NetState, Vec<String>)> =
-                d.net.iter().map(|n| (n.clone(), d.aliases.clone())).collect();
+            let mut v: Vec<(NetState, Vec<String>)> = d
+                .net
+                .iter()
+                .filter(|n| !n.ip.is_empty())
+                .map(|n| (n.clone(), d.aliases.clone()))
+                .collect();
             v.extend(
                 d.connected
                     .iter()

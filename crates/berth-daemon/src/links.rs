@@ -218,7 +218,7 @@ impl Daemon {
                             .filter(|n| n.network == crate::network::DEFAULT),
                     )
                     .map(|n| n.ip.clone())
-                    .next();
+                    .find(|ip| !ip.is_empty());
                 (
                     d.name.clone(),
                     d.state.status.is_running(),

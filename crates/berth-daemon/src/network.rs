@@ -394,6 +394,43 @@ impl Daemon {
     /// Sets up a container's endpoint on the default bridge, undoing what was done on error.
     /// Blocking.
     pub(crate) fn net_setup(&self, doc: &Doc) -> Result<NetState> {
+        if doc.detached {
+            return self.net_setup_bare(doc);
+        }
+        self.net_setup_in(doc, true)
+    }
+
+    /// The namespace alone (`lo` up), for a container disconnected from the network it was
+    /// created on: its connected networks join it. Blocking.
+    fn net_setup_bare(&self, doc: &Doc) -> Result<NetState> {
+        let mode = doc.host_config.network_mode.clone().unwrap_or_default();
+        let st = NetState {
+            netns: self.netns_dir().join(&doc.id),
+            network: if on_default_bridge(&mode) {
+                DEFAULT.to_string()
+            } else {
+                mode
+            },
+            ..Default::default()
+        };
+        std::fs::create_dir_all(self.netns_dir())
+            .map_err(|e| Error::io("cannot create the netns directory", e))?;
+        berth_sys::netns::create(&st.netns).map_err(|e| {
+            Error::io(
+                format!("cannot create the network namespace {}", st.netns.display()),
+                e,
+            )
+        })?;
+        if let Err(e) = berth_network::loopback_only(&st.netns) {
+            let _ = berth_sys::netns::remove(&st.netns);
+            return Err(e.into());
+        }
+        Ok(st)
+    }
+
+    /// Sets up the endpoint of the network a container was created on: in a new namespace
+    /// (`create_ns`, a start) or in the one it has (`network connect` back to it). Blocking.
+    pub(crate) fn net_setup_in(&self, doc: &Doc, create_ns: bool) -> Result<NetState> {
         let mode = doc.host_config.network_mode.clone().unwrap_or_default();
         let (net, net_name, net_id, range) = self.resolve_net(&mode)?;
         let net = &net;
@@ -420,8 +457,13 @@ impl Daemon {
             ),
             ports,
         };
-        if let Err(e) = self.net_build(net, &state, ip) {
-            for err in self.net_teardown(&doc.id, &state) {
+        if let Err(e) = self.net_build(net, &state, ip, create_ns) {
+            let errs = if create_ns {
+                self.net_teardown(&doc.id, &state)
+            } else {
+                self.endpoint_teardown(&doc.id, &state)
+            };
+            for err in errs {
                 eprintln!("berthd: undoing the network of {}: {err}", doc.id);
             }
             return Err(e);
@@ -498,18 +540,20 @@ impl Daemon {
         Ok(ip)
     }
 
-    fn net_build(&self, net: &BridgeNet, st: &NetState, ip: Ipv4Addr) -> Result<()> {
+    fn net_build(&self, net: &BridgeNet, st: &NetState, ip: Ipv4Addr, create_ns: bool) -> Result<()> {
         berth_network::setup_bridge(net)?;
         let nets = self.networks.as_ref().expect("checked by net_setup");
-        std::fs::create_dir_all(self.netns_dir())
-            .map_err(|e| Error::io("cannot create the netns directory", e))?;
-        berth_sys::netns::create(&st.netns).map_err(|e| {
-            Error::io(
-                format!("cannot create the network namespace {}", st.netns.display()),
-                e,
-            )
-        })?;
-        berth_sys::failpoint::hit("network.setup.netns-created");
+        if create_ns {
+            std::fs::create_dir_all(self.netns_dir())
+                .map_err(|e| Error::io("cannot create the netns directory", e))?;
+            berth_sys::netns::create(&st.netns).map_err(|e| {
+                Error::io(
+                    format!("cannot create the network namespace {}", st.netns.display()),
+                    e,
+                )
+            })?;
+            berth_sys::failpoint::hit("network.setup.netns-created");
+        }
         berth_network::attach(
             net,
             &Endpoint {
@@ -531,6 +575,21 @@ impl Daemon {
     /// Undoes an endpoint in reverse order: ports, veth, namespace, lease. Every step runs;
     /// the errors come back.
     pub(crate) fn net_teardown(&self, id: &str, st: &NetState) -> Vec<Error> {
+        let mut errs = self.endpoint_ports_and_veth_down(st);
+        if let Err(e) = berth_sys::netns::remove(&st.netns) {
+            errs.push(Error::io(
+                format!("cannot remove the network namespace {}", st.netns.display()),
+                e,
+            ));
+        }
+        if let Err(e) = self.db.release_leases(id) {
+            errs.push(e.into());
+        }
+        errs
+    }
+
+    /// Ports and veth of an endpoint, leaving its namespace. Every step runs.
+    fn endpoint_ports_and_veth_down(&self, st: &NetState) -> Vec<Error> {
         let mut errs = Vec::new();
         if let (Some(nets), Ok(ip)) = (self.networks.as_ref(), st.ip.parse::<Ipv4Addr>()) {
             let rules: Vec<PortRule> = st.ports.iter().map(|p| p.rule(ip)).collect();
@@ -543,14 +602,17 @@ impl Daemon {
                 errs.push(e.into());
             }
         }
-        if let Err(e) = berth_sys::netns::remove(&st.netns) {
-            errs.push(Error::io(
-                format!("cannot remove the network namespace {}", st.netns.display()),
-                e,
-            ));
-        }
-        if let Err(e) = self.db.release_leases(id) {
-            errs.push(e.into());
+        errs
+    }
+
+    /// Undoes the endpoint of the network a container was created on while it keeps running
+    /// in its namespace (`network disconnect`): ports, veth, then the lease. Blocking.
+    pub(crate) fn endpoint_teardown(&self, id: &str, st: &NetState) -> Vec<Error> {
+        let mut errs = self.endpoint_ports_and_veth_down(st);
+        if !st.network_id.is_empty() {
+            if let Err(e) = self.db.release_lease(&st.network_id, id) {
+                errs.push(e.into());
+            }
         }
         errs
     }
@@ -565,12 +627,26 @@ impl Daemon {
         let entries: Vec<_> = self.containers.read().unwrap().by_id.values().cloned().collect();
         let mut live_ids = HashSet::new();
         let mut live_ips = HashSet::new();
+        // (network, container) of every endpoint a running container's record has.
+        let mut live_leases = HashSet::new();
         for e in &entries {
             let running = e.status().is_running();
             match e.with(|d| d.net.clone()) {
                 Some(st) if running => {
                     live_ids.insert(e.id.clone());
                     live_ips.insert(st.ip.clone());
+                    if st.ip.is_empty() {
+                        // Disconnected from its first network: a crash mid-disconnect may
+                        // have left the veth.
+                        let _ = berth_network::detach(&format!("vb{}", &e.id[..12]));
+                    } else {
+                        live_leases.insert((st.network_id.clone(), e.id.clone()));
+                    }
+                    for c in e.with(|d| d.connected.clone()) {
+                        if let Some(x) = c.state {
+                            live_leases.insert((x.network_id, e.id.clone()));
+                        }
+                    }
                 }
                 Some(st) => {
                     for c in e.with(|d| d.connected.clone()) {
@@ -599,6 +675,16 @@ impl Daemon {
                     l.address, l.network, l.container
                 );
                 let _ = self.db.release_leases(&l.container);
+            }
+            for l in leases.iter().filter(|l| {
+                live_ids.contains(&l.container)
+                    && !live_leases.contains(&(l.network.clone(), l.container.clone()))
+            }) {
+                eprintln!(
+                    "berthd: reconcile: releasing the lease of {} on {} its container no longer has",
+                    l.address, l.network
+                );
+                let _ = self.db.release_lease(&l.network, &l.container);
             }
         }
         if let Ok(dir) = std::fs::read_dir(self.netns_dir()) {
@@ -635,7 +721,9 @@ pub fn write_hosts(bundle: &Path, base: &str, links: &[String], ip: &str, hostna
         out.push_str(l);
         out.push('\n');
     }
-    out.push_str(&format!("{ip}\t{hostname}\n"));
+    if !ip.is_empty() {
+        out.push_str(&format!("{ip}\t{hostname}\n"));
+    }
     berth_sys::fs::write_atomic(&path, out.as_bytes(), crate::perms::CONTAINER_VISIBLE_FILE)
         .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
@@ -662,7 +750,10 @@ impl Daemon {
         if let Some(st) = taken {
             self.dns_stop(&entry.id);
             self.net_undo(&entry.id, &st).await;
-            self.emit_network("disconnect", &st.network_id, &st.network, Some(&entry.id));
+            // A namespace alone (disconnected from its first network) was on no network.
+            if !st.ip.is_empty() {
+                self.emit_network("disconnect", &st.network_id, &st.network, Some(&entry.id));
+            }
         }
     }
 }

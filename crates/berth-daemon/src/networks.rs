@@ -322,7 +322,7 @@ impl Daemon {
             .filter(|e| {
                 e.with(|d| {
                     let m = d.host_config.network_mode.clone().unwrap_or_default();
-                    m == name || m == id || d.connected.iter().any(|c| c.network_id == id)
+                    ((m == name || m == id) && !d.detached) || d.connected.iter().any(|c| c.network_id == id)
                 })
             })
             .map(|e| e.id.clone())

@@ -215,6 +215,7 @@ impl Daemon {
                 .filter(|s| !s.is_empty()),
             connected: vec![],
             links,
+            detached: false,
         };
         let entry = Entry::new(doc);
         if let Err(e) = self.insert(entry.clone()) {

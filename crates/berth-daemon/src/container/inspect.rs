@@ -152,13 +152,17 @@ pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
     let Some(name) = network_name(&mode) else {
         return HashMap::new();
     };
+    let mut m = HashMap::new();
+    if doc.detached {
+        connected_endpoints(doc, &mut m);
+        return m;
+    }
     let user_net = crate::network::has_endpoint(&mode) && !crate::network::on_default_bridge(&mode);
     let name = match &doc.net {
         Some(n) => n.network.clone(),
         None if user_net => mode.clone(),
         None => name.to_string(),
     };
-    let mut m = HashMap::new();
     let net = doc.net.clone().unwrap_or_default();
     let aliases = user_net.then(|| {
         let mut a = doc.aliases.clone();
@@ -193,6 +197,12 @@ pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
             dns_names: None,
         },
     );
+    connected_endpoints(doc, &mut m);
+    m
+}
+
+/// The endpoints of networks joined with `network connect`.
+fn connected_endpoints(doc: &Doc, m: &mut HashMap<String, EndpointSettings>) {
     for c in &doc.connected {
         let st = c.state.clone().unwrap_or_default();
         let mut aliases = c.aliases.clone();
@@ -224,7 +234,6 @@ pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
             },
         );
     }
-    m
 }
 
 fn network_settings(doc: &Doc) -> NetworkSettings {

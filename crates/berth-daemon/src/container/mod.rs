@@ -167,6 +167,10 @@ pub struct Doc {
     /// `--link`s (`HostConfig.Links`, and an endpoint's `Links` on a user network).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<crate::links::Link>,
+    /// Disconnected (`network disconnect`) from the network it was created on: it starts with
+    /// a namespace of its own and only its connected networks, until `network connect` again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detached: bool,
 }
 
 /// One output chunk or the end of a run, as relayed to attached clients ([`hub::Hub`]).

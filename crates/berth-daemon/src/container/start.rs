@@ -72,12 +72,20 @@ impl Daemon {
                 }
             };
             network = NetworkMode::Path(st.netns.clone());
-            self.emit_network("connect", &st.network_id, &st.network, Some(&id));
+            if !st.ip.is_empty() {
+                self.emit_network("connect", &st.network_id, &st.network, Some(&id));
+            }
             self.extras_up(entry, &st).await;
             net_state = Some(st);
         }
-        let mut written =
-            self.write_start_files(&doc, &bundle, network, rootfs, mounts, net_state.as_ref(), &links);
+        let mut written = self.write_start_files(
+            &doc,
+            &bundle,
+            network,
+            rootfs,
+            mounts,
+            net_state.as_ref().map(|st| (st, &links)),
+        );
         if let (Ok(_), Some(st)) = (&written, &net_state) {
             if st.network != crate::network::DEFAULT {
                 if let Err(e) = self.dns_start(&id, st) {
@@ -167,14 +175,13 @@ impl Daemon {
         network: NetworkMode,
         rootfs: Vec<berth_types::Mount>,
         mounts: Vec<MountPoint>,
-        net: Option<&crate::network::NetState>,
-        links: &crate::links::LinkContext,
+        net: Option<(&crate::network::NetState, &crate::links::LinkContext)>,
     ) -> Result<ShimConfig> {
         let id = doc.id.clone();
         let socket = self.shim_socket(&id);
         let mut spec = container_spec(doc, bundle, network.clone(), &self.config.cgroup_parent);
         // The links' variables, unless the container's own environment sets them.
-        for e in &links.env {
+        for e in net.iter().flat_map(|(_, l)| l.env.iter()) {
             let key = e.split('=').next().unwrap_or("");
             if !spec.env.iter().any(|x| x.split('=').next() == Some(key)) {
                 spec.env.push(e.clone());
@@ -225,7 +232,7 @@ impl Daemon {
             berth_sys::fs::write_atomic(&path, json, crate::perms::PRIVATE_FILE)
                 .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         }
-        if let Some(st) = net {
+        if let Some((st, links)) = net {
             let hostname = doc.config.hostname.clone().unwrap_or_default();
             let host_gateway = self
                 .networks

@@ -29,6 +29,7 @@ mod lifecycle;
 mod logs;
 mod manage;
 mod network;
+mod network_disconnect;
 mod network_links;
 mod permissions;
 mod policies;

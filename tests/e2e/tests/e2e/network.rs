@@ -12,7 +12,7 @@ pub(crate) fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
 }
 
 /// A port nothing listens on now (the kernel's pick, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 }
 
 /// GET / over plain TCP, with a deadline; the body, or the error.
-fn http_get(addr: &str) -> Result<String, String> {
+pub(crate) fn http_get(addr: &str) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))
         .map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
