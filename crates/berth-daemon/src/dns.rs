@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_network::dns;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use crate::error::{Error, Result};
 use crate::network::NetState;
@@ -19,38 +20,112 @@ use crate::Daemon;
 /// The address the embedded server answers on inside a container.
 pub const ADDRESS: &str = "127.0.0.11";
 
+/// How long an upstream server has to answer.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a TCP client may stay silent between queries.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// Reads one length-prefixed DNS message (RFC 1035 4.2.2).
+async fn read_framed(conn: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 2];
+    conn.read_exact(&mut len).await?;
+    let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
+    conn.read_exact(&mut msg).await?;
+    Ok(msg)
+}
+
+/// Writes one length-prefixed DNS message.
+async fn write_framed(conn: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    let len = u16::try_from(msg.len()).map_err(|_| std::io::Error::other("DNS message too long"))?;
+    let mut out = Vec::with_capacity(msg.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(msg);
+    conn.write_all(&out).await
+}
+
+/// Forwards a query to `server` over UDP; the reply (matching ID) or `None`.
+async fn forward_udp(server: SocketAddr, req: &[u8]) -> Option<Vec<u8>> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap()
+    } else {
+        "[::]:0".parse().unwrap()
+    };
+    let sock = UdpSocket::bind(bind).await.ok()?;
+    sock.connect(server).await.ok()?;
+    sock.send(req).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    match tokio::time::timeout(UPSTREAM_TIMEOUT, sock.recv(&mut buf)).await {
+        Ok(Ok(n)) if n >= 2 && buf[..2] == req[..2] => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+/// Forwards a query to `server` over TCP; the reply (matching ID) or `None`.
+async fn forward_tcp(server: SocketAddr, req: &[u8]) -> Option<Vec<u8>> {
+    let exchange = async {
+        let mut conn = TcpStream::connect(server).await?;
+        write_framed(&mut conn, req).await?;
+        read_framed(&mut conn).await
+    };
+    match tokio::time::timeout(UPSTREAM_TIMEOUT, exchange).await {
+        Ok(Ok(resp)) if resp.len() >= 2 && resp[..2] == req[..2] => Some(resp),
+        _ => None,
+    }
+}
+
 impl Daemon {
-    /// Starts the embedded DNS server of a container's endpoint on a user network.
+    /// Starts the embedded DNS server of a container's endpoint on a user network: UDP and TCP
+    /// on 127.0.0.11:53 inside its namespace, one task (aborted by [`Daemon::dns_stop`]).
     pub(crate) fn dns_start(self: &Arc<Self>, id: &str, st: &NetState) -> Result<()> {
         let Some(nets) = self.networks.as_ref() else {
             return Ok(());
         };
-        let std_sock = berth_sys::netns::run_in(&st.netns, || std::net::UdpSocket::bind((ADDRESS, 53)))
-            .and_then(|r| r)
-            .map_err(|e| Error::io("cannot start the embedded DNS server", e))?;
-        std_sock
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("cannot start the embedded DNS server", e))?;
-        let sock = UdpSocket::from_std(std_sock)
-            .map_err(|e| Error::io("cannot start the embedded DNS server", e))?;
+        let cannot = |e| Error::io("cannot start the embedded DNS server", e);
+        let (std_udp, std_tcp) = berth_sys::netns::run_in(&st.netns, || {
+            let udp = std::net::UdpSocket::bind((ADDRESS, 53))?;
+            let tcp = std::net::TcpListener::bind((ADDRESS, 53))?;
+            udp.set_nonblocking(true)?;
+            tcp.set_nonblocking(true)?;
+            Ok::<_, std::io::Error>((udp, tcp))
+        })
+        .and_then(|r| r)
+        .map_err(cannot)?;
+        let sock = UdpSocket::from_std(std_udp).map_err(cannot)?;
+        let listener = TcpListener::from_std(std_tcp).map_err(cannot)?;
         let daemon = self.clone();
         let (cid, network_id) = (id.to_string(), st.network_id.clone());
-        let task = tokio::spawn(async move {
-            let sock = Arc::new(sock);
-            let mut buf = vec![0u8; 1500];
+        let udp = {
+            let (daemon, cid, network_id) = (daemon.clone(), cid.clone(), network_id.clone());
+            async move {
+                let sock = Arc::new(sock);
+                let mut buf = vec![0u8; 1500];
+                loop {
+                    let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                        break;
+                    };
+                    let req = buf[..n].to_vec();
+                    let (daemon, sock, cid, network_id) =
+                        (daemon.clone(), sock.clone(), cid.clone(), network_id.clone());
+                    tokio::spawn(async move {
+                        if let Some(resp) = daemon.dns_answer(&cid, &network_id, &req, false).await {
+                            let _ = sock.send_to(&resp, peer).await;
+                        }
+                    });
+                }
+            }
+        };
+        let tcp = async move {
             loop {
-                let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+                let Ok((conn, _)) = listener.accept().await else {
                     break;
                 };
-                let req = buf[..n].to_vec();
-                let (daemon, sock, cid, network_id) =
-                    (daemon.clone(), sock.clone(), cid.clone(), network_id.clone());
-                tokio::spawn(async move {
-                    if let Some(resp) = daemon.dns_answer(&cid, &network_id, &req).await {
-                        let _ = sock.send_to(&resp, peer).await;
-                    }
-                });
+                let (daemon, cid, network_id) = (daemon.clone(), cid.clone(), network_id.clone());
+                tokio::spawn(async move { daemon.dns_serve_tcp(conn, &cid, &network_id).await });
             }
+        };
+        let task = tokio::spawn(async move {
+            tokio::join!(udp, tcp);
         });
         if let Some(old) = nets
             .dns
@@ -61,6 +136,22 @@ impl Daemon {
             old.abort();
         }
         Ok(())
+    }
+
+    /// One TCP client: length-prefixed queries answered in turn until it closes or idles.
+    async fn dns_serve_tcp(&self, mut conn: TcpStream, cid: &str, network_id: &str) {
+        loop {
+            let req = match tokio::time::timeout(TCP_IDLE, read_framed(&mut conn)).await {
+                Ok(Ok(r)) => r,
+                _ => return,
+            };
+            let Some(resp) = self.dns_answer(cid, network_id, &req, true).await else {
+                return;
+            };
+            if write_framed(&mut conn, &resp).await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Stops a container's DNS server (its socket closes with the task).
@@ -154,7 +245,10 @@ impl Daemon {
             .collect()
     }
 
-    async fn dns_answer(&self, cid: &str, network_id: &str, req: &[u8]) -> Option<Vec<u8>> {
+    /// The answer to one query: a name of the container's networks, else the upstream
+    /// servers' reply (over TCP when the client asked over TCP, or when a UDP reply came back
+    /// truncated and the whole one fits a UDP client), else SERVFAIL.
+    async fn dns_answer(&self, cid: &str, network_id: &str, req: &[u8], tcp: bool) -> Option<Vec<u8>> {
         let q = dns::parse_query(req)?;
         if q.qclass == dns::CLASS_IN {
             let _ = network_id;
@@ -165,22 +259,22 @@ impl Daemon {
             }
         }
         for server in self.dns_upstreams(cid) {
-            let bind: SocketAddr = if server.is_ipv4() {
-                "0.0.0.0:0".parse().unwrap()
-            } else {
-                "[::]:0".parse().unwrap()
-            };
-            let Ok(sock) = UdpSocket::bind(bind).await else {
+            if tcp {
+                match forward_tcp(server, req).await {
+                    Some(resp) => return Some(resp),
+                    None => continue,
+                }
+            }
+            let Some(resp) = forward_udp(server, req).await else {
                 continue;
             };
-            if sock.connect(server).await.is_err() || sock.send(req).await.is_err() {
-                continue;
+            if dns::is_truncated(&resp) {
+                if let Some(full) = forward_tcp(server, req).await.filter(|r| r.len() <= dns::UDP_MAX) {
+                    return Some(full);
+                }
             }
-            let mut buf = vec![0u8; 4096];
-            match tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf)).await {
-                Ok(Ok(n)) if n >= 2 && buf[..2] == req[..2] => return Some(buf[..n].to_vec()),
-                _ => continue,
-            }
+            // Truncated still: the client asks again over TCP.
+            return Some(resp);
         }
         Some(dns::failure(req, &q, 2))
     }

@@ -93,6 +93,14 @@ fn response(req: &[u8], q: &Question, rcode: u8, ips: &[Ipv4Addr], ttl: u32) -> 
     out
 }
 
+/// Whether a response has the TC (truncated) bit: the client should ask again over TCP.
+pub fn is_truncated(resp: &[u8]) -> bool {
+    resp.len() > 2 && resp[2] & 0x02 != 0
+}
+
+/// The largest answer a UDP client takes without EDNS (RFC 1035).
+pub const UDP_MAX: usize = 512;
+
 /// A query for `name` (tests and probes).
 pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -178,6 +186,10 @@ mod tests {
         let f = failure(&q, &p, 2);
         assert_eq!(f[3] & 0x0f, 2);
         assert!(answers(&f).is_empty());
+        assert!(!is_truncated(&a));
+        let mut t = a.clone();
+        t[2] |= 0x02;
+        assert!(is_truncated(&t));
     }
 
     #[test]

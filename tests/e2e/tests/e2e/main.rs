@@ -30,6 +30,7 @@ mod logs;
 mod manage;
 mod network;
 mod network_disconnect;
+mod network_dns_tcp;
 mod network_links;
 mod permissions;
 mod policies;

@@ -590,22 +590,63 @@ print(c.networks.prune())
     );
 }
 
-/// A DNS resolver of the test's own on 127.0.0.x:53: answers every A query with 192.0.2.7 and
-/// records the names asked.
+/// A DNS resolver of the test's own on 127.0.0.x:53, UDP and TCP: answers every A query with
+/// 192.0.2.7 and records the names asked (`seen`; over TCP also `seen_tcp`). `big.berth-test`
+/// is "too big" for UDP: the UDP reply is truncated (TC, no answer), the TCP one says 192.0.2.8.
 pub(crate) struct TestResolver {
     pub(crate) addr: String,
     pub(crate) seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub(crate) seen_tcp: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The resolver's reply to query `q`: the name asked and the response.
+fn test_reply(q: &[u8], tcp: bool) -> Option<(String, Vec<u8>)> {
+    // The question: labels from byte 12 to the zero, then type and class.
+    let n = q.len();
+    let mut i = 12;
+    let mut labels = Vec::new();
+    while i < n && q[i] != 0 {
+        let l = q[i] as usize;
+        labels.push(String::from_utf8_lossy(q.get(i + 1..i + 1 + l)?).into_owned());
+        i += 1 + l;
+    }
+    let end = i + 5;
+    let name = labels.join(".");
+    let mut r = q.get(..end)?.to_vec();
+    r[2] = 0x81;
+    r[3] = 0x80;
+    r[6] = 0;
+    r[7] = 1;
+    r[8..12].copy_from_slice(&[0, 0, 0, 0]);
+    let last = if name == "big.berth-test" {
+        if !tcp {
+            r[2] |= 0x02;
+            r[7] = 0;
+            return Some((name, r));
+        }
+        8
+    } else {
+        7
+    };
+    r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, last]);
+    Some((name, r))
 }
 
 impl TestResolver {
     pub(crate) fn start() -> TestResolver {
-        let (sock, addr) = (2..250u8)
+        let (sock, tcp, addr) = (2..250u8)
             .map(|n| format!("127.0.{}.{n}", std::process::id() % 200 + 20))
-            .find_map(|a| std::net::UdpSocket::bind((a.as_str(), 53)).ok().map(|s| (s, a)))
+            .find_map(|a| {
+                let u = std::net::UdpSocket::bind((a.as_str(), 53)).ok()?;
+                let t = std::net::TcpListener::bind((a.as_str(), 53)).ok()?;
+                Some((u, t, a))
+            })
             .expect("a free 127.0.x.y:53");
         sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        tcp.set_nonblocking(true).unwrap();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_tcp = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (s2, st2) = (seen.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -614,28 +655,44 @@ impl TestResolver {
                 let Ok((n, peer)) = sock.recv_from(&mut buf) else {
                     continue;
                 };
-                let q = &buf[..n];
-                // The question: labels from byte 12 to the zero, then type and class.
-                let mut i = 12;
-                let mut labels = Vec::new();
-                while i < n && q[i] != 0 {
-                    let l = q[i] as usize;
-                    labels.push(String::from_utf8_lossy(&q[i + 1..i + 1 + l]).into_owned());
-                    i += 1 + l;
+                if let Some((name, r)) = test_reply(&buf[..n], false) {
+                    s2.lock().unwrap().push(name);
+                    let _ = sock.send_to(&r, peer);
                 }
-                let end = i + 5;
-                s2.lock().unwrap().push(labels.join("."));
-                let mut r = q[..end].to_vec();
-                r[2] = 0x81;
-                r[3] = 0x80;
-                r[6] = 0;
-                r[7] = 1;
-                r[8..12].copy_from_slice(&[0, 0, 0, 0]);
-                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
-                let _ = sock.send_to(&r, peer);
             }
         });
-        TestResolver { addr, seen, stop }
+        let (s3, t3, st3) = (seen.clone(), seen_tcp.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st3.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((mut c, _)) = tcp.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = c.set_nonblocking(false);
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut len = [0u8; 2];
+                if c.read_exact(&mut len).is_err() {
+                    continue;
+                }
+                let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+                if c.read_exact(&mut q).is_err() {
+                    continue;
+                }
+                if let Some((name, r)) = test_reply(&q, true) {
+                    s3.lock().unwrap().push(name.clone());
+                    t3.lock().unwrap().push(name);
+                    let mut out = (r.len() as u16).to_be_bytes().to_vec();
+                    out.extend_from_slice(&r);
+                    let _ = c.write_all(&out);
+                }
+            }
+        });
+        TestResolver {
+            addr,
+            seen,
+            seen_tcp,
+            stop,
+        }
     }
 }
 
