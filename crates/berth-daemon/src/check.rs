@@ -227,9 +227,11 @@ fn dir_names(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// `berthd check --data-root DIR [--repair]`: opens the stores without changing them (unless
-/// repairing), refuses while a daemon holds the data root, re-hashes every blob.
-pub fn check_offline(data_root: &Path, repair: bool) -> Result<Vec<Finding>> {
+/// `berthd check --data-root DIR [--exec-root DIR] [--repair]`: opens the stores without
+/// changing them (unless repairing), refuses while a daemon holds the data root, re-hashes
+/// every blob, and looks for network namespaces pinned under the exec root for containers
+/// that are not running.
+pub fn check_offline(data_root: &Path, exec_root: &Path, repair: bool) -> Result<Vec<Finding>> {
     if !data_root.join("berth.db").exists() {
         return Err(Error::NotADataRoot {
             path: data_root.to_path_buf(),
@@ -264,6 +266,24 @@ pub fn check_offline(data_root: &Path, repair: bool) -> Result<Vec<Finding>> {
                     .map(|t| t.close())
                     .map_err(|e| e.to_string())
             },
+        ));
+    }
+    // Pinned network namespaces: one per running container on a bridge network (its shim
+    // outlives berthd); any other is left by a crash between teardown steps.
+    let live: HashSet<String> = db
+        .list_containers()?
+        .iter()
+        .filter(|row| serde_json::from_str::<Doc>(&row.doc).is_ok_and(|d| d.state.status.is_running()))
+        .map(|row| row.id.clone())
+        .collect();
+    for p in crate::network::leaked_netns(exec_root, &live) {
+        out.push(Finding::orphan(
+            format!(
+                "network namespace {} belongs to no running container",
+                p.display()
+            ),
+            repair,
+            || berth_sys::netns::remove(&p).map_err(|e| e.to_string()),
         ));
     }
     let volumes = berth_volume::VolumeStore::open_readonly(data_root, db.clone());

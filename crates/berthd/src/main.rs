@@ -80,13 +80,17 @@ struct Flags {
 enum Command {
     /// Check a data root offline, like fsck: every blob a record names exists and verifies,
     /// every snapshot belongs to an image or a container, container records and directories
-    /// agree, and no mount is leaked under the data root. Refuses while a daemon uses the data
+    /// agree, no mount is leaked under the data root and no network namespace is pinned under
+    /// the exec root for a container that is not running. Refuses while a daemon uses the data
     /// root. Exits 0 when clean, 1 with a list of findings, 2 when it cannot check.
     #[command(after_help = "Example:\n  berthd check --data-root /var/lib/berth\n  berthd check --repair")]
     Check {
         /// The data root to check
         #[arg(long, default_value = "/var/lib/berth")]
         data_root: PathBuf,
+        /// The daemon's exec root, where containers' network namespaces are pinned
+        #[arg(long, default_value = "/run/berth")]
+        exec_root: PathBuf,
         /// Fix what is safe to fix: remove orphans, finish interrupted removals, unmount leaks
         #[arg(long)]
         repair: bool,
@@ -110,8 +114,8 @@ fn parse_pool(s: &str) -> anyhow::Result<berth_daemon::config::AddressPool> {
 }
 
 /// `berthd check`.
-fn check(data_root: &std::path::Path, repair: bool) -> i32 {
-    let findings = match berth_daemon::check::check_offline(data_root, repair) {
+fn check(data_root: &std::path::Path, exec_root: &std::path::Path, repair: bool) -> i32 {
+    let findings = match berth_daemon::check::check_offline(data_root, exec_root, repair) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("berthd check: {e}");
@@ -143,8 +147,13 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    if let Some(Command::Check { data_root, repair }) = &flags.command {
-        std::process::exit(check(data_root, *repair));
+    if let Some(Command::Check {
+        data_root,
+        exec_root,
+        repair,
+    }) = &flags.command
+    {
+        std::process::exit(check(data_root, exec_root, *repair));
     }
     let file = FileConfig::load(&flags.config_file).map_err(anyhow::Error::msg)?;
     let data_root = flags

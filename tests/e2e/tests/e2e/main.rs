@@ -29,6 +29,7 @@ mod lifecycle;
 mod logs;
 mod manage;
 mod network;
+mod network_check;
 mod network_disconnect;
 mod network_dns_tcp;
 mod network_links;
