@@ -229,9 +229,9 @@ fn dir_names(dir: &Path) -> Result<Vec<String>> {
 
 /// `berthd check --data-root DIR [--exec-root DIR] [--repair]`: opens the stores without
 /// changing them (unless repairing), refuses while a daemon holds the data root, re-hashes
-/// every blob, and looks for network namespaces pinned under the exec root for containers
-/// that are not running.
-pub fn check_offline(data_root: &Path, exec_root: &Path, repair: bool) -> Result<Vec<Finding>> {
+/// every blob, and (given the exec root) looks for network namespaces pinned there for
+/// containers that are not running.
+pub fn check_offline(data_root: &Path, exec_root: Option<&Path>, repair: bool) -> Result<Vec<Finding>> {
     if !data_root.join("berth.db").exists() {
         return Err(Error::NotADataRoot {
             path: data_root.to_path_buf(),
@@ -276,7 +276,10 @@ pub fn check_offline(data_root: &Path, exec_root: &Path, repair: bool) -> Result
         .filter(|row| serde_json::from_str::<Doc>(&row.doc).is_ok_and(|d| d.state.status.is_running()))
         .map(|row| row.id.clone())
         .collect();
-    for p in crate::network::leaked_netns(exec_root, &live) {
+    let leaked = exec_root
+        .map(|e| crate::network::leaked_netns(e, &live))
+        .unwrap_or_default();
+    for p in leaked {
         out.push(Finding::orphan(
             format!(
                 "network namespace {} belongs to no running container",

@@ -284,6 +284,7 @@ impl Daemon {
             }
         });
         self.persist(entry)?;
+        berth_sys::failpoint::hit("network.disconnect.recorded");
         if let Some(st) = st {
             let (daemon, id) = (self.clone(), entry.id.clone());
             blocking(

@@ -65,6 +65,9 @@ pub const DECLARED: &[&str] = &[
     "network.setup.netns-created",
     "network.setup.attached",
     "network.setup.ports-added",
+    // docker network disconnect from the network a container was created on: the record, then
+    // ports, veth and lease.
+    "network.disconnect.recorded",
     // docker network create: the record, then the bridge and the rules.
     "network.create.before-commit",
     "network.create.committed",

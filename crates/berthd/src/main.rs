@@ -88,9 +88,11 @@ enum Command {
         /// The data root to check
         #[arg(long, default_value = "/var/lib/berth")]
         data_root: PathBuf,
-        /// The daemon's exec root, where containers' network namespaces are pinned
-        #[arg(long, default_value = "/run/berth")]
-        exec_root: PathBuf,
+        /// The daemon's exec root, where containers' network namespaces are pinned (default
+        /// /run/berth with the default data root; with another data root namespaces are checked
+        /// only when this is given, as the two cannot be paired otherwise)
+        #[arg(long)]
+        exec_root: Option<PathBuf>,
         /// Fix what is safe to fix: remove orphans, finish interrupted removals, unmount leaks
         #[arg(long)]
         repair: bool,
@@ -114,7 +116,7 @@ fn parse_pool(s: &str) -> anyhow::Result<berth_daemon::config::AddressPool> {
 }
 
 /// `berthd check`.
-fn check(data_root: &std::path::Path, exec_root: &std::path::Path, repair: bool) -> i32 {
+fn check(data_root: &std::path::Path, exec_root: Option<&std::path::Path>, repair: bool) -> i32 {
     let findings = match berth_daemon::check::check_offline(data_root, exec_root, repair) {
         Ok(f) => f,
         Err(e) => {
@@ -153,7 +155,10 @@ fn main() -> anyhow::Result<()> {
         repair,
     }) = &flags.command
     {
-        std::process::exit(check(data_root, exec_root, *repair));
+        let exec_root = exec_root
+            .clone()
+            .or_else(|| (data_root == std::path::Path::new("/var/lib/berth")).then(|| "/run/berth".into()));
+        std::process::exit(check(data_root, exec_root.as_deref(), *repair));
     }
     let file = FileConfig::load(&flags.config_file).map_err(anyhow::Error::msg)?;
     let data_root = flags

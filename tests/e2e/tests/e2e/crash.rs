@@ -144,6 +144,13 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
                 "run", "-d", "--name", "netted", "-p", "80", "busybox", "sleep", "600",
             ]);
         }
+        "network.disconnect" => {
+            d.berth(&[
+                "run", "-d", "--name", "discon", "-p", "80", "busybox", "sleep", "600",
+            ])
+            .ok();
+            let _ = d.berth(&["network", "disconnect", "bridge", "discon"]);
+        }
         "network.create" => {
             let _ = d.berth(&["network", "create", "--subnet", &crash_subnet(), "crashnet"]);
         }
@@ -309,6 +316,42 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
                     "leaked namespace {name}; running: {running}"
                 );
             }
+        }
+        "network.disconnect" => {
+            // Recorded as disconnected: the veth, lease and ports the crash left were swept at
+            // start; the container runs on, and connects back.
+            assert_eq!(state(d, "discon"), "running");
+            let id = d
+                .berth(&["inspect", "-f", "{{.Id}}", "discon"])
+                .ok()
+                .out()
+                .to_string();
+            let links = std::process::Command::new("ip")
+                .args(["-o", "link"])
+                .output()
+                .unwrap();
+            let links = String::from_utf8_lossy(&links.stdout).into_owned();
+            assert!(
+                !links.contains(&format!("vb{}", &id[..12])),
+                "{point}: leaked veth"
+            );
+            let inside = d.berth(&["exec", "discon", "ip", "-o", "link"]).ok().stdout;
+            assert!(!inside.contains("eth0"), "{point}: {inside}");
+            d.berth(&["network", "connect", "bridge", "discon"]).ok();
+            let ip = d
+                .berth(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "discon"])
+                .ok()
+                .out()
+                .to_string();
+            let addr = d
+                .berth(&["exec", "discon", "ip", "-4", "addr", "show", "eth0"])
+                .ok()
+                .stdout;
+            assert!(
+                !ip.is_empty() && addr.contains(&format!("inet {ip}/")),
+                "{point}: {addr}"
+            );
+            d.berth(&["rm", "-f", "discon"]).ok();
         }
         "network.create" | "network.rm" => {
             // The network is whole (its bridge up, usable) or gone; either way the name works.
