@@ -1,8 +1,9 @@
-//! The embedded DNS server of user networks: for each container on one, a UDP socket bound to
-//! 127.0.0.11:53 inside its network namespace, served by the daemon. Container names, short IDs
+//! The embedded DNS server of user networks: for each container on one, a UDP socket and a TCP
+//! listener bound to 127.0.0.11:53 inside its network namespace, served by the daemon. Container names, short IDs
 //! and `--network-alias`es of the running containers on the same network are answered; other
 //! names are forwarded from the host's namespace to the upstream servers (`--dns`, daemon.json
-//! `dns`, else the host's resolv.conf) and the reply relayed. Tasks end with the endpoint; a
+//! `dns`, else the host's resolv.conf) and the reply relayed (over TCP for a TCP client or a
+//! truncated UDP reply). Tasks end with the endpoint; a
 //! restarted daemon serves running containers again.
 
 use std::net::{Ipv4Addr, SocketAddr};
