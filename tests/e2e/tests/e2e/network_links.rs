@@ -103,6 +103,14 @@ fn link_on_the_default_bridge_gives_hosts_lines_and_dockers_link_environment() {
         .stdout;
     assert!(out.contains(&format!("{ip}\tdk {short} db\n")), "{out}");
     assert!(out.contains(&format!("DK_PORT_5432_TCP_ADDR={ip}")), "{out}");
+    d.docker(&["create", "--name", "web2", "--link", "db:x2", "busybox", "true"])
+        .ok();
+    assert_eq!(
+        inspect(&d, "web2", "{{json .HostConfig.Links}}"),
+        r#"["/db:/web2/x2"]"#
+    );
+    d.docker(&["rm", "--link", "/web2/x2"]).ok();
+    assert_eq!(inspect(&d, "web2", "{{json .HostConfig.Links}}"), "null");
     let out = d.python(
         r#"
 import docker
@@ -114,7 +122,7 @@ print("ok")
 "#,
     );
     assert_eq!(out.stdout.trim(), "ok", "{}", out.stderr);
-    d.berth(&["rm", "-f", "web", "db"]).ok();
+    d.berth(&["rm", "-f", "web", "web2", "db"]).ok();
 }
 
 #[test]
