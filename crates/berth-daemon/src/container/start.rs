@@ -24,15 +24,6 @@ impl Daemon {
         let doc = entry.doc();
         let id = doc.id.clone();
         let bundle = self.bundle(&id);
-        // Links first (dockerd fails the start the same way): every linked container must run.
-        let links = match self.link_context(&doc) {
-            Ok(l) => l,
-            Err(e) => {
-                let before = entry.with(|d| (d.state.status, d.state.started_at));
-                let _ = self.start_failed(entry, before, e.to_string(), None).await;
-                return Err(e);
-            }
-        };
         let images = self.images.clone();
         let cid = id.clone();
         let mut rootfs = blocking(move || images.rootfs_mounts(&cid).map_err(Into::into)).await?;
@@ -50,8 +41,24 @@ impl Daemon {
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
         // releases them.
         let mounts = self.setup_mounts(entry).await?;
+        // Links before the network (dockerd fails the start the same way): every linked
+        // container must run.
+        let links = match self.link_context(&doc) {
+            Ok(l) => l,
+            Err(e) => {
+                let before = entry.with(|d| (d.state.status, d.state.started_at));
+                let _ = self.start_failed(entry, before, e.to_string(), None).await;
+                return Err(e);
+            }
+        };
         // The network first: the spec names the namespace, and hosts needs the address.
-        let mut network = self.network_mode(&doc)?;
+        let mut network = match self.network_mode(&doc) {
+            Ok(n) => n,
+            Err(e) => {
+                self.release_mounts(entry).await;
+                return Err(e);
+            }
+        };
         let mode = doc.host_config.network_mode.clone().unwrap_or_default();
         let mut net_state = None;
         if crate::network::has_endpoint(&mode) {
