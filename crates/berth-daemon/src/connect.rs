@@ -78,7 +78,8 @@ impl Daemon {
                         ifname: &ifname,
                         ip,
                         mac: ipam::mac_for(ip),
-                        default_route: false,
+                        // Disconnected from its first network: the first connected one routes.
+                        default_route: primary.ip.is_empty() && index == 1,
                     },
                 )
                 .map_err(Error::from)

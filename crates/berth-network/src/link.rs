@@ -8,7 +8,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use netlink_packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
@@ -234,7 +235,7 @@ impl Netlink {
         }
     }
 
-    /// `default via gateway dev index`.
+    /// `default via gateway dev index` (replacing one there is).
     pub fn add_default_route(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
         let mut m = RouteMessage::default();
         m.header.address_family = AddressFamily::Inet;
@@ -247,7 +248,9 @@ impl Netlink {
         m.attributes.push(RouteAttribute::Oif(index));
         self.request(
             RouteNetlinkMessage::NewRoute(m),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            // Replacing: a container connected back to its first network takes the default
+            // route over from the network that carried it meanwhile.
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
             &format!("add default route via {gateway}"),
         )?;
         Ok(())

@@ -16,7 +16,7 @@ fn disconnect_from_the_creation_network_tears_the_endpoint_down_and_connect_brin
     d.net.dns = resolver.addr.clone();
     d.stop();
     d.spawn();
-    let (s, _) = test_subnet();
+    let (s, gw) = test_subnet();
     d.berth(&["network", "create", "--subnet", &s, "dnet"]).ok();
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
@@ -112,7 +112,24 @@ fn disconnect_from_the_creation_network_tears_the_endpoint_down_and_connect_brin
         "{}",
         r.stderr
     );
+    // Its first connected network then carries the default route.
+    let (s2, gw2) = test_subnet();
+    d.berth(&["network", "create", "--subnet", &s2, "dnet2"]).ok();
+    d.berth(&["network", "connect", "dnet2", "ca"]).ok();
+    let routes = exec_out(&d, &["exec", "ca", "ip", "route"]);
+    assert!(
+        routes.contains(&format!("default via {gw2} dev eth1")),
+        "{routes}"
+    );
+    // Connected back to its first network (running), eth0 takes the default route over.
+    d.berth(&["network", "connect", "dnet", "ca"]).ok();
+    let routes = exec_out(&d, &["exec", "ca", "ip", "route"]);
+    assert!(routes.contains(&format!("default via {gw} dev eth0")), "{routes}");
+    d.berth(&["network", "disconnect", "dnet2", "ca"]).ok();
+    d.berth(&["network", "rm", "dnet2"]).ok();
+    // Stopped: disconnect and connect back only change the record; the start follows it.
     d.berth(&["stop", "-t", "1", "ca"]).ok();
+    d.berth(&["network", "disconnect", "dnet", "ca"]).ok();
     d.berth(&["network", "connect", "dnet", "ca"]).ok();
     d.berth(&["start", "ca"]).ok();
     let eth0 = exec_out(&d, &["exec", "ca", "ip", "-4", "addr", "show", "eth0"]);
