@@ -177,7 +177,11 @@ impl Daemon {
             self.resolve_net(&mode).map(|r| r.1).unwrap_or(mode.clone())
         };
         if primary_name == name && entry.with(|d| d.detached) {
-            drop(_op);
+            if ipv4.is_some() && on_default_bridge(&name) {
+                return Err(Error::invalid(
+                    "user specified IP address is supported on user defined networks only",
+                ));
+            }
             return self.reconnect_primary(&entry, aliases, ipv4).await;
         }
         if primary_name == name || entry.with(|d| d.connected.iter().any(|c| c.network_id == net_id)) {
@@ -300,16 +304,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// `network connect` back to the network a container was created on: a running one gets
-    /// its endpoint again (lease, `eth0` with the default route, published ports) in the
-    /// namespace it runs in.
+    /// `network connect` back to the network a container was created on (the caller holds the
+    /// container's operation lock): a running one gets its endpoint again (lease, `eth0` with
+    /// the default route, published ports) in the namespace it runs in.
     async fn reconnect_primary(
         self: &Arc<Self>,
         entry: &Arc<Entry>,
         aliases: Vec<String>,
         ipv4: Option<String>,
     ) -> Result<()> {
-        let _op = entry.op.lock().await;
         let mut doc = entry.doc();
         doc.detached = false;
         if !aliases.is_empty() {
@@ -334,6 +337,7 @@ impl Daemon {
             }
         });
         if let Err(e) = self.persist(entry) {
+            entry.update(|d| d.detached = true);
             if let Some(st) = &state {
                 let (daemon, id, s2) = (self.clone(), entry.id.clone(), st.clone());
                 let _ = blocking(move || {
