@@ -125,6 +125,9 @@ pub trait Executor {
     fn tag(&mut self, image: &str, tag: &str) -> Result<(), Error>;
     /// A failpoint between steps (crash tests).
     fn failpoint(&mut self, _name: &'static str) {}
+    /// A stage starts: the cache forgets what the previous stage narrowed it to (moby's
+    /// `imageProber.Reset`, which remakes the `--cache-from` cache).
+    fn reset_cache(&mut self) {}
 }
 
 /// One step's commit.
@@ -199,6 +202,9 @@ pub(crate) struct Builder<'a> {
     used_args: std::collections::HashSet<String>,
     step: usize,
     total: usize,
+    /// A step of this stage missed the cache: the rest of the stage is built (moby's
+    /// `cacheBusted`).
+    cache_busted: bool,
 }
 
 /// Runs a build; returns the final image ID. Streams the classic builder's messages through
@@ -270,6 +276,7 @@ pub fn build(
         used_args: Default::default(),
         step: 0,
         total,
+        cache_busted: false,
     };
     for inst in &meta {
         b.print_step(inst);
@@ -441,6 +448,8 @@ impl Builder<'_> {
     fn stage(&mut self, ix: usize, insts: &[Instruction]) -> Result<String, Error> {
         let from = &insts[0];
         self.print_step(from);
+        self.cache_busted = false;
+        self.ex.reset_cache();
         let meta_env: Vec<String> = self
             .meta_args
             .iter()
@@ -787,13 +796,16 @@ impl Builder<'_> {
         st: &mut Stage,
         probe: &ImageConfig,
     ) -> Result<Option<String>, Error> {
-        if self.opts.no_cache {
+        if self.opts.no_cache || self.cache_busted {
             return Ok(None);
         }
         let hit = self.ex.find_cache(st.image.as_deref(), probe, &st.config)?;
-        if let Some(id) = &hit {
-            self.ex.stream(" ---> Using cache\n");
-            st.image = Some(id.clone());
+        match &hit {
+            Some(id) => {
+                self.ex.stream(" ---> Using cache\n");
+                st.image = Some(id.clone());
+            }
+            None => self.cache_busted = true,
         }
         Ok(hit)
     }

@@ -37,6 +37,8 @@ pub struct BuildRequest {
     pub network: String,
     /// `X-Registry-Config`: credentials by registry, for FROM's pulls.
     pub auths: BTreeMap<String, berth_registry::AuthConfig>,
+    /// `cachefrom`: images whose history may answer the cache (moby's ImageCache).
+    pub cache_from: Vec<String>,
 }
 
 /// Docker's `IsGitURL`: what `remote=` names a git repository rather than a file to download.
@@ -216,6 +218,8 @@ impl Daemon {
             auths: req.auths,
             epoch,
             gone: false,
+            cache_from: req.cache_from,
+            sources: Vec::new(),
         };
         let mut aux = Vec::new();
         let id = berth_build::build(&mut ex, &opts, &mut |id| aux.push(id.to_string()))?;

@@ -12,6 +12,7 @@ macro_rules! daemon {
 }
 
 mod build;
+mod build_cache;
 mod build_conformance;
 mod build_files;
 mod cgroups;
