@@ -768,7 +768,11 @@ impl Builder<'_> {
         v
     }
 
-    /// A config-only step: reuses a cached one or commits a new image.
+    /// A config-only step: reuses a cached one or commits a new image. As the classic builder,
+    /// the commit goes through a container of the current image (created, never started:
+    /// ` ---> Running in …`, then removed with `--rm` / `--force-rm`); on a stage with no image
+    /// yet (`FROM scratch`, nothing committed) berth has no rootfs to make one from, and
+    /// commits the config alone.
     pub(crate) fn commit_config(&mut self, st: &mut Stage, comment: String) -> Result<String, Error> {
         let mut probe = st.config.clone();
         let mut cmd = self.shell(st);
@@ -778,16 +782,53 @@ impl Builder<'_> {
         if let Some(id) = self.probe_cache(st, &probe)? {
             return Ok(id);
         }
+        let cid = match st.image.clone() {
+            Some(image) => Some(self.step_container(&image, st, cmd)?),
+            None => None,
+        };
         let id = self.ex.commit(Commit {
-            container: None,
+            container: cid.as_deref(),
             layer: None,
             parent: st.image.as_deref(),
             config: &st.config,
             probe: &probe,
             created_by,
-        })?;
+        });
+        if let Some(cid) = &cid {
+            self.finish_container(cid, id.is_ok());
+        }
+        let id = id?;
         st.image = Some(id.clone());
         Ok(id)
+    }
+
+    /// Creates (never starts) the container a step commits through, with `cmd` as its command,
+    /// and says so as docker does.
+    pub(crate) fn step_container(
+        &mut self,
+        image: &str,
+        st: &Stage,
+        cmd: Vec<String>,
+    ) -> Result<String, Error> {
+        let spec = RunSpec {
+            cmd,
+            env: st.config.env.clone().unwrap_or_default(),
+            user: st.config.user.clone(),
+            working_dir: st.config.working_dir.clone(),
+            network: self.opts.network.clone(),
+            config: st.config.clone(),
+        };
+        let cid = self.ex.create(image, &spec)?;
+        self.ex.stream(&format!(" ---> Running in {}\n", short(&cid)));
+        Ok(cid)
+    }
+
+    /// After a step: its container goes with `--force-rm`, or with `--rm` when the step
+    /// succeeded (docker's per-instruction `RemoveAll`).
+    pub(crate) fn finish_container(&mut self, cid: &str, ok: bool) {
+        if self.opts.force_rm || (self.opts.rm && ok) {
+            self.remove_container(cid);
+        }
     }
 
     /// Looks the step up in the cache; on a hit the stage moves to the cached image.

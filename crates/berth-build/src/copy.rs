@@ -935,15 +935,10 @@ pub(crate) fn workdir(b: &mut BuilderState<'_>, st: &mut StageState, dir: &str) 
         st.set_image(id, !dirs.is_empty());
         return Ok(());
     };
-    let cid = b.executor().create(
-        &image,
-        &RunSpec {
-            config: config.clone(),
-            ..Default::default()
-        },
-    )?;
+    // As docker's WORKDIR: through a container of the image (` ---> Running in …`).
+    let cid = b.step_container(&image, st, pc.clone())?;
+    let mut made = false;
     let res = (|| -> Result<String, Error> {
-        let mut made = false;
         b.executor().with_rootfs(&cid, &mut |root| {
             let fs = berth_archive_shim::ContainerFs::new(root);
             let mut existing = dir.to_string();
@@ -963,7 +958,7 @@ pub(crate) fn workdir(b: &mut BuilderState<'_>, st: &mut StageState, dir: &str) 
             Ok(())
         })?;
         b.executor().commit(Commit {
-            container: made.then_some(cid.as_str()),
+            container: Some(&cid),
             layer: None,
             parent: Some(&image),
             config: &config,
@@ -971,9 +966,8 @@ pub(crate) fn workdir(b: &mut BuilderState<'_>, st: &mut StageState, dir: &str) 
             created_by,
         })
     })();
-    let _ = b.executor().remove(&cid);
-    let made_layer = res.is_ok();
-    st.set_image(res?, made_layer);
+    b.finish_container(&cid, res.is_ok());
+    st.set_image(res?, made);
     let _ = go_quote;
     Ok(())
 }

@@ -175,6 +175,34 @@ const LIST: &str = "find / -xdev -path /proc -prune -o -path /sys -prune -o -pat
       elif [ -d \"$f\" ]; then stat -c '%n d %a %u %g' \"$f\"; \
       else echo \"$(stat -c '%n f %a %u %g %s' \"$f\") $(md5sum < \"$f\" | cut -c1-32)\"; fi; done";
 
+/// The builder's own lines of a build's output (not the steps' output), 12-hex IDs masked.
+fn step_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| {
+            [
+                "Step ",
+                " ---> ",
+                "Removing intermediate container ",
+                "Successfully ",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(|l| {
+            l.split(' ')
+                .map(|w| {
+                    if w.len() == 12 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        "<id>"
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
 #[test]
 fn classic_builder_conformance() {
     if !berth_e2e::require_root("build_conformance::classic_builder_conformance") {
@@ -200,7 +228,7 @@ fn classic_builder_conformance() {
             std::fs::write(p, body).unwrap();
         }
         let tag = format!("conf-{name}:1");
-        let mut args = vec!["build", "--network", "none", "-q", "-t", &tag];
+        let mut args = vec!["build", "--network", "none", "-t", &tag];
         args.extend(flags.iter().copied());
         let dirs = dir.to_str().unwrap();
         args.push(dirs);
@@ -219,6 +247,12 @@ fn classic_builder_conformance() {
                 ours.stderr, theirs.stderr
             ));
             continue;
+        }
+        // The classic builder's step lines, IDs masked: the same lines in the same order
+        // (` ---> Running in` and `Removing intermediate container` for metadata steps too).
+        let (sa, sb) = (step_lines(&ours.stdout), step_lines(&theirs.stdout));
+        if sa != sb {
+            failures.push(format!("{name}: output: berth {sa:#?}\ndocker {sb:#?}"));
         }
         let cfg = |r: Run| -> Value { serde_json::from_str(r.out()).unwrap_or(Value::Null) };
         let a = cfg(d.berth(&["image", "inspect", "-f", "{{json .Config}}", &tag]));
