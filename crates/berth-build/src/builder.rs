@@ -374,6 +374,79 @@ fn go_quote_list(v: &[String]) -> String {
     )
 }
 
+/// Go's `%q` of docker's `*HealthConfig` (what the classic builder records in the history):
+/// `&{["CMD" "true"] "30s" "3s" "0s" '\x02'}`.
+fn go_healthcheck(h: &Healthcheck) -> String {
+    format!(
+        "&{{{} {} {} {} {}}}",
+        go_quote_list(&h.test),
+        go_quote(&go_duration(h.interval)),
+        go_quote(&go_duration(h.timeout)),
+        go_quote(&go_duration(h.start_period)),
+        go_quote_rune(h.retries)
+    )
+}
+
+/// Go's `%q` of an integer: a quoted rune literal.
+fn go_quote_rune(n: i64) -> String {
+    let c = u32::try_from(n).ok().and_then(char::from_u32);
+    let body = match c {
+        Some('\x07') => "\\a".to_string(),
+        Some('\x08') => "\\b".to_string(),
+        Some('\x0c') => "\\f".to_string(),
+        Some('\n') => "\\n".to_string(),
+        Some('\r') => "\\r".to_string(),
+        Some('\t') => "\\t".to_string(),
+        Some('\x0b') => "\\v".to_string(),
+        Some('\\') => "\\\\".to_string(),
+        Some('\'') => "\\'".to_string(),
+        Some(c) if (' '..='~').contains(&c) => c.to_string(),
+        Some(c) if (c as u32) < 0x80 => format!("\\x{:02x}", c as u32),
+        Some(c) if !c.is_control() => c.to_string(),
+        Some(c) if (c as u32) <= 0xffff => format!("\\u{:04x}", c as u32),
+        Some(c) => format!("\\U{:08x}", c as u32),
+        None => "\u{fffd}".to_string(),
+    };
+    format!("'{body}'")
+}
+
+/// Go's `time.Duration.String()` of nanoseconds: `0s`, `500ms`, `1.5s`, `1m30s`, `1h0m0s`.
+fn go_duration(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    let neg = if ns < 0 { "-" } else { "" };
+    let u = ns.unsigned_abs();
+    let frac = |v: u64, unit: u64| -> String {
+        let whole = v / unit;
+        let rest = v % unit;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let digits = unit.to_string().len() - 1;
+        let f = format!("{rest:0digits$}");
+        format!("{whole}.{}", f.trim_end_matches('0'))
+    };
+    if u < 1_000 {
+        return format!("{neg}{u}ns");
+    }
+    if u < 1_000_000 {
+        return format!("{neg}{}µs", frac(u, 1_000));
+    }
+    if u < 1_000_000_000 {
+        return format!("{neg}{}ms", frac(u, 1_000_000));
+    }
+    let secs = frac(u % 60_000_000_000, 1_000_000_000);
+    let mins = u / 60_000_000_000;
+    if mins == 0 {
+        return format!("{neg}{secs}s");
+    }
+    if mins < 60 {
+        return format!("{neg}{mins}m{secs}s");
+    }
+    format!("{neg}{}h{}m{secs}s", mins / 60, mins % 60)
+}
+
 /// Parses go-style durations for HEALTHCHECK flags (`30s`, `1m30s`, `500ms`) into nanoseconds.
 fn parse_duration(s: &str) -> Option<i64> {
     if s == "0" {
@@ -644,6 +717,8 @@ impl Builder<'_> {
                 let mut shown = Vec::new();
                 for p in &inst.args {
                     for p in process_words(p, &env, esc).map_err(line_err)? {
+                        // History shows the ports as written (sorted), as docker.
+                        shown.push(p.clone());
                         let p = if p.contains('/') {
                             p.to_ascii_lowercase()
                         } else {
@@ -656,7 +731,6 @@ impl Builder<'_> {
                         if !ok {
                             return Err(Error::Invalid(format!("invalid containerPort: {num}")));
                         }
-                        shown.push(p.clone());
                         ports.insert(p, Empty {});
                     }
                 }
@@ -730,7 +804,12 @@ impl Builder<'_> {
                     }
                     st.config.healthcheck = Some(hc);
                 }
-                let shown = serde_json::to_string(&st.config.healthcheck).unwrap_or_default();
+                let shown = st
+                    .config
+                    .healthcheck
+                    .as_ref()
+                    .map(go_healthcheck)
+                    .unwrap_or_default();
                 self.commit_config(st, format!("#(nop)  HEALTHCHECK {shown}"))?;
             }
             "shell" => {
@@ -1142,5 +1221,32 @@ mod tests {
         assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
         assert_eq!(parse_duration("500ms"), Some(500_000_000));
         assert_eq!(parse_duration("5"), None);
+        for (ns, s) in [
+            (0, "0s"),
+            (500_000_000, "500ms"),
+            (1_500_000_000, "1.5s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (1_500, "1.5µs"),
+        ] {
+            assert_eq!(go_duration(ns), s);
+        }
+    }
+
+    #[test]
+    fn healthcheck_history_is_gos_quoted_struct_as_docker_records_it() {
+        let h = Healthcheck {
+            test: vec!["CMD-SHELL".into(), "wget -q -O- localhost || exit 1".into()],
+            interval: 30_000_000_000,
+            timeout: 3_000_000_000,
+            retries: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            go_healthcheck(&h),
+            r#"&{["CMD-SHELL" "wget -q -O- localhost || exit 1"] "30s" "3s" "0s" '\x02'}"#
+        );
+        assert_eq!(go_quote_rune(65), "'A'");
+        assert_eq!(go_quote_rune(10), r"'\n'");
     }
 }

@@ -142,6 +142,31 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// The cases whose dockerd image berth's `--cache-from` reuses whole (see the test's end):
+/// every one without COPY/ADD, whose `file:`/`dir:` source hashes are berth's own.
+const CACHE_FROM_CASES: &[&str] = &[
+    "run-cmd",
+    "env",
+    "label",
+    "workdir",
+    "user",
+    "expose",
+    "volume",
+    "stopsignal",
+    "healthcheck",
+    "healthcheck-exec",
+    "shell",
+    "onbuild",
+    "entrypoint-exec",
+    "entrypoint-shell",
+    "entrypoint-resets",
+    "arg",
+    "arg-before-from",
+    "maintainer",
+    "run-exec",
+    "escape",
+];
+
 const FIELDS: &[&str] = &[
     "Cmd",
     "Entrypoint",
@@ -320,6 +345,43 @@ fn classic_builder_conformance() {
                     (rb.code, &rb.stdout)
                 ));
             }
+        }
+    }
+    // --cache-from across engines: dockerd's images (and its busybox) loaded into berth answer
+    // berth's cache through their history, step for step, giving dockerd's very image.
+    let cross = CACHE_FROM_CASES;
+    let saved = d.root.join("dockerd-images.tar");
+    let mut save = vec!["save", "-o", saved.to_str().unwrap(), "busybox:latest"];
+    let tags: Vec<String> = cross.iter().map(|n| format!("conf-{n}:1")).collect();
+    save.extend(tags.iter().map(String::as_str));
+    let r = dk.docker(&save);
+    assert_eq!(r.code, 0, "{r:?}");
+    d.berth(&["load", "-i", saved.to_str().unwrap()]).ok();
+    for (name, tag) in cross.iter().zip(&tags) {
+        let (_, _, _, flags) = cases().into_iter().find(|c| c.0 == *name).unwrap();
+        let dir = d.root.join("conf").join(name);
+        let mut args = vec!["build", "--network", "none", "--cache-from", tag];
+        args.extend(flags.iter().copied());
+        args.push(dir.to_str().unwrap());
+        let r = d.berth(&args);
+        // The steps after FROM (an ARG before FROM is a step too).
+        let steps = r.stdout.split_once(" ---> ").map_or(0, |(_, rest)| rest.matches("\nStep ").count());
+        let hits = r.stdout.matches(" ---> Using cache").count();
+        let theirs = dk.docker(&["image", "inspect", "-f", "{{.Id}}", tag]);
+        let built = r
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches("Successfully built ");
+        if r.code != 0 || hits != steps || !theirs.stdout.contains(&format!("sha256:{built}")) {
+            let hist = ["history", "--no-trunc", "--format", "{{.CreatedBy}}", tag];
+            failures.push(format!(
+                "{name}: --cache-from {tag}: {hits}/{steps} cached, built {built}, docker's {}: {}\nhistory: {}",
+                theirs.stdout.trim(),
+                r.stdout,
+                dk.docker(&hist).stdout
+            ));
         }
     }
     assert!(
