@@ -365,7 +365,10 @@ fn classic_builder_conformance() {
         args.push(dir.to_str().unwrap());
         let r = d.berth(&args);
         // The steps after FROM (an ARG before FROM is a step too).
-        let steps = r.stdout.split_once(" ---> ").map_or(0, |(_, rest)| rest.matches("\nStep ").count());
+        let steps = r
+            .stdout
+            .split_once(" ---> ")
+            .map_or(0, |(_, rest)| rest.matches("\nStep ").count());
         let hits = r.stdout.matches(" ---> Using cache").count();
         let theirs = dk.docker(&["image", "inspect", "-f", "{{.Id}}", tag]);
         let built = r

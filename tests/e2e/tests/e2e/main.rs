@@ -15,6 +15,7 @@ mod build;
 mod build_cache;
 mod build_conformance;
 mod build_files;
+mod build_git;
 mod cgroups;
 mod crash;
 mod docker_cli;
