@@ -163,3 +163,47 @@ impl ImageService {
         Ok(id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(entries: &[(&str, bool)], diffs: &[&str]) -> ConfigFile {
+        let mut c = ConfigFile::for_host("2024-01-01T00:00:00Z".into());
+        c.history = entries
+            .iter()
+            .map(|(by, empty)| History {
+                created: "2024-01-01T00:00:00Z".into(),
+                created_by: by.to_string(),
+                empty_layer: *empty,
+                ..Default::default()
+            })
+            .collect();
+        c.rootfs.diff_ids = diffs.iter().map(|d| d.to_string()).collect();
+        c
+    }
+
+    #[test]
+    fn a_valid_parent_is_a_strict_prefix_of_history_and_layers() {
+        let base = image(&[("ADD rootfs", false)], &["sha256:a"]);
+        let src = image(
+            &[("ADD rootfs", false), ("ENV A=1", true), ("RUN x", false)],
+            &["sha256:a", "sha256:b"],
+        );
+        assert!(is_valid_parent(&src, Some(&base)));
+        assert!(is_valid_parent(&src, None));
+        // Itself is not a parent (no next entry), nor one with another layer or history.
+        assert!(!is_valid_parent(&src, Some(&src)));
+        assert!(!is_valid_parent(
+            &src,
+            Some(&image(&[("ADD rootfs", false)], &["sha256:z"]))
+        ));
+        assert!(!is_valid_parent(
+            &src,
+            Some(&image(&[("ADD other", false)], &["sha256:a"]))
+        ));
+        // An image with no history answers nothing.
+        assert!(!is_valid_parent(&image(&[], &[]), None));
+        assert_eq!(layers_before(&src.history, 2), 1);
+    }
+}
