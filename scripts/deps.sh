@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing berth needs on Debian 12 (run as root). Idempotent.
 set -euo pipefail
-# skopeo, apache2-utils (htpasswd) and openssl serve the registry tests (docker-registry below).
-pkgs=(busybox-static libseccomp-dev pkg-config gcc libc6-dev make tar gzip xz-utils bzip2 zstd util-linux iproute2 nftables libnftables-dev procps python3 python3-pip skopeo apache2-utils openssl)
+# skopeo, apache2-utils (htpasswd) and openssl serve the registry tests (docker-registry below);
+# git (with `git daemon`) the git build contexts and their tests.
+pkgs=(git busybox-static libseccomp-dev pkg-config gcc libc6-dev make tar gzip xz-utils bzip2 zstd util-linux iproute2 nftables libnftables-dev procps python3 python3-pip skopeo apache2-utils openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

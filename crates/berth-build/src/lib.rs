@@ -4,7 +4,7 @@
 //!   exec forms, heredocs), pure and line-numbered.
 //! * [`shell`]: Docker's shell-lexer word expansion (`$V`, `${V:-w}`, quotes, the escape char).
 //! * [`ignore`]: `.dockerignore` patterns with moby's patternmatcher rules (in berth-archive).
-//! * [`builder`]: runs the instructions over an [`Executor`] the daemon implements: each step an
+//! * [`builder`] (`types`, `dispatch`, `format`): runs the instructions over an [`Executor`] the daemon implements: each step an
 //!   image (a layer or config only), intermediate images as the cache.
 
 pub mod builder;

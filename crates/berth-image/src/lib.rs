@@ -30,6 +30,7 @@
 //! this". Each step carries a `berth_sys::failpoint` so the crash sweep can stop berthd there.
 
 mod build;
+mod build_cache;
 mod changes;
 pub mod check;
 mod commit;
@@ -59,6 +60,7 @@ use berth_types::{id, Digest, ErrorKind, Mount, Reference, ReferenceError};
 pub use berth_archive::{export_tar, go_mode, open_in_root, ArchiveError, ContainerFs, PathStat, PutOptions};
 pub use berth_snapshot::{Change, ChangeKind, InitEntry, InitKind};
 pub use build::BuildCommit;
+pub use build_cache::{is_valid_parent, CacheFromHit};
 pub use check::{CheckOptions, Finding};
 pub use commit::CommitOptions;
 pub use config::ConfigFile;

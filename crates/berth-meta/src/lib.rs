@@ -835,6 +835,16 @@ impl Db {
         Ok(n > 0)
     }
 
+    /// Makes `parent` the parent of image `id` (the classic builder's `SetParent` when a
+    /// `--cache-from` source image is reused as a step's result). One statement: atomic.
+    pub fn set_image_parent(&self, id: &str, parent: &str) -> Result<(), MetaError> {
+        let conn = self.lock();
+        conn.prepare_cached("UPDATE images SET parent = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, parent]))
+            .map_err(sq(format!("setting the parent of {id}")))?;
+        Ok(())
+    }
+
     /// Images whose parent is `image_id`.
     pub fn children(&self, image_id: &str) -> Result<Vec<String>, MetaError> {
         let conn = self.lock();

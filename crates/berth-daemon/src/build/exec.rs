@@ -26,6 +26,11 @@ pub(super) struct DaemonExecutor {
     pub epoch: Option<i64>,
     /// The client went away: the build stops at its next step.
     pub gone: bool,
+    /// `--cache-from`: the source images as named.
+    pub cache_from: Vec<String>,
+    /// The sources this stage may still use (all of them at a stage's start; the one that
+    /// answered once a step was restored from it).
+    pub sources: Vec<String>,
 }
 
 /// Sets every mtime (and atime) newer than `t` in the tree `dir` to `t`, never following
@@ -223,16 +228,54 @@ impl Executor for DaemonExecutor {
         config: &ImageConfig,
     ) -> Result<Option<String>, BuildError> {
         let images = &self.daemon.images;
+        let mut local = None;
         for kid in images.children(parent.unwrap_or("")).map_err(conv_image)? {
             let Ok(cf) = images.config_file(&kid) else {
                 continue;
             };
             let Some(cc) = &cf.container_config else { continue };
             if to_build(cc) == *probe && to_build(&cf.config) == *config {
-                return Ok(Some(kid));
+                local = Some(kid);
+                break;
             }
         }
-        Ok(None)
+        if self.cache_from.is_empty() {
+            return Ok(local);
+        }
+        // With --cache-from, as moby's ImageCache: a local hit counts only when it is an
+        // ancestor of a source; else the sources' histories answer.
+        if let Some(hit) = local {
+            for s in &self.sources {
+                if images.is_ancestor(s, &hit).map_err(conv_image)? {
+                    return Ok(Some(hit));
+                }
+            }
+        }
+        let created_by = probe.cmd.clone().unwrap_or_default().join(" ");
+        let found = images
+            .cache_from_lookup(parent, &self.sources, &created_by, &to_image(probe))
+            .map_err(conv_image)?;
+        Ok(found.map(|(source, hit)| match hit {
+            berth_image::CacheFromHit::Source(id) => id,
+            berth_image::CacheFromHit::Restored(id) => {
+                // moby keeps to the source that answered, for safety.
+                self.sources = vec![source];
+                id
+            }
+        }))
+    }
+
+    fn reset_cache(&mut self) {
+        self.sources.clear();
+        for name in &self.cache_from {
+            match self.daemon.images.resolve(name) {
+                Ok(img) => self.sources.push(img.id),
+                // dockerd logs and skips a source it cannot find.
+                Err(e) => {
+                    eprintln!("berthd: build: could not look up {name} for cache resolution, skipping: {e}")
+                }
+            }
+        }
     }
 
     fn create(&mut self, image: &str, spec: &RunSpec) -> Result<String, BuildError> {

@@ -6,6 +6,7 @@
 //! out as a JSON-message stream.
 
 mod exec;
+pub mod git;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -37,25 +38,31 @@ pub struct BuildRequest {
     pub network: String,
     /// `X-Registry-Config`: credentials by registry, for FROM's pulls.
     pub auths: BTreeMap<String, berth_registry::AuthConfig>,
+    /// `cachefrom`: images whose history may answer the cache (moby's ImageCache).
+    pub cache_from: Vec<String>,
 }
 
-/// Docker's `IsGitURL`: what `remote=` names a git repository rather than a file to download.
-pub fn is_git_url(url: &str) -> bool {
-    let path = url.split('#').next().unwrap_or(url);
-    url.starts_with("git://")
-        || url.starts_with("git@")
-        || url.starts_with("github.com/")
-        || ((url.starts_with("http://") || url.starts_with("https://")) && path.ends_with(".git"))
-}
+pub use git::is_git_url;
 
 impl Daemon {
-    /// `remote=URL`: the build context downloaded from an http(s) URL: a tar (plain or
-    /// compressed) or a bare Dockerfile, streamed into the build as it arrives.
+    /// `remote=URL`: the build context downloaded from an http(s) URL (a tar, plain or
+    /// compressed, or a bare Dockerfile, streamed into the build as it arrives), or a git
+    /// repository fetched and checked out ([`git`]).
     pub async fn remote_build_context(&self, url: &str) -> Result<Box<dyn Read + Send>> {
         if is_git_url(url) {
-            return Err(Error::invalid(format!(
-                "unable to prepare context: {url}: git build contexts are not supported by berth; clone the repository and build its directory"
-            )));
+            let base = self.config.data_root.join("build");
+            berth_sys::fs::create_private_dir(&base)
+                .map_err(|e| Error::invalid(format!("unable to prepare context: {e}")))?;
+            let url = url.to_string();
+            let tar = tokio::task::spawn_blocking(move || git::context_tar(&base, &url))
+                .await
+                .map_err(|e| Error::invalid(format!("unable to prepare context: {e}")))?
+                .map_err(|e| {
+                    Error::invalid(format!(
+                        "unable to prepare context: unable to 'git clone' to temporary context directory: {e}"
+                    ))
+                })?;
+            return Ok(Box::new(tar));
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::invalid(format!(
@@ -216,6 +223,8 @@ impl Daemon {
             auths: req.auths,
             epoch,
             gone: false,
+            cache_from: req.cache_from,
+            sources: Vec::new(),
         };
         let mut aux = Vec::new();
         let id = berth_build::build(&mut ex, &opts, &mut |id| aux.push(id.to_string()))?;

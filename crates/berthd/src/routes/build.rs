@@ -66,6 +66,11 @@ pub async fn build(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result
         target,
         network,
         auths,
+        cache_from: match q.get("cachefrom") {
+            None | Some("") => Vec::new(),
+            Some(s) => serde_json::from_str(s)
+                .map_err(|e| Error::invalid(format!("invalid cachefrom {s:?}: {e}")))?,
+        },
     };
     let rx = d.build(request).await?;
     Ok(crate::routes::images::message_stream(rx))

@@ -477,12 +477,53 @@ fn a_remote_url_context_is_downloaded_by_the_daemon() {
         "{}",
         r.stderr
     );
-    let r = d.berth(&["build", "-t", "remote:3", "https://example.invalid/repo.git"]);
+    // A git URL nothing serves (a closed port on 127.0.0.1; build_git.rs has served ones).
+    let r = d.berth(&["build", "-t", "remote:3", "git://127.0.0.1:1/repo.git"]);
     assert_ne!(r.code, 0);
-    assert!(
-        r.stderr.contains("git build contexts are not supported"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("error fetching"), "{}", r.stderr);
     assert_eq!(d.berth(&["images", "-q", "remote:3"]).ok().out(), "");
+}
+
+#[test]
+fn metadata_steps_commit_through_a_container_as_the_classic_builder() {
+    let d = daemon!();
+    let dir = context(
+        &d,
+        "meta",
+        &[("Dockerfile", "FROM busybox\nENV A=1\nWORKDIR /tmp\nLABEL l=1\n")],
+    );
+    let r = d.berth(&["build", "-t", "meta:1", dir.to_str().unwrap()]).ok();
+    for step in ["ENV A=1", "WORKDIR /tmp", "LABEL l=1"] {
+        let at = r.stdout.find(step).unwrap_or_else(|| panic!("{r:?}"));
+        let rest: Vec<&str> = r.stdout[at..].lines().skip(1).take(3).collect();
+        assert!(rest[0].starts_with(" ---> Running in "), "{step}: {r:?}");
+        let cid = rest[0].trim_start_matches(" ---> Running in ");
+        assert_eq!(rest[1], format!("Removing intermediate container {cid}"), "{r:?}");
+        assert!(rest[2].starts_with(" ---> "), "{r:?}");
+    }
+    // Still empty layers (WORKDIR of an existing directory too), and nothing left behind.
+    let layers = inspect(&d, "meta:1", "{{len .RootFS.Layers}}");
+    let base = inspect(&d, "busybox", "{{len .RootFS.Layers}}");
+    assert_eq!(layers, base);
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "");
+    // With --rm=false (docker-py's default) the step's container stays, created, never run.
+    let r = d
+        .berth(&[
+            "build",
+            "--no-cache",
+            "--rm=false",
+            "-t",
+            "meta:2",
+            dir.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(!r.stdout.contains("Removing intermediate"), "{r:?}");
+    let left = d
+        .berth(&["ps", "-a", "--no-trunc", "--format", "{{.Status}}|{{.Command}}"])
+        .ok();
+    assert_eq!(left.out().lines().count(), 3, "{left:?}");
+    assert!(
+        left.out().contains("Created|\"/bin/sh -c '#(nop)  ENV A=1'\""),
+        "{left:?}"
+    );
 }

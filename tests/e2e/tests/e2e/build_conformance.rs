@@ -142,6 +142,31 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// The cases whose dockerd image berth's `--cache-from` reuses whole (see the test's end):
+/// every one without COPY/ADD, whose `file:`/`dir:` source hashes are berth's own.
+const CACHE_FROM_CASES: &[&str] = &[
+    "run-cmd",
+    "env",
+    "label",
+    "workdir",
+    "user",
+    "expose",
+    "volume",
+    "stopsignal",
+    "healthcheck",
+    "healthcheck-exec",
+    "shell",
+    "onbuild",
+    "entrypoint-exec",
+    "entrypoint-shell",
+    "entrypoint-resets",
+    "arg",
+    "arg-before-from",
+    "maintainer",
+    "run-exec",
+    "escape",
+];
+
 const FIELDS: &[&str] = &[
     "Cmd",
     "Entrypoint",
@@ -175,6 +200,34 @@ const LIST: &str = "find / -xdev -path /proc -prune -o -path /sys -prune -o -pat
       elif [ -d \"$f\" ]; then stat -c '%n d %a %u %g' \"$f\"; \
       else echo \"$(stat -c '%n f %a %u %g %s' \"$f\") $(md5sum < \"$f\" | cut -c1-32)\"; fi; done";
 
+/// The builder's own lines of a build's output (not the steps' output), 12-hex IDs masked.
+fn step_lines(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| {
+            [
+                "Step ",
+                " ---> ",
+                "Removing intermediate container ",
+                "Successfully ",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(|l| {
+            l.split(' ')
+                .map(|w| {
+                    if w.len() == 12 && w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        "<id>"
+                    } else {
+                        w
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
 #[test]
 fn classic_builder_conformance() {
     if !berth_e2e::require_root("build_conformance::classic_builder_conformance") {
@@ -200,7 +253,7 @@ fn classic_builder_conformance() {
             std::fs::write(p, body).unwrap();
         }
         let tag = format!("conf-{name}:1");
-        let mut args = vec!["build", "--network", "none", "-q", "-t", &tag];
+        let mut args = vec!["build", "--network", "none", "-t", &tag];
         args.extend(flags.iter().copied());
         let dirs = dir.to_str().unwrap();
         args.push(dirs);
@@ -219,6 +272,12 @@ fn classic_builder_conformance() {
                 ours.stderr, theirs.stderr
             ));
             continue;
+        }
+        // The classic builder's step lines, IDs masked: the same lines in the same order
+        // (` ---> Running in` and `Removing intermediate container` for metadata steps too).
+        let (sa, sb) = (step_lines(&ours.stdout), step_lines(&theirs.stdout));
+        if sa != sb {
+            failures.push(format!("{name}: output: berth {sa:#?}\ndocker {sb:#?}"));
         }
         let cfg = |r: Run| -> Value { serde_json::from_str(r.out()).unwrap_or(Value::Null) };
         let a = cfg(d.berth(&["image", "inspect", "-f", "{{json .Config}}", &tag]));
@@ -286,6 +345,46 @@ fn classic_builder_conformance() {
                     (rb.code, &rb.stdout)
                 ));
             }
+        }
+    }
+    // --cache-from across engines: dockerd's images (and its busybox) loaded into berth answer
+    // berth's cache through their history, step for step, giving dockerd's very image.
+    let cross = CACHE_FROM_CASES;
+    let saved = d.root.join("dockerd-images.tar");
+    let mut save = vec!["save", "-o", saved.to_str().unwrap(), "busybox:latest"];
+    let tags: Vec<String> = cross.iter().map(|n| format!("conf-{n}:1")).collect();
+    save.extend(tags.iter().map(String::as_str));
+    let r = dk.docker(&save);
+    assert_eq!(r.code, 0, "{r:?}");
+    d.berth(&["load", "-i", saved.to_str().unwrap()]).ok();
+    for (name, tag) in cross.iter().zip(&tags) {
+        let (_, _, _, flags) = cases().into_iter().find(|c| c.0 == *name).unwrap();
+        let dir = d.root.join("conf").join(name);
+        let mut args = vec!["build", "--network", "none", "--cache-from", tag];
+        args.extend(flags.iter().copied());
+        args.push(dir.to_str().unwrap());
+        let r = d.berth(&args);
+        // The steps after FROM (an ARG before FROM is a step too).
+        let steps = r
+            .stdout
+            .split_once(" ---> ")
+            .map_or(0, |(_, rest)| rest.matches("\nStep ").count());
+        let hits = r.stdout.matches(" ---> Using cache").count();
+        let theirs = dk.docker(&["image", "inspect", "-f", "{{.Id}}", tag]);
+        let built = r
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim_start_matches("Successfully built ");
+        if r.code != 0 || hits != steps || !theirs.stdout.contains(&format!("sha256:{built}")) {
+            let hist = ["history", "--no-trunc", "--format", "{{.CreatedBy}}", tag];
+            failures.push(format!(
+                "{name}: --cache-from {tag}: {hits}/{steps} cached, built {built}, docker's {}: {}\nhistory: {}",
+                theirs.stdout.trim(),
+                r.stdout,
+                dk.docker(&hist).stdout
+            ));
         }
     }
     assert!(

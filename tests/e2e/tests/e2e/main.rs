@@ -12,8 +12,10 @@ macro_rules! daemon {
 }
 
 mod build;
+mod build_cache;
 mod build_conformance;
 mod build_files;
+mod build_git;
 mod cgroups;
 mod crash;
 mod docker_cli;
