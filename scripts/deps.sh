@@ -65,7 +65,9 @@ install_without_services() {
 
 # A docker client, for the tests that drive berthd with the real docker CLI (they fail without
 # one), and dockerd, which the builder's conformance test starts privately (own socket and roots,
-# --iptables=false --bridge=none) to build the same contexts. Debian 12 ships both in `docker.io`,
+# --iptables=false --bridge=none) to build the same contexts, and the beside-dockerd network test
+# starts with Docker's firewall on (--iptables, in a network namespace of its own; docker.io
+# pulls in iptables). Debian 12 ships both in `docker.io`,
 # with containerd: installed without starting them, and their units disabled.
 if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; then
   install_without_services docker.io "docker.socket docker.service containerd.service" docker

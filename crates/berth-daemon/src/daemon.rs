@@ -104,6 +104,7 @@ impl Daemon {
             _lock: lock,
         });
         daemon.load().await?;
+        crate::docker_user::keep(&daemon);
         Ok(daemon)
     }
 
@@ -343,7 +344,7 @@ impl Daemon {
         self.trash.close();
         // berth's accept rules in Docker's DOCKER-USER chain go with the daemon.
         if let Some(n) = &self.networks {
-            if let Err(e) = berth_network::sync_docker_user(&n.table, &[]) {
+            if let Err(e) = n.release_docker_user() {
                 eprintln!("berthd: removing berth's DOCKER-USER rules: {e}");
             }
         }

@@ -14,6 +14,7 @@ pub mod container;
 mod daemon;
 pub mod distribution;
 mod dns;
+mod docker_user;
 pub mod dynmods;
 pub mod error;
 pub mod events;

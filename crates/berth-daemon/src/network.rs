@@ -30,6 +30,8 @@ pub struct Networks {
     pub(crate) dns: std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
     /// Serialises address allocation (read the leases, pick, record).
     alloc: std::sync::Mutex<()>,
+    /// Serialises changes to berth's DOCKER-USER rules; true once berthd released them.
+    pub(crate) docker_user: std::sync::Mutex<bool>,
 }
 
 /// A container's endpoint, kept in its record while it runs (what teardown undoes).
@@ -155,6 +157,7 @@ impl Networks {
             user: std::sync::RwLock::new(user),
             dns: Default::default(),
             alloc: Default::default(),
+            docker_user: Default::default(),
         })
     }
 }
@@ -432,6 +435,10 @@ impl Daemon {
     /// (`create_ns`, a start) or in the one it has (`network connect` back to it). Blocking.
     pub(crate) fn net_setup_in(&self, doc: &Doc, create_ns: bool) -> Result<NetState> {
         let mode = doc.host_config.network_mode.clone().unwrap_or_default();
+        // A dockerd started since the last check would drop this container's traffic.
+        if let Some(n) = &self.networks {
+            n.recheck_docker_user();
+        }
         let (net, net_name, net_id, range) = self.resolve_net(&mode)?;
         let net = &net;
         let ports = self.choose_ports(doc)?;

@@ -279,8 +279,7 @@ impl Daemon {
             all.push(n.bridge_net(self.config.network.mtu)?.rule_net());
         }
         berth_network::apply_rules(&nets.table, &all)?;
-        let bridges: Vec<String> = all.iter().map(|r| r.bridge.clone()).collect();
-        berth_network::sync_docker_user(&nets.table, &bridges)?;
+        nets.sync_docker_user(&nets.bridges(user))?;
         Ok(())
     }
 

@@ -110,13 +110,22 @@ pub fn apply_rules(table: &str, nets: &[RuleNet]) -> Result<()> {
 /// br_netfilter sends bridged frames through it), makes its berth rules accept traffic from and
 /// to exactly `bridges` (none: removes them). Nothing else of Docker's is touched; no chain, no
 /// change. The rules carry `comment "berth:TABLE"`, so daemons with their own tables keep apart.
-/// Returns whether the chain exists.
+/// Returns whether the chain exists. Rules already as wanted (each bridge's pair, ahead of every
+/// rule of Docker's) are left alone: only a listing, so it is cheap to call again and again
+/// (a dockerd that starts after berthd creates the chain without them).
 pub fn sync_docker_user(table: &str, bridges: &[String]) -> Result<bool> {
     let mark = format!("berth:{table}");
     let listing = match berth_sys::nft::run_with_handles("list chain ip filter DOCKER-USER\n") {
         Ok(l) => l,
         Err(_) => return Ok(false),
     };
+    let want: Vec<(&str, &str)> = bridges
+        .iter()
+        .flat_map(|b| [("iifname", b.as_str()), ("oifname", b.as_str())])
+        .collect();
+    if rules::docker_user_in_sync(&listing, &mark, &want) {
+        return Ok(true);
+    }
     let mut batch = String::new();
     for handle in rules::marked_handles(&listing, &mark) {
         batch.push_str(&format!("delete rule ip filter DOCKER-USER handle {handle}\n"));

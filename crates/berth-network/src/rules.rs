@@ -156,6 +156,39 @@ pub fn marked_handles(listing: &str, mark: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Whether the marked rules of a `DOCKER-USER` listing (with handles) are exactly `want`
+/// (`(iifname|oifname, bridge)` pairs, any order, no duplicates) and all come before every
+/// rule that is not a berth daemon's (Docker's `return`, a user's rules): rules behind a
+/// `return` never match.
+pub fn docker_user_in_sync(listing: &str, mark: &str, want: &[(&str, &str)]) -> bool {
+    let needle = format!("comment \"{mark}\"");
+    let mut have = Vec::new();
+    let mut foreign_seen = false;
+    for l in listing.lines().map(str::trim) {
+        if !l.contains("# handle ") || l.starts_with("table ") || l.starts_with("chain ") {
+            continue;
+        }
+        if !l.contains(&needle) {
+            // Another berth daemon's accepts may come first (else two daemons would keep
+            // moving ahead of each other); anything else may not.
+            foreign_seen |= !l.contains("comment \"berth:");
+            continue;
+        }
+        if foreign_seen {
+            return false;
+        }
+        let mut words = l.split_whitespace();
+        let (Some(dir), Some(bridge)) = (words.next(), words.next()) else {
+            return false;
+        };
+        have.push((dir.to_string(), bridge.trim_matches('"').to_string()));
+    }
+    let mut want: Vec<(String, String)> = want.iter().map(|(d, b)| (d.to_string(), b.to_string())).collect();
+    have.sort();
+    want.sort();
+    have == want
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +224,38 @@ mod tests {
     fn only_rules_marked_as_berths_are_picked_from_docker_user() {
         let l = "table ip filter {\n\tchain DOCKER-USER { # handle 5\n\t\tiifname \"b0\" counter packets 0 bytes 0 accept comment \"berth\" # handle 12\n\t\tcounter packets 3 bytes 9 return # handle 7\n\t\tiifname \"x\" accept comment \"berthx\" # handle 13\n\t}\n}\n";
         assert_eq!(marked_handles(l, "berth"), vec![12]);
+    }
+
+    #[test]
+    fn docker_user_is_in_sync_only_with_exactly_the_wanted_rules_ahead_of_dockers_return() {
+        let rule = |dir: &str, b: &str, h: u32| {
+            format!("\t\t{dir} \"{b}\" counter packets 1 bytes 2 accept comment \"berth:t\" # handle {h}\n")
+        };
+        let ret = "\t\tcounter packets 3 bytes 9 return # handle 7\n";
+        let chain =
+            |body: String| format!("table ip filter {{\n\tchain DOCKER-USER {{ # handle 5\n{body}\t}}\n}}\n");
+        let want = [("iifname", "b0"), ("oifname", "b0")];
+        let good = chain(rule("oifname", "b0", 9) + &rule("iifname", "b0", 8) + ret);
+        assert!(docker_user_in_sync(&good, "berth:t", &want));
+        // Docker's chain without berth's rules (a dockerd started after berthd).
+        assert!(!docker_user_in_sync(&chain(ret.into()), "berth:t", &want));
+        // Behind Docker's return, the rules never match.
+        let late = chain(rule("iifname", "b0", 8) + ret + &rule("oifname", "b0", 9));
+        assert!(!docker_user_in_sync(&late, "berth:t", &want));
+        // A bridge too many (a removed network), or a duplicate.
+        let extra = chain(rule("iifname", "b0", 8) + &rule("oifname", "b0", 9) + &rule("iifname", "b1", 10));
+        assert!(!docker_user_in_sync(&extra, "berth:t", &want));
+        let dup = chain(rule("iifname", "b0", 8) + &rule("oifname", "b0", 9) + &rule("oifname", "b0", 10));
+        assert!(!docker_user_in_sync(&dup, "berth:t", &want));
+        // Another daemon's rules are not ours: none of ours, none wanted.
+        assert!(docker_user_in_sync(&good, "berth:u", &[]));
+        assert!(!docker_user_in_sync(&good, "berth:u", &want));
+        // ... and they may come first: two daemons never keep reordering each other.
+        let other = "\t\tiifname \"c0\" counter packets 0 bytes 0 accept comment \"berth:u\" # handle 11\n";
+        let behind_other =
+            chain(other.to_string() + &rule("iifname", "b0", 8) + &rule("oifname", "b0", 9) + ret);
+        assert!(docker_user_in_sync(&behind_other, "berth:t", &want));
+        assert!(docker_user_in_sync(&chain(ret.into()), "berth:t", &[]));
     }
 
     #[test]

@@ -128,11 +128,27 @@ pub struct Daemon {
     pub net: TestNet,
     child: Option<Child>,
     bins: PathBuf,
+    /// The network namespace berthd runs in (`nsenter --net`); `None`: the test's own.
+    netns: Option<PathBuf>,
 }
 
 impl Daemon {
     /// Starts a daemon with private roots (no images).
     pub fn start_bare() -> Self {
+        Self::start_bare_in(None)
+    }
+
+    /// Starts a daemon with busybox imported whose berthd runs in the network namespace pinned
+    /// at `netns` (its bridges, rules and published ports are there; the CLI still reaches it
+    /// over the Unix socket). The caller removes the namespace after dropping the daemon.
+    pub fn start_in_netns(netns: &Path) -> Self {
+        let d = Self::start_bare_in(Some(netns.to_path_buf()));
+        d.berth_stdin(&["import", "-", "busybox:latest"], busybox_tar())
+            .ok();
+        d
+    }
+
+    fn start_bare_in(netns: Option<PathBuf>) -> Self {
         let bins = bin_dir();
         let root = std::env::temp_dir().join(format!("berth-e2e-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&root).unwrap();
@@ -149,6 +165,7 @@ impl Daemon {
             net: TestNet::new(),
             child: None,
             bins,
+            netns,
         };
         d.spawn();
         d
@@ -204,7 +221,18 @@ impl Daemon {
             .append(true)
             .open(self.root.join("berthd.log"))
             .unwrap();
-        let child = Command::new(self.bins.join("berthd"))
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                // nsenter enters only the network namespace, then execs berthd (same pid).
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg("--")
+                    .arg(self.bins.join("berthd"));
+                c
+            }
+            None => Command::new(self.bins.join("berthd")),
+        };
+        let child = cmd
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--data-root")

@@ -11,6 +11,7 @@ macro_rules! daemon {
     }};
 }
 
+mod beside_dockerd;
 mod build;
 mod build_cache;
 mod build_conformance;
