@@ -100,6 +100,23 @@ pub(crate) async fn call(socket: &Path, req: &Request) -> Result<Response> {
     Ok(resp)
 }
 
+/// The pid of the shim answering on `socket` (the kernel's `SO_PEERCRED`), for reaching the
+/// rootfs it mounted in its own mount namespace (`/proc/<pid>/root/<bundle>/rootfs`).
+pub(crate) async fn pid(socket: &Path) -> Result<i32> {
+    let mut s = UnixStream::connect(socket)
+        .await
+        .map_err(|e| Error::shim(format!("cannot reach shim at {}", socket.display()), e))?;
+    let pid = s
+        .peer_cred()
+        .map_err(|e| Error::shim("cannot read the shim's credentials", e))?
+        .pid()
+        .ok_or_else(|| Error::shim("the shim has no pid", io::Error::other("no SO_PEERCRED pid")))?;
+    request(&mut s, &Request::State)
+        .await
+        .map_err(|e| Error::shim("shim request failed", e))?;
+    Ok(pid)
+}
+
 /// Opens the attach stream the monitor relays (the daemon holds one per running container).
 pub(crate) async fn attach(socket: &Path, stdin: bool) -> Result<UnixStream> {
     let mut s = UnixStream::connect(socket)

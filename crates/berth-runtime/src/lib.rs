@@ -676,6 +676,15 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
                 .collect::<HashMap<_, _>>(),
         ));
     }
+    // A bind that shares or receives mounts needs a root that propagates (moby's rule: `shared`
+    // for a shared bind, else `rslave` for a slave one); otherwise the runtime's default.
+    let binds = c.mounts.iter().filter(|m| m.kind == berth_types::MountType::Bind);
+    let props: Vec<&str> = binds.map(|m| m.propagation()).collect();
+    if props.iter().any(|p| matches!(*p, "shared" | "rshared")) {
+        linux.set_rootfs_propagation(Some("shared".into()));
+    } else if props.iter().any(|p| matches!(*p, "slave" | "rslave")) {
+        linux.set_rootfs_propagation(Some("rslave".into()));
+    }
     if c.privileged {
         linux.set_devices(Some(host_devices()));
     } else {

@@ -83,6 +83,11 @@ pub struct ShimConfig {
     /// Log driver and rotation (`--log-driver`, `--log-opt`); absent means json-file, unrotated.
     #[serde(default)]
     pub log: LogConfig,
+    /// Mount the rootfs in the host's mount namespace, as before berth gave each shim its own:
+    /// needed when a bind asks for `shared`/`rshared` propagation, whose mounts made in the
+    /// container must reach the host's peer group (a private namespace would make it a slave).
+    #[serde(default)]
+    pub host_mount_ns: bool,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

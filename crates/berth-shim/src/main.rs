@@ -78,6 +78,14 @@ fn run() -> i32 {
     };
     redirect_output(&cfg.runtime_log);
     trace::init(&cfg.runtime_log);
+    // The rootfs is mounted in the shim's own mount namespace, not in the host's (see
+    // berth_sys::mount::private_namespace); the daemon reaches it through /proc/<shim>/root.
+    // The shim is still single-threaded here, as the unshare requires.
+    if !cfg.host_mount_ns {
+        if let Err(e) = berth_sys::mount::private_namespace() {
+            eprintln!("berth-shim: no private mount namespace ({e}): the rootfs is mounted in the host's");
+        }
+    }
 
     match create::create(&cfg, &bundle, &mut ready) {
         Ok(created) => {

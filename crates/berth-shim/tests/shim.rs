@@ -116,6 +116,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         seccomp_cache: String::new(),
         runtime_root: String::new(),
         log: Default::default(),
+        host_mount_ns: false,
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();

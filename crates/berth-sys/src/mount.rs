@@ -9,7 +9,14 @@
 //! - anything else (`tmpfs`, …): `mount(2)` with the flag options turned into flags and the rest
 //!   passed as data.
 //!
-//! Everything here goes through rustix's safe wrappers; there is no `unsafe` in this module.
+//! Everything here goes through rustix's safe wrappers, except the `unshare` of
+//! [`private_namespace`].
+//!
+//! [`private_namespace`] gives a shim a mount namespace of its own, so that the rootfs it mounts
+//! stays out of the host's mount table: with every running container's rootfs in the host's
+//! table, each new mount namespace (one per container start) copied all of them, and every
+//! reader of `/proc/self/mountinfo` (libcontainer's cgroup discovery, at each create) parsed them,
+//! so a start cost more with every container running (docs/design/performance.md).
 
 use std::ffi::CString;
 use std::io;
@@ -196,6 +203,20 @@ fn mount_overlay_fsconfig(data: &[&str], flags: MountFlags, target: &Path) -> Re
         rustix::fs::CWD,
         target,
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
+/// Moves the calling process, which must be single-threaded, into a new mount namespace whose
+/// mounts are slaves of the ones it came from. Mounts made in the host's namespace afterwards
+/// still reach it; mounts made in it never reach the host.
+pub fn private_namespace() -> io::Result<()> {
+    // SAFETY: only `NEWNS` is unshared (not `FILES`), so no file descriptor table changes under
+    // another thread; the kernel refuses `CLONE_NEWNS` (EINVAL) in a process with other threads.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }?;
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::DOWNSTREAM | rustix::mount::MountPropagationFlags::REC,
     )?;
     Ok(())
 }

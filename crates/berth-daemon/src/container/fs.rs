@@ -52,6 +52,11 @@ impl Daemon {
         let running = entry.status().is_running();
         if running && with_mounts && pid > 0 {
             merged = PathBuf::from(format!("/proc/{pid}/root"));
+        } else if running {
+            // The shim mounted the rootfs in its own mount namespace: reach it from there.
+            let shim = crate::shim::pid(&self.shim_socket(&entry.id)).await?;
+            let inside = merged.strip_prefix("/").unwrap_or(&merged).to_path_buf();
+            merged = PathBuf::from(format!("/proc/{shim}/root")).join(inside);
         }
         let mounts = if running {
             None

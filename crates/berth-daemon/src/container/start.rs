@@ -229,6 +229,9 @@ impl Daemon {
                 .to_string_lossy()
                 .into_owned(),
             log,
+            host_mount_ns: doc.mounts.iter().any(|m| {
+                m.kind == berth_types::MountType::Bind && matches!(m.propagation(), "shared" | "rshared")
+            }),
         };
         let oci_json = serde_json::to_vec(&oci)?;
         let shim_json = serde_json::to_vec(&shim_cfg)?;

@@ -6,8 +6,25 @@ use std::path::{Path, PathBuf};
 
 /// The superblock options of the mount at `target` in this (the host's) mount namespace.
 fn super_options(target: &Path) -> Option<String> {
+    super_options_in("self", target)
+}
+
+/// The pid of the shim of container `id`.
+fn shim_of(id: &str) -> String {
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd);
+        if cmd.contains("berth-shim") && cmd.contains(id) {
+            return e.file_name().to_string_lossy().into_owned();
+        }
+    }
+    panic!("no shim for {id}");
+}
+
+/// The superblock options of the mount at `target` in process `pid`'s mount namespace.
+fn super_options_in(pid: &str, target: &Path) -> Option<String> {
     let t = target.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
         .unwrap()
         .lines()
         .find(|l| l.split(' ').nth(4) == Some(t.as_str()))
@@ -91,11 +108,18 @@ fn only_rm_containers_get_a_volatile_rootfs() {
         .trim()
         .to_string();
     let rootfs = |id: &str| d.data_root().join("containers").join(id).join("rootfs");
-    let opts = super_options(&rootfs(&gone)).expect("the --rm container's rootfs is mounted");
+    // Each rootfs is mounted in its shim's mount namespace, not in the host's.
+    assert_eq!(
+        super_options(&rootfs(&gone)),
+        None,
+        "a rootfs is mounted in the host's namespace"
+    );
+    let opts =
+        super_options_in(&shim_of(&gone), &rootfs(&gone)).expect("the --rm container's rootfs is mounted");
     // The kernel shows the option as `fsync=volatile` (6.6+) or `volatile`.
     let volatile = |o: &str| o.split(',').any(|x| x == "volatile" || x == "fsync=volatile");
     assert!(volatile(&opts), "--rm rootfs: {opts}");
-    let opts = super_options(&rootfs(&keep)).expect("the container's rootfs is mounted");
+    let opts = super_options_in(&shim_of(&keep), &rootfs(&keep)).expect("the container's rootfs is mounted");
     assert!(!volatile(&opts), "plain rootfs: {opts}");
     // Written data is there while it runs, whatever the disk does.
     d.berth(&["exec", &gone, "sh", "-c", "echo hi > /f && sync"]).ok();
@@ -153,4 +177,126 @@ fn cgroup2_point() -> Option<PathBuf> {
         .find(|l| l.split(" - ").nth(1).is_some_and(|r| r.starts_with("cgroup2 ")))
         .and_then(|l| l.split(' ').nth(4))
         .map(PathBuf::from)
+}
+
+/// A running container's rootfs is mounted only in its shim's mount namespace: `export` (and
+/// `cp` of a running container) still see it, with the layer's files and without the
+/// container's volumes or the kernel filesystems mounted inside it.
+#[test]
+fn a_running_containers_rootfs_is_reached_in_its_shims_namespace() {
+    let d = daemon!();
+    let id = d
+        .berth(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "-v",
+            "hotvol:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo layer > /in-layer; echo vol > /data/in-volume; exec sleep 60",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    d.eventually("the marker written", || {
+        d.berth(&["exec", &id, "cat", "/in-layer"]).stdout == "layer\n"
+    });
+    let tar = d.berth_command().args(["export", &id]).output().unwrap();
+    assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
+    let list = std::process::Command::new("tar")
+        .arg("-t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&tar.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let names = String::from_utf8_lossy(&list.stdout);
+    let has = |p: &str| {
+        names
+            .lines()
+            .any(|l| l.trim_start_matches("./").trim_end_matches('/') == p)
+    };
+    assert!(has("in-layer") && has("bin/busybox"), "{names}");
+    assert!(!has("data/in-volume"), "volume content exported: {names}");
+    assert!(
+        !names
+            .lines()
+            .any(|l| l.trim_start_matches("./").starts_with("proc/") && l.trim_start_matches("./").len() > 5),
+        "/proc's contents exported (the image's empty /proc is all there should be): {names}"
+    );
+    // cp out of the running container reads the same root (with its volumes, as docker's).
+    let out = d.root.join("cp-out");
+    d.berth(&["cp", &format!("{id}:/in-layer"), out.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "layer\n");
+    d.berth(&["rm", "-f", &id]).ok();
+}
+
+/// A bind with `rshared` propagation needs the host's peer group, so such a container's rootfs
+/// stays in the host's mount namespace, and a mount made inside the container under the bind
+/// reaches the host as under Docker.
+#[test]
+fn an_rshared_bind_still_propagates_mounts_to_the_host() {
+    let d = daemon!();
+    let src = d.root.join("shared-src");
+    std::fs::create_dir_all(&src).unwrap();
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-R")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "none"])
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _guard = Unmount(src.clone());
+    assert!(std::process::Command::new("mount")
+        .arg("--make-shared")
+        .arg(&src)
+        .status()
+        .unwrap()
+        .success());
+    let bind = format!("{}:/m:rshared", src.display());
+    let id = d
+        .berth(&[
+            "run",
+            "-d",
+            "--privileged",
+            "--network",
+            "none",
+            "-v",
+            &bind,
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /m/sub && mount -t tmpfs none /m/sub && touch /m/sub/from-container && exec sleep 60",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let rootfs = d.data_root().join("containers").join(&id).join("rootfs");
+    assert!(
+        super_options(&rootfs).is_some(),
+        "an rshared container's rootfs is in the host's namespace"
+    );
+    d.eventually("the container's mount to reach the host", || {
+        src.join("sub/from-container").exists()
+    });
+    d.berth(&["rm", "-f", &id]).ok();
 }
