@@ -443,7 +443,13 @@ fn inspect_mounts_match_dockerd_for_volume_bind_and_tmpfs() {
             {"Type":"tmpfs","Source":"","Destination":"/t","Mode":"","RW":true,"Propagation":""}
         ])
     );
-    assert_eq!(c["HostConfig"]["Binds"], serde_json::json!(["v1:/data", bind]));
+    // The docker CLI gathers `-v` values in a Go map, so it sends Binds in a random order; dockerd
+    // (and berth) keep the order they were sent in.
+    let mut binds: Vec<String> = serde_json::from_value(c["HostConfig"]["Binds"].clone()).unwrap();
+    binds.sort();
+    let mut want = vec!["v1:/data".to_string(), bind.clone()];
+    want.sort();
+    assert_eq!(binds, want);
     assert_eq!(
         c["HostConfig"]["Mounts"],
         serde_json::json!([{"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":1048576}}])
