@@ -507,25 +507,85 @@ impl Drop for Daemon {
             .arg("-f")
             .arg(format!("berth-shim --bundle {}", self.root.display()))
             .status();
-        // Mounts under our root, deepest first.
-        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
-            let root = self.root.to_string_lossy().into_owned();
-            let mut targets: Vec<&str> = mi
-                .lines()
-                .filter_map(|l| l.split(' ').nth(4))
-                .filter(|t| t.starts_with(&root))
-                .collect();
-            targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-            for t in targets {
-                let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
-            }
-        }
+        unmount_under(&self.root);
         remove_cgroups(&self.cgroup_parent);
         self.net.cleanup();
         if std::env::var_os("BERTH_E2E_KEEP").is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
+}
+
+/// Detaches every mount under `root` in this mount namespace, deepest first.
+pub fn unmount_under(root: &Path) {
+    if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+        let root = root.to_string_lossy().into_owned();
+        let mut targets: Vec<&str> = mi
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|t| t.starts_with(&root))
+            .collect();
+        targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        for t in targets {
+            let _ = rustix::mount::unmount(t, rustix::mount::UnmountFlags::DETACH);
+        }
+    }
+}
+
+/// Debian's dockerd, when installed (scripts/deps.sh installs docker.io).
+pub fn dockerd_exe() -> Option<&'static str> {
+    ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+/// `cmd` (dockerd, or a wrapper that runs it) given a private dockerd's arguments: its socket
+/// (`<dir>/docker.sock`), data and exec roots, pidfile, an empty daemon.json and no bridge;
+/// Docker's firewall only with `iptables`. Its log goes to `<dir>/dockerd.log`.
+pub fn private_dockerd(mut cmd: Command, dir: &Path, iptables: bool) -> Command {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+    cmd.arg("-H")
+        .arg(format!("unix://{}", dir.join("docker.sock").display()))
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("dockerd.pid"))
+        .arg("--config-file")
+        .arg(dir.join("daemon.json"))
+        .arg(format!("--iptables={iptables}"))
+        .args(["--ip6tables=false", "--bridge=none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap());
+    cmd
+}
+
+/// Stops a private dockerd (SIGTERM, then SIGKILL after 30 s) and removes its mounts and roots.
+pub fn stop_private_dockerd(child: &mut Child, dir: &Path) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    unmount_under(dir);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The member names of a tar archive (`tar -t`), one per line.
+pub fn tar_names(tar: &[u8]) -> String {
+    let mut c = Command::new("tar")
+        .arg("-t")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    c.stdin.take().unwrap().write_all(tar).unwrap();
+    String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).into_owned()
 }
 
 /// Removes `<controller>/<parent>` cgroup directories (all levels below it, deepest first) on v1

@@ -190,39 +190,16 @@ struct Dockerd {
 }
 
 impl Dockerd {
-    fn exe() -> Option<&'static str> {
-        ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-    }
-
     /// Starts it the way it starts on a fresh host: with `ip_forward` off, so dockerd turns it
     /// on and sets the FORWARD policy to DROP (it leaves the policy alone when forwarding is
     /// already on). Waits until it answers; asserts the DROP policy and its DOCKER-USER chain.
     fn start(ns: &Ns) -> Dockerd {
-        let exe = Dockerd::exe().expect("dockerd");
+        let exe = berth_e2e::dockerd_exe().expect("dockerd");
         let dir = std::env::temp_dir().join(format!("berth-e2e-dockerd-{}", unique()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
         let o = ns.run("sysctl", &["-qw", "net.ipv4.ip_forward=0"]);
         assert!(o.status.success(), "{}", text(&o));
         let sock = dir.join("docker.sock");
-        let child = ns
-            .command(exe)
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .args(["--iptables=true", "--ip6tables=false", "--bridge=none"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+        let child = berth_e2e::private_dockerd(ns.command(exe), &dir, true)
             .spawn()
             .expect("start dockerd");
         let mut d = Dockerd { dir, child };
@@ -261,23 +238,7 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.dir.to_string_lossy().into_owned();
-        for line in info.lines().rev() {
-            if let Some(t) = line.split_whitespace().nth(4) {
-                if t.starts_with(&prefix) {
-                    let _ = Command::new("umount").arg("-l").arg(t).status();
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        berth_e2e::stop_private_dockerd(&mut self.child, &self.dir);
     }
 }
 
@@ -286,7 +247,7 @@ fn can_run() -> bool {
     if !berth_e2e::require_root(module_path!()) {
         return false;
     }
-    if Dockerd::exe().is_none() {
+    if berth_e2e::dockerd_exe().is_none() {
         eprintln!("skipped: dockerd (Debian's docker.io) is not installed; scripts/deps.sh installs it");
         return false;
     }

@@ -3,7 +3,7 @@
 //! compared: the config fields a Dockerfile sets, the layer count, the whole filesystem (path,
 //! type, mode, owner, size, content hash) and the default command's output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,26 +19,9 @@ struct Dockerd {
 
 impl Dockerd {
     fn start(dir: PathBuf) -> Option<Dockerd> {
-        let exe = ["/usr/sbin/dockerd", "/usr/bin/dockerd"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())?;
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let exe = berth_e2e::dockerd_exe()?;
         let sock = dir.join("docker.sock");
-        let child = Command::new(exe)
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("dockerd.pid"))
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .args(["--iptables=false", "--ip6tables=false", "--bridge=none"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+        let child = berth_e2e::private_dockerd(Command::new(exe), &dir, false)
             .spawn()
             .ok()?;
         let d = Dockerd { dir, sock, child };
@@ -70,23 +53,7 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let prefix = self.dir.to_string_lossy().into_owned();
-        for line in info.lines().rev() {
-            if let Some(t) = line.split_whitespace().nth(4) {
-                if t.starts_with(&prefix) {
-                    let _ = Command::new("umount").arg("-l").arg(t).status();
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        berth_e2e::stop_private_dockerd(&mut self.child, &self.dir);
     }
 }
 

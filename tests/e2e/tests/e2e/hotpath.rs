@@ -207,18 +207,8 @@ fn a_running_containers_rootfs_is_reached_in_its_shims_namespace() {
     });
     let tar = d.berth_command().args(["export", &id]).output().unwrap();
     assert!(tar.status.success(), "{}", String::from_utf8_lossy(&tar.stderr));
-    let list = std::process::Command::new("tar")
-        .arg("-t")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(&tar.stdout)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let names = String::from_utf8_lossy(&list.stdout);
+    let list = berth_e2e::tar_names(&tar.stdout);
+    let names = list;
     let has = |p: &str| {
         names
             .lines()

@@ -508,18 +508,8 @@ fn export_and_commit_leave_volume_contents_out() {
     .ok();
     let tar = d.berth_command().args(["export", "ex"]).output().unwrap();
     assert!(tar.status.success());
-    let list = std::process::Command::new("tar")
-        .arg("-t")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().unwrap().write_all(&tar.stdout)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    let names = String::from_utf8_lossy(&list.stdout);
+    let list = berth_e2e::tar_names(&tar.stdout);
+    let names = list;
     assert!(
         names.lines().any(|l| l.trim_start_matches("./") == "in-layer"),
         "{names}"
