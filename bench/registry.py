@@ -152,13 +152,13 @@ class Docker:
         sock = os.path.join(self.work, "docker.sock")
         self.env = dict(os.environ, DOCKER_HOST="unix://" + sock)
         self.env.pop("DOCKER_CONFIG", None)
+        with open(self.work + "/daemon.json", "w") as f:
+            f.write("{}")
         self.proc = subprocess.Popen(
             ["dockerd", "-H", "unix://" + sock, "--data-root", self.work + "/data", "--exec-root", self.work + "/exec",
              "--pidfile", self.work + "/dockerd.pid", "--iptables=false", "--ip6tables=false", "--bridge=none",
              "--config-file", self.work + "/daemon.json"],
             stdout=subprocess.DEVNULL, stderr=open(self.work + ".log", "w"))
-        with open(self.work + "/daemon.json", "w") as f:
-            f.write("{}")
         deadline = time.time() + 60
         while subprocess.run(["docker", "info"], env=self.env, capture_output=True).returncode != 0:
             if time.time() > deadline or self.proc.poll() is not None:

@@ -20,6 +20,7 @@ import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import busybox_tar, pss_kb, rss_kb, pids_of  # noqa: E402
+import registry  # noqa: E402
 
 RUN_D = ["run", "-d", "--network", "none"]
 
@@ -90,44 +91,11 @@ class Berth:
         return statistics.mean(p) if p else 0
 
 
-class Docker:
-    name = "docker"
-
-    def __init__(self, work):
-        self.work = os.path.join(work, "docker")
-        self.proc = None
+class Docker(registry.Docker):
+    """A private dockerd (bench/registry.py's), driven through the docker CLI."""
 
     def cli(self, *args):
         return ["docker", *args]
-
-    def start(self):
-        os.makedirs(self.work)
-        sock = os.path.join(self.work, "docker.sock")
-        self.env = dict(os.environ, DOCKER_HOST="unix://" + sock)
-        self.env.pop("DOCKER_CONFIG", None)
-        with open(self.work + "/daemon.json", "w") as f:
-            f.write("{}")
-        self.proc = subprocess.Popen(
-            ["dockerd", "-H", "unix://" + sock, "--data-root", self.work + "/data", "--exec-root", self.work + "/exec",
-             "--pidfile", self.work + "/dockerd.pid", "--iptables=false", "--ip6tables=false", "--bridge=none",
-             "--config-file", self.work + "/daemon.json"],
-            stdout=subprocess.DEVNULL, stderr=open(self.work + ".log", "w"))
-        deadline = time.time() + 60
-        while subprocess.run(["docker", "info"], env=self.env, capture_output=True).returncode != 0:
-            if time.time() > deadline or self.proc.poll() is not None:
-                sys.exit("dockerd did not start; see " + self.work + ".log")
-            time.sleep(0.2)
-
-    def stop(self):
-        if self.proc:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait()
-            self.proc = None
-        for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
-            t = line.split()[4]
-            if t.startswith(self.work):
-                subprocess.run(["umount", "-l", t], capture_output=True)
-        shutil.rmtree(self.work, ignore_errors=True)
 
 
 def grow(eng, image, ids, target, rows):
