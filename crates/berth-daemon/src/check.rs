@@ -261,11 +261,7 @@ pub fn check_offline(data_root: &Path, exec_root: Option<&Path>, repair: bool) -
                 trash.display()
             ),
             repair,
-            || {
-                berth_sys::trash::Trash::open(&trash)
-                    .map(|t| t.close())
-                    .map_err(|e| e.to_string())
-            },
+            || berth_sys::trash::purge(&trash).map_err(|e| e.to_string()),
         ));
     }
     // Pinned network namespaces: one per running container on a bridge network (its shim

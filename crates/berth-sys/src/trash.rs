@@ -61,7 +61,9 @@ impl Trash {
         let dest = self.dir.join(name);
         match std::fs::rename(path, &dest) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc_exdev()) => return remove_all(path),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+                return remove_all(path)
+            }
             Err(e) => return Err(e),
         }
         let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,14 +92,15 @@ impl Trash {
     }
 }
 
+/// Deletes everything in the trash at `dir` here and now (`berthd check --repair`).
+pub fn purge(dir: &Path) -> io::Result<()> {
+    Trash::pending(dir)?.iter().try_for_each(|p| remove_all(p))
+}
+
 impl Drop for Trash {
     fn drop(&mut self) {
         self.close();
     }
-}
-
-fn libc_exdev() -> i32 {
-    rustix::io::Errno::XDEV.raw_os_error()
 }
 
 fn remove_all(path: &Path) -> io::Result<()> {
