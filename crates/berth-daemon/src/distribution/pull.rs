@@ -302,32 +302,34 @@ impl Daemon {
     ) -> Result<Arc<Spool>> {
         let key = l.digest.to_string();
         let id = short(&key);
-        {
-            let map = self.downloads.0.lock().unwrap();
-            if let Some(s) = map.get(&key).and_then(Weak::upgrade) {
-                // Another pull is fetching it: wait for its bytes.
-                let waiting = s.clone();
-                tokio::spawn(async move {
-                    let _ = tx.send(JsonMessage::layer("Waiting", id.clone())).await;
-                    let w = waiting.clone();
-                    if tokio::task::spawn_blocking(move || w.wait())
-                        .await
-                        .ok()
-                        .and_then(|r| r.ok())
-                        .is_some()
-                    {
-                        let _ = tx.send(JsonMessage::layer("Download complete", id)).await;
-                    }
-                });
-                return Ok(s);
-            }
-        }
+        // Looked up and claimed under one lock: two pulls that both find no download in flight
+        // must not both start one (the second joins the first's spool).
         let spool = self.images.spool()?;
-        self.downloads
-            .0
-            .lock()
-            .unwrap()
-            .insert(key.clone(), Arc::downgrade(&spool));
+        let joined = {
+            let mut map = self.downloads.0.lock().unwrap();
+            let found = map.get(&key).and_then(Weak::upgrade);
+            if found.is_none() {
+                map.insert(key.clone(), Arc::downgrade(&spool));
+            }
+            found
+        };
+        if let Some(s) = joined {
+            // Another pull is fetching it: wait for its bytes.
+            let waiting = s.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(JsonMessage::layer("Waiting", id.clone())).await;
+                let w = waiting.clone();
+                if tokio::task::spawn_blocking(move || w.wait())
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .is_some()
+                {
+                    let _ = tx.send(JsonMessage::layer("Download complete", id)).await;
+                }
+            });
+            return Ok(s);
+        }
         let (daemon, r, l, auth, s) = (self.clone(), r.clone(), l.clone(), auth.clone(), spool.clone());
         tokio::spawn(async move {
             if limit.available_permits() == 0 {
