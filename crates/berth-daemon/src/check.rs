@@ -118,6 +118,16 @@ pub fn check(data_root: &Path, db: &Db, images: &ImageService, opts: CheckOption
             }
         };
         if let Some(message) = missing {
+            if doc.host_config.auto_remove.unwrap_or(false) {
+                // A `--rm` container is removed once it stops anyway; its layers' records are
+                // volatile, so a power loss may have taken them (crash-consistency.md).
+                out.push(Finding::orphan(
+                    format!("{message}; removing the --rm container"),
+                    opts.repair,
+                    || finish_removal(db, images, id, &bundle),
+                ));
+                continue;
+            }
             // The container cannot run again; `dead` keeps its record for inspect and `rm`.
             out.push(Finding::orphan(
                 format!("{message}; marking it dead"),

@@ -720,8 +720,16 @@ impl Daemon {
 }
 
 /// Writes a started container's hosts file: `base` (localhost, `--add-host`), its links'
-/// lines, then its own line (`IP\thostname`), as docker's sandbox writes them at each start.
-pub fn write_hosts(bundle: &Path, base: &str, links: &[String], ip: &str, hostname: &str) -> Result<()> {
+/// lines, then its own line (`IP\thostname`), as docker's sandbox writes them at each start
+/// (without fsyncs unless `durable`: a `--rm` container's files die with the host).
+pub fn write_hosts(
+    bundle: &Path,
+    base: &str,
+    links: &[String],
+    ip: &str,
+    hostname: &str,
+    durable: bool,
+) -> Result<()> {
     let path = bundle.join("hosts");
     let mut out = base.to_string();
     for l in links {
@@ -731,8 +739,13 @@ pub fn write_hosts(bundle: &Path, base: &str, links: &[String], ip: &str, hostna
     if !ip.is_empty() {
         out.push_str(&format!("{ip}\t{hostname}\n"));
     }
-    berth_sys::fs::write_atomic(&path, out.as_bytes(), crate::perms::CONTAINER_VISIBLE_FILE)
-        .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
+    berth_sys::fs::write_atomic_as(
+        &path,
+        out.as_bytes(),
+        crate::perms::CONTAINER_VISIBLE_FILE,
+        durable,
+    )
+    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
 impl Daemon {

@@ -394,6 +394,34 @@ impl ImageService {
         container_id: &str,
         extra_mount_points: &[InitEntry],
     ) -> Result<Vec<Mount>, Error> {
+        self.prepare_rootfs_as(image_id, container_id, extra_mount_points, false)
+    }
+
+    /// [`ImageService::prepare_rootfs`] for a `--rm` container, whose layers die with the host
+    /// anyway: both snapshots are recorded without fsyncs ([`Overlay::prepare_volatile`]).
+    pub fn prepare_volatile_rootfs(
+        &self,
+        image_id: &str,
+        container_id: &str,
+        extra_mount_points: &[InitEntry],
+    ) -> Result<Vec<Mount>, Error> {
+        self.prepare_rootfs_as(image_id, container_id, extra_mount_points, true)
+    }
+
+    fn prepare_rootfs_as(
+        &self,
+        image_id: &str,
+        container_id: &str,
+        extra_mount_points: &[InitEntry],
+        volatile: bool,
+    ) -> Result<Vec<Mount>, Error> {
+        let prepare = |key: &str, parent: Option<&str>| {
+            if volatile {
+                self.snapshots.prepare_volatile(key, parent)
+            } else {
+                self.snapshots.prepare(key, parent)
+            }
+        };
         let id = self.find(image_id)?;
         let _g = self.lock();
         let layers = self.db.image_layers(&id)?;
@@ -403,7 +431,7 @@ impl ImageService {
         }
         let init = init_key(container_id);
         let staging = format!("{init}-prepare");
-        self.snapshots.prepare(&staging, parent)?;
+        prepare(&staging, parent)?;
         let mut entries = init_layer();
         entries.extend(extra_mount_points.iter().cloned());
         let made = (|| {
@@ -416,7 +444,7 @@ impl ImageService {
             let _ = self.snapshots.remove(&staging);
             return Err(e.into());
         }
-        self.snapshots.prepare(container_id, Some(&init)).map_err(|e| {
+        prepare(container_id, Some(&init)).map_err(|e| {
             let _ = self.snapshots.remove(&init);
             e.into()
         })
@@ -428,13 +456,15 @@ impl ImageService {
     }
 
     /// Deletes a container's rw layer and its init layer (after the shim unmounted them).
-    /// Containers made before init layers existed have none.
+    /// Containers made before init layers existed have none; the init layer is removed even when
+    /// the rw layer is already gone (a `--rm` container's volatile record lost to a power loss).
     pub fn remove_rootfs(&self, container_id: &str) -> Result<(), Error> {
-        self.snapshots.remove(container_id)?;
+        let rw = self.snapshots.remove(container_id);
         match self.snapshots.remove(&init_key(container_id)) {
-            Err(SnapshotError::NotFound(_)) => Ok(()),
-            r => Ok(r?),
+            Err(SnapshotError::NotFound(_)) => {}
+            r => r?,
         }
+        Ok(rw?)
     }
 
     /// Removed snapshots go through `trash` (see [`berth_sys::trash`]).

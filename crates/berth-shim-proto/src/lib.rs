@@ -88,6 +88,10 @@ pub struct ShimConfig {
     /// container must reach the host's peer group (a private namespace would make it a slave).
     #[serde(default)]
     pub host_mount_ns: bool,
+    /// The container's files die with the host (`--rm`): the exit file is written atomically but
+    /// without fsyncs (docs/design/crash-consistency.md, "Volatile state").
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

@@ -112,6 +112,7 @@ fn run() -> i32 {
                     oom_killed: false,
                     error: Some(f.message.clone()),
                 },
+                !cfg.volatile,
             );
             send_ready(
                 ready,
@@ -161,15 +162,16 @@ fn send_ready(ready: Option<OwnedFd>, msg: &Ready) {
     // Dropping `f` closes the daemon's pipe: it sees EOF after the one line.
 }
 
-/// Writes the exit status crash-safely (temp file → fsync → rename → fsync(dir)), owner-only.
-pub fn write_exit_file(path: &str, st: &ExitStatus) {
+/// Writes the exit status crash-safely (temp file → fsync → rename → fsync(dir); the fsyncs are
+/// skipped when `durable` is false), owner-only.
+pub fn write_exit_file(path: &str, st: &ExitStatus, durable: bool) {
     if path.is_empty() {
         return;
     }
     let path = Path::new(path);
     let res = serde_json::to_vec(st)
         .map_err(std::io::Error::other)
-        .and_then(|body| berth_sys::fs::write_atomic(path, &body, 0o600));
+        .and_then(|body| berth_sys::fs::write_atomic_as(path, &body, 0o600, durable));
     if let Err(e) = res {
         eprintln!("berth-shim: write exit file {}: {e}", path.display());
     }

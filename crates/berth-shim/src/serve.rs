@@ -362,7 +362,7 @@ impl Shim {
             oom_killed: self.oom_killed(),
             error: None,
         };
-        crate::write_exit_file(&self.cfg.exit_file, &st);
+        crate::write_exit_file(&self.cfg.exit_file, &st, !self.cfg.volatile);
         // Release the container before anyone hears of the exit: whoever acts on it (a policy
         // restart, `start`, `rm`) must find the cgroup, the rootfs mount and the socket path free,
         // not racing this shim's teardown.

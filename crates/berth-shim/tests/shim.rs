@@ -117,6 +117,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         runtime_root: String::new(),
         log: Default::default(),
         host_mount_ns: false,
+        volatile: false,
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();

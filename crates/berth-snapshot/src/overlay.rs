@@ -119,6 +119,10 @@ pub struct Info {
     pub kind: Kind,
     /// The committed parent, if any.
     pub parent: Option<String>,
+    /// Recorded without fsyncs ([`Overlay::prepare_volatile`]): the snapshot is not expected to
+    /// survive a host crash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub volatile: bool,
 }
 
 #[derive(Debug, Default)]
@@ -297,7 +301,22 @@ impl Overlay {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn create(&self, key: &str, parent: Option<&str>, kind: Kind) -> Result<Vec<Mount>, SnapshotError> {
+    /// [`Snapshotter::prepare`] for state that dies with the host anyway (the rw and init layers
+    /// of a `--rm` container): its record (and that of the snapshot it is committed to) is
+    /// written and removed without fsyncs, under its own file name, so that a record a power loss
+    /// left empty or torn reads as no record — an orphan directory the next start removes —
+    /// instead of a corrupt store.
+    pub fn prepare_volatile(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
+        self.create(key, parent, Kind::Active, true)
+    }
+
+    fn create(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        kind: Kind,
+        volatile: bool,
+    ) -> Result<Vec<Mount>, SnapshotError> {
         // Reserve the key and an id under the lock; the directories and the record are written
         // outside it, so creates (and every lookup) of other snapshots do not wait on this I/O.
         let id = {
@@ -328,6 +347,7 @@ impl Overlay {
             id,
             kind,
             parent: parent.map(str::to_string),
+            volatile,
         };
         let dir = self.id_dir(id);
         let made = (|| {
@@ -403,11 +423,11 @@ impl Overlay {
 
 impl Snapshotter for Overlay {
     fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
-        self.create(key, parent, Kind::Active)
+        self.create(key, parent, Kind::Active, false)
     }
 
     fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>, SnapshotError> {
-        self.create(key, parent, Kind::View)
+        self.create(key, parent, Kind::View, false)
     }
 
     fn mounts(&self, key: &str) -> Result<Vec<Mount>, SnapshotError> {
@@ -465,7 +485,7 @@ impl Snapshotter for Overlay {
             state.take(key).expect("present")
         };
         let dir = self.id_dir(info.id);
-        if let Err(e) = record::delete(&dir) {
+        if let Err(e) = record::delete(&dir, info.volatile) {
             self.lock().insert(key.to_string(), info);
             return Err(e);
         }
@@ -658,6 +678,47 @@ mod conformance {
         // Ids are not reused.
         sn.prepare("new", None).unwrap();
         assert_ne!(sn.stat("new").unwrap().id, sn.stat("ctr").unwrap().id);
+    }
+
+    /// A `--rm` container's layers are recorded without fsyncs under their own record name; a
+    /// record a power loss left empty reads as none (an orphan directory the next open removes),
+    /// never as a corrupt store that stops the daemon.
+    #[test]
+    fn a_torn_volatile_record_reads_as_an_orphan_not_a_corrupt_store() {
+        let (d, sn) = sn();
+        let root = sn.root().to_path_buf();
+        sn.prepare("x", None).unwrap();
+        sn.commit("l", "x").unwrap();
+        sn.prepare_volatile("init-prepare", Some("l")).unwrap();
+        sn.commit("init", "init-prepare").unwrap();
+        let init = sn.dir("init").unwrap();
+        assert!(
+            sn.stat("init").unwrap().volatile,
+            "a commit keeps the snapshot volatile"
+        );
+        assert!(init.join(record::VOLATILE_RECORD).is_file());
+        assert!(!init.join(record::RECORD).exists());
+        sn.prepare_volatile("ctr", Some("init")).unwrap();
+        let ctr = sn.dir("ctr").unwrap();
+        drop(sn);
+
+        let sn = Overlay::new(&root).unwrap();
+        assert!(
+            sn.stat("ctr").unwrap().volatile,
+            "an intact volatile record loads"
+        );
+        assert_eq!(sn.stat("ctr").unwrap().parent.as_deref(), Some("init"));
+        drop(sn);
+
+        // What ext4 can leave of a renamed, never-fsynced new file after a power loss.
+        fs::write(ctr.join(record::VOLATILE_RECORD), b"").unwrap();
+        let sn = Overlay::new(&root).unwrap();
+        assert_eq!(sn.stat("ctr").unwrap_err().kind(), ErrorKind::NotFound);
+        assert!(!ctr.exists(), "the orphan directory is removed");
+        sn.remove("init").unwrap();
+        assert!(!init.exists());
+        assert_eq!(sn.list().unwrap().len(), 1);
+        drop(d);
     }
 
     /// The defect: one `metadata.json` naming every snapshot was rewritten and fsynced on every

@@ -19,6 +19,8 @@ use crate::overlay::{io_err, Info, Kind, SnapshotError};
 
 /// The record file's name in a snapshot's directory.
 pub(crate) const RECORD: &str = "info.json";
+/// The record's name for a volatile snapshot (written without fsyncs; unreadable = absent).
+pub(crate) const VOLATILE_RECORD: &str = "info.volatile.json";
 /// The single metadata file of older berth versions.
 pub(crate) const LEGACY: &str = "metadata.json";
 
@@ -59,22 +61,36 @@ pub(crate) fn load(root: &Path) -> Result<Loaded, SnapshotError> {
             continue;
         }
         let path = entry.path().join(RECORD);
-        match fs::read(&path) {
+        let (r, volatile) = match fs::read(&path) {
             Ok(bytes) => {
                 let r: Record = serde_json::from_slice(&bytes).map_err(|err| SnapshotError::Corrupt {
                     path: path.clone(),
                     err,
                 })?;
-                let info = Info {
-                    id,
-                    kind: r.kind,
-                    parent: r.parent,
-                };
-                out.snapshots.insert(r.key, info);
+                (r, false)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A volatile record a power loss left empty or torn is no record: the directory
+                // is an orphan (see Overlay::prepare_volatile).
+                let path = entry.path().join(VOLATILE_RECORD);
+                match fs::read(&path) {
+                    Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
+                        Ok(r) => (r, true),
+                        Err(_) => continue,
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err("read", &path)(e)),
+                }
+            }
             Err(e) => return Err(io_err("read", &path)(e)),
-        }
+        };
+        let info = Info {
+            id,
+            kind: r.kind,
+            parent: r.parent,
+            volatile,
+        };
+        out.snapshots.insert(r.key, info);
     }
     if let Some(l) = legacy {
         out.snapshots = l;
@@ -122,14 +138,15 @@ pub(crate) fn write(dir: &Path, key: &str, info: &Info) -> Result<(), SnapshotEr
         parent: info.parent.clone(),
     };
     let bytes = serde_json::to_vec(&r).expect("snapshot record serialises");
-    let path = dir.join(RECORD);
-    berth_sys::fs::write_atomic(&path, &bytes, 0o600).map_err(io_err("write", &path))
+    let path = dir.join(if info.volatile { VOLATILE_RECORD } else { RECORD });
+    berth_sys::fs::write_atomic_as(&path, &bytes, 0o600, !info.volatile).map_err(io_err("write", &path))
 }
 
-/// Deletes the record (durably): from here on the directory is an orphan.
-pub(crate) fn delete(dir: &Path) -> Result<(), SnapshotError> {
-    let path = dir.join(RECORD);
+/// Deletes the record (durably unless `volatile`): from here on the directory is an orphan.
+pub(crate) fn delete(dir: &Path, volatile: bool) -> Result<(), SnapshotError> {
+    let path = dir.join(if volatile { VOLATILE_RECORD } else { RECORD });
     match fs::remove_file(&path) {
+        Ok(()) if volatile => Ok(()),
         Ok(()) => sync_dir(dir),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err("remove", &path)(e)),

@@ -3,6 +3,10 @@
 //! - [`write_atomic`]: temp file in the same directory → write → fsync → rename over the target →
 //!   fsync the directory. A reader (or a crash) sees the old file or the new one, never a torn one.
 //!   The temp file is created with its final mode, so there is no window at a wider mode.
+//! - [`write_atomic_as`] with `durable: false`: the same without the two fsyncs, for state that dies with the
+//!   host anyway (the files of a `--rm` container): a killed process still leaves the old file or
+//!   the new one, but after a power loss the file may be missing or empty, so readers of such
+//!   files must treat unreadable as absent (docs/design/crash-consistency.md, "Volatile state").
 //! - [`create_private_dir`]: `mkdir -p` whose new directories are 0700 and an existing leaf is
 //!   tightened to 0700 (dockerd's habit for its data root's private directories).
 
@@ -17,6 +21,16 @@ static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
 /// Writes `data` to `path` crash-safely with permission bits `mode` (e.g. `0o600` for a file that
 /// may hold secrets). The directory must exist.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    write_replacing(path, data, mode, true)
+}
+
+/// [`write_atomic`] when `durable`; otherwise the same without its fsyncs: atomic against a
+/// crash of the process, not of the host.
+pub fn write_atomic_as(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
+    write_replacing(path, data, mode, durable)
+}
+
+fn write_replacing(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -41,10 +55,15 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         // The umask may have narrowed `mode`; callers ask for exact bits.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -85,6 +104,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("config.json")]);
+    }
+
+    #[test]
+    fn volatile_write_replaces_with_exact_mode_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, b"old").unwrap();
+        write_atomic_as(&p, b"new", 0o640, false).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]

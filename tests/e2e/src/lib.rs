@@ -312,6 +312,28 @@ impl Daemon {
         }
     }
 
+    /// A machine reboot, simulated (the daemon is left down): the daemon, every shim and the
+    /// given container processes killed, their mounts and cgroups gone, the exec root (a tmpfs
+    /// on a real machine) emptied.
+    pub fn simulate_reboot(&mut self, container_pids: &[i32]) {
+        self.kill9();
+        for pid in self.shim_pids().into_iter().chain(container_pids.iter().copied()) {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid).unwrap(),
+                rustix::process::Signal::KILL,
+            );
+            assert!(
+                wait_pid_exit(pid, Duration::from_secs(10)),
+                "{pid} survived SIGKILL"
+            );
+        }
+        unmount_under(&self.root);
+        remove_cgroups(&self.cgroup_parent);
+        let exec = self.root.join("exec");
+        std::fs::remove_dir_all(&exec).unwrap();
+        std::fs::create_dir_all(&exec).unwrap();
+    }
+
     /// Whether a berthd process is running for this harness.
     pub fn is_up(&self) -> bool {
         self.child.is_some()

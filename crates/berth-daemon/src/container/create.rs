@@ -144,11 +144,16 @@ impl Daemon {
                 replace: false,
             });
         }
+        // A `--rm` container's files and layers die with the host anyway: written without fsyncs
+        // (docs/design/crash-consistency.md, "Volatile state").
+        let durable = !host.auto_remove.unwrap_or(false);
         blocking(move || {
-            images
-                .prepare_rootfs(&image_id, &cid, &extra)
-                .map(|_| ())
-                .map_err(Into::into)
+            let r = if durable {
+                images.prepare_rootfs(&image_id, &cid, &extra)
+            } else {
+                images.prepare_volatile_rootfs(&image_id, &cid, &extra)
+            };
+            r.map(|_| ()).map_err(Into::into)
         })
         .await?;
         berth_sys::failpoint::hit("container.create.snapshot-prepared");
@@ -162,8 +167,8 @@ impl Daemon {
             .as_ref()
             .map(|n| n.default.gateway.to_string())
             .unwrap_or_default();
-        if let Err(e) = write_bundle_files(&bundle, &hostname, &host, &self.config.network.dns, &host_gateway)
-        {
+        let dns = &self.config.network.dns;
+        if let Err(e) = write_bundle_files(&bundle, &hostname, &host, dns, &host_gateway, durable) {
             let images = self.images.clone();
             let cid = id.clone();
             let _ = blocking(move || images.remove_rootfs(&cid).map_err(Into::into)).await;
@@ -429,6 +434,7 @@ fn write_bundle_files(
     host: &HostConfig,
     daemon_dns: &[String],
     host_gateway: &str,
+    durable: bool,
 ) -> Result<()> {
     let network = host.network_mode.clone().unwrap_or_default();
     // Private bundle (see perms.rs); the three files below are bind-mounted into the container,
@@ -437,15 +443,12 @@ fn write_bundle_files(
     berth_sys::fs::create_private_dir(bundle).map_err(|e| cannot("create the bundle", e))?;
     std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| cannot("create rootfs", e))?;
     let visible = crate::perms::CONTAINER_VISIBLE_FILE;
-    berth_sys::fs::write_atomic(
-        &bundle.join("hostname"),
-        format!("{hostname}\n").as_bytes(),
-        visible,
-    )
-    .map_err(|e| cannot("write hostname", e))?;
-    let hosts = hosts_content(host, host_gateway);
-    berth_sys::fs::write_atomic(&bundle.join("hosts"), hosts.as_bytes(), visible)
-        .map_err(|e| cannot("write hosts", e))?;
+    let write = |name: &str, body: &str| {
+        berth_sys::fs::write_atomic_as(&bundle.join(name), body.as_bytes(), visible, durable)
+            .map_err(|e| cannot(&format!("write {name}"), e))
+    };
+    write("hostname", &format!("{hostname}\n"))?;
+    write("hosts", &hosts_content(host, host_gateway))?;
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = if network == "host" {
         host_resolv
@@ -468,9 +471,7 @@ fn write_bundle_files(
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );
-    berth_sys::fs::write_atomic(&bundle.join("resolv.conf"), resolv.as_bytes(), visible)
-        .map_err(|e| cannot("write resolv.conf", e))?;
-    Ok(())
+    write("resolv.conf", &resolv)
 }
 
 /// `--dns`, `--dns-search`, `--dns-option` replace the corresponding lines, as docker does.

@@ -185,6 +185,8 @@ impl Daemon {
         net: Option<(&crate::network::NetState, &crate::links::LinkContext)>,
     ) -> Result<ShimConfig> {
         let id = doc.id.clone();
+        // A `--rm` container's files die with the host: written without fsyncs.
+        let durable = !doc.host_config.auto_remove.unwrap_or(false);
         let socket = self.shim_socket(&id);
         let mut spec = container_spec(doc, bundle, network.clone(), &self.config.cgroup_parent);
         // The links' variables, unless the container's own environment sets them.
@@ -232,6 +234,7 @@ impl Daemon {
             host_mount_ns: doc.mounts.iter().any(|m| {
                 m.kind == berth_types::MountType::Bind && matches!(m.propagation(), "shared" | "rshared")
             }),
+            volatile: !durable,
         };
         let oci_json = serde_json::to_vec(&oci)?;
         let shim_json = serde_json::to_vec(&shim_cfg)?;
@@ -239,7 +242,7 @@ impl Daemon {
         // The spec holds the env: owner-only (perms.rs).
         for (name, json) in [("config.json", &oci_json), ("shim.json", &shim_json)] {
             let path = bundle.join(name);
-            berth_sys::fs::write_atomic(&path, json, crate::perms::PRIVATE_FILE)
+            berth_sys::fs::write_atomic_as(&path, json, crate::perms::PRIVATE_FILE, durable)
                 .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         }
         if let Some((st, links)) = net {
@@ -250,7 +253,7 @@ impl Daemon {
                 .map(|n| n.default.gateway.to_string())
                 .unwrap_or_default();
             let base = crate::container::create::hosts_content(&doc.host_config, &host_gateway);
-            crate::network::write_hosts(bundle, &base, &links.hosts, &st.ip, &hostname)?;
+            crate::network::write_hosts(bundle, &base, &links.hosts, &st.ip, &hostname, durable)?;
             if st.network != crate::network::DEFAULT {
                 let h = &doc.host_config;
                 let resolv = crate::dns::resolv_conf(
@@ -258,8 +261,13 @@ impl Daemon {
                     h.dns_options.as_deref().unwrap_or_default(),
                 );
                 let path = bundle.join("resolv.conf");
-                berth_sys::fs::write_atomic(&path, resolv.as_bytes(), crate::perms::CONTAINER_VISIBLE_FILE)
-                    .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+                berth_sys::fs::write_atomic_as(
+                    &path,
+                    resolv.as_bytes(),
+                    crate::perms::CONTAINER_VISIBLE_FILE,
+                    durable,
+                )
+                .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
             }
         }
         Ok(shim_cfg)

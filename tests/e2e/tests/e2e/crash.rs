@@ -679,24 +679,7 @@ fn simulated_reboot_brings_policy_containers_back() {
                 .unwrap()
         })
         .collect();
-    d.kill9();
-    for pid in d.shim_pids().into_iter().chain(pids.iter().copied()) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(pid).unwrap(),
-            rustix::process::Signal::KILL,
-        );
-        assert!(
-            berth_e2e::wait_pid_exit(pid, Duration::from_secs(10)),
-            "{pid} survived SIGKILL"
-        );
-    }
-    for m in berth_sys_mounts_under(&d.root) {
-        let _ = rustix::mount::unmount(m.as_str(), rustix::mount::UnmountFlags::DETACH);
-    }
-    berth_e2e::remove_cgroups(&d.cgroup_parent);
-    let exec = d.root.join("exec");
-    std::fs::remove_dir_all(&exec).unwrap();
-    std::fs::create_dir_all(&exec).unwrap();
+    d.simulate_reboot(&pids);
     d.spawn();
     d.eventually("policy containers back", || {
         state(&d, "always") == "running" && state(&d, "unless") == "running"
