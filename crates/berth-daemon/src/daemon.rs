@@ -283,10 +283,16 @@ impl Daemon {
         if SCHEDULED.swap(true, Ordering::AcqRel) {
             return;
         }
-        rt.spawn(async {
+        let db = self.db.clone();
+        rt.spawn(async move {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             SCHEDULED.store(false, Ordering::Release);
-            let _ = tokio::task::spawn_blocking(berth_sys::heap::release_free_memory).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                // SQLite's page cache first, so that the trim below finds its pages free.
+                let _ = db.release_memory();
+                berth_sys::heap::release_free_memory();
+            })
+            .await;
         });
     }
 

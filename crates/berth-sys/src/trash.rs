@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// The trash of one data root. `Send + Sync`.
 #[derive(Debug)]
@@ -29,6 +30,12 @@ impl Trash {
     /// Opens (creating, 0700) the trash at `dir`, starts its deleting thread and queues what a
     /// previous run left in it.
     pub fn open(dir: &Path) -> io::Result<Trash> {
+        Trash::open_with(dir, QUIET, MAX_HOLD)
+    }
+
+    /// [`Trash::open`] with the deleting thread's pacing: it starts deleting once no put came for
+    /// `quiet`, or once it has held its oldest entry for `max_hold`.
+    pub fn open_with(dir: &Path, quiet: Duration, max_hold: Duration) -> io::Result<Trash> {
         crate::fs::create_private_dir(dir)?;
         let (tx, rx) = mpsc::channel::<PathBuf>();
         for entry in std::fs::read_dir(dir)? {
@@ -37,8 +44,12 @@ impl Trash {
         let worker = std::thread::Builder::new()
             .name("berth-trash".into())
             .spawn(move || {
-                for path in rx {
-                    delete(&path);
+                while let Ok(first) = rx.recv() {
+                    let (batch, open) = hold(&rx, first, quiet, max_hold);
+                    batch.iter().for_each(|p| delete(p));
+                    if !open {
+                        break;
+                    }
                 }
             })?;
         Ok(Trash {
@@ -115,6 +126,36 @@ fn remove_all(path: &Path) -> io::Result<()> {
     }
 }
 
+/// How long the deleting thread waits for removals to pause before it deletes, and how long at
+/// most it holds an entry. Deleting frees blocks (synchronous discards on this machine's ext4)
+/// and fills the journal: during a bulk `rm -f` every fsync of the removals themselves waited
+/// behind it, and each removal got slower the more had gone before (issue 11).
+const QUIET: Duration = Duration::from_millis(100);
+const MAX_HOLD: Duration = Duration::from_secs(2);
+
+/// Collects what is put after `first` until a `quiet` spell or `max_hold` after `first`; false
+/// when the trash was closed (the batch is then the last).
+fn hold(
+    rx: &mpsc::Receiver<PathBuf>,
+    first: PathBuf,
+    quiet: Duration,
+    max_hold: Duration,
+) -> (Vec<PathBuf>, bool) {
+    let deadline = Instant::now() + max_hold;
+    let mut batch = vec![first];
+    loop {
+        let wait = quiet.min(deadline.saturating_duration_since(Instant::now()));
+        if wait.is_zero() {
+            return (batch, true);
+        }
+        match rx.recv_timeout(wait) {
+            Ok(p) => batch.push(p),
+            Err(mpsc::RecvTimeoutError::Timeout) => return (batch, true),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return (batch, false),
+        }
+    }
+}
+
 fn delete(path: &Path) {
     if let Err(e) = remove_all(path) {
         eprintln!("berthd: trash: cannot delete {}: {e}", path.display());
@@ -152,6 +193,33 @@ mod tests {
         let t = Trash::open(&dir).unwrap();
         t.close();
         assert!(Trash::pending(&dir).unwrap().is_empty());
+    }
+
+    #[test]
+    fn deletion_waits_while_removals_keep_coming_and_runs_after_a_quiet_spell() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("trash");
+        let t = Trash::open_with(&dir, Duration::from_millis(300), Duration::from_secs(30)).unwrap();
+        let started = Instant::now();
+        for i in 0..5 {
+            let victim = d.path().join(format!("store/{i}"));
+            std::fs::create_dir_all(victim.join("fs")).unwrap();
+            t.put(&victim).unwrap();
+        }
+        let pending = Trash::pending(&dir).unwrap().len();
+        if started.elapsed() < Duration::from_millis(300) {
+            // Still within the quiet window: nothing deleted yet.
+            assert_eq!(pending, 5);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !Trash::pending(&dir).unwrap().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the trash was not emptied after a quiet spell"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t.close();
     }
 
     #[test]

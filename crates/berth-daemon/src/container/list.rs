@@ -55,8 +55,16 @@ impl Daemon {
                 }
             }
         }
-        let mut docs: Vec<Doc> = self.all().iter().map(|e| e.doc()).collect();
-        docs.reverse(); // newest first, as docker lists
+        // Newest first, as docker lists. Each record is read in place under its own lock: a
+        // listing of a thousand containers clones no record (issue 11: `ps -a` at scale).
+        let mut entries: Vec<(i64, Arc<crate::container::Entry>)> = {
+            let c = self.containers.read().unwrap();
+            c.by_id
+                .values()
+                .map(|e| (e.with(|d| d.created), e.clone()))
+                .collect()
+        };
+        entries.sort_by_key(|(created, _)| std::cmp::Reverse(*created));
         let show_all = opts.all
             || opts.limit.is_some()
             || opts.filters.contains_key("status")
@@ -68,14 +76,24 @@ impl Daemon {
                 .collect::<Vec<_>>()
         });
         let mut out = Vec::new();
-        for d in docs {
-            if !show_all && !d.state.status.is_running() {
-                continue;
+        for (_, e) in entries {
+            let summary = e.with(|d| {
+                if !show_all && !d.state.status.is_running() {
+                    return None;
+                }
+                if !self.filter_match(d, &opts.filters, ancestors.as_deref()) {
+                    return None;
+                }
+                Some(self.summary(d))
+            });
+            let Some(mut summary) = summary else { continue };
+            if opts.size {
+                // Outside the record's lock: this walks the rw layer.
+                let (rw, root) = self.sizes(&e);
+                summary.size_rw = Some(rw);
+                summary.size_root_fs = Some(root);
             }
-            if !self.filter_match(&d, &opts.filters, ancestors.as_deref()) {
-                continue;
-            }
-            out.push(self.summary(&d, opts.size));
+            out.push(summary);
             if let Some(n) = opts.limit {
                 if out.len() >= n {
                     break;
@@ -108,19 +126,20 @@ impl Daemon {
             && any("volume", &|v| d.mounts.iter().any(|m| m.target == v || (!m.name.is_empty() && m.name == v)))
     }
 
-    fn summary(&self, d: &Doc, size: bool) -> ContainerSummary {
-        let (size_rw, size_root) = if size {
-            let rw = self.images.rw_size(&d.id).unwrap_or(0) as i64;
-            let image = self
-                .images
-                .inspect(&d.image_id)
-                .ok()
-                .and_then(|i| i.size)
-                .unwrap_or(0);
-            (Some(rw), Some(rw + image))
-        } else {
-            (None, None)
-        };
+    /// `SizeRw` and `SizeRootFs` (`ps --size`).
+    fn sizes(&self, e: &crate::container::Entry) -> (i64, i64) {
+        let rw = self.images.rw_size(&e.id).unwrap_or(0) as i64;
+        let image_id = e.with(|d| d.image_id.clone());
+        let image = self
+            .images
+            .inspect(&image_id)
+            .ok()
+            .and_then(|i| i.size)
+            .unwrap_or(0);
+        (rw, rw + image)
+    }
+
+    fn summary(&self, d: &Doc) -> ContainerSummary {
         let state = match d.state.status {
             Status::Created => ContainerSummaryStateEnum::CREATED,
             Status::Running => ContainerSummaryStateEnum::RUNNING,
@@ -139,8 +158,8 @@ impl Daemon {
             command: Some(command_line(&d.path, &d.args)),
             created: Some(d.created / 1_000_000_000),
             ports: Some(summary_ports(d)),
-            size_rw,
-            size_root_fs: size_root,
+            size_rw: None,
+            size_root_fs: None,
             labels: Some(d.config.labels.clone().unwrap_or_default()),
             state: Some(state),
             status: Some(status_text(d)),
