@@ -359,5 +359,8 @@ fn releasing_the_page_cache_keeps_every_record_readable() {
     db.release_memory().unwrap();
     let left = db.list_containers().unwrap();
     assert_eq!(left.len(), 50);
-    assert_eq!(db.container(&format!("{:064}", 199)).unwrap().unwrap().doc.len(), 4000);
+    assert_eq!(
+        db.container(&format!("{:064}", 199)).unwrap().unwrap().doc.len(),
+        4000
+    );
 }
