@@ -566,7 +566,8 @@ impl Daemon {
     }
 
     fn net_build(&self, net: &BridgeNet, st: &NetState, ip: Ipv4Addr, create_ns: bool) -> Result<()> {
-        berth_network::setup_bridge(net)?;
+        // The bridge was set up at daemon start (or network create); attach sets it up again
+        // only if it has gone.
         let nets = self.networks.as_ref().expect("checked by net_setup");
         if create_ns {
             std::fs::create_dir_all(self.netns_dir())
