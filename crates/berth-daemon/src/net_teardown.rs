@@ -212,3 +212,31 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_returns_once_the_containers_teardown_ended_and_times_out_while_it_runs() {
+        let p = Arc::new(Pending::default());
+        p.begin("a");
+        p.begin("a");
+        assert!(p.contains("a") && !p.contains("b"));
+        assert!(
+            p.wait(Some("b"), Duration::ZERO),
+            "another container is not waited for"
+        );
+        assert!(!p.wait(Some("a"), Duration::from_millis(20)), "still under way");
+        p.end("a");
+        assert!(p.contains("a"), "two teardowns, one ended");
+        let q = p.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            q.end("a");
+        });
+        assert!(p.wait(Some("a"), Duration::from_secs(5)));
+        assert!(p.wait(None, Duration::ZERO), "nothing pending");
+        t.join().unwrap();
+    }
+}
