@@ -17,6 +17,20 @@ def sh(*args, **kw):
     return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
 
 
+def bench_net_args(n):
+    """berthd flags giving a bench daemon a bridge, subnet and nftables table of its own
+    (`bbenchN`, 10.89.N.0/24), so no bench creates or leaves the default `berth0` and `ip berth`;
+    `remove_bench_net(n)` removes them once the daemon has stopped."""
+    name = f"bbench{n}"
+    return ["--bridge", name, "--bip", f"10.89.{n}.1/24", "--nft-table", name]
+
+
+def remove_bench_net(n):
+    name = f"bbench{n}"
+    subprocess.run(["ip", "link", "del", name], capture_output=True)
+    subprocess.run(["nft", "delete", "table", "ip", name], capture_output=True)
+
+
 def busybox_tar(work):
     root = os.path.join(work, "rootfs")
     os.makedirs(os.path.join(root, "bin"))
@@ -99,12 +113,13 @@ def main():
     os.set_inheritable(w, True)
     daemon = subprocess.Popen(
         [os.path.join(bins, "berthd"), "-H", "unix://" + sock, "--data-root", work + "/data", "--exec-root", work + "/exec",
-         "--config-file", work + "/daemon.json", "--pidfile", work + "/berthd.pid", "--cgroup-parent", "berth-bench"],
+         "--config-file", work + "/daemon.json", "--pidfile", work + "/berthd.pid", "--cgroup-parent", "berth-bench",
+         *bench_net_args(1)],
         env=dict(os.environ, BERTH_READY_FD=str(w)), pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=open(work + "/berthd.log", "w"))
     os.close(w)
-    assert os.read(r, 6) == b"ready\n", "berthd did not start"
     results = []
     try:
+        assert os.read(r, 6) == b"ready\n", "berthd did not start"
         tar = busybox_tar(work)
         with open(tar, "rb") as f:
             subprocess.run([berth, "import", "-", "busybox:latest"], stdin=f, env=env, check=True, capture_output=True)
@@ -170,6 +185,7 @@ def main():
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait()
+        remove_bench_net(1)
         subprocess.run(["pkill", "-9", "-f", f"berth-shim --bundle {work}"], capture_output=True)
         for line in reversed(open("/proc/self/mountinfo").read().splitlines()):
             t = line.split()[4]

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Networking benchmark: `run --rm busybox true` on the default bridge (a veth, an address, NAT
 rules: the whole network set-up and teardown), berth vs Docker vs Podman in the same run,
-interleaved, whole CLI process, median and p95, both back to back and after 0.5 s idle; and
+interleaved, whole CLI process, median and p95, both back to back and after 0.5 s idle, with
+berth's `--network none` interleaved too (what the bridge adds under the same load); and
 published-port TCP throughput: 1 GiB sent from 127.0.0.1 to a container's published port
 (`busybox nc -ll -e sh -c 'echo ready; cat >/dev/null'` inside), berth (nftables DNAT with
 route_localnet) vs Docker (docker-proxy, its userland proxy, for loopback clients) vs Podman.
@@ -302,6 +303,10 @@ def main():
         rules = sh("iptables", "-S", "DOCKER-USER").stdout if any(e.name == "docker" for e in engines) else ""
         b2b = {e.name: [] for e in engines}
         idle = {e.name: [] for e in engines}
+        # berth with `--network none` too, interleaved: what the bridge adds, same load.
+        berth = next(e for e in engines if e.name == "berth")
+        none_cmd = berth.cli("run", "--rm", "--network", "none", "benchbox", "true")
+        b2b_none, idle_none = [], []
         for _ in range(a.rounds):
             for e in engines:
                 cmd = e.cli("run", "--rm", *e.run_args(), "benchbox", "true")
@@ -309,6 +314,10 @@ def main():
                 idle[e.name].append(once(cmd, e.env))
                 for _ in range(a.burst):
                     b2b[e.name].append(once(cmd, e.env))
+            time.sleep(0.5)
+            idle_none.append(once(none_cmd, berth.env))
+            for _ in range(a.burst):
+                b2b_none.append(once(none_cmd, berth.env))
         print(f"run --rm busybox true on the default bridge ({a.rounds} rounds, interleaved: "
               f"1 run after 0.5 s idle + {a.burst} back to back per engine per round)")
         bm, _ = stats(b2b["berth"])
@@ -319,6 +328,10 @@ def main():
             rel = "" if e.name == "berth" else f" (berth {m / bm:.1f}x / {m2 / im:.1f}x faster)"
             print(f"  {e.name:7} back to back: median {m:.1f} ms, p95 {p:.1f} ms; after 0.5 s idle: "
                   f"median {m2:.1f} ms, p95 {p2:.1f} ms{rel}")
+        m, p = stats(b2b_none)
+        m2, p2 = stats(idle_none)
+        print(f"  berth --network none, same rounds: back to back median {m:.1f} ms, p95 {p:.1f} ms; "
+              f"after 0.5 s idle: median {m2:.1f} ms, p95 {p2:.1f} ms (the bridge adds {bm - m:+.1f} / {im - m2:+.1f} ms)")
 
         size = int(a.gib * (1 << 30))
         ports = {}

@@ -12,6 +12,9 @@ Traffic stays on 127.0.0.1. Everything it starts is stopped and removed at the e
 import argparse, gzip, hashlib, http.client, io, json, os, shutil, signal, socket, statistics
 import subprocess, sys, tarfile, tempfile, threading, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import bench_net_args, remove_bench_net  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -117,7 +120,7 @@ class Berth:
         self.proc = subprocess.Popen(
             [os.path.join(self.bins, "berthd"), "-H", "unix://" + sock, "--data-root", self.work + "/data",
              "--exec-root", self.work + "/exec", "--config-file", self.work + "/daemon.json",
-             "--pidfile", self.work + "/berthd.pid", "--cgroup-parent", "berth-bench"],
+             "--pidfile", self.work + "/berthd.pid", "--cgroup-parent", "berth-bench", *bench_net_args(3)],
             env=dict(os.environ, BERTH_READY_FD=str(w)), pass_fds=(w,), stdout=subprocess.DEVNULL,
             stderr=open(self.work + ".log", "w"))
         os.close(w)
@@ -129,6 +132,7 @@ class Berth:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait()
             self.proc = None
+        remove_bench_net(3)
         shutil.rmtree(self.work, ignore_errors=True)
 
     def cli(self, *args):

@@ -19,7 +19,7 @@ import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import busybox_tar, pss_kb, rss_kb, pids_of  # noqa: E402
+from bench import bench_net_args, busybox_tar, pss_kb, rss_kb, pids_of, remove_bench_net  # noqa: E402
 import registry  # noqa: E402
 
 RUN_D = ["run", "-d", "--network", "none"]
@@ -68,7 +68,7 @@ class Berth:
         self.proc = subprocess.Popen(
             [os.path.join(self.bins, "berthd"), "-H", "unix://" + self.sock, "--data-root", self.work + "/data",
              "--exec-root", self.work + "/exec", "--config-file", self.work + "/daemon.json",
-             "--pidfile", self.work + "/berthd.pid", "--cgroup-parent", "berth-scale"],
+             "--pidfile", self.work + "/berthd.pid", "--cgroup-parent", "berth-scale", *bench_net_args(2)],
             env=dict(os.environ, BERTH_READY_FD=str(w)), pass_fds=(w,), stdout=subprocess.DEVNULL,
             stderr=open(self.work + "/berthd.log", "a"))
         os.close(w)
@@ -265,6 +265,7 @@ def main():
                 print("docker: dockerd not installed, skipped")
     finally:
         cleanup(work)
+        remove_bench_net(2)
         shutil.rmtree(work, ignore_errors=True)
 
 

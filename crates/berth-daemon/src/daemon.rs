@@ -348,6 +348,8 @@ impl Daemon {
         crate::cgroups::Cgroup::remove_parent(&self.config.cgroup_parent);
         // What was removed is deleted before the daemon exits (a crash leaves it to the next start).
         self.trash.close();
+        // Endpoints still being torn down in the background finish first.
+        self.net_wait_all_teardowns();
         // berth's accept rules in Docker's DOCKER-USER chain go with the daemon.
         if let Some(n) = &self.networks {
             if let Err(e) = n.release_docker_user() {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod events;
 mod images;
 pub mod links;
+mod net_teardown;
 pub mod network;
 pub mod networks;
 mod perms;

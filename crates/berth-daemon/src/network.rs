@@ -30,6 +30,8 @@ pub struct Networks {
     pub(crate) dns: std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
     /// Serialises address allocation (read the leases, pick, record).
     alloc: std::sync::Mutex<()>,
+    /// Endpoint teardowns finishing in the background (`net_teardown.rs`).
+    pub(crate) pending: crate::net_teardown::Pending,
     /// Serialises changes to berth's DOCKER-USER rules; true once berthd released them.
     pub(crate) docker_user: std::sync::Mutex<bool>,
 }
@@ -60,7 +62,7 @@ pub struct PortState {
 }
 
 impl PortState {
-    fn rule(&self, container_ip: Ipv4Addr) -> PortRule {
+    pub(crate) fn rule(&self, container_ip: Ipv4Addr) -> PortRule {
         PortRule {
             host_ip: self
                 .host_ip
@@ -157,6 +159,7 @@ impl Networks {
             user: std::sync::RwLock::new(user),
             dns: Default::default(),
             alloc: Default::default(),
+            pending: Default::default(),
             docker_user: Default::default(),
         })
     }
@@ -397,6 +400,8 @@ impl Daemon {
     /// Sets up a container's endpoint on the default bridge, undoing what was done on error.
     /// Blocking.
     pub(crate) fn net_setup(&self, doc: &Doc) -> Result<NetState> {
+        // The previous run's veth name and namespace path may still be going.
+        self.net_wait_teardown(&doc.id);
         if doc.detached {
             return self.net_setup_bare(doc);
         }
@@ -515,6 +520,19 @@ impl Daemon {
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr> {
         let nets = self.networks.as_ref().expect("resolved before");
+        // An `--ip` still held by a container whose teardown finishes in the background is
+        // free in a moment: wait for it rather than fail.
+        if let Some(ip) = requested {
+            let holder = self
+                .db
+                .all_leases()?
+                .into_iter()
+                .find(|l| l.network == net_id && l.address == ip.to_string())
+                .map(|l| l.container);
+            if let Some(h) = holder.filter(|h| nets.pending.contains(h)) {
+                self.net_wait_teardown(&h);
+            }
+        }
         let _g = nets.alloc.lock().unwrap();
         let used: BTreeSet<Ipv4Addr> = self
             .db
@@ -548,7 +566,8 @@ impl Daemon {
     }
 
     fn net_build(&self, net: &BridgeNet, st: &NetState, ip: Ipv4Addr, create_ns: bool) -> Result<()> {
-        berth_network::setup_bridge(net)?;
+        // The bridge was set up at daemon start (or network create); attach sets it up again
+        // only if it has gone.
         let nets = self.networks.as_ref().expect("checked by net_setup");
         if create_ns {
             std::fs::create_dir_all(self.netns_dir())
@@ -579,43 +598,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// Undoes an endpoint in reverse order: ports, veth, namespace, lease. Every step runs;
-    /// the errors come back.
-    pub(crate) fn net_teardown(&self, id: &str, st: &NetState) -> Vec<Error> {
-        let mut errs = self.endpoint_ports_and_veth_down(st);
-        if let Err(e) = berth_sys::netns::remove(&st.netns) {
-            errs.push(Error::io(
-                format!("cannot remove the network namespace {}", st.netns.display()),
-                e,
-            ));
-        }
-        if let Err(e) = self.db.release_leases(id) {
-            errs.push(e.into());
-        }
-        errs
-    }
-
-    /// Ports and veth of an endpoint, leaving its namespace. Every step runs.
-    fn endpoint_ports_and_veth_down(&self, st: &NetState) -> Vec<Error> {
-        let mut errs = Vec::new();
-        if let (Some(nets), Ok(ip)) = (self.networks.as_ref(), st.ip.parse::<Ipv4Addr>()) {
-            let rules: Vec<PortRule> = st.ports.iter().map(|p| p.rule(ip)).collect();
-            if let Err(e) = berth_network::remove_ports(&nets.table, &rules) {
-                errs.push(e.into());
-            }
-        }
+    /// Undoes the endpoint of the network a container was created on while it keeps running
+    /// in its namespace (`network disconnect`): ports, veth, then the lease. Blocking.
+    pub(crate) fn endpoint_teardown(&self, id: &str, st: &NetState) -> Vec<Error> {
+        let mut errs = self.endpoint_ports_down(st);
         if !st.host_veth.is_empty() {
             if let Err(e) = berth_network::detach(&st.host_veth) {
                 errs.push(e.into());
             }
         }
-        errs
-    }
-
-    /// Undoes the endpoint of the network a container was created on while it keeps running
-    /// in its namespace (`network disconnect`): ports, veth, then the lease. Blocking.
-    pub(crate) fn endpoint_teardown(&self, id: &str, st: &NetState) -> Vec<Error> {
-        let mut errs = self.endpoint_ports_and_veth_down(st);
         if !st.network_id.is_empty() {
             if let Err(e) = self.db.release_lease(&st.network_id, id) {
                 errs.push(e.into());
@@ -677,6 +668,11 @@ impl Daemon {
         }
         if let Ok(leases) = self.db.all_leases() {
             for l in leases.iter().filter(|l| !live_ids.contains(&l.container)) {
+                // A crash during a background teardown can leave the veth: it goes before the
+                // address (and the MAC derived from it) can be handed out again.
+                if let Some(short) = l.container.get(..12) {
+                    let _ = berth_network::detach(&format!("vb{short}"));
+                }
                 eprintln!(
                     "berthd: reconcile: releasing the lease of {} on {} held by {}",
                     l.address, l.network, l.container
@@ -698,6 +694,9 @@ impl Daemon {
             for ent in dir.flatten() {
                 let name = ent.file_name().to_string_lossy().into_owned();
                 if !live_ids.contains(&name) {
+                    if let Some(short) = name.get(..12) {
+                        let _ = berth_network::detach(&format!("vb{short}"));
+                    }
                     eprintln!("berthd: reconcile: removing the network namespace of {name}");
                     let _ = berth_sys::netns::remove(&ent.path());
                 }
@@ -746,36 +745,6 @@ pub fn write_hosts(
         durable,
     )
     .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
-}
-
-impl Daemon {
-    /// [`Daemon::net_teardown`] off the event loop, errors logged.
-    pub(crate) async fn net_undo(self: &std::sync::Arc<Self>, id: &str, st: &NetState) {
-        let daemon = self.clone();
-        let (id, st) = (id.to_string(), st.clone());
-        let _ = crate::error::blocking(move || {
-            for e in daemon.net_teardown(&id, &st) {
-                eprintln!("berthd: network teardown of {id}: {e}");
-            }
-            Ok(())
-        })
-        .await;
-    }
-
-    /// Takes a stopped container's endpoint out of its record and tears it down.
-    pub(crate) async fn net_release(self: &std::sync::Arc<Self>, entry: &crate::container::Entry) {
-        self.extras_down(entry).await;
-        let mut taken = None;
-        entry.update(|d| taken = d.net.take());
-        if let Some(st) = taken {
-            self.dns_stop(&entry.id);
-            self.net_undo(&entry.id, &st).await;
-            // A namespace alone (disconnected from its first network) was on no network.
-            if !st.ip.is_empty() {
-                self.emit_network("disconnect", &st.network_id, &st.network, Some(&entry.id));
-            }
-        }
-    }
 }
 
 /// Leaked network state under an exec root, for `berthd check`: pinned namespaces.

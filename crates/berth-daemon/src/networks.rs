@@ -330,6 +330,8 @@ impl Daemon {
 
     /// `DELETE /networks/{id}`.
     pub fn remove_network(&self, key: &str) -> Result<()> {
+        // A veth still being deleted in the background would outlive its bridge's record.
+        self.net_wait_all_teardowns();
         if BUILTIN.contains(&key) {
             return Err(Error::Forbidden(format!(
                 "{key} is a pre-defined network and cannot be removed"

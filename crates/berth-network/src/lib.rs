@@ -166,13 +166,21 @@ pub struct Endpoint<'a> {
 }
 
 /// Creates the veth pair with `eth0` inside the namespace, configures it (address, up, default
-/// route) and brings `lo` up. On error the pair is deleted again.
+/// route) and brings `lo` up. On error the pair is deleted again. A bridge that has gone since
+/// the daemon set it up (deleted by hand) is set up again first ([`setup_bridge`]); one that
+/// exists is taken as it is, so a start costs one lookup, not the bridge's whole set-up.
 pub fn attach(net: &BridgeNet, ep: &Endpoint<'_>) -> Result<()> {
     let mut host = Netlink::open()?;
-    let master = host.index(&net.bridge)?.ok_or_else(|| NetError::Io {
-        op: format!("find bridge {}", net.bridge),
-        source: std::io::Error::from_raw_os_error(19),
-    })?;
+    let master = match host.index(&net.bridge)? {
+        Some(i) => i,
+        None => {
+            setup_bridge(net)?;
+            host.index(&net.bridge)?.ok_or_else(|| NetError::Io {
+                op: format!("find bridge {}", net.bridge),
+                source: std::io::Error::from_raw_os_error(19),
+            })?
+        }
+    };
     let ns = std::fs::File::open(ep.netns).map_err(NetError::io(format!("open {}", ep.netns.display())))?;
     host.create_veth(ep.host_veth, master, net.mtu, ep.ifname, ep.mac, ns.as_raw_fd())?;
     let inside = || -> Result<()> {

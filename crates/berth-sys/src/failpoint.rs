@@ -65,6 +65,9 @@ pub const DECLARED: &[&str] = &[
     "network.setup.netns-created",
     "network.setup.attached",
     "network.setup.ports-added",
+    // Container exit: the ports removed, the veth, namespace and lease left to a background
+    // thread.
+    "network.teardown.deferred",
     // docker network disconnect from the network a container was created on: the record, then
     // ports, veth and lease.
     "network.disconnect.recorded",

@@ -144,6 +144,10 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
                 "run", "-d", "--name", "netted", "-p", "80", "busybox", "sleep", "600",
             ]);
         }
+        "network.teardown" => {
+            // The exit's veth, namespace and lease are left to a background thread.
+            let _ = d.berth(&["run", "-d", "--name", "brief-net", "busybox", "true"]);
+        }
         "network.disconnect" => {
             d.berth(&[
                 "run", "-d", "--name", "discon", "-p", "80", "busybox", "sleep", "600",
@@ -316,6 +320,39 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
                     "leaked namespace {name}; running: {running}"
                 );
             }
+        }
+        "network.teardown" => {
+            // Killed after the exit, before the veth was deleted: the restart removed the
+            // veth, the namespace and the lease, so the same address runs again at once.
+            let id = d
+                .berth(&["inspect", "-f", "{{.Id}}", "brief-net"])
+                .ok()
+                .out()
+                .to_string();
+            d.eventually("brief-net recorded exited", || state(d, "brief-net") == "exited");
+            // Removed at start by reconciliation, or (a crash before the exit was recorded) by
+            // the exit handled again at restore, in the background.
+            let veth = format!("vb{}", &id[..12]);
+            let netns = d.root.join("exec/netns").join(&id);
+            d.eventually("the veth and namespace of brief-net gone", || {
+                let links = std::process::Command::new("ip")
+                    .args(["-o", "link"])
+                    .output()
+                    .unwrap();
+                !String::from_utf8_lossy(&links.stdout).contains(&veth) && !netns.exists()
+            });
+            // Its lease is gone too (veth first, then the lease).
+            let leases = std::process::Command::new("python3")
+                .arg("-c")
+                .arg(format!(
+                    "import sqlite3; print([r[0] for r in sqlite3.connect({:?}).execute('SELECT container FROM ip_leases')])",
+                    d.data_root().join("berth.db")
+                ))
+                .output()
+                .unwrap();
+            let leases = String::from_utf8_lossy(&leases.stdout).into_owned();
+            assert!(!leases.contains(&id), "{point}: leaked lease: {leases}");
+            d.berth(&["rm", "brief-net"]).ok();
         }
         "network.disconnect" => {
             // Recorded as disconnected: the veth, lease and ports the crash left were swept at

@@ -36,6 +36,7 @@ mod network_check;
 mod network_disconnect;
 mod network_dns_tcp;
 mod network_links;
+mod network_teardown;
 mod permissions;
 mod policies;
 mod registry;

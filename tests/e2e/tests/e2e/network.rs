@@ -62,6 +62,12 @@ pub(crate) fn links() -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Waits until `n` namespaces are pinned: an exited container's veth, namespace and lease
+/// go in the background, in that order (a namespace gone means its veth is too).
+pub(crate) fn wait_netns(d: &Daemon, n: usize) {
+    d.eventually(&format!("{n} pinned network namespaces"), || pinned_netns(d) == n);
+}
+
 pub(crate) fn pinned_netns(d: &Daemon) -> usize {
     std::fs::read_dir(d.root.join("exec/netns"))
         .map(|r| r.count())
@@ -107,11 +113,11 @@ fn bridge_container_has_the_inspected_address_reaches_the_gateway_and_leaves_not
     let ip2 = inspect(&d, "n2", "{{.NetworkSettings.IPAddress}}");
     assert_ne!(ip, ip2);
     d.berth(&["exec", "n2", "ping", "-c", "1", "-W", "3", &ip]).ok();
-    assert_eq!(pinned_netns(&d), 2);
+    wait_netns(&d, 2);
     assert!(links().contains(&format!("vb{}", &id[..12])));
 
     d.berth(&["rm", "-f", "n1", "n2"]).ok();
-    assert_eq!(pinned_netns(&d), 0, "no pinned namespace after rm");
+    wait_netns(&d, 0);
     assert!(!links().contains(&format!("vb{}", &id[..12])), "{}", links());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&format!("netns/{id}")), "netns mount left");
@@ -135,7 +141,7 @@ fn none_and_host_networks_get_no_bridge_endpoint() {
         .ok();
     assert!(!r.stdout.contains("eth0"), "{}", r.stdout);
     assert!(r.stdout.contains("lo"), "{}", r.stdout);
-    assert_eq!(pinned_netns(&d), 0);
+    wait_netns(&d, 0);
 }
 
 #[test]
@@ -210,7 +216,7 @@ fn published_port_answers_from_loopback_and_from_a_test_namespace_and_after_a_da
     assert!(http_get(&lo).is_err(), "the port still answers after stop");
     assert!(!nft_table(&d).contains(&format!("{p_any}")), "{}", nft_table(&d));
     d.berth(&["rm", "web"]).ok();
-    assert_eq!(pinned_netns(&d), 0);
+    wait_netns(&d, 0);
 }
 
 #[test]
@@ -237,7 +243,7 @@ fn a_host_port_already_in_use_is_dockers_error_and_leaves_nothing() {
         "{}",
         r.stderr
     );
-    assert_eq!(pinned_netns(&d), 0);
+    wait_netns(&d, 0);
     assert!(!nft_table(&d).contains(&port.to_string()));
     drop(held);
     // Another container holding the port: "port is already allocated".
@@ -273,7 +279,7 @@ fn a_host_port_already_in_use_is_dockers_error_and_leaves_nothing() {
         "{}",
         r.stderr
     );
-    assert_eq!(pinned_netns(&d), 1, "only the first container's namespace");
+    wait_netns(&d, 1);
     // A bad spec is refused at create.
     let r = d.berth(&["create", "-p", "80/icmp", "busybox"]);
     assert_ne!(r.code, 0);
@@ -945,7 +951,7 @@ fn connect_and_disconnect_add_and_remove_an_interface_its_address_and_its_names(
     );
     d.berth(&["rm", "-f", "x1", "y1", "z1", "h1"]).ok();
     d.berth(&["network", "rm", "neta", "netb"]).ok();
-    assert_eq!(pinned_netns(&d), 0);
+    wait_netns(&d, 0);
 
     // docker-py's connect/disconnect.
     let (sc, _) = test_subnet();

@@ -1,9 +1,7 @@
 //! `network disconnect` from the network a container was created on (running or stopped), and
 //! `network connect` back: the endpoint (veth, lease, names, published ports) goes and comes.
 
-use super::network::{
-    free_port, http_get, inspect, links, nft_table, pinned_netns, test_subnet, TestResolver,
-};
+use super::network::{free_port, http_get, inspect, links, nft_table, test_subnet, wait_netns, TestResolver};
 
 fn exec_out(d: &berth_e2e::Daemon, args: &[&str]) -> String {
     d.berth(args).ok().stdout
@@ -166,7 +164,7 @@ print("ok")
     // Nothing left behind.
     d.berth(&["rm", "-f", "ca", "cb", "onbridge"]).ok();
     d.berth(&["network", "rm", "dnet"]).ok();
-    assert_eq!(pinned_netns(&d), 0);
+    wait_netns(&d, 0);
     let l = links();
     assert!(!l.contains(&veth), "{l}");
     let t = nft_table(&d);
