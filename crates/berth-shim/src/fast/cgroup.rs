@@ -143,6 +143,24 @@ pub(crate) fn create(dirs: &CgroupDirs, r: Option<&LinuxResources>) -> Result<Cr
                 };
                 write(&d, file, &device_rule(rule))?;
             }
+            // What libcontainer (and runc) always allow after the spec's rules: the default
+            // nodes, mknod of any device, /dev/console, /dev/pts/*, /dev/ptmx, /dev/net/tun.
+            for rule in [
+                "c 1:3 rwm",
+                "c 1:5 rwm",
+                "c 1:7 rwm",
+                "c 5:0 rwm",
+                "c 1:9 rwm",
+                "c 1:8 rwm",
+                "c *:* m",
+                "b *:* m",
+                "c 5:1 rwm",
+                "c 136:* rwm",
+                "c 5:2 rwm",
+                "c 10:200 rwm",
+            ] {
+                write(&d, "devices.allow", rule)?;
+            }
         }
         if let (Some(m), Some(d)) = (r.memory(), v1("memory")) {
             if let Some(l) = m.limit() {

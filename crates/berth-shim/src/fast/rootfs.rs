@@ -232,7 +232,13 @@ fn mount_one(root: &OwnedFd, m: &Mount, cgroup_binds: &[(String, PathBuf)]) -> R
         return mount_cgroup_v1(root, dest, cgroup_binds);
     }
     let target = open_in_root(root, rel(dest), false)?;
-    mount(&source, &fd_path(&target), typ, bits, &data).map_err(what)?;
+    // Read-only as a mount attribute over a read-write superblock, as libcontainer's
+    // fsopen/fsmount flow (and runc) leave it.
+    mount(&source, &fd_path(&target), typ, bits & !MS_RDONLY, &data).map_err(what)?;
+    if bits & MS_RDONLY != 0 {
+        let target = open_in_root(root, rel(dest), false)?;
+        remount_bind(&fd_path(&target), bits & !(MS_BIND | MS_REC)).map_err(what)?;
+    }
     if !props.is_empty() {
         let target = open_in_root(root, rel(dest), false)?;
         for p in props {
