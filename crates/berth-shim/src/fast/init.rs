@@ -193,10 +193,10 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
         rustix::system::sethostname(h.as_bytes()).map_err(|e| format!("set hostname: {e}"))?;
     }
     use rustix::mount::MountPropagationFlags as P;
-    let (prop, after) = match linux.rootfs_propagation().as_deref() {
-        Some("shared" | "rshared") => (P::SHARED | P::REC, true),
-        Some("private" | "rprivate") => (P::PRIVATE | P::REC, false),
-        _ => (P::DOWNSTREAM | P::REC, false),
+    // (`shared` goes to libcontainer: see `accepts`.)
+    let prop = match linux.rootfs_propagation().as_deref() {
+        Some("private" | "rprivate") => P::PRIVATE | P::REC,
+        _ => P::DOWNSTREAM | P::REC,
     };
     rustix::mount::mount_change("/", prop).map_err(|e| format!("set the propagation of /: {e}"))?;
     make_parent_private(s.rootfs)?;
@@ -212,9 +212,6 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     rootfs::mount_all(spec, s.rootfs, s.binds)?;
     rootfs::setup_dev(s.rootfs, linux.devices().as_deref().unwrap_or_default())?;
     rootfs::pivot(s.rootfs)?;
-    if after {
-        rustix::mount::mount_change("/", P::SHARED).map_err(|e| format!("share /: {e}"))?;
-    }
     if let Some(c) = &s.console {
         let master = rootfs::pty(true, None)?;
         send_fd(c, &master)?;
@@ -247,10 +244,12 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     std::process::exit(127);
 }
 
-/// Makes the mount holding `rootfs`'s parent private (pivot_root refuses a shared parent).
+/// Makes the mount holding `rootfs` (the rootfs mount itself when it is one) private, as
+/// libcontainer does: `pivot_root` refuses a shared new root or parent, and a `shared` root
+/// propagation made it shared.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read mountinfo: {e}"))?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
+    let parent = rootfs;
     let mut best = PathBuf::from("/");
     for line in info.lines() {
         if let Some(mp) = line.split(' ').nth(4) {

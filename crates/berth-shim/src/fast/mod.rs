@@ -76,9 +76,11 @@ pub(crate) fn accepts(spec: &Spec) -> Result<(), String> {
     }
     if !matches!(
         linux.rootfs_propagation().as_deref(),
-        None | Some("slave" | "rslave" | "private" | "rprivate" | "shared" | "rshared")
+        None | Some("slave" | "rslave" | "private" | "rprivate")
     ) {
-        return Err("rootfs propagation".into());
+        // `shared` (a bind with shared propagation): mounts made in the container must reach
+        // the host, which only libcontainer's path is tested for.
+        return Err("shared rootfs propagation".into());
     }
     if let Some(r) = linux.resources() {
         cgroup::supported(r)?;
