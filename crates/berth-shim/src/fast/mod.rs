@@ -117,3 +117,102 @@ pub(crate) fn start(fd: OwnedFd) -> std::io::Result<()> {
     let mut f = std::fs::File::from(fd);
     std::io::Write::write_all(&mut f, b"s")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{Hooks, LinuxBlockIo, LinuxNamespace, LinuxNamespaceType, Mount};
+
+    fn spec() -> Spec {
+        berth_runtime::build_spec(&berth_runtime::ContainerSpec {
+            id: "abc123".into(),
+            rootfs: "/b/rootfs".into(),
+            args: vec!["true".into()],
+            env: vec!["PATH=/bin".into()],
+            hostname: "abc123".into(),
+            cgroup_parent: "berth".into(),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn hybrid_host() -> bool {
+        !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() && !cgroup::hierarchies().is_empty()
+    }
+
+    #[test]
+    fn berths_default_spec_takes_the_fast_path_on_a_hybrid_host() {
+        if !hybrid_host() {
+            return;
+        }
+        assert_eq!(accepts(&spec()), Ok(()));
+    }
+
+    #[test]
+    fn what_the_fast_path_does_not_implement_goes_to_libcontainer() {
+        if !hybrid_host() {
+            return;
+        }
+        let mut s = spec();
+        s.set_hooks(Some(Hooks::default()));
+        assert_eq!(accepts(&s), Err("hooks".into()));
+
+        let mut s = spec();
+        let l = s.linux_mut().as_mut().unwrap();
+        let mut ns = l.namespaces().clone().unwrap();
+        let mut user = LinuxNamespace::default();
+        user.set_typ(LinuxNamespaceType::User);
+        ns.push(user);
+        l.set_namespaces(Some(ns));
+        assert!(accepts(&s).unwrap_err().contains("User"));
+
+        let mut s = spec();
+        s.linux_mut()
+            .as_mut()
+            .unwrap()
+            .set_rootfs_propagation(Some("shared".into()));
+        assert_eq!(accepts(&s), Err("shared rootfs propagation".into()));
+
+        let mut s = spec();
+        let l = s.linux_mut().as_mut().unwrap();
+        let mut r = l.resources().clone().unwrap();
+        r.set_block_io(Some(LinuxBlockIo::default()));
+        l.set_resources(Some(r));
+        assert!(accepts(&s).is_err());
+
+        let mut s = spec();
+        let mut m = Mount::default();
+        m.set_destination("/x".into());
+        m.set_typ(Some("overlay".into()));
+        s.mounts_mut().as_mut().unwrap().push(m);
+        assert_eq!(accepts(&s), Err("mount type overlay".into()));
+
+        let mut s = spec();
+        let mut m = Mount::default();
+        m.set_destination("/x".into());
+        m.set_typ(Some("bind".into()));
+        m.set_options(Some(vec!["rbind".into(), "idmap".into()]));
+        s.mounts_mut().as_mut().unwrap().push(m);
+        assert_eq!(accepts(&s), Err("mount option idmap".into()));
+    }
+
+    #[test]
+    fn device_rules_are_written_as_the_devices_cgroup_takes_them() {
+        let s = spec();
+        let rules = s
+            .linux()
+            .as_ref()
+            .unwrap()
+            .resources()
+            .as_ref()
+            .unwrap()
+            .devices()
+            .clone()
+            .unwrap();
+        let written: Vec<String> = rules.iter().map(cgroup::device_rule).collect();
+        assert_eq!(written[0], "a *:* rwm");
+        assert!(!rules[0].allow());
+        assert!(written.contains(&"c 1:3 rwm".to_string()), "{written:?}");
+        assert!(written.contains(&"c *:* m".to_string()), "{written:?}");
+    }
+}

@@ -470,7 +470,9 @@ pub(crate) fn pty(console: bool, size: Option<(u16, u16)>) -> Result<OwnedFd> {
         .map_err(|e| err("open /dev/ptmx", e))?;
     rustix::pty::unlockpt(&master).map_err(|e| err("unlockpt", e))?;
     let name = rustix::pty::ptsname(&master, Vec::new()).map_err(|e| err("ptsname", e))?;
-    let name = PathBuf::from(std::ffi::OsStr::from_bytes_compat(name.as_bytes()));
+    let name = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+        name.as_bytes(),
+    ));
     let slave: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -503,14 +505,4 @@ pub(crate) fn dup_stdio(i: &impl AsFd, o: &impl AsFd, e: &impl AsFd) -> Result<(
     rustix::stdio::dup2_stdout(o).map_err(|x| err("dup stdout", x))?;
     rustix::stdio::dup2_stderr(e).map_err(|x| err("dup stderr", x))?;
     Ok(())
-}
-
-trait FromBytesCompat {
-    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr;
-}
-
-impl FromBytesCompat for std::ffi::OsStr {
-    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr {
-        std::os::unix::ffi::OsStrExt::from_bytes(b)
-    }
 }
