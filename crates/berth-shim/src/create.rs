@@ -61,6 +61,9 @@ pub struct Created {
     pub listener: UnixListener,
     /// Cgroup path from the spec (`/parent/id`), for kill-all and the OOM counter.
     pub cgroup_path: String,
+    /// The fast path's start pipe (write end): one byte starts the container. `None` when
+    /// libcontainer created it (started through its notify socket).
+    pub start: Option<OwnedFd>,
 }
 
 /// What the creator reports back: one JSON line.
@@ -69,6 +72,9 @@ struct Report {
     pid: Option<i32>,
     cgroup_path: String,
     failure: Option<Failure>,
+    /// Created by the fast path (`crate::fast`), not libcontainer.
+    #[serde(default)]
+    fast: bool,
 }
 
 fn rootfs_dir(bundle: &Path) -> PathBuf {
@@ -190,6 +196,7 @@ fn create_listening(
     let (ours, theirs, console_listener) =
         ContainerSide::new(bundle, "console.sock", cfg.tty, cfg.open_stdin)?;
     let (report_r, report_w) = pipe()?;
+    let (start_r, start_w) = pipe()?;
 
     let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
     let berth_sys::process::Fork::Parent(creator) = child else {
@@ -199,16 +206,19 @@ fn create_listening(
         drop(ours);
         drop(console_listener);
         drop(report_r);
-        let report = match creator_main(cfg, bundle, theirs) {
-            Ok((pid, cgroup_path)) => Report {
+        drop(start_w);
+        let report = match creator_main(cfg, bundle, theirs, start_r) {
+            Ok((pid, cgroup_path, fast)) => Report {
                 pid: Some(pid),
                 cgroup_path,
                 failure: None,
+                fast,
             },
             Err(f) => Report {
                 pid: None,
                 cgroup_path: String::new(),
                 failure: Some(f),
+                fast: false,
             },
         };
         let mut line = serde_json::to_vec(&report).unwrap_or_default();
@@ -218,6 +228,7 @@ fn create_listening(
     };
     drop(theirs);
     drop(report_w);
+    drop(start_r);
     // One line, not EOF: the init holds a copy of the write end until it execs.
     let mut line = String::new();
     let read = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
@@ -242,6 +253,7 @@ fn create_listening(
     let pid = report
         .pid
         .ok_or_else(|| Failure::new("runtime reported no pid"))?;
+    let fast = report.fast;
     match watch(cfg, pid, ours, console_listener) {
         Ok((pidfd, stdio)) => Ok(Created {
             pid,
@@ -249,8 +261,16 @@ fn create_listening(
             stdio,
             listener,
             cgroup_path: report.cgroup_path,
+            start: fast.then_some(start_w),
         }),
         Err(f) => {
+            if fast {
+                let _ = berth_sys::process::kill(pid, libc::SIGKILL);
+                if let Ok(d) = berth_runtime::CgroupDirs::new(&report.cgroup_path) {
+                    reap_all();
+                    crate::fast::cgroup::kill_and_remove(&d);
+                }
+            }
             crate::runtime::delete(cfg, bundle);
             reap_all();
             cleanup_rootfs(bundle);
@@ -312,7 +332,12 @@ fn watch(
 }
 
 /// The creator process: mount, resolve, check, create. Returns the init's pid and cgroup path.
-fn creator_main(cfg: &ShimConfig, bundle: &Path, side: ContainerSide) -> Result<(i32, String), Failure> {
+fn creator_main(
+    cfg: &ShimConfig,
+    bundle: &Path,
+    side: ContainerSide,
+    start_r: OwnedFd,
+) -> Result<(i32, String, bool), Failure> {
     // Rust ignores SIGPIPE before main; an ignored disposition would survive into the container.
     if let Err(e) = berth_sys::process::set_sigpipe_ignored(false) {
         eprintln!("berth-shim: reset SIGPIPE: {e}");
@@ -323,7 +348,7 @@ fn creator_main(cfg: &ShimConfig, bundle: &Path, side: ContainerSide) -> Result<
     if !cfg.rootfs.is_empty() {
         berth_sys::mount::mount_all(&cfg.rootfs, &rootfs).map_err(|e| Failure::new(e.to_string()))?;
     }
-    let res = create_mounted(cfg, bundle, &rootfs, side);
+    let res = create_mounted(cfg, bundle, &rootfs, side, start_r);
     if res.is_err() {
         cleanup_rootfs(bundle);
     }
@@ -342,7 +367,8 @@ fn create_mounted(
     bundle: &Path,
     rootfs: &Path,
     side: ContainerSide,
-) -> Result<(i32, String), Failure> {
+    start_r: OwnedFd,
+) -> Result<(i32, String, bool), Failure> {
     let config_path = bundle.join("config.json");
     let raw = std::fs::read(&config_path)
         .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
@@ -380,6 +406,22 @@ fn create_mounted(
     if let Some(root) = spec.root_mut() {
         root.set_path(rootfs.to_path_buf());
     }
+    // berth's own create path for what it implements (no second spec, no runtime state; exec
+    // resolves the user again instead of reading it back from config.json).
+    match crate::fast::accepts(&spec) {
+        Ok(()) => {
+            let cgroup_path = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_ref())
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let pid = crate::fast::create(cfg, bundle, &spec, rootfs, side, start_r)?;
+            return Ok((pid, cgroup_path, true));
+        }
+        Err(why) => eprintln!("berth-shim: create {} with libcontainer: {why}", cfg.id),
+    }
+    drop(start_r);
     let body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;
     if body != raw {
         // The spec holds the env: owner-only, as the daemon wrote it.
@@ -450,7 +492,7 @@ fn create_mounted(
         loopback_up(pid).map_err(|e| Failure::new(format!("bring up lo in the container: {e}")))?;
     }
     guard.0 = None;
-    Ok((pid, cgroup_path))
+    Ok((pid, cgroup_path, false))
 }
 
 /// Deletes a container whose creation did not complete.

@@ -175,10 +175,14 @@ fn spawner_main(
     // The container's root as its processes see it, mounts included.
     let root = PathBuf::from(format!("/proc/{init_pid}/root"));
 
-    let user = if p.user.is_empty() {
+    // A fast-path container's config.json is the daemon's, without the resolved user: resolve
+    // the container's `-u` again, in its root (as runc's exec resolves the user at exec time).
+    let fast = crate::fast::exec::is_fast(&crate::runtime::state_dir(cfg, bundle));
+    let user = if p.user.is_empty() && !fast {
         init.user().clone()
     } else {
-        let (uid, gid, extra) = berth_runtime::resolve_user(&root, &p.user, &cfg.group_add)
+        let name = if p.user.is_empty() { &cfg.user } else { &p.user };
+        let (uid, gid, extra) = berth_runtime::resolve_user(&root, name, &cfg.group_add)
             .map_err(|e| Failure::new(e.to_string()))?;
         let mut u = User::default();
         u.set_uid(uid);
@@ -238,6 +242,35 @@ fn spawner_main(
         caps.clone()
     };
 
+    if fast {
+        let cgroup_path = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut process = Process::default();
+        process
+            .set_terminal(Some(p.tty))
+            .set_args(Some(p.args.clone()))
+            .set_env(Some(p.env.clone()))
+            .set_cwd(PathBuf::from(&cwd))
+            .set_user(user)
+            .set_capabilities(Some(caps.clone()))
+            .set_no_new_privileges(init.no_new_privileges())
+            .set_rlimits(init.rlimits().clone())
+            .set_oom_score_adj(init.oom_score_adj());
+        let winsize = p.console_size.filter(|_| p.tty);
+        return crate::fast::exec::spawn(
+            init_pid,
+            &cgroup_path,
+            &process,
+            filter.as_ref(),
+            &caps,
+            side,
+            winsize,
+        );
+    }
     let mut process = Process::default();
     process
         .set_terminal(Some(p.tty))

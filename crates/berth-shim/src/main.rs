@@ -18,6 +18,7 @@
 
 mod create;
 mod exec;
+mod fast;
 mod freeze;
 mod log;
 mod peer;

@@ -46,6 +46,14 @@ pub fn release(cfg: &ShimConfig, bundle: &Path, cgroup: Option<&CgroupDirs>) {
         let _ = std::fs::remove_dir_all(state_dir(cfg, bundle));
         return;
     }
+    // A fast-path container has no libcontainer state to delete it from: kill what is left in
+    // its cgroups and remove them.
+    if let Some(c) = cgroup.filter(|_| crate::fast::exec::is_fast(&state_dir(cfg, bundle))) {
+        if !crate::fast::cgroup::kill_and_remove(c) {
+            eprintln!("berth-shim: cgroup {} is still busy", c.rel());
+        }
+        return;
+    }
     delete(cfg, bundle);
 }
 

@@ -75,6 +75,8 @@ struct Shim {
     status: Status,
     /// The container's cgroup directories (`None` if the spec named no cgroup below the root).
     cgroup: Option<CgroupDirs>,
+    /// The fast path's start pipe, until `Start` (see `crate::fast`).
+    start: Option<OwnedFd>,
     /// Exit code collected from the init, recorded once output is drained.
     pending_exit: Option<i32>,
     /// Set once the exit has been recorded; the loop ends when clients have their last frames.
@@ -133,6 +135,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         log,
         status: Status::Created,
         cgroup: CgroupDirs::new(&c.cgroup_path).ok(),
+        start: c.start,
         pending_exit: None,
         finish_by: None,
         released: false,
@@ -599,7 +602,10 @@ impl Shim {
                 Response::default()
             }
             Request::Start => match self.status {
-                Status::Created => match crate::runtime::start(&self.cfg, &self.bundle) {
+                Status::Created => match match self.start.take() {
+                    Some(fd) => crate::fast::start(fd),
+                    None => crate::runtime::start(&self.cfg, &self.bundle),
+                } {
                     Ok(()) => {
                         self.status = Status::Running;
                         Response {

@@ -116,3 +116,48 @@ pub fn seccomp_set_mode_filter(program: &[u8]) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// unshare(2) with raw `CLONE_*` flags (the caller must be single-threaded for `CLONE_NEWNS`
+/// and friends to take effect as a process-wide change; `CLONE_NEWPID` applies to children).
+pub fn unshare(flags: i32) -> io::Result<()> {
+    // SAFETY: unshare(2) takes an integer and touches no memory of ours.
+    let r = unsafe { libc::unshare(flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Marks every fd from `first` up close-on-exec (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`),
+/// so nothing but stdio reaches a container's process across `execve`.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a flag on our own fds; it closes
+    // nothing and passes no memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            4u32, /* CLOSE_RANGE_CLOEXEC */
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// setns(2): joins the namespace behind `fd` (`nstype` a `CLONE_NEW*` flag, or 0 for any).
+/// For a pid namespace, only children forked afterwards are in it.
+pub fn setns(fd: std::os::fd::BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns(2) takes an fd we borrow for the call and an integer; no memory is passed.
+    let r = unsafe { libc::setns(fd.as_raw_fd(), nstype) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

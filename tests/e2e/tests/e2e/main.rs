@@ -23,6 +23,7 @@ mod docker_cli;
 mod docker_py;
 mod events;
 mod exec;
+mod fastinit;
 mod fidelity;
 mod filesystem;
 mod honest;

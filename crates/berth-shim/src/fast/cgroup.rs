@@ -1,0 +1,243 @@
+//! The container's cgroups on a v1/hybrid host, as the fast path creates them: the same
+//! directory `<rel>` in every v1 hierarchy and in the unified one, the resources berth sets
+//! (memory, cpu, cpuset, pids, devices) written as libcontainer's v1 manager writes them.
+
+use std::path::{Path, PathBuf};
+
+use berth_runtime::CgroupDirs;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
+
+use super::rootfs::Result;
+
+/// The v1 hierarchies mounted under `/sys/fs/cgroup` (`(name, mount point)`, `name` as the
+/// directory is called: `cpu`, `cpu,cpuacct`, `systemd`), and whether a unified one is there.
+pub(crate) fn hierarchies() -> Vec<(String, PathBuf)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut v = Vec::new();
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        if r.next() != Some("cgroup") {
+            continue;
+        }
+        let Some(mp) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let mp = PathBuf::from(mp);
+        if mp.parent() != Some(Path::new(berth_runtime::CGROUP_ROOT)) {
+            continue;
+        }
+        if let Some(name) = mp.file_name().and_then(|n| n.to_str()) {
+            v.push((name.to_string(), mp.clone()));
+        }
+    }
+    v
+}
+
+/// Whether the fast path implements every resource in `r`.
+pub(crate) fn supported(r: &LinuxResources) -> std::result::Result<(), String> {
+    let unsupported = r.block_io().is_some()
+        || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+        || r.network().is_some()
+        || r.rdma().is_some()
+        || r.unified().as_ref().is_some_and(|u| !u.is_empty());
+    if unsupported {
+        return Err("resources other than memory, cpu, pids and devices".into());
+    }
+    if let Some(m) = r.memory() {
+        if m.kernel().is_some()
+            || m.kernel_tcp().is_some()
+            || m.swappiness().is_some()
+            || m.disable_oom_killer().is_some()
+            || m.use_hierarchy().is_some()
+            || m.check_before_update().is_some()
+        {
+            return Err("memory options other than limit, swap, reservation".into());
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.realtime_period().is_some()
+            || c.realtime_runtime().is_some()
+            || c.idle().is_some()
+            || c.burst().is_some()
+        {
+            return Err("realtime or idle cpu settings".into());
+        }
+    }
+    Ok(())
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    std::fs::write(dir.join(file), value)
+        .map_err(|e| format!("write {value:?} to {}/{file}: {e}", dir.display()))
+}
+
+/// Creates `dir` and its missing parents; a new cpuset directory gets its parent's cpus and
+/// mems (a v1 cpuset cgroup without them takes no task).
+fn create_dir(dir: &Path, cpuset: bool) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dir(parent, cpuset)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(format!("create {}: {e}", dir.display())),
+    }
+    if cpuset {
+        if let Some(parent) = dir.parent() {
+            for f in ["cpuset.cpus", "cpuset.mems"] {
+                let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+                write(dir, f, v.trim())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A device rule as the devices cgroup takes it: `c 1:3 rwm`, `a *:* rwm`.
+pub(crate) fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let t = d
+        .typ()
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_else(|| "a".into());
+    let n = |x: Option<i64>| x.map(|x| x.to_string()).unwrap_or_else(|| "*".into());
+    format!(
+        "{t} {}:{} {}",
+        n(d.major()),
+        n(d.minor()),
+        d.access().as_deref().unwrap_or("rwm")
+    )
+}
+
+/// The container's cgroup directories, created with `r` applied: the v1 ones `(name, dir)` (for
+/// `/sys/fs/cgroup`) and every directory the init is to join (v1 and unified).
+pub(crate) type Created = (Vec<(String, PathBuf)>, Vec<PathBuf>);
+
+/// Creates the container's cgroups and applies `r`; the init joins them itself ([`enter`]).
+pub(crate) fn create(dirs: &CgroupDirs, r: Option<&LinuxResources>) -> Result<Created> {
+    let hier = hierarchies();
+    let mut binds = Vec::new();
+    for (name, mp) in &hier {
+        let dir = mp.join(dirs.rel());
+        create_dir(&dir, name.split(',').any(|c| c == "cpuset"))?;
+        binds.push((name.clone(), dir));
+    }
+    let v1 = |c: &str| {
+        binds
+            .iter()
+            .find(|(n, _)| n.split(',').any(|x| x == c))
+            .map(|(_, d)| d.clone())
+    };
+    if let Some(r) = r {
+        if let Some(d) = v1("devices") {
+            for rule in r.devices().iter().flatten() {
+                let file = if rule.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                write(&d, file, &device_rule(rule))?;
+            }
+            // What libcontainer (and runc) always allow after the spec's rules: the default
+            // nodes, mknod of any device, /dev/console, /dev/pts/*, /dev/ptmx, /dev/net/tun.
+            for rule in [
+                "c 1:3 rwm",
+                "c 1:5 rwm",
+                "c 1:7 rwm",
+                "c 5:0 rwm",
+                "c 1:9 rwm",
+                "c 1:8 rwm",
+                "c *:* m",
+                "b *:* m",
+                "c 5:1 rwm",
+                "c 136:* rwm",
+                "c 5:2 rwm",
+                "c 10:200 rwm",
+            ] {
+                write(&d, "devices.allow", rule)?;
+            }
+        }
+        if let (Some(m), Some(d)) = (r.memory(), v1("memory")) {
+            if let Some(l) = m.limit() {
+                write(&d, "memory.limit_in_bytes", &l.to_string())?;
+            }
+            if let Some(s) = m.swap() {
+                if d.join("memory.memsw.limit_in_bytes").exists() {
+                    write(&d, "memory.memsw.limit_in_bytes", &s.to_string())?;
+                }
+            }
+            if let Some(s) = m.reservation() {
+                write(&d, "memory.soft_limit_in_bytes", &s.to_string())?;
+            }
+        }
+        if let Some(c) = r.cpu() {
+            if let Some(d) = v1("cpu") {
+                if let Some(s) = c.shares() {
+                    write(&d, "cpu.shares", &s.to_string())?;
+                }
+                if let Some(p) = c.period() {
+                    write(&d, "cpu.cfs_period_us", &p.to_string())?;
+                }
+                if let Some(q) = c.quota() {
+                    write(&d, "cpu.cfs_quota_us", &q.to_string())?;
+                }
+            }
+            if let Some(d) = v1("cpuset") {
+                if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
+                    write(&d, "cpuset.cpus", cpus)?;
+                }
+                if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
+                    write(&d, "cpuset.mems", mems)?;
+                }
+            }
+        }
+        if let (Some(p), Some(d)) = (r.pids(), v1("pids")) {
+            let v = if p.limit() > 0 {
+                p.limit().to_string()
+            } else {
+                "max".into()
+            };
+            write(&d, "pids.max", &v)?;
+        }
+    }
+    let unified = Path::new(berth_runtime::CGROUP_ROOT).join("unified");
+    let mut all: Vec<PathBuf> = binds.iter().map(|(_, d)| d.clone()).collect();
+    if unified.join("cgroup.procs").exists() {
+        let d = unified.join(dirs.rel());
+        create_dir(&d, false)?;
+        all.push(d);
+    }
+    Ok((binds, all))
+}
+
+/// Moves the calling process into each of `dirs`.
+pub(crate) fn enter(dirs: &[PathBuf]) -> Result<()> {
+    for d in dirs {
+        write(d, "cgroup.procs", "0")?;
+    }
+    Ok(())
+}
+
+/// Kills whatever is left in the container's cgroups (SIGKILL to each task, after freezing is
+/// not needed: the pid namespace is gone when the init is) and removes them. True when none is
+/// left.
+pub(crate) fn kill_and_remove(dirs: &CgroupDirs) -> bool {
+    for _ in 0..50 {
+        if dirs.remove() {
+            return true;
+        }
+        for d in dirs.existing() {
+            let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = berth_sys::process::kill(pid, libc::SIGKILL);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    dirs.remove()
+}
