@@ -433,6 +433,8 @@ fn volume_data_survives_cleanup_without_leftover_mounts() {
     let d = daemon!();
     d.berth(&["run", "--rm", "-v", "m1:/a", "--tmpfs", "/t", "busybox", "true"])
         .ok();
+    // The container's network namespace is unpinned by the background teardown.
+    super::network::wait_netns(&d, 0);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let root = d.root.display().to_string();
     let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&root)).collect();
