@@ -89,12 +89,26 @@ fn create_dir(dir: &Path, cpuset: bool) -> Result<()> {
         Err(e) => return Err(format!("create {}: {e}", dir.display())),
     }
     if cpuset {
-        if let Some(parent) = dir.parent() {
-            for f in ["cpuset.cpus", "cpuset.mems"] {
-                let v = std::fs::read_to_string(parent.join(f)).unwrap_or_default();
-                write(dir, f, v.trim())?;
-            }
+        inherit_cpuset(dir)?;
+    }
+    Ok(())
+}
+
+/// Gives the cpuset directory `dir` its parent's cpus and mems. A parent that has none yet was
+/// made a moment ago by a concurrent creator that has not filled it in: it is filled first (the
+/// same values, so the racers agree), else `dir` would take no task (ENOSPC).
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let read = || std::fs::read_to_string(parent.join(f)).unwrap_or_default();
+        let mut v = read();
+        if v.trim().is_empty() && parent.join("cpuset.cpus").exists() {
+            inherit_cpuset(parent)?;
+            v = read();
         }
+        write(dir, f, v.trim())?;
     }
     Ok(())
 }
@@ -240,4 +254,37 @@ pub(crate) fn kill_and_remove(dirs: &CgroupDirs) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     dirs.remove()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state a concurrent creator leaves for a moment: the parent made, its cpus and mems
+    /// not yet written. A child made then must still take tasks.
+    #[test]
+    fn a_cpuset_child_of_a_parent_not_yet_filled_in_gets_cpus_and_mems() {
+        let Some((_, root)) = hierarchies()
+            .into_iter()
+            .find(|(n, _)| n.split(',').any(|c| c == "cpuset"))
+        else {
+            eprintln!("skipped: no v1 cpuset hierarchy");
+            return;
+        };
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: requires root");
+            return;
+        }
+        let parent = root.join(format!("berth-unit-cpuset-{}", std::process::id()));
+        let child = parent.join("c");
+        std::fs::create_dir(&parent).unwrap();
+        let made = create_dir(&child, true);
+        let cpus = std::fs::read_to_string(child.join("cpuset.cpus")).unwrap_or_default();
+        let mems = std::fs::read_to_string(child.join("cpuset.mems")).unwrap_or_default();
+        let _ = std::fs::remove_dir(&child);
+        let _ = std::fs::remove_dir(&parent);
+        made.unwrap();
+        assert!(!cpus.trim().is_empty(), "child has no cpus");
+        assert!(!mems.trim().is_empty(), "child has no mems");
+    }
 }
