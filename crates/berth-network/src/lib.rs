@@ -138,7 +138,14 @@ pub fn sync_docker_user(table: &str, bridges: &[String]) -> Result<bool> {
         }
     }
     if !batch.is_empty() {
-        berth_sys::nft::run(&batch)?;
+        if let Err(e) = berth_sys::nft::run(&batch) {
+            // The chain went between the listing and the change (a dockerd stopping and taking
+            // its table with it): there is nothing to accept in.
+            if berth_sys::nft::run("list chain ip filter DOCKER-USER\n").is_err() {
+                return Ok(false);
+            }
+            return Err(e.into());
+        }
     }
     Ok(true)
 }

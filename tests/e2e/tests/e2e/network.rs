@@ -124,6 +124,11 @@ fn bridge_container_has_the_inspected_address_reaches_the_gateway_and_leaves_not
     // A stopped container shows no address, and its address is free again.
     d.berth(&["run", "--name", "n3", "busybox", "true"]).ok();
     assert_eq!(inspect(&d, "n3", "{{.NetworkSettings.IPAddress}}"), "");
+    // n3's lease goes with its background teardown.
+    let n3 = inspect(&d, "n3", "{{.Id}}");
+    d.eventually("n3's lease released", || {
+        !super::network_teardown::leases(&d).contains(&n3)
+    });
     d.berth(&["run", "-d", "--name", "n4", "busybox", "sleep", "600"])
         .ok();
     assert_eq!(

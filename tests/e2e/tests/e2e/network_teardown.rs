@@ -9,7 +9,7 @@ use berth_e2e::Daemon;
 use super::network::{free_port, inspect, nft_table, test_subnet, wait_netns};
 
 /// The leases the daemon's database holds: `network address container` lines.
-fn leases(d: &Daemon) -> String {
+pub(crate) fn leases(d: &Daemon) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(format!(
