@@ -157,6 +157,10 @@ impl ImageService {
         let mut used: HashSet<String> = HashSet::new();
         for (key, info) in &snaps {
             let named = match info.kind {
+                // A shared init layer is kept while the layer it sits on is.
+                Kind::Committed if crate::is_shared_init_key(key) => {
+                    info.parent.as_deref().is_none_or(|p| layer_keys.contains(p))
+                }
                 Kind::Committed => layer_keys.contains(key.as_str()),
                 Kind::Active | Kind::View => containers.contains(key),
             };

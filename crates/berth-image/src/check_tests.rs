@@ -4,7 +4,7 @@
 use berth_meta::Db;
 use berth_snapshot::Snapshotter;
 
-use super::tests::{env, import, never, rootfs_tar};
+use super::tests::{ctr, env, import, never, rootfs_tar};
 use super::*;
 
 fn is_root() -> bool {
@@ -130,11 +130,15 @@ fn check_reports_orphans_and_repair_removes_them() {
     drop(svc);
     let ro = ImageService::open_readonly(dir.path(), db.clone()).unwrap();
     let found = check(&ro, true, false);
-    // The container's rw layer and its init layer, an extract snapshot, a blob, an ingest file
-    // and a snapshot directory.
-    assert_eq!(found.len(), 6, "{found:#?}");
+    // The container's rw layer, an extract snapshot, a blob, an ingest file and a snapshot
+    // directory; not the init layer the image's containers share.
+    assert_eq!(found.len(), 5, "{found:#?}");
     assert!(
-        found.iter().any(|f| f.message.contains("gone-container-init")),
+        found.iter().any(|f| f.message.contains("gone-container")),
+        "{found:#?}"
+    );
+    assert!(
+        !found.iter().any(|f| f.message.contains("shared-init")),
         "{found:#?}"
     );
     assert!(found.iter().all(|f| f.repairable && !f.repaired));
@@ -144,8 +148,77 @@ fn check_reports_orphans_and_repair_removes_them() {
     );
     let svc = ImageService::open_unchecked(dir.path(), db).unwrap();
     let fixed = check(&svc, true, true);
-    assert_eq!(fixed.len(), 6);
+    assert_eq!(fixed.len(), 5);
     assert!(fixed.iter().all(|f| f.repaired), "{fixed:#?}");
     assert!(check(&svc, true, false).is_empty());
     assert_eq!(svc.resolve("keep").unwrap().id, id);
+}
+
+#[test]
+fn containers_without_mount_points_of_their_own_share_one_init_layer_which_goes_with_the_image() {
+    require_root!();
+    let e = env();
+    let id = import(&e.svc, &rootfs_tar(&[("f", b"x")]), Some("shared"), &[]).unwrap();
+    let layer = e.db.image_layers(&id).unwrap().pop().unwrap().snapshot_key;
+    let shared = shared_init_key(Some(&layer));
+    let lower_of = |c: &str| e.svc.rootfs_lower_dirs(c).unwrap()[0].clone();
+    e.svc.prepare_rootfs(&id, "a", &[]).unwrap();
+    e.svc.prepare_volatile_rootfs(&id, "b", &[]).unwrap();
+    let vol = [InitEntry::new("/data", InitKind::Dir)];
+    e.svc.prepare_rootfs(&id, "c", &vol).unwrap();
+    assert_eq!(lower_of("a"), lower_of("b"), "a and b share the init layer");
+    assert_ne!(lower_of("a"), lower_of("c"), "c has mount points of its own");
+    assert!(lower_of("a").join("etc/hosts").is_file());
+    assert!(lower_of("c").join("data").is_dir() && !lower_of("a").join("data").exists());
+    let keys = || -> Vec<String> {
+        e.svc
+            .snapshots
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert!(
+        keys().contains(&shared) && keys().contains(&init_key("c")),
+        "{:?}",
+        keys()
+    );
+    for c in ["a", "b", "c"] {
+        ctr(&e.db, c, &id);
+    }
+    assert!(check(&e.svc, false, false).is_empty());
+    // Removing the containers keeps the shared layer (and a check finds nothing to remove).
+    for c in ["a", "b", "c"] {
+        e.svc.remove_rootfs(c).unwrap();
+        e.db.delete_container(c).unwrap();
+    }
+    assert!(
+        keys().contains(&shared) && !keys().contains(&init_key("c")),
+        "{:?}",
+        keys()
+    );
+    assert!(check(&e.svc, false, false).is_empty());
+    // Removing the image takes it with the layer.
+    e.svc.remove("shared", false, &never).unwrap();
+    assert!(keys().is_empty(), "{:?}", keys());
+}
+
+#[test]
+fn a_shared_init_layer_a_container_still_uses_outlives_rmi_f_and_goes_after_the_container() {
+    require_root!();
+    let e = env();
+    let id = import(&e.svc, &rootfs_tar(&[("f", b"x")]), Some("used"), &[]).unwrap();
+    e.svc.prepare_rootfs(&id, "u", &[]).unwrap();
+    ctr(&e.db, "u", &id);
+    e.svc.remove("used", true, &never).unwrap();
+    assert!(e.svc.rootfs_lower_dirs("u").unwrap()[0]
+        .join("etc/hosts")
+        .is_file());
+    e.svc.remove_rootfs("u").unwrap();
+    e.db.delete_container("u").unwrap();
+    // The layer and its shared init layer are orphans now; reconciliation removes both.
+    let found = check(&e.svc, false, true);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(e.svc.snapshots.list().unwrap().is_empty());
 }

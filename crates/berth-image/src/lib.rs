@@ -379,15 +379,18 @@ impl ImageService {
         Ok(())
     }
 
-    /// A container's root filesystem: its init layer (the committed snapshot `<id>-init` holding
-    /// the engine's mount points, [`init_layer`] plus `extra_mount_points` — the container's own mount points (`/sbin/docker-init`, volumes, binds, tmpfs) the runtime will
-    /// bind-mount, such as `/sbin/docker-init`) on the image's layers, and on top of it a new
-    /// active snapshot keyed by `container_id`, the rw layer. So the rw layer — what `diff`,
+    /// A container's root filesystem: its init layer (a committed snapshot holding the engine's
+    /// mount points, [`init_layer`]; shared by the image's containers ([`shared_init_key`]) unless
+    /// `extra_mount_points` — the container's own mount points (`/sbin/docker-init`, volumes,
+    /// binds, tmpfs) the runtime will bind-mount — give it one of its own, `<id>-init`) on the
+    /// image's layers, and on top of it a new active snapshot keyed by `container_id`, the rw
+    /// layer. So the rw layer — what `diff`,
     /// `commit` and the rw size read — holds only what the container itself changed. Returns the
     /// mounts the shim performs.
     ///
-    /// A crash part way leaves an `<id>-init-prepare` active snapshot or an `<id>-init` without a
-    /// container row; [`ImageService::open`] removes both.
+    /// A crash part way leaves an `<init>-prepare` active snapshot or an `<id>-init` without a
+    /// container row; [`ImageService::open`] removes both (a shared init layer is kept while its
+    /// layer is).
     pub fn prepare_rootfs(
         &self,
         image_id: &str,
@@ -415,13 +418,6 @@ impl ImageService {
         extra_mount_points: &[InitEntry],
         volatile: bool,
     ) -> Result<Vec<Mount>, Error> {
-        let prepare = |key: &str, parent: Option<&str>| {
-            if volatile {
-                self.snapshots.prepare_volatile(key, parent)
-            } else {
-                self.snapshots.prepare(key, parent)
-            }
-        };
         let id = self.find(image_id)?;
         let _g = self.lock();
         let layers = self.db.image_layers(&id)?;
@@ -429,25 +425,65 @@ impl ImageService {
         if self.snapshots.stat(container_id).is_ok() {
             return Err(SnapshotError::AlreadyExists(container_id.to_string()).into());
         }
-        let init = init_key(container_id);
-        let staging = format!("{init}-prepare");
-        prepare(&staging, parent)?;
-        let mut entries = init_layer();
-        entries.extend(extra_mount_points.iter().cloned());
+        // A container that adds no mount point of its own sits on the init layer that every such
+        // container of this layer chain shares (made once, durably); one with mount points of
+        // its own gets an init layer of its own, volatile for a `--rm` container.
+        let (init, own) = if extra_mount_points.is_empty() {
+            let key = shared_init_key(parent);
+            if self.snapshots.stat(&key).is_err() {
+                self.make_init_layer(&key, parent, &init_layer(), false)?;
+            }
+            (key, false)
+        } else {
+            let key = init_key(container_id);
+            let mut entries = init_layer();
+            entries.extend(extra_mount_points.iter().cloned());
+            self.make_init_layer(&key, parent, &entries, volatile)?;
+            (key, true)
+        };
+        let made = if volatile {
+            self.snapshots.prepare_volatile(container_id, Some(&init))
+        } else {
+            self.snapshots.prepare(container_id, Some(&init))
+        };
+        made.map_err(|e| {
+            if own {
+                let _ = self.snapshots.remove(&init);
+            }
+            e.into()
+        })
+    }
+
+    /// Commits the init layer `key` on `parent` holding `entries`, through the staging snapshot
+    /// `<key>-prepare` (which a crash may leave behind for reconciliation to remove).
+    fn make_init_layer(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        entries: &[InitEntry],
+        volatile: bool,
+    ) -> Result<(), Error> {
+        let staging = format!("{key}-prepare");
+        // Under the service's lock nobody else is making it: one found is a crash's leftover.
+        if self.snapshots.stat(&staging).is_ok() {
+            self.snapshots.remove(&staging)?;
+        }
+        if volatile {
+            self.snapshots.prepare_volatile(&staging, parent)?;
+        } else {
+            self.snapshots.prepare(&staging, parent)?;
+        }
         let made = (|| {
             let upper = self.snapshots.upper_dir(&staging)?;
             let lowers = self.snapshots.lower_dirs(&staging)?;
-            write_init_layer(&upper, &lowers, &entries)?;
-            self.snapshots.commit(&init, &staging)
+            write_init_layer(&upper, &lowers, entries)?;
+            self.snapshots.commit(key, &staging)
         })();
         if let Err(e) = made {
             let _ = self.snapshots.remove(&staging);
             return Err(e.into());
         }
-        prepare(container_id, Some(&init)).map_err(|e| {
-            let _ = self.snapshots.remove(&init);
-            e.into()
-        })
+        Ok(())
     }
 
     /// The mounts of a container's root filesystem, again (for a restart).
@@ -490,9 +526,28 @@ impl ImageService {
     }
 }
 
-/// The name of a container's init layer (dockerd's `<id>-init`).
+/// The name of a container's own init layer (dockerd's `<id>-init`), made for a container with
+/// mount points of its own (volumes, binds, tmpfs, `--init`).
 pub fn init_key(container_id: &str) -> String {
     format!("{container_id}-init")
+}
+
+const SHARED_INIT_PREFIX: &str = "shared-init:";
+
+/// The name of the init layer shared by the containers of the layer chain whose top snapshot is
+/// `parent` and that add no mount point of their own. Its content ([`init_layer`]: empty mount
+/// points) is the same for all of them, so it is made once instead of once per container: a
+/// create writes ~14 fewer inodes and one snapshot record instead of two (on this machine's
+/// journal-less ext4 each inode allocation can cost ~0.5 ms while containers come and go;
+/// docs/design/performance.md). It stays while its layer does; image removal deletes it with
+/// the layer.
+pub fn shared_init_key(parent: Option<&str>) -> String {
+    format!("{SHARED_INIT_PREFIX}{}", parent.unwrap_or(""))
+}
+
+/// Whether `key` names a shared init layer ([`shared_init_key`]), not its staging snapshot.
+pub fn is_shared_init_key(key: &str) -> bool {
+    key.starts_with(SHARED_INIT_PREFIX) && !key.ends_with("-prepare")
 }
 
 /// The mount points of every container's init layer: dockerd's list (`initlayer.Setup`) but for

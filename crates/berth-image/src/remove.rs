@@ -226,6 +226,15 @@ impl ImageService {
                 // A pull in flight reuses this layer; it records the layer's row again.
                 continue;
             }
+            // The init layer its containers shared goes first (it sits on this layer), unless a
+            // container still uses it.
+            match self
+                .snapshots
+                .remove(&crate::shared_init_key(Some(&l.snapshot_key)))
+            {
+                Err(SnapshotError::HasChildren(_)) | Err(SnapshotError::NotFound(_)) | Ok(()) => {}
+                Err(e) => return Err(e.into()),
+            }
             match self.snapshots.remove(&l.snapshot_key) {
                 // A container's rw layer still sits on it (`rmi -f` of an image a stopped
                 // container uses): the snapshot goes with the container.

@@ -159,18 +159,25 @@ fn a_power_loss_that_empties_a_rm_containers_files_leaves_a_clean_store() {
             .map(|p| Path::new(p).parent().unwrap().to_path_buf())
             .collect()
     };
-    for dir in layers(&d, &keep) {
+    let keep_layers = layers(&d, &keep);
+    for dir in &keep_layers {
         assert!(
             dir.join("info.json").is_file(),
             "{} has no durable record",
             dir.display()
         );
     }
+    // The --rm container's rw layer is volatile; its init layer is the one all containers of
+    // the image without mount points of their own share: durable, and the same as keep's.
     let gone_layers = layers(&d, &gone);
-    for dir in &gone_layers {
-        assert!(dir.join("info.volatile.json").is_file(), "{}", dir.display());
-        assert!(!dir.join("info.json").exists(), "{}", dir.display());
-    }
+    let gone_rw = gone_layers[0].clone();
+    assert!(
+        gone_rw.join("info.volatile.json").is_file(),
+        "{}",
+        gone_rw.display()
+    );
+    assert!(!gone_rw.join("info.json").exists(), "{}", gone_rw.display());
+    assert_eq!(gone_layers[1], keep_layers[1], "one init layer for both");
     let pids: Vec<i32> = [&keep, &gone]
         .iter()
         .map(|id| out(&d, &["inspect", "-f", "{{.State.Pid}}", id]).parse().unwrap())
@@ -178,9 +185,8 @@ fn a_power_loss_that_empties_a_rm_containers_files_leaves_a_clean_store() {
     d.simulate_reboot(&pids);
     // What ext4 may leave of renamed, never-fsynced new files after a power loss.
     let bundle = d.data_root().join("containers").join(&gone);
-    let torn = gone_layers
-        .iter()
-        .map(|l| l.join("info.volatile.json"))
+    let torn = [gone_rw.join("info.volatile.json")]
+        .into_iter()
         .chain(["config.json", "shim.json", "hosts", "hostname", "resolv.conf"].map(|f| bundle.join(f)));
     for f in torn {
         std::fs::write(&f, b"").unwrap();
@@ -195,9 +201,13 @@ fn a_power_loss_that_empties_a_rm_containers_files_leaves_a_clean_store() {
     d.stop();
     let r = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
     assert_eq!(r.code, 0, "berthd check:\n{}{}", r.stdout, r.stderr);
-    for dir in gone_layers.iter().chain([&bundle]) {
+    for dir in [&gone_rw, &bundle] {
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
+    assert!(
+        keep_layers[1].join("info.json").is_file(),
+        "the shared init layer stays while its image does"
+    );
     d.spawn();
 }
 
