@@ -342,6 +342,12 @@ impl Response {
         Ok(serde_json::from_slice(&b)?)
     }
 
+    /// The body parsed as `T` (a typed or slimmed view, cheaper than a whole [`serde_json::Value`]).
+    pub fn json_as<T: serde::de::DeserializeOwned>(self) -> anyhow::Result<T> {
+        let b = self.bytes()?;
+        Ok(serde_json::from_slice(&b)?)
+    }
+
     /// The body as a reader (for streams: logs, events, JSON messages).
     pub fn reader(&mut self) -> &mut dyn BufRead {
         &mut self.body

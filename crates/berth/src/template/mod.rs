@@ -483,16 +483,29 @@ impl State {
             Arg::Ident(f) => self.call(p, f, Vec::new())?,
             Arg::Sub(sub) => self.pipe(sub, dot)?,
             Arg::Field(base, path) => {
-                let mut v = self.arg(p, base, dot)?;
+                // Walked by reference: only the value reached is cloned, not the whole of dot
+                // (a `ps` row) once per field of every row.
+                let owned;
+                let mut v: &Val = match &**base {
+                    Arg::Dot => dot,
+                    Arg::Var(n) => self
+                        .vars
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == n)
+                        .map(|(_, v)| v)
+                        .ok_or_else(|| err_at(p, format!("undefined variable: ${n}")))?,
+                    other => {
+                        owned = self.arg(p, other, dot)?;
+                        &owned
+                    }
+                };
                 for k in path {
                     v = match v {
-                        Val::Obj(m) => match m.into_iter().find(|(kk, _)| kk == k) {
+                        Val::Obj(m) => match m.iter().find(|(kk, _)| kk == k) {
                             Some((_, x)) => x,
                             // Go's default `missingkey` prints "<no value>"; inspect uses error.
-                            None if self.lenient => {
-                                v = Val::Str("<no value>".into());
-                                break;
-                            }
+                            None if self.lenient => return Ok(Val::Str("<no value>".into())),
                             None => return Err(err_at(p, format!("map has no entry for key {k:?}"))),
                         },
                         Val::Null => {
@@ -506,7 +519,7 @@ impl State {
                         }
                     };
                 }
-                v
+                v.clone()
             }
         })
     }
