@@ -47,6 +47,25 @@ def busybox_tar(work):
     return tar
 
 
+def fs_note(path):
+    """One line on the file system under `path`: whether ext4 there has a journal. Without one,
+    ext4 skips inodes freed in the last ~30 s when it allocates, checking them one by one, so file
+    creation slows while containers come and go and the figures move from run to run
+    (docs/design/performance.md)."""
+    try:
+        src, fstype = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", path],
+                                     capture_output=True, text=True, check=True).stdout.split()[:2]
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return "data root file system: unknown"
+    note = f"data root file system: {fstype} on {src}"
+    jt = f"/sys/fs/ext4/{os.path.basename(src)}/journal_task"
+    if fstype == "ext4" and os.path.exists(jt):
+        with open(jt) as f:
+            if f.read().strip() == "<none>":
+                note += " WITHOUT a journal: inode allocation slows under churn, expect run-to-run spread"
+    return note
+
+
 def timed(cmd, runs, env=None):
     samples = []
     for _ in range(runs):

@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import busybox_tar, timed  # noqa: E402
+from bench import busybox_tar, fs_note, timed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINS = os.path.join(ROOT, "target/release")
@@ -52,6 +52,7 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     a = ap.parse_args()
     berth = os.path.join(BINS, "berth")
+    print(fs_note(tempfile.gettempdir()))
     for name, extra in (("fast path", {}), ("libcontainer", {"BERTH_RUNTIME": "libcontainer"})):
         work = tempfile.mkdtemp(prefix="berth-paths-")
         p, env = daemon(work, extra)

@@ -19,7 +19,7 @@ import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import bench_net_args, busybox_tar, pss_kb, rss_kb, pids_of, remove_bench_net  # noqa: E402
+from bench import bench_net_args, busybox_tar, fs_note, pss_kb, rss_kb, pids_of, remove_bench_net  # noqa: E402
 import registry  # noqa: E402
 
 RUN_D = ["run", "-d", "--network", "none"]
@@ -255,6 +255,7 @@ def main():
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="berth-scale-")
+    print(fs_note(work))
     try:
         tar = busybox_tar(work)
         bench_berth(a, work, tar)
