@@ -141,10 +141,14 @@ print(c.containers.run("g:4", remove=True).decode(), end="")
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "from dev:sub\n");
 
-    // The real docker CLI (classic builder) clones with git itself and sends the tar.
+    // The real docker CLI (classic builder) clones with git itself and sends the tar. It leaves
+    // its clone (`$TMPDIR/docker-build-git*`) behind: a private TMPDIR keeps it in the test's root.
+    let tmp = d.root.join("docker-cli-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
     let o = d
         .docker_command()
         .env("DOCKER_BUILDKIT", "0")
+        .env("TMPDIR", &tmp)
         .args(["build", "-t", "g:5", &sub])
         .stdin(Stdio::null())
         .output()
