@@ -25,8 +25,10 @@ pub struct Args {
 }
 
 /// Removals in flight at once: `rm -f $(berth ps -aq)` of a thousand containers overlaps their
-/// waits (exit, unmount, fsync) as docker's CLI does; results are printed in argument order.
-const PARALLEL: usize = 8;
+/// waits (exit, unmount, fsync, the kernel's cgroup teardown) as docker's CLI does; results are
+/// printed in argument order. Measured here with 1000 running containers, two runs each: 2 in
+/// flight 8.6 / 7.7 s, 4: 7.6 / 6.3 s, 8: 6.0 / 6.6 s, 16: 5.8 / 7.0 s, 32: 4.5 / 5.1 s.
+const PARALLEL: usize = 32;
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     let mut q = Query::new();
