@@ -15,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import busybox_tar, fs_note, timed  # noqa: E402
+from bench import bench_net_args, busybox_tar, fs_note, remove_bench_net, timed  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINS = os.path.join(ROOT, "target/release")
@@ -29,7 +29,7 @@ def daemon(work, extra_env):
     p = subprocess.Popen(
         [os.path.join(BINS, "berthd"), "-H", "unix://" + sock, "--data-root", work + "/data", "--exec-root",
          work + "/exec", "--config-file", work + "/daemon.json", "--pidfile", work + "/berthd.pid",
-         "--cgroup-parent", "berth-bench-paths"],
+         "--cgroup-parent", "berth-bench-paths", *bench_net_args(4)],
         env=env, pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=open(work + "/berthd.log", "w"))
     os.close(w)
     assert os.read(r, 6) == b"ready\n", "berthd did not start"
@@ -78,6 +78,7 @@ def main():
             p.wait()
             subprocess.run(["umount", "-R", work + "/data"], stderr=subprocess.DEVNULL)
             shutil.rmtree(work, ignore_errors=True)
+            remove_bench_net(4)
 
 
 if __name__ == "__main__":
