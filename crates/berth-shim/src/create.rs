@@ -355,6 +355,15 @@ fn creator_main(
     res
 }
 
+/// The spec's `linux.cgroupsPath` as a string (empty when it has none).
+pub(crate) fn cgroups_path(spec: &Spec) -> String {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub(crate) fn env_path(env: &[String]) -> &str {
     env.iter()
         .rev()
@@ -410,12 +419,7 @@ fn create_mounted(
     // resolves the user again instead of reading it back from config.json).
     match crate::fast::accepts(&spec) {
         Ok(()) => {
-            let cgroup_path = spec
-                .linux()
-                .as_ref()
-                .and_then(|l| l.cgroups_path().as_ref())
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let cgroup_path = cgroups_path(&spec);
             let pid = crate::fast::create(cfg, bundle, &spec, rootfs, side, start_r)?;
             return Ok((pid, cgroup_path, true));
         }
@@ -453,12 +457,7 @@ fn create_mounted(
         berth_sys::fs::write_atomic(&lc_bundle.join("config.json"), &lc_body, 0o600)
             .map_err(|e| Failure::new(format!("write {}: {e}", lc_bundle.display())))?;
     }
-    let cgroup_path = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref())
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let cgroup_path = cgroups_path(&spec);
 
     let runtime_root = crate::runtime::root(cfg, bundle);
     berth_sys::fs::create_private_dir(&runtime_root)

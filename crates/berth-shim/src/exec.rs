@@ -232,45 +232,7 @@ fn spawner_main(
     } else {
         spec.linux().as_ref().and_then(|l| l.seccomp().clone())
     };
-    // With seccomp to install late (see the module doc), libcontainer leaves the process
-    // CAP_SYS_ADMIN (to load the filter without no_new_privs) and CAP_SETPCAP (to shrink the
-    // bounding set afterwards); the executor drops them.
     let filter = seccomp.map(|s| crate::seccomp::filter(cfg, bundle, s));
-    let given = if filter.is_some() {
-        late_seccomp_caps(&caps)
-    } else {
-        caps.clone()
-    };
-
-    if fast {
-        let cgroup_path = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_ref())
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut process = Process::default();
-        process
-            .set_terminal(Some(p.tty))
-            .set_args(Some(p.args.clone()))
-            .set_env(Some(p.env.clone()))
-            .set_cwd(PathBuf::from(&cwd))
-            .set_user(user)
-            .set_capabilities(Some(caps.clone()))
-            .set_no_new_privileges(init.no_new_privileges())
-            .set_rlimits(init.rlimits().clone())
-            .set_oom_score_adj(init.oom_score_adj());
-        let winsize = p.console_size.filter(|_| p.tty);
-        return crate::fast::exec::spawn(
-            init_pid,
-            &cgroup_path,
-            &process,
-            filter.as_ref(),
-            &caps,
-            side,
-            winsize,
-        );
-    }
     let mut process = Process::default();
     process
         .set_terminal(Some(p.tty))
@@ -278,10 +240,30 @@ fn spawner_main(
         .set_env(Some(p.env.clone()))
         .set_cwd(PathBuf::from(&cwd))
         .set_user(user)
-        .set_capabilities(Some(given))
+        .set_capabilities(Some(caps.clone()))
         .set_no_new_privileges(init.no_new_privileges())
         .set_rlimits(init.rlimits().clone())
-        .set_oom_score_adj(init.oom_score_adj())
+        .set_oom_score_adj(init.oom_score_adj());
+
+    if fast {
+        let winsize = p.console_size.filter(|_| p.tty);
+        return crate::fast::exec::spawn(
+            init_pid,
+            &crate::create::cgroups_path(&spec),
+            &process,
+            filter.as_ref(),
+            &caps,
+            side,
+            winsize,
+        );
+    }
+    // With seccomp to install late (see the module doc), libcontainer leaves the process
+    // CAP_SYS_ADMIN (to load the filter without no_new_privs) and CAP_SETPCAP (to shrink the
+    // bounding set afterwards); the executor drops them.
+    if filter.is_some() {
+        process.set_capabilities(Some(late_seccomp_caps(&caps)));
+    }
+    process
         .set_apparmor_profile(None)
         .set_selinux_label(None)
         .set_console_size(None);

@@ -175,8 +175,9 @@ fn with_caps(caps: &LinuxCapabilities, extra: &[Capability]) -> LinuxCapabilitie
     c
 }
 
-/// The sets [`libcontainer::capabilities::drop_privileges`] is to leave; absent sets become empty.
-fn seccomp_caps(caps: &LinuxCapabilities) -> LinuxCapabilities {
+/// The sets [`libcontainer::capabilities::drop_privileges`] is to leave; absent sets become empty
+/// (an absent set is an empty one in the spec).
+pub(crate) fn full_sets(caps: &LinuxCapabilities) -> LinuxCapabilities {
     let or_empty = |s: &Option<Capabilities>| Some(s.clone().unwrap_or_default());
     let mut c = caps.clone();
     c.set_bounding(or_empty(caps.bounding()))
@@ -210,7 +211,7 @@ impl ConfinedExecutor {
     pub(crate) fn new(filter: Option<Filter>, caps: &LinuxCapabilities) -> Self {
         ConfinedExecutor {
             filter,
-            caps: seccomp_caps(caps),
+            caps: full_sets(caps),
             winsize: None,
         }
     }

@@ -338,8 +338,7 @@ impl Response {
     }
 
     pub fn json(self) -> anyhow::Result<serde_json::Value> {
-        let b = self.bytes()?;
-        Ok(serde_json::from_slice(&b)?)
+        self.json_as()
     }
 
     /// The body parsed as `T` (a typed or slimmed view, cheaper than a whole [`serde_json::Value`]).

@@ -10,8 +10,14 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 use super::rootfs::Result;
 
 /// The v1 hierarchies mounted under `/sys/fs/cgroup` (`(name, mount point)`, `name` as the
-/// directory is called: `cpu`, `cpu,cpuacct`, `systemd`), and whether a unified one is there.
-pub(crate) fn hierarchies() -> Vec<(String, PathBuf)> {
+/// directory is called: `cpu`, `cpu,cpuacct`, `systemd`). Read from mountinfo once per shim
+/// (`accepts` and `create` both ask; the host's hierarchies do not change under a container).
+pub(crate) fn hierarchies() -> &'static [(String, PathBuf)] {
+    static HIERARCHIES: std::sync::OnceLock<Vec<(String, PathBuf)>> = std::sync::OnceLock::new();
+    HIERARCHIES.get_or_init(read_hierarchies)
+}
+
+fn read_hierarchies() -> Vec<(String, PathBuf)> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut v = Vec::new();
     for line in info.lines() {
@@ -134,9 +140,8 @@ pub(crate) type Created = (Vec<(String, PathBuf)>, Vec<PathBuf>);
 
 /// Creates the container's cgroups and applies `r`; the init joins them itself ([`enter`]).
 pub(crate) fn create(dirs: &CgroupDirs, r: Option<&LinuxResources>) -> Result<Created> {
-    let hier = hierarchies();
     let mut binds = Vec::new();
-    for (name, mp) in &hier {
+    for (name, mp) in hierarchies() {
         let dir = mp.join(dirs.rel());
         create_dir(&dir, name.split(',').any(|c| c == "cpuset"))?;
         binds.push((name.clone(), dir));
@@ -265,7 +270,7 @@ mod tests {
     #[test]
     fn a_cpuset_child_of_a_parent_not_yet_filled_in_gets_cpus_and_mems() {
         let Some((_, root)) = hierarchies()
-            .into_iter()
+            .iter()
             .find(|(n, _)| n.split(',').any(|c| c == "cpuset"))
         else {
             eprintln!("skipped: no v1 cpuset hierarchy");

@@ -31,11 +31,7 @@ pub(crate) fn create(
         .linux()
         .as_ref()
         .ok_or_else(|| Failure::new("config.json has no linux section"))?;
-    let cgroup_path = linux
-        .cgroups_path()
-        .as_ref()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let cgroup_path = crate::create::cgroups_path(spec);
     let dirs = CgroupDirs::new(&cgroup_path).map_err(|e| Failure::new(e.to_string()))?;
     // A previous run of this container whose shim was killed may have left processes and
     // cgroups (libcontainer's forced delete of its stale state does the same).
@@ -315,22 +311,10 @@ fn confine(process: &Process, filter: Option<&Filter>, caps: &LinuxCapabilities)
     // restore it so the bounding set can be dropped (CAP_SETPCAP), then set exactly the spec's.
     libcontainer::capabilities::reset_effective(syscall.as_ref())
         .map_err(|e| format!("reset capabilities: {e}"))?;
-    let caps = full_sets(caps);
+    let caps = crate::seccomp::full_sets(caps);
     libcontainer::capabilities::drop_privileges(&caps, syscall.as_ref())
         .map_err(|e| format!("drop capabilities: {e}"))?;
     Ok(())
-}
-
-/// The capability sets with absent ones made empty (an absent set is an empty one in the spec).
-fn full_sets(caps: &LinuxCapabilities) -> LinuxCapabilities {
-    let or_empty = |s: &Option<oci_spec::runtime::Capabilities>| Some(s.clone().unwrap_or_default());
-    let mut c = caps.clone();
-    c.set_bounding(or_empty(caps.bounding()))
-        .set_effective(or_empty(caps.effective()))
-        .set_permitted(or_empty(caps.permitted()))
-        .set_inheritable(or_empty(caps.inheritable()))
-        .set_ambient(or_empty(caps.ambient()));
-    c
 }
 
 /// cwd, then `execve` with the process's args and env (PATH looked up in that env).
