@@ -138,7 +138,7 @@ pub(crate) fn device_rule(d: &LinuxDeviceCgroup) -> String {
 /// `/sys/fs/cgroup`) and every directory the init is to join (v1 and unified).
 pub(crate) type Created = (Vec<(String, PathBuf)>, Vec<PathBuf>);
 
-/// Creates the container's cgroups and applies `r`; the init joins them itself ([`enter`]).
+/// Creates the container's cgroups and applies `r`; the init joins them ([`Join`]).
 pub(crate) fn create(dirs: &CgroupDirs, r: Option<&LinuxResources>) -> Result<Created> {
     let mut binds = Vec::new();
     for (name, mp) in hierarchies() {
@@ -234,12 +234,86 @@ pub(crate) fn create(dirs: &CgroupDirs, r: Option<&LinuxResources>) -> Result<Cr
     Ok((binds, all))
 }
 
-/// Moves the calling process into each of `dirs`.
-pub(crate) fn enter(dirs: &[PathBuf]) -> Result<()> {
-    for d in dirs {
-        write(d, "cgroup.procs", "0")?;
+/// How a process joins the container's cgroups without waiting for an RCU grace period.
+///
+/// Writing a pid to `cgroup.procs` takes the kernel's global cgroup threadgroup lock for writing,
+/// and the first writer after a quiet spell waits for a grace period: 6-24 ms on this 2-core VM,
+/// for every container start and exec. Two ways in take no such lock: a thread that writes `0`
+/// to a v1 hierarchy's `tasks` moves only itself (the caller is single-threaded, so the whole
+/// process moves), and a child forked with `CLONE_INTO_CGROUP` is born in the unified
+/// directory. Where the kernel lacks `CLONE_INTO_CGROUP` the child writes `cgroup.procs` instead.
+pub(crate) struct Join {
+    v1: Vec<PathBuf>,
+    unified: Option<(PathBuf, std::os::fd::OwnedFd)>,
+    /// Set by [`Join::fork`] when the child must join the unified directory itself.
+    unified_by_write: std::cell::Cell<bool>,
+}
+
+impl Join {
+    /// Splits `dirs` (as [`create`] or `CgroupDirs::existing` list them) into the v1 directories
+    /// and the unified one, which is opened here for the fork.
+    pub(crate) fn new(dirs: &[PathBuf]) -> Result<Join> {
+        let unified_root = Path::new(berth_runtime::CGROUP_ROOT).join("unified");
+        let mut v1 = Vec::new();
+        let mut unified = None;
+        for d in dirs {
+            if d.starts_with(&unified_root) {
+                if unified.is_none() {
+                    let fd = rustix::fs::open(
+                        d,
+                        rustix::fs::OFlags::PATH
+                            | rustix::fs::OFlags::DIRECTORY
+                            | rustix::fs::OFlags::CLOEXEC,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| format!("open {}: {e}", d.display()))?;
+                    unified = Some((d.clone(), fd));
+                }
+            } else if !v1.contains(d) {
+                v1.push(d.clone());
+            }
+        }
+        Ok(Join {
+            v1,
+            unified,
+            unified_by_write: std::cell::Cell::new(false),
+        })
     }
-    Ok(())
+
+    /// Forks (the caller must be single-threaded); the child starts in the unified directory.
+    pub(crate) fn fork(&self) -> std::io::Result<berth_sys::process::Fork> {
+        use std::os::fd::AsFd;
+        if let Some((_, fd)) = &self.unified {
+            match berth_sys::process::fork_into_cgroup(fd.as_fd()) {
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => self.unified_by_write.set(true),
+                r => return r,
+            }
+        }
+        berth_sys::process::fork()
+    }
+
+    /// In the child of [`Join::fork`]: moves the (single-threaded) calling process into each v1
+    /// directory, and into the unified one where the fork could not place it.
+    pub(crate) fn enter(&self) -> Result<()> {
+        self.enter_v1()?;
+        self.enter_unified()
+    }
+
+    /// Moves the (single-threaded) calling process into each v1 directory.
+    pub(crate) fn enter_v1(&self) -> Result<()> {
+        for d in &self.v1 {
+            write(d, "tasks", "0")?;
+        }
+        Ok(())
+    }
+
+    /// In the child of [`Join::fork`]: joins the unified directory where the fork could not.
+    pub(crate) fn enter_unified(&self) -> Result<()> {
+        if let Some((d, _)) = self.unified.as_ref().filter(|_| self.unified_by_write.get()) {
+            write(d, "cgroup.procs", "0")?;
+        }
+        Ok(())
+    }
 }
 
 /// Kills whatever is left in the container's cgroups (SIGKILL to each task, after freezing is

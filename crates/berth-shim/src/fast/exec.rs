@@ -27,9 +27,12 @@ pub(crate) fn spawn(
     winsize: Option<(u16, u16)>,
 ) -> Result<i32, Failure> {
     let f = |m: String| Failure::new(format!("exec failed: {m}"));
-    if let Ok(dirs) = CgroupDirs::new(cgroup_path) {
-        super::cgroup::enter(&dirs.existing()).map_err(f)?;
-    }
+    // The spawner joins the v1 hierarchies; the process is born in the unified one.
+    let dirs = CgroupDirs::new(cgroup_path)
+        .map(|d| d.existing())
+        .unwrap_or_default();
+    let join = super::cgroup::Join::new(&dirs).map_err(f)?;
+    join.enter_v1().map_err(f)?;
     let open = |n: &str| {
         std::fs::File::open(format!("/proc/{init_pid}/ns/{n}"))
             .map(OwnedFd::from)
@@ -53,10 +56,11 @@ pub(crate) fn spawn(
         ContainerSide::Pipes { .. } => None,
     };
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| f(format!("pipe: {e}")))?;
-    let child = berth_sys::process::fork().map_err(|e| f(format!("fork: {e}")))?;
+    let child = join.fork().map_err(|e| f(format!("fork: {e}")))?;
     let berth_sys::process::Fork::Parent(pid) = child else {
         drop(err_r);
         let msg = (|| {
+            join.enter_unified()?;
             berth_sys::process::setns(mnt.as_fd(), libc::CLONE_NEWNS)
                 .map_err(|e| format!("join the container's mount namespace: {e}"))?;
             rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;

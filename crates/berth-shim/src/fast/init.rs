@@ -98,7 +98,8 @@ fn fork_init(
         .map(|p| crate::seccomp::filter(cfg, bundle, p));
     let (ok_r, ok_w) =
         rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")))?;
-    let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
+    let join = super::cgroup::Join::new(&cg.1).map_err(Failure::new)?;
+    let child = join.fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
     let berth_sys::process::Fork::Parent(pid) = child else {
         drop(ok_r);
         let mut ok_w = std::fs::File::from(ok_w);
@@ -109,7 +110,7 @@ fn fork_init(
             side: &side,
             console,
             binds: &cg.0,
-            cgroups: &cg.1,
+            cgroups: &join,
             new_net,
             filter,
         };
@@ -167,7 +168,7 @@ struct Setup<'a> {
     side: &'a ContainerSide,
     console: Option<UnixStream>,
     binds: &'a [(String, PathBuf)],
-    cgroups: &'a [PathBuf],
+    cgroups: &'a super::cgroup::Join,
     new_net: bool,
     filter: Option<Filter>,
 }
@@ -180,7 +181,7 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     let linux = spec.linux().as_ref().ok_or("no linux section")?;
     let process = spec.process().as_ref().ok_or("no process")?;
     // First of all, into the container's cgroups (its devices rules govern the mknods below).
-    super::cgroup::enter(s.cgroups)?;
+    s.cgroups.enter()?;
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     if s.new_net && s.cfg.loopback_up {
         berth_sys::loopback::set_link_up("lo").map_err(|e| format!("bring up lo in the container: {e}"))?;

@@ -13,6 +13,7 @@ echo '## mountinfo'; cat /proc/self/mountinfo
 echo '## ulimit'; ulimit -a
 echo '## id'; id
 echo '## hostname'; hostname
+echo '## membership'; sed -E 's#:/.*[0-9a-f]{64}$#:<container>#' /proc/self/cgroup
 echo '## cgroup'
 for f in memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes memory/memory.soft_limit_in_bytes \
          cpu/cpu.shares cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us cpuset/cpuset.cpus pids/pids.max devices/devices.list; do
@@ -69,6 +70,14 @@ fn normalise(out: &str) -> String {
                 .collect();
             lines.sort();
             lines.join("\n")
+        } else if name.trim() == "membership" {
+            // The controllers' hierarchies must match; the fast path also puts the process in
+            // the named systemd and the unified hierarchy, which libcontainer leaves alone
+            // (`in_every_hierarchy` checks the fast path's side).
+            body.lines()
+                .filter(|l| !l.starts_with("0::") && !l.contains(":name="))
+                .collect::<Vec<_>>()
+                .join("\n")
         } else if name.trim() == "dev" {
             // Deliberate difference: directories the fast path makes for `--device` nodes
             // (`/dev/net`) are 0755 as runc makes them; libcontainer 0.7 leaves them 0777.
@@ -85,6 +94,20 @@ fn normalise(out: &str) -> String {
         sections.push(format!("## {}\n{body}", name.trim()));
     }
     sections.join("\n")
+}
+
+/// Whether the probe's process was in the container's own cgroup in every hierarchy, the
+/// unified and the named ones included (the fast path joins v1 through `tasks` and is born in
+/// the unified one by `CLONE_INTO_CGROUP`).
+fn in_every_hierarchy(out: &str) -> bool {
+    let out = out.replace('\r', "");
+    let Some(sec) = out.split("## membership\n").nth(1) else {
+        return false;
+    };
+    let lines: Vec<&str> = sec.lines().take_while(|l| !l.starts_with("## ")).collect();
+    lines.iter().any(|l| l.starts_with("0::"))
+        && lines.len() > 2
+        && lines.iter().all(|l| l.ends_with(":<container>"))
 }
 
 /// The lines only one side has (`-` fast path, `+` libcontainer), and the whole of both.
@@ -136,6 +159,13 @@ fn probe(d: &Daemon, flags: &[&str], expect_libcontainer: bool) -> String {
         expect_libcontainer,
         "container with {flags:?} not created by the expected path"
     );
+    if !expect_libcontainer {
+        assert!(
+            in_every_hierarchy(&logs.stdout),
+            "fast-path container with {flags:?} not in all its cgroups:\n{}",
+            logs.stdout
+        );
+    }
     d.docker(&["rm", &id]).ok();
     normalise(&logs.stdout)
 }
@@ -246,6 +276,13 @@ fn fast_path_execs_see_what_libcontainer_execs_see() {
                 "exec {exec_flags:?} in {run_flags:?}: {}{}",
                 r.stdout, r.stderr
             );
+            if !lcpath {
+                assert!(
+                    in_every_hierarchy(&r.stdout),
+                    "fast-path exec {exec_flags:?} not in all its cgroups:\n{}",
+                    r.stdout
+                );
+            }
             d.docker(&["rm", "-f", &id]).ok();
             outs.push(normalise(&r.stdout));
         }
