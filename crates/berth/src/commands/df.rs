@@ -208,7 +208,7 @@ fn container_rows(du: &Value, trunc: bool) -> Vec<Val> {
         .map(|c| {
             let mut c = c.clone();
             c["SizeRootFs"] = Value::from(0);
-            super::ps::row(&c, trunc)
+            super::ps::row(&super::ps::Listed::from_value(&c), trunc)
         })
         .collect()
 }

@@ -122,158 +122,201 @@ pub fn displayable_ports(ports: &[Value]) -> String {
     result.join(", ")
 }
 
-/// A `GET /containers/json` entry as `ps` reads it: what [`row`] shows, parsed as JSON values,
-/// and the rest skipped while parsing — `HostConfig`, and each network's endpoint settings under
-/// `NetworkSettings.Networks`, of which [`row`] shows only the names (most of an entry's bytes;
-/// with 1000 containers, parsing everything was most of `ps -a`'s time).
-struct Listed(Value);
+/// A `GET /containers/json` entry as `ps` reads it: the fields [`row`] shows, typed, and the rest
+/// skipped while parsing (`HostConfig`, each network's endpoint settings of which only the names
+/// show). With 1000 containers, parsing entries into JSON maps was most of `ps -a`'s time.
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(rename_all = "PascalCase", default)]
+pub(crate) struct Listed {
+    #[serde(deserialize_with = "nullable")]
+    id: String,
+    #[serde(deserialize_with = "nullable")]
+    names: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    image: String,
+    #[serde(rename = "ImageID", deserialize_with = "nullable")]
+    image_id: String,
+    #[serde(deserialize_with = "nullable")]
+    command: String,
+    #[serde(deserialize_with = "nullable")]
+    created: i64,
+    #[serde(deserialize_with = "nullable")]
+    ports: Vec<Value>,
+    #[serde(deserialize_with = "nullable")]
+    labels: std::collections::BTreeMap<String, Option<String>>,
+    #[serde(deserialize_with = "nullable")]
+    size_rw: i64,
+    #[serde(deserialize_with = "nullable")]
+    size_root_fs: i64,
+    #[serde(deserialize_with = "nullable")]
+    state: String,
+    #[serde(deserialize_with = "nullable")]
+    status: String,
+    #[serde(deserialize_with = "nullable")]
+    mounts: Vec<ListedMount>,
+    #[serde(deserialize_with = "nullable")]
+    network_settings: ListedNet,
+}
 
-impl<'de> serde::Deserialize<'de> for Listed {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Listed;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a container list entry")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Listed, A::Error> {
-                #[derive(serde::Deserialize)]
-                struct Net {
-                    #[serde(rename = "Networks", default)]
-                    networks: Option<std::collections::BTreeMap<String, serde::de::IgnoredAny>>,
-                }
-                let mut out = serde_json::Map::new();
-                while let Some(k) = m.next_key::<String>()? {
-                    match k.as_str() {
-                        "HostConfig" => {
-                            m.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                        "NetworkSettings" => {
-                            let n: Option<Net> = m.next_value()?;
-                            let names = n
-                                .and_then(|n| n.networks)
-                                .unwrap_or_default()
-                                .into_keys()
-                                .map(|k| (k, Value::Null))
-                                .collect();
-                            out.insert(k, serde_json::json!({ "Networks": Value::Object(names) }));
-                        }
-                        _ => {
-                            let v: Value = m.next_value()?;
-                            out.insert(k, v);
-                        }
-                    }
-                }
-                Ok(Listed(Value::Object(out)))
-            }
-        }
-        d.deserialize_map(V)
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(rename_all = "PascalCase", default)]
+struct ListedMount {
+    #[serde(deserialize_with = "nullable")]
+    name: String,
+    #[serde(deserialize_with = "nullable")]
+    source: String,
+    #[serde(deserialize_with = "nullable")]
+    driver: String,
+}
+
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(rename_all = "PascalCase", default)]
+struct ListedNet {
+    #[serde(deserialize_with = "nullable")]
+    networks: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// A JSON `null` as the type's default (daemons write `null` for empty lists and maps).
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    Ok(<Option<T> as serde::Deserialize>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Listed {
+    /// An entry of another listing that has the same shape (`system df -v`'s containers).
+    pub(crate) fn from_value(v: &Value) -> Listed {
+        serde_json::from_value(v.clone()).unwrap_or_default()
     }
 }
 
-pub(crate) fn row(c: &Value, trunc: bool) -> Val {
-    let s = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    let id = s("Id");
-    let image = s("Image");
-    let image = if image.is_empty() {
-        "<no image>".to_owned()
-    } else if trunc && crate::format::truncate_id(&s("ImageID")) == crate::format::truncate_id(&image) {
-        crate::format::truncate_id(&image)
-    } else if trunc {
-        image.split('@').next().unwrap_or("").to_owned()
-    } else {
-        image
-    };
-    let mut names: Vec<String> = c["Names"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|n| n.as_str())
-                .map(|n| n.get(1..).unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    if trunc {
-        if let Some(n) = names.iter().find(|n| !n.contains('/')) {
-            names = vec![n.clone()];
+pub(crate) fn row(c: &Listed, trunc: bool) -> Val {
+    row_of(c, trunc, &|_| true)
+}
+
+/// Whether a `--format` template can reach every field (`{{json .}}`, `{{.}}`, or a `.` not
+/// followed by a field name anywhere); otherwise [`referenced`] says which fields it shows.
+fn needs_all(format: &str) -> bool {
+    let b = format.as_bytes();
+    b.iter()
+        .enumerate()
+        .any(|(i, c)| *c == b'.' && !b.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic()))
+}
+
+/// Whether `format` names `.Field`.
+fn referenced(format: &str, field: &str) -> bool {
+    format.match_indices(field).any(|(i, _)| {
+        i > 0
+            && format.as_bytes()[i - 1] == b'.'
+            && !format
+                .as_bytes()
+                .get(i + field.len())
+                .is_some_and(|n| n.is_ascii_alphanumeric())
+    })
+}
+
+/// The row's fields that `need` asks for (a template naming few fields of 1000 rows computes no
+/// dates, ports or labels it does not print).
+fn row_of(c: &Listed, trunc: bool, need: &dyn Fn(&str) -> bool) -> Val {
+    let created = c.created;
+    let mut fields: Vec<(&str, Val)> = Vec::with_capacity(15);
+    let mut add = |name: &'static str, f: &dyn Fn() -> Val| {
+        if need(name) {
+            fields.push((name, f()));
         }
-    }
-    let command = if trunc {
-        ellipsis(&s("Command"), 20)
-    } else {
-        s("Command")
     };
-    let created = c["Created"].as_i64().unwrap_or(0);
-    let mut labels: Vec<String> = c["Labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect()
+    add("Command", &|| {
+        let command = if trunc {
+            ellipsis(&c.command, 20)
+        } else {
+            c.command.clone()
+        };
+        Val::str(go_quote(&command))
+    });
+    add("CreatedAt", &|| Val::str(go_time_string(created)));
+    add("ID", &|| {
+        Val::str(if trunc {
+            crate::format::truncate_id(&c.id)
+        } else {
+            c.id.clone()
         })
-        .unwrap_or_default();
-    labels.sort();
-    let mounts = c["Mounts"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let mount_names: Vec<String> = mounts
-        .iter()
-        .map(|m| {
-            let n = m["Name"]
-                .as_str()
-                .filter(|n| !n.is_empty())
-                .or(m["Source"].as_str())
-                .unwrap_or("");
-            if trunc {
-                ellipsis(n, 15)
-            } else {
-                n.to_owned()
+    });
+    add("Image", &|| {
+        Val::str(if c.image.is_empty() {
+            "<no image>".to_owned()
+        } else if trunc && crate::format::truncate_id(&c.image_id) == crate::format::truncate_id(&c.image) {
+            crate::format::truncate_id(&c.image)
+        } else if trunc {
+            c.image.split('@').next().unwrap_or("").to_owned()
+        } else {
+            c.image.clone()
+        })
+    });
+    // Sorted by key already (a BTreeMap), as docker prints them.
+    add("Labels", &|| {
+        let labels: Vec<String> = c
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_deref().unwrap_or("")))
+            .collect();
+        Val::str(labels.join(","))
+    });
+    add("LocalVolumes", &|| {
+        Val::str(
+            c.mounts
+                .iter()
+                .filter(|m| m.driver == "local")
+                .count()
+                .to_string(),
+        )
+    });
+    add("Mounts", &|| {
+        let names: Vec<String> = c
+            .mounts
+            .iter()
+            .map(|m| {
+                let n = if m.name.is_empty() { &m.source } else { &m.name };
+                if trunc {
+                    ellipsis(n, 15)
+                } else {
+                    n.to_owned()
+                }
+            })
+            .collect();
+        Val::str(names.join(","))
+    });
+    add("Names", &|| {
+        let mut names: Vec<&str> = c.names.iter().map(|n| n.get(1..).unwrap_or("")).collect();
+        if trunc {
+            if let Some(n) = names.iter().find(|n| !n.contains('/')) {
+                names = vec![*n];
             }
+        }
+        Val::str(names.join(","))
+    });
+    add("Networks", &|| {
+        let nets: Vec<&str> = c.network_settings.networks.keys().map(String::as_str).collect();
+        Val::str(nets.join(","))
+    });
+    add("Platform", &|| Val::Null);
+    add("Ports", &|| Val::str(displayable_ports(&c.ports)));
+    add("RunningFor", &|| Val::str(ago(created)));
+    add("Size", &|| {
+        Val::str(if c.size_root_fs > 0 {
+            format!(
+                "{} (virtual {})",
+                human_size(c.size_rw),
+                human_size(c.size_root_fs)
+            )
+        } else {
+            human_size(c.size_rw)
         })
-        .collect();
-    let local = mounts
-        .iter()
-        .filter(|m| m["Driver"].as_str() == Some("local"))
-        .count();
-    let mut nets: Vec<&str> = c["NetworkSettings"]["Networks"]
-        .as_object()
-        .map(|m| m.keys().map(String::as_str).collect())
-        .unwrap_or_default();
-    nets.sort();
-    let srw = c["SizeRw"].as_i64().unwrap_or(0);
-    let sv = c["SizeRootFs"].as_i64().unwrap_or(0);
-    let size = if sv > 0 {
-        format!("{} (virtual {})", human_size(srw), human_size(sv))
-    } else {
-        human_size(srw)
-    };
-    Val::obj(vec![
-        ("Command", Val::str(go_quote(&command))),
-        ("CreatedAt", Val::str(go_time_string(created))),
-        (
-            "ID",
-            Val::str(if trunc {
-                crate::format::truncate_id(&id)
-            } else {
-                id
-            }),
-        ),
-        ("Image", Val::str(image)),
-        ("Labels", Val::str(labels.join(","))),
-        ("LocalVolumes", Val::str(local.to_string())),
-        ("Mounts", Val::str(mount_names.join(","))),
-        ("Names", Val::str(names.join(","))),
-        ("Networks", Val::str(nets.join(","))),
-        ("Platform", Val::Null),
-        (
-            "Ports",
-            Val::str(displayable_ports(
-                c["Ports"].as_array().map(Vec::as_slice).unwrap_or_default(),
-            )),
-        ),
-        ("RunningFor", Val::str(ago(created))),
-        ("Size", Val::str(size)),
-        ("State", Val::str(s("State"))),
-        ("Status", Val::str(s("Status"))),
-    ])
+    });
+    add("State", &|| Val::str(c.state.clone()));
+    add("Status", &|| Val::str(c.status.clone()));
+    Val::obj(fields)
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
@@ -305,7 +348,9 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         .client
         .call("GET", &format!("/containers/json{}", q.encode()), Body::Empty)?
         .json_as()?;
-    let rows: Vec<Val> = list.iter().map(|c| row(&c.0, !a.no_trunc)).collect();
+    let all = needs_all(&format);
+    let need = |f: &str| all || referenced(&format, f);
+    let rows: Vec<Val> = list.iter().map(|c| row_of(c, !a.no_trunc, &need)).collect();
     print(&render_list(&format, &rows, &header())?);
     Ok(0)
 }
@@ -332,15 +377,36 @@ mod tests {
     #[test]
     fn a_listed_entry_keeps_what_ps_shows_and_only_the_network_names() {
         let raw = r#"[{"Id":"a1","Names":["/x"],"HostConfig":{"NetworkMode":"n1"},
-            "NetworkSettings":{"Networks":{"n2":{"IPAddress":"10.0.0.2"},"n1":{}}},"State":"running"}]"#;
+            "NetworkSettings":{"Networks":{"n2":{"IPAddress":"10.0.0.2"},"n1":{}}},"State":"running",
+            "Labels":null,"Ports":null,"Mounts":null,"SizeRw":null}]"#;
         let l: Vec<Listed> = serde_json::from_str(raw).unwrap();
-        assert_eq!(
-            l[0].0,
-            json!({"Id":"a1","Names":["/x"],"NetworkSettings":{"Networks":{"n1":null,"n2":null}},"State":"running"})
-        );
-        assert_eq!(row(&l[0].0, true).get("Networks").unwrap().go_string(), "n1,n2");
+        assert_eq!(l[0].id, "a1");
+        assert_eq!(l[0].names, vec!["/x".to_string()]);
+        assert_eq!(l[0].state, "running");
+        assert_eq!(row(&l[0], true).get("Networks").unwrap().go_string(), "n1,n2");
         let l: Vec<Listed> = serde_json::from_str(r#"[{"NetworkSettings":null}]"#).unwrap();
-        assert_eq!(l[0].0["NetworkSettings"]["Networks"], json!({}));
+        assert!(l[0].network_settings.networks.is_empty());
+    }
+
+    #[test]
+    fn a_template_computes_only_the_fields_it_names() {
+        let f = "table {{.ID}}\t{{.Image}}\t{{.Names}}";
+        assert!(!needs_all(f));
+        assert!(referenced(f, "ID") && referenced(f, "Names"));
+        assert!(!referenced(f, "Name") && !referenced(f, "Ports") && !referenced("{{.IDs}}", "ID"));
+        assert!(needs_all("{{json .}}") && needs_all("{{.}}") && needs_all("{{ . }}"));
+        let c = Listed {
+            id: "983fac15aabbccddeeff".into(),
+            names: vec!["/xx".into()],
+            ..Default::default()
+        };
+        let need = |x: &str| referenced(f, x);
+        let r = row_of(&c, true, &need);
+        assert_eq!(r.get("ID").unwrap().go_string(), "983fac15aabb");
+        assert_eq!(r.get("Names").unwrap().go_string(), "xx");
+        assert!(r.get("Ports").is_none() && r.get("CreatedAt").is_none());
+        // Everything, for a template that can reach everything.
+        assert!(row(&c, true).get("CreatedAt").is_some());
     }
 
     #[test]
@@ -348,7 +414,7 @@ mod tests {
         let c = json!({"Id":"983fac15aabbccddeeff","Names":["/xx"],"Image":"busybox","ImageID":"sha256:6a85",
             "Command":"sh -c 'echo started; echo warn >&2; sleep 100'","Created":0,"Labels":{"b":"2","a":"1"},
             "State":"running","Status":"Up 3 seconds","NetworkSettings":{"Networks":{"bridge":{}}},"Mounts":[]});
-        let r = row(&c, true);
+        let r = row(&Listed::from_value(&c), true);
         assert_eq!(r.get("ID").unwrap().go_string(), "983fac15aabb");
         assert_eq!(r.get("Command").unwrap().go_string(), "\"sh -c 'echo started…\"");
         assert_eq!(r.get("Names").unwrap().go_string(), "xx");
