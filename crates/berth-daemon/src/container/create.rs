@@ -443,12 +443,8 @@ fn write_bundle_files(
     berth_sys::fs::create_private_dir(bundle).map_err(|e| cannot("create the bundle", e))?;
     std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| cannot("create rootfs", e))?;
     let visible = crate::perms::CONTAINER_VISIBLE_FILE;
-    let write = |name: &str, body: &str| {
-        berth_sys::fs::write_atomic_as(&bundle.join(name), body.as_bytes(), visible, durable)
-            .map_err(|e| cannot(&format!("write {name}"), e))
-    };
-    write("hostname", &format!("{hostname}\n"))?;
-    write("hosts", &hosts_content(host, host_gateway))?;
+    let hostname = format!("{hostname}\n");
+    let hosts = hosts_content(host, host_gateway);
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let mut resolv = if network == "host" {
         host_resolv
@@ -471,7 +467,17 @@ fn write_bundle_files(
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );
-    write("resolv.conf", &resolv)
+    // One fsync of the bundle directory for the three (create's latency is mostly fsyncs).
+    berth_sys::fs::write_atomic_all(
+        bundle,
+        &[
+            ("hostname", hostname.as_bytes(), visible),
+            ("hosts", hosts.as_bytes(), visible),
+            ("resolv.conf", resolv.as_bytes(), visible),
+        ],
+        durable,
+    )
+    .map_err(|e| cannot("write hostname, hosts and resolv.conf", e))
 }
 
 /// `--dns`, `--dns-search`, `--dns-option` replace the corresponding lines, as docker does.

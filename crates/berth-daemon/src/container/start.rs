@@ -239,10 +239,12 @@ impl Daemon {
         let oci_json = serde_json::to_vec(&oci)?;
         let shim_json = serde_json::to_vec(&shim_cfg)?;
         let _ = std::fs::remove_file(bundle.join("exit.json"));
-        // The spec holds the env: owner-only (perms.rs).
+        // The spec holds the env: owner-only (perms.rs). Both are this start's input, written
+        // again by every start and read by the shim it spawns: atomic, but not fsynced (after a
+        // host crash no shim runs and the next start rewrites them).
         for (name, json) in [("config.json", &oci_json), ("shim.json", &shim_json)] {
             let path = bundle.join(name);
-            berth_sys::fs::write_atomic_as(&path, json, crate::perms::PRIVATE_FILE, durable)
+            berth_sys::fs::write_atomic_as(&path, json, crate::perms::PRIVATE_FILE, false)
                 .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         }
         if let Some((st, links)) = net {
