@@ -22,6 +22,7 @@ try:
     t0 = time.perf_counter()
     for i in range(N):
         x, d = one(i); ids.append(x); per.append(d)
+    print("per100:", " ".join(f"{sum(per[i:i+100]):.2f}" for i in range(0, N, 100)))
     print(f"run -d x{N}: {time.perf_counter()-t0:.2f}s first100 {sum(per[:100]):.2f}s last100 {sum(per[-100:]):.2f}s rss {b.rss_mb():.1f}MB", flush=True)
     for _ in range(3):
         t = time.perf_counter(); subprocess.run(b.cli("ps", "-a"), env=b.env, capture_output=True, check=True); print(f"ps -a {1000*(time.perf_counter()-t):.1f} ms")
