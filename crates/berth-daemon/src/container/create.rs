@@ -436,13 +436,68 @@ fn write_bundle_files(
     host_gateway: &str,
     durable: bool,
 ) -> Result<()> {
-    let network = host.network_mode.clone().unwrap_or_default();
     // Private bundle (see perms.rs); the three files below are bind-mounted into the container,
     // so any user there must be able to read them.
     let cannot = |what: &str, e| Error::io(format!("cannot {what} in {}", bundle.display()), e);
     berth_sys::fs::create_private_dir(bundle).map_err(|e| cannot("create the bundle", e))?;
+    if durable {
+        // The bundle's name in the containers directory outlives a power loss (the record that
+        // follows refers to it); its three files need not: start rewrites any that a power
+        // loss emptied ([`restore_bundle_files`]), so they are written without fsyncs.
+        if let Some(parent) = bundle.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| cannot("sync the containers directory", e))?;
+        }
+    }
     std::fs::create_dir_all(bundle.join("rootfs")).map_err(|e| cannot("create rootfs", e))?;
+    let files = bundle_files(hostname, host, daemon_dns, host_gateway);
     let visible = crate::perms::CONTAINER_VISIBLE_FILE;
+    let files: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .map(|(n, body)| (*n, body.as_bytes(), visible))
+        .collect();
+    berth_sys::fs::write_atomic_all(bundle, &files, false)
+        .map_err(|e| cannot("write hostname, hosts and resolv.conf", e))
+}
+
+/// At start: writes again each of `hostname`, `hosts`, `resolv.conf` that is missing or empty —
+/// what a power loss can leave of files create wrote without fsyncs. A file the container
+/// changed (it is bind-mounted in) is kept.
+pub(crate) fn restore_bundle_files(
+    bundle: &std::path::Path,
+    hostname: &str,
+    host: &HostConfig,
+    daemon_dns: &[String],
+    host_gateway: &str,
+) -> Result<()> {
+    let torn = |name: &str| std::fs::metadata(bundle.join(name)).map_or(true, |m| m.len() == 0);
+    if !["hostname", "hosts", "resolv.conf"].iter().any(|n| torn(n)) {
+        return Ok(());
+    }
+    for (name, body) in bundle_files(hostname, host, daemon_dns, host_gateway) {
+        if torn(name) {
+            let path = bundle.join(name);
+            berth_sys::fs::write_atomic_as(
+                &path,
+                body.as_bytes(),
+                crate::perms::CONTAINER_VISIBLE_FILE,
+                false,
+            )
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The bundle's `hostname`, `hosts` and `resolv.conf` for a container of `host`.
+fn bundle_files(
+    hostname: &str,
+    host: &HostConfig,
+    daemon_dns: &[String],
+    host_gateway: &str,
+) -> [(&'static str, String); 3] {
+    let network = host.network_mode.clone().unwrap_or_default();
     let hostname = format!("{hostname}\n");
     let hosts = hosts_content(host, host_gateway);
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -467,17 +522,7 @@ fn write_bundle_files(
         host.dns_search.as_deref().unwrap_or_default(),
         host.dns_options.as_deref().unwrap_or_default(),
     );
-    // One fsync of the bundle directory for the three (create's latency is mostly fsyncs).
-    berth_sys::fs::write_atomic_all(
-        bundle,
-        &[
-            ("hostname", hostname.as_bytes(), visible),
-            ("hosts", hosts.as_bytes(), visible),
-            ("resolv.conf", resolv.as_bytes(), visible),
-        ],
-        durable,
-    )
-    .map_err(|e| cannot("write hostname, hosts and resolv.conf", e))
+    [("hostname", hostname), ("hosts", hosts), ("resolv.conf", resolv)]
 }
 
 /// `--dns`, `--dns-search`, `--dns-option` replace the corresponding lines, as docker does.

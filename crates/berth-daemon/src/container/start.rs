@@ -187,6 +187,18 @@ impl Daemon {
         let id = doc.id.clone();
         // A `--rm` container's files die with the host: written without fsyncs.
         let durable = !doc.host_config.auto_remove.unwrap_or(false);
+        let host_gateway = self
+            .networks
+            .as_ref()
+            .map(|n| n.default.gateway.to_string())
+            .unwrap_or_default();
+        crate::container::create::restore_bundle_files(
+            bundle,
+            &doc.config.hostname.clone().unwrap_or_default(),
+            &doc.host_config,
+            &self.config.network.dns,
+            &host_gateway,
+        )?;
         let socket = self.shim_socket(&id);
         let mut spec = container_spec(doc, bundle, network.clone(), &self.config.cgroup_parent);
         // The links' variables, unless the container's own environment sets them.

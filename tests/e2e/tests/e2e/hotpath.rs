@@ -130,9 +130,10 @@ fn only_rm_containers_get_a_volatile_rootfs() {
 }
 
 /// A `--rm` container's files and layer records are written without fsyncs (it dies with the host
-/// anyway), an ordinary container's with them. What a power loss can leave of the former (empty
-/// records and files, here after a simulated reboot) must not stop the next start: the
-/// container is removed and the store checks clean.
+/// anyway), an ordinary container's layer records with them. What a power loss can leave of the
+/// former (empty records and files, here after a simulated reboot) must not stop the next start:
+/// the container is removed and the store checks clean. An ordinary container's bundle files are
+/// not fsynced either; its next start writes again those a power loss emptied.
 #[test]
 fn a_power_loss_that_empties_a_rm_containers_files_leaves_a_clean_store() {
     let mut d = daemon!();
@@ -188,6 +189,11 @@ fn a_power_loss_that_empties_a_rm_containers_files_leaves_a_clean_store() {
     let torn = [gone_rw.join("info.volatile.json")]
         .into_iter()
         .chain(["config.json", "shim.json", "hosts", "hostname", "resolv.conf"].map(|f| bundle.join(f)));
+    // An ordinary container's hostname, hosts and resolv.conf (and the files every start
+    // rewrites) are not fsynced either: the next start writes again what was lost.
+    let keep_bundle = d.data_root().join("containers").join(&keep);
+    let torn = torn
+        .chain(["config.json", "shim.json", "hosts", "hostname", "resolv.conf"].map(|f| keep_bundle.join(f)));
     for f in torn {
         std::fs::write(&f, b"").unwrap();
     }
@@ -197,6 +203,10 @@ fn a_power_loss_that_empties_a_rm_containers_files_leaves_a_clean_store() {
     });
     assert_eq!(out(&d, &["inspect", "-f", "{{.State.Status}}", &keep]), "exited");
     d.berth(&["start", &keep]).ok();
+    assert_eq!(out(&d, &["exec", &keep, "cat", "/etc/hostname"]), &keep[..12]);
+    let hosts = out(&d, &["exec", &keep, "cat", "/etc/hosts"]);
+    assert!(hosts.contains("localhost"), "{hosts}");
+    assert!(std::fs::metadata(keep_bundle.join("resolv.conf")).unwrap().len() > 0);
     d.berth(&["rm", "-f", &keep]).ok();
     d.stop();
     let r = d.berthd(&["check", "--data-root", d.data_root().to_str().unwrap()]);
