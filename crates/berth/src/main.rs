@@ -41,7 +41,10 @@ struct Cli {
     cmd: Option<Cmd>,
 }
 
+// Each command's arguments are built only when it runs (or its help shows): building all
+// of them took most of the CLI's start-up.
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Cmd {
     /// Show the Docker-compatible version information
     Version(version::Args),
@@ -143,6 +146,7 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum ImageCmd {
     /// List images
     #[command(name = "ls", visible_alias = "list")]
@@ -172,6 +176,7 @@ enum ImageCmd {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum SystemCmd {
     /// Show docker disk usage
     Df(df::Args),
@@ -184,6 +189,7 @@ enum SystemCmd {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum ContainerCmd {
     /// List containers
     #[command(name = "ls", visible_aliases = ["list", "ps"])]

@@ -11,6 +11,7 @@ use crate::json::Val;
 use super::{print, render_list, Ctx};
 
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(CreateArgs),

@@ -7,6 +7,7 @@ use crate::json::Val;
 use super::{print, render_list, status, Ctx};
 
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Create a volume
     Create(CreateArgs),
