@@ -281,12 +281,15 @@ impl Join {
     }
 
     /// Forks (the caller must be single-threaded); the child starts in the unified directory.
+    /// Where `clone3` cannot place it (an old kernel, or a hierarchy that refuses it), a plain
+    /// fork follows and the child joins by `cgroup.procs`, which reports its own error if the
+    /// directory really cannot take the process.
     pub(crate) fn fork(&self) -> std::io::Result<berth_sys::process::Fork> {
         use std::os::fd::AsFd;
         if let Some((_, fd)) = &self.unified {
             match berth_sys::process::fork_into_cgroup(fd.as_fd()) {
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => self.unified_by_write.set(true),
-                r => return r,
+                Ok(f) => return Ok(f),
+                Err(_) => self.unified_by_write.set(true),
             }
         }
         berth_sys::process::fork()
