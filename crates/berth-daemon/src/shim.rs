@@ -197,6 +197,7 @@ pub(crate) async fn read_exit_file(bundle: &Path) -> Option<ExitStatus> {
 impl Daemon {
     /// Records an exit: state, database, `die` event, waiters, and `--rm`.
     pub(crate) async fn handle_exit(self: &Arc<Self>, entry: &Arc<Entry>, status: ExitStatus) {
+        berth_sys::times::mark("d-exit");
         let finished = berth_types::time::parse_rfc3339(&status.finished_at)
             .unwrap_or_else(berth_types::time::now_nanos);
         // The network goes before the state says exited: whoever sees the exit may start the
@@ -223,6 +224,7 @@ impl Daemon {
             l.exits += 1;
             l.exit_code = status.exit_code as i64;
         });
+        berth_sys::times::mark("d-exit-recorded");
         self.after_exit(entry.clone());
     }
 

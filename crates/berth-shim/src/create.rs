@@ -201,6 +201,7 @@ fn create_listening(
     let child = berth_sys::process::fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
     let berth_sys::process::Fork::Parent(creator) = child else {
         // The creator. Nothing of the shim's may leak into the container's init.
+        berth_sys::times::mark("creator");
         drop(ready.take());
         drop(listener);
         drop(ours);
@@ -232,10 +233,12 @@ fn create_listening(
     // One line, not EOF: the init holds a copy of the write end until it execs.
     let mut line = String::new();
     let read = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
+    berth_sys::times::mark("shim-report");
     let _ = rustix::process::waitpid(
         rustix::process::Pid::from_raw(creator),
         rustix::process::WaitOptions::empty(),
     );
+    berth_sys::times::mark("shim-reaped-creator");
     let _ = std::fs::remove_file(&console);
     let report: Report = match read.ok().and_then(|_| serde_json::from_str(&line).ok()) {
         Some(r) => r,
@@ -348,6 +351,7 @@ fn creator_main(
     if !cfg.rootfs.is_empty() {
         berth_sys::mount::mount_all(&cfg.rootfs, &rootfs).map_err(|e| Failure::new(e.to_string()))?;
     }
+    berth_sys::times::mark("rootfs-mounted");
     let res = create_mounted(cfg, bundle, &rootfs, side, start_r);
     if res.is_err() {
         cleanup_rootfs(bundle);
@@ -383,6 +387,7 @@ fn create_mounted(
         .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
     let mut spec: Spec = serde_json::from_slice(&raw)
         .map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
+    berth_sys::times::mark("spec-parsed");
 
     // -u, resolved inside the container's own /etc.
     let (uid, gid, extra) = berth_runtime::resolve_user(rootfs, &cfg.user, &cfg.group_add)
@@ -415,6 +420,7 @@ fn create_mounted(
     if let Some(root) = spec.root_mut() {
         root.set_path(rootfs.to_path_buf());
     }
+    berth_sys::times::mark("user-checked");
     // berth's own create path for what it implements (no second spec, no runtime state; exec
     // resolves the user again instead of reading it back from config.json).
     match crate::fast::accepts(&spec) {

@@ -16,6 +16,7 @@
 //! socket, log_path, exit_file, runtime_log
 //! ```
 
+mod bpf;
 mod create;
 mod exec;
 mod fast;
@@ -43,6 +44,8 @@ fn usage() -> i32 {
 }
 
 fn run() -> i32 {
+    berth_sys::times::init();
+    berth_sys::times::mark("shim-main");
     let args: Vec<String> = std::env::args().collect();
     let bundle = match args.as_slice() {
         [_, flag, dir] if flag == "--bundle" => PathBuf::from(dir),
@@ -88,9 +91,11 @@ fn run() -> i32 {
         }
     }
 
+    berth_sys::times::mark("shim-create");
     match create::create(&cfg, &bundle, &mut ready) {
         Ok(created) => {
             let pid = created.pid;
+            berth_sys::times::mark("shim-created");
             send_ready(
                 ready,
                 &Ready {

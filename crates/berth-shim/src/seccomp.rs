@@ -5,7 +5,8 @@
 //! the container's configuration (its capabilities pick the conditional rules), so the program
 //! is compiled once per distinct profile (the same translation libcontainer applies: actions,
 //! architectures, argument comparisons, one rule per comparison when an argument index repeats,
-//! unknown syscall names skipped) and cached as `<cache>/<sha256 of the profile>.bpf` (temp →
+//! unknown syscall names skipped), shortened (`crate::bpf`: the kernel's cost of installing a
+//! filter grows with its length) and cached as `<cache>/<sha256 of the profile>.s2.bpf` (temp →
 //! rename), where `<cache>` is `ShimConfig::seccomp_cache` (`<data-root>/seccomp`) or the bundle.
 //!
 //! The program is installed by [`ConfinedExecutor`], the last code libcontainer runs in the
@@ -43,7 +44,8 @@ pub(crate) fn filter(cfg: &ShimConfig, bundle: &Path, profile: LinuxSeccomp) -> 
 /// notify, an unusual architecture).
 pub fn program(dir: &Path, profile: &LinuxSeccomp) -> Option<Vec<u8>> {
     let key = Sha256::digest(serde_json::to_vec(profile).ok()?);
-    let name = format!("{}.bpf", berth_types::id::to_hex(&key));
+    // `s2`: programs shortened by `bpf::shortened` (older caches hold libseccomp's own).
+    let name = format!("{}.s2.bpf", berth_types::id::to_hex(&key));
     let path = dir.join(&name);
     if let Ok(p) = std::fs::read(&path) {
         if !p.is_empty() {
@@ -58,7 +60,8 @@ pub fn program(dir: &Path, profile: &LinuxSeccomp) -> Option<Vec<u8>> {
         if !compile(profile, &f).map_err(|e| e.to_string())? {
             return Ok(None);
         }
-        let p = std::fs::read(&tmp).map_err(|e| e.to_string())?;
+        let p = crate::bpf::shortened(std::fs::read(&tmp).map_err(|e| e.to_string())?);
+        std::fs::write(&tmp, &p).map_err(|e| e.to_string())?;
         std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
         Ok::<_, String>(Some(p))
     })();
@@ -107,7 +110,10 @@ fn op(o: LinuxSeccompOperator, b: Option<u64>) -> ScmpCompareOp {
 
 /// libcontainer's `initialize_seccomp`, exporting the program to `out` instead of loading it.
 /// `false` when the profile is left to libcontainer.
-fn compile(s: &LinuxSeccomp, out: &std::fs::File) -> Result<bool, libseccomp::error::SeccompError> {
+pub(crate) fn compile(
+    s: &LinuxSeccomp,
+    out: &std::fs::File,
+) -> Result<bool, libseccomp::error::SeccompError> {
     if s.flags().as_ref().is_some_and(|f| !f.is_empty()) {
         return Ok(false);
     }

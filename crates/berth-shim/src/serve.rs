@@ -119,6 +119,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         }
     };
     let log = ContainerLog::open(&cfg.log_path, &cfg.log);
+    berth_sys::times::mark("log-opened");
     let mut shim = Shim {
         cfg,
         bundle,
@@ -346,6 +347,7 @@ impl Shim {
 
     /// The init exited: collect its status. The exit is recorded once output is drained.
     fn reap(&mut self) {
+        berth_sys::times::mark("reap");
         let Some(pidfd) = self.pidfd.take() else { return };
         let Some(code) = reap_status(&pidfd) else {
             // Spurious wakeup: keep watching.
@@ -366,10 +368,12 @@ impl Shim {
             error: None,
         };
         crate::write_exit_file(&self.cfg.exit_file, &st, !self.cfg.volatile);
+        berth_sys::times::mark("exit-file");
         // Release the container before anyone hears of the exit: whoever acts on it (a policy
         // restart, `start`, `rm`) must find the cgroup, the rootfs mount and the socket path free,
         // not racing this shim's teardown.
         self.release_container();
+        berth_sys::times::mark("released");
         let body = serde_json::to_vec(&st).unwrap_or_default();
         for c in self.conns.iter_mut().filter(|c| c.attached) {
             queue_frame(c, FrameKind::Exit, &body);
@@ -602,7 +606,8 @@ impl Shim {
                 Response::default()
             }
             Request::Start => match self.status {
-                Status::Created => match match self.start.take() {
+                Status::Created => match match self.start.take().inspect(|_| berth_sys::times::mark("start"))
+                {
                     Some(fd) => crate::fast::start(fd),
                     None => crate::runtime::start(&self.cfg, &self.bundle),
                 } {
@@ -762,7 +767,9 @@ impl Shim {
         }
         self.released = true;
         crate::runtime::release(&self.cfg, &self.bundle, self.cgroup.as_ref());
+        berth_sys::times::mark("cgroup-released");
         crate::create::cleanup_rootfs(&self.bundle);
+        berth_sys::times::mark("unmounted");
         let _ = std::fs::remove_file(&self.cfg.socket);
         let _ = std::fs::remove_dir(self.bundle.join("runtime"));
     }

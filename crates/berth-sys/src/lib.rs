@@ -10,4 +10,5 @@ pub mod mount;
 pub mod netns;
 pub mod nft;
 pub mod process;
+pub mod times;
 pub mod trash;

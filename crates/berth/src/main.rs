@@ -299,6 +299,8 @@ fn dispatch(ctx: &Ctx, cmd: Cmd) -> anyhow::Result<i32> {
 }
 
 fn main() {
+    berth_sys::times::init();
+    berth_sys::times::mark("cli-main");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

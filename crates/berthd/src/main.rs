@@ -139,6 +139,7 @@ fn check(data_root: &std::path::Path, exec_root: Option<&std::path::Path>, repai
 }
 
 fn main() -> anyhow::Result<()> {
+    berth_sys::times::init();
     let flags = Flags::parse();
     if flags.list_failpoints {
         if !berth_sys::failpoint::enabled() {

@@ -23,6 +23,7 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 impl Daemon {
     /// Creates a container; returns its ID and warnings.
     pub async fn create(self: &Arc<Self>, opts: CreateOptions) -> Result<(String, Vec<String>)> {
+        berth_sys::times::mark("d-create");
         let body = opts.body;
         let name = match opts.name.filter(|n| !n.is_empty()) {
             Some(n) => {

@@ -21,6 +21,7 @@ impl Daemon {
         volumes: bool,
     ) -> Result<()> {
         let _op = entry.op.lock().await;
+        berth_sys::times::mark("d-remove");
         if entry.life.borrow().removed {
             return Err(Error::not_found("container", &entry.id));
         }
@@ -77,6 +78,7 @@ impl Daemon {
             }
         }
         berth_sys::failpoint::hit("container.rm.bundle-removed");
+        berth_sys::times::mark("d-trashed");
         let _ = tokio::fs::remove_file(self.shim_socket(&entry.id)).await;
         if !failures.is_empty() {
             // What could not be removed stays, under a `dead` record that `rm` retries.
@@ -100,6 +102,7 @@ impl Daemon {
                 .await;
         }
         entry.life.send_modify(|l| l.removed = true);
+        berth_sys::times::mark("d-removed");
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ impl Daemon {
     }
 
     pub(crate) async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<()> {
+        berth_sys::times::mark("d-start");
         let doc = entry.doc();
         let id = doc.id.clone();
         let bundle = self.bundle(&id);
@@ -113,6 +114,7 @@ impl Daemon {
             }
         };
         berth_sys::failpoint::hit("container.start.files-written");
+        berth_sys::times::mark("d-files-written");
 
         // The record says running before the shim exists: whatever happens from here, a new
         // daemon finds the container recorded as running and settles it (reattach to the shim,
@@ -146,6 +148,7 @@ impl Daemon {
             }
         };
         berth_sys::failpoint::hit("container.start.shim-ready");
+        berth_sys::times::mark("d-shim-ready");
         let stream = match shim::attach(&socket, shim_cfg.open_stdin).await {
             Ok(s) => s,
             Err(e) => {
@@ -157,6 +160,7 @@ impl Daemon {
         // The monitor is attached before the exec: it may see the exit as soon as Start is sent.
         shim::monitor(self.clone(), entry.clone(), stream);
         berth_sys::failpoint::hit("container.start.before-exec");
+        berth_sys::times::mark("d-attached");
         let resp = shim::call(&socket, &Request::Start).await?;
         if let Some(err) = resp.error {
             // The monitor records the exit when the shim gives up; report the failure here.
@@ -168,6 +172,7 @@ impl Daemon {
         self.start_health(entry);
         self.persist(entry)?;
         berth_sys::failpoint::hit("container.start.committed");
+        berth_sys::times::mark("d-started");
         self.events
             .emit("container", "start", &id, self.container_attrs(entry));
         Ok(())

@@ -42,6 +42,7 @@ pub(crate) fn create(
     }
     let res = (|| {
         let cg = super::cgroup::create(&dirs, linux.resources().as_ref()).map_err(Failure::new)?;
+        berth_sys::times::mark("cgroups-made");
         fork_init(cfg, bundle, spec, rootfs, side, start_r, &cg)
     })();
     if res.is_err() {
@@ -86,6 +87,7 @@ fn fork_init(
         }
     }
     berth_sys::process::unshare(flags).map_err(|e| Failure::new(format!("unshare namespaces: {e}")))?;
+    berth_sys::times::mark("unshared");
     let console = match &side {
         ContainerSide::Console(path) => Some(
             connect_short(path).map_err(|e| Failure::new(format!("connect to the console socket: {e}")))?,
@@ -99,8 +101,10 @@ fn fork_init(
     let (ok_r, ok_w) =
         rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| Failure::new(format!("pipe: {e}")))?;
     let join = super::cgroup::Join::new(&cg.1).map_err(Failure::new)?;
+    berth_sys::times::mark("fork-init");
     let child = join.fork().map_err(|e| Failure::new(format!("fork: {e}")))?;
     let berth_sys::process::Fork::Parent(pid) = child else {
+        berth_sys::times::mark("init");
         drop(ok_r);
         let mut ok_w = std::fs::File::from(ok_w);
         let setup = Setup {
@@ -127,6 +131,7 @@ fn fork_init(
     let mut line = String::new();
     let _ = BufReader::new(std::fs::File::from(ok_r)).read_line(&mut line);
     let line = line.trim_end();
+    berth_sys::times::mark("init-ok");
     if line == "ok" {
         return Ok(pid);
     }
@@ -182,6 +187,7 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     let process = spec.process().as_ref().ok_or("no process")?;
     // First of all, into the container's cgroups (its devices rules govern the mknods below).
     s.cgroups.enter()?;
+    berth_sys::times::mark("init-in-cgroups");
     rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
     if s.new_net && s.cfg.loopback_up {
         berth_sys::loopback::set_link_up("lo").map_err(|e| format!("bring up lo in the container: {e}"))?;
@@ -206,9 +212,12 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     {
         rootfs::dup_stdio(stdin, stdout, stderr)?;
     }
+    berth_sys::times::mark("init-bound");
     rootfs::mount_all(spec, s.rootfs, s.binds)?;
+    berth_sys::times::mark("init-mounted");
     rootfs::setup_dev(s.rootfs, linux.devices().as_deref().unwrap_or_default())?;
     rootfs::pivot(s.rootfs)?;
+    berth_sys::times::mark("init-pivoted");
     if let Some(c) = &s.console {
         let master = rootfs::pty(true, None)?;
         send_fd(c, &master)?;
@@ -227,6 +236,7 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
             .map_err(|e| format!("set oom_score_adj: {e}"))?;
     }
+    berth_sys::times::mark("init-ready");
     ok.write_all(b"ok\n").map_err(|e| format!("report: {e}"))?;
     // Wait for start: one byte. EOF means the shim is gone: exit without running anything.
     let mut b = [0u8; 1];
@@ -234,6 +244,7 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     if n == 0 {
         std::process::exit(0);
     }
+    berth_sys::times::mark("init-started");
     let caps = process.capabilities().clone().unwrap_or_default();
     let e = confine_and_exec(process, s.filter.as_ref(), &caps);
     // The user's stderr is the container's: say why, as runc would, and fail like docker.
@@ -285,6 +296,7 @@ fn confine(process: &Process, filter: Option<&Filter>, caps: &LinuxCapabilities)
     if process.no_new_privileges() == Some(true) {
         rustix::thread::set_no_new_privs(true).map_err(|e| format!("set no_new_privs: {e}"))?;
     }
+    berth_sys::times::mark("c-rlimits");
     if let Some(f) = filter {
         match f {
             Filter::Program(p) => {
@@ -295,6 +307,7 @@ fn confine(process: &Process, filter: Option<&Filter>, caps: &LinuxCapabilities)
             }
         }
     }
+    berth_sys::times::mark("c-seccomp");
     let user = process.user();
     rustix::thread::set_keep_capabilities(true).map_err(|e| format!("keep capabilities: {e}"))?;
     let groups: Vec<rustix::process::Gid> = user
@@ -312,6 +325,7 @@ fn confine(process: &Process, filter: Option<&Filter>, caps: &LinuxCapabilities)
     // restore it so the bounding set can be dropped (CAP_SETPCAP), then set exactly the spec's.
     libcontainer::capabilities::reset_effective(syscall.as_ref())
         .map_err(|e| format!("reset capabilities: {e}"))?;
+    berth_sys::times::mark("c-user");
     let caps = crate::seccomp::full_sets(caps);
     libcontainer::capabilities::drop_privileges(&caps, syscall.as_ref())
         .map_err(|e| format!("drop capabilities: {e}"))?;
@@ -329,6 +343,7 @@ fn exec(process: &Process) -> String {
     let Some(arg0) = args.first() else {
         return "no command specified".into();
     };
+    berth_sys::times::mark("init-exec");
     if let Err(e) = berth_sys::process::cloexec_from(3) {
         return format!("close fds: {e}");
     }

@@ -172,6 +172,7 @@ pub fn attach_and_start(
         )
     };
     drop(raw);
+    berth_sys::times::mark("cli-output-ended");
     let _ = std::io::stdout().flush();
     if detached.load(Ordering::SeqCst) {
         return Ok(0);
@@ -181,7 +182,9 @@ pub fn attach_and_start(
             eprintln!("{e}");
         }
     }
-    Ok(status_rx.recv().unwrap_or(125))
+    let code = status_rx.recv().unwrap_or(125);
+    berth_sys::times::mark("cli-exit-status");
+    Ok(code)
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
@@ -196,9 +199,12 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     if !a.detach && o.tty && body["AttachStdin"] == serde_json::json!(true) && !stream::stdin_is_tty() {
         return Err(status(1, "the input device is not a TTY"));
     }
+    berth_sys::times::mark("cli-create");
     let id = create_container(ctx, o, &body).map_err(|e| to_status_error(e, "run"))?;
+    berth_sys::times::mark("cli-created");
     let start = || -> anyhow::Result<()> {
         ctx.client.post(&container_path(&id, "/start"))?;
+        berth_sys::times::mark("cli-started");
         Ok(())
     };
     if a.detach {
