@@ -225,7 +225,10 @@ fn create_listening(
         let mut line = serde_json::to_vec(&report).unwrap_or_default();
         line.push(b'\n');
         let _ = std::fs::File::from(report_w).write_all(&line);
-        std::process::exit(0);
+        // Straight out: the shim waits for this exit, and the atexit handlers and library
+        // destructors of the shim's image have nothing to do here.
+        // SAFETY: `_exit` ends the process without returning; nothing is left to run.
+        unsafe { libc::_exit(0) }
     };
     drop(theirs);
     drop(report_w);

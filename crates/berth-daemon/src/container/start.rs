@@ -31,6 +31,7 @@ impl Daemon {
         if doc.host_config.auto_remove.unwrap_or(false) {
             volatile(&mut rootfs);
         }
+        berth_sys::times::mark("d-rootfs-listed");
         let socket = self.shim_socket(&id);
         // One shim per container: a live one means this container is already started (a crash
         // of the daemon mid-start is settled by restore, not by a second shim).
@@ -42,6 +43,7 @@ impl Daemon {
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
         // releases them.
         let mounts = self.setup_mounts(entry).await?;
+        berth_sys::times::mark("d-mounts-set-up");
         // Links before the network (dockerd fails the start the same way): every linked
         // container must run.
         let links = match self.link_context(&doc) {
@@ -133,6 +135,7 @@ impl Daemon {
         });
         self.persist(entry)?;
         berth_sys::failpoint::hit("container.start.marked-running");
+        berth_sys::times::mark("d-persisted");
 
         let ready = match shim::spawn(&self.config.shim_path, &bundle).await {
             Ok(r) => r,
