@@ -16,22 +16,47 @@ use crate::container::{Entry, Output, Status};
 use crate::error::{Error, Result};
 use crate::Daemon;
 
-/// Starts `berth-shim --bundle <bundle>` in its own process group and waits for its `Ready` line.
-pub(crate) async fn spawn(shim_path: &Path, bundle: &Path) -> Result<Ready> {
+/// A shim started ahead of its bundle files: it loads while the daemon writes them, and
+/// does nothing until [`Spawned::go`]. Dropped without `go`, it exits (EOF on its stdin).
+pub(crate) struct Spawned {
+    go: tokio::process::ChildStdin,
+    ready: tokio::process::ChildStdout,
+}
+
+/// Starts `berth-shim --bundle <bundle>` in its own process group, waiting for [`Spawned::go`].
+pub(crate) fn spawn_waiting(shim_path: &Path, bundle: &Path) -> Result<Spawned> {
     let mut child = tokio::process::Command::new(shim_path)
         .arg("--bundle")
         .arg(bundle)
-        .stdin(Stdio::null())
+        .env(proto::WAIT_ENV, "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
         .map_err(|e| Error::shim(format!("failed to start shim {}", shim_path.display()), e))?;
-    let stdout = child.stdout.take().expect("piped stdout");
+    let go = child.stdin.take().expect("piped stdin");
+    let ready = child.stdout.take().expect("piped stdout");
     // The shim lives on after it reports; reap it whenever it exits.
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
+    Ok(Spawned { go, ready })
+}
+
+impl Spawned {
+    /// Lets the shim read its bundle and create the container; waits for its `Ready` line.
+    pub(crate) async fn go(self) -> Result<Ready> {
+        let Spawned { mut go, ready } = self;
+        go.write_all(b"g")
+            .await
+            .map_err(|e| Error::shim("failed to start shim", e))?;
+        drop(go);
+        read_ready(ready).await
+    }
+}
+
+async fn read_ready(stdout: tokio::process::ChildStdout) -> Result<Ready> {
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)

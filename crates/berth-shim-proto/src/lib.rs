@@ -1,10 +1,11 @@
 //! The protocol between `berthd` and `berth-shim`, version [`VERSION`].
 //!
 //! ## Life of a shim
-//! 1. The daemon writes the bundle directory (`<data-root>/containers/<id>/`):
-//!    `config.json` (the OCI spec, `root.path` = `<bundle>/rootfs`) and `shim.json` ([`ShimConfig`]).
-//! 2. The daemon spawns `berth-shim --bundle <dir>` in its own session (setsid), stdin on
-//!    /dev/null and stdout on a pipe. The shim mounts the rootfs ([`ShimConfig::rootfs`]), creates the
+//! 1. The daemon spawns `berth-shim --bundle <dir>` (`<data-root>/containers/<id>/`) in its own
+//!    process group, with [`WAIT_ENV`] set, stdin and stdout on pipes. The shim loads and waits.
+//! 2. The daemon writes the bundle directory: `config.json` (the OCI spec, `root.path` =
+//!    `<bundle>/rootfs`) and `shim.json` ([`ShimConfig`]), then writes one byte to the shim's
+//!    stdin (EOF instead, if the start failed: the shim exits). The shim mounts the rootfs ([`ShimConfig::rootfs`]), creates the
 //!    container (process created, not yet exec'd), listens on [`ShimConfig::socket`], writes one
 //!    [`Ready`] JSON line to stdout and closes it. On failure it writes `Ready { error: Some(..) }`,
 //!    unmounts, writes the exit file and exits.
@@ -29,6 +30,11 @@ use std::io::{self, Read, Write};
 pub mod logfile;
 
 pub use logfile::{LogConfig, LogDriver};
+
+/// Set (to anything) in a shim's environment by a daemon that starts it before its bundle is
+/// written: the shim waits for one byte on its stdin before it reads `shim.json`, and exits
+/// without doing anything on EOF (the start failed, or the daemon is gone).
+pub const WAIT_ENV: &str = "BERTH_SHIM_WAIT";
 
 /// Protocol version; bumped on any incompatible change.
 pub const VERSION: u32 = 1;

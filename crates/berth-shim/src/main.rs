@@ -62,6 +62,18 @@ fn run() -> i32 {
     // The Ready line goes to the daemon's pipe, which we hold on to as `ready`; from here on our
     // own stdout and stderr are the runtime log.
     let mut ready = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3).ok();
+    // Started ahead of its bundle files: wait for the daemon's go (EOF: the start failed).
+    if std::env::var_os(berth_shim_proto::WAIT_ENV).is_some() {
+        let mut b = [0u8; 1];
+        if !matches!(std::io::Read::read(&mut std::io::stdin().lock(), &mut b), Ok(1)) {
+            return 0;
+        }
+        // Nothing we start may hold the daemon's pipe.
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            let _ = rustix::stdio::dup2_stdin(&null);
+        }
+        berth_sys::times::mark("shim-go");
+    }
     let cfg: ShimConfig = match std::fs::read(bundle.join("shim.json"))
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))

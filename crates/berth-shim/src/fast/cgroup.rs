@@ -323,7 +323,10 @@ impl Join {
 /// not needed: the pid namespace is gone when the init is) and removes them. True when none is
 /// left.
 pub(crate) fn kill_and_remove(dirs: &CgroupDirs) -> bool {
-    for _ in 0..50 {
+    // Up to 5 s: a killed init's exit unmounts its overlay, and an ordinary overlay's unmount
+    // syncs the whole file system of its upper layer, which takes long on a busy disk.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < until {
         if dirs.remove() {
             return true;
         }
