@@ -1,13 +1,15 @@
 //! Git build contexts, served by a local `git daemon` on 127.0.0.1 from a repository the test
 //! makes: `git://…`, `#branch:subdir`, a ref that does not exist.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_e2e::Daemon;
 
-/// `git daemon` serving `base` on 127.0.0.1:`port`, killed on drop.
+/// `git daemon` serving `base` on 127.0.0.1:`port`, killed on drop with its process group:
+/// `git daemon` runs `git-daemon` as a child, which killing `git` alone would leave running.
 struct GitDaemon {
     child: Child,
     port: u16,
@@ -15,6 +17,9 @@ struct GitDaemon {
 
 impl Drop for GitDaemon {
     fn drop(&mut self) {
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -50,6 +55,7 @@ fn serve(base: &Path) -> GitDaemon {
         .arg(base)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("git daemon (scripts/deps.sh installs git)");
     let g = GitDaemon { child, port };
