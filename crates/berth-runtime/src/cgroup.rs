@@ -128,11 +128,41 @@ impl CgroupDirs {
         dirs
     }
 
+    /// The directory in every hierarchy and the cgroups below it (a privileged container may
+    /// make some), children before their parents.
+    pub fn tree(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            if let Ok(rd) = std::fs::read_dir(d) {
+                for e in rd.flatten() {
+                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                        walk(&e.path(), out);
+                    }
+                }
+            }
+            out.push(d.to_path_buf());
+        }
+        let mut out = Vec::new();
+        for d in self.existing() {
+            walk(&d, &mut out);
+        }
+        out
+    }
+
     /// Removes the (empty) directory from every hierarchy. True when none is left; a directory
     /// still busy (tasks in it) or with children stays and makes it false.
     pub fn remove(&self) -> bool {
+        Self::rmdir_all(self.existing())
+    }
+
+    /// A container's cgroups: removes the directory and the cgroups the container made below it
+    /// from every hierarchy. True when none is left; a cgroup still busy stays and makes it false.
+    pub fn remove_tree(&self) -> bool {
+        Self::rmdir_all(self.tree())
+    }
+
+    fn rmdir_all(dirs: Vec<PathBuf>) -> bool {
         let mut ok = true;
-        for d in self.existing() {
+        for d in dirs {
             match std::fs::remove_dir(&d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -248,5 +278,18 @@ mod tests {
         std::fs::create_dir_all(root.path().join("pids/p/abc/child")).unwrap();
         assert!(!c.remove());
         assert_eq!(c.existing(), vec![root.path().join("pids/p/abc")]);
+        // A container's own cgroups go with their children, which come first.
+        std::fs::create_dir_all(root.path().join("pids/p/abc/child/grandchild")).unwrap();
+        assert_eq!(
+            c.tree(),
+            vec![
+                root.path().join("pids/p/abc/child/grandchild"),
+                root.path().join("pids/p/abc/child"),
+                root.path().join("pids/p/abc"),
+            ]
+        );
+        assert!(c.remove_tree());
+        assert!(c.existing().is_empty());
+        assert!(root.path().join("pids/p").is_dir(), "the parent stays");
     }
 }

@@ -98,6 +98,13 @@ pub struct ShimConfig {
     /// without fsyncs (docs/design/crash-consistency.md, "Volatile state").
     #[serde(default)]
     pub volatile: bool,
+    /// Directory of read-only directories every container binds instead of mounting a tmpfs of
+    /// its own (`<exec-root>/shared`): `empty/` over masked directories, `cgroup/` (one empty
+    /// directory per v1 hierarchy) under a read-only `/sys/fs/cgroup`. Each superblock a
+    /// container adds costs kernel memory in every memory cgroup of the host
+    /// (docs/design/performance.md, "Superblocks"); empty means a tmpfs per mount, as before.
+    #[serde(default)]
+    pub shared_dir: String,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

@@ -499,8 +499,89 @@ fn create_mounted(
     if cfg.loopback_up {
         loopback_up(pid).map_err(|e| Failure::new(format!("bring up lo in the container: {e}")))?;
     }
+    readonly_cgroups_v1(pid, &spec)
+        .map_err(|e| Failure::new(format!("make the container's cgroups read-only: {e}")))?;
     guard.0 = None;
     Ok((pid, cgroup_path, false))
+}
+
+/// libcontainer (0.7) emulates `/sys/fs/cgroup` on a v1 host as runc does, a tmpfs holding a
+/// bind of each hierarchy, but leaves all of it read-write even when the spec's cgroup mount
+/// says `ro`: a container could raise its own limits or make cgroups. This remounts them
+/// read-only in the container's mount namespace, from a child that enters it, before the
+/// container starts (the fast path mounts them read-only in the first place).
+fn readonly_cgroups_v1(pid: i32, spec: &Spec) -> std::io::Result<()> {
+    let ro =
+        spec.mounts().iter().flatten().find(|m| {
+            m.typ().as_deref() == Some("cgroup") && m.options().iter().flatten().any(|o| o == "ro")
+        });
+    let Some(dest) = ro.map(|m| m.destination().clone()) else {
+        return Ok(());
+    };
+    if Path::new(berth_runtime::CGROUP_ROOT)
+        .join("cgroup.controllers")
+        .exists()
+    {
+        // v2: one cgroup2 mount, which libcontainer makes with the spec's flags.
+        return Ok(());
+    }
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+    // Read from here: the container's /proc shows only its own pid namespace, not the child's.
+    let info = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))?;
+    match berth_sys::process::fork()? {
+        berth_sys::process::Fork::Child => {
+            let code = match remount_read_only_under(&ns, &info, &dest) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("berth-shim: remount {} read-only: {e}", dest.display());
+                    1
+                }
+            };
+            // SAFETY: `_exit` ends the process without returning; nothing is left to run.
+            unsafe { libc::_exit(code) }
+        }
+        berth_sys::process::Fork::Parent(child) => {
+            let status = rustix::process::waitpid(
+                rustix::process::Pid::from_raw(child),
+                rustix::process::WaitOptions::empty(),
+            )?;
+            match status.and_then(|(_, st)| st.exit_status()) {
+                Some(0) => Ok(()),
+                _ => Err(std::io::Error::other(
+                    "the child remounting them failed (runtime log)",
+                )),
+            }
+        }
+    }
+}
+
+/// In the mount namespace behind `ns` (whose root becomes ours), with `info` its init's
+/// mountinfo: every mount at or below `dest` read-only, nosuid, nodev, noexec, keeping its atime
+/// setting.
+fn remount_read_only_under(ns: &std::fs::File, info: &str, dest: &Path) -> std::io::Result<()> {
+    use rustix::mount::MountFlags as F;
+    berth_sys::process::setns(ns.as_fd(), libc::CLONE_NEWNS)?;
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let (Some(mp), Some(opts)) = (f.get(4), f.get(5)) else {
+            continue;
+        };
+        if !Path::new(mp).starts_with(dest) {
+            continue;
+        }
+        let mut flags = F::BIND | F::RDONLY | F::NOSUID | F::NODEV | F::NOEXEC;
+        for (o, flag) in [
+            ("relatime", F::RELATIME),
+            ("noatime", F::NOATIME),
+            ("nodiratime", F::NODIRATIME),
+        ] {
+            if opts.split(',').any(|x| x == o) {
+                flags |= flag;
+            }
+        }
+        rustix::mount::mount_remount(*mp, flags, "")?;
+    }
+    Ok(())
 }
 
 /// Deletes a container whose creation did not complete.

@@ -39,10 +39,11 @@ pub fn start(cfg: &ShimConfig, bundle: &Path) -> std::io::Result<()> {
 }
 
 /// Removes the container's cgroup and runtime state. The fast path removes the cgroup
-/// directories directly (the init is reaped and its pid namespace is gone, so they are empty);
+/// directories directly, with any a privileged container made below them (the init is reaped
+/// and its pid namespace is gone, so they are empty);
 /// if any is still busy, libcontainer's delete (which kills leftovers and retries) takes over.
 pub fn release(cfg: &ShimConfig, bundle: &Path, cgroup: Option<&CgroupDirs>) {
-    if cgroup.is_some_and(CgroupDirs::remove) {
+    if cgroup.is_some_and(CgroupDirs::remove_tree) {
         let _ = std::fs::remove_dir_all(state_dir(cfg, bundle));
         return;
     }

@@ -118,6 +118,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         log: Default::default(),
         host_mount_ns: false,
         volatile: false,
+        shared_dir: p("shared"),
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();

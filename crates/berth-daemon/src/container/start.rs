@@ -259,6 +259,12 @@ impl Daemon {
                 m.kind == berth_types::MountType::Bind && matches!(m.propagation(), "shared" | "rshared")
             }),
             volatile: !durable,
+            shared_dir: self
+                .config
+                .exec_root
+                .join("shared")
+                .to_string_lossy()
+                .into_owned(),
         };
         let oci_json = serde_json::to_vec(&oci)?;
         let shim_json = serde_json::to_vec(&shim_cfg)?;

@@ -327,10 +327,10 @@ pub(crate) fn kill_and_remove(dirs: &CgroupDirs) -> bool {
     // syncs the whole file system of its upper layer, which takes long on a busy disk.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::time::Instant::now() < until {
-        if dirs.remove() {
+        if dirs.remove_tree() {
             return true;
         }
-        for d in dirs.existing() {
+        for d in dirs.tree() {
             let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
             for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
                 let _ = berth_sys::process::kill(pid, libc::SIGKILL);
@@ -338,7 +338,7 @@ pub(crate) fn kill_and_remove(dirs: &CgroupDirs) -> bool {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    dirs.remove()
+    dirs.remove_tree()
 }
 
 #[cfg(test)]

@@ -213,9 +213,19 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
         rootfs::dup_stdio(stdin, stdout, stderr)?;
     }
     berth_sys::times::mark("init-bound");
-    rootfs::mount_all(spec, s.rootfs, s.binds)?;
+    let shared = Some(Path::new(&s.cfg.shared_dir)).filter(|d| !d.as_os_str().is_empty());
+    let sources = rootfs::Sources {
+        cgroup_binds: s.binds,
+        shared,
+    };
+    rootfs::mount_all(spec, s.rootfs, &sources)?;
     berth_sys::times::mark("init-mounted");
     rootfs::setup_dev(s.rootfs, linux.devices().as_deref().unwrap_or_default())?;
+    let masked = rootfs::mask_dirs(
+        s.rootfs,
+        linux.masked_paths().as_deref().unwrap_or_default(),
+        shared,
+    )?;
     rootfs::pivot(s.rootfs)?;
     berth_sys::times::mark("init-pivoted");
     if let Some(c) = &s.console {
@@ -228,7 +238,7 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     }
     let root_ro = spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false);
     rootfs::finish(
-        linux.masked_paths().as_deref().unwrap_or_default(),
+        &masked,
         linux.readonly_paths().as_deref().unwrap_or_default(),
         root_ro,
     )?;

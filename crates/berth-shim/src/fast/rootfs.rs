@@ -187,19 +187,26 @@ fn rel(dest: &Path) -> &Path {
     dest.strip_prefix("/").unwrap_or(dest)
 }
 
-/// Mounts the spec's mounts under `rootfs` (before `pivot_root`). `cgroup_binds`: the host
-/// directories of the container's v1 cgroups (`(name, dir)`), for the emulated `/sys/fs/cgroup`.
-pub(crate) fn mount_all(spec: &Spec, rootfs: &Path, cgroup_binds: &[(String, PathBuf)]) -> Result<()> {
+/// What the spec's mounts draw on besides the spec: the host directories of the container's v1
+/// cgroups (`(name, dir)`) for the emulated `/sys/fs/cgroup`, and the shared read-only
+/// directories (`ShimConfig::shared_dir`; `None`: a tmpfs per mount).
+pub(crate) struct Sources<'a> {
+    pub(crate) cgroup_binds: &'a [(String, PathBuf)],
+    pub(crate) shared: Option<&'a Path>,
+}
+
+/// Mounts the spec's mounts under `rootfs` (before `pivot_root`).
+pub(crate) fn mount_all(spec: &Spec, rootfs: &Path, src: &Sources) -> Result<()> {
     let root: OwnedFd = std::fs::File::open(rootfs)
         .map_err(|e| err(format!("open {}", rootfs.display()), e))?
         .into();
     for m in spec.mounts().iter().flatten() {
-        mount_one(&root, m, cgroup_binds)?;
+        mount_one(&root, m, src)?;
     }
     Ok(())
 }
 
-fn mount_one(root: &OwnedFd, m: &Mount, cgroup_binds: &[(String, PathBuf)]) -> Result<()> {
+fn mount_one(root: &OwnedFd, m: &Mount, src: &Sources) -> Result<()> {
     let dest = m.destination();
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = m.options().clone().unwrap_or_default();
@@ -229,7 +236,7 @@ fn mount_one(root: &OwnedFd, m: &Mount, cgroup_binds: &[(String, PathBuf)]) -> R
         return Ok(());
     }
     if typ == "cgroup" {
-        return mount_cgroup_v1(root, dest, cgroup_binds);
+        return mount_cgroup_v1(root, dest, bits, src);
     }
     let target = open_in_root(root, rel(dest), false)?;
     // Read-only as a mount attribute over a read-write superblock, as libcontainer's
@@ -249,29 +256,92 @@ fn mount_one(root: &OwnedFd, m: &Mount, cgroup_binds: &[(String, PathBuf)]) -> R
 }
 
 /// `/sys/fs/cgroup` on a v1/hybrid host without a cgroup namespace, as libcontainer (and runc)
-/// emulate it: a tmpfs, and in it a bind of the container's own cgroup directory of each v1
-/// hierarchy, plus the comount symlinks (`cpu` → `cpu,cpuacct`).
-fn mount_cgroup_v1(root: &OwnedFd, dest: &Path, binds: &[(String, PathBuf)]) -> Result<()> {
+/// emulate it: a directory holding a bind of the container's own cgroup directory of each v1
+/// hierarchy, plus the comount symlinks (`cpu` → `cpu,cpuacct`), all with the mount's flags
+/// (`ro` unless privileged: a container must not raise its own limits or make cgroups).
+///
+/// Read-only, the directory is a bind of the shared skeleton (`<shared>/cgroup`, made here once
+/// and never changed after) instead of a tmpfs: one superblock fewer per container. Read-write
+/// (privileged) it is a tmpfs of its own, which the container may change.
+fn mount_cgroup_v1(root: &OwnedFd, dest: &Path, bits: u64, src: &Sources) -> Result<()> {
+    let attrs = bits & !(MS_BIND | MS_REC);
+    let ro = bits & MS_RDONLY != 0;
     let target = open_in_root(root, rel(dest), false)?;
-    mount(
-        "tmpfs",
-        &fd_path(&target),
-        "tmpfs",
-        libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV,
-        "mode=755",
-    )
-    .map_err(|e| err(format!("mount tmpfs on {}", dest.display()), e))?;
-    for (name, dir) in binds {
+    let what = |e| err(format!("mount the cgroup directory on {}", dest.display()), e);
+    match src.shared.filter(|_| ro) {
+        Some(shared) => {
+            let skel = shared.join("cgroup");
+            cgroup_skeleton(&skel, src.cgroup_binds)?;
+            mount(&skel.to_string_lossy(), &fd_path(&target), "", MS_BIND, "").map_err(what)?;
+        }
+        None => {
+            mount(
+                "tmpfs",
+                &fd_path(&target),
+                "tmpfs",
+                libc::MS_NOEXEC | libc::MS_NOSUID | libc::MS_NODEV,
+                "mode=755",
+            )
+            .map_err(what)?;
+            let d = open_in_root(root, rel(dest), false)?;
+            for (name, _) in src.cgroup_binds {
+                // Comounted hierarchies (`cpu,cpuacct`) get a link per controller.
+                for link in comount_links(name) {
+                    let _ = rustix::fs::symlinkat(name.as_str(), &d, link);
+                }
+            }
+        }
+    }
+    for (name, dir) in src.cgroup_binds {
         let sub = rel(dest).join(name);
         let t = open_in_root(root, &sub, false)?;
-        mount(&dir.to_string_lossy(), &fd_path(&t), "", MS_BIND | MS_REC, "")
-            .map_err(|e| err(format!("bind {} on {}", dir.display(), sub.display()), e))?;
-        // Comounted hierarchies (`cpu,cpuacct`) get a link per controller.
-        if name.contains(',') {
-            let d = open_in_root(root, rel(dest), false)?;
-            for c in name.split(',') {
-                let c = c.trim_start_matches("name=");
-                let _ = rustix::fs::symlinkat(name.as_str(), &d, c);
+        let what = |e| err(format!("bind {} on {}", dir.display(), sub.display()), e);
+        mount(&dir.to_string_lossy(), &fd_path(&t), "", MS_BIND | MS_REC, "").map_err(what)?;
+        if ro {
+            let t = open_in_root(root, &sub, false)?;
+            remount_bind(&fd_path(&t), attrs | MS_REC).map_err(what)?;
+        }
+    }
+    if ro {
+        let t = open_in_root(root, rel(dest), false)?;
+        remount_bind(&fd_path(&t), attrs).map_err(what)?;
+    }
+    Ok(())
+}
+
+/// The controllers of a comounted hierarchy (`cpu,cpuacct` → `cpu`, `cpuacct`), each of which
+/// gets a symlink to it; none for a single controller.
+fn comount_links(name: &str) -> Vec<&str> {
+    if !name.contains(',') {
+        return Vec::new();
+    }
+    name.split(',').map(|c| c.trim_start_matches("name=")).collect()
+}
+
+/// Makes sure `skel` has an empty directory per hierarchy and the comount links. Idempotent and
+/// safe against a concurrent shim doing the same: entries are only ever added, never changed.
+fn cgroup_skeleton(skel: &Path, binds: &[(String, PathBuf)]) -> Result<()> {
+    let what = |e| err(format!("make {}", skel.display()), e);
+    let mkdir = |p: &Path| match std::fs::create_dir(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(what(e)),
+        _ => Ok(()),
+    };
+    if std::fs::symlink_metadata(skel).is_err() {
+        std::fs::create_dir_all(skel.parent().unwrap_or(skel)).map_err(what)?;
+        mkdir(skel)?;
+    }
+    for (name, _) in binds {
+        let d = skel.join(name);
+        if std::fs::symlink_metadata(&d).is_err() {
+            mkdir(&d)?;
+        }
+        for link in comount_links(name) {
+            let l = skel.join(link);
+            if std::fs::symlink_metadata(&l).is_err() {
+                match std::os::unix::fs::symlink(name, &l) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(what(e)),
+                    _ => {}
+                }
             }
         }
     }
@@ -430,6 +500,58 @@ fn current_flags(p: &Path) -> u64 {
         }
     }
     bits
+}
+
+/// Before `pivot_root`: the masked paths that are directories in the container get a read-only
+/// bind of the shared empty directory (`<shared>/empty`) instead of a tmpfs each (as runc
+/// mounts): the same empty, read-only view, without a superblock per mask per container.
+/// Returns the masked paths left for [`finish`] (files, or all of them without `shared`).
+pub(crate) fn mask_dirs(rootfs: &Path, masked: &[String], shared: Option<&Path>) -> Result<Vec<String>> {
+    let Some(shared) = shared else {
+        return Ok(masked.to_vec());
+    };
+    let root: OwnedFd = std::fs::File::open(rootfs)
+        .map_err(|e| err(format!("open {}", rootfs.display()), e))?
+        .into();
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+    let open = |p: &str| {
+        rustix::fs::openat2(
+            &root,
+            rel(Path::new(p)),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        )
+    };
+    let empty = shared.join("empty");
+    let mut left = Vec::new();
+    let mut made = false;
+    for p in masked {
+        let is_dir = match open(p) {
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(e) => return Err(err(format!("mask {p}"), e)),
+            Ok(fd) => rustix::fs::fstat(&fd)
+                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
+                .map_err(|e| err(format!("mask {p}"), e))?,
+        };
+        if !is_dir {
+            left.push(p.clone());
+            continue;
+        }
+        if !made {
+            match std::fs::create_dir_all(&empty) {
+                Ok(()) => made = true,
+                Err(e) => return Err(err(format!("make {}", empty.display()), e)),
+            }
+        }
+        let what = |e: &dyn std::fmt::Display| err(format!("mask {p}"), e);
+        let t = open(p).map_err(|e| what(&e))?;
+        mount(&empty.to_string_lossy(), &fd_path(&t), "", MS_BIND, "").map_err(|e| what(&e))?;
+        let fd = open(p).map_err(|e| what(&e))?;
+        let t = fd_path(&fd);
+        remount_bind(&t, MS_RDONLY | current_flags(&t)).map_err(|e| what(&e))?;
+    }
+    Ok(left)
 }
 
 /// After `pivot_root`: masked paths (a read-only tmpfs over a directory, `/dev/null` over

@@ -81,3 +81,91 @@ print("ok")
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(r.out(), "ok");
 }
+
+/// Whether the host has v1 hierarchies (hybrid or legacy), where the container sees its own
+/// cgroup directories bound under `/sys/fs/cgroup/<hierarchy>`.
+fn v1_host() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists()
+}
+
+/// Unprivileged, a container sees its cgroups read-only, as under Docker: it can neither raise
+/// its own limits nor make cgroups, and `/sys/fs/cgroup` itself takes no writes. It and the
+/// masked directories are binds of the daemon's shared read-only directories, the same in every
+/// container (a tmpfs each would be a superblock per container: docs/design/performance.md).
+#[test]
+fn a_container_cannot_change_its_own_cgroups() {
+    let d = daemon!();
+    if !v1_host() {
+        eprintln!("skipped: needs v1 cgroup hierarchies");
+        return;
+    }
+    let script = "echo 134217728 > /sys/fs/cgroup/memory/memory.limit_in_bytes || echo no-limit; \
+                  echo max > /sys/fs/cgroup/pids/pids.max || echo no-pids; \
+                  mkdir /sys/fs/cgroup/memory/sub || echo no-mkdir; \
+                  touch /sys/fs/cgroup/x || echo no-touch; \
+                  touch /proc/acpi/x || echo no-acpi; \
+                  cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; \
+                  ls -A /sys/firmware /proc/acpi | grep -v : | grep -c . ; \
+                  stat -c %d /sys/fs/cgroup";
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-m",
+            "64m",
+            "--pids-limit",
+            "50",
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "sh", "-c", script]);
+        d.berth(&args).ok().stdout
+    };
+    let first = run(&[]);
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(
+        lines[..8],
+        ["no-limit", "no-pids", "no-mkdir", "no-touch", "no-acpi", "67108864", "50", "0"],
+        "{first}"
+    );
+    // A second container binds the same directory: same device, where a tmpfs each would not be.
+    let second = run(&["--name", "second"]);
+    assert_eq!(second.lines().last(), lines.last().copied(), "{first}\n{second}");
+}
+
+/// Privileged, the cgroups are writable (as under Docker) and the container may make its own
+/// below them; they go with the container's when it exits.
+#[test]
+fn cgroups_a_privileged_container_makes_go_with_it() {
+    let d = daemon!();
+    if !v1_host() {
+        eprintln!("skipped: needs v1 cgroup hierarchies");
+        return;
+    }
+    let r = d
+        .berth(&[
+            "run",
+            "--name",
+            "nester",
+            "--privileged",
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /sys/fs/cgroup/memory/sub/ /sys/fs/cgroup/pids/sub && echo made",
+        ])
+        .ok();
+    assert_eq!(r.out(), "made");
+    let id = d
+        .berth(&["inspect", "-f", "{{.Id}}", "nester"])
+        .ok()
+        .out()
+        .to_string();
+    for h in ["memory", "pids"] {
+        let dir = format!("/sys/fs/cgroup/{h}/{}/{id}", d.cgroup_parent);
+        assert!(
+            !std::path::Path::new(&dir).exists(),
+            "{dir} is left after the exit"
+        );
+    }
+}
