@@ -6,18 +6,70 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use tokio::sync::broadcast;
 
+/// At most this many past events are kept (Docker keeps 256)...
 const HISTORY: usize = 1024;
+/// ...in at most this many bytes of their JSON.
+const HISTORY_BYTES: usize = 512 * 1024;
 
 pub struct Events {
     tx: broadcast::Sender<Event>,
-    history: Mutex<VecDeque<Event>>,
+    history: Mutex<History>,
+}
+
+/// The past events, serialized one after another in a buffer allocated once. Kept as `Event`s
+/// they were ~a dozen small allocations each, made while containers come and go: the last
+/// thousand of them, scattered over the heap, kept ~6 MB of freed pages from going back to the
+/// system after 1000 containers were removed (docs/design/daemon.md, "Memory").
+struct History {
+    bytes: VecDeque<u8>,
+    lens: VecDeque<usize>,
+}
+
+impl History {
+    fn new() -> History {
+        History {
+            bytes: VecDeque::with_capacity(HISTORY_BYTES),
+            lens: VecDeque::with_capacity(HISTORY),
+        }
+    }
+
+    fn push(&mut self, ev: &Event) {
+        let Ok(json) = serde_json::to_vec(ev) else {
+            return;
+        };
+        if json.len() > HISTORY_BYTES {
+            return;
+        }
+        while self.lens.len() >= HISTORY || self.bytes.len() + json.len() > HISTORY_BYTES {
+            let Some(n) = self.lens.pop_front() else {
+                break;
+            };
+            self.bytes.drain(..n);
+        }
+        self.lens.push_back(json.len());
+        self.bytes.extend(json);
+    }
+
+    /// The events, oldest first.
+    fn events(&mut self) -> Vec<Event> {
+        let all = self.bytes.make_contiguous();
+        let mut out = Vec::with_capacity(self.lens.len());
+        let mut at = 0;
+        for &n in &self.lens {
+            if let Ok(ev) = serde_json::from_slice(&all[at..at + n]) {
+                out.push(ev);
+            }
+            at += n;
+        }
+        out
+    }
 }
 
 impl Default for Events {
     fn default() -> Self {
         Events {
             tx: broadcast::channel(1024).0,
-            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+            history: Mutex::new(History::new()),
         }
     }
 }
@@ -47,21 +99,15 @@ impl Events {
             time: nanos / 1_000_000_000,
             time_nano: nanos,
         };
-        {
-            let mut h = self.history.lock().unwrap();
-            if h.len() == HISTORY {
-                h.pop_front();
-            }
-            h.push_back(ev.clone());
-        }
+        self.history.lock().unwrap().push(&ev);
         let _ = self.tx.send(ev);
     }
 
     /// Past events (oldest first) and a receiver for the ones that follow, with no gap between.
     pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
-        let h = self.history.lock().unwrap();
+        let mut h = self.history.lock().unwrap();
         let rx = self.tx.subscribe();
-        (h.iter().cloned().collect(), rx)
+        (h.events(), rx)
     }
 }
 
@@ -98,4 +144,49 @@ pub fn matches(ev: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(name: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("name".to_string(), name.to_string())])
+    }
+
+    #[test]
+    fn history_gives_back_the_events_in_order_and_keeps_only_the_last() {
+        let e = Events::default();
+        for i in 0..HISTORY + 10 {
+            e.emit("container", "start", &format!("id{i}"), attrs(&format!("c{i}")));
+        }
+        let (past, _rx) = e.subscribe();
+        assert_eq!(past.len(), HISTORY);
+        assert_eq!(past[0].actor.id, "id10");
+        assert_eq!(past[HISTORY - 1].actor.id, format!("id{}", HISTORY + 9));
+        let last = &past[HISTORY - 1];
+        assert_eq!(last.status.as_deref(), Some("start"));
+        assert_eq!(last.actor.attributes, attrs(&format!("c{}", HISTORY + 9)));
+    }
+
+    #[test]
+    fn history_stays_within_its_bytes_and_its_one_buffer() {
+        let e = Events::default();
+        let big = "x".repeat(HISTORY_BYTES / 8);
+        for i in 0..20 {
+            e.emit("container", "die", &format!("id{i}"), attrs(&big));
+        }
+        let h = e.history.lock().unwrap();
+        assert!(h.bytes.len() <= HISTORY_BYTES);
+        assert!(h.bytes.capacity() < 2 * HISTORY_BYTES, "the buffer grew");
+        assert_eq!(h.lens.iter().sum::<usize>(), h.bytes.len());
+        drop(h);
+        let (past, _rx) = e.subscribe();
+        assert!(past.len() >= 7 && past.len() < 20, "{}", past.len());
+        assert_eq!(past.last().unwrap().actor.id, "id19");
+        // An event larger than the whole history is not kept, and evicts nothing.
+        e.emit("container", "die", "huge", attrs(&"y".repeat(HISTORY_BYTES)));
+        let (again, _rx) = e.subscribe();
+        assert_eq!(again.len(), past.len());
+    }
 }
