@@ -270,13 +270,19 @@ impl Daemon {
         Ok(())
     }
 
-    /// Hands the heap memory freed by removals back to the kernel, once per second at most: the
-    /// allocator keeps freed pages otherwise, and RSS would stay at its high-water mark after a
-    /// thousand containers go.
+    /// Hands the heap memory freed by removals back to the kernel once removals have paused for
+    /// a second: the allocator keeps freed pages otherwise, and RSS would stay at its high-water
+    /// mark after a thousand containers go. (Trimming a second after the *first* removal of a
+    /// burst, as before, left most of a bulk `rm -f`'s frees to come after the last trim.)
     fn trim_soon(&self) {
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         // Process-wide, as the heap is.
         static SCHEDULED: AtomicBool = AtomicBool::new(false);
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        let quiet = std::time::Duration::from_secs(1);
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = || EPOCH.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64;
+        LAST.store(now(), Ordering::Release);
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -285,7 +291,13 @@ impl Daemon {
         }
         let db = self.db.clone();
         rt.spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            loop {
+                tokio::time::sleep(quiet).await;
+                let since = now().saturating_sub(LAST.load(Ordering::Acquire));
+                if since >= quiet.as_nanos() as u64 {
+                    break;
+                }
+            }
             SCHEDULED.store(false, Ordering::Release);
             let _ = tokio::task::spawn_blocking(move || {
                 // SQLite's page cache first, so that the trim below finds its pages free.

@@ -47,6 +47,9 @@ impl Trash {
                 while let Ok(first) = rx.recv() {
                     let (batch, open) = hold(&rx, first, quiet, max_hold);
                     batch.iter().for_each(|p| delete(p));
+                    // The last frees of a bulk removal happen here, after the daemon's own trim.
+                    drop(batch);
+                    crate::heap::release_free_memory();
                     if !open {
                         break;
                     }

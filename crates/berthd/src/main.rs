@@ -139,8 +139,13 @@ fn check(data_root: &std::path::Path, exec_root: Option<&std::path::Path>, repai
 }
 
 fn main() -> anyhow::Result<()> {
-    berth_sys::times::init();
     let flags = Flags::parse();
+    if flags.command.is_none() && !flags.list_failpoints {
+        // Before any thread: the daemon re-execs itself once without malloc's thread cache, so
+        // memory freed when containers go can return to the system (berth_sys::heap).
+        berth_sys::heap::without_thread_cache();
+    }
+    berth_sys::times::init();
     if flags.list_failpoints {
         if !berth_sys::failpoint::enabled() {
             bail!("this berthd is built without failpoints (build with --features berth-sys/failpoints)");
