@@ -44,6 +44,7 @@ impl Daemon {
         // bundle is written; it waits for `go`, and exits without doing anything when this start
         // fails first (or the daemon dies): EOF on its stdin.
         let spawned = shim::spawn_waiting(&self.config.shim_path, &bundle);
+        berth_sys::times::mark("d-shim-spawned");
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
         // releases them.
         let mounts = self.setup_mounts(entry).await?;
