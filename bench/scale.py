@@ -86,6 +86,13 @@ class Berth:
     def rss_mb(self):
         return rss_kb(self.proc.pid) / 1024
 
+    def rss_anon_mb(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+        return 0
+
     def shim_pss(self):
         p = [pss_kb(p) for p in pids_of("berth-shim")]
         return statistics.mean(p) if p else 0
@@ -114,10 +121,26 @@ def grow(eng, image, ids, target, rows):
     return first, last, sum(per) / 1000
 
 
-def measure(eng, image, ids, base_used, runs):
+def slab_1k_kb():
+    """kB in the kmalloc-1k slab: where each memory cgroup's shrinker_info lives, sized by the
+    most superblocks this boot has seen (docs/design/performance.md, "Superblocks")."""
+    try:
+        with open("/proc/slabinfo") as f:
+            for line in f:
+                p = line.split()
+                if p and p[0] == "kmalloc-1k":
+                    return int(p[2]) * int(p[3]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure(eng, image, ids, base_used, runs, base_slab=0):
     n = len(ids)
     r = {"N": n}
     r["used_per_container_mb"] = (used_kb() - base_used) / 1024 / n if n else 0
+    if n and base_slab:
+        r["of_which_kmalloc_1k_kb"] = (slab_1k_kb() - base_slab) / n
     rm = eng.cli("run", "--rm", "--network", "none", image, "true")
     r["run_rm_ms"] = median_ms(rm, eng.env, runs)
     r["run_rm_idle_ms"] = median_ms(rm, eng.env, max(3, runs // 3), idle=0.5)
@@ -170,6 +193,7 @@ def bench_berth(a, work, tar):
         subprocess.run(b.cli("run", "--rm", "--network", "none", "busybox", "true"), env=b.env, check=True)
         time.sleep(0.5)
         base_used = used_kb()
+        base_slab = slab_1k_kb()
         idle_rss = b.rss_mb()
         base = measure(b, "busybox", [], base_used, a.runs)
         print(f"berth N=0: {fmt(base)}  berthd_rss_mb={idle_rss:.1f}", flush=True)
@@ -179,7 +203,7 @@ def bench_berth(a, work, tar):
             t = time.perf_counter()
             first, last, _ = grow(b, "busybox", ids, n, None)
             total = time.perf_counter() - t
-            r = measure(b, "busybox", ids, base_used, a.runs)
+            r = measure(b, "busybox", ids, base_used, a.runs, base_slab)
             r.update(step_s=total, first100_s=first / 1000, last100_s=last / 1000, from_n=start,
                      berthd_rss_mb=b.rss_mb(), shim_pss_kb=b.shim_pss())
             r["run_rm_vs_none"] = r["run_rm_ms"] / base["run_rm_ms"]
@@ -198,9 +222,12 @@ def bench_berth(a, work, tar):
         t = time.perf_counter()
         subprocess.run(b.cli("rm", "-f", *ids), env=b.env, check=True, capture_output=True)
         rm_s = time.perf_counter() - t
-        time.sleep(1)
+        # berthd trims its heap once removals pause for 1 s; its trash thread after each batch.
+        time.sleep(3)
         rss_after = b.rss_mb()
-        print(f"berth rm -f of {n}: {rm_s:.2f} s; berthd RSS {rss_before:.1f} MB before, {rss_after:.1f} MB after", flush=True)
+        anon = b.rss_anon_mb()
+        print(f"berth rm -f of {n}: {rm_s:.2f} s; berthd RSS {rss_before:.1f} MB before, {rss_after:.1f} MB after "
+              f"({anon:.1f} MB of it anonymous, the rest its code and libraries)", flush=True)
         left = subprocess.run(b.cli("ps", "-aq"), env=b.env, capture_output=True, text=True, check=True).stdout.split()
         assert not left, f"{len(left)} containers left"
     finally:
