@@ -49,7 +49,13 @@ pub fn without_thread_cache() {
         let Some(arg0) = args.first() else {
             return;
         };
-        let err = std::process::Command::new("/proc/self/exe")
+        // The binary's own path, so the process keeps its name (`comm`, which `pgrep`/`pidof`
+        // match) rather than "exe"; /proc/self/exe if it was replaced or removed meanwhile.
+        let exe = std::env::current_exe()
+            .ok()
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| "/proc/self/exe".into());
+        let err = std::process::Command::new(exe)
             .arg0(arg0)
             .args(&args[1..])
             .env("GLIBC_TUNABLES", with)

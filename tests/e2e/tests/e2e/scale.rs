@@ -229,3 +229,45 @@ fn unnamed_creates_get_distinct_generated_names_without_hanging() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 41);
 }
+
+fn environ(pid: &str) -> Vec<String> {
+    std::fs::read(format!("/proc/{}/environ", pid.trim()))
+        .unwrap()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// berthd runs without glibc's per-thread malloc cache, whose blocks kept freed pages resident
+/// after containers went (berth_sys::heap::without_thread_cache): it re-exec'd itself with the
+/// tunable, under its own name, and its shims (and so containers) start without it.
+#[test]
+fn berthd_runs_without_mallocs_thread_cache_and_its_children_do_not_inherit_that() {
+    let d = daemon!();
+    let pid = std::fs::read_to_string(d.root.join("berthd.pid")).unwrap();
+    let env = environ(&pid);
+    assert!(
+        env.iter()
+            .any(|v| v == "GLIBC_TUNABLES=glibc.malloc.tcache_count=0"),
+        "berthd was not exec'd with the tunable: {env:?}"
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim())).unwrap();
+    assert_eq!(comm.trim(), "berthd");
+    let id = d
+        .berth(&["run", "-d", "--network", "none", "busybox", "sleep", "600"])
+        .ok()
+        .out()
+        .to_string();
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let shim_env = environ(&shims[0].to_string());
+    assert!(
+        !shim_env
+            .iter()
+            .any(|v| v.starts_with("GLIBC_TUNABLES=") || v.starts_with("BERTH_ADDED_")),
+        "the shim inherited berthd's tunable: {shim_env:?}"
+    );
+    let inside = d.berth(&["exec", &id, "env"]).ok();
+    assert!(!inside.stdout.contains("GLIBC_TUNABLES"), "{}", inside.stdout);
+    d.berth(&["rm", "-f", &id]).ok();
+}
