@@ -144,6 +144,10 @@ fn main() -> anyhow::Result<()> {
         // Before any thread: the daemon re-execs itself once without malloc's thread cache, so
         // memory freed when containers go can return to the system (berth_sys::heap).
         berth_sys::heap::without_thread_cache();
+        // As dockerd: whatever umask berthd was started under, the directories and files it
+        // and its shims make for containers (rootfs, bundle files, binds) get their usual
+        // modes; private ones are created with explicit 0700/0600 anyway.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     }
     berth_sys::times::init();
     if flags.list_failpoints {

@@ -130,6 +130,8 @@ pub struct Daemon {
     bins: PathBuf,
     /// The network namespace berthd runs in (`nsenter --net`); `None`: the test's own.
     netns: Option<PathBuf>,
+    /// The umask berthd is started under (`sh -c 'umask …; exec berthd …'`); `None`: the test's.
+    pub umask: Option<&'static str>,
 }
 
 impl Daemon {
@@ -166,6 +168,7 @@ impl Daemon {
             child: None,
             bins,
             netns,
+            umask: None,
         };
         d.spawn();
         d
@@ -230,7 +233,17 @@ impl Daemon {
                     .arg(self.bins.join("berthd"));
                 c
             }
-            None => Command::new(self.bins.join("berthd")),
+            None => match self.umask {
+                Some(u) => {
+                    let mut c = Command::new("sh");
+                    c.arg("-c")
+                        .arg(format!("umask {u}; exec \"$@\""))
+                        .arg("sh")
+                        .arg(self.bins.join("berthd"));
+                    c
+                }
+                None => Command::new(self.bins.join("berthd")),
+            },
         };
         let child = cmd
             .arg("-H")

@@ -309,6 +309,16 @@ fn mount_cgroup_v1(root: &OwnedFd, dest: &Path, bits: u64, src: &Sources) -> Res
     Ok(())
 }
 
+/// 0755 on a shared directory, whatever the umask it was made under: any user in a container
+/// traverses `/sys/fs/cgroup` (its bind) to read its cgroup files, as under a 0755 tmpfs.
+fn shared_mode(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::metadata(p)?.permissions().mode() & 0o7777 != 0o755 {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
 /// The controllers of a comounted hierarchy (`cpu,cpuacct` → `cpu`, `cpuacct`), each of which
 /// gets a symlink to it; none for a single controller.
 fn comount_links(name: &str) -> Vec<&str> {
@@ -324,10 +334,12 @@ fn cgroup_skeleton(skel: &Path, binds: &[(String, PathBuf)]) -> Result<()> {
     let what = |e| err(format!("make {}", skel.display()), e);
     let mkdir = |p: &Path| match std::fs::create_dir(p) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(what(e)),
-        _ => Ok(()),
+        _ => shared_mode(p).map_err(what),
     };
     if std::fs::symlink_metadata(skel).is_err() {
-        std::fs::create_dir_all(skel.parent().unwrap_or(skel)).map_err(what)?;
+        let parent = skel.parent().unwrap_or(skel);
+        std::fs::create_dir_all(parent).map_err(what)?;
+        shared_mode(parent).map_err(what)?;
         mkdir(skel)?;
     }
     for (name, _) in binds {
@@ -539,7 +551,10 @@ pub(crate) fn mask_dirs(rootfs: &Path, masked: &[String], shared: Option<&Path>)
             continue;
         }
         if !made {
-            match std::fs::create_dir_all(&empty) {
+            let res = std::fs::create_dir_all(&empty)
+                .and_then(|_| shared_mode(shared))
+                .and_then(|_| shared_mode(&empty));
+            match res {
                 Ok(()) => made = true,
                 Err(e) => return Err(err(format!("make {}", empty.display()), e)),
             }

@@ -132,6 +132,21 @@ fn a_container_cannot_change_its_own_cgroups() {
     // A second container binds the same directory: same device, where a tmpfs each would not be.
     let second = run(&["--name", "second"]);
     assert_eq!(second.lines().last(), lines.last().copied(), "{first}\n{second}");
+    // Any user reads its cgroup files through the shared directory (0755 whatever the umask).
+    let nobody = d
+        .berth(&[
+            "run",
+            "--rm",
+            "-u",
+            "nobody",
+            "-m",
+            "64m",
+            "busybox",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+        .ok();
+    assert_eq!(nobody.out(), "67108864");
 }
 
 /// Privileged, the cgroups are writable (as under Docker) and the container may make its own

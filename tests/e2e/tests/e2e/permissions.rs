@@ -249,3 +249,34 @@ fn non_root_containers_still_read_their_bind_mounted_files() {
         "65534\n127.0.0.1\tlocalhost"
     );
 }
+
+/// berthd sets its umask to 022 at start, as dockerd does: started under a strict one (077, as
+/// some service managers and root shells have), it would otherwise make every container's root
+/// directory 0700, and a non-root process in the container could run nothing.
+#[test]
+fn a_daemon_started_under_a_strict_umask_gives_containers_usable_files() {
+    let mut d = daemon!();
+    d.stop();
+    d.umask = Some("077");
+    d.spawn();
+    let pid = std::fs::read_to_string(d.root.join("berthd.pid")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    assert!(status.lines().any(|l| l == "Umask:\t0022"), "{status}");
+    let r = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--user",
+            "nobody",
+            "-m",
+            "64m",
+            "--hostname",
+            "nb",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; cat /etc/hostname; ls -d /tmp; cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ])
+        .ok();
+    assert_eq!(r.out(), "65534\nnb\n/tmp\n67108864", "{}", r.stderr);
+}
