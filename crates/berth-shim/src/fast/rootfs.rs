@@ -329,7 +329,9 @@ fn comount_links(name: &str) -> Vec<&str> {
 }
 
 /// Makes sure `skel` has an empty directory per hierarchy and the comount links. Idempotent and
-/// safe against a concurrent shim doing the same: entries are only ever added, never changed.
+/// safe against a concurrent shim doing the same: entries are only ever added, never changed or
+/// removed — each is the mount point of a running container's hierarchy bind, and removing a
+/// directory detaches the mounts on it in every mount namespace.
 fn cgroup_skeleton(skel: &Path, binds: &[(String, PathBuf)]) -> Result<()> {
     let what = |e| err(format!("make {}", skel.display()), e);
     let mkdir = |p: &Path| match std::fs::create_dir(p) {
