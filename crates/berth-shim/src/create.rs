@@ -518,11 +518,8 @@ fn readonly_cgroups_v1(pid: i32, spec: &Spec) -> std::io::Result<()> {
     let Some(dest) = ro.map(|m| m.destination().clone()) else {
         return Ok(());
     };
-    if Path::new(berth_runtime::CGROUP_ROOT)
-        .join("cgroup.controllers")
-        .exists()
-    {
-        // v2: one cgroup2 mount, which libcontainer makes with the spec's flags.
+    if crate::fast::cgroup::hierarchies().is_empty() {
+        // No v1 hierarchy (v2): one cgroup2 mount, which libcontainer makes with the spec's flags.
         return Ok(());
     }
     let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
@@ -556,30 +553,16 @@ fn readonly_cgroups_v1(pid: i32, spec: &Spec) -> std::io::Result<()> {
 }
 
 /// In the mount namespace behind `ns` (whose root becomes ours), with `info` its init's
-/// mountinfo: every mount at or below `dest` read-only, nosuid, nodev, noexec, keeping its atime
-/// setting.
+/// mountinfo: every mount at or below `dest` read-only, nosuid, nodev, noexec, keeping its other
+/// flags (atime).
 fn remount_read_only_under(ns: &std::fs::File, info: &str, dest: &Path) -> std::io::Result<()> {
-    use rustix::mount::MountFlags as F;
+    use crate::fast::rootfs::{current_flags, remount_bind};
     berth_sys::process::setns(ns.as_fd(), libc::CLONE_NEWNS)?;
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let (Some(mp), Some(opts)) = (f.get(4), f.get(5)) else {
-            continue;
-        };
-        if !Path::new(mp).starts_with(dest) {
-            continue;
+    for mp in info.lines().filter_map(|l| l.split(' ').nth(4)).map(Path::new) {
+        if mp.starts_with(dest) {
+            let bits = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+            remount_bind(mp, bits | current_flags(mp))?;
         }
-        let mut flags = F::BIND | F::RDONLY | F::NOSUID | F::NODEV | F::NOEXEC;
-        for (o, flag) in [
-            ("relatime", F::RELATIME),
-            ("noatime", F::NOATIME),
-            ("nodiratime", F::NODIRATIME),
-        ] {
-            if opts.split(',').any(|x| x == o) {
-                flags |= flag;
-            }
-        }
-        rustix::mount::mount_remount(*mp, flags, "")?;
     }
     Ok(())
 }

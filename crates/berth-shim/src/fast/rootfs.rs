@@ -129,7 +129,7 @@ fn mount(source: &str, target: &Path, fstype: &str, bits: u64, data: &str) -> st
     rustix::mount::mount(source, target, fstype, flags(bits), data).map_err(Into::into)
 }
 
-fn remount_bind(target: &Path, bits: u64) -> std::io::Result<()> {
+pub(crate) fn remount_bind(target: &Path, bits: u64) -> std::io::Result<()> {
     rustix::mount::mount_remount(target, flags(bits | MS_BIND), "").map_err(Into::into)
 }
 
@@ -309,14 +309,22 @@ fn mount_cgroup_v1(root: &OwnedFd, dest: &Path, bits: u64, src: &Sources) -> Res
     Ok(())
 }
 
-/// 0755 on a shared directory, whatever the umask it was made under: any user in a container
-/// traverses `/sys/fs/cgroup` (its bind) to read its cgroup files, as under a 0755 tmpfs.
-fn shared_mode(p: &Path) -> std::io::Result<()> {
+/// Makes the shared directory `p` (and `<shared>` above it) if missing, 0755 whatever the umask
+/// it is made under: any user in a container traverses `/sys/fs/cgroup` (its bind) to read its
+/// cgroup files, as under a 0755 tmpfs. One `stat` when it is there already, as on every start
+/// but the first.
+fn shared_dir(p: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if std::fs::metadata(p)?.permissions().mode() & 0o7777 != 0o755 {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    if std::fs::symlink_metadata(p).is_ok() {
+        return Ok(());
     }
-    Ok(())
+    if let Some(parent) = p.parent() {
+        shared_dir(parent)?;
+    }
+    match std::fs::create_dir(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)),
+    }
 }
 
 /// The controllers of a comounted hierarchy (`cpu,cpuacct` → `cpu`, `cpuacct`), each of which
@@ -334,21 +342,9 @@ fn comount_links(name: &str) -> Vec<&str> {
 /// directory detaches the mounts on it in every mount namespace.
 fn cgroup_skeleton(skel: &Path, binds: &[(String, PathBuf)]) -> Result<()> {
     let what = |e| err(format!("make {}", skel.display()), e);
-    let mkdir = |p: &Path| match std::fs::create_dir(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(what(e)),
-        _ => shared_mode(p).map_err(what),
-    };
-    if std::fs::symlink_metadata(skel).is_err() {
-        let parent = skel.parent().unwrap_or(skel);
-        std::fs::create_dir_all(parent).map_err(what)?;
-        shared_mode(parent).map_err(what)?;
-        mkdir(skel)?;
-    }
+    shared_dir(skel).map_err(what)?;
     for (name, _) in binds {
-        let d = skel.join(name);
-        if std::fs::symlink_metadata(&d).is_err() {
-            mkdir(&d)?;
-        }
+        shared_dir(&skel.join(name)).map_err(what)?;
         for link in comount_links(name) {
             let l = skel.join(link);
             if std::fs::symlink_metadata(&l).is_err() {
@@ -496,7 +492,7 @@ pub(crate) fn pivot(rootfs: &Path) -> Result<()> {
 
 /// Flags a bind remount must keep (the kernel refuses to clear locked ones, and docker keeps
 /// them): those of the mount at `p`.
-fn current_flags(p: &Path) -> u64 {
+pub(crate) fn current_flags(p: &Path) -> u64 {
     use rustix::fs::StatVfsMountFlags as F;
     let Ok(st) = rustix::fs::statvfs(p) else { return 0 };
     let f = st.f_flag;
@@ -541,29 +537,23 @@ pub(crate) fn mask_dirs(rootfs: &Path, masked: &[String], shared: Option<&Path>)
     let mut left = Vec::new();
     let mut made = false;
     for p in masked {
-        let is_dir = match open(p) {
+        let what = |e: &dyn std::fmt::Display| err(format!("mask {p}"), e);
+        let target = match open(p) {
             Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(err(format!("mask {p}"), e)),
-            Ok(fd) => rustix::fs::fstat(&fd)
-                .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
-                .map_err(|e| err(format!("mask {p}"), e))?,
+            Err(e) => return Err(what(&e)),
+            Ok(fd) => fd,
         };
-        if !is_dir {
+        let st = rustix::fs::fstat(&target).map_err(|e| what(&e))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
             left.push(p.clone());
             continue;
         }
         if !made {
-            let res = std::fs::create_dir_all(&empty)
-                .and_then(|_| shared_mode(shared))
-                .and_then(|_| shared_mode(&empty));
-            match res {
-                Ok(()) => made = true,
-                Err(e) => return Err(err(format!("make {}", empty.display()), e)),
-            }
+            shared_dir(&empty).map_err(|e| err(format!("make {}", empty.display()), e))?;
+            made = true;
         }
-        let what = |e: &dyn std::fmt::Display| err(format!("mask {p}"), e);
-        let t = open(p).map_err(|e| what(&e))?;
-        mount(&empty.to_string_lossy(), &fd_path(&t), "", MS_BIND, "").map_err(|e| what(&e))?;
+        mount(&empty.to_string_lossy(), &fd_path(&target), "", MS_BIND, "").map_err(|e| what(&e))?;
+        // The mount at the path is the one just made: reopen to address it.
         let fd = open(p).map_err(|e| what(&e))?;
         let t = fd_path(&fd);
         remount_bind(&t, MS_RDONLY | current_flags(&t)).map_err(|e| what(&e))?;
