@@ -303,6 +303,8 @@ impl Daemon {
                 // SQLite's page cache first, so that the trim below finds its pages free.
                 let _ = db.release_memory();
                 berth_sys::heap::release_free_memory();
+                // And the code only the burst ran (bulk removal, its cleanup) stops counting.
+                berth_sys::heap::release_code_pages();
             })
             .await;
         });

@@ -30,6 +30,8 @@ const CHUNK: usize = 16 * 1024;
 /// so a slow but reading client gets everything, and a stalled one holds the exit up by at most
 /// this long.
 const DRAIN: Duration = Duration::from_secs(2);
+/// How long the poll loop waits idle before it lets its code pages go.
+const QUIET: Duration = Duration::from_secs(1);
 
 /// `__WALL`: the init is a "clone" child (libcontainer clones it with no exit signal), which
 /// waitid only reports with this flag.
@@ -157,6 +159,8 @@ impl Shim {
     fn run(&mut self) {
         let mut buf = vec![0u8; CHUNK];
         let mut reaped_at: Option<Instant> = None;
+        // Whether the code pages mapped since the last quiet second were let go (see below).
+        let mut code_released = false;
         loop {
             let exit_deadline = reaped_at;
             // After the init exited: once output is drained (or the drain deadline passed),
@@ -257,17 +261,21 @@ impl Shim {
             }
             // A compression under way runs a step per turn of the loop.
             let busy = self.log.busy().then(Instant::now);
-            let timeout = [exit_deadline, finish_by, self.exec_deadline(), busy]
+            let deadline = [exit_deadline, finish_by, self.exec_deadline(), busy]
                 .into_iter()
                 .flatten()
-                .min()
-                .map(|d| {
-                    let left = d.saturating_duration_since(Instant::now());
-                    rustix::fs::Timespec {
-                        tv_sec: left.as_secs() as i64,
-                        tv_nsec: left.subsec_nanos() as i64,
-                    }
-                });
+                .min();
+            // A shim spends its life waiting. After a quiet second it unmaps the code its start
+            // and its last requests ran (berth_sys::heap::release_code_pages): the page cache
+            // keeps those pages, and the page tables that mapped them (~30 kB a shim) are freed.
+            let quiet_by = (deadline.is_none() && !code_released).then(|| Instant::now() + QUIET);
+            let timeout = deadline.or(quiet_by).map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                rustix::fs::Timespec {
+                    tv_sec: left.as_secs() as i64,
+                    tv_nsec: left.subsec_nanos() as i64,
+                }
+            });
             match rustix::event::poll(&mut fds, timeout.as_ref()) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
@@ -283,6 +291,12 @@ impl Shim {
                 .map(|(f, t)| (*t, f.revents()))
                 .collect();
             drop(fds);
+            if !ready.is_empty() {
+                code_released = false;
+            } else if quiet_by.is_some_and(|q| Instant::now() >= q) {
+                berth_sys::heap::release_code_pages();
+                code_released = true;
+            }
             if self.log.busy() {
                 self.log.step();
             }

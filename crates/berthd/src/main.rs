@@ -274,6 +274,9 @@ fn main() -> anyhow::Result<()> {
         }
         let daemon = Daemon::new(config).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         socket::notify_ready();
+        // Start-up code (restore, network set-up, SQLite's schema checks) runs once; its pages
+        // need not stay mapped (berth_sys::heap::release_code_pages).
+        berth_sys::heap::release_code_pages();
         let mut tasks = Vec::new();
         for (l, path) in listeners {
             let d = daemon.clone();

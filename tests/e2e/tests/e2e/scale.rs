@@ -271,3 +271,102 @@ fn berthd_runs_without_mallocs_thread_cache_and_its_children_do_not_inherit_that
     assert!(!inside.stdout.contains("GLIBC_TUNABLES"), "{}", inside.stdout);
     d.berth(&["rm", "-f", &id]).ok();
 }
+
+/// kB of a process's own program file mapped in its page tables (its code and constants), and
+/// the size of those mappings.
+fn program_pages_kb(pid: &str) -> (u64, u64) {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let exe = exe.to_string_lossy().into_owned();
+    let mut ours = false;
+    let (mut rss, mut size) = (0, 0);
+    for line in std::fs::read_to_string(format!("/proc/{pid}/smaps"))
+        .unwrap()
+        .lines()
+    {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        let mut kb = || f.next().unwrap().parse::<u64>().unwrap();
+        if !first.ends_with(':') {
+            ours = line.ends_with(exe.as_str());
+        } else if first == "Rss:" && ours {
+            rss += kb();
+        } else if first == "Size:" && ours {
+            size += kb();
+        }
+    }
+    (rss, size)
+}
+
+fn program_rss_kb(pid: &str) -> u64 {
+    program_pages_kb(pid).0
+}
+
+/// Once removals pause, berthd stops mapping the code only they ran
+/// (berth_sys::heap::release_code_pages): RSS after a burst falls back, rather than keeping every
+/// page that start-up or the burst touched, and the daemon goes on serving.
+#[test]
+fn berthd_unmaps_code_it_ran_once_removals_pause() {
+    let d = daemon!();
+    let pid = std::fs::read_to_string(d.root.join("berthd.pid")).unwrap();
+    let pid = pid.trim();
+    let ids: Vec<String> = (0..10)
+        .map(|_| {
+            d.berth(&["run", "-d", "--network", "none", "busybox", "sleep", "600"])
+                .ok()
+                .out()
+                .to_string()
+        })
+        .collect();
+    d.berth(&["ps", "-a"]).ok();
+    d.berth(&["exec", &ids[0], "true"]).ok();
+    let busy = program_rss_kb(pid);
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids.iter().map(String::as_str));
+    d.berth(&args).ok();
+    // Polled from /proc alone: a request to the daemon (as `eventually` makes) maps code again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut idle = busy;
+    while idle * 2 >= busy && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        idle = program_rss_kb(pid);
+    }
+    assert!(
+        idle * 2 < busy,
+        "berthd's program pages: {busy} kB after the burst, still {idle} kB 20 s after it"
+    );
+    // Still serving: the next request maps what it needs again.
+    d.berth(&["run", "--rm", "--network", "none", "busybox", "true"])
+        .ok();
+    assert!(d.berth(&["ps", "-aq"]).ok().out().is_empty());
+    eprintln!("berthd program pages: {busy} kB busy, {idle} kB once idle");
+}
+
+/// A shim waiting on its container unmaps the code its start ran after a quiet second
+/// (berth_sys::heap::release_code_pages in its poll loop), and still answers afterwards.
+#[test]
+fn an_idle_shim_unmaps_the_code_its_start_ran() {
+    let d = daemon!();
+    let id = d
+        .berth(&["run", "-d", "--network", "none", "busybox", "sleep", "600"])
+        .ok()
+        .out()
+        .to_string();
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let pid = shims[0].to_string();
+    // Polled from /proc alone: a request to the shim maps code again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (mut rss, mut size) = program_pages_kb(&pid);
+    while rss * 4 >= size && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        (rss, size) = program_pages_kb(&pid);
+    }
+    assert!(
+        rss * 4 < size,
+        "the shim still maps {rss} kB of its {size} kB program 20 s after the start"
+    );
+    let out = d.berth(&["exec", &id, "echo", "still here"]).ok();
+    assert_eq!(out.out(), "still here");
+    d.berth(&["rm", "-f", &id]).ok();
+    eprintln!("shim program pages once idle: {rss} of {size} kB");
+}
