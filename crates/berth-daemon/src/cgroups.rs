@@ -5,7 +5,10 @@
 //! [`berth_runtime::CgroupDirs`] here as in the shim, so a parent that could leave the hierarchy
 //! (`..`) names no cgroup at all.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use berth_runtime::CgroupDirs;
 
@@ -21,6 +24,11 @@ impl Cgroup {
         Cgroup {
             dirs: CgroupDirs::for_container(parent, "berth", id).ok(),
         }
+    }
+
+    /// The directories, if the parent is valid.
+    pub fn dirs(&self) -> Option<&CgroupDirs> {
+        self.dirs.as_ref()
     }
 
     /// The directory of `controller` (v1) or the unified directory (v2).
@@ -196,6 +204,197 @@ impl Cgroup {
     }
 }
 
+/// Removes exited containers' empty cgroups once container exits pause.
+///
+/// Removing a v1 memory cgroup makes the kernel reparent the cgroup's entries in every
+/// superblock's dentry and inode lists and its deferred shrinker counts
+/// (`memcg_reparent_list_lrus`, `reparent_shrinker_deferred`), under the global cgroup mutex:
+/// work that grows with the number of file systems on the host, ~7 per running container. With
+/// 1000 containers running, that work from one `run --rm` overlapped the next one's start (its
+/// cgroup `mkdir` waits for the mutex; on 2 cores the work also takes a CPU), and a `run --rm`
+/// took ~25% longer (bench/RESULTS.md; docs/design/performance.md, "Removing memory cgroups").
+/// So a shim leaves its container's empty cgroups in place (`ShimConfig::keep_empty_cgroup`)
+/// and the daemon queues them here, at the exit: this thread removes them once no exit came for
+/// [`REAP_QUIET`], or at once while more than [`REAP_MAX_PENDING`] wait (each empty memory
+/// cgroup still holds its kernel memory). A start of the same container takes its entry back
+/// and removes the directories first ([`Reaper::take`]); a clean stop removes all pending; a
+/// crash leaves empty directories that the next start's [`Reaper::sweep`] removes.
+#[derive(Debug)]
+pub struct Reaper {
+    shared: Arc<(Mutex<Pending>, Condvar)>,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    queue: VecDeque<(String, CgroupDirs)>,
+    /// The container whose cgroups the thread is removing right now.
+    removing: Option<String>,
+    last_put: Option<Instant>,
+    closed: bool,
+}
+
+/// How long exits must pause before the queued cgroups are removed.
+pub const REAP_QUIET: Duration = Duration::from_millis(200);
+/// How many exited containers' cgroups may wait; beyond, the oldest go at once.
+pub const REAP_MAX_PENDING: usize = 32;
+
+impl Reaper {
+    pub fn start() -> std::io::Result<Reaper> {
+        Self::start_with(REAP_QUIET, REAP_MAX_PENDING)
+    }
+
+    pub fn start_with(quiet: Duration, max_pending: usize) -> std::io::Result<Reaper> {
+        let shared = Arc::new((Mutex::new(Pending::default()), Condvar::new()));
+        let s = shared.clone();
+        let worker = std::thread::Builder::new()
+            .name("berth-cgroups".into())
+            .spawn(move || reap(&s, quiet, max_pending))?;
+        Ok(Reaper {
+            shared,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues the cgroups of container `id`, which just exited. Removed here and now once the
+    /// reaper is closed.
+    pub fn put(&self, id: &str, dirs: CgroupDirs) {
+        let mut p = self.lock();
+        if p.closed {
+            drop(p);
+            remove(id, &dirs);
+            return;
+        }
+        p.queue.retain(|(i, _)| i != id);
+        p.queue.push_back((id.to_string(), dirs));
+        p.last_put = Some(Instant::now());
+        self.shared.1.notify_all();
+    }
+
+    /// Before container `id` starts again: removes its queued cgroups now (waiting for the
+    /// thread if it is removing them), so that the new start makes fresh ones and no later
+    /// removal reaches them.
+    pub fn take(&self, id: &str) {
+        let mut p = self.lock();
+        while p.removing.as_deref() == Some(id) {
+            p = self.shared.1.wait(p).unwrap_or_else(|e| e.into_inner());
+        }
+        let Some(pos) = p.queue.iter().position(|(i, _)| i == id) else {
+            return;
+        };
+        let (id, dirs) = p.queue.remove(pos).expect("position is in the queue");
+        drop(p);
+        remove(&id, &dirs);
+    }
+
+    /// How many containers' cgroups wait for removal.
+    #[cfg(test)]
+    fn pending(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Removes everything queued and stops the thread (a clean daemon stop).
+    pub fn close(&self) {
+        {
+            let mut p = self.lock();
+            p.closed = true;
+            self.shared.1.notify_all();
+        }
+        if let Some(w) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = w.join();
+        }
+    }
+
+    /// At start-up: removes the empty cgroups under `parent` (the daemon's cgroup parent, or its
+    /// default) of every container not in `running`, left by a crash before the reaper got to
+    /// them. A cgroup with processes in it is never removed (`rmdir` refuses it).
+    pub fn sweep(parent: &str, running: &std::collections::HashSet<String>) -> usize {
+        Self::sweep_with(|id| CgroupDirs::for_container(parent, "berth", id).ok(), running)
+    }
+
+    /// [`Reaper::sweep`] with the directories of a container id from `dirs_of`.
+    fn sweep_with(
+        dirs_of: impl Fn(&str) -> Option<CgroupDirs>,
+        running: &std::collections::HashSet<String>,
+    ) -> usize {
+        let Some(probe) = dirs_of("probe") else {
+            return 0;
+        };
+        let mut ids = std::collections::BTreeSet::new();
+        for d in probe.existing_parents() {
+            if let Ok(rd) = std::fs::read_dir(d) {
+                for e in rd.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        if let Some(n) = e.file_name().to_str() {
+                            ids.insert(n.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        let mut removed = 0;
+        for id in ids
+            .iter()
+            .filter(|i| berth_types::id::is_full_id(i) && !running.contains(*i))
+        {
+            if let Some(dirs) = dirs_of(id) {
+                if dirs.is_empty() && dirs.remove_tree() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn remove(id: &str, dirs: &CgroupDirs) {
+    if !dirs.remove_tree() {
+        eprintln!("berthd: cgroups of {id} are still busy; left in place");
+    }
+}
+
+fn reap(shared: &(Mutex<Pending>, Condvar), quiet: Duration, max_pending: usize) {
+    let (lock, cv) = shared;
+    let mut p = lock.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if p.queue.is_empty() {
+            if p.closed {
+                return;
+            }
+            p = cv.wait(p).unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        if !p.closed && p.queue.len() <= max_pending {
+            let since = p.last_put.map_or(quiet, |t| t.elapsed());
+            if since < quiet {
+                p = cv
+                    .wait_timeout(p, quiet - since)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
+            }
+        }
+        let (id, dirs) = p.queue.pop_front().expect("not empty");
+        p.removing = Some(id.clone());
+        drop(p);
+        berth_sys::failpoint::hit("container.reap.before-remove");
+        remove(&id, &dirs);
+        p = lock.lock().unwrap_or_else(|e| e.into_inner());
+        p.removing = None;
+        cv.notify_all();
+    }
+}
+
 fn io_v1(text: Option<String>) -> Vec<serde_json::Value> {
     text.unwrap_or_default()
         .lines()
@@ -287,6 +486,97 @@ pub fn network_stats(pid: i64) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    mod reaper {
+        use super::super::*;
+        use std::collections::HashSet;
+
+        const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+        const C: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+        /// A container's cgroup in two "hierarchies" under a scratch root.
+        fn cgroup(root: &std::path::Path, id: &str) -> CgroupDirs {
+            for h in ["memory", "pids"] {
+                std::fs::create_dir_all(root.join(h).join("p").join(id)).unwrap();
+            }
+            CgroupDirs::under(root, &format!("/p/{id}")).unwrap()
+        }
+
+        fn gone(d: &CgroupDirs) -> bool {
+            d.existing().is_empty()
+        }
+
+        fn eventually(what: &str, f: impl Fn() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !f() {
+                assert!(Instant::now() < deadline, "timed out: {what}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+
+        #[test]
+        fn queued_cgroups_stay_while_exits_come_and_go_once_they_pause() {
+            let t = tempfile::tempdir().unwrap();
+            let r = Reaper::start_with(Duration::from_millis(300), 32).unwrap();
+            let a = cgroup(t.path(), A);
+            r.put(A, a.clone());
+            assert!(!gone(&a), "removed before exits paused");
+            assert_eq!(r.pending(), 1);
+            eventually("a removed", || gone(&a));
+            assert_eq!(r.pending(), 0);
+        }
+
+        #[test]
+        fn a_start_takes_its_cgroups_back_and_no_later_removal_reaches_the_new_ones() {
+            let t = tempfile::tempdir().unwrap();
+            let r = Reaper::start_with(Duration::from_millis(100), 32).unwrap();
+            let a = cgroup(t.path(), A);
+            r.put(A, a.clone());
+            r.take(A);
+            assert!(gone(&a), "take removes at once");
+            // The new run's cgroups.
+            let a = cgroup(t.path(), A);
+            std::thread::sleep(Duration::from_millis(400));
+            assert!(!gone(&a), "the reaper removed a started container's cgroups");
+            r.take(B); // nothing queued: a no-op
+        }
+
+        #[test]
+        fn beyond_the_cap_the_oldest_go_at_once_and_close_removes_the_rest() {
+            let t = tempfile::tempdir().unwrap();
+            let r = Reaper::start_with(Duration::from_secs(3600), 2).unwrap();
+            let (a, b, c) = (cgroup(t.path(), A), cgroup(t.path(), B), cgroup(t.path(), C));
+            r.put(A, a.clone());
+            r.put(B, b.clone());
+            r.put(C, c.clone());
+            eventually("the oldest removed", || gone(&a));
+            assert!(!gone(&b) && !gone(&c));
+            r.close();
+            assert!(gone(&b) && gone(&c));
+            // Closed: a put removes in place.
+            let a = cgroup(t.path(), A);
+            r.put(A, a.clone());
+            assert!(gone(&a));
+        }
+
+        #[test]
+        fn the_sweep_removes_empty_cgroups_of_containers_not_running_and_nothing_else() {
+            let t = tempfile::tempdir().unwrap();
+            let (a, b) = (cgroup(t.path(), A), cgroup(t.path(), B));
+            // Not a container's: left alone.
+            std::fs::create_dir_all(t.path().join("memory/p/other")).unwrap();
+            let running: HashSet<String> = [B.to_string()].into();
+            let n = Reaper::sweep_with(
+                |id| CgroupDirs::under(t.path(), &format!("/p/{id}")).ok(),
+                &running,
+            );
+            assert_eq!(n, 1);
+            assert!(gone(&a));
+            assert!(!gone(&b));
+            assert!(t.path().join("memory/p/other").is_dir());
+        }
+    }
+
     use super::*;
 
     #[test]

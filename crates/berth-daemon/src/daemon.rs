@@ -32,6 +32,8 @@ pub struct Daemon {
     pub(crate) networks: Option<crate::network::Networks>,
     /// Removed container and snapshot directories, deleted off the request's path.
     pub(crate) trash: Arc<berth_sys::trash::Trash>,
+    /// Exited containers' empty cgroups, removed once exits pause (crate::cgroups::Reaper).
+    pub(crate) reaper: crate::cgroups::Reaper,
     /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
     _lock: crate::check::DataRootLock,
 }
@@ -101,6 +103,8 @@ impl Daemon {
             downloads: Default::default(),
             networks: Some(networks),
             trash,
+            reaper: crate::cgroups::Reaper::start()
+                .map_err(|e| Error::io("cannot start the cgroup reaper".to_string(), e))?,
             _lock: lock,
         });
         daemon.load().await?;
@@ -148,6 +152,22 @@ impl Daemon {
             });
         }
         while reattach.join_next().await.is_some() {}
+        // Empty cgroups of containers that exited before a crash, which the reaper never got to.
+        let running: std::collections::HashSet<String> = self
+            .containers
+            .read()
+            .unwrap()
+            .by_id
+            .values()
+            .filter(|e| e.status().is_running())
+            .map(|e| e.id.clone())
+            .collect();
+        let parent = self.config.cgroup_parent.clone();
+        let swept =
+            tokio::task::spawn_blocking(move || crate::cgroups::Reaper::sweep(&parent, &running)).await?;
+        if swept > 0 {
+            eprintln!("berthd: reconcile: removed the empty cgroups of {swept} exited containers");
+        }
         let daemon = self.clone();
         tokio::task::spawn_blocking(move || daemon.net_reconcile()).await?;
         // Running containers on user networks get their DNS server back.
@@ -359,6 +379,8 @@ impl Daemon {
     /// What a clean daemon stop does: containers keep running under their shims (live restore);
     /// the cgroup parent is removed when no container is left in it.
     pub fn shutdown(&self) {
+        // Exited containers' cgroups go first, so that an empty parent can go too.
+        self.reaper.close();
         crate::cgroups::Cgroup::remove_parent(&self.config.cgroup_parent);
         // What was removed is deleted before the daemon exits (a crash leaves it to the next start).
         self.trash.close();

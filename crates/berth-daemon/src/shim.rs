@@ -223,6 +223,10 @@ impl Daemon {
     /// Records an exit: state, database, `die` event, waiters, and `--rm`.
     pub(crate) async fn handle_exit(self: &Arc<Self>, entry: &Arc<Entry>, status: ExitStatus) {
         berth_sys::times::mark("d-exit");
+        // Queued before the state says exited: a start that follows takes them back first.
+        if let Some(dirs) = self.cgroup(entry).dirs() {
+            self.reaper.put(&entry.id, dirs.clone());
+        }
         let finished = berth_types::time::parse_rfc3339(&status.finished_at)
             .unwrap_or_else(berth_types::time::now_nanos);
         // The network goes before the state says exited: whoever sees the exit may start the

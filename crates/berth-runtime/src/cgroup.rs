@@ -128,6 +128,22 @@ impl CgroupDirs {
         dirs
     }
 
+    /// The parent directory of [`existing`](Self::existing)'s in every mounted hierarchy that
+    /// has it (where a container's siblings live).
+    pub fn existing_parents(&self) -> Vec<PathBuf> {
+        let parent = Path::new(&self.rel).parent().unwrap_or(Path::new(""));
+        // Never the hierarchies' roots, where other software's cgroups live.
+        if parent.as_os_str().is_empty() {
+            return Vec::new();
+        }
+        let mut dirs = vec![self.root.join(parent)];
+        if let Ok(rd) = std::fs::read_dir(&self.root) {
+            dirs.extend(rd.flatten().map(|e| e.path().join(parent)));
+        }
+        dirs.retain(|d| d.is_dir() && d != &self.root);
+        dirs
+    }
+
     /// The directory in every hierarchy and the cgroups below it (a privileged container may
     /// make some), children before their parents.
     pub fn tree(&self) -> Vec<PathBuf> {
@@ -152,6 +168,17 @@ impl CgroupDirs {
     /// still busy (tasks in it) or with children stays and makes it false.
     pub fn remove(&self) -> bool {
         Self::rmdir_all(self.existing())
+    }
+
+    /// Whether no process is left in the directory or below it, in any hierarchy (a missing
+    /// directory is empty).
+    pub fn is_empty(&self) -> bool {
+        self.tree()
+            .iter()
+            .all(|d| match std::fs::read_to_string(d.join("cgroup.procs")) {
+                Ok(s) => s.trim().is_empty(),
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            })
     }
 
     /// A container's cgroups: removes the directory and the cgroups the container made below it

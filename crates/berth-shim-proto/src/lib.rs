@@ -105,6 +105,13 @@ pub struct ShimConfig {
     /// (docs/design/performance.md, "Superblocks"); empty means a tmpfs per mount, as before.
     #[serde(default)]
     pub shared_dir: String,
+    /// The daemon removes the container's cgroups itself once exits pause (its cgroup reaper):
+    /// the shim leaves them in place when they are empty at exit, and removes them as before
+    /// when anything is left in them. Removing a memory cgroup makes the kernel do work that
+    /// grows with the number of file systems on the host (docs/design/performance.md, "Removing
+    /// memory cgroups"). False (an older daemon): the shim removes them.
+    #[serde(default)]
+    pub keep_empty_cgroup: bool,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

@@ -42,7 +42,17 @@ pub fn start(cfg: &ShimConfig, bundle: &Path) -> std::io::Result<()> {
 /// directories directly, with any a privileged container made below them (the init is reaped
 /// and its pid namespace is gone, so they are empty);
 /// if any is still busy, libcontainer's delete (which kills leftovers and retries) takes over.
+///
+/// With `keep_empty_cgroup` (set by the daemon, which removes them once exits pause), empty
+/// cgroups of a fast-path container stay for the daemon; busy ones are dealt with here as before.
 pub fn release(cfg: &ShimConfig, bundle: &Path, cgroup: Option<&CgroupDirs>) {
+    if cfg.keep_empty_cgroup
+        && cgroup.is_some_and(CgroupDirs::is_empty)
+        && crate::fast::exec::is_fast(&state_dir(cfg, bundle))
+    {
+        let _ = std::fs::remove_dir_all(state_dir(cfg, bundle));
+        return;
+    }
     if cgroup.is_some_and(CgroupDirs::remove_tree) {
         let _ = std::fs::remove_dir_all(state_dir(cfg, bundle));
         return;

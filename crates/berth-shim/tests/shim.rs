@@ -119,6 +119,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         host_mount_ns: false,
         volatile: false,
         shared_dir: p("shared"),
+        keep_empty_cgroup: false,
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();

@@ -49,6 +49,8 @@ pub const DECLARED: &[&str] = &[
     "container.stop.marked-stopped",
     "container.stop.signalled",
     "container.exit.before-record",
+    // An exited container's empty cgroups, queued for removal once exits pause.
+    "container.reap.before-remove",
     "container.rm.marked-removing",
     "container.rm.layer-removed",
     "container.rm.bundle-removed",

@@ -43,6 +43,8 @@ impl Daemon {
         // The shim loads (exec and dynamic linking, 1.2-1.7 ms on the reference machine) while the
         // bundle is written; it waits for `go`, and exits without doing anything when this start
         // fails first (or the daemon dies): EOF on its stdin.
+        // The cgroups of its last run, if they still wait for the reaper, go before new ones.
+        self.reaper.take(&id);
         let spawned = shim::spawn_waiting(&self.config.shim_path, &bundle);
         berth_sys::times::mark("d-shim-spawned");
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
@@ -266,6 +268,7 @@ impl Daemon {
                 .join("shared")
                 .to_string_lossy()
                 .into_owned(),
+            keep_empty_cgroup: true,
         };
         let oci_json = serde_json::to_vec(&oci)?;
         let shim_json = serde_json::to_vec(&shim_cfg)?;

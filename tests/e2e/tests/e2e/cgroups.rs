@@ -176,11 +176,54 @@ fn cgroups_a_privileged_container_makes_go_with_it() {
         .ok()
         .out()
         .to_string();
+    // They go with the container's own, once exits pause (berth_daemon::cgroups::Reaper).
     for h in ["memory", "pids"] {
         let dir = format!("/sys/fs/cgroup/{h}/{}/{id}", d.cgroup_parent);
-        assert!(
-            !std::path::Path::new(&dir).exists(),
-            "{dir} is left after the exit"
-        );
+        d.eventually(&format!("{dir} removed after the exit"), || {
+            !std::path::Path::new(&dir).exists()
+        });
     }
+}
+
+fn memory_limit(d: &berth_e2e::Daemon, id: &str) -> Option<String> {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let file = if v2 {
+        format!("/sys/fs/cgroup/{}/{id}/memory.max", d.cgroup_parent)
+    } else {
+        format!(
+            "/sys/fs/cgroup/memory/{}/{id}/memory.limit_in_bytes",
+            d.cgroup_parent
+        )
+    };
+    std::fs::read_to_string(file).ok().map(|s| s.trim().to_string())
+}
+
+/// An exited container's empty cgroups wait for a pause in exits before they are removed
+/// (berth_daemon::cgroups::Reaper). A container started again at once gets fresh cgroups with
+/// its limits, and the removal of the old ones never reaches them: after another container's
+/// cgroups were reaped, the restarted one's are still there.
+#[test]
+fn a_container_started_again_right_after_its_exit_keeps_its_new_cgroups() {
+    let d = daemon!();
+    let id = d
+        .berth(&["run", "-d", "-m", "64m", "busybox", "sleep", "600"])
+        .ok()
+        .out()
+        .to_string();
+    d.berth(&["stop", "-t", "0", &id]).ok();
+    d.berth(&["start", &id]).ok();
+    assert_eq!(memory_limit(&d, &id).as_deref(), Some("67108864"));
+    // Another exit, and the reaper's pass after it.
+    let other = d.berth(&["run", "-d", "busybox", "true"]).ok().out().to_string();
+    d.berth(&["wait", &other]).ok();
+    d.eventually("the other container's cgroups reaped", || {
+        memory_limit(&d, &other).is_none()
+    });
+    assert_eq!(
+        memory_limit(&d, &id).as_deref(),
+        Some("67108864"),
+        "the running container's cgroups were removed"
+    );
+    d.berth(&["exec", &id, "true"]).ok();
+    d.berth(&["rm", "-f", &id, &other]).ok();
 }

@@ -126,6 +126,9 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
         "container.exit" => {
             let _ = d.berth(&["run", "-d", "--name", "brief", "busybox", "true"]);
         }
+        "container.reap" => {
+            let _ = d.berth(&["run", "-d", "--name", "reaped", "busybox", "true"]);
+        }
         "container.rm" => {
             let _ = d.berth(&["rm", "idle"]);
         }
@@ -241,6 +244,22 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
         }
         "container.exit" => {
             d.eventually("brief's exit recorded", || state(d, "brief") == "exited");
+        }
+        "container.reap" => {
+            // Its empty cgroups, which the reaper was about to remove, went at the restart.
+            assert_eq!(state(d, "reaped"), "exited");
+            let id = d
+                .berth(&["inspect", "-f", "{{.Id}}", "reaped"])
+                .ok()
+                .out()
+                .to_string();
+            let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+                .unwrap()
+                .flatten()
+                .map(|h| h.path().join(&d.cgroup_parent).join(&id))
+                .filter(|p| p.exists())
+                .collect();
+            assert!(left.is_empty(), "cgroups of an exited container left: {left:?}");
         }
         "container.rm" => {
             let r = d.berth(&["inspect", "idle"]);
