@@ -163,8 +163,32 @@ impl Daemon {
             .map(|e| e.id.clone())
             .collect();
         let parent = self.config.cgroup_parent.clone();
-        let swept =
-            tokio::task::spawn_blocking(move || crate::cgroups::Reaper::sweep(&parent, &running)).await?;
+        // Containers with a cgroup parent of their own (`--cgroup-parent`) are looked at one by one.
+        let own_parent: Vec<_> = self
+            .containers
+            .read()
+            .unwrap()
+            .by_id
+            .values()
+            .filter(|e| !e.status().is_running())
+            .filter(|e| {
+                e.with(|d| {
+                    d.host_config
+                        .cgroup_parent
+                        .as_deref()
+                        .is_some_and(|p| !p.is_empty())
+                })
+            })
+            .filter_map(|e| self.cgroup(e).dirs().cloned())
+            .collect();
+        let swept = tokio::task::spawn_blocking(move || {
+            let own = own_parent
+                .iter()
+                .filter(|d| !d.existing().is_empty() && d.is_empty() && d.remove_tree())
+                .count();
+            own + crate::cgroups::Reaper::sweep(&parent, &running)
+        })
+        .await?;
         if swept > 0 {
             eprintln!("berthd: reconcile: removed the empty cgroups of {swept} exited containers");
         }

@@ -127,7 +127,23 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
             let _ = d.berth(&["run", "-d", "--name", "brief", "busybox", "true"]);
         }
         "container.reap" => {
-            let _ = d.berth(&["run", "-d", "--name", "reaped", "busybox", "true"]);
+            // Two exits at once, one under a cgroup parent of its own: both wait for the reaper.
+            let own = format!("/{}/own", d.cgroup_parent);
+            d.berth(&["run", "-d", "--name", "reaped", "busybox", "sleep", "600"])
+                .ok();
+            d.berth(&[
+                "run",
+                "-d",
+                "--name",
+                "reaped-own",
+                "--cgroup-parent",
+                &own,
+                "busybox",
+                "sleep",
+                "600",
+            ])
+            .ok();
+            let _ = d.berth(&["kill", "reaped", "reaped-own"]);
         }
         "container.rm" => {
             let _ = d.berth(&["rm", "idle"]);
@@ -246,20 +262,25 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
             d.eventually("brief's exit recorded", || state(d, "brief") == "exited");
         }
         "container.reap" => {
-            // Its empty cgroups, which the reaper was about to remove, went at the restart.
-            assert_eq!(state(d, "reaped"), "exited");
-            let id = d
-                .berth(&["inspect", "-f", "{{.Id}}", "reaped"])
-                .ok()
-                .out()
-                .to_string();
-            let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
-                .unwrap()
-                .flatten()
-                .map(|h| h.path().join(&d.cgroup_parent).join(&id))
-                .filter(|p| p.exists())
-                .collect();
-            assert!(left.is_empty(), "cgroups of an exited container left: {left:?}");
+            // Their empty cgroups, which the reaper was about to remove, went at the restart.
+            for (name, parent) in [
+                ("reaped", d.cgroup_parent.clone()),
+                ("reaped-own", format!("{}/own", d.cgroup_parent)),
+            ] {
+                assert_eq!(state(d, name), "exited");
+                let id = d
+                    .berth(&["inspect", "-f", "{{.Id}}", name])
+                    .ok()
+                    .out()
+                    .to_string();
+                let left: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+                    .unwrap()
+                    .flatten()
+                    .map(|h| h.path().join(&parent).join(&id))
+                    .filter(|p| p.exists())
+                    .collect();
+                assert!(left.is_empty(), "cgroups of exited {name} left: {left:?}");
+            }
         }
         "container.rm" => {
             let r = d.berth(&["inspect", "idle"]);
