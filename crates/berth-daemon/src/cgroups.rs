@@ -342,7 +342,7 @@ impl Reaper {
             .filter(|i| berth_types::id::is_full_id(i) && !running.contains(*i))
         {
             if let Some(dirs) = dirs_of(id) {
-                if dirs.is_empty() && dirs.remove_tree() {
+                if dirs.remove_tree() {
                     removed += 1;
                 }
             }

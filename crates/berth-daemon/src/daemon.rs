@@ -153,38 +153,27 @@ impl Daemon {
         }
         while reattach.join_next().await.is_some() {}
         // Empty cgroups of containers that exited before a crash, which the reaper never got to.
-        let running: std::collections::HashSet<String> = self
-            .containers
-            .read()
-            .unwrap()
-            .by_id
-            .values()
-            .filter(|e| e.status().is_running())
-            .map(|e| e.id.clone())
-            .collect();
+        // Those with a cgroup parent of their own (`--cgroup-parent`) are looked at one by one;
+        // `rmdir` refuses a cgroup that still has a process in it.
+        let mut running = std::collections::HashSet::new();
+        let mut own_parent = Vec::new();
+        for e in self.containers.read().unwrap().by_id.values() {
+            if e.status().is_running() {
+                running.insert(e.id.clone());
+            } else if e.with(|d| {
+                d.host_config
+                    .cgroup_parent
+                    .as_deref()
+                    .is_some_and(|p| !p.is_empty())
+            }) {
+                own_parent.extend(self.cgroup(e).dirs().cloned());
+            }
+        }
         let parent = self.config.cgroup_parent.clone();
-        // Containers with a cgroup parent of their own (`--cgroup-parent`) are looked at one by one.
-        let own_parent: Vec<_> = self
-            .containers
-            .read()
-            .unwrap()
-            .by_id
-            .values()
-            .filter(|e| !e.status().is_running())
-            .filter(|e| {
-                e.with(|d| {
-                    d.host_config
-                        .cgroup_parent
-                        .as_deref()
-                        .is_some_and(|p| !p.is_empty())
-                })
-            })
-            .filter_map(|e| self.cgroup(e).dirs().cloned())
-            .collect();
         let swept = tokio::task::spawn_blocking(move || {
             let own = own_parent
                 .iter()
-                .filter(|d| !d.existing().is_empty() && d.is_empty() && d.remove_tree())
+                .filter(|d| !d.existing().is_empty() && d.remove_tree())
                 .count();
             own + crate::cgroups::Reaper::sweep(&parent, &running)
         })

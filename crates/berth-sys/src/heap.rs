@@ -137,7 +137,7 @@ unsafe extern "C" fn each_object(
     // SAFETY: the loader gives dlpi_phnum headers at dlpi_phdr.
     let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
     // An object with text relocations has private, modified copies of code pages: leave it be.
-    if headers.iter().any(|h| h.p_type == libc::PT_DYNAMIC) && has_text_relocations(info, headers) {
+    if has_text_relocations(info, headers) {
         return 0;
     }
     let page = page_size();

@@ -294,8 +294,16 @@ fn program_pages_kb(pid: &str) -> (u64, u64) {
     (rss, size)
 }
 
-fn program_rss_kb(pid: &str) -> u64 {
-    program_pages_kb(pid).0
+/// Reads `read` every 100 ms until `done` holds or 20 s have passed; the last reading. Polled
+/// from /proc alone: a request to the daemon (as `eventually` makes) maps code again.
+fn poll<T>(mut read: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut v = read();
+    while !done(&v) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        v = read();
+    }
+    v
 }
 
 /// Once removals pause, berthd stops mapping the code only they ran
@@ -316,17 +324,11 @@ fn berthd_unmaps_code_it_ran_once_removals_pause() {
         .collect();
     d.berth(&["ps", "-a"]).ok();
     d.berth(&["exec", &ids[0], "true"]).ok();
-    let busy = program_rss_kb(pid);
+    let busy = program_pages_kb(pid).0;
     let mut args = vec!["rm", "-f"];
     args.extend(ids.iter().map(String::as_str));
     d.berth(&args).ok();
-    // Polled from /proc alone: a request to the daemon (as `eventually` makes) maps code again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut idle = busy;
-    while idle * 2 >= busy && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        idle = program_rss_kb(pid);
-    }
+    let idle = poll(|| program_pages_kb(pid).0, |idle| idle * 2 < busy);
     assert!(
         idle * 2 < busy,
         "berthd's program pages: {busy} kB after the burst, still {idle} kB 20 s after it"
@@ -351,13 +353,7 @@ fn an_idle_shim_unmaps_the_code_its_start_ran() {
     let shims = d.shim_pids();
     assert_eq!(shims.len(), 1, "{shims:?}");
     let pid = shims[0].to_string();
-    // Polled from /proc alone: a request to the shim maps code again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let (mut rss, mut size) = program_pages_kb(&pid);
-    while rss * 4 >= size && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        (rss, size) = program_pages_kb(&pid);
-    }
+    let (rss, size) = poll(|| program_pages_kb(&pid), |(rss, size)| rss * 4 < *size);
     assert!(
         rss * 4 < size,
         "the shim still maps {rss} kB of its {size} kB program 20 s after the start"
