@@ -80,6 +80,7 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
                     failure: Some(f),
                 },
             };
+            berth_sys::times::mark("spawner-report");
             let mut line = serde_json::to_vec(&report).unwrap_or_default();
             line.push(b'\n');
             let _ = std::fs::File::from(report_w).write_all(&line);
@@ -90,10 +91,12 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
         // One line, not EOF: the exec'd process may hold a copy of the write end until it execs.
         let mut line = String::new();
         let read = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
+        berth_sys::times::mark("shim-exec-report");
         let _ = rustix::process::waitpid(
             rustix::process::Pid::from_raw(spawner),
             rustix::process::WaitOptions::empty(),
         );
+        berth_sys::times::mark("shim-spawner-reaped");
         let report: Report = read
             .ok()
             .and_then(|_| serde_json::from_str(&line).ok())
@@ -163,6 +166,7 @@ fn spawner_main(
 ) -> Result<i32, Failure> {
     // Rust ignores SIGPIPE before main; an ignored disposition would survive into the process.
     let _ = berth_sys::process::set_sigpipe_ignored(false);
+    berth_sys::times::mark("spawner");
     let config_path = bundle.join("config.json");
     let raw = std::fs::read(&config_path)
         .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
@@ -172,6 +176,7 @@ fn spawner_main(
         .process()
         .as_ref()
         .ok_or_else(|| Failure::new("config.json has no process"))?;
+    berth_sys::times::mark("spawner-spec");
     // The container's root as its processes see it, mounts included.
     let root = PathBuf::from(format!("/proc/{init_pid}/root"));
 
@@ -195,6 +200,7 @@ fn spawner_main(
     } else {
         p.cwd.clone()
     };
+    berth_sys::times::mark("spawner-user");
     berth_runtime::check_executable(&root, &p.args[0], crate::create::env_path(&p.env), &cwd).map_err(
         |e| Failure {
             message: e.to_string(),
@@ -232,7 +238,9 @@ fn spawner_main(
     } else {
         spec.linux().as_ref().and_then(|l| l.seccomp().clone())
     };
+    berth_sys::times::mark("spawner-checked");
     let filter = seccomp.map(|s| crate::seccomp::filter(cfg, bundle, s));
+    berth_sys::times::mark("spawner-filter");
     let mut process = Process::default();
     process
         .set_terminal(Some(p.tty))

@@ -322,6 +322,7 @@ impl PendingExec {
         let want_stdin = process.stdin;
         let (mut rd, mut wr) = tokio::io::split(io);
         let socket = daemon.shim_socket(&exec.container_id);
+        berth_sys::times::mark("d-exec-run");
         let started = async {
             let mut s = tokio::net::UnixStream::connect(&socket).await?;
             let resp = shim::request(
@@ -368,6 +369,7 @@ impl PendingExec {
             let _ = wr.shutdown().await;
             return;
         }
+        berth_sys::times::mark("d-exec-started");
         exec.state.lock().unwrap().pid = resp.pid.unwrap_or(0) as i64;
         let (mut srd, mut swr) = stream.into_split();
         // Client → exec stdin; a half-close is EOF on the exec's stdin.
@@ -415,6 +417,7 @@ impl PendingExec {
                     client_gone = r.is_err();
                 }
                 Ok(Some((FrameKind::Exit, b))) => {
+                    berth_sys::times::mark("d-exec-exit");
                     if let Ok(st) = serde_json::from_slice::<ExitStatus>(&b) {
                         code = st.exit_code as i64;
                     }

@@ -33,6 +33,7 @@ pub(crate) fn spawn(
         .unwrap_or_default();
     let join = super::cgroup::Join::new(&dirs).map_err(f)?;
     join.enter_v1().map_err(f)?;
+    berth_sys::times::mark("exec-v1-joined");
     let open = |n: &str| {
         std::fs::File::open(format!("/proc/{init_pid}/ns/{n}"))
             .map(OwnedFd::from)
@@ -55,14 +56,18 @@ pub(crate) fn spawn(
         }
         ContainerSide::Pipes { .. } => None,
     };
+    berth_sys::times::mark("exec-ns-joined");
     let (err_r, err_w) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC).map_err(|e| f(format!("pipe: {e}")))?;
     let child = join.fork().map_err(|e| f(format!("fork: {e}")))?;
     let berth_sys::process::Fork::Parent(pid) = child else {
         drop(err_r);
+        berth_sys::times::mark("exec-child");
         let msg = (|| {
             join.enter_unified()?;
+            berth_sys::times::mark("exec-child-unified");
             berth_sys::process::setns(mnt.as_fd(), libc::CLONE_NEWNS)
                 .map_err(|e| format!("join the container's mount namespace: {e}"))?;
+            berth_sys::times::mark("exec-child-mnt");
             rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
             match (&side, &console) {
                 (_, Some(c)) => {

@@ -46,7 +46,9 @@ impl Shim {
         if self.pidfd.is_none() {
             return err("container is not running".into());
         }
+        berth_sys::times::mark("shim-exec");
         let started = crate::exec::spawn(&self.cfg, &self.bundle, self.pid, &p);
+        berth_sys::times::mark("shim-exec-started");
         let exec_pid = started.as_ref().map(|s| s.pid).unwrap_or(0);
         self.watch_strays(exec_pid);
         let started = match started {
@@ -258,6 +260,7 @@ impl Shim {
             e.pidfd = Some(pidfd);
             return;
         };
+        berth_sys::times::mark("shim-exec-reaped");
         e.exit_code = Some(code);
         e.drain_until = Some(Instant::now() + DRAIN);
         e.stdin = None;

@@ -56,7 +56,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
-    ctx.client.get_json(&container_path(&a.container, "/json"))?;
+    // No inspect first (docker's CLI does one): creating the exec answers "No such container"
+    // and "is not running" with the same messages, one round trip sooner.
     let mut env = Vec::new();
     for f in &a.env_file {
         let text = std::fs::read_to_string(f)
@@ -91,6 +92,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         .client
         .call("POST", &container_path(&a.container, "/exec"), Body::json(&body))?
         .json()?;
+    berth_sys::times::mark("cli-exec-created");
     let id = v["Id"].as_str().unwrap_or_default().to_owned();
     if id.is_empty() {
         anyhow::bail!("exec ID empty");
@@ -111,6 +113,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         &format!("/exec/{}/start", path_escape(&id)),
         Body::json(&start),
     )?;
+    berth_sys::times::mark("cli-exec-hijacked");
     if resize_tty {
         stream::resize(&ctx.client, &Target::Exec(id.clone()));
     }
@@ -141,6 +144,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
         )
     };
     drop(raw);
+    berth_sys::times::mark("cli-exec-output-ended");
     if let Err(e) = res {
         if e.kind() == std::io::ErrorKind::Other {
             eprintln!("{e}");
@@ -151,6 +155,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     }
     let info = ctx.client.get_json(&format!("/exec/{}/json", path_escape(&id)))?;
     drop(sock);
+    berth_sys::times::mark("cli-exec-done");
     let code = info["ExitCode"].as_i64().unwrap_or(0) as i32;
     if code != 0 {
         return Err(status(code, ""));

@@ -62,7 +62,6 @@ pub async fn start(d: &Arc<Daemon>, mut req: Request<Incoming>, id: &str) -> Res
             Ok(up) => match up.downcast::<TokioIo<UnixStream>>() {
                 Ok(parts) => {
                     let stream = parts.io.into_inner();
-                    headers_read(&stream).await;
                     pending.run(ReadAhead::new(parts.read_buf, stream)).await
                 }
                 Err(up) => pending.run(TokioIo::new(up)).await,
@@ -73,33 +72,56 @@ pub async fn start(d: &Arc<Daemon>, mut req: Request<Incoming>, id: &str) -> Res
     Ok(http::upgraded())
 }
 
-/// Waits (at most [`HEADERS_READ_WAIT`]) until the client has read the `101` response before the
-/// process starts. docker-py reads the response head through a buffered reader and then switches
-/// to the raw socket: output that arrived with the head sits in that buffer and is lost (its
-/// `exec_run` returned nothing, or a tty's first bytes went missing). dockerd's slower exec start
-/// hides the same race; berth's exec is fast enough to lose it under load.
-async fn headers_read(stream: &UnixStream) {
-    use std::os::fd::AsFd;
-    let deadline = tokio::time::Instant::now() + HEADERS_READ_WAIT;
-    while matches!(berth_sys::fd::unread_by_peer(stream.as_fd()), Ok(n) if n > 0)
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
-/// A client that writes before it reads (stdin first) delays its exec by this much at most.
+/// A client that writes before it reads (stdin first) has its first output held back by this
+/// much at most.
 const HEADERS_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The hijacked connection: what hyper had already read from the client, then the socket.
+///
+/// Its first write waits (at most [`HEADERS_READ_WAIT`]) until the client has read the `101`
+/// response. docker-py reads the response head through a buffered reader and then switches to
+/// the raw socket: output that arrived with the head sits in that buffer and is lost (its
+/// `exec_run` returned nothing, or a tty's first bytes went missing). The kernel tells a Unix
+/// socket's writer nothing when its peer reads, so the wait polls `SIOCOUTQ` every millisecond.
+/// Only output waits: the process starts at once, and by the time it has written, the client has
+/// nearly always read the head.
 struct ReadAhead {
     buf: bytes::Bytes,
     io: UnixStream,
+    /// Until when the first write may wait for the client to read the head; `None` once it has.
+    head_by: Option<tokio::time::Instant>,
+    nap: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl ReadAhead {
     fn new(buf: bytes::Bytes, io: UnixStream) -> Self {
-        ReadAhead { buf, io }
+        ReadAhead {
+            buf,
+            io,
+            head_by: Some(tokio::time::Instant::now() + HEADERS_READ_WAIT),
+            nap: None,
+        }
+    }
+
+    /// Ready once the client has read what was written before the first write (or the wait is
+    /// over).
+    fn poll_head_read(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        use std::future::Future;
+        use std::os::fd::AsFd;
+        while let Some(by) = self.head_by {
+            let unread = matches!(berth_sys::fd::unread_by_peer(self.io.as_fd()), Ok(n) if n > 0);
+            if !unread || tokio::time::Instant::now() >= by {
+                self.head_by = None;
+                self.nap = None;
+                break;
+            }
+            let nap = self
+                .nap
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(std::time::Duration::from_millis(1))));
+            std::task::ready!(nap.as_mut().poll(cx));
+            self.nap = None;
+        }
+        Poll::Ready(())
     }
 }
 
@@ -121,6 +143,7 @@ impl tokio::io::AsyncRead for ReadAhead {
 
 impl tokio::io::AsyncWrite for ReadAhead {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<std::io::Result<usize>> {
+        std::task::ready!(self.poll_head_read(cx));
         Pin::new(&mut self.io).poll_write(cx, b)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

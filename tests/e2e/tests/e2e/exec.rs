@@ -94,6 +94,13 @@ print(code, repr(out), repr(err))
     let stopped = d.berth(&["exec", "exf", "true"]);
     assert_ne!(stopped.code, 0);
     assert!(stopped.stderr.contains("is not running"), "{}", stopped.stderr);
+    // The CLI creates the exec without inspecting first: the daemon's answer is docker's.
+    let nope = d.berth(&["exec", "exf-none", "true"]);
+    assert_eq!(
+        (nope.code, nope.stderr.as_str()),
+        (1, "Error response from daemon: No such container: exf-none\n"),
+        "{nope:?}"
+    );
 }
 
 #[test]
