@@ -14,6 +14,13 @@
 //! last code that runs before `execve` — installs the container's seccomp filter and then drops
 //! the capabilities to exactly the exec's set (what runc's exec applies). The filter is compiled
 //! once per container and cached (`seccomp.rs`): compiling it is most of an exec's cost.
+//!
+//! Most of `config.json` is the seccomp profile (6 of 9 kB for Docker's default), and a freshly
+//! forked spawner parsing it paid ~0.4 ms, mostly in page faults of the parser's code and heap.
+//! So the first exec of a shim tells it what it found ([`SeccompSeen`]: the cached program's
+//! name, or no profile), and later execs parse `config.json` without the profile and read the
+//! program by name. The shim lives for one start of the container, and `config.json` is written
+//! before it starts, so what it learned holds for its whole life.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
@@ -28,7 +35,7 @@ use rustix::pipe::PipeFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::create::{ContainerSide, Failure, Stdio};
-use crate::seccomp::{late_seccomp_caps, ConfinedExecutor};
+use crate::seccomp::{late_seccomp_caps, ConfinedExecutor, Filter};
 
 /// A started exec process, as the shim holds it.
 pub struct Started {
@@ -36,17 +43,58 @@ pub struct Started {
     /// Readable when the process exits.
     pub pidfd: OwnedFd,
     pub stdio: Stdio,
+    /// What this exec learned of the container's seccomp filter, for the next ones.
+    pub seccomp: Option<SeccompSeen>,
+}
+
+/// The container's seccomp filter, as an exec found it in `config.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SeccompSeen {
+    /// The container has no profile.
+    NoProfile,
+    /// The profile's compiled program, by its name in the cache.
+    Program(String),
 }
 
 #[derive(Serialize, Deserialize)]
 struct Report {
     pid: Option<i32>,
     failure: Option<Failure>,
+    #[serde(default)]
+    seccomp: Option<SeccompSeen>,
+}
+
+/// `config.json` without the seccomp profile: what an exec needs once the filter is known.
+#[derive(Deserialize)]
+struct SpecView {
+    process: Option<Process>,
+    linux: Option<LinuxView>,
+}
+
+#[derive(Deserialize)]
+struct LinuxView {
+    #[serde(rename = "cgroupsPath")]
+    cgroups_path: Option<PathBuf>,
+}
+
+/// What the spawner reads of `config.json`.
+struct Config {
+    init: Process,
+    cgroups_path: String,
+    filter: Option<Filter>,
+    seen: Option<SeccompSeen>,
 }
 
 /// Starts `p` in the container whose init is `init_pid`. Blocks until the process has exec'd
 /// (or failed); on failure nothing is left behind.
-pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) -> Result<Started, Failure> {
+/// `seen` is what an earlier exec of this shim learned of the container's seccomp filter.
+pub fn spawn(
+    cfg: &ShimConfig,
+    bundle: &Path,
+    init_pid: i32,
+    p: &ExecProcess,
+    seen: Option<&SeccompSeen>,
+) -> Result<Started, Failure> {
     if p.args.is_empty() {
         return Err(Failure::new("no command specified"));
     }
@@ -70,14 +118,17 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
             drop(report_r);
             drop(ours);
             drop(console_listener);
-            let report = match spawner_main(cfg, bundle, init_pid, p, theirs, &tag) {
+            let mut learned = None;
+            let report = match spawner_main(cfg, bundle, init_pid, p, seen, &mut learned, theirs, &tag) {
                 Ok(pid) => Report {
                     pid: Some(pid),
                     failure: None,
+                    seccomp: learned,
                 },
                 Err(f) => Report {
                     pid: None,
                     failure: Some(f),
+                    seccomp: learned,
                 },
             };
             berth_sys::times::mark("spawner-report");
@@ -149,33 +200,94 @@ pub fn spawn(cfg: &ShimConfig, bundle: &Path, init_pid: i32, p: &ExecProcess) ->
         for fd in fds {
             let _ = rustix::io::ioctl_fionbio(fd, true);
         }
-        Ok(Started { pid, pidfd, stdio })
+        Ok(Started {
+            pid,
+            pidfd,
+            stdio,
+            seccomp: report.seccomp,
+        })
     })();
     let _ = std::fs::remove_file(&console);
     res
 }
 
+/// Reads the bundle's `config.json`: without the seccomp profile when `seen` (or a privileged
+/// exec, which runs unconfined) makes it unneeded, else all of it.
+fn read_config(
+    cfg: &ShimConfig,
+    bundle: &Path,
+    p: &ExecProcess,
+    seen: Option<&SeccompSeen>,
+) -> Result<Config, Failure> {
+    let config_path = bundle.join("config.json");
+    let raw = std::fs::read(&config_path)
+        .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
+    let parse_err = |e: serde_json::Error| Failure::new(format!("parse {}: {e}", config_path.display()));
+    let no_process = || Failure::new("config.json has no process");
+    // The filter without parsing the profile: none, or the program an earlier exec found.
+    let known = match (p.privileged, seen) {
+        (true, _) | (false, Some(SeccompSeen::NoProfile)) => Some(None),
+        (false, Some(SeccompSeen::Program(name))) => {
+            crate::seccomp::cached_program(cfg, bundle, name).map(|b| Some(Filter::Program(b)))
+        }
+        (false, None) => None,
+    };
+    if let Some(filter) = known {
+        let view: SpecView = serde_json::from_slice(&raw).map_err(parse_err)?;
+        return Ok(Config {
+            init: view.process.ok_or_else(no_process)?,
+            cgroups_path: view
+                .linux
+                .and_then(|l| l.cgroups_path)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            filter,
+            seen: None,
+        });
+    }
+    let spec: Spec = serde_json::from_slice(&raw).map_err(parse_err)?;
+    let cgroups_path = crate::create::cgroups_path(&spec);
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().clone());
+    let name = profile.as_ref().and_then(crate::seccomp::program_name);
+    let filter = profile.map(|s| crate::seccomp::filter(cfg, bundle, s));
+    let seen = match (&filter, name) {
+        (None, _) => Some(SeccompSeen::NoProfile),
+        (Some(Filter::Program(_)), Some(name)) => Some(SeccompSeen::Program(name)),
+        // Left to libcontainer to compile: nothing to reuse.
+        _ => None,
+    };
+    Ok(Config {
+        init: spec.process().clone().ok_or_else(no_process)?,
+        cgroups_path,
+        filter,
+        seen,
+    })
+}
+
 /// The spawner process: resolve, check, build the process, run libcontainer's tenant builder.
+/// What it learns of the seccomp filter goes into `learned`.
+#[allow(clippy::too_many_arguments)]
 fn spawner_main(
     cfg: &ShimConfig,
     bundle: &Path,
     init_pid: i32,
     p: &ExecProcess,
+    seen: Option<&SeccompSeen>,
+    learned: &mut Option<SeccompSeen>,
     side: ContainerSide,
     tag: &str,
 ) -> Result<i32, Failure> {
     // Rust ignores SIGPIPE before main; an ignored disposition would survive into the process.
     let _ = berth_sys::process::set_sigpipe_ignored(false);
     berth_sys::times::mark("spawner");
-    let config_path = bundle.join("config.json");
-    let raw = std::fs::read(&config_path)
-        .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
-    let spec: Spec = serde_json::from_slice(&raw)
-        .map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
-    let init = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Failure::new("config.json has no process"))?;
+    let Config {
+        init,
+        cgroups_path,
+        filter,
+        seen: found,
+    } = read_config(cfg, bundle, p, seen)?;
+    *learned = found;
+    let init = &init;
     berth_sys::times::mark("spawner-spec");
     // The container's root as its processes see it, mounts included.
     let root = PathBuf::from(format!("/proc/{init_pid}/root"));
@@ -233,14 +345,7 @@ fn spawner_main(
             c
         })
     };
-    let seccomp = if p.privileged {
-        None
-    } else {
-        spec.linux().as_ref().and_then(|l| l.seccomp().clone())
-    };
     berth_sys::times::mark("spawner-checked");
-    let filter = seccomp.map(|s| crate::seccomp::filter(cfg, bundle, s));
-    berth_sys::times::mark("spawner-filter");
     let mut process = Process::default();
     process
         .set_terminal(Some(p.tty))
@@ -257,7 +362,7 @@ fn spawner_main(
         let winsize = p.console_size.filter(|_| p.tty);
         return crate::fast::exec::spawn(
             init_pid,
-            &crate::create::cgroups_path(&spec),
+            &cgroups_path,
             &process,
             filter.as_ref(),
             &caps,

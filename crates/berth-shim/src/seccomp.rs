@@ -28,12 +28,7 @@ use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOper
 /// The filter for `profile`: the cached or freshly compiled program, or the profile itself for
 /// libcontainer to compile when this translation cannot.
 pub(crate) fn filter(cfg: &ShimConfig, bundle: &Path, profile: LinuxSeccomp) -> Filter {
-    let dir = if cfg.seccomp_cache.is_empty() {
-        bundle.to_path_buf()
-    } else {
-        Path::new(&cfg.seccomp_cache).to_path_buf()
-    };
-    match program(&dir, &profile) {
+    match program(cache_dir(cfg, bundle), &profile) {
         Some(p) => Filter::Program(p),
         None => Filter::Profile(profile),
     }
@@ -43,9 +38,7 @@ pub(crate) fn filter(cfg: &ShimConfig, bundle: &Path, profile: LinuxSeccomp) -> 
 /// `None` when the profile uses something this translation leaves to libcontainer (flags,
 /// notify, an unusual architecture).
 pub fn program(dir: &Path, profile: &LinuxSeccomp) -> Option<Vec<u8>> {
-    let key = Sha256::digest(serde_json::to_vec(profile).ok()?);
-    // `s2`: programs shortened by `bpf::shortened` (older caches hold libseccomp's own).
-    let name = format!("{}.s2.bpf", berth_types::id::to_hex(&key));
+    let name = program_name(profile)?;
     let path = dir.join(&name);
     if let Ok(p) = std::fs::read(&path) {
         if !p.is_empty() {
@@ -70,6 +63,29 @@ pub fn program(dir: &Path, profile: &LinuxSeccomp) -> Option<Vec<u8>> {
         eprintln!("berth-shim: compile seccomp profile: {e}");
         None
     })
+}
+
+/// The cache's file name for `profile`'s program.
+pub(crate) fn program_name(profile: &LinuxSeccomp) -> Option<String> {
+    let key = Sha256::digest(serde_json::to_vec(profile).ok()?);
+    // `s2`: programs shortened by `bpf::shortened` (older caches hold libseccomp's own).
+    Some(format!("{}.s2.bpf", berth_types::id::to_hex(&key)))
+}
+
+/// The cached program named `name` (as [`program_name`] gave it), if it is there.
+pub(crate) fn cached_program(cfg: &ShimConfig, bundle: &Path, name: &str) -> Option<Vec<u8>> {
+    std::fs::read(cache_dir(cfg, bundle).join(name))
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+/// `ShimConfig::seccomp_cache`, or the bundle where none is set.
+fn cache_dir<'a>(cfg: &'a ShimConfig, bundle: &'a Path) -> &'a Path {
+    if cfg.seccomp_cache.is_empty() {
+        bundle
+    } else {
+        Path::new(&cfg.seccomp_cache)
+    }
 }
 
 fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Option<ScmpAction> {

@@ -89,6 +89,8 @@ struct Shim {
     next_exec: u64,
     /// Children the shim did not start (an exec's runtime helpers), reaped when they exit.
     strays: Vec<(i32, OwnedFd)>,
+    /// What the first exec learned of the container's seccomp filter (crate::exec).
+    seccomp_seen: Option<crate::exec::SeccompSeen>,
     /// Last time container output was read or bytes were sent to a client (extends [`DRAIN`]).
     last_progress: Instant,
 }
@@ -145,6 +147,7 @@ pub fn serve(cfg: ShimConfig, bundle: PathBuf, c: Created) {
         execs: Vec::new(),
         next_exec: 0,
         strays: Vec::new(),
+        seccomp_seen: None,
         last_progress: Instant::now(),
     };
     shim.run();

@@ -47,7 +47,7 @@ impl Shim {
             return err("container is not running".into());
         }
         berth_sys::times::mark("shim-exec");
-        let started = crate::exec::spawn(&self.cfg, &self.bundle, self.pid, &p);
+        let started = crate::exec::spawn(&self.cfg, &self.bundle, self.pid, &p, self.seccomp_seen.as_ref());
         berth_sys::times::mark("shim-exec-started");
         let exec_pid = started.as_ref().map(|s| s.pid).unwrap_or(0);
         self.watch_strays(exec_pid);
@@ -62,6 +62,9 @@ impl Shim {
                 };
             }
         };
+        if started.seccomp.is_some() {
+            self.seccomp_seen = started.seccomp;
+        }
         self.next_exec += 1;
         let key = self.next_exec;
         let (out, errfd, stdin, pty) = match started.stdio {

@@ -128,3 +128,44 @@ fn exec_with_the_docker_cli() {
     );
     assert_eq!(py.out(), "3 py", "{py:?}");
 }
+
+/// The first exec of a container tells its shim which seccomp program (or none) it installed, and
+/// later execs install that one without parsing the profile again: every exec stays confined as
+/// the first was, a privileged exec in between runs unconfined without changing the next one's
+/// filter, and a container without a profile gets none in any exec.
+#[test]
+fn every_exec_gets_the_containers_seccomp_filter() {
+    let d = daemon!();
+    let seccomp = |name: &str, flags: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[name, "grep", "^Seccomp", "/proc/self/status"]);
+        d.berth(&args).ok().stdout
+    };
+    let confined = "Seccomp:\t2\nSeccomp_filters:\t1\n";
+    let unconfined = "Seccomp:\t0\nSeccomp_filters:\t0\n";
+    d.berth(&["run", "-d", "--name", "sc", "busybox", "sleep", "60"])
+        .ok();
+    for _ in 0..3 {
+        assert_eq!(seccomp("sc", &[]), confined);
+    }
+    assert_eq!(seccomp("sc", &["--privileged"]), unconfined);
+    assert_eq!(seccomp("sc", &[]), confined);
+    assert_eq!(seccomp("sc", &["-u", "nobody"]), confined);
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "scu",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    for _ in 0..2 {
+        assert_eq!(seccomp("scu", &[]), unconfined);
+    }
+    d.berth(&["rm", "-f", "sc", "scu"]).ok();
+}
