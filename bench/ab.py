@@ -107,7 +107,7 @@ def main():
         remove_bench_net(2)
         subprocess.run(["rm", "-rf", base])
     print(f"A = {builds['A']}\nB = {builds['B']}\n{a.rounds} rounds, medians (ms unless named)")
-    print(f"| measure | A | B | B/A |\n|---|---|---|---|")
+    print("| measure | A | B | B/A |\n|---|---|---|---|")
     for key in res["A"]:
         va, vb = statistics.median(res["A"][key]), statistics.median(res["B"][key])
         print(f"| {key} (n={len(res['A'][key])}) | {va:.2f} | {vb:.2f} | {vb / va:.2f} |")

@@ -118,8 +118,20 @@ pub fn spawn(
             drop(report_r);
             drop(ours);
             drop(console_listener);
-            let mut learned = None;
-            let report = match spawner_main(cfg, bundle, init_pid, p, seen, &mut learned, theirs, &tag) {
+            // Rust ignores SIGPIPE before main; an ignored disposition would survive into the process.
+            let _ = berth_sys::process::set_sigpipe_ignored(false);
+            berth_sys::times::mark("spawner");
+            let (res, learned) = match read_config(cfg, bundle, p, seen) {
+                Ok(mut config) => {
+                    let learned = config.seen.take();
+                    (
+                        spawner_main(cfg, bundle, init_pid, p, config, theirs, &tag),
+                        learned,
+                    )
+                }
+                Err(f) => (Err(f), None),
+            };
+            let report = match res {
                 Ok(pid) => Report {
                     pid: Some(pid),
                     failure: None,
@@ -264,29 +276,23 @@ fn read_config(
     })
 }
 
-/// The spawner process: resolve, check, build the process, run libcontainer's tenant builder.
-/// What it learns of the seccomp filter goes into `learned`.
-#[allow(clippy::too_many_arguments)]
+/// The spawner process, with what it read of `config.json`: resolve, check, build the process,
+/// run libcontainer's tenant builder.
 fn spawner_main(
     cfg: &ShimConfig,
     bundle: &Path,
     init_pid: i32,
     p: &ExecProcess,
-    seen: Option<&SeccompSeen>,
-    learned: &mut Option<SeccompSeen>,
+    config: Config,
     side: ContainerSide,
     tag: &str,
 ) -> Result<i32, Failure> {
-    // Rust ignores SIGPIPE before main; an ignored disposition would survive into the process.
-    let _ = berth_sys::process::set_sigpipe_ignored(false);
-    berth_sys::times::mark("spawner");
     let Config {
         init,
         cgroups_path,
         filter,
-        seen: found,
-    } = read_config(cfg, bundle, p, seen)?;
-    *learned = found;
+        ..
+    } = config;
     let init = &init;
     berth_sys::times::mark("spawner-spec");
     // The container's root as its processes see it, mounts included.
