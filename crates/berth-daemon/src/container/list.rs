@@ -210,20 +210,26 @@ fn summary_ports(d: &crate::container::Doc) -> Vec<berth_api::models::Port> {
 
 /// `sh -c 'echo hi'`: the command as docker's `ps` shows it (shell-quoted where needed).
 pub(crate) fn command_line(path: &str, args: &[String]) -> String {
-    std::iter::once(path)
+    let mut out = String::new();
+    for (i, a) in std::iter::once(path)
         .chain(args.iter().map(String::as_str))
-        .map(|a| {
-            if !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
-            {
-                a.to_string()
-            } else {
-                format!("'{}'", a.replace('\'', "'\"'\"'"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(' ');
+        }
+        if !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b))
+        {
+            out.push_str(a);
+        } else {
+            out.push('\'');
+            out.push_str(&a.replace('\'', "'\"'\"'"));
+            out.push('\'');
+        }
+    }
+    out
 }
 
 /// `Up 3 seconds`, `Exited (3) About a minute ago`, `Created`.
@@ -267,6 +273,12 @@ mod tests {
         assert_eq!(
             command_line("sh", &["-c".into(), "echo started; sleep 1".into()]),
             "sh -c 'echo started; sleep 1'"
+        );
+        assert_eq!(command_line("", &[]), "''");
+        assert_eq!(command_line("true", &[]), "true");
+        assert_eq!(
+            command_line("echo", &["it's".into(), String::new(), "a=b".into()]),
+            "echo 'it'\"'\"'s' '' a=b"
         );
     }
 }

@@ -11,6 +11,8 @@ mod lex;
 
 use lex::{lex_action, Tok};
 
+use std::borrow::Cow;
+
 use crate::json::Val;
 
 #[derive(Debug, Clone)]
@@ -301,7 +303,7 @@ impl Template {
     /// Renders with Go's default `missingkey`: a missing map key prints `<no value>` (events).
     pub fn render_lenient(&self, data: &Val) -> Result<String, String> {
         let mut st = State {
-            vars: vec![("".into(), data.clone())],
+            vars: vec![("".into(), Cow::Borrowed(data))],
             header: false,
             rows: false,
             lenient: true,
@@ -319,7 +321,7 @@ impl Template {
     /// Renders a list row: like docker's formatter contexts, `json` of a whole row escapes HTML.
     pub fn render_row(&self, data: &Val) -> Result<String, String> {
         let mut st = State {
-            vars: vec![("".into(), data.clone())],
+            vars: vec![("".into(), Cow::Borrowed(data))],
             header: false,
             rows: true,
             lenient: false,
@@ -331,7 +333,7 @@ impl Template {
 
     fn run(&self, data: &Val, header: bool) -> Result<String, String> {
         let mut st = State {
-            vars: vec![("".into(), data.clone())],
+            vars: vec![("".into(), Cow::Borrowed(data))],
             header,
             rows: false,
             lenient: false,
@@ -342,24 +344,59 @@ impl Template {
     }
 }
 
-struct State {
-    vars: Vec<(String, Val)>,
+/// One rendering: `$` is the data rendered, borrowed (a `ps` row is not copied for it); the
+/// variables a template declares are owned.
+struct State<'a> {
+    vars: Vec<(String, Cow<'a, Val>)>,
     header: bool,
     rows: bool,
     lenient: bool,
     out: String,
 }
 
+/// The value a plain `{{.A.B}}` or `{{$x.A}}` action reaches, by reference. `None` for any other
+/// action, and where the walk stops short (a missing key, a non-object): the interpreter then
+/// answers as Go would.
+fn plain_field<'v>(vars: &'v [(String, Cow<'_, Val>)], p: &Pipe, dot: &'v Val) -> Option<&'v Val> {
+    let [cmd] = p.cmds.as_slice() else { return None };
+    let ([Arg::Field(base, path)], true) = (cmd.as_slice(), p.decl.is_empty()) else {
+        return None;
+    };
+    let mut v: &Val = match &**base {
+        Arg::Dot => dot,
+        Arg::Var(n) => vars.iter().rev().find(|(k, _)| k == n).map(|(_, v)| &**v)?,
+        _ => return None,
+    };
+    for k in path {
+        let Val::Obj(m) = v else { return None };
+        v = m.iter().find(|(kk, _)| kk == k).map(|(_, x)| x)?;
+    }
+    Some(v)
+}
+
 fn err_at(p: &Pipe, msg: impl std::fmt::Display) -> String {
     format!("template: :1:{}: executing \"\" at <{}>: {}", p.pos, p.src, msg)
 }
 
-impl State {
+impl State<'_> {
     fn exec(&mut self, nodes: &[Node], dot: &Val) -> Result<(), String> {
         for n in nodes {
             match n {
                 Node::Text(t) => self.out.push_str(t),
                 Node::Action(p) => {
+                    // A plain `{{.Field}}` (every column of the list commands' default tables)
+                    // is printed from where it is, without copying the value first.
+                    if let Some(v) = plain_field(&self.vars, p, dot) {
+                        match v {
+                            Val::Null => self.out.push_str(null_repr(p)),
+                            Val::Str(s) => self.out.push_str(s),
+                            v => {
+                                let s = v.go_string();
+                                self.out.push_str(&s)
+                            }
+                        }
+                        continue;
+                    }
                     let v = self.pipe(p, dot)?;
                     if p.decl.is_empty() {
                         match v {
@@ -419,10 +456,10 @@ impl State {
                     }
                     for (k, x) in items {
                         match decl.len() {
-                            1 => self.vars.push((decl[0].clone(), x.clone())),
+                            1 => self.vars.push((decl[0].clone(), Cow::Owned(x.clone()))),
                             2 => {
-                                self.vars.push((decl[0].clone(), k));
-                                self.vars.push((decl[1].clone(), x.clone()));
+                                self.vars.push((decl[0].clone(), Cow::Owned(k)));
+                                self.vars.push((decl[1].clone(), Cow::Owned(x.clone())));
                             }
                             _ => {}
                         }
@@ -442,7 +479,7 @@ impl State {
         }
         let v = last.unwrap_or(Val::Null);
         for d in &p.decl {
-            self.vars.push((d.clone(), v.clone()));
+            self.vars.push((d.clone(), Cow::Owned(v.clone())));
         }
         Ok(v)
     }
@@ -473,7 +510,7 @@ impl State {
                     .iter()
                     .rev()
                     .find(|(k, _)| k == n)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| Val::clone(v))
                     .ok_or_else(|| err_at(p, format!("undefined variable: ${n}")))?
             }
             Arg::Str(s) => Val::Str(s.clone()),
@@ -493,7 +530,7 @@ impl State {
                         .iter()
                         .rev()
                         .find(|(k, _)| k == n)
-                        .map(|(_, v)| v)
+                        .map(|(_, v)| &**v)
                         .ok_or_else(|| err_at(p, format!("undefined variable: ${n}")))?,
                     other => {
                         owned = self.arg(p, other, dot)?;

@@ -1,6 +1,6 @@
 //! What keeps `run --rm` and `rm` short (issue 11, docs/design/performance.md): removed
 //! directories leave through the trash, `--rm` rootfs overlays are volatile, and the explicit
-//! `cgroup-favordynmods` option.
+//! `cgroup-favordynmods` option; the CLI and the shim start without the dynamic loader.
 
 use std::path::{Path, PathBuf};
 
@@ -386,4 +386,39 @@ fn an_rshared_bind_still_propagates_mounts_to_the_host() {
         src.join("sub/from-container").exists()
     });
     d.berth(&["rm", "-f", &id]).ok();
+}
+
+/// The CLI and the shim are linked statically (their build.rs, scripts/berth-cc): their ELF
+/// program headers name no interpreter (`PT_INTERP`) and no dynamic section (`PT_DYNAMIC`), so
+/// neither loads a shared library when it starts, at every command and every container start.
+#[test]
+fn the_cli_and_the_shim_are_static_executables() {
+    // The wrapper is configured for this target only (.cargo/config.toml).
+    if !cfg!(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        target_env = "gnu"
+    )) {
+        eprintln!("skipped: the static link is set up for x86_64 Linux (glibc) only");
+        return;
+    }
+    for bin in ["berth", "berth-shim"] {
+        let elf = std::fs::read(berth_e2e::bin_dir().join(bin)).unwrap();
+        assert_eq!(&elf[..5], b"\x7fELF\x02", "{bin}: not a 64-bit ELF");
+        let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+        let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+        let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+        let types: Vec<u32> = (0..phnum)
+            .map(|i| {
+                let o = phoff + i * phentsize;
+                u32::from_le_bytes(elf[o..o + 4].try_into().unwrap())
+            })
+            .collect();
+        assert!(types.contains(&1), "{bin}: no PT_LOAD in {types:?}");
+        assert!(!types.contains(&2), "{bin} has a dynamic section: {types:?}");
+        assert!(
+            !types.contains(&3),
+            "{bin} names a program interpreter: {types:?}"
+        );
+    }
 }
