@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
-"""Two builds of berth side by side: `run --rm` and `exec` latency, interleaved (issue 11).
+"""Two builds of berth side by side: `run --rm`, `exec` and `ps -a`, interleaved (issue 11).
 
 Each round starts a private berthd from one build's directory, imports busybox, starts one
-`sleep` container and times, as whole CLI processes,
+`sleep` container (and with --running N, N more) and times, as whole CLI processes,
   - `run --rm --network none busybox true`, back to back and after 0.5 s idle,
   - `exec CONTAINER true`, back to back and after 0.5 s idle,
+  - `ps -a`, and `berth --version` (the CLI's start alone),
 then stops it and does the same with the other build. The order alternates each round, so a
 phase of the machine (its speed moves by 2-3x over minutes here) touches both builds alike.
 With --memory N, each build then also starts N `sleep` containers, and the report adds the host
 memory they took (meminfo deltas per container) and the shims' anonymous memory and page tables.
 
 Usage (as root, from the repository):
-  python3 bench/ab.py --a DIR --b DIR [--rounds 6] [--memory 200]
+  python3 bench/ab.py --a DIR --b DIR [--rounds 6] [--running 1000] [--memory 200]
 Each DIR holds berthd, berth and berth-shim: target/release, or a copy of another build.
 """
 import argparse, os, statistics, subprocess, sys, tempfile, time
@@ -38,7 +39,7 @@ def status(pid, keys):
     return out
 
 
-def one_round(bins, work, res, memory):
+def one_round(bins, work, res, memory, running):
     b = scale.Berth(work, bins)
     b.start()
     try:
@@ -47,6 +48,10 @@ def one_round(bins, work, res, memory):
                            capture_output=True)
         c = subprocess.run(b.cli(*scale.RUN_D, "busybox", "sleep", "3600"), env=b.env, check=True,
                            capture_output=True, text=True).stdout.strip()
+        ids = [c]
+        for _ in range(running):
+            ids.append(subprocess.run(b.cli(*scale.RUN_D, "busybox", "sleep", "3600"), env=b.env,
+                                      check=True, capture_output=True, text=True).stdout.strip())
         time.sleep(1.2)  # past the shim's quiet second, as a user meets it
 
         def timed(args, idle=0.0):
@@ -58,9 +63,9 @@ def one_round(bins, work, res, memory):
 
         for key, args, n, idle in (("run --rm", RUN, 10, 0), ("run --rm idle", RUN, 6, 0.5),
                                    ("exec", ["exec", c, "true"], 10, 0),
-                                   ("exec idle", ["exec", c, "true"], 6, 0.5)):
+                                   ("exec idle", ["exec", c, "true"], 6, 0.5),
+                                   ("ps -a", ["ps", "-a"], 10, 0), ("--version", ["--version"], 20, 0)):
             res.setdefault(key, []).extend(timed(args, idle) for _ in range(n))
-        ids = [c]
         if memory:
             subprocess.run(["sync"])
             m0 = meminfo()
@@ -87,6 +92,7 @@ def main():
     ap.add_argument("--b", required=True, help="directory of build B's binaries")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--memory", type=int, default=0, help="also start N containers per round")
+    ap.add_argument("--running", type=int, default=0, help="N more containers running while timing")
     a = ap.parse_args()
     if os.geteuid() != 0:
         print("skipped: requires root")
@@ -101,12 +107,13 @@ def main():
                 os.makedirs(work)
                 with open(os.path.join(work, "daemon.json"), "w") as f:
                     f.write("{}")
-                one_round(builds[k], work, res[k], a.memory)
+                one_round(builds[k], work, res[k], a.memory, a.running)
                 subprocess.run(["rm", "-rf", work])
     finally:
         remove_bench_net(2)
         subprocess.run(["rm", "-rf", base])
-    print(f"A = {builds['A']}\nB = {builds['B']}\n{a.rounds} rounds, medians (ms unless named)")
+    print(f"A = {builds['A']}\nB = {builds['B']}\n{a.rounds} rounds, {a.running + 1} containers running, "
+          "medians (ms unless named)")
     print("| measure | A | B | B/A |\n|---|---|---|---|")
     for key in res["A"]:
         va, vb = statistics.median(res["A"][key]), statistics.median(res["B"][key])

@@ -7,6 +7,9 @@ For each N in --counts (cumulative: the same daemon grows from one count to the 
   - berthd's RSS, host memory per container (`free`'s used delta / N), monitors' mean Pss,
   - `run --rm --network none busybox true` back to back and after 0.5 s idle, against none running,
   - `ps -a`, `exec CONTAINER true`,
+each measured after a settle of SETTLE_S seconds and a `sync` past the last start: a machine whose
+containers are running, as a user meets it, not one still finishing a burst of starts (the last
+shims' first quiet second, the starts' writeback),
 then, at the largest N: berthd restart to ready with all reattached, `rm -f` of all, berthd's RSS
 after removal, `berthd check` clean, and nothing left behind (mounts, shims, cgroups).
 
@@ -135,9 +138,15 @@ def slab_1k_kb():
     return 0
 
 
+SETTLE_S = 3
+
+
 def measure(eng, image, ids, base_used, runs, base_slab=0):
     n = len(ids)
     r = {"N": n}
+    if n:
+        time.sleep(SETTLE_S)
+        subprocess.run(["sync"])
     r["used_per_container_mb"] = (used_kb() - base_used) / 1024 / n if n else 0
     if n and base_slab:
         r["of_which_kmalloc_1k_kb"] = (slab_1k_kb() - base_slab) / n
