@@ -18,15 +18,10 @@ Each DIR holds berthd, berth and berth-shim: target/release, or a copy of anothe
 import argparse, os, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import busybox_tar, pids_of, remove_bench_net  # noqa: E402
+from bench import busybox_tar, meminfo, pids_of, remove_bench_net  # noqa: E402
 import scale  # noqa: E402
 
 RUN = ["run", "--rm", "--network", "none", "busybox", "true"]
-
-
-def meminfo():
-    with open("/proc/meminfo") as f:
-        return {line.split(":")[0]: int(line.split()[1]) for line in f}
 
 
 def status(pid, keys):

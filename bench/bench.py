@@ -96,6 +96,18 @@ def rss_kb(pid):
     return 0
 
 
+def meminfo():
+    """/proc/meminfo as {field: kB}."""
+    with open("/proc/meminfo") as f:
+        return {line.split(":")[0]: int(line.split()[1]) for line in f}
+
+
+def used_kb(m=None):
+    """`free`'s "used" (kB): what is neither free nor cache, from `m` or a fresh meminfo()."""
+    m = m or meminfo()
+    return m["MemTotal"] - m["MemFree"] - m["Buffers"] - m["Cached"] - m["SReclaimable"]
+
+
 def pids_of(name):
     out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]

@@ -19,15 +19,14 @@ Usage (as root): python3 bench/memparts.py [--n 200] [part ...]
 """
 import argparse, os, subprocess, sys, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import meminfo, used_kb  # noqa: E402
+
 HIERARCHIES = "/sys/fs/cgroup"
 
 
 def snap():
-    m = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":")
-            m[k] = int(v.split()[0])
+    m = meminfo()
     s = {}
     with open("/proc/slabinfo") as f:
         for line in f.readlines()[2:]:
@@ -41,10 +40,6 @@ def settle():
     subprocess.run(["sync"])
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("2")
-
-
-def used(m):
-    return m["MemTotal"] - m["MemFree"] - m["Buffers"] - m["Cached"] - m["SReclaimable"]
 
 
 def cgroup_roots(memory_only):
@@ -89,7 +84,7 @@ def one(part, n):
     per = lambda k, x0, x1: (x1.get(k, 0) - x0.get(k, 0)) / n
     parts = ("AnonPages", "PageTables", "KernelStack", "SUnreclaim", "Percpu")
     total = sum(per(k, m0, m1) for k in parts)
-    print(f"{part}: {total:.1f} kB each in the parts below; `free` used {(used(m1) - used(m0)) / n:.1f} ("
+    print(f"{part}: {total:.1f} kB each in the parts below; `free` used {(used_kb(m1) - used_kb(m0)) / n:.1f} ("
           + ", ".join(f"{k} {per(k, m0, m1):.1f}" for k in
                       parts) + ")")
     top = sorted(s1, key=lambda k: -per(k, s0, s1))[:6]

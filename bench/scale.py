@@ -22,19 +22,10 @@ import argparse, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import bench_net_args, busybox_tar, fs_note, pss_kb, rss_kb, pids_of, remove_bench_net  # noqa: E402
+from bench import bench_net_args, busybox_tar, fs_note, pss_kb, rss_kb, pids_of, remove_bench_net, used_kb  # noqa: E402
 import registry  # noqa: E402
 
 RUN_D = ["run", "-d", "--network", "none"]
-
-
-def used_kb():
-    m = {}
-    with open("/proc/meminfo") as f:
-        for line in f:
-            k, v = line.split(":")
-            m[k] = int(v.split()[0])
-    return m["MemTotal"] - m["MemFree"] - m["Buffers"] - m["Cached"] - m["SReclaimable"]
 
 
 def ms(f):

@@ -364,7 +364,7 @@ fn plain_field<'v>(vars: &'v [(String, Cow<'_, Val>)], p: &Pipe, dot: &'v Val) -
     };
     let mut v: &Val = match &**base {
         Arg::Dot => dot,
-        Arg::Var(n) => vars.iter().rev().find(|(k, _)| k == n).map(|(_, v)| &**v)?,
+        Arg::Var(n) => var(vars, n)?,
         _ => return None,
     };
     for k in path {
@@ -372,6 +372,20 @@ fn plain_field<'v>(vars: &'v [(String, Cow<'_, Val>)], p: &Pipe, dot: &'v Val) -
         v = m.iter().find(|(kk, _)| kk == k).map(|(_, x)| x)?;
     }
     Some(v)
+}
+
+/// The variable `$n` (`$` itself is named ""), innermost first.
+fn var<'v>(vars: &'v [(String, Cow<'_, Val>)], n: &str) -> Option<&'v Val> {
+    vars.iter().rev().find(|(k, _)| k == n).map(|(_, v)| &**v)
+}
+
+/// Prints what an action yields: Go's `<no value>` (or its per-field stand-in) for nil.
+fn print_val(out: &mut String, p: &Pipe, v: &Val) {
+    match v {
+        Val::Null => out.push_str(null_repr(p)),
+        Val::Str(s) => out.push_str(s),
+        v => out.push_str(&v.go_string()),
+    }
 }
 
 fn err_at(p: &Pipe, msg: impl std::fmt::Display) -> String {
@@ -387,22 +401,12 @@ impl State<'_> {
                     // A plain `{{.Field}}` (every column of the list commands' default tables)
                     // is printed from where it is, without copying the value first.
                     if let Some(v) = plain_field(&self.vars, p, dot) {
-                        match v {
-                            Val::Null => self.out.push_str(null_repr(p)),
-                            Val::Str(s) => self.out.push_str(s),
-                            v => {
-                                let s = v.go_string();
-                                self.out.push_str(&s)
-                            }
-                        }
+                        print_val(&mut self.out, p, v);
                         continue;
                     }
                     let v = self.pipe(p, dot)?;
                     if p.decl.is_empty() {
-                        match v {
-                            Val::Null => self.out.push_str(null_repr(p)),
-                            v => self.out.push_str(&v.go_string()),
-                        }
+                        print_val(&mut self.out, p, &v);
                     }
                 }
                 Node::If(p, a, b) => {
@@ -506,11 +510,8 @@ impl State<'_> {
             Arg::Dot => dot.clone(),
             Arg::Var(n) => {
                 let n = n.as_str();
-                self.vars
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == n)
-                    .map(|(_, v)| Val::clone(v))
+                var(&self.vars, n)
+                    .cloned()
                     .ok_or_else(|| err_at(p, format!("undefined variable: ${n}")))?
             }
             Arg::Str(s) => Val::Str(s.clone()),
@@ -525,13 +526,9 @@ impl State<'_> {
                 let owned;
                 let mut v: &Val = match &**base {
                     Arg::Dot => dot,
-                    Arg::Var(n) => self
-                        .vars
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| k == n)
-                        .map(|(_, v)| &**v)
-                        .ok_or_else(|| err_at(p, format!("undefined variable: ${n}")))?,
+                    Arg::Var(n) => {
+                        var(&self.vars, n).ok_or_else(|| err_at(p, format!("undefined variable: ${n}")))?
+                    }
                     other => {
                         owned = self.arg(p, other, dot)?;
                         &owned
