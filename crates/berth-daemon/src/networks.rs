@@ -136,6 +136,11 @@ impl Daemon {
         if driver != "bridge" {
             return Err(Error::Missing(format!("plugin \"{driver}\" not found")));
         }
+        if req.enable_ipv6 == Some(true) {
+            return Err(Error::NotImplemented(
+                "berth's networks are IPv4 only: create the network without IPv6 (EnableIPv6)".into(),
+            ));
+        }
         let ipam = req.ipam.clone().unwrap_or_default();
         let pool = ipam
             .config

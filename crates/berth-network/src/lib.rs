@@ -37,13 +37,28 @@ pub enum NetError {
         #[source]
         source: std::io::Error,
     },
+    /// The kernel refused one more port on the network's bridge (`EXFULL`).
+    #[error(
+        "the network's bridge {bridge} has no free port: a Linux bridge takes at most {max} \
+         endpoints (the kernel's limit of 1024 ports). Remove containers from this network or \
+         disconnect them, or put more containers on another network (berth network create)",
+        max = BRIDGE_MAX_ENDPOINTS
+    )]
+    BridgeFull { bridge: String },
 }
+
+/// The most endpoints a Linux bridge takes: `BR_MAX_PORTS` (1024) less port number 0, which
+/// the kernel never gives out.
+pub const BRIDGE_MAX_ENDPOINTS: usize = 1023;
+
+/// `EXFULL`: what adding a port to a full bridge fails with.
+const EXFULL: i32 = 54;
 
 impl NetError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             NetError::Ipam(IpamError::InvalidCidr(_) | IpamError::InvalidIp(_)) => ErrorKind::InvalidArgument,
-            NetError::Ipam(_) => ErrorKind::Conflict,
+            NetError::Ipam(_) | NetError::BridgeFull { .. } => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         }
     }
@@ -176,6 +191,12 @@ pub struct Endpoint<'a> {
 /// route) and brings `lo` up. On error the pair is deleted again. A bridge that has gone since
 /// the daemon set it up (deleted by hand) is set up again first ([`setup_bridge`]); one that
 /// exists is taken as it is, so a start costs one lookup, not the bridge's whole set-up.
+///
+/// Both ends have IPv6 turned off before they come up, as dockerd does on a network without
+/// IPv6 (berth's networks are IPv4 only; `lo` keeps `::1`). Otherwise every new interface sends
+/// IPv6 multicast (MLD reports, router and neighbour solicitations), the bridge floods it to
+/// every port, and every container's stack takes it in: a start's cost grew with the number of
+/// containers on the bridge (docs/design/network.md, "A thousand containers on one bridge").
 pub fn attach(net: &BridgeNet, ep: &Endpoint<'_>) -> Result<()> {
     let mut host = Netlink::open()?;
     let master = match host.index(&net.bridge)? {
@@ -189,8 +210,27 @@ pub fn attach(net: &BridgeNet, ep: &Endpoint<'_>) -> Result<()> {
         }
     };
     let ns = std::fs::File::open(ep.netns).map_err(NetError::io(format!("open {}", ep.netns.display())))?;
-    host.create_veth(ep.host_veth, master, net.mtu, ep.ifname, ep.mac, ns.as_raw_fd())?;
+    host.create_veth(ep.host_veth, master, net.mtu, ep.ifname, ep.mac, ns.as_raw_fd())
+        .map_err(|e| match e.errno() {
+            Some(EXFULL) => NetError::BridgeFull {
+                bridge: net.bridge.clone(),
+            },
+            _ => e.into(),
+        })?;
+    let mut host_up = || -> Result<()> {
+        disable_ipv6(ep.host_veth)?;
+        let index = host.index(ep.host_veth)?.ok_or_else(|| NetError::Io {
+            op: format!("find {}", ep.host_veth),
+            source: std::io::Error::from_raw_os_error(19),
+        })?;
+        host.set_up(index)?;
+        Ok(())
+    };
     let inside = || -> Result<()> {
+        let (ifname, netns) = (ep.ifname.to_string(), ep.netns.to_path_buf());
+        // The sysctl is the namespace's own: written from a thread inside it.
+        berth_sys::netns::run_in(ep.netns, move || disable_ipv6(&ifname))
+            .map_err(NetError::io(format!("enter {}", netns.display())))??;
         let mut nl = Netlink::open_in(ep.netns)?;
         if let Some(lo) = nl.index("lo")? {
             nl.set_up(lo)?;
@@ -206,11 +246,23 @@ pub fn attach(net: &BridgeNet, ep: &Endpoint<'_>) -> Result<()> {
         }
         Ok(())
     };
-    if let Err(e) = inside() {
-        let _ = host.delete(ep.host_veth);
+    if let Err(e) = host_up().and_then(|()| inside()) {
+        let _ = Netlink::open().and_then(|mut h| h.delete(ep.host_veth));
         return Err(e);
     }
     Ok(())
+}
+
+/// Turns IPv6 off on interface `ifname` of the calling thread's network namespace; a kernel
+/// without IPv6 has nothing to turn off.
+fn disable_ipv6(ifname: &str) -> Result<()> {
+    let key = format!("net/ipv6/conf/{ifname}/disable_ipv6");
+    match berth_sys::netns::sysctl(&key, "1") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !Path::new("/proc/sys/net/ipv6").exists() => {
+            Ok(())
+        }
+        r => r.map_err(NetError::io(format!("set {key}"))),
+    }
 }
 
 /// Brings `lo` up in a namespace with no other network (`--network none`).

@@ -153,8 +153,8 @@ impl Netlink {
         })
     }
 
-    /// Creates a veth pair: `host` here, enslaved to `master` and up; `peer` (named `peer_name`,
-    /// with `mac`) inside the namespace open at `netns_fd`.
+    /// Creates a veth pair: `host` here, enslaved to `master` (down: the caller brings it up);
+    /// `peer` (named `peer_name`, with `mac`) inside the namespace open at `netns_fd`.
     pub fn create_veth(
         &mut self,
         host: &str,
@@ -170,8 +170,6 @@ impl Netlink {
         peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
         peer.attributes.push(LinkAttribute::NetNsFd(netns_fd));
         let mut m = LinkMessage::default();
-        m.header.flags = LinkFlags::Up;
-        m.header.change_mask = LinkFlags::Up;
         m.attributes.push(LinkAttribute::IfName(host.to_string()));
         m.attributes.push(LinkAttribute::Mtu(mtu));
         m.attributes.push(LinkAttribute::Controller(master));

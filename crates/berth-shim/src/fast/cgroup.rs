@@ -10,14 +10,51 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 use super::rootfs::Result;
 
 /// The v1 hierarchies mounted under `/sys/fs/cgroup` (`(name, mount point)`, `name` as the
-/// directory is called: `cpu`, `cpu,cpuacct`, `systemd`). Read from mountinfo once per shim
-/// (`accepts` and `create` both ask; the host's hierarchies do not change under a container).
+/// directory is called: `cpu`, `cpu,cpuacct`, `systemd`), by name. Found once per shim (`accepts`
+/// and `create` both ask; the host's hierarchies do not change under a container).
 pub(crate) fn hierarchies() -> &'static [(String, PathBuf)] {
     static HIERARCHIES: std::sync::OnceLock<Vec<(String, PathBuf)>> = std::sync::OnceLock::new();
-    HIERARCHIES.get_or_init(read_hierarchies)
+    HIERARCHIES.get_or_init(|| {
+        let root = Path::new(berth_runtime::CGROUP_ROOT);
+        let mut v = from_directory(root).unwrap_or_else(|| from_mountinfo(root));
+        v.sort();
+        v
+    })
 }
 
-fn read_hierarchies() -> Vec<(String, PathBuf)> {
+const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+
+fn fs_type(p: &Path) -> Option<i64> {
+    // `f_type`'s width differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::statfs(p).ok().map(|s| s.f_type as i64)
+}
+
+/// The hierarchies as the directories of `root` that are cgroup v1 file systems: a few `statfs`
+/// calls, where `/proc/self/mountinfo` lists every mount of the host (a pinned network namespace
+/// per container on a bridge). `None` when `root` is itself a v1 hierarchy (then every directory
+/// in it would look like one).
+fn from_directory(root: &Path) -> Option<Vec<(String, PathBuf)>> {
+    if fs_type(root)? == CGROUP_SUPER_MAGIC {
+        return None;
+    }
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(root).ok()?.flatten() {
+        // Symbolic links (`cpu` -> `cpu,cpuacct`) name a hierarchy already listed.
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let p = e.path();
+        if fs_type(&p) == Some(CGROUP_SUPER_MAGIC) {
+            if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                v.push((name.to_string(), p.clone()));
+            }
+        }
+    }
+    Some(v)
+}
+
+fn from_mountinfo(root: &Path) -> Vec<(String, PathBuf)> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut v = Vec::new();
     for line in info.lines() {
@@ -32,7 +69,7 @@ fn read_hierarchies() -> Vec<(String, PathBuf)> {
             continue;
         };
         let mp = PathBuf::from(mp);
-        if mp.parent() != Some(Path::new(berth_runtime::CGROUP_ROOT)) {
+        if mp.parent() != Some(root) {
             continue;
         }
         if let Some(name) = mp.file_name().and_then(|n| n.to_str()) {
@@ -364,6 +401,17 @@ pub(crate) fn kill_and_remove(dirs: &CgroupDirs) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hierarchies found from `/sys/fs/cgroup`'s directories are the ones mountinfo lists.
+    #[test]
+    fn hierarchies_from_the_directory_are_those_mountinfo_lists() {
+        let root = Path::new(berth_runtime::CGROUP_ROOT);
+        let mut want = from_mountinfo(root);
+        want.sort();
+        let mut got = from_directory(root).unwrap_or_else(|| want.clone());
+        got.sort();
+        assert_eq!(got, want);
+    }
 
     /// The state a concurrent creator leaves for a moment: the parent made, its cpus and mems
     /// not yet written. A child made then must still take tasks.

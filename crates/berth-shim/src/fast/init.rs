@@ -266,6 +266,15 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
 /// libcontainer does: `pivot_root` refuses a shared new root or parent, and a `shared` root
 /// propagation made it shared.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
+    // The shim mounts the rootfs itself, so it is a mount (another device than its parent's)
+    // and no list of all mounts is read.
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+    let own = dev(rootfs);
+    if own.is_some() && own != rootfs.parent().and_then(dev) {
+        return rustix::mount::mount_change(rootfs, rustix::mount::MountPropagationFlags::PRIVATE)
+            .map_err(|e| format!("make {} private: {e}", rootfs.display()));
+    }
     let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read mountinfo: {e}"))?;
     let parent = rootfs;
     let mut best = PathBuf::from("/");

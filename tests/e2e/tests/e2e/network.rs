@@ -103,6 +103,24 @@ fn bridge_container_has_the_inspected_address_reaches_the_gateway_and_leaves_not
     assert!(eth0.contains(&mac), "{eth0}");
     let route = d.berth(&["exec", "n1", "ip", "route"]).ok().stdout;
     assert!(route.contains(&format!("default via {gw}")), "{route}");
+    // The network has no IPv6: neither end of the veth pair has it (as dockerd does), so no
+    // interface floods the bridge with IPv6 multicast; `lo` keeps `::1`.
+    let sysctl = |ifname: &str| {
+        d.berth(&[
+            "exec",
+            "n1",
+            "cat",
+            &format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        ])
+        .ok()
+        .out()
+        .to_string()
+    };
+    assert_eq!(sysctl("eth0"), "1");
+    assert_eq!(sysctl("lo"), "0");
+    assert!(!eth0.contains("inet6"), "{eth0}");
+    let host_end = format!("/proc/sys/net/ipv6/conf/vb{}/disable_ipv6", &id[..12]);
+    assert_eq!(std::fs::read_to_string(&host_end).unwrap().trim(), "1");
     d.berth(&["exec", "n1", "ping", "-c", "1", "-W", "3", &gw]).ok();
     // hosts carries the container's own address.
     let hosts = d.berth(&["exec", "n1", "cat", "/etc/hosts"]).ok().stdout;
@@ -288,6 +306,114 @@ fn a_host_port_already_in_use_is_dockers_error_and_leaves_nothing() {
     // A bad spec is refused at create.
     let r = d.berth(&["create", "-p", "80/icmp", "busybox"]);
     assert_ne!(r.code, 0);
+}
+
+/// Ports a test put on a bridge: the host ends of veth pairs, down, whose peers live in a
+/// network namespace of the test's own. Deleting that namespace deletes every pair, even when
+/// the test fails (deleting the bridge would leave them).
+struct Ports {
+    netns: String,
+    names: Vec<String>,
+}
+
+impl Ports {
+    fn batch(lines: impl Iterator<Item = String>) {
+        let mut child = std::process::Command::new("ip")
+            .args(["-force", "-batch", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        for l in lines {
+            writeln!(input, "{l}").unwrap();
+        }
+        drop(input);
+        child.wait().unwrap();
+    }
+
+    /// `n` more ports on `bridge`.
+    fn on(bridge: &str, n: usize) -> Ports {
+        let tag = std::process::id() % 100_000;
+        let ports = Ports {
+            netns: format!("bfull{tag}"),
+            names: (0..n).map(|i| format!("bf{tag:05}x{i:04}")).collect(),
+        };
+        let made = std::process::Command::new("ip")
+            .args(["netns", "add", &ports.netns])
+            .status()
+            .unwrap();
+        assert!(made.success(), "ip netns add {}", ports.netns);
+        Ports::batch(ports.names.iter().enumerate().map(|(i, name)| {
+            format!(
+                "link add {name} master {bridge} type veth peer name p{i} netns {}",
+                ports.netns
+            )
+        }));
+        ports
+    }
+
+    fn remove_one(&mut self) {
+        if let Some(n) = self.names.pop() {
+            Ports::batch(std::iter::once(format!("link del {n}")));
+        }
+    }
+}
+
+impl Drop for Ports {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+fn bridge_ports(bridge: &str) -> usize {
+    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .map(|r| r.count())
+        .unwrap_or(0)
+}
+
+/// A Linux bridge takes at most 1023 ports. A container that would be one too many is refused
+/// with a message that says so and what to do, and leaves nothing behind: once a port is free,
+/// the next one starts (its address, namespace and veth were not leaked).
+#[test]
+fn a_full_bridge_is_refused_with_its_reason_and_leaves_nothing() {
+    let d = daemon!();
+    let bridge = d.net.bridge.clone();
+    let mut ports = Ports::on(&bridge, 1023 - bridge_ports(&bridge));
+    assert_eq!(bridge_ports(&bridge), 1023, "the bridge could not be filled");
+    let r = d.berth(&["run", "--rm", "busybox", "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "the network's bridge {bridge} has no free port: a Linux bridge takes at most 1023 endpoints"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("another network"), "{}", r.stderr);
+    let r = d.berth(&["run", "-d", "--name", "late", "busybox", "sleep", "600"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert_eq!(inspect(&d, "late", "{{.State.Status}}"), "created");
+    wait_netns(&d, 0);
+    assert_eq!(
+        bridge_ports(&bridge),
+        1023,
+        "a veth of the refused starts was left"
+    );
+    ports.remove_one();
+    d.berth(&["start", "late"]).ok();
+    assert_eq!(inspect(&d, "late", "{{.State.Status}}"), "running");
+    let ip = inspect(&d, "late", "{{.NetworkSettings.IPAddress}}");
+    let g = d.net.gateway.octets();
+    assert_eq!(
+        ip,
+        format!("{}.{}.{}.2", g[0], g[1], g[2]),
+        "the address of the refused starts was leaked"
+    );
+    d.berth(&["rm", "-f", "late"]).ok();
+    wait_netns(&d, 0);
 }
 
 /// A /24 of the test range no route uses, as `--subnet`.
@@ -590,6 +716,13 @@ try:
     raise SystemExit("still there")
 except docker.errors.NotFound:
     pass
+# berth's networks are IPv4 only: asking for IPv6 is refused, not ignored.
+try:
+    c.networks.create("py6", enable_ipv6=True)
+    raise SystemExit("an IPv6 network was accepted")
+except docker.errors.APIError as e:
+    assert e.status_code == 501 and "IPv4 only" in str(e), e
+assert "py6" not in [x.name for x in c.networks.list()]
 print(c.networks.prune())
 "#
     ));
