@@ -46,8 +46,9 @@ def median_ms(cmd, env, runs, idle=0.0):
 class Berth:
     name = "berth"
 
-    def __init__(self, work, bins):
+    def __init__(self, work, bins, net_args=None):
         self.work, self.bins = work, bins
+        self.net_args = net_args or bench_net_args(2)
         self.sock = os.path.join(work, "exec/berth.sock")
         self.env = dict(os.environ, BERTH_HOST="unix://" + self.sock)
         self.proc = None
@@ -62,7 +63,7 @@ class Berth:
         self.proc = subprocess.Popen(
             [os.path.join(self.bins, "berthd"), "-H", "unix://" + self.sock, "--data-root", self.work + "/data",
              "--exec-root", self.work + "/exec", "--config-file", self.work + "/daemon.json",
-             "--pidfile", self.work + "/berthd.pid", "--cgroup-parent", "berth-scale", *bench_net_args(2)],
+             "--pidfile", self.work + "/berthd.pid", "--cgroup-parent", "berth-scale", *self.net_args],
             env=dict(os.environ, BERTH_READY_FD=str(w)), pass_fds=(w,), stdout=subprocess.DEVNULL,
             stderr=open(self.work + "/berthd.log", "a"))
         os.close(w)
