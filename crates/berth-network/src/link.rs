@@ -13,7 +13,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -183,6 +184,26 @@ impl Netlink {
             &format!("create veth {host}"),
         )?;
         Ok(())
+    }
+
+    /// Gives link `index` (still down) no IPv6 address when it comes up (`addrgenmode none`):
+    /// it then sends no IPv6 at all (no duplicate address detection, MLD reports or router
+    /// solicitations). A kernel without IPv6 has nothing to turn off.
+    pub fn no_ipv6_addresses(&mut self, index: u32) -> Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
+                AfSpecInet6::AddrGenMode(In6AddrGenMode::None),
+            ])]));
+        match self.request(
+            RouteNetlinkMessage::SetLink(m),
+            NLM_F_ACK,
+            "turn off IPv6 addresses",
+        ) {
+            Err(e) if e.errno() == Some(97) => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 
     pub fn set_up(&mut self, index: u32) -> Result<()> {

@@ -103,24 +103,25 @@ fn bridge_container_has_the_inspected_address_reaches_the_gateway_and_leaves_not
     assert!(eth0.contains(&mac), "{eth0}");
     let route = d.berth(&["exec", "n1", "ip", "route"]).ok().stdout;
     assert!(route.contains(&format!("default via {gw}")), "{route}");
-    // The network has no IPv6: neither end of the veth pair has it (as dockerd does), so no
-    // interface floods the bridge with IPv6 multicast; `lo` keeps `::1`.
-    let sysctl = |ifname: &str| {
-        d.berth(&[
-            "exec",
-            "n1",
-            "cat",
-            &format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
-        ])
+    // The network has no IPv6: neither end of the veth pair gets an IPv6 address (address
+    // generation off), so no interface floods the bridge with IPv6 multicast; `lo` keeps `::1`.
+    assert!(!eth0.contains("inet6"), "{eth0}");
+    let gen_mode = d
+        .berth(&["exec", "n1", "cat", "/proc/sys/net/ipv6/conf/eth0/addr_gen_mode"])
         .ok()
         .out()
-        .to_string()
-    };
-    assert_eq!(sysctl("eth0"), "1");
-    assert_eq!(sysctl("lo"), "0");
-    assert!(!eth0.contains("inet6"), "{eth0}");
-    let host_end = format!("/proc/sys/net/ipv6/conf/vb{}/disable_ipv6", &id[..12]);
-    assert_eq!(std::fs::read_to_string(&host_end).unwrap().trim(), "1");
+        .to_string();
+    assert_eq!(gen_mode, "1", "eth0's IPv6 address generation is not off");
+    let lo = d.berth(&["exec", "n1", "ip", "addr", "show", "lo"]).ok().stdout;
+    assert!(lo.contains("inet6 ::1/128"), "{lo}");
+    let host_end = format!("vb{}", &id[..12]);
+    let mode = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{host_end}/addr_gen_mode"));
+    assert_eq!(mode.unwrap().trim(), "1");
+    let out = std::process::Command::new("ip")
+        .args(["-6", "addr", "show", "dev", &host_end])
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
     d.berth(&["exec", "n1", "ping", "-c", "1", "-W", "3", &gw]).ok();
     // hosts carries the container's own address.
     let hosts = d.berth(&["exec", "n1", "cat", "/etc/hosts"]).ok().stdout;
