@@ -220,9 +220,10 @@ impl Cgroup {
 /// while exits go on would make the queue grow without end). Without starts, a burst of exits
 /// (`rm -f` of a thousand) leaves its cgroups until it is over: they held that memory a moment
 /// before, and their removal, done alongside, made the burst ~1.7x as long
-/// (docs/design/performance.md, "Removing memory cgroups"). A start of the same container takes its entry back
-/// and removes the directories first ([`Reaper::take`]); a clean stop removes all pending; a
-/// crash leaves empty directories that the next start's [`Reaper::sweep`] removes.
+/// (docs/design/performance.md, "Removing memory cgroups"). A start of the same container
+/// takes its entry back and removes the directories first ([`Reaper::take`]); a clean stop
+/// removes all pending; a crash leaves empty directories that the next start's
+/// [`Reaper::sweep`] removes.
 #[derive(Debug)]
 pub struct Reaper {
     shared: Arc<(Mutex<Pending>, Condvar)>,

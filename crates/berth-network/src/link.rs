@@ -201,6 +201,7 @@ impl Netlink {
             NLM_F_ACK,
             "turn off IPv6 addresses",
         ) {
+            // EAFNOSUPPORT: no IPv6 in this kernel.
             Err(e) if e.errno() == Some(97) => Ok(()),
             r => r.map(|_| ()),
         }
