@@ -413,21 +413,30 @@ mod tests {
         assert_eq!(got, want);
     }
 
-    /// The state a concurrent creator leaves for a moment: the parent made, its cpus and mems
-    /// not yet written. A child made then must still take tasks.
-    #[test]
-    fn a_cpuset_child_of_a_parent_not_yet_filled_in_gets_cpus_and_mems() {
+    /// The v1 cpuset hierarchy's mount point, when there is one and the test runs as root
+    /// (otherwise says why it skips).
+    fn cpuset_root() -> Option<&'static Path> {
         let Some((_, root)) = hierarchies()
             .iter()
             .find(|(n, _)| n.split(',').any(|c| c == "cpuset"))
         else {
             eprintln!("skipped: no v1 cpuset hierarchy");
-            return;
+            return None;
         };
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: requires root");
-            return;
+            return None;
         }
+        Some(root)
+    }
+
+    /// The state a concurrent creator leaves for a moment: the parent made, its cpus and mems
+    /// not yet written. A child made then must still take tasks.
+    #[test]
+    fn a_cpuset_child_of_a_parent_not_yet_filled_in_gets_cpus_and_mems() {
+        let Some(root) = cpuset_root() else {
+            return;
+        };
         let parent = root.join(format!("berth-unit-cpuset-{}", std::process::id()));
         let child = parent.join("c");
         std::fs::create_dir(&parent).unwrap();
@@ -448,17 +457,9 @@ mod tests {
     /// `mkdir` (`cgroup.clone_children`), and those are the parent's.
     #[test]
     fn a_cpuset_parent_berth_makes_clones_its_cpus_and_mems_into_children() {
-        let Some((_, root)) = hierarchies()
-            .iter()
-            .find(|(n, _)| n.split(',').any(|c| c == "cpuset"))
-        else {
-            eprintln!("skipped: no v1 cpuset hierarchy");
+        let Some(root) = cpuset_root() else {
             return;
         };
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: requires root");
-            return;
-        }
         let top = root.join(format!("berth-unit-clone-{}", std::process::id()));
         let parent = top.join("p");
         let (a, b) = (parent.join("a"), parent.join("b"));

@@ -266,28 +266,31 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
 /// libcontainer does: `pivot_root` refuses a shared new root or parent, and a `shared` root
 /// propagation made it shared.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    // The shim mounts the rootfs itself, so it is a mount (another device than its parent's)
-    // and no list of all mounts is read.
+    let best = holding_mount(rootfs)?;
+    rustix::mount::mount_change(&best, rustix::mount::MountPropagationFlags::PRIVATE)
+        .map_err(|e| format!("make {} private: {e}", best.display()))
+}
+
+/// The mount point of the mount that holds `path`. The shim mounts the rootfs itself, so it is
+/// a mount (another device than its parent's) and no list of all mounts is read.
+fn holding_mount(path: &Path) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
-    let own = dev(rootfs);
-    if own.is_some() && own != rootfs.parent().and_then(dev) {
-        return rustix::mount::mount_change(rootfs, rustix::mount::MountPropagationFlags::PRIVATE)
-            .map_err(|e| format!("make {} private: {e}", rootfs.display()));
+    let own = dev(path);
+    if own.is_some() && own != path.parent().and_then(dev) {
+        return Ok(path.to_path_buf());
     }
     let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("read mountinfo: {e}"))?;
-    let parent = rootfs;
     let mut best = PathBuf::from("/");
     for line in info.lines() {
         if let Some(mp) = line.split(' ').nth(4) {
             let mp = Path::new(mp);
-            if parent.starts_with(mp) && mp.components().count() > best.components().count() {
+            if path.starts_with(mp) && mp.components().count() > best.components().count() {
                 best = mp.to_path_buf();
             }
         }
     }
-    rustix::mount::mount_change(&best, rustix::mount::MountPropagationFlags::PRIVATE)
-        .map_err(|e| format!("make {} private: {e}", best.display()))
+    Ok(best)
 }
 
 /// Applies the process's confinement (rlimits, no_new_privs, seccomp, user and groups,
