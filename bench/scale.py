@@ -152,7 +152,10 @@ def measure(eng, image, ids, base_used, runs, base_slab=0):
 
 
 def leftovers(work):
-    mounts = [l.split()[4] for l in open("/proc/self/mountinfo") if l.split()[4].startswith(work)]
+    # (The daemon's own mount of its network namespace pins' directory is no leftover.)
+    pins = os.path.join(work, "exec/netns")
+    mounts = [l.split()[4] for l in open("/proc/self/mountinfo")
+              if l.split()[4].startswith(work) and l.split()[4] != pins]
     cg = [os.path.join("/sys/fs/cgroup", b, "berth-scale") for b in os.listdir("/sys/fs/cgroup")]
     cg = [p for p in cg if os.path.isdir(p) and any(os.path.isdir(os.path.join(p, c)) for c in os.listdir(p))]
     shims = subprocess.run(["pgrep", "-f", f"berth-shim --bundle {work}"], capture_output=True, text=True).stdout.split()

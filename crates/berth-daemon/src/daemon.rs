@@ -34,6 +34,9 @@ pub struct Daemon {
     pub(crate) trash: Arc<berth_sys::trash::Trash>,
     /// Exited containers' empty cgroups, removed once exits pause (crate::cgroups::Reaper).
     pub(crate) reaper: crate::cgroups::Reaper,
+    /// The network namespace pins' directory is a private mount of its own
+    /// (`berth_sys::netns::prepare_dir`), which shims drop from their mount namespaces.
+    pub(crate) netns_dir_mounted: bool,
     /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
     _lock: crate::check::DataRootLock,
 }
@@ -89,6 +92,24 @@ impl Daemon {
         let net_db = db.clone();
         let networks =
             tokio::task::spawn_blocking(move || crate::network::Networks::init(&net_cfg, &net_db)).await??;
+        let netns_dir = config.exec_root.join("netns");
+        let netns_dir_mounted = match berth_sys::netns::prepare_dir(&netns_dir) {
+            Ok(true) => true,
+            Ok(false) => {
+                eprintln!(
+                    "berthd: {} holds network namespace pins of an earlier layout: each shim keeps copies of them",
+                    netns_dir.display()
+                );
+                false
+            }
+            Err(e) => {
+                eprintln!(
+                    "berthd: cannot make {} a mount of its own: {e}",
+                    netns_dir.display()
+                );
+                false
+            }
+        };
         let daemon = Arc::new(Daemon {
             config,
             db,
@@ -105,6 +126,7 @@ impl Daemon {
             trash,
             reaper: crate::cgroups::Reaper::start()
                 .map_err(|e| Error::io("cannot start the cgroup reaper".to_string(), e))?,
+            netns_dir_mounted,
             _lock: lock,
         });
         daemon.load().await?;
@@ -404,6 +426,10 @@ impl Daemon {
             if let Err(e) = n.release_docker_user() {
                 eprintln!("berthd: removing berth's DOCKER-USER rules: {e}");
             }
+        }
+        // The pins' mount, unless running containers still have pins in it.
+        if self.netns_dir_mounted {
+            berth_sys::netns::release_dir(&self.netns_dir());
         }
     }
 

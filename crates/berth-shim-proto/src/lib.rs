@@ -112,6 +112,12 @@ pub struct ShimConfig {
     /// memory cgroups"). False (an older daemon): the shim removes them.
     #[serde(default)]
     pub keep_empty_cgroup: bool,
+    /// The directory of the daemon's network namespace pins (`<exec-root>/netns`), a mount of
+    /// its own: the shim detaches it from its mount namespace and keeps only the container's own
+    /// pin (`berth_sys::netns::keep_only`), instead of a copy of every bridged container's.
+    /// Empty: the pins are not on such a mount (an older daemon), left as they are.
+    #[serde(default)]
+    pub netns_dir: String,
 }
 
 /// The single line the shim writes to its stdout once the container is created (or failed).

@@ -98,8 +98,17 @@ fn run() -> i32 {
     // berth_sys::mount::private_namespace); the daemon reaches it through /proc/<shim>/root.
     // The shim is still single-threaded here, as the unshare requires.
     if !cfg.host_mount_ns {
-        if let Err(e) = berth_sys::mount::private_namespace() {
-            eprintln!("berth-shim: no private mount namespace ({e}): the rootfs is mounted in the host's");
+        match berth_sys::mount::private_namespace() {
+            Err(e) => {
+                eprintln!("berth-shim: no private mount namespace ({e}): the rootfs is mounted in the host's")
+            }
+            // The copy holds every bridged container's namespace pin; only this one's is kept.
+            Ok(()) if !cfg.netns_dir.is_empty() => {
+                if let Err(e) = berth_sys::netns::keep_only(Path::new(&cfg.netns_dir), &cfg.id) {
+                    eprintln!("berth-shim: dropping the other containers' network namespace pins: {e}");
+                }
+            }
+            Ok(()) => {}
         }
     }
 

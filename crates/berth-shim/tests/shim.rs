@@ -120,6 +120,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         volatile: false,
         shared_dir: p("shared"),
         keep_empty_cgroup: false,
+        netns_dir: String::new(),
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();

@@ -1,6 +1,11 @@
 //! Network namespaces kept alive by a bind mount (`<exec-root>/netns/<id>`, as `ip netns` keeps
 //! them under /run/netns), and work done inside one from a short-lived thread, so no thread of
 //! the daemon's pools ever changes namespace.
+//!
+//! The pins live on a private bind mount of their directory onto itself ([`prepare_dir`]): a
+//! shim's mount namespace, copied from the host's, drops all of them in one detach
+//! ([`keep_only`]) instead of holding a copy of every other container's pin, and a pin made
+//! later never propagates into the namespaces of shims already running.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -33,6 +38,71 @@ pub fn create(path: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Makes `dir` (created if missing) a private bind mount of itself, so that the pins made in
+/// it can be dropped from a copied mount namespace at once. True when `dir` is such a mount
+/// (made now or by an earlier daemon); false, leaving it as it is, when pins of an earlier
+/// layout are already mounted in it without one (they would be hidden under the new mount).
+pub fn prepare_dir(dir: &Path) -> io::Result<bool> {
+    std::fs::create_dir_all(dir)?;
+    // As mountinfo names it (a symlink in the path would never match, and bind again each time).
+    let dir = &std::fs::canonicalize(dir)?;
+    let under = crate::mount::mounts_under(dir)?;
+    if under.iter().any(|p| p == dir) {
+        return Ok(true);
+    }
+    if !under.is_empty() {
+        return Ok(false);
+    }
+    mount_bind(dir, dir)?;
+    if let Err(e) = rustix::mount::mount_change(dir, rustix::mount::MountPropagationFlags::PRIVATE) {
+        let _ = unmount(dir, UnmountFlags::DETACH);
+        return Err(e.into());
+    }
+    Ok(true)
+}
+
+/// Unmounts the mount [`prepare_dir`] made once no pin is left in it (a clean daemon stop;
+/// running containers keep theirs, and it, for the next daemon).
+pub fn release_dir(dir: &Path) {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return;
+    };
+    let Ok(under) = crate::mount::mounts_under(&dir) else {
+        return;
+    };
+    if under.len() == 1 && under[0] == dir {
+        let _ = unmount(&dir, UnmountFlags::empty());
+    }
+}
+
+/// In a mount namespace of its own, copied from the host's (a shim's): detaches the pin
+/// directory's mount with every pin in it, then pins the namespace of container `id` again on
+/// its file (now the plain file under the detached mount), so that only its own pin stays
+/// reachable at the same path. A `dir` that is no mount point of its own is left as it is.
+pub fn keep_only(dir: &Path, id: &str) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let own = dir.join(id);
+    let pinned = match std::fs::File::open(&own) {
+        Ok(f) if rustix::fs::fstatfs(&f).is_ok_and(|s| s.f_type == NSFS_MAGIC) => Some(f),
+        Ok(_) => None,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    match unmount(dir, UnmountFlags::DETACH) {
+        Ok(()) => {}
+        // Not a mount point: an earlier layout, nothing to drop.
+        Err(rustix::io::Errno::INVAL) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(f) = pinned {
+        mount_bind(format!("/proc/self/fd/{}", f.as_raw_fd()).as_str(), &own)?;
+    }
+    Ok(())
+}
+
+/// `statfs` type of the namespace file system (`NSFS_MAGIC`, linux/magic.h).
+const NSFS_MAGIC: libc::c_long = 0x6e73_6673;
 
 /// Unpins and removes a namespace made by [`create`]; a missing path is not an error. The
 /// namespace (and the veth ends inside it) goes away once no process is left in it.

@@ -103,6 +103,7 @@ impl Daemon {
             }
         })
         .await?;
+        berth_sys::times::mark("d-image-resolved");
 
         let id = random_id();
         let mut config = merge_config(&body, &image.config, &id)?;
@@ -158,6 +159,7 @@ impl Daemon {
         })
         .await?;
         berth_sys::failpoint::hit("container.create.snapshot-prepared");
+        berth_sys::times::mark("d-rootfs-prepared");
 
         let bundle = self.bundle(&id);
         let hostname = config.hostname.clone().unwrap_or_default();
@@ -177,6 +179,7 @@ impl Daemon {
             return Err(e);
         }
         berth_sys::failpoint::hit("container.create.bundle-written");
+        berth_sys::times::mark("d-bundle-written");
         // Volumes and `-v` directories last: a failure before leaves none behind.
         let mounts = match self.realize_mounts(plan).await {
             Ok(m) => m,
@@ -234,6 +237,7 @@ impl Daemon {
             return Err(e);
         }
         berth_sys::failpoint::hit("container.create.committed");
+        berth_sys::times::mark("d-inserted");
         self.events
             .emit("container", "create", &id, self.container_attrs(&entry));
         Ok((id, Vec::new()))

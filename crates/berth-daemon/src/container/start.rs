@@ -269,6 +269,11 @@ impl Daemon {
                 .to_string_lossy()
                 .into_owned(),
             keep_empty_cgroup: true,
+            netns_dir: if self.netns_dir_mounted {
+                self.netns_dir().to_string_lossy().into_owned()
+            } else {
+                String::new()
+            },
         };
         let oci_json = serde_json::to_vec(&oci)?;
         let shim_json = serde_json::to_vec(&shim_cfg)?;

@@ -599,12 +599,14 @@ fn assert_clean_check_while_running(d: &mut Daemon, point: &str) {
     d.spawn();
 }
 
+/// Mounts under `root` but the daemon's own mount of its network namespace pins' directory.
 fn berth_sys_mounts_under(root: &Path) -> Vec<String> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let pins = root.join("exec/netns").to_string_lossy().into_owned();
     let root = root.to_string_lossy().into_owned();
     mi.lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(&root))
+        .filter(|t| t.starts_with(&root) && *t != pins)
         .map(str::to_string)
         .collect()
 }

@@ -74,6 +74,83 @@ pub(crate) fn pinned_netns(d: &Daemon) -> usize {
         .unwrap_or(0)
 }
 
+/// Mount points in `/proc/<pid>/mountinfo` (`self` for this process) at or below `dir`.
+fn mounts_at(pid: &str, dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| *m == dir || m.starts_with(&format!("{dir}/")))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Each shim's mount namespace is a copy of the host's, where every bridged container's
+/// network namespace is pinned: a shim drops the others' pins (one detach of the pins' own
+/// mount) and keeps its own, so its mount table does not grow with the number of containers.
+/// The pins' mount outlives a daemon stop while containers run, and goes at the stop after the
+/// last one.
+#[test]
+fn a_shim_keeps_only_its_own_network_namespace_pin_and_the_pins_mount_goes_after_the_last() {
+    let mut d = daemon!();
+    let names = ["p1", "p2", "p3"];
+    for n in names {
+        d.berth(&["run", "-d", "--name", n, "busybox", "sleep", "600"])
+            .ok();
+    }
+    let dir = d.root.join("exec/netns");
+    let ids: Vec<String> = names.iter().map(|n| inspect(&d, n, "{{.Id}}")).collect();
+    let host = mounts_at("self", &dir);
+    assert!(host.contains(&dir.to_string_lossy().into_owned()), "{host:?}");
+    for id in &ids {
+        assert!(
+            host.contains(&dir.join(id).to_string_lossy().into_owned()),
+            "{host:?}"
+        );
+    }
+    let shims = d.shim_pids();
+    assert_eq!(shims.len(), 3);
+    let mut kept = Vec::new();
+    for pid in shims {
+        let pins = mounts_at(&pid.to_string(), &dir);
+        assert_eq!(pins.len(), 1, "shim {pid} holds {pins:?}");
+        kept.push(pins[0].rsplit('/').next().unwrap().to_string());
+    }
+    kept.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(kept, want, "each shim keeps its own container's pin");
+    // Each container is still in its own namespace: they reach each other over the bridge.
+    let ip1 = inspect(&d, "p1", "{{.NetworkSettings.IPAddress}}");
+    d.berth(&["exec", "p3", "ping", "-c", "1", "-W", "3", &ip1]).ok();
+    // A stop with containers running keeps the pins and their mount for the next daemon.
+    d.stop();
+    assert_eq!(mounts_at("self", &dir).len(), 4);
+    d.spawn();
+    d.berth(&["exec", "p2", "ping", "-c", "1", "-W", "3", &ip1]).ok();
+    d.berth(&["run", "-d", "--name", "p4", "busybox", "sleep", "600"])
+        .ok();
+    let p4 = inspect(&d, "p4", "{{.Id}}");
+    let shim = d
+        .shim_pids()
+        .into_iter()
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains(&p4)))
+        .expect("p4's shim");
+    assert_eq!(
+        mounts_at(&shim.to_string(), &dir),
+        vec![dir.join(&p4).to_string_lossy().into_owned()]
+    );
+    d.berth(&["rm", "-f", "p1", "p2", "p3", "p4"]).ok();
+    wait_netns(&d, 0);
+    d.stop();
+    assert_eq!(
+        mounts_at("self", &dir),
+        Vec::<String>::new(),
+        "the pins' mount is left"
+    );
+}
+
 #[test]
 fn bridge_container_has_the_inspected_address_reaches_the_gateway_and_leaves_nothing_after_rm() {
     let d = daemon!();

@@ -26,13 +26,15 @@ fn cgroups_left(parent: &str) -> Vec<String> {
     out
 }
 
+/// Mounts under `root` but the daemon's own mount of its network namespace pins' directory.
 fn mounts_under(root: &std::path::Path) -> Vec<String> {
+    let pins = root.join("exec/netns").to_string_lossy().into_owned();
     let root = root.to_string_lossy().into_owned();
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(&root))
+        .filter(|t| t.starts_with(&root) && *t != pins)
         .map(str::to_string)
         .collect()
 }
