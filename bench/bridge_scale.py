@@ -21,6 +21,25 @@ import scale  # noqa: E402
 BRIDGE = "bbench7"
 
 
+def shim_mounts(work, cid):
+    """Lines of the mount table of container `cid`'s shim (its mount namespace)."""
+    pids = subprocess.run(["pgrep", "-f", f"berth-shim --bundle {work}/data/containers/{cid}"],
+                          capture_output=True, text=True).stdout.split()
+    try:
+        return sum(1 for _ in open(f"/proc/{pids[0]}/mountinfo"))
+    except (IndexError, OSError):
+        return "?"
+
+
+def mnt_cache_kb():
+    """The kernel's `mnt_cache` slab (every mount of every namespace), kB."""
+    for line in open("/proc/slabinfo"):
+        x = line.split()
+        if x[0] == "mnt_cache":
+            return int(x[2]) * int(x[3]) // 1024
+    return "?"
+
+
 def free_16():
     """A 10.x.0.0/16 no route of the host's overlaps."""
     routes = [l.split() for l in open("/proc/net/route").read().splitlines()[1:]]
@@ -69,7 +88,9 @@ def main():
             ids.append(r.stdout.strip())
             if (i + 1) % 100 == 0:
                 now = time.perf_counter()
-                print(f"{i + 1}: {now - lap:.2f} s for the last 100, berthd RSS {b.rss_mb():.1f} MB", flush=True)
+                print(f"{i + 1}: {now - lap:.2f} s for the last 100, berthd RSS {b.rss_mb():.1f} MB, "
+                      f"newest shim's mounts {shim_mounts(work, ids[-1])}, kernel mnt_cache {mnt_cache_kb()} kB",
+                      flush=True)
                 lap = now
         print(f"{len(ids)} started in {time.perf_counter() - t0:.1f} s; ports on the bridge: {ports()}", flush=True)
         if refused:

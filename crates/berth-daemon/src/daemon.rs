@@ -37,6 +37,8 @@ pub struct Daemon {
     /// The network namespace pins' directory is a private mount of its own
     /// (`berth_sys::netns::prepare_dir`), which shims drop from their mount namespaces.
     pub(crate) netns_dir_mounted: bool,
+    /// Starts the shims (crate::shim::Spawner).
+    pub(crate) spawner: crate::shim::Spawner,
     /// Held for the daemon's life: no second daemon and no `berthd check` on this data root.
     _lock: crate::check::DataRootLock,
 }
@@ -92,6 +94,8 @@ impl Daemon {
         let net_db = db.clone();
         let networks =
             tokio::task::spawn_blocking(move || crate::network::Networks::init(&net_cfg, &net_db)).await??;
+        // Before any container's descriptors are open (restore opens them in `load`).
+        let spawner = crate::shim::Spawner::new(&config.shim_path);
         let netns_dir = config.exec_root.join("netns");
         let netns_dir_mounted = match berth_sys::netns::prepare_dir(&netns_dir) {
             Ok(true) => true,
@@ -127,6 +131,7 @@ impl Daemon {
             reaper: crate::cgroups::Reaper::start()
                 .map_err(|e| Error::io("cannot start the cgroup reaper".to_string(), e))?,
             netns_dir_mounted,
+            spawner,
             _lock: lock,
         });
         daemon.load().await?;

@@ -3,6 +3,7 @@
 //! to the hub and records its exit.
 
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -19,12 +20,128 @@ use crate::Daemon;
 /// A shim started ahead of its bundle files: it loads while the daemon writes them, and
 /// does nothing until [`Spawned::go`]. Dropped without `go`, it exits (EOF on its stdin).
 pub(crate) struct Spawned {
-    go: tokio::process::ChildStdin,
-    ready: tokio::process::ChildStdout,
+    go: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    ready: Box<dyn tokio::io::AsyncRead + Unpin + Send>,
 }
 
-/// Starts `berth-shim --bundle <bundle>` in its own process group, waiting for [`Spawned::go`].
-pub(crate) fn spawn_waiting(shim_path: &Path, bundle: &Path) -> Result<Spawned> {
+/// The daemon's spawner (`berth_sys::spawn`): `berth-shim --spawner`, started while the daemon
+/// holds few descriptors, starts the shims, so a start does not copy and close the daemon's
+/// socket and pidfd of every running container. Restarted once if it has gone; when it cannot
+/// run at all, shims are started directly.
+pub(crate) struct Spawner {
+    shim_path: std::path::PathBuf,
+    client: std::sync::Mutex<Option<berth_sys::spawn::Client>>,
+    /// `BERTH_SPAWNER=off` in berthd's environment: every shim is started directly (to compare).
+    off: bool,
+}
+
+impl Spawner {
+    /// Starts the spawner now, while the daemon's descriptor table is small (a failure is
+    /// retried at the first start).
+    pub(crate) fn new(shim_path: &Path) -> Self {
+        let s = Spawner {
+            shim_path: shim_path.to_path_buf(),
+            client: std::sync::Mutex::new(None),
+            off: std::env::var("BERTH_SPAWNER").is_ok_and(|v| v == "off"),
+        };
+        if s.off {
+            return s;
+        }
+        match s.start() {
+            Ok(c) => *s.client.lock().unwrap() = Some(c),
+            Err(e) => {
+                eprintln!("berthd: cannot start the shim spawner ({e}); trying again at the first start")
+            }
+        }
+        s
+    }
+
+    fn start(&self) -> io::Result<berth_sys::spawn::Client> {
+        let (client, mut child) = berth_sys::spawn::Client::start(&self.shim_path, &["--spawner"])?;
+        // Reaped when it exits (at the daemon's exit, or if it fails).
+        std::thread::Builder::new()
+            .name("berth-spawner-wait".into())
+            .spawn(move || {
+                let _ = child.wait();
+            })?;
+        Ok(client)
+    }
+
+    /// Has the spawner start `berth-shim --bundle <bundle>` on these pipe ends (without waiting
+    /// for it: the shim loads while the daemon writes its files). `Ok(false)`: no spawner could
+    /// run (start the shim directly).
+    fn spawn(&self, bundle: &Path, stdin: BorrowedFd<'_>, stdout: BorrowedFd<'_>) -> io::Result<bool> {
+        let args = [std::ffi::OsStr::new("--bundle"), bundle.as_os_str()];
+        let req = berth_sys::spawn::Request {
+            program: &self.shim_path,
+            args: &args,
+            env: &[(proto::WAIT_ENV, "1")],
+            stdin,
+            stdout,
+        };
+        if self.off {
+            return Ok(false);
+        }
+        let mut g = self.client.lock().unwrap();
+        for attempt in 0..2 {
+            if g.is_none() {
+                match self.start() {
+                    Ok(c) => *g = Some(c),
+                    Err(e) => {
+                        eprintln!("berthd: cannot start the shim spawner ({e}); starting the shim directly");
+                        return Ok(false);
+                    }
+                }
+            }
+            match g.as_ref().expect("set above").spawn(&req) {
+                Ok(()) => return Ok(true),
+                // The spawner has gone: once more with a new one.
+                Err(e)
+                    if attempt == 0
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::BrokenPipe
+                                | io::ErrorKind::ConnectionReset
+                                | io::ErrorKind::NotConnected
+                        ) =>
+                {
+                    eprintln!("berthd: the shim spawner has gone ({e}); starting a new one");
+                    *g = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Starts `berth-shim --bundle <bundle>` in its own process group, waiting for [`Spawned::go`]:
+/// through the spawner, or directly when it cannot run.
+pub(crate) fn spawn_waiting(spawner: &Spawner, bundle: &Path) -> Result<Spawned> {
+    use rustix::pipe::{pipe_with, PipeFlags};
+    let failed =
+        |e: io::Error| Error::shim(format!("failed to start shim {}", spawner.shim_path.display()), e);
+    let (go_r, go_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| failed(e.into()))?;
+    let (ready_r, ready_w) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| failed(e.into()))?;
+    if !spawner
+        .spawn(bundle, go_r.as_fd(), ready_w.as_fd())
+        .map_err(failed)?
+    {
+        return spawn_directly(&spawner.shim_path, bundle);
+    }
+    // The shim holds the other ends now: EOF on `ready` means it exited.
+    drop((go_r, ready_w));
+    let go = tokio::net::unix::pipe::Sender::from_owned_fd(go_w).map_err(failed)?;
+    let ready = tokio::net::unix::pipe::Receiver::from_owned_fd(ready_r).map_err(failed)?;
+    Ok(Spawned {
+        go: Box::new(go),
+        ready: Box::new(ready),
+    })
+}
+
+/// The shim as the daemon's own child (no spawner): it inherits, and closes at its `execve`,
+/// every descriptor the daemon holds.
+fn spawn_directly(shim_path: &Path, bundle: &Path) -> Result<Spawned> {
     let mut child = tokio::process::Command::new(shim_path)
         .arg("--bundle")
         .arg(bundle)
@@ -41,7 +158,10 @@ pub(crate) fn spawn_waiting(shim_path: &Path, bundle: &Path) -> Result<Spawned> 
     tokio::spawn(async move {
         let _ = child.wait().await;
     });
-    Ok(Spawned { go, ready })
+    Ok(Spawned {
+        go: Box::new(go),
+        ready: Box::new(ready),
+    })
 }
 
 impl Spawned {
@@ -56,7 +176,7 @@ impl Spawned {
     }
 }
 
-async fn read_ready(stdout: tokio::process::ChildStdout) -> Result<Ready> {
+async fn read_ready(stdout: Box<dyn tokio::io::AsyncRead + Unpin + Send>) -> Result<Ready> {
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
@@ -64,7 +184,7 @@ async fn read_ready(stdout: tokio::process::ChildStdout) -> Result<Ready> {
         .map_err(|e| Error::shim("failed to read from shim", e))?;
     if line.trim().is_empty() {
         return Err(Error::internal(
-            "shim exited before reporting; see runtime.log in the container directory",
+            "shim exited before reporting; see runtime.log in the container directory (and the daemon's log, if it could not be started)",
         ));
     }
     serde_json::from_str(line.trim()).map_err(|e| {

@@ -1,4 +1,5 @@
-//! `berth-shim --bundle <dir>`: the per-container monitor.
+//! `berth-shim --bundle <dir>`: the per-container monitor. (`berth-shim --spawner`: the daemon's
+//! helper that starts shims, `berth_sys::spawn`.)
 //!
 //! One shim per container, started by berthd in its own session. It mounts the rootfs, creates the
 //! container with the embedded runtime (libcontainer, in a short-lived forked creator; the init
@@ -39,14 +40,25 @@ fn main() {
 }
 
 fn usage() -> i32 {
-    eprintln!("usage: berth-shim --bundle <dir>");
+    eprintln!("usage: berth-shim --bundle <dir> | berth-shim --spawner");
     2
 }
 
 fn run() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    // (Before anything opens a file: the spawner closes every descriptor above its socket's.)
+    if matches!(args.as_slice(), [_, flag] if flag == "--spawner") {
+        // The daemon's spawner (berth_sys::spawn): starts shims until the daemon is gone.
+        return match berth_sys::spawn::serve(rustix::stdio::stdin()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("berth-shim --spawner: {e}");
+                1
+            }
+        };
+    }
     berth_sys::times::init();
     berth_sys::times::mark("shim-main");
-    let args: Vec<String> = std::env::args().collect();
     let bundle = match args.as_slice() {
         [_, flag, dir] if flag == "--bundle" => PathBuf::from(dir),
         [_, arg] if arg.starts_with("--bundle=") => PathBuf::from(&arg["--bundle=".len()..]),

@@ -10,5 +10,6 @@ pub mod mount;
 pub mod netns;
 pub mod nft;
 pub mod process;
+pub mod spawn;
 pub mod times;
 pub mod trash;

@@ -45,7 +45,7 @@ impl Daemon {
         // fails first (or the daemon dies): EOF on its stdin.
         // The cgroups of its last run, if they still wait for the reaper, go before new ones.
         self.reaper.take(&id);
-        let spawned = shim::spawn_waiting(&self.config.shim_path, &bundle);
+        let spawned = shim::spawn_waiting(&self.spawner, &bundle);
         berth_sys::times::mark("d-shim-spawned");
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
         // releases them.

@@ -422,3 +422,82 @@ fn the_cli_and_the_shim_are_static_executables() {
         );
     }
 }
+
+/// The parent of process `pid`.
+fn parent_of(pid: &str) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's closing parenthesis: state, then the parent's pid.
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split(' ').nth(1))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// This daemon's spawners: `berth-shim --spawner` processes whose parent runs on this root.
+fn spawners(d: &berth_e2e::Daemon) -> Vec<String> {
+    let root = d.root.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if !cmd.ends_with(b"berth-shim\0--spawner\0") {
+            continue;
+        }
+        let parent = std::fs::read(format!("/proc/{}/cmdline", parent_of(&pid))).unwrap_or_default();
+        if String::from_utf8_lossy(&parent).contains(&root) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Shims are started by the daemon's spawner (`berth-shim --spawner`, berth_sys::spawn), a
+/// child of the daemon holding its socket and hardly any other descriptor, so a start no longer
+/// copies (and closes at `execve`) the daemon's descriptors of every running container. A
+/// spawner that dies is replaced at the next start; it leaves with the daemon, and the shims it
+/// started live on.
+#[test]
+fn shims_come_from_the_spawner_which_is_replaced_if_it_dies_and_leaves_with_the_daemon() {
+    let mut d = daemon!();
+    let c1 = d
+        .berth(&["run", "-d", "--network", "none", "busybox", "sleep", "600"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let first = spawners(&d);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        parent_of(&shim_of(&c1)),
+        first[0],
+        "c1's shim was not started by the spawner"
+    );
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", first[0]))
+        .unwrap()
+        .count();
+    assert!(fds <= 4, "the spawner holds {fds} descriptors");
+    // Killed: the next start brings a new one.
+    let pid = rustix::process::Pid::from_raw(first[0].parse().unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    d.eventually("the killed spawner gone", || !spawners(&d).contains(&first[0]));
+    let c2 = d
+        .berth(&["run", "-d", "--network", "none", "busybox", "sleep", "600"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let second = spawners(&d);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+    assert_eq!(parent_of(&shim_of(&c2)), second[0]);
+    d.berth(&["exec", &c1, "true"]).ok();
+    // A daemon stop takes the spawner along; the shims stay, and the next daemon has its own.
+    let (s1, s2) = (shim_of(&c1), shim_of(&c2));
+    d.stop();
+    d.eventually("the spawner gone with the daemon", || spawners(&d).is_empty());
+    assert!(Path::new(&format!("/proc/{s1}")).exists() && Path::new(&format!("/proc/{s2}")).exists());
+    d.spawn();
+    assert_eq!(spawners(&d).len(), 1);
+    d.berth(&["exec", &c2, "true"]).ok();
+    d.berth(&["rm", "-f", &c1, &c2]).ok();
+}
