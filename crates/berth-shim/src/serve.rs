@@ -271,7 +271,8 @@ impl Shim {
             // A shim spends its life waiting. After a quiet second it unmaps the code its start
             // and its last requests ran (berth_sys::heap::release_code_pages): the page cache
             // keeps those pages, and the page tables that mapped them (~30 kB a shim) are freed.
-            // It also hands back the heap pages its start used and freed (~12 kB).
+            // It also hands back the heap pages its start used and freed (~12 kB), the pages of its
+            // read buffer and idle connections' and the log's emptied buffers.
             let quiet_by = (deadline.is_none() && !code_released).then(|| Instant::now() + QUIET);
             let timeout = deadline.or(quiet_by).map(|d| {
                 let left = d.saturating_duration_since(Instant::now());
@@ -299,6 +300,16 @@ impl Shim {
                 code_released = false;
             } else if quiet_by.is_some_and(|q| Instant::now() >= q) {
                 berth_sys::heap::release_code_pages();
+                berth_sys::heap::discard(&mut buf);
+                for c in &mut self.conns {
+                    if c.inbuf.is_empty() {
+                        c.inbuf = Vec::new();
+                    }
+                    if c.outbuf.is_empty() {
+                        c.outbuf = Vec::new();
+                    }
+                }
+                self.log.release_buffer();
                 berth_sys::heap::release_free_memory();
                 code_released = true;
             }

@@ -92,6 +92,27 @@ pub fn release_free_memory() {
     }
 }
 
+/// Lets the kernel take back the whole pages inside `buf`, scratch space whose contents no
+/// longer matter (`madvise(MADV_DONTNEED)`): they read as zeros afterwards and take no memory
+/// until written again. For a buffer kept across idle spells (a shim's 16 kB read buffer).
+pub fn discard(buf: &mut [u8]) {
+    // SAFETY: sysconf reads a system constant.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => return,
+    };
+    let start = (buf.as_ptr() as usize).next_multiple_of(page);
+    let end = (buf.as_ptr() as usize + buf.len()) / page * page;
+    if end > start {
+        // SAFETY: [start, end) lies inside `buf`, which we borrow exclusively; it is private
+        // anonymous heap memory, which MADV_DONTNEED refills with zeros on the next touch, and
+        // any byte value is a valid u8.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
 /// Drops this process's page-table entries for the read-only, file-backed parts of its program
 /// and libraries (code, constants, unwind tables): `madvise(MADV_DONTNEED)` on every loaded
 /// object's non-writable `PT_LOAD` segment. The pages stay in the page cache; what is used again
@@ -206,6 +227,21 @@ fn page_size() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn discard_zeroes_the_whole_pages_inside_and_keeps_the_edges() {
+        let page = 4096;
+        // Not page-aligned on purpose: the partial pages at both ends must keep their bytes.
+        let mut v = vec![7u8; 4 * page + 100];
+        let buf = &mut v[50..];
+        discard(buf);
+        let start = (buf.as_ptr() as usize).next_multiple_of(page) - buf.as_ptr() as usize;
+        let end = (buf.as_ptr() as usize + buf.len()) / page * page - buf.as_ptr() as usize;
+        assert!(end > start);
+        assert!(buf[..start].iter().all(|b| *b == 7));
+        assert!(buf[start..end].iter().all(|b| *b == 0));
+        assert!(buf[end..].iter().all(|b| *b == 7));
+    }
 
     #[test]
     fn the_tcache_tunable_is_added_to_the_callers_and_taken_out_again() {

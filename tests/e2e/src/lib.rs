@@ -368,6 +368,20 @@ impl Daemon {
         self.root.join("data")
     }
 
+    /// Mount points under this daemon's root, but the daemon's own mount of its network
+    /// namespace pins' directory (`<exec-root>/netns`, there while the daemon runs).
+    pub fn mounts_left(&self) -> Vec<String> {
+        let pins = self.root.join("exec/netns").to_string_lossy().into_owned();
+        let root = self.root.to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|t| t.starts_with(&root) && *t != pins)
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Pids of this daemon's shims.
     pub fn shim_pids(&self) -> Vec<i32> {
         let out = Command::new("pgrep")

@@ -137,6 +137,13 @@ impl LogFile {
         Ok(())
     }
 
+    /// Frees the buffer when it is empty.
+    pub fn release_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+    }
+
     /// Whether a compression is under way ([`LogFile::step`] has work).
     pub fn busy(&self) -> bool {
         self.gzip.is_some()

@@ -168,6 +168,13 @@ impl ContainerLog {
         file.finish();
     }
 
+    /// Frees the write buffer if nothing waits in it (when the shim goes idle).
+    pub fn release_buffer(&mut self) {
+        if let Some(f) = &mut self.file {
+            f.release_buffer();
+        }
+    }
+
     /// A rotated file is being compressed: call [`ContainerLog::step`] when idle.
     pub fn busy(&self) -> bool {
         self.file.as_ref().is_some_and(LogFile::busy)
