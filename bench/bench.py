@@ -47,6 +47,16 @@ def busybox_tar(work):
     return tar
 
 
+def settle_fs(path, seconds=35):
+    """On a journal-less ext4, waits until the inodes freed by whatever ran before (an earlier
+    bench's removals) are past ext4's ~30 s window, so the first figures are not taken in the
+    slow phase they cause. Returns the seconds waited."""
+    if "WITHOUT a journal" not in fs_note(path):
+        return 0
+    time.sleep(seconds)
+    return seconds
+
+
 def fs_note(path):
     """One line on the file system under `path`: whether ext4 there has a journal. Without one,
     ext4 skips inodes freed in the last ~30 s when it allocates, checking them one by one, so file
