@@ -141,6 +141,12 @@ fn a_shim_keeps_only_its_own_network_namespace_pin_and_the_pins_mount_goes_after
         mounts_at(&shim.to_string(), &dir),
         vec![dir.join(&p4).to_string_lossy().into_owned()]
     );
+    // libcontainer's path opens the namespace by its pin's path, in the shim's namespace: the
+    // pin kept there is what it finds.
+    d.stop();
+    d.spawn_with_env(&[("BERTH_RUNTIME", "libcontainer")]);
+    d.berth(&["run", "--rm", "busybox", "ping", "-c", "1", "-W", "3", &ip1])
+        .ok();
     d.berth(&["rm", "-f", "p1", "p2", "p3", "p4"]).ok();
     wait_netns(&d, 0);
     d.stop();
