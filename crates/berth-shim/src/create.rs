@@ -351,15 +351,74 @@ fn creator_main(
     let rootfs = rootfs_dir(bundle);
     std::fs::create_dir_all(&rootfs)
         .map_err(|e| Failure::new(format!("create {}: {e}", rootfs.display())))?;
-    if !cfg.rootfs.is_empty() {
-        berth_sys::mount::mount_all(&cfg.rootfs, &rootfs).map_err(|e| Failure::new(e.to_string()))?;
-    }
-    berth_sys::times::mark("rootfs-mounted");
-    let res = create_mounted(cfg, bundle, &rootfs, side, start_r);
+    let config_path = bundle.join("config.json");
+    let raw = std::fs::read(&config_path)
+        .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
+    let spec: Spec = serde_json::from_slice(&raw)
+        .map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
+    berth_sys::times::mark("spec-parsed");
+    // berth's own path makes the cgroups itself: on a second thread, while this one mounts the
+    // rootfs and checks the user and the executable in it (the two take about as long; the
+    // thread is joined before anything unshares or forks).
+    let fast = crate::fast::accepts(&spec).is_ok();
+    let (mounted, cgroups) = std::thread::scope(|s| {
+        let cgroups = fast.then(|| s.spawn(|| crate::fast::Cgroups::make(&spec)));
+        let mounted = mount_and_check(cfg, &rootfs, &spec);
+        let cgroups = cgroups.map(|t| {
+            t.join()
+                .unwrap_or_else(|_| Err(Failure::new("the cgroup thread panicked")))
+        });
+        (mounted, cgroups)
+    });
+    let cgroups = match (&mounted, cgroups) {
+        (Ok(_), Some(Err(e))) => {
+            cleanup_rootfs(bundle);
+            return Err(e);
+        }
+        (Err(_), Some(Ok(cg))) => {
+            cg.remove();
+            None
+        }
+        (_, Some(Ok(cg))) => Some(cg),
+        (_, _) => None,
+    };
+    let res = mounted
+        .and_then(|user| create_mounted(cfg, bundle, &rootfs, side, start_r, raw, spec, user, cgroups));
     if res.is_err() {
         cleanup_rootfs(bundle);
     }
     res
+}
+
+/// Mounts the rootfs, resolves `-u` inside the container's own /etc and checks the command's
+/// executable; returns the uid, gid and additional gids.
+fn mount_and_check(cfg: &ShimConfig, rootfs: &Path, spec: &Spec) -> Result<(u32, u32, Vec<u32>), Failure> {
+    if !cfg.rootfs.is_empty() {
+        berth_sys::mount::mount_all(&cfg.rootfs, rootfs).map_err(|e| Failure::new(e.to_string()))?;
+    }
+    berth_sys::times::mark("rootfs-mounted");
+    let user = berth_runtime::resolve_user(rootfs, &cfg.user, &cfg.group_add)
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Failure::new("config.json has no process"))?;
+    let args = process.args().clone().unwrap_or_default();
+    let env = process.env().clone().unwrap_or_default();
+    let cwd = process.cwd().to_string_lossy().into_owned();
+    // Under `--init` the command is docker-init's child: check that (the init itself is
+    // bind-mounted by the runtime, not in the rootfs yet).
+    let cmd = match args.as_slice() {
+        [init, sep, rest @ ..] if init == berth_runtime::INIT_PATH_IN_CONTAINER && sep == "--" => rest,
+        all => all,
+    };
+    let arg0 = cmd.first().map(String::as_str).unwrap_or("");
+    berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd).map_err(|e| Failure {
+        message: e.to_string(),
+        exit_code: Some(e.exit_code()),
+    })?;
+    berth_sys::times::mark("user-checked");
+    Ok(user)
 }
 
 /// The spec's `linux.cgroupsPath` as a string (empty when it has none).
@@ -378,23 +437,19 @@ pub(crate) fn env_path(env: &[String]) -> &str {
         .unwrap_or("")
 }
 
+#[allow(clippy::too_many_arguments)]
 fn create_mounted(
     cfg: &ShimConfig,
     bundle: &Path,
     rootfs: &Path,
     side: ContainerSide,
     start_r: OwnedFd,
+    raw: Vec<u8>,
+    mut spec: Spec,
+    (uid, gid, extra): (u32, u32, Vec<u32>),
+    cgroups: Option<crate::fast::Cgroups>,
 ) -> Result<(i32, String, bool), Failure> {
     let config_path = bundle.join("config.json");
-    let raw = std::fs::read(&config_path)
-        .map_err(|e| Failure::new(format!("read {}: {e}", config_path.display())))?;
-    let mut spec: Spec = serde_json::from_slice(&raw)
-        .map_err(|e| Failure::new(format!("parse {}: {e}", config_path.display())))?;
-    berth_sys::times::mark("spec-parsed");
-
-    // -u, resolved inside the container's own /etc.
-    let (uid, gid, extra) = berth_runtime::resolve_user(rootfs, &cfg.user, &cfg.group_add)
-        .map_err(|e| Failure::new(e.to_string()))?;
     let process = spec
         .process_mut()
         .as_mut()
@@ -405,34 +460,26 @@ fn create_mounted(
     user.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
     // shim.json decides whether there is a tty (the shim holds the stdio).
     process.set_terminal(Some(cfg.tty));
-
-    let args = process.args().clone().unwrap_or_default();
-    let env = process.env().clone().unwrap_or_default();
-    let cwd = process.cwd().to_string_lossy().into_owned();
-    // Under `--init` the command is docker-init's child: check that (the init itself is
-    // bind-mounted by the runtime, not in the rootfs yet).
-    let cmd = match args.as_slice() {
-        [init, sep, rest @ ..] if init == berth_runtime::INIT_PATH_IN_CONTAINER && sep == "--" => rest,
-        all => all,
-    };
-    let arg0 = cmd.first().map(String::as_str).unwrap_or("");
-    berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd).map_err(|e| Failure {
-        message: e.to_string(),
-        exit_code: Some(e.exit_code()),
-    })?;
     if let Some(root) = spec.root_mut() {
         root.set_path(rootfs.to_path_buf());
     }
-    berth_sys::times::mark("user-checked");
     // berth's own create path for what it implements (no second spec, no runtime state; exec
-    // resolves the user again instead of reading it back from config.json).
-    match crate::fast::accepts(&spec) {
-        Ok(()) => {
+    // resolves the user again instead of reading it back from config.json), in the cgroups
+    // made while the rootfs was mounted.
+    match (crate::fast::accepts(&spec), cgroups) {
+        (Ok(()), Some(cgroups)) => {
             let cgroup_path = cgroups_path(&spec);
-            let pid = crate::fast::create(cfg, bundle, &spec, rootfs, side, start_r)?;
+            let pid = crate::fast::create(cfg, bundle, &spec, rootfs, side, start_r, cgroups)?;
             return Ok((pid, cgroup_path, true));
         }
-        Err(why) => eprintln!("berth-shim: create {} with libcontainer: {why}", cfg.id),
+        (Ok(()), None) => return Err(Failure::new("no cgroups were made for the container")),
+        (Err(why), cgroups) => {
+            // (Not reached: what decided the cgroups is the same check on the same spec.)
+            if let Some(c) = cgroups {
+                c.remove();
+            }
+            eprintln!("berth-shim: create {} with libcontainer: {why}", cfg.id)
+        }
     }
     drop(start_r);
     let body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;

@@ -17,8 +17,49 @@ use crate::seccomp::Filter;
 
 const CLONE_NEWNS: i32 = libc::CLONE_NEWNS;
 
+/// The container's cgroups, made (with the spec's limits) before the rootfs is ready: the
+/// creator makes them on a second thread while it mounts the rootfs.
+pub(crate) struct Cgroups {
+    dirs: CgroupDirs,
+    made: super::cgroup::Created,
+}
+
+impl Cgroups {
+    /// Makes the cgroups `spec` names, after removing what a previous run whose shim was killed
+    /// left there (libcontainer's forced delete of its stale state does the same).
+    pub(crate) fn make(spec: &Spec) -> std::result::Result<Cgroups, Failure> {
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| Failure::new("config.json has no linux section"))?;
+        let cgroup_path = crate::create::cgroups_path(spec);
+        let dirs = CgroupDirs::new(&cgroup_path).map_err(|e| Failure::new(e.to_string()))?;
+        if !dirs.existing().is_empty() && !super::cgroup::kill_and_remove(&dirs) {
+            return Err(Failure::new(format!(
+                "cgroup {cgroup_path} of a previous run is still busy"
+            )));
+        }
+        match super::cgroup::create(&dirs, linux.resources().as_ref()) {
+            Ok(made) => {
+                berth_sys::times::mark("cgroups-made");
+                Ok(Cgroups { dirs, made })
+            }
+            Err(e) => {
+                super::cgroup::kill_and_remove(&dirs);
+                Err(Failure::new(e))
+            }
+        }
+    }
+
+    /// Removes them again (the start failed before the init ran in them).
+    pub(crate) fn remove(self) {
+        super::cgroup::kill_and_remove(&self.dirs);
+    }
+}
+
 /// Creates the container from `spec` (user and terminal already patched in) on the mounted
-/// `rootfs`. The init is left blocked on `start_r`. Returns the init's pid.
+/// `rootfs`, in the cgroups made for it. The init is left blocked on `start_r`. Returns the
+/// init's pid.
 pub(crate) fn create(
     cfg: &ShimConfig,
     bundle: &Path,
@@ -26,27 +67,11 @@ pub(crate) fn create(
     rootfs: &Path,
     side: ContainerSide,
     start_r: OwnedFd,
+    cgroups: Cgroups,
 ) -> std::result::Result<i32, Failure> {
-    let linux = spec
-        .linux()
-        .as_ref()
-        .ok_or_else(|| Failure::new("config.json has no linux section"))?;
-    let cgroup_path = crate::create::cgroups_path(spec);
-    let dirs = CgroupDirs::new(&cgroup_path).map_err(|e| Failure::new(e.to_string()))?;
-    // A previous run of this container whose shim was killed may have left processes and
-    // cgroups (libcontainer's forced delete of its stale state does the same).
-    if !dirs.existing().is_empty() && !super::cgroup::kill_and_remove(&dirs) {
-        return Err(Failure::new(format!(
-            "cgroup {cgroup_path} of a previous run is still busy"
-        )));
-    }
-    let res = (|| {
-        let cg = super::cgroup::create(&dirs, linux.resources().as_ref()).map_err(Failure::new)?;
-        berth_sys::times::mark("cgroups-made");
-        fork_init(cfg, bundle, spec, rootfs, side, start_r, &cg)
-    })();
+    let res = fork_init(cfg, bundle, spec, rootfs, side, start_r, &cgroups.made);
     if res.is_err() {
-        super::cgroup::kill_and_remove(&dirs);
+        cgroups.remove();
     }
     res
 }

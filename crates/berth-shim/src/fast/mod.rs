@@ -27,7 +27,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-pub(crate) use init::create;
+pub(crate) use init::{create, Cgroups};
 
 /// The environment variable that selects the runtime path: `libcontainer` forces libcontainer.
 pub const RUNTIME_ENV: &str = "BERTH_RUNTIME";
