@@ -244,29 +244,96 @@ impl Daemon {
         key: &str,
         cond: WaitCondition,
     ) -> Result<impl std::future::Future<Output = Result<i64>> + Send + 'static> {
-        let entry = self.find(key)?;
-        let mut life = entry.life.subscribe();
-        let start = *life.borrow();
-        let running = entry.status().is_running();
-        Ok(async move {
-            let done = match cond {
-                WaitCondition::NotRunning if !running => return Ok(start.exit_code),
-                WaitCondition::NotRunning | WaitCondition::NextExit => {
-                    life.wait_for(|l| l.exits > start.exits || l.removed).await
-                }
-                WaitCondition::Removed => life.wait_for(|l| l.removed).await,
-            };
-            match done {
-                Ok(l) => Ok(l.exit_code),
-                Err(_) => Ok(start.exit_code),
+        Ok(wait_entry(&self.find(key)?, cond))
+    }
+}
+
+/// [`Daemon::wait`] on a container already found.
+fn wait_entry(
+    entry: &Arc<Entry>,
+    cond: WaitCondition,
+) -> impl std::future::Future<Output = Result<i64>> + Send + 'static {
+    let mut life = entry.life.subscribe();
+    let start = *life.borrow();
+    // The record changes before `life` does (an exit is recorded, persisted and its mounts
+    // released before waiters hear of it): whether it runs and its last exit code both come
+    // from the record, so a wait that lands in between does not answer with the code of the
+    // run before (docker-py's `run` of a quick `exit 3` once got 0 under load).
+    let (running, last_code) = entry.with(|d| (d.state.status.is_running(), d.state.exit_code));
+    async move {
+        let done = match cond {
+            WaitCondition::NotRunning if !running => return Ok(last_code),
+            WaitCondition::NotRunning | WaitCondition::NextExit => {
+                life.wait_for(|l| l.exits > start.exits || l.removed).await
             }
-        })
+            WaitCondition::Removed => life.wait_for(|l| l.removed).await,
+        };
+        match done {
+            Ok(l) => Ok(l.exit_code),
+            Err(_) => Ok(start.exit_code),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::Status;
+
+    fn entry(status: Status) -> Arc<Entry> {
+        let doc = crate::container::Doc {
+            id: "c".into(),
+            name: "c".into(),
+            created: 0,
+            image_id: String::new(),
+            path: "sh".into(),
+            args: vec![],
+            config: Default::default(),
+            host_config: Default::default(),
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            health: None,
+            mounts: vec![],
+            net: None,
+            aliases: vec![],
+            requested_ip: None,
+            connected: vec![],
+            links: vec![],
+            detached: false,
+        };
+        let e = Entry::new(doc);
+        e.update(|d| d.state.status = status);
+        e
+    }
+
+    /// What `handle_exit` does first: the record says exited with its code; `life` (what
+    /// waiters are woken by) follows later.
+    fn record_exit(e: &Entry, code: i64) {
+        e.update(|d| {
+            d.state.status = Status::Exited;
+            d.state.exit_code = code;
+        });
+    }
+
+    #[tokio::test]
+    async fn a_wait_between_the_exit_record_and_the_waiters_gets_the_recorded_code() {
+        let e = entry(Status::Running);
+        record_exit(&e, 3);
+        assert_eq!(wait_entry(&e, WaitCondition::NotRunning).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_wait_on_a_running_container_gets_the_code_of_its_exit() {
+        let e = entry(Status::Running);
+        let w = tokio::spawn(wait_entry(&e, WaitCondition::NotRunning));
+        record_exit(&e, 7);
+        e.life.send_modify(|l| {
+            l.exits += 1;
+            l.exit_code = 7;
+        });
+        assert_eq!(w.await.unwrap().unwrap(), 7);
+    }
 
     #[test]
     fn signals_parse_by_name_and_number() {
