@@ -71,6 +71,9 @@ impl Spawner {
     /// for it: the shim loads while the daemon writes its files). `Ok(false)`: no spawner could
     /// run (start the shim directly).
     fn spawn(&self, bundle: &Path, stdin: BorrowedFd<'_>, stdout: BorrowedFd<'_>) -> io::Result<bool> {
+        if self.off {
+            return Ok(false);
+        }
         let args = [std::ffi::OsStr::new("--bundle"), bundle.as_os_str()];
         let req = berth_sys::spawn::Request {
             program: &self.shim_path,
@@ -79,9 +82,6 @@ impl Spawner {
             stdin,
             stdout,
         };
-        if self.off {
-            return Ok(false);
-        }
         let mut g = self.client.lock().unwrap();
         for attempt in 0..2 {
             if g.is_none() {

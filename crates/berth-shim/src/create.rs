@@ -360,7 +360,13 @@ fn creator_main(
     // berth's own path makes the cgroups itself: on a second thread, while this one mounts the
     // rootfs and checks the user and the executable in it (the two take about as long; the
     // thread is joined before anything unshares or forks).
-    let fast = crate::fast::accepts(&spec).is_ok();
+    let fast = match crate::fast::accepts(&spec) {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("berth-shim: create {} with libcontainer: {why}", cfg.id);
+            false
+        }
+    };
     let (mounted, cgroups) = std::thread::scope(|s| {
         let cgroups = fast.then(|| s.spawn(|| crate::fast::Cgroups::make(&spec)));
         let mounted = mount_and_check(cfg, &rootfs, &spec);
@@ -370,20 +376,20 @@ fn creator_main(
         });
         (mounted, cgroups)
     });
-    let cgroups = match (&mounted, cgroups) {
-        (Ok(_), Some(Err(e))) => {
-            cleanup_rootfs(bundle);
-            return Err(e);
+    // A failure on either side undoes what the other made.
+    let ready = match (mounted, cgroups.transpose()) {
+        (Ok(user), Ok(cgroups)) => Ok((user, cgroups)),
+        (Err(e), cgroups) => {
+            if let Ok(Some(c)) = cgroups {
+                c.remove();
+            }
+            Err(e)
         }
-        (Err(_), Some(Ok(cg))) => {
-            cg.remove();
-            None
-        }
-        (_, Some(Ok(cg))) => Some(cg),
-        (_, _) => None,
+        (Ok(_), Err(e)) => Err(e),
     };
-    let res = mounted
-        .and_then(|user| create_mounted(cfg, bundle, &rootfs, side, start_r, raw, spec, user, cgroups));
+    let res = ready.and_then(|(user, cgroups)| {
+        create_mounted(cfg, bundle, &rootfs, side, start_r, raw, spec, user, cgroups)
+    });
     if res.is_err() {
         cleanup_rootfs(bundle);
     }
@@ -465,21 +471,11 @@ fn create_mounted(
     }
     // berth's own create path for what it implements (no second spec, no runtime state; exec
     // resolves the user again instead of reading it back from config.json), in the cgroups
-    // made while the rootfs was mounted.
-    match (crate::fast::accepts(&spec), cgroups) {
-        (Ok(()), Some(cgroups)) => {
-            let cgroup_path = cgroups_path(&spec);
-            let pid = crate::fast::create(cfg, bundle, &spec, rootfs, side, start_r, cgroups)?;
-            return Ok((pid, cgroup_path, true));
-        }
-        (Ok(()), None) => return Err(Failure::new("no cgroups were made for the container")),
-        (Err(why), cgroups) => {
-            // (Not reached: what decided the cgroups is the same check on the same spec.)
-            if let Some(c) = cgroups {
-                c.remove();
-            }
-            eprintln!("berth-shim: create {} with libcontainer: {why}", cfg.id)
-        }
+    // made while the rootfs was mounted; without them (the spec needs libcontainer) the rest.
+    if let Some(cgroups) = cgroups {
+        let cgroup_path = cgroups_path(&spec);
+        let pid = crate::fast::create(cfg, bundle, &spec, rootfs, side, start_r, cgroups)?;
+        return Ok((pid, cgroup_path, true));
     }
     drop(start_r);
     let body = serde_json::to_vec(&spec).map_err(|e| Failure::new(e.to_string()))?;

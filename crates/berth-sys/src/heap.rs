@@ -96,11 +96,7 @@ pub fn release_free_memory() {
 /// longer matter (`madvise(MADV_DONTNEED)`): they read as zeros afterwards and take no memory
 /// until written again. For a buffer kept across idle spells (a shim's 16 kB read buffer).
 pub fn discard(buf: &mut [u8]) {
-    // SAFETY: sysconf reads a system constant.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as usize,
-        _ => return,
-    };
+    let page = page_size();
     let start = (buf.as_ptr() as usize).next_multiple_of(page);
     let end = (buf.as_ptr() as usize + buf.len()) / page * page;
     if end > start {
@@ -230,7 +226,7 @@ mod tests {
 
     #[test]
     fn discard_zeroes_the_whole_pages_inside_and_keeps_the_edges() {
-        let page = 4096;
+        let page = page_size();
         // Not page-aligned on purpose: the partial pages at both ends must keep their bytes.
         let mut v = vec![7u8; 4 * page + 100];
         let buf = &mut v[50..];

@@ -18,11 +18,11 @@
 //! the spawner's environment plus the request's. The spawner reaps what it started (a
 //! `signalfd` for `SIGCHLD`) and exits at EOF, when the daemon is gone; what it started lives on.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -183,12 +183,11 @@ fn start(msg: &[u8], fds: Vec<OwnedFd>) -> io::Result<u32> {
         cmd.arg(OsStr::from_bytes(a));
     }
     for e in fields {
-        let s = OsString::from_vec(e.to_vec());
-        let kv = s
-            .to_str()
+        let (k, v) = std::str::from_utf8(e)
+            .ok()
             .and_then(|s| s.split_once('='))
             .ok_or_else(|| bad("environment entry"))?;
-        cmd.env(kv.0, kv.1);
+        cmd.env(k, v);
     }
     let child = cmd
         .stdin(Stdio::from(stdin))
@@ -241,18 +240,6 @@ impl ChildSignals {
     fn drain(&self) {
         let mut b = [0u8; 128 * 8];
         while matches!(rustix::io::read(&self.fd, &mut b), Ok(n) if n > 0) {}
-    }
-}
-
-impl AsFd for Client {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
-    }
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "spawner({})", self.sock.as_raw_fd())
     }
 }
 

@@ -7,7 +7,6 @@
 //! daemon works, and that `berthd check` finds nothing. It fails if a declared point is never
 //! reached. The other tests pin the start-up reconciliation and the simulated reboot.
 
-use std::path::Path;
 use std::time::Duration;
 
 use berth_e2e::Daemon;
@@ -583,7 +582,7 @@ fn every_failpoint_leaves_a_consistent_store() {
                 "{point}: shim {pid} left running"
             );
         }
-        let mounts = berth_sys_mounts_under(&d.root);
+        let mounts = d.mounts_left();
         assert!(mounts.is_empty(), "{point}: mounts left: {mounts:?}");
     }
     assert!(
@@ -597,18 +596,6 @@ fn assert_clean_check_while_running(d: &mut Daemon, point: &str) {
     d.stop();
     assert_clean_check(d, &format!("after the restart ({point})"));
     d.spawn();
-}
-
-/// Mounts under `root` but the daemon's own mount of its network namespace pins' directory.
-fn berth_sys_mounts_under(root: &Path) -> Vec<String> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let pins = root.join("exec/netns").to_string_lossy().into_owned();
-    let root = root.to_string_lossy().into_owned();
-    mi.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(&root) && *t != pins)
-        .map(str::to_string)
-        .collect()
 }
 
 #[test]
@@ -704,10 +691,7 @@ fn start_up_reconciliation_repairs_and_reports() {
         assert!(log.contains(&what), "log lacks {what:?}:\n{log}");
     }
     assert!(!stray.exists());
-    assert!(
-        berth_sys_mounts_under(&d.root).is_empty(),
-        "leaked mount not swept"
-    );
+    assert!(d.mounts_left().is_empty(), "leaked mount not swept");
     assert_eq!(state(&d, "lost"), "dead");
     d.berth(&["rm", "lost"]).ok();
     d.berth(&["start", "-a", "kept"]).ok();

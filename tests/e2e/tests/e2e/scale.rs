@@ -26,19 +26,6 @@ fn cgroups_left(parent: &str) -> Vec<String> {
     out
 }
 
-/// Mounts under `root` but the daemon's own mount of its network namespace pins' directory.
-fn mounts_under(root: &std::path::Path) -> Vec<String> {
-    let pins = root.join("exec/netns").to_string_lossy().into_owned();
-    let root = root.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(&root) && *t != pins)
-        .map(str::to_string)
-        .collect()
-}
-
 /// 20 clients at once, each creating, starting, killing, waiting for and removing 5 containers
 /// while it lists, inspects, reads logs and execs; one more client attaches to a chatty container
 /// and never reads. Every command succeeds, within a deadline, and afterwards no container record,
@@ -162,7 +149,7 @@ fn twenty_concurrent_clients_finish_without_errors_or_leaks() {
     d.berth(&["rm", "-f", "chatty"]).ok();
     assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "", "records left");
     d.eventually("shims gone", || d.shim_pids().is_empty());
-    assert_eq!(mounts_under(&d.root), Vec::<String>::new(), "mounts left");
+    assert_eq!(d.mounts_left(), Vec::<String>::new(), "mounts left");
     // Exited containers' empty cgroups go once exits pause (berth_daemon::cgroups::Reaper).
     d.eventually("cgroups removed", || cgroups_left(&d.cgroup_parent).is_empty());
     let bundles = std::fs::read_dir(d.data_root().join("containers"))
