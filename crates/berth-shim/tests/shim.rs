@@ -71,6 +71,34 @@ struct Shim {
     id: String,
     child: Child,
     ready: Ready,
+    /// Dropped after the container's own cgroup is removed (fields drop after `Drop::drop`).
+    _parent: ParentUse,
+}
+
+/// One launched shim's use of the cgroup parent the tests share: the last one to go removes
+/// it. Taken before the shim makes anything, so no test removes the parent while another's
+/// creator is making a child in it.
+struct ParentUse;
+
+static PARENT_USERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+impl ParentUse {
+    fn take() -> ParentUse {
+        *PARENT_USERS.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        ParentUse
+    }
+}
+
+impl Drop for ParentUse {
+    fn drop(&mut self) {
+        let mut users = PARENT_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        *users -= 1;
+        if *users == 0 {
+            if let Ok(dirs) = berth_runtime::CgroupDirs::new(&cgroup_parent()) {
+                dirs.remove();
+            }
+        }
+    }
 }
 
 fn spec(args: &[&str]) -> ContainerSpec {
@@ -124,6 +152,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
     };
     tweak(&mut cfg);
     std::fs::write(dir.path().join("shim.json"), serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let parent = ParentUse::take();
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth-shim"))
         .arg("--bundle")
         .arg(dir.path())
@@ -146,6 +175,7 @@ fn launch(name: &str, mut c: ContainerSpec, tweak: impl FnOnce(&mut ShimConfig))
         id,
         child,
         ready,
+        _parent: parent,
     }
 }
 
@@ -207,10 +237,8 @@ impl Drop for Shim {
             let _ = self.child.wait_timeout_or_kill();
         }
         let _ = berth_sys::mount::unmount(&self.dir.path().join("rootfs"));
-        for cg in [format!("{}/{}", cgroup_parent(), self.id), cgroup_parent()] {
-            if let Ok(dirs) = berth_runtime::CgroupDirs::new(&cg) {
-                dirs.remove();
-            }
+        if let Ok(dirs) = berth_runtime::CgroupDirs::new(&format!("{}/{}", cgroup_parent(), self.id)) {
+            dirs.remove();
         }
     }
 }
