@@ -196,6 +196,12 @@ impl Daemon {
                 own_parent.extend(self.cgroup(e).dirs().cloned());
             }
         }
+        let shm_swept = self.sweep_shm(&running);
+        if shm_swept > 0 {
+            eprintln!(
+                "berthd: reconcile: unmounted the /dev/shm of {shm_swept} containers that no longer run"
+            );
+        }
         let parent = self.config.cgroup_parent.clone();
         let swept = tokio::task::spawn_blocking(move || {
             let own = own_parent
@@ -432,6 +438,8 @@ impl Daemon {
                 eprintln!("berthd: removing berth's DOCKER-USER rules: {e}");
             }
         }
+        // The shareable /dev/shm mounts' parent, unless running containers still use it.
+        berth_sys::mount::release_shared_dir(&self.shm_dir());
         // The pins' mount, unless running containers still have pins in it.
         if self.netns_dir_mounted {
             berth_sys::netns::release_dir(&self.netns_dir());

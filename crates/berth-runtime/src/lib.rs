@@ -77,6 +77,31 @@ pub enum NetworkMode {
     Path(PathBuf),
 }
 
+/// How the container gets a namespace of one kind (`--pid`, `--ipc`, `--uts`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Namespace {
+    /// A new one of its own.
+    #[default]
+    Private,
+    /// The host's.
+    Host,
+    /// Another process's (`/proc/<pid>/ns/<kind>` of a running container's init).
+    Join(PathBuf),
+}
+
+/// What the container's `/dev/shm` is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shm {
+    /// A tmpfs of its own, `shm_size` bytes.
+    #[default]
+    Private,
+    /// Nothing mounted there (`--ipc none`).
+    Absent,
+    /// A bind of a host directory: the host's `/dev/shm` (`--ipc host`), or the tmpfs the
+    /// daemon mounted for a `shareable` container (its own, or the one it joins).
+    Bind(PathBuf),
+}
+
 pub use berth_types::{MountPoint, MountType};
 
 /// One `--ulimit name=soft:hard` (`nofile`, `nproc`, `core`, …).
@@ -102,6 +127,14 @@ pub struct ContainerSpec {
     pub tty: bool,
     pub hostname: String,
     pub network: NetworkMode,
+    /// `--pid`: a private PID namespace, the host's, or a running container's.
+    pub pid: Namespace,
+    /// `--ipc`: a private IPC namespace, the host's, or a running container's.
+    pub ipc: Namespace,
+    /// `--uts`: a private UTS namespace (the hostname is set in it) or the host's.
+    pub uts: Namespace,
+    /// `/dev/shm`, which goes with the IPC mode.
+    pub shm: Shm,
     pub readonly_rootfs: bool,
     pub privileged: bool,
     pub cap_add: Vec<String>,
@@ -241,7 +274,8 @@ pub const DEFAULT_READONLY_PATHS: &[&str] = &[
     "/proc/sysrq-trigger",
 ];
 
-const DEFAULT_SHM_SIZE: i64 = 64 << 20;
+/// `/dev/shm`'s size when none is asked for (docker's 64 MiB).
+pub const DEFAULT_SHM_SIZE: i64 = 64 << 20;
 const CPU_PERIOD: u64 = 100_000;
 
 /// `net_admin`, `CAP_NET_ADMIN`, `all` → `CAP_NET_ADMIN` / `ALL`.
@@ -359,13 +393,22 @@ fn default_mounts(c: &ContainerSpec) -> Vec<Mount> {
             &["nosuid", "noexec", "nodev", "relatime", sys_mode],
         ),
         mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
-        mount(
+    ];
+    match &c.shm {
+        Shm::Private => v.push(mount(
             "/dev/shm",
             "tmpfs",
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", shm_opt.as_str()],
-        ),
-    ];
+        )),
+        Shm::Absent => {}
+        Shm::Bind(dir) => v.push(mount(
+            "/dev/shm",
+            "bind",
+            &dir.to_string_lossy(),
+            &["rbind", "rprivate", "nosuid", "noexec", "nodev"],
+        )),
+    }
     mounts::add_user_mounts(&mut v, &c.mounts);
     if c.init {
         v.push(mount(
@@ -578,12 +621,19 @@ fn namespaces(c: &ContainerSpec) -> Vec<LinuxNamespace> {
         n.set_path(path);
         n
     };
-    let mut v = vec![
-        ns(LinuxNamespaceType::Pid, None),
-        ns(LinuxNamespaceType::Ipc, None),
-        ns(LinuxNamespaceType::Uts, None),
-        ns(LinuxNamespaceType::Mount, None),
-    ];
+    let mut v = Vec::new();
+    for (typ, mode) in [
+        (LinuxNamespaceType::Pid, &c.pid),
+        (LinuxNamespaceType::Ipc, &c.ipc),
+        (LinuxNamespaceType::Uts, &c.uts),
+    ] {
+        match mode {
+            Namespace::Private => v.push(ns(typ, None)),
+            Namespace::Host => {}
+            Namespace::Join(p) => v.push(ns(typ, Some(p.clone()))),
+        }
+    }
+    v.push(ns(LinuxNamespaceType::Mount, None));
     match &c.network {
         NetworkMode::None => v.push(ns(LinuxNamespaceType::Network, None)),
         NetworkMode::Host => {}
@@ -700,7 +750,8 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     spec.set_version("1.2.0".into());
     spec.set_root(Some(root));
     spec.set_process(Some(process));
-    spec.set_hostname(if c.hostname.is_empty() {
+    // Only a UTS namespace of its own takes a hostname (the host's or another's is left alone).
+    spec.set_hostname(if c.hostname.is_empty() || c.uts != Namespace::Private {
         None
     } else {
         Some(c.hostname.clone())
@@ -978,6 +1029,61 @@ mod tests {
             hard: 1
         }])
         .is_err());
+    }
+
+    /// `--pid`, `--ipc` and `--uts` modes: a namespace of its own, none (the host's), or a
+    /// path to join; `/dev/shm` a tmpfs, nothing, or a bind; no hostname outside a private UTS.
+    #[test]
+    fn namespace_modes_and_shm() {
+        let kinds = |s: &Spec| -> Vec<(LinuxNamespaceType, Option<PathBuf>)> {
+            let ns = s.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+            ns.iter().map(|n| (n.typ(), n.path().clone())).collect()
+        };
+        let shm = |s: &Spec| {
+            s.mounts()
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|m| m.destination() == Path::new("/dev/shm"))
+                .map(|m| (m.typ().clone().unwrap(), m.source().clone().unwrap()))
+        };
+        let s = build_spec(&plain()).unwrap();
+        let all = kinds(&s);
+        for t in [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Mount,
+        ] {
+            assert!(all.contains(&(t, None)), "{t:?} missing from {all:?}");
+        }
+        assert_eq!(shm(&s), Some(("tmpfs".into(), PathBuf::from("shm"))));
+        assert_eq!(s.hostname().as_deref(), Some("abc123"));
+
+        let s = build_spec(&ContainerSpec {
+            pid: Namespace::Host,
+            ipc: Namespace::Join("/proc/42/ns/ipc".into()),
+            uts: Namespace::Host,
+            shm: Shm::Bind("/run/x/shm".into()),
+            ..plain()
+        })
+        .unwrap();
+        let all = kinds(&s);
+        assert!(!all
+            .iter()
+            .any(|(t, _)| matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Uts)));
+        assert!(all.contains(&(LinuxNamespaceType::Ipc, Some("/proc/42/ns/ipc".into()))));
+        assert_eq!(shm(&s), Some(("bind".into(), PathBuf::from("/run/x/shm"))));
+        assert_eq!(s.hostname(), &None);
+
+        let s = build_spec(&ContainerSpec {
+            pid: Namespace::Join("/proc/7/ns/pid".into()),
+            shm: Shm::Absent,
+            ..plain()
+        })
+        .unwrap();
+        assert!(kinds(&s).contains(&(LinuxNamespaceType::Pid, Some("/proc/7/ns/pid".into()))));
+        assert_eq!(shm(&s), None);
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub const DECLARED: &[&str] = &[
     "container.start.shim-ready",
     "container.start.before-exec",
     "container.start.committed",
+    // A shareable container's /dev/shm mounted on the host, before its start is recorded.
+    "container.shm.mounted",
     "container.stop.marked-stopped",
     "container.stop.signalled",
     "container.exit.before-record",

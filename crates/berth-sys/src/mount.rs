@@ -248,6 +248,73 @@ pub fn unmount(target: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
+/// Makes `dir` (created `0700` if missing) a *shared* bind mount of itself, unless it is a
+/// mount point already. What is mounted below it afterwards reaches the mount namespaces
+/// copied from this one since (shims are slaves of the host's), and so does its unmount: a
+/// shareable container's `/dev/shm` is mounted there, and gone from every copy when it is
+/// unmounted here.
+pub fn shared_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let dir = &std::fs::canonicalize(dir)?;
+    if mounts_under(dir)?.iter().any(|p| p == dir) {
+        return Ok(());
+    }
+    rustix::mount::mount_bind(dir, dir)?;
+    if let Err(e) = rustix::mount::mount_change(dir, MountPropagationFlags::SHARED) {
+        let _ = rustix::mount::unmount(dir, UnmountFlags::DETACH);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Unmounts the mount [`shared_dir`] made, once nothing is mounted below it.
+pub fn release_shared_dir(dir: &Path) {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return;
+    };
+    if let Ok(under) = mounts_under(&dir) {
+        if under.len() == 1 && under[0] == dir {
+            let _ = rustix::mount::unmount(&dir, UnmountFlags::empty());
+        }
+    }
+}
+
+/// Mounts a container's `/dev/shm` tmpfs of `size` bytes at `target` (made `0700`): `nosuid`,
+/// `nodev`, `noexec`, its root `1777`, as dockerd mounts a shareable container's.
+pub fn mount_shm(target: &Path, size: i64) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(target) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let data = CString::new(format!("mode=1777,size={size}")).map_err(io::Error::other)?;
+    rustix::mount::mount(
+        "shm",
+        target,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        data.as_c_str(),
+    )?;
+    Ok(())
+}
+
+/// Unmounts what [`mount_shm`] mounted at `target` (lazily when busy) and removes the
+/// directory. A missing `target` is not an error.
+pub fn unmount_shm(target: &Path) -> io::Result<()> {
+    if !target.exists() {
+        return Ok(());
+    }
+    unmount(target).map_err(|e| io::Error::other(e.to_string()))?;
+    match std::fs::remove_dir(target) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// Mount points at or below `root` in this process's mount namespace, deepest first (the order
 /// to unmount them in). Reads `/proc/self/mountinfo`.
 pub fn mounts_under(root: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -368,16 +368,19 @@ impl Daemon {
         self.root.join("data")
     }
 
-    /// Mount points under this daemon's root, but the daemon's own mount of its network
-    /// namespace pins' directory (`<exec-root>/netns`, there while the daemon runs).
+    /// Mount points under this daemon's root, but the daemon's own mounts of its network
+    /// namespace pins' directory (`<exec-root>/netns`, there while the daemon runs) and of the
+    /// shareable `/dev/shm`s' parent (`<exec-root>/shm`).
     pub fn mounts_left(&self) -> Vec<String> {
         let pins = self.root.join("exec/netns").to_string_lossy().into_owned();
+        // The shared parent of shareable containers' /dev/shm (gone at a clean stop).
+        let shm = self.root.join("exec/shm").to_string_lossy().into_owned();
         let root = self.root.to_string_lossy().into_owned();
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
-            .filter(|t| t.starts_with(&root) && *t != pins)
+            .filter(|t| t.starts_with(&root) && *t != pins && *t != shm)
             .map(str::to_string)
             .collect()
     }

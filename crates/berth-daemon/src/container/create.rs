@@ -49,6 +49,7 @@ impl Daemon {
         }
         let mut host = body.host_config.clone().unwrap_or_default();
         validate_host_config(&mut host)?;
+        self.check_namespace_modes(&mut host, body.hostname.as_deref().is_some_and(|h| !h.is_empty()))?;
         let mode = host.network_mode.clone().unwrap_or_default();
         if crate::network::has_endpoint(&mode)
             && !crate::network::on_default_bridge(&mode)

@@ -24,6 +24,7 @@ mod logs;
 mod manage;
 pub(crate) mod mounts;
 pub(crate) mod names;
+pub(crate) mod namespaces;
 mod remove;
 mod start;
 mod stop;

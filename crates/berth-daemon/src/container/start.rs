@@ -50,22 +50,39 @@ impl Daemon {
         // The volumes are mounted (and copied up) now; a failure from here until the shim runs
         // releases them.
         let mounts = self.setup_mounts(entry).await?;
-        berth_sys::times::mark("d-mounts-set-up");
-        // Links before the network (dockerd fails the start the same way): every linked
-        // container must run.
-        let links = match self.link_context(&doc) {
-            Ok(l) => l,
+        // Links, and the containers whose namespaces this one joins, before the network
+        // (dockerd fails the start the same way): each must run. A failure is recorded as a
+        // failed start (exit 128; `--rm` removes the container).
+        let (links, mut namespaces) = match self
+            .link_context(&doc)
+            .and_then(|l| Ok((l, self.namespaces(&doc)?)))
+        {
+            Ok(x) => x,
             Err(e) => {
                 let before = entry.with(|d| (d.state.status, d.state.started_at));
                 let _ = self.start_failed(entry, before, e.to_string(), None).await;
                 return Err(e);
             }
         };
+        if let Some(dir) = &namespaces.own_shm {
+            let size = doc
+                .host_config
+                .shm_size
+                .filter(|s| *s > 0)
+                .unwrap_or(berth_runtime::DEFAULT_SHM_SIZE);
+            if let Err(e) = self.mount_own_shm(dir, size) {
+                let before = entry.with(|d| (d.state.status, d.state.started_at));
+                let _ = self.start_failed(entry, before, e.to_string(), None).await;
+                return Err(e);
+            }
+        }
+        berth_sys::times::mark("d-mounts-set-up");
         // The network first: the spec names the namespace, and hosts needs the address.
         let mut network = match self.network_mode(&doc) {
             Ok(n) => n,
             Err(e) => {
-                self.release_mounts(entry).await;
+                let before = entry.with(|d| (d.state.status, d.state.started_at));
+                let _ = self.start_failed(entry, before, e.to_string(), None).await;
                 return Err(e);
             }
         };
@@ -95,10 +112,11 @@ impl Daemon {
             self.extras_up(entry, &st).await;
             net_state = Some(st);
         }
+        namespaces.network = network;
         let mut written = self.write_start_files(
             &doc,
             &bundle,
-            network,
+            namespaces,
             rootfs,
             mounts,
             net_state.as_ref().map(|st| (st, &links)),
@@ -194,12 +212,13 @@ impl Daemon {
         &self,
         doc: &Doc,
         bundle: &std::path::Path,
-        network: NetworkMode,
+        namespaces: crate::container::namespaces::Namespaces,
         rootfs: Vec<berth_types::Mount>,
         mounts: Vec<MountPoint>,
         net: Option<(&crate::network::NetState, &crate::links::LinkContext)>,
     ) -> Result<ShimConfig> {
         let id = doc.id.clone();
+        let network = namespaces.network.clone();
         // A `--rm` container's files die with the host: written without fsyncs.
         let durable = !doc.host_config.auto_remove.unwrap_or(false);
         let host_gateway = self
@@ -215,7 +234,7 @@ impl Daemon {
             &host_gateway,
         )?;
         let socket = self.shim_socket(&id);
-        let mut spec = container_spec(doc, bundle, network.clone(), &self.config.cgroup_parent);
+        let mut spec = container_spec(doc, bundle, &self.config.cgroup_parent, namespaces);
         // The links' variables, unless the container's own environment sets them.
         for e in net.iter().flat_map(|(_, l)| l.env.iter()) {
             let key = e.split('=').next().unwrap_or("");
@@ -388,8 +407,8 @@ fn console_size(doc: &Doc) -> Option<(u16, u16)> {
 fn container_spec(
     doc: &Doc,
     bundle: &std::path::Path,
-    network: NetworkMode,
     cgroup_parent: &str,
+    ns: crate::container::namespaces::Namespaces,
 ) -> ContainerSpec {
     let c = &doc.config;
     let h = &doc.host_config;
@@ -419,7 +438,11 @@ fn container_spec(
             .unwrap_or_else(|| "/".into()),
         tty,
         hostname,
-        network,
+        network: ns.network,
+        pid: ns.pid,
+        ipc: ns.ipc,
+        uts: ns.uts,
+        shm: ns.shm,
         readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
         privileged: h.privileged.unwrap_or(false),
         cap_add: h.cap_add.clone().unwrap_or_default(),
@@ -456,7 +479,10 @@ fn container_spec(
         ],
         devices: device_mappings(h),
         device_cgroup_rules: h.device_cgroup_rules.clone().unwrap_or_default(),
-        shm_size: h.shm_size.filter(|s| *s > 0).unwrap_or(64 * 1024 * 1024),
+        shm_size: h
+            .shm_size
+            .filter(|s| *s > 0)
+            .unwrap_or(berth_runtime::DEFAULT_SHM_SIZE),
         seccomp_unconfined: security
             .iter()
             .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined"),

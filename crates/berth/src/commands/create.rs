@@ -201,6 +201,9 @@ pub struct ContainerOpts {
     /// IPC mode to use
     #[arg(long)]
     pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    pub uts: Option<String>,
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -641,7 +644,7 @@ pub fn build_body(
         "PublishAllPorts": o.publish_all,
         "ReadonlyRootfs": o.read_only,
         "SecurityOpt": opt_list(&o.security_opt),
-        "UTSMode": "",
+        "UTSMode": o.uts.clone().unwrap_or_default(),
         "UsernsMode": "",
         "ShmSize": shm,
         "Isolation": "",

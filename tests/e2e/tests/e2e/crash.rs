@@ -119,6 +119,19 @@ fn scenario(d: &Daemon, base: &Base, point: &str) {
         "container.start" => {
             let _ = d.berth(&["start", "sleeper"]);
         }
+        "container.shm" => {
+            let _ = d.berth(&[
+                "run",
+                "-d",
+                "--name",
+                "shared",
+                "--ipc",
+                "shareable",
+                "busybox",
+                "sleep",
+                "600",
+            ]);
+        }
         "container.stop" => {
             let _ = d.berth(&["stop", "-t", "1", "stopme"]);
         }
@@ -252,6 +265,31 @@ fn settled(d: &Daemon, point: &str, registry: &str) {
             }
             assert_eq!(state(d, "sleeper"), "running");
             d.berth(&["exec", "sleeper", "true"]).ok();
+        }
+        "container.shm" => {
+            // Its /dev/shm mount went with the start that never finished; a start mounts it
+            // again, and another container can join it.
+            let id = d
+                .berth(&["inspect", "-f", "{{.Id}}", "shared"])
+                .ok()
+                .out()
+                .to_string();
+            let shm = d.root.join("exec/shm").join(&id);
+            if state(d, "shared") != "running" {
+                assert!(!shm.exists(), "{point}: {} left", shm.display());
+                d.berth(&["start", "shared"]).ok();
+            }
+            d.berth(&[
+                "run",
+                "--rm",
+                "--ipc",
+                "container:shared",
+                "busybox",
+                "touch",
+                "/dev/shm/joined",
+            ])
+            .ok();
+            d.berth(&["exec", "shared", "test", "-e", "/dev/shm/joined"]).ok();
         }
         "container.stop" => {
             let s = state(d, "stopme");

@@ -39,3 +39,44 @@ print("ok")
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(r.out(), "ok");
 }
+
+/// `pid_mode`, `ipc_mode` and `uts_mode` as docker-py sends them: the host's namespaces, a
+/// shareable container's IPC namespace and `/dev/shm`, and dockerd's records in `HostConfig`.
+#[test]
+fn docker_py_namespace_modes() {
+    let d = daemon!();
+    let script = r#"
+import os, docker
+c = docker.from_env()
+host_pid = os.readlink("/proc/self/ns/pid")
+out = c.containers.run("busybox", ["readlink", "/proc/self/ns/pid"], pid_mode="host", remove=True)
+assert out.decode().strip() == host_pid, out
+donor = c.containers.run("busybox", ["sleep", "300"], detach=True, ipc_mode="shareable", name="pydonor")
+donor.reload()
+assert donor.attrs["HostConfig"]["IpcMode"] == "shareable", donor.attrs["HostConfig"]["IpcMode"]
+joiner = c.containers.create("busybox", ["sh", "-c", "echo hi > /dev/shm/py; readlink /proc/self/ns/ipc"],
+                             ipc_mode="container:pydonor", pid_mode="container:pydonor", uts_mode="host")
+hc = joiner.attrs["HostConfig"]
+assert hc["IpcMode"] == "container:" + donor.id, hc["IpcMode"]
+assert hc["PidMode"] == "container:" + donor.id, hc["PidMode"]
+assert hc["UTSMode"] == "host", hc["UTSMode"]
+joiner.start()
+assert joiner.wait()["StatusCode"] == 0
+ipc = joiner.logs().decode().strip()
+assert ipc == os.readlink("/proc/%d/ns/ipc" % donor.attrs["State"]["Pid"]), ipc
+assert donor.exec_run(["cat", "/dev/shm/py"]).output == b"hi\n"
+plain = c.containers.create("busybox", ["true"])
+assert plain.attrs["HostConfig"]["IpcMode"] == "private", plain.attrs["HostConfig"]["IpcMode"]
+try:
+    c.containers.create("busybox", ["true"], ipc_mode="bogus")
+    raise SystemExit("expected APIError")
+except docker.errors.APIError as e:
+    assert e.status_code == 400 and "invalid IPC mode: bogus" in str(e), e
+for ct in (joiner, plain, donor):
+    ct.remove(force=True)
+print("ok")
+"#;
+    let r = d.python(script);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.out(), "ok");
+}

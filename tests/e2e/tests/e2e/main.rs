@@ -32,6 +32,7 @@ mod images;
 mod lifecycle;
 mod logs;
 mod manage;
+mod namespaces;
 mod network;
 mod network_check;
 mod network_disconnect;
