@@ -165,6 +165,9 @@ pub struct ContainerSpec {
     /// Size of /dev/shm in bytes; 64 MiB when 0.
     pub shm_size: i64,
     pub seccomp_unconfined: bool,
+    /// A seccomp profile in Docker's JSON format (`--security-opt seccomp=FILE`) in place of
+    /// the default one.
+    pub seccomp_profile: Option<String>,
     pub no_new_privileges: bool,
     /// Overrides the default masked paths (`--security-opt systempaths=unconfined` gives `Some(vec![])`).
     pub masked_paths: Option<Vec<String>>,
@@ -742,7 +745,10 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
             linux.set_devices(Some(device_nodes));
         }
         if !c.seccomp_unconfined {
-            linux.set_seccomp(Some(seccomp::default_profile(&caps)));
+            linux.set_seccomp(Some(match &c.seccomp_profile {
+                Some(json) => seccomp::from_docker_profile(json, &caps).map_err(Error::InvalidArgument)?,
+                None => seccomp::default_profile(&caps),
+            }));
         }
     }
 

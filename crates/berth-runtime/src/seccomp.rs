@@ -561,6 +561,167 @@ pub fn default_profile(caps: &[String]) -> LinuxSeccomp {
     s
 }
 
+/// A seccomp profile in Docker's JSON format (`--security-opt seccomp=profile.json`: the
+/// client sends the file's content), as dockerd reads it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerProfile {
+    default_action: LinuxSeccompAction,
+    #[serde(default)]
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    architectures: Vec<Arch>,
+    #[serde(default)]
+    arch_map: Vec<ArchMap>,
+    #[serde(default)]
+    syscalls: Vec<DockerSyscall>,
+    #[serde(default)]
+    flags: Vec<oci_spec::runtime::LinuxSeccompFilterFlag>,
+    #[serde(default)]
+    listener_path: Option<std::path::PathBuf>,
+    #[serde(default)]
+    listener_metadata: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchMap {
+    architecture: Arch,
+    #[serde(default)]
+    sub_architectures: Vec<Arch>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerSyscall {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    names: Vec<String>,
+    action: LinuxSeccompAction,
+    #[serde(default)]
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Vec<DockerArg>,
+    #[serde(default)]
+    includes: Condition,
+    #[serde(default)]
+    excludes: Condition,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DockerArg {
+    index: usize,
+    value: u64,
+    #[serde(default)]
+    value_two: u64,
+    op: LinuxSeccompOperator,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Condition {
+    #[serde(default)]
+    caps: Vec<String>,
+    #[serde(default)]
+    arches: Vec<String>,
+    #[serde(default)]
+    min_kernel: String,
+}
+
+/// This machine's architecture as seccomp names it.
+fn native_arch() -> Arch {
+    if cfg!(target_arch = "aarch64") {
+        Arch::ScmpArchAarch64
+    } else {
+        Arch::ScmpArchX86_64
+    }
+}
+
+/// `"4.8"` → `(4, 8)`; `None` when it does not parse.
+fn kernel_version(v: &str) -> Option<(u32, u32)> {
+    let mut it = v.split(['.', '-']);
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    Some((major, minor))
+}
+
+fn running_kernel() -> (u32, u32) {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| kernel_version(r.trim()))
+        .unwrap_or((0, 0))
+}
+
+/// The OCI profile for Docker's JSON `profile`, for a container whose capability set is
+/// `caps`: dockerd's reading (architectures from `architectures` or the native entry of
+/// `archMap`; a rule kept only when its `includes` hold and its `excludes` do not — capabilities,
+/// architectures, minimum kernel; `name` or `names`). Errors say what is wrong with the profile.
+pub fn from_docker_profile(profile: &str, caps: &[String]) -> Result<LinuxSeccomp, String> {
+    let p: DockerProfile =
+        serde_json::from_str(profile).map_err(|e| format!("decoding seccomp profile failed: {e}"))?;
+    if !p.architectures.is_empty() && !p.arch_map.is_empty() {
+        return Err("both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'".into());
+    }
+    let native = native_arch();
+    let native_name = serde_json::to_value(native)
+        .ok()
+        .and_then(|v| {
+            v.as_str()
+                .map(|s| s.trim_start_matches("SCMP_ARCH_").to_lowercase())
+        })
+        .unwrap_or_default();
+    let mut arches = p.architectures;
+    for m in p.arch_map.into_iter().filter(|m| m.architecture == native) {
+        arches.push(m.architecture);
+        arches.extend(m.sub_architectures);
+    }
+    let kernel = running_kernel();
+    let at_least = |min: &str| kernel_version(min).is_some_and(|m| kernel >= m);
+    let has_arch = |list: &[String]| list.iter().any(|a| a.eq_ignore_ascii_case(&native_name));
+    let mut syscalls = Vec::new();
+    for c in p.syscalls {
+        if !c.name.is_empty() && !c.names.is_empty() {
+            return Err(
+                "'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'"
+                    .into(),
+            );
+        }
+        let names = if c.name.is_empty() { c.names } else { vec![c.name] };
+        let ex = &c.excludes;
+        if has_arch(&ex.arches)
+            || ex.caps.iter().any(|x| caps.contains(x))
+            || (!ex.min_kernel.is_empty() && at_least(&ex.min_kernel))
+        {
+            continue;
+        }
+        let inc = &c.includes;
+        if (!inc.arches.is_empty() && !has_arch(&inc.arches))
+            || !inc.caps.iter().all(|x| caps.contains(x))
+            || (!inc.min_kernel.is_empty() && !at_least(&inc.min_kernel))
+        {
+            continue;
+        }
+        let args = c
+            .args
+            .iter()
+            .map(|a| arg(a.index, a.value, (a.value_two != 0).then_some(a.value_two), a.op))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        syscalls.push(rule(&names, c.action, c.errno_ret, args));
+    }
+    let mut s = LinuxSeccomp::default();
+    s.set_default_action(p.default_action);
+    s.set_default_errno_ret(p.default_errno_ret);
+    s.set_architectures((!arches.is_empty()).then_some(arches));
+    s.set_flags((!p.flags.is_empty()).then_some(p.flags));
+    s.set_listener_path(p.listener_path);
+    s.set_listener_metadata(p.listener_metadata);
+    s.set_syscalls(Some(syscalls));
+    Ok(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,5 +753,84 @@ mod tests {
         assert!(allowed(&p, "mount"));
         assert!(allowed(&p, "clone"));
         assert!(allowed(&p, "setns"));
+    }
+
+    /// A profile in Docker's format: architectures from the native `archMap` entry, rules kept
+    /// by their capability, architecture and kernel conditions, `name` or `names`.
+    #[test]
+    fn docker_profile_is_read_as_dockerd_reads_it() {
+        let json = r#"{
+            "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+            "archMap": [
+                {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+                {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}
+            ],
+            "syscalls": [
+                {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+                {"name": "mkdir", "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+                {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_KILL"]}},
+                {"names": ["bpf"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "99.0"}},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                 "args": [{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]}
+            ]
+        }"#;
+        let p = from_docker_profile(json, &["CAP_KILL".into()]).unwrap();
+        assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(p.default_errno_ret(), Some(1));
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(
+                p.architectures().as_deref(),
+                Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..])
+            );
+        }
+        let names: Vec<String> = p
+            .syscalls()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.names().clone())
+            .collect();
+        assert_eq!(names, ["read", "write", "mkdir", "personality"]);
+        let mkdir = &p.syscalls().as_ref().unwrap()[1];
+        assert_eq!(
+            (mkdir.action(), mkdir.errno_ret()),
+            (LinuxSeccompAction::ScmpActErrno, Some(13))
+        );
+        let personality = &p.syscalls().as_ref().unwrap()[2];
+        let a = &personality.args().as_ref().unwrap()[0];
+        assert_eq!(
+            (a.index(), a.value(), a.value_two(), a.op()),
+            (0, 8, None, LinuxSeccompOperator::ScmpCmpEq)
+        );
+        // With CAP_SYS_ADMIN and without CAP_KILL the conditional rules flip.
+        let p = from_docker_profile(json, &["CAP_SYS_ADMIN".into()]).unwrap();
+        let names: Vec<String> = p
+            .syscalls()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.names().clone())
+            .collect();
+        assert!(
+            names.contains(&"mount".to_string()) && names.contains(&"kill".to_string()),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn bad_docker_profiles_say_what_is_wrong() {
+        let e = from_docker_profile("{not json", &[]).unwrap_err();
+        assert!(e.starts_with("decoding seccomp profile failed"), "{e}");
+        let both = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"name": "a", "names": ["b"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        assert!(from_docker_profile(both, &[])
+            .unwrap_err()
+            .contains("use either 'name' or 'names'"));
+        let arches = r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"], "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}"#;
+        assert!(from_docker_profile(arches, &[])
+            .unwrap_err()
+            .contains("'architectures' or 'archMap'"));
+        let action = r#"{"defaultAction": "SCMP_ACT_SOMETHING"}"#;
+        assert!(from_docker_profile(action, &[]).is_err());
     }
 }

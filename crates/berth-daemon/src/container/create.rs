@@ -269,6 +269,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
         berth_runtime::cgroup_parent(parent).map_err(Error::Spec)?;
     }
     crate::network::validate_ports(host)?;
+    crate::container::security::parse(&host.security_opt.clone().unwrap_or_default())?;
     // Not silently dropped: what berth cannot do yet is refused with a reason.
     // Devices are checked now (dockerd checks them at start): a bad one creates nothing.
     let devices = crate::container::start::device_mappings(host);

@@ -26,6 +26,7 @@ pub(crate) mod mounts;
 pub(crate) mod names;
 pub(crate) mod namespaces;
 mod remove;
+pub(crate) mod security;
 mod start;
 mod stop;
 

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use berth_api::models::HostConfig;
+
+use crate::container::security::{self, Seccomp};
 use berth_runtime::{ContainerSpec, DeviceMapping, MountPoint, NetworkMode, Ulimit};
 use berth_shim_proto::{Request, ShimConfig};
 
@@ -423,7 +425,8 @@ fn container_spec(
     }
     let mut args = vec![doc.path.clone()];
     args.extend(doc.args.iter().cloned());
-    let security = h.security_opt.clone().unwrap_or_default();
+    // Checked at create; a record from before that check reads as no options.
+    let security = security::parse(&h.security_opt.clone().unwrap_or_default()).unwrap_or_default();
     let bind =
         |file: &str, dest: &str| MountPoint::bind(bundle.join(file).display().to_string(), dest, false);
     ContainerSpec {
@@ -483,14 +486,20 @@ fn container_spec(
             .shm_size
             .filter(|s| *s > 0)
             .unwrap_or(berth_runtime::DEFAULT_SHM_SIZE),
-        seccomp_unconfined: security
-            .iter()
-            .any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined"),
-        no_new_privileges: security.iter().any(|s| {
-            s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"
-        }),
-        masked_paths: h.masked_paths.clone(),
-        readonly_paths: h.readonly_paths.clone(),
+        seccomp_unconfined: security.seccomp == Seccomp::Unconfined,
+        seccomp_profile: match security.seccomp {
+            Seccomp::Profile(json) => Some(json),
+            _ => None,
+        },
+        no_new_privileges: security.no_new_privileges,
+        masked_paths: match security.unconfined_paths {
+            true => Some(Vec::new()),
+            false => h.masked_paths.clone(),
+        },
+        readonly_paths: match security.unconfined_paths {
+            true => Some(Vec::new()),
+            false => h.readonly_paths.clone(),
+        },
         oom_score_adj: h.oom_score_adj.filter(|o| *o != 0).map(|o| o as i32),
         sysctls: h.sysctls.clone().unwrap_or_default().into_iter().collect(),
         init: h.init.unwrap_or(false),

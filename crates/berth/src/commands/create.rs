@@ -430,8 +430,25 @@ fn parse_mount(s: &str) -> anyhow::Result<Value> {
     Ok(Value::Object(m))
 }
 
-/// Builds the `POST /containers/create` body as the docker CLI fills it.
+/// `--security-opt`s as the API takes them: a `seccomp=FILE` profile is sent as its content
+/// (compact JSON), as the docker CLI does; `unconfined` and `builtin` are left as they are.
+fn security_opts(opts: &[String]) -> anyhow::Result<Vec<String>> {
+    opts.iter()
+        .map(|o| match o.split_once('=') {
+            Some(("seccomp", v)) if v != "unconfined" && v != "builtin" => {
+                let text = std::fs::read_to_string(v)
+                    .map_err(|e| anyhow::anyhow!("opening seccomp profile ({v}) failed: {e}"))?;
+                let json: Value = serde_json::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("compacting json for seccomp profile ({v}) failed: {e}"))?;
+                Ok(format!("seccomp={json}"))
+            }
+            _ => Ok(o.clone()),
+        })
+        .collect()
+}
+
 /// `console` is (height, width) when a TTY is attached to a terminal.
+/// Builds the `POST /containers/create` body as the docker CLI fills it.
 pub fn build_body(
     o: &ContainerOpts,
     argv: &[String],
@@ -577,6 +594,7 @@ pub fn build_body(
         None => 0,
     };
     let shm = o.shm_size.as_deref().map(ram_in_bytes).transpose()?.unwrap_or(0);
+    let security_opt = security_opts(&o.security_opt)?;
     let network = o.network.clone().unwrap_or_else(|| "default".into());
     let entrypoint = match &o.entrypoint {
         None => Value::Null,
@@ -643,7 +661,7 @@ pub fn build_body(
         "Privileged": o.privileged,
         "PublishAllPorts": o.publish_all,
         "ReadonlyRootfs": o.read_only,
-        "SecurityOpt": opt_list(&o.security_opt),
+        "SecurityOpt": opt_list(&security_opt),
         "UTSMode": o.uts.clone().unwrap_or_default(),
         "UsernsMode": "",
         "ShmSize": shm,

@@ -41,7 +41,8 @@ print("ok")
 }
 
 /// `pid_mode`, `ipc_mode` and `uts_mode` as docker-py sends them: the host's namespaces, a
-/// shareable container's IPC namespace and `/dev/shm`, and dockerd's records in `HostConfig`.
+/// shareable container's IPC namespace and `/dev/shm`, and dockerd's records in `HostConfig`;
+/// a seccomp profile in `security_opt`.
 #[test]
 fn docker_py_namespace_modes() {
     let d = daemon!();
@@ -74,6 +75,13 @@ except docker.errors.APIError as e:
     assert e.status_code == 400 and "invalid IPC mode: bogus" in str(e), e
 for ct in (joiner, plain, donor):
     ct.remove(force=True)
+# A seccomp profile goes as its JSON content, as docker-py users pass it.
+profile = '{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}'
+try:
+    c.containers.run("busybox", ["mkdir", "/x"], security_opt=["seccomp=" + profile], remove=True)
+    raise SystemExit("expected ContainerError")
+except docker.errors.ContainerError as e:
+    assert e.exit_status == 1, e.exit_status
 print("ok")
 "#;
     let r = d.python(script);

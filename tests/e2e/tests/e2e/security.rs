@@ -267,3 +267,93 @@ fn hostile_tars_cannot_write_outside_the_root() {
         }
     }
 }
+
+/// `--security-opt seccomp=FILE` (Docker's profile format, sent by the client as the file's
+/// content) replaces the default filter; `systempaths=unconfined` unmasks; unknown options are
+/// dockerd's error, and nothing is created.
+#[test]
+fn custom_seccomp_profile_systempaths_and_bad_options() {
+    let d = daemon!();
+    let profile = d.root.join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "syscalls": [
+    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}
+  ]
+}"#,
+    )
+    .unwrap();
+    let opt = format!("seccomp={}", profile.display());
+    let script = "grep Seccomp: /proc/self/status; mkdir /tmp/x && echo made";
+    for cli in ["berth", "docker"] {
+        let args = [
+            "run",
+            "--rm",
+            "--security-opt",
+            opt.as_str(),
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ];
+        let r = if cli == "berth" {
+            d.berth(&args)
+        } else {
+            d.docker(&args)
+        };
+        assert_ne!(r.code, 0, "{cli}: mkdir was allowed: {}", r.stdout);
+        assert!(r.stdout.contains("Seccomp:\t2"), "{cli}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("Operation not permitted"),
+            "{cli}: {}",
+            r.stderr
+        );
+    }
+    // The default profile allows mkdir.
+    d.berth(&["run", "--rm", "busybox", "mkdir", "/tmp/x"]).ok();
+
+    let masked = "grep -c ' /proc/keys ' /proc/self/mountinfo || true";
+    let default = d.berth(&["run", "--rm", "busybox", "sh", "-c", masked]).ok();
+    assert_eq!(default.out(), "1");
+    let unmasked = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            "systempaths=unconfined",
+            "busybox",
+            "sh",
+            "-c",
+            masked,
+        ])
+        .ok();
+    assert_eq!(unmasked.out(), "0");
+
+    let before = d.berth(&["ps", "-aq"]).ok().stdout;
+    let bad = d.berth(&["run", "--rm", "--security-opt", "bogus=1", "busybox", "true"]);
+    assert_eq!(bad.code, 125);
+    assert!(
+        bad.stderr.contains(r#"invalid --security-opt 2: "bogus=1""#),
+        "{}",
+        bad.stderr
+    );
+    let broken = d.root.join("broken.json");
+    std::fs::write(&broken, r#"{"defaultAction": "SCMP_ACT_NOPE"}"#).unwrap();
+    let bad = d.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &format!("seccomp={}", broken.display()),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(bad.code, 125);
+    assert!(
+        bad.stderr.contains("decoding seccomp profile failed"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().stdout, before, "nothing created");
+}
