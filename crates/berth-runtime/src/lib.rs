@@ -112,6 +112,92 @@ pub struct Ulimit {
     pub hard: i64,
 }
 
+/// One host block device and a value for it (a weight, or a rate per second).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlkioDevice {
+    /// The host's device node (`/dev/sda`).
+    pub path: String,
+    pub value: u64,
+}
+
+/// Block I/O weights and throttles (the v1 `blkio` controller).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Blkio {
+    /// 10–1000; 0 leaves the kernel's.
+    pub weight: u16,
+    pub weight_device: Vec<BlkioDevice>,
+    pub read_bps: Vec<BlkioDevice>,
+    pub write_bps: Vec<BlkioDevice>,
+    pub read_iops: Vec<BlkioDevice>,
+    pub write_iops: Vec<BlkioDevice>,
+}
+
+impl Blkio {
+    fn is_empty(&self) -> bool {
+        *self == Blkio::default()
+    }
+
+    /// Every per-device entry (each names a host block device).
+    pub fn devices(&self) -> impl Iterator<Item = &BlkioDevice> {
+        self.weight_device
+            .iter()
+            .chain(&self.read_bps)
+            .chain(&self.write_bps)
+            .chain(&self.read_iops)
+            .chain(&self.write_iops)
+    }
+}
+
+/// The major and minor numbers of the block device at `path`.
+pub fn block_device(path: &str) -> Result<(i64, i64), Error> {
+    let st = rustix::fs::stat(path).map_err(|e| Error::InvalidArgument(format!("{path}: {e}")))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::BlockDevice {
+        return Err(Error::InvalidArgument(format!("{path} is not a block device")));
+    }
+    let rdev = st.st_rdev;
+    Ok((rustix::fs::major(rdev) as i64, rustix::fs::minor(rdev) as i64))
+}
+
+fn blkio(b: &Blkio) -> Result<oci_spec::runtime::LinuxBlockIo, Error> {
+    use oci_spec::runtime::{LinuxThrottleDevice, LinuxThrottleDeviceBuilder, LinuxWeightDeviceBuilder};
+    let mut io = oci_spec::runtime::LinuxBlockIo::default();
+    if b.weight > 0 {
+        io.set_weight(Some(b.weight));
+    }
+    let mut weights = Vec::new();
+    for d in &b.weight_device {
+        let (major, minor) = block_device(&d.path)?;
+        let w = LinuxWeightDeviceBuilder::default()
+            .major(major)
+            .minor(minor)
+            .weight(d.value as u16)
+            .build()?;
+        weights.push(w);
+    }
+    if !weights.is_empty() {
+        io.set_weight_device(Some(weights));
+    }
+    let throttle = |list: &[BlkioDevice]| -> Result<Option<Vec<LinuxThrottleDevice>>, Error> {
+        let mut v = Vec::new();
+        for d in list {
+            let (major, minor) = block_device(&d.path)?;
+            let t: LinuxThrottleDevice = LinuxThrottleDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .rate(d.value)
+                .build()?;
+            v.push(t);
+        }
+        Ok((!v.is_empty()).then_some(v))
+    };
+    io.set_throttle_read_bps_device(throttle(&b.read_bps)?);
+    io.set_throttle_write_bps_device(throttle(&b.write_bps)?);
+    io.set_throttle_read_iops_device(throttle(&b.read_iops)?);
+    io.set_throttle_write_iops_device(throttle(&b.write_iops)?);
+    Ok(io)
+}
+
 /// What the container is to be; the daemon resolves image config and flags into this.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -150,6 +236,14 @@ pub struct ContainerSpec {
     pub cpu_quota: i64,
     pub cpu_period: i64,
     pub cpuset_cpus: String,
+    /// `--cpuset-mems`: memory nodes, as `cpuset.mems` takes them.
+    pub cpuset_mems: String,
+    /// `--memory-swappiness` (0–100); `None` leaves the kernel's.
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable`.
+    pub oom_kill_disable: bool,
+    /// `--blkio-weight`, `--blkio-weight-device`, `--device-{read,write}-{bps,iops}`.
+    pub blkio: Blkio,
     /// `--pids-limit`; 0 or negative = unlimited.
     pub pids_limit: Option<i64>,
     pub ulimits: Vec<Ulimit>,
@@ -561,14 +655,19 @@ fn rlimits(ulimits: &[Ulimit]) -> Result<Vec<PosixRlimit>, Error> {
     Ok(v)
 }
 
-fn resources(c: &ContainerSpec, extra_rules: Vec<LinuxDeviceCgroup>) -> LinuxResources {
+fn resources(c: &ContainerSpec, extra_rules: Vec<LinuxDeviceCgroup>) -> Result<LinuxResources, Error> {
     let mut r = LinuxResources::default();
     let mut rules = device_rules(c.privileged);
     if !c.privileged {
         rules.extend(extra_rules);
     }
     r.set_devices(Some(rules));
-    if c.memory > 0 || c.memory_reservation > 0 || c.memory_swap != 0 {
+    if c.memory > 0
+        || c.memory_reservation > 0
+        || c.memory_swap != 0
+        || c.memory_swappiness.is_some()
+        || c.oom_kill_disable
+    {
         let mut m = LinuxMemory::default();
         if c.memory > 0 {
             m.set_limit(Some(c.memory));
@@ -580,6 +679,10 @@ fn resources(c: &ContainerSpec, extra_rules: Vec<LinuxDeviceCgroup>) -> LinuxRes
         }
         if c.memory_reservation > 0 {
             m.set_reservation(Some(c.memory_reservation));
+        }
+        m.set_swappiness(c.memory_swappiness);
+        if c.oom_kill_disable {
+            m.set_disable_oom_killer(Some(true));
         }
         r.set_memory(Some(m));
     }
@@ -606,6 +709,10 @@ fn resources(c: &ContainerSpec, extra_rules: Vec<LinuxDeviceCgroup>) -> LinuxRes
         cpu.set_cpus(Some(c.cpuset_cpus.clone()));
         any_cpu = true;
     }
+    if !c.cpuset_mems.is_empty() {
+        cpu.set_mems(Some(c.cpuset_mems.clone()));
+        any_cpu = true;
+    }
     if any_cpu {
         r.set_cpu(Some(cpu));
     }
@@ -614,7 +721,10 @@ fn resources(c: &ContainerSpec, extra_rules: Vec<LinuxDeviceCgroup>) -> LinuxRes
         pids.set_limit(if p > 0 { p } else { -1 });
         r.set_pids(Some(pids));
     }
-    r
+    if !c.blkio.is_empty() {
+        r.set_block_io(Some(blkio(&c.blkio)?));
+    }
+    Ok(r)
 }
 
 fn namespaces(c: &ContainerSpec) -> Vec<LinuxNamespace> {
@@ -716,7 +826,7 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
     }
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces(c))
-        .resources(resources(c, extra_rules))
+        .resources(resources(c, extra_rules)?)
         .cgroups_path(PathBuf::from(cgroup_path(&c.cgroup_parent, "berth", &c.id)?))
         .masked_paths(masked)
         .readonly_paths(readonly)

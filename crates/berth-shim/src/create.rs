@@ -544,6 +544,7 @@ fn create_mounted(
     }
     readonly_cgroups_v1(pid, &spec)
         .map_err(|e| Failure::new(format!("make the container's cgroups read-only: {e}")))?;
+    crate::fast::cgroup::oom_killer_off_if_asked(&spec, &cgroup_path).map_err(Failure::new)?;
     guard.0 = None;
     Ok((pid, cgroup_path, false))
 }

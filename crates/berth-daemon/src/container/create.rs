@@ -48,7 +48,7 @@ impl Daemon {
             ));
         }
         let mut host = body.host_config.clone().unwrap_or_default();
-        validate_host_config(&mut host)?;
+        let warnings = validate_host_config(&mut host)?;
         self.check_namespace_modes(&mut host, body.hostname.as_deref().is_some_and(|h| !h.is_empty()))?;
         let mode = host.network_mode.clone().unwrap_or_default();
         if crate::network::has_endpoint(&mode)
@@ -241,7 +241,7 @@ impl Daemon {
         berth_sys::times::mark("d-inserted");
         self.events
             .emit("container", "create", &id, self.container_attrs(&entry));
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 }
 
@@ -255,7 +255,9 @@ pub(crate) fn with_tag(r: &str) -> String {
     }
 }
 
-fn validate_host_config(host: &mut HostConfig) -> Result<()> {
+/// Checks and completes `host`; returns dockerd's warnings (settings this host cannot apply,
+/// discarded as dockerd discards them).
+fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
     let mode = host.network_mode.clone().unwrap_or_default();
     let mode = if mode.is_empty() {
         "default".to_string()
@@ -317,6 +319,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
             ));
         }
     }
+    let warnings = validate_resources(host)?;
     if let Some(p) = host.restart_policy.as_ref() {
         use berth_api::models::RestartPolicyNameEnum as R;
         if host.auto_remove.unwrap_or(false)
@@ -327,7 +330,157 @@ fn validate_host_config(host: &mut HostConfig) -> Result<()> {
             ));
         }
     }
-    Ok(())
+    Ok(warnings)
+}
+
+/// The resource and isolation settings past memory and CPUs, with dockerd's messages: what
+/// berth applies is checked; what this host or berth cannot give is refused, never dropped.
+fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
+    use berth_api::models::{HostConfigCgroupnsModeEnum as Cgroupns, HostConfigIsolationEnum as Isolation};
+    let mut warnings = Vec::new();
+    // What the kernel offers, as dockerd's sysinfo finds it (cgroup v1 files; v2 has the
+    // controllers' own files).
+    let v1 = |ctrl: &str, file: &str| {
+        std::path::Path::new(berth_runtime::CGROUP_ROOT)
+            .join(ctrl)
+            .join(file)
+            .exists()
+    };
+    let mut discard = |set: bool, supported: bool, what: &str, clear: &mut dyn FnMut()| {
+        if set && !supported {
+            warnings.push(what.to_string());
+            clear();
+        }
+    };
+    let weight = v1("blkio", "blkio.weight");
+    discard(
+        host.blkio_weight.unwrap_or(0) != 0,
+        weight,
+        "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+        &mut || host.blkio_weight = Some(0),
+    );
+    discard(
+        host.blkio_weight_device.as_ref().is_some_and(|d| !d.is_empty()),
+        v1("blkio", "blkio.weight_device"),
+        "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
+        &mut || host.blkio_weight_device = None,
+    );
+    discard(
+        host.memory_swappiness.is_some_and(|s| s != -1),
+        v1("memory", "memory.swappiness"),
+        "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
+        &mut || host.memory_swappiness = None,
+    );
+    discard(
+        host.oom_kill_disable.unwrap_or(false),
+        v1("memory", "memory.oom_control"),
+        "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
+        &mut || host.oom_kill_disable = Some(false),
+    );
+    if host.oom_kill_disable.unwrap_or(false) && host.memory.unwrap_or(0) == 0 {
+        warnings.push(
+            "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into(),
+        );
+    }
+    let weight_ok = |w: u64| (10..=1000).contains(&w);
+    if let Some(w) = host.blkio_weight.filter(|w| *w != 0) {
+        if !weight_ok(w as u64) {
+            return Err(Error::invalid("Range of blkio weight is from 10 to 1000"));
+        }
+    }
+    for d in host.blkio_weight_device.iter().flatten() {
+        if !weight_ok(d.weight.unwrap_or(0) as u64) {
+            return Err(Error::invalid("Range of blkio weight is from 10 to 1000"));
+        }
+    }
+    for blkio in crate::container::start::blkio(host).devices() {
+        berth_runtime::block_device(&blkio.path).map_err(Error::Spec)?;
+    }
+    if let Some(s) = host.memory_swappiness.filter(|s| *s != -1) {
+        if !(0..=100).contains(&s) {
+            return Err(Error::invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
+        }
+    }
+    if let Some(mems) = host.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        let available =
+            std::fs::read_to_string("/sys/devices/system/node/online").unwrap_or_else(|_| "0".into());
+        let have = parse_list(available.trim());
+        match parse_list_checked(mems) {
+            Some(want) if want.iter().all(|n| have.contains(n)) => {}
+            Some(_) => {
+                return Err(Error::invalid(format!(
+                    "Requested memory nodes are not available - requested {mems}, available: {}",
+                    available.trim()
+                )))
+            }
+            None => return Err(Error::invalid(format!("Invalid value {mems} for cpuset mems"))),
+        }
+    }
+    if host.cpu_realtime_period.unwrap_or(0) != 0 || host.cpu_realtime_runtime.unwrap_or(0) != 0 {
+        return Err(Error::invalid(
+            "Your kernel does not support CPU real-time scheduler",
+        ));
+    }
+    if host.kernel_memory_tcp.unwrap_or(0) != 0 {
+        return Err(Error::invalid(
+            "KernelMemoryTCP is not supported: the kernel's TCP memory accounting is not limited per container",
+        ));
+    }
+    if let Some(r) = host.device_requests.as_ref().and_then(|r| r.first()) {
+        let caps = r.capabilities.clone().unwrap_or_default();
+        return Err(Error::invalid(format!(
+            "could not select device driver {:?} with capabilities: {caps:?}",
+            r.driver.clone().unwrap_or_default()
+        )));
+    }
+    match host.userns_mode.as_deref().unwrap_or_default() {
+        "" | "host" => {}
+        m => return Err(Error::invalid(format!("invalid USER mode: {m}"))),
+    }
+    if host.cgroupns_mode == Some(Cgroupns::PRIVATE) {
+        return Err(Error::invalid(
+            "--cgroupns=private is not supported by berth yet: containers keep the host's cgroup namespace (dockerd's default on cgroup v1 hosts)",
+        ));
+    }
+    if matches!(host.isolation, Some(Isolation::PROCESS | Isolation::HYPERV)) {
+        let i = host.isolation.map(|i| i.to_string()).unwrap_or_default();
+        return Err(Error::invalid(format!(
+            "invalid isolation ({i}): linux only supports 'default'"
+        )));
+    }
+    if host.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
+        return Err(Error::invalid(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option",
+        ));
+    }
+    Ok(warnings)
+}
+
+/// `0-2,4` → `{0, 1, 2, 4}` (what does not parse is left out).
+fn parse_list(s: &str) -> std::collections::BTreeSet<u32> {
+    parse_list_checked(s).unwrap_or_default()
+}
+
+/// `0-2,4` → `{0, 1, 2, 4}`; `None` when any part does not parse.
+fn parse_list_checked(s: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in s.split(',').map(str::trim) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b || b - a > 4096 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => {
+                out.insert(part.parse().ok()?);
+            }
+        }
+    }
+    Some(out)
 }
 
 /// The container's config with the image's defaults filled in, as docker stores it.

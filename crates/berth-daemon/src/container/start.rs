@@ -458,6 +458,13 @@ fn container_spec(
         cpu_quota: h.cpu_quota.unwrap_or(0),
         cpu_period: h.cpu_period.unwrap_or(0),
         cpuset_cpus: h.cpuset_cpus.clone().unwrap_or_default(),
+        cpuset_mems: h.cpuset_mems.clone().unwrap_or_default(),
+        memory_swappiness: h
+            .memory_swappiness
+            .filter(|s| (0..=100).contains(s))
+            .map(|s| s as u64),
+        oom_kill_disable: h.oom_kill_disable.unwrap_or(false),
+        blkio: blkio(h),
         pids_limit: h.pids_limit.filter(|p| *p != 0),
         ulimits: h
             .ulimits
@@ -504,6 +511,35 @@ fn container_spec(
         sysctls: h.sysctls.clone().unwrap_or_default().into_iter().collect(),
         init: h.init.unwrap_or(false),
         init_path: PathBuf::new(),
+    }
+}
+
+/// `HostConfig`'s block I/O settings in the runtime's terms.
+pub(crate) fn blkio(h: &HostConfig) -> berth_runtime::Blkio {
+    let throttle = |v: &Option<Vec<berth_api::models::ThrottleDevice>>| {
+        v.iter()
+            .flatten()
+            .map(|d| berth_runtime::BlkioDevice {
+                path: d.path.clone().unwrap_or_default(),
+                value: d.rate.unwrap_or(0).max(0) as u64,
+            })
+            .collect()
+    };
+    berth_runtime::Blkio {
+        weight: h.blkio_weight.unwrap_or(0),
+        weight_device: h
+            .blkio_weight_device
+            .iter()
+            .flatten()
+            .map(|d| berth_runtime::BlkioDevice {
+                path: d.path.clone().unwrap_or_default(),
+                value: d.weight.unwrap_or(0) as u64,
+            })
+            .collect(),
+        read_bps: throttle(&h.blkio_device_read_bps),
+        write_bps: throttle(&h.blkio_device_write_bps),
+        read_iops: throttle(&h.blkio_device_read_iops),
+        write_iops: throttle(&h.blkio_device_write_iops),
     }
 }
 

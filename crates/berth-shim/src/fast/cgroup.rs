@@ -79,6 +79,29 @@ fn from_mountinfo(root: &Path) -> Vec<(String, PathBuf)> {
     v
 }
 
+/// Turns the OOM killer off in the v1 memory cgroup of `cgroup_path` when `spec` asks for it
+/// (libcontainer 0.7 reads `memory.disableOOMKiller` from nowhere: it always writes 0).
+pub(crate) fn oom_killer_off_if_asked(spec: &oci_spec::runtime::Spec, cgroup_path: &str) -> Result<()> {
+    let asked = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .and_then(|r| r.memory().as_ref())
+        .and_then(|m| m.disable_oom_killer())
+        == Some(true);
+    if !asked {
+        return Ok(());
+    }
+    let dirs = CgroupDirs::new(cgroup_path).map_err(|e| e.to_string())?;
+    match hierarchies()
+        .iter()
+        .find(|(n, _)| n.split(',').any(|c| c == "memory"))
+    {
+        Some((_, mp)) => write(&mp.join(dirs.rel()), "memory.oom_control", "1"),
+        None => Err("no v1 memory hierarchy: the OOM killer cannot be turned off".into()),
+    }
+}
+
 /// Whether the fast path implements every resource in `r`.
 pub(crate) fn supported(r: &LinuxResources) -> std::result::Result<(), String> {
     let unsupported = r.block_io().is_some()
@@ -92,12 +115,10 @@ pub(crate) fn supported(r: &LinuxResources) -> std::result::Result<(), String> {
     if let Some(m) = r.memory() {
         if m.kernel().is_some()
             || m.kernel_tcp().is_some()
-            || m.swappiness().is_some()
-            || m.disable_oom_killer().is_some()
             || m.use_hierarchy().is_some()
             || m.check_before_update().is_some()
         {
-            return Err("memory options other than limit, swap, reservation".into());
+            return Err("memory options other than limit, swap, reservation, swappiness, OOM killer".into());
         }
     }
     if let Some(c) = r.cpu() {
@@ -257,6 +278,12 @@ pub(crate) fn create(dirs: &CgroupDirs, r: Option<&LinuxResources>) -> Result<Cr
             }
             if let Some(s) = m.reservation() {
                 write(&d, "memory.soft_limit_in_bytes", &s.to_string())?;
+            }
+            if let Some(s) = m.swappiness() {
+                write(&d, "memory.swappiness", &s.to_string())?;
+            }
+            if m.disable_oom_killer() == Some(true) {
+                write(&d, "memory.oom_control", "1")?;
             }
         }
         if let Some(c) = r.cpu() {

@@ -36,6 +36,48 @@ pub struct ContainerOpts {
     /// Number of CPUs
     #[arg(long)]
     pub cpus: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Block IO weight (relative device weight)
+    #[arg(long = "blkio-weight-device")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long = "device-read-bps")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long = "device-write-bps")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long = "device-read-iops")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long = "device-write-iops")]
+    pub device_write_iops: Vec<String>,
     /// Set custom DNS servers
     #[arg(long)]
     pub dns: Vec<String>,
@@ -430,6 +472,42 @@ fn parse_mount(s: &str) -> anyhow::Result<Value> {
     Ok(Value::Object(m))
 }
 
+/// `--blkio-weight-device PATH:WEIGHT`, checked as the docker CLI checks it.
+fn weight_device(d: &str) -> anyhow::Result<Value> {
+    let (path, weight) = d
+        .split_once(':')
+        .filter(|(p, _)| !p.contains(':'))
+        .ok_or_else(|| anyhow::anyhow!("bad format: {d}"))?;
+    if !path.starts_with("/dev/") {
+        anyhow::bail!("bad format for device path: {d}");
+    }
+    match weight.parse::<u16>() {
+        Ok(w) if w == 0 || (10..=1000).contains(&w) => Ok(json!({"Path": path, "Weight": w})),
+        _ => anyhow::bail!("invalid weight for device: {d}"),
+    }
+}
+
+/// `--device-{read,write}-bps PATH:RATE[UNIT]` (`bytes`) or `--device-{read,write}-iops
+/// PATH:N`, checked as the docker CLI checks them.
+fn throttle_device(d: &str, bytes: bool) -> anyhow::Result<Value> {
+    let (path, rate) = d
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("bad format: {d}"))?;
+    if !path.starts_with("/dev/") {
+        anyhow::bail!("bad format for device path: {d}");
+    }
+    let rate = if bytes {
+        ram_in_bytes(rate).ok().filter(|r| *r >= 0).ok_or_else(|| {
+            anyhow::anyhow!("invalid rate for device: {d}. The correct format is <device-path>:<number>[<unit>]. Number must be a positive integer. Unit is optional and can be kb, mb, or gb")
+        })?
+    } else {
+        rate.parse::<u64>().ok().map(|r| r as i64).ok_or_else(|| {
+            anyhow::anyhow!("invalid rate for device: {d}. The correct format is <device-path>:<number>. Number must be a positive integer")
+        })?
+    };
+    Ok(json!({"Path": path, "Rate": rate}))
+}
+
 /// `--security-opt`s as the API takes them: a `seccomp=FILE` profile is sent as its content
 /// (compact JSON), as the docker CLI does; `unconfined` and `builtin` are left as they are.
 fn security_opts(opts: &[String]) -> anyhow::Result<Vec<String>> {
@@ -595,6 +673,27 @@ pub fn build_body(
     };
     let shm = o.shm_size.as_deref().map(ram_in_bytes).transpose()?.unwrap_or(0);
     let security_opt = security_opts(&o.security_opt)?;
+    let memory_reservation = o
+        .memory_reservation
+        .as_deref()
+        .map(ram_in_bytes)
+        .transpose()?
+        .unwrap_or(0);
+    let weight_devices = o
+        .blkio_weight_device
+        .iter()
+        .map(|d| weight_device(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bps = |v: &[String]| {
+        v.iter()
+            .map(|d| throttle_device(d, true))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let iops = |v: &[String]| {
+        v.iter()
+            .map(|d| throttle_device(d, false))
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
     let network = o.network.clone().unwrap_or_else(|| "default".into());
     let entrypoint = match &o.entrypoint {
         None => Value::Null,
@@ -656,7 +755,7 @@ pub fn build_body(
         "IpcMode": o.ipc.clone().unwrap_or_default(),
         "Cgroup": "",
         "Links": opt_list(&o.link),
-        "OomScoreAdj": 0,
+        "OomScoreAdj": o.oom_score_adj.unwrap_or(0),
         "PidMode": o.pid.clone().unwrap_or_default(),
         "Privileged": o.privileged,
         "PublishAllPorts": o.publish_all,
@@ -670,25 +769,25 @@ pub fn build_body(
         "Memory": memory,
         "NanoCpus": nano_cpus,
         "CgroupParent": o.cgroup_parent.clone().unwrap_or_default(),
-        "BlkioWeight": 0,
-        "BlkioWeightDevice": [],
-        "BlkioDeviceReadBps": [],
-        "BlkioDeviceWriteBps": [],
-        "BlkioDeviceReadIOps": [],
-        "BlkioDeviceWriteIOps": [],
-        "CpuPeriod": 0,
-        "CpuQuota": 0,
+        "BlkioWeight": o.blkio_weight.unwrap_or(0),
+        "BlkioWeightDevice": weight_devices,
+        "BlkioDeviceReadBps": bps(&o.device_read_bps)?,
+        "BlkioDeviceWriteBps": bps(&o.device_write_bps)?,
+        "BlkioDeviceReadIOps": iops(&o.device_read_iops)?,
+        "BlkioDeviceWriteIOps": iops(&o.device_write_iops)?,
+        "CpuPeriod": o.cpu_period.unwrap_or(0),
+        "CpuQuota": o.cpu_quota.unwrap_or(0),
         "CpuRealtimePeriod": 0,
         "CpuRealtimeRuntime": 0,
-        "CpusetCpus": "",
-        "CpusetMems": "",
+        "CpusetCpus": o.cpuset_cpus.clone().unwrap_or_default(),
+        "CpusetMems": o.cpuset_mems.clone().unwrap_or_default(),
         "Devices": devices,
         "DeviceCgroupRules": opt_list(&o.device_cgroup_rule),
         "DeviceRequests": null,
-        "MemoryReservation": 0,
+        "MemoryReservation": memory_reservation,
         "MemorySwap": memory_swap,
-        "MemorySwappiness": -1,
-        "OomKillDisable": false,
+        "MemorySwappiness": o.memory_swappiness.unwrap_or(-1),
+        "OomKillDisable": o.oom_kill_disable,
         "PidsLimit": o.pids_limit.unwrap_or(0),
         "Ulimits": ulimits,
         "CpuCount": 0,

@@ -12,7 +12,13 @@ use crate::http::{self, Body, Query};
 
 pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Result<Response<Body>, Error> {
     let body = http::read_body(req.into_body()).await?;
-    let body = http::parse_json(&body)?;
+    let mut value: serde_json::Value = http::parse_json(&body)?;
+    docker_py_spellings(&mut value);
+    let body = if value.is_null() {
+        Default::default()
+    } else {
+        serde_json::from_value(value).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
+    };
     let (id, warnings) = d
         .create(CreateOptions {
             name: q.get("name").map(String::from),
@@ -23,6 +29,23 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
         StatusCode::CREATED,
         &serde_json::json!({ "Id": id, "Warnings": warnings }),
     ))
+}
+
+/// dockerd reads JSON keys case-insensitively (Go's decoder); docker-py spells two of
+/// `HostConfig`'s keys in a case the API's schema does not (`CPURealtimePeriod`,
+/// `CPURealtimeRuntime`). Those are renamed to the schema's spelling.
+fn docker_py_spellings(body: &mut serde_json::Value) {
+    let Some(host) = body.get_mut("HostConfig").and_then(|h| h.as_object_mut()) else {
+        return;
+    };
+    for (py, api) in [
+        ("CPURealtimePeriod", "CpuRealtimePeriod"),
+        ("CPURealtimeRuntime", "CpuRealtimeRuntime"),
+    ] {
+        if let Some(v) = host.remove(py) {
+            host.entry(api).or_insert(v);
+        }
+    }
 }
 
 pub fn list(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {

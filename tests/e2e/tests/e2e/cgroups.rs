@@ -227,3 +227,180 @@ fn a_container_started_again_right_after_its_exit_keeps_its_new_cgroups() {
     d.berth(&["exec", &id, "true"]).ok();
     d.berth(&["rm", "-f", &id, &other]).ok();
 }
+
+/// The host's first whole disk (`/dev/vda`, `/dev/sda`, …), for block I/O throttles.
+fn a_disk() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram"))
+        .filter(|n| std::path::Path::new("/dev").join(n).exists())
+        .collect();
+    names.sort();
+    names.first().map(|n| format!("/dev/{n}"))
+}
+
+/// `--cpuset-mems`, `--memory-swappiness`, `--oom-kill-disable`, `--memory-reservation`,
+/// `--cpu-period/--cpu-quota`, `--cpuset-cpus` and `--device-{read,write}-{bps,iops}` reach the
+/// container's cgroups (they were accepted and dropped before); what this kernel cannot apply
+/// is dockerd's warning, and the rest of the resource settings berth cannot give are refused.
+#[test]
+fn resource_settings_reach_the_cgroups() {
+    let d = daemon!();
+    if !v1_host() {
+        eprintln!("skipped: the file checks below are for cgroup v1 hierarchies");
+        return;
+    }
+    let disk = a_disk().expect("a block device under /sys/block");
+    let rdev = {
+        use std::os::unix::fs::MetadataExt;
+        let r = std::fs::metadata(&disk).unwrap().rdev();
+        format!("{}:{}", (r >> 8) & 0xfff, (r & 0xff) | ((r >> 12) & 0xfff00))
+    };
+    let run = d.berth(&[
+        "run",
+        "-d",
+        "-m",
+        "64m",
+        "--memory-reservation",
+        "32m",
+        "--memory-swappiness",
+        "7",
+        "--oom-kill-disable",
+        "--cpuset-cpus",
+        "0",
+        "--cpuset-mems",
+        "0",
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        "--device-read-bps",
+        &format!("{disk}:1mb"),
+        "--device-write-iops",
+        &format!("{disk}:77"),
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let id = run.out().to_string();
+    let cg = |ctrl: &str, file: &str| {
+        let p = format!("/sys/fs/cgroup/{ctrl}/{}/{id}/{file}", d.cgroup_parent);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(cg("memory", "memory.swappiness"), "7");
+    assert!(cg("memory", "memory.oom_control").contains("oom_kill_disable 1"));
+    assert_eq!(cg("memory", "memory.soft_limit_in_bytes"), (32 << 20).to_string());
+    assert_eq!(cg("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(cg("cpuset", "cpuset.mems"), "0");
+    assert_eq!(cg("cpu", "cpu.cfs_period_us"), "50000");
+    assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "25000");
+    assert_eq!(
+        cg("blkio", "blkio.throttle.read_bps_device"),
+        format!("{rdev} 1048576")
+    );
+    assert_eq!(
+        cg("blkio", "blkio.throttle.write_iops_device"),
+        format!("{rdev} 77")
+    );
+    let hc = d
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.MemorySwappiness}} {{.HostConfig.OomKillDisable}} {{.HostConfig.CpusetMems}}",
+            &id,
+        ])
+        .ok();
+    assert_eq!(hc.out(), "7 true 0");
+    d.berth(&["rm", "-f", &id]).ok();
+    // Without block I/O settings the container takes berth's own create path: the same files.
+    let id = d
+        .berth(&[
+            "run",
+            "-d",
+            "-m",
+            "32m",
+            "--memory-swappiness",
+            "3",
+            "--oom-kill-disable",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    let cg = |ctrl: &str, file: &str| {
+        let p = format!("/sys/fs/cgroup/{ctrl}/{}/{id}/{file}", d.cgroup_parent);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(cg("memory", "memory.swappiness"), "3");
+    assert!(cg("memory", "memory.oom_control").contains("oom_kill_disable 1"));
+    d.berth(&["rm", "-f", &id]).ok();
+
+    // A weight this kernel has no file for is dockerd's warning, and discarded.
+    if !std::path::Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists() {
+        let r = d.berth(&["create", "--blkio-weight", "300", "busybox", "true"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("WARNING: Your kernel does not support Block I/O weight"),
+            "{}",
+            r.stderr
+        );
+        d.berth(&["rm", r.out()]).ok();
+    }
+    // Refused, with dockerd's messages, and nothing created.
+    let before = d.berth(&["ps", "-aq"]).ok().stdout;
+    for (args, msg) in [
+        (
+            vec!["--memory-swappiness", "101"],
+            "valid memory swappiness range is 0-100",
+        ),
+        (
+            vec!["--cpuset-mems", "63"],
+            "Requested memory nodes are not available",
+        ),
+        (
+            vec!["--device-read-bps", "/dev/null:1mb"],
+            "/dev/null is not a block device",
+        ),
+        (
+            vec!["--blkio-weight-device", "/dev/vda:5"],
+            "invalid weight for device",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args);
+        a.extend(["busybox", "true"]);
+        let r = d.berth(&a);
+        assert_ne!(r.code, 0, "{a:?}");
+        assert!(r.stderr.contains(msg), "{a:?}: {}", r.stderr);
+    }
+    let r = d.python(
+        r#"
+import docker
+c = docker.from_env()
+for kw, msg in [(dict(cgroupns="private"), "--cgroupns=private is not supported"),
+                (dict(storage_opt={"size": "1G"}), "--storage-opt is supported only"),
+                (dict(cpu_rt_runtime=1000), "does not support CPU real-time scheduler"),
+                (dict(device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]), "could not select device driver")]:
+    try:
+        c.containers.create("busybox", ["true"], **kw)
+        raise SystemExit("accepted: %r" % kw)
+    except docker.errors.APIError as e:
+        assert e.status_code == 400 and msg in str(e), (kw, e)
+print("ok")
+"#,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().stdout, before, "nothing created");
+}
