@@ -127,30 +127,59 @@ impl Cgroup {
         })
     }
 
-    /// Applies new limits to a running container (`docker update`); 0 / `None` leaves a value.
-    pub fn update(
-        &self,
-        memory: i64,
-        memory_swap: i64,
-        nano_cpus: i64,
-        cpu_shares: i64,
-        pids: Option<i64>,
-    ) -> std::io::Result<()> {
+    /// Applies new limits to a running container (`docker update`); 0 / empty / `None` leaves
+    /// a value as it is.
+    pub fn update(&self, l: &Limits) -> std::io::Result<()> {
         if self.dirs.as_ref().is_some_and(CgroupDirs::is_unified) {
-            if memory > 0 {
-                self.write("", "memory.max", &memory.to_string())?;
+            if l.memory > 0 {
+                self.write("", "memory.max", &l.memory.to_string())?;
             }
-            if memory_swap > 0 && memory > 0 {
-                self.write("", "memory.swap.max", &(memory_swap - memory).max(0).to_string())?;
+            if l.memory_swap > 0 && l.memory > 0 {
+                self.write(
+                    "",
+                    "memory.swap.max",
+                    &(l.memory_swap - l.memory).max(0).to_string(),
+                )?;
             }
-            if nano_cpus > 0 {
-                self.write("", "cpu.max", &format!("{} 100000", nano_cpus / 10_000))?;
+            if l.memory_reservation > 0 {
+                self.write("", "memory.low", &l.memory_reservation.to_string())?;
             }
-            if cpu_shares > 0 {
-                let weight = 1 + ((cpu_shares - 2) * 9999) / 262142;
+            if l.nano_cpus > 0 {
+                self.write("", "cpu.max", &format!("{} 100000", l.nano_cpus / 10_000))?;
+            }
+            if l.cpu_quota != 0 || l.cpu_period > 0 {
+                let cur = self.read("", "cpu.max").unwrap_or_default();
+                let mut f = cur.split_whitespace();
+                let (q, p) = (
+                    f.next().unwrap_or("max").to_string(),
+                    f.next().unwrap_or("100000").to_string(),
+                );
+                let q = match l.cpu_quota {
+                    0 => q,
+                    x if x < 0 => "max".into(),
+                    x => x.to_string(),
+                };
+                let p = if l.cpu_period > 0 {
+                    l.cpu_period.to_string()
+                } else {
+                    p
+                };
+                self.write("", "cpu.max", &format!("{q} {p}"))?;
+            }
+            if l.cpu_shares > 0 {
+                let weight = 1 + ((l.cpu_shares - 2) * 9999) / 262142;
                 self.write("", "cpu.weight", &weight.clamp(1, 10000).to_string())?;
             }
-            if let Some(p) = pids {
+            if !l.cpuset_cpus.is_empty() {
+                self.write("", "cpuset.cpus", &l.cpuset_cpus)?;
+            }
+            if !l.cpuset_mems.is_empty() {
+                self.write("", "cpuset.mems", &l.cpuset_mems)?;
+            }
+            if l.blkio_weight > 0 {
+                self.write("", "io.bfq.weight", &l.blkio_weight.to_string())?;
+            }
+            if let Some(p) = l.pids {
                 self.write(
                     "",
                     "pids.max",
@@ -158,9 +187,9 @@ impl Cgroup {
                 )?;
             }
         } else {
-            if memory > 0 {
+            if l.memory > 0 {
                 // Raising memory above memsw fails: order the writes like runc does.
-                let swap = if memory_swap > 0 { memory_swap } else { -1 };
+                let swap = if l.memory_swap > 0 { l.memory_swap } else { -1 };
                 let cur: i64 = self
                     .read("memory", "memory.limit_in_bytes")
                     .and_then(|s| s.parse().ok())
@@ -168,24 +197,46 @@ impl Cgroup {
                 let has_memsw = self
                     .dir("memory")
                     .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists());
-                if memory > cur && has_memsw {
+                if l.memory > cur && has_memsw {
                     self.write("memory", "memory.memsw.limit_in_bytes", &swap.to_string())?;
-                    self.write("memory", "memory.limit_in_bytes", &memory.to_string())?;
+                    self.write("memory", "memory.limit_in_bytes", &l.memory.to_string())?;
                 } else {
-                    self.write("memory", "memory.limit_in_bytes", &memory.to_string())?;
+                    self.write("memory", "memory.limit_in_bytes", &l.memory.to_string())?;
                     if has_memsw {
                         self.write("memory", "memory.memsw.limit_in_bytes", &swap.to_string())?;
                     }
                 }
             }
-            if nano_cpus > 0 {
+            if l.memory_reservation > 0 {
+                self.write(
+                    "memory",
+                    "memory.soft_limit_in_bytes",
+                    &l.memory_reservation.to_string(),
+                )?;
+            }
+            if l.nano_cpus > 0 {
                 self.write("cpu", "cpu.cfs_period_us", "100000")?;
-                self.write("cpu", "cpu.cfs_quota_us", &(nano_cpus / 10_000).to_string())?;
+                self.write("cpu", "cpu.cfs_quota_us", &(l.nano_cpus / 10_000).to_string())?;
             }
-            if cpu_shares > 0 {
-                self.write("cpu", "cpu.shares", &cpu_shares.to_string())?;
+            if l.cpu_period > 0 {
+                self.write("cpu", "cpu.cfs_period_us", &l.cpu_period.to_string())?;
             }
-            if let Some(p) = pids {
+            if l.cpu_quota != 0 {
+                self.write("cpu", "cpu.cfs_quota_us", &l.cpu_quota.to_string())?;
+            }
+            if l.cpu_shares > 0 {
+                self.write("cpu", "cpu.shares", &l.cpu_shares.to_string())?;
+            }
+            if !l.cpuset_cpus.is_empty() {
+                self.write("cpuset", "cpuset.cpus", &l.cpuset_cpus)?;
+            }
+            if !l.cpuset_mems.is_empty() {
+                self.write("cpuset", "cpuset.mems", &l.cpuset_mems)?;
+            }
+            if l.blkio_weight > 0 {
+                self.write("blkio", "blkio.weight", &l.blkio_weight.to_string())?;
+            }
+            if let Some(p) = l.pids {
                 self.write(
                     "pids",
                     "pids.max",
@@ -202,6 +253,22 @@ impl Cgroup {
             dirs.remove();
         }
     }
+}
+
+/// What `docker update` changes; 0, empty or `None` leaves a setting as it is.
+#[derive(Debug, Default, Clone)]
+pub struct Limits {
+    pub memory: i64,
+    pub memory_swap: i64,
+    pub memory_reservation: i64,
+    pub nano_cpus: i64,
+    pub cpu_shares: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub blkio_weight: u16,
+    pub pids: Option<i64>,
 }
 
 /// Removes exited containers' empty cgroups once container exits pause.

@@ -458,6 +458,12 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
     Ok(warnings)
 }
 
+/// `docker update`'s settings checked as at create (blkio weight, cpuset mems); what this
+/// kernel has no file for is discarded with dockerd's warning.
+pub(crate) fn check_update(host: &mut HostConfig) -> Result<Vec<String>> {
+    validate_resources(host)
+}
+
 /// `0-2,4` → `{0, 1, 2, 4}` (what does not parse is left out).
 fn parse_list(s: &str) -> std::collections::BTreeSet<u32> {
     parse_list_checked(s).unwrap_or_default()

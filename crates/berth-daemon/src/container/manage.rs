@@ -158,12 +158,51 @@ impl Daemon {
     ) -> Result<Vec<String>> {
         let entry = self.find(key)?;
         let _op = entry.op.lock().await;
+        let mut body = body;
+        // What `docker update` cannot change is refused (dockerd has no flag for most of it),
+        // and the rest is checked as at create; a kernel without a file for it warns.
+        let refuse = |what: &str| Error::invalid(format!("{what} cannot be changed by berth's update"));
+        if body.cpu_realtime_period.unwrap_or(0) != 0 || body.cpu_realtime_runtime.unwrap_or(0) != 0 {
+            return Err(Error::invalid(
+                "Your kernel does not support CPU real-time scheduler",
+            ));
+        }
+        if body.kernel_memory_tcp.unwrap_or(0) != 0 {
+            return Err(refuse("KernelMemoryTCP"));
+        }
+        if body.memory_swappiness.is_some_and(|s| s != -1) || body.oom_kill_disable.unwrap_or(false) {
+            return Err(refuse("--memory-swappiness or --oom-kill-disable"));
+        }
+        let per_device = [
+            &body.blkio_weight_device.as_ref().map(Vec::len),
+            &body.blkio_device_read_bps.as_ref().map(Vec::len),
+            &body.blkio_device_write_bps.as_ref().map(Vec::len),
+            &body.blkio_device_read_iops.as_ref().map(Vec::len),
+            &body.blkio_device_write_iops.as_ref().map(Vec::len),
+        ];
+        if per_device.iter().any(|n| n.unwrap_or(0) > 0) {
+            return Err(refuse("Per-device block I/O settings"));
+        }
+        let warnings = crate::container::create::check_update(&mut body)?;
+        let limits = crate::cgroups::Limits {
+            memory: body.memory.unwrap_or(0),
+            memory_swap: body.memory_swap.unwrap_or(0),
+            memory_reservation: body.memory_reservation.unwrap_or(0),
+            nano_cpus: body.nano_cpus.unwrap_or(0),
+            cpu_shares: body.cpu_shares.unwrap_or(0),
+            cpu_period: body.cpu_period.unwrap_or(0),
+            cpu_quota: body.cpu_quota.unwrap_or(0),
+            cpuset_cpus: body.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: body.cpuset_mems.clone().unwrap_or_default(),
+            blkio_weight: body.blkio_weight.unwrap_or(0),
+            pids: body.pids_limit,
+        };
         let (memory, swap, cpus, shares, pids) = (
-            body.memory.unwrap_or(0),
-            body.memory_swap.unwrap_or(0),
-            body.nano_cpus.unwrap_or(0),
-            body.cpu_shares.unwrap_or(0),
-            body.pids_limit,
+            limits.memory,
+            limits.memory_swap,
+            limits.nano_cpus,
+            limits.cpu_shares,
+            limits.pids,
         );
         if memory != 0 && memory < 6 * 1024 * 1024 {
             return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
@@ -182,7 +221,7 @@ impl Daemon {
         }
         if entry.status().is_running() {
             self.cgroup(&entry)
-                .update(memory, swap, cpus, shares, pids)
+                .update(&limits)
                 .map_err(|e| Error::io(format!("Cannot update container {}", entry.id), e))?;
         }
         entry.update(|d| {
@@ -202,6 +241,24 @@ impl Daemon {
             if pids.is_some() {
                 h.pids_limit = pids;
             }
+            if limits.memory_reservation != 0 {
+                h.memory_reservation = Some(limits.memory_reservation);
+            }
+            if limits.cpu_period != 0 {
+                h.cpu_period = Some(limits.cpu_period);
+            }
+            if limits.cpu_quota != 0 {
+                h.cpu_quota = Some(limits.cpu_quota);
+            }
+            if !limits.cpuset_cpus.is_empty() {
+                h.cpuset_cpus = Some(limits.cpuset_cpus.clone());
+            }
+            if !limits.cpuset_mems.is_empty() {
+                h.cpuset_mems = Some(limits.cpuset_mems.clone());
+            }
+            if limits.blkio_weight != 0 {
+                h.blkio_weight = Some(limits.blkio_weight);
+            }
             if body.restart_policy.is_some() {
                 h.restart_policy = body.restart_policy.clone();
             }
@@ -209,7 +266,7 @@ impl Daemon {
         self.persist(&entry)?;
         self.events
             .emit("container", "update", &entry.id, self.container_attrs(&entry));
-        Ok(vec![])
+        Ok(warnings)
     }
 
     /// Whether the restart policy restarts the container after an exit with `code`.

@@ -19,6 +19,21 @@ pub struct Args {
     /// Number of CPUs
     #[arg(long)]
     cpus: Option<f64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u16>,
     /// Memory limit
     #[arg(short = 'm', long)]
     memory: Option<String>,
@@ -48,6 +63,21 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<i32> {
     }
     if let Some(m) = &a.memory {
         b.insert("Memory".into(), json!(ram_in_bytes(m)?));
+    }
+    if let Some(v) = a.cpu_period {
+        b.insert("CpuPeriod".into(), json!(v));
+    }
+    if let Some(v) = a.cpu_quota {
+        b.insert("CpuQuota".into(), json!(v));
+    }
+    if let Some(v) = &a.cpuset_cpus {
+        b.insert("CpusetCpus".into(), json!(v));
+    }
+    if let Some(v) = &a.cpuset_mems {
+        b.insert("CpusetMems".into(), json!(v));
+    }
+    if let Some(v) = a.blkio_weight {
+        b.insert("BlkioWeight".into(), json!(v));
     }
     if let Some(m) = &a.memory_reservation {
         b.insert("MemoryReservation".into(), json!(ram_in_bytes(m)?));

@@ -97,6 +97,72 @@ fn stats_and_update() {
         .out(),
         "134217728 50"
     );
+    // The rest of `docker update`'s settings reach the cgroups and the record (they were
+    // dropped before); what it cannot change is refused.
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_period_us").exists() {
+        d.berth(&[
+            "update",
+            "--cpu-period",
+            "40000",
+            "--cpu-quota",
+            "20000",
+            "--cpuset-cpus",
+            "0",
+            "--cpuset-mems",
+            "0",
+            "--memory-reservation",
+            "16m",
+            "st",
+        ])
+        .ok();
+        let id = d
+            .berth(&["inspect", "-f", "{{.Id}}", "st"])
+            .ok()
+            .out()
+            .to_string();
+        let cg = |ctrl: &str, file: &str| {
+            let p = format!("/sys/fs/cgroup/{ctrl}/{}/{id}/{file}", d.cgroup_parent);
+            std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("{p}: {e}"))
+                .trim()
+                .to_string()
+        };
+        assert_eq!(cg("cpu", "cpu.cfs_period_us"), "40000");
+        assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "20000");
+        assert_eq!(cg("cpuset", "cpuset.cpus"), "0");
+        assert_eq!(cg("memory", "memory.soft_limit_in_bytes"), (16 << 20).to_string());
+        assert_eq!(
+            d.berth(&[
+                "inspect",
+                "-f",
+                "{{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.CpusetCpus}} {{.HostConfig.CpusetMems}} {{.HostConfig.MemoryReservation}}",
+                "st"
+            ])
+            .ok()
+            .out(),
+            "40000 20000 0 0 16777216"
+        );
+        let bad = d.berth(&["update", "--cpuset-mems", "63", "st"]);
+        assert_ne!(bad.code, 0);
+        assert!(
+            bad.stderr.contains("Requested memory nodes are not available"),
+            "{}",
+            bad.stderr
+        );
+        let r = d.python(
+            r#"
+import docker
+c = docker.from_env()
+c.api.update_container("st", cpu_period=60000, mem_reservation="8m")
+hc = c.api.inspect_container("st")["HostConfig"]
+assert (hc["CpuPeriod"], hc["MemoryReservation"]) == (60000, 8 << 20), hc
+r = c.api._post_json(c.api._url("/containers/{0}/update", "st"), data={"CpuRealtimeRuntime": 10})
+assert r.status_code == 400 and "real-time" in r.text, (r.status_code, r.text)
+print("ok")
+"#,
+        );
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    }
 }
 
 #[test]
