@@ -212,6 +212,8 @@ pub struct ContainerSpec {
     pub cwd: String,
     pub tty: bool,
     pub hostname: String,
+    /// `--domainname`: the NIS domain name set in the container's UTS namespace.
+    pub domainname: String,
     pub network: NetworkMode,
     /// `--pid`: a private PID namespace, the host's, or a running container's.
     pub pid: Namespace,
@@ -871,6 +873,11 @@ pub fn build_spec(c: &ContainerSpec) -> Result<Spec, Error> {
         None
     } else {
         Some(c.hostname.clone())
+    });
+    spec.set_domainname(if c.domainname.is_empty() || c.uts != Namespace::Private {
+        None
+    } else {
+        Some(c.domainname.clone())
     });
     spec.set_mounts(Some(default_mounts(c)));
     spec.set_linux(Some(linux));

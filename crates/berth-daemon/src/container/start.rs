@@ -441,6 +441,7 @@ fn container_spec(
             .unwrap_or_else(|| "/".into()),
         tty,
         hostname,
+        domainname: c.domainname.clone().unwrap_or_default(),
         network: ns.network,
         pid: ns.pid,
         ipc: ns.ipc,

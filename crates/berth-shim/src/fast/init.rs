@@ -220,6 +220,9 @@ fn init_main(s: &Setup, ok: &mut std::fs::File, start_r: OwnedFd) -> Result<Neve
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         rustix::system::sethostname(h.as_bytes()).map_err(|e| format!("set hostname: {e}"))?;
     }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        rustix::system::setdomainname(d.as_bytes()).map_err(|e| format!("set domainname: {e}"))?;
+    }
     use rustix::mount::MountPropagationFlags as P;
     // (`shared` goes to libcontainer: see `accepts`.)
     let prop = match linux.rootfs_propagation().as_deref() {

@@ -246,6 +246,9 @@ pub struct ContainerOpts {
     /// UTS namespace to use
     #[arg(long)]
     pub uts: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -810,7 +813,7 @@ pub fn build_body(
     let mut body = json!({
         "Hostname": o.hostname.clone().unwrap_or_default(),
         "MacAddress": o.mac_address.clone().unwrap_or_default(),
-        "Domainname": "",
+        "Domainname": o.domainname.clone().unwrap_or_default(),
         "User": o.user.clone().unwrap_or_default(),
         "AttachStdin": attach_stdin,
         "AttachStdout": attach_stdout,

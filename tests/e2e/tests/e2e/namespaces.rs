@@ -227,8 +227,10 @@ fn ipc_private_none_host_shareable_and_container_modes() {
     d.eventually("no mounts left", || d.mounts_left().is_empty());
 }
 
+/// `--uts host` shares the host's hostname; a private UTS namespace takes `-h` and
+/// `--domainname` (on both create paths).
 #[test]
-fn uts_host() {
+fn uts_host_hostname_and_domainname() {
     let d = daemon!();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let out = d
@@ -236,9 +238,35 @@ fn uts_host() {
         .ok();
     assert_eq!(out.out(), host.trim());
     let own = d
-        .berth(&["run", "--rm", "-h", "inside", "busybox", "hostname"])
+        .berth(&[
+            "run",
+            "--rm",
+            "-h",
+            "inside",
+            "--domainname",
+            "example.org",
+            "busybox",
+            "sh",
+            "-c",
+            "hostname; cat /proc/sys/kernel/domainname",
+        ])
         .ok();
-    assert_eq!(own.out(), "inside");
+    assert_eq!(own.stdout, "inside\nexample.org\n");
+    // The same from the libcontainer path (the host's PID namespace takes it).
+    let lc = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--pid",
+            "host",
+            "--domainname",
+            "example.net",
+            "busybox",
+            "cat",
+            "/proc/sys/kernel/domainname",
+        ])
+        .ok();
+    assert_eq!(lc.out(), "example.net");
     let conflict = d.berth(&["run", "--rm", "--uts", "host", "-h", "x", "busybox", "true"]);
     assert_eq!(conflict.code, 125);
     assert!(
