@@ -249,6 +249,18 @@ pub struct ContainerOpts {
     /// Container NIS domain name
     #[arg(long)]
     pub domainname: Option<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Runtime to use for this container
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// User namespace to use
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long)]
+    pub cgroupns: Option<String>,
     /// Print usage
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -749,7 +761,7 @@ pub fn build_body(
         "ConsoleSize": [console.0, console.1],
         "CapAdd": opt_list(&o.cap_add),
         "CapDrop": opt_list(&o.cap_drop),
-        "CgroupnsMode": "",
+        "CgroupnsMode": o.cgroupns.clone().unwrap_or_default(),
         "Dns": o.dns,
         "DnsOptions": o.dns_option,
         "DnsSearch": o.dns_search,
@@ -765,7 +777,7 @@ pub fn build_body(
         "ReadonlyRootfs": o.read_only,
         "SecurityOpt": opt_list(&security_opt),
         "UTSMode": o.uts.clone().unwrap_or_default(),
-        "UsernsMode": "",
+        "UsernsMode": o.userns.clone().unwrap_or_default(),
         "ShmSize": shm,
         "Isolation": "",
         "CpuShares": o.cpu_shares.unwrap_or(0),
@@ -808,6 +820,19 @@ pub fn build_body(
     }
     if o.init {
         host["Init"] = json!(true);
+    }
+    if !o.sysctl.is_empty() {
+        let mut m = serde_json::Map::new();
+        for s in &o.sysctl {
+            let (k, v) = s.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("invalid argument \"{s}\" for \"--sysctl\" flag: sysctl '{s}' is not allowed")
+            })?;
+            m.insert(k.to_string(), json!(v));
+        }
+        host["Sysctls"] = Value::Object(m);
+    }
+    if let Some(r) = &o.runtime {
+        host["Runtime"] = json!(r);
     }
 
     let mut body = json!({

@@ -267,6 +267,28 @@ fn uts_host_hostname_and_domainname() {
         ])
         .ok();
     assert_eq!(lc.out(), "example.net");
+    // A namespaced sysctl through the CLI; what berth cannot give is refused, not dropped.
+    let sysctl = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "busybox",
+            "cat",
+            "/proc/sys/net/ipv4/ip_forward",
+        ])
+        .ok();
+    assert_eq!(sysctl.out(), "1");
+    for (args, msg) in [
+        (["--runtime", "runc"], "Unknown runtime specified runc"),
+        (["--cgroupns", "private"], "--cgroupns=private is not supported"),
+        (["--userns", "private"], "invalid USER mode: private"),
+    ] {
+        let r = d.berth(&["run", "--rm", args[0], args[1], "busybox", "true"]);
+        assert_eq!(r.code, 125, "{args:?}");
+        assert!(r.stderr.contains(msg), "{args:?}: {}", r.stderr);
+    }
     let conflict = d.berth(&["run", "--rm", "--uts", "host", "-h", "x", "busybox", "true"]);
     assert_eq!(conflict.code, 125);
     assert!(
