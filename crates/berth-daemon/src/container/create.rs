@@ -419,9 +419,7 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
         }
     }
     if host.cpu_realtime_period.unwrap_or(0) != 0 || host.cpu_realtime_runtime.unwrap_or(0) != 0 {
-        return Err(Error::invalid(
-            "Your kernel does not support CPU real-time scheduler",
-        ));
+        return Err(no_realtime());
     }
     if host.kernel_memory_tcp.unwrap_or(0) != 0 {
         return Err(Error::invalid(
@@ -456,6 +454,20 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
         ));
     }
     Ok(warnings)
+}
+
+/// Why `--cpu-rt-period`/`--cpu-rt-runtime` are refused: a kernel without real-time group
+/// scheduling (dockerd's message), or berthd giving its cgroup parent no real-time budget for
+/// containers to draw from (dockerd's `--cpu-rt-runtime` daemon option, which berthd lacks).
+pub(crate) fn no_realtime() -> Error {
+    let v1 = std::path::Path::new(berth_runtime::CGROUP_ROOT).join("cpu/cpu.rt_runtime_us");
+    if v1.exists() {
+        Error::invalid(
+            "real-time CPU settings (--cpu-rt-period, --cpu-rt-runtime) are not supported by berth yet: berthd gives its cgroup parent no real-time budget (dockerd's --cpu-rt-runtime daemon option)",
+        )
+    } else {
+        Error::invalid("Your kernel does not support CPU real-time scheduler")
+    }
 }
 
 /// `docker update`'s settings checked as at create (blkio weight, cpuset mems); what this

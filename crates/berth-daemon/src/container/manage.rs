@@ -163,9 +163,7 @@ impl Daemon {
         // and the rest is checked as at create; a kernel without a file for it warns.
         let refuse = |what: &str| Error::invalid(format!("{what} cannot be changed by berth's update"));
         if body.cpu_realtime_period.unwrap_or(0) != 0 || body.cpu_realtime_runtime.unwrap_or(0) != 0 {
-            return Err(Error::invalid(
-                "Your kernel does not support CPU real-time scheduler",
-            ));
+            return Err(crate::container::create::no_realtime());
         }
         if body.kernel_memory_tcp.unwrap_or(0) != 0 {
             return Err(refuse("KernelMemoryTCP"));
