@@ -346,37 +346,27 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
             .join(file)
             .exists()
     };
-    let mut discard = |set: bool, supported: bool, what: &str, clear: &mut dyn FnMut()| {
-        if set && !supported {
-            warnings.push(what.to_string());
-            clear();
-        }
-    };
-    let weight = v1("blkio", "blkio.weight");
-    discard(
-        host.blkio_weight.unwrap_or(0) != 0,
-        weight,
-        "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
-        &mut || host.blkio_weight = Some(0),
-    );
-    discard(
-        host.blkio_weight_device.as_ref().is_some_and(|d| !d.is_empty()),
-        v1("blkio", "blkio.weight_device"),
-        "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.",
-        &mut || host.blkio_weight_device = None,
-    );
-    discard(
-        host.memory_swappiness.is_some_and(|s| s != -1),
-        v1("memory", "memory.swappiness"),
-        "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.",
-        &mut || host.memory_swappiness = None,
-    );
-    discard(
-        host.oom_kill_disable.unwrap_or(false),
-        v1("memory", "memory.oom_control"),
-        "Your kernel does not support OomKillDisable. OomKillDisable discarded.",
-        &mut || host.oom_kill_disable = Some(false),
-    );
+    // (Only looked up for what is asked: a plain create stats nothing.)
+    if host.blkio_weight.unwrap_or(0) != 0 && !v1("blkio", "blkio.weight") {
+        warnings.push(
+            "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+                .into(),
+        );
+        host.blkio_weight = Some(0);
+    }
+    if host.blkio_weight_device.as_ref().is_some_and(|d| !d.is_empty()) && !v1("blkio", "blkio.weight_device")
+    {
+        warnings.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".into());
+        host.blkio_weight_device = None;
+    }
+    if host.memory_swappiness.is_some_and(|s| s != -1) && !v1("memory", "memory.swappiness") {
+        warnings.push("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".into());
+        host.memory_swappiness = None;
+    }
+    if host.oom_kill_disable.unwrap_or(false) && !v1("memory", "memory.oom_control") {
+        warnings.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
+        host.oom_kill_disable = Some(false);
+    }
     if host.oom_kill_disable.unwrap_or(false) && host.memory.unwrap_or(0) == 0 {
         warnings.push(
             "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into(),
