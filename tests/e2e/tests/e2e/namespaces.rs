@@ -127,7 +127,7 @@ fn pid_host_and_container_modes() {
 
 #[test]
 fn ipc_private_none_host_shareable_and_container_modes() {
-    let d = daemon!();
+    let mut d = daemon!();
     let shm_mount = "grep -c ' /dev/shm ' /proc/self/mountinfo || true";
     // private (the default, recorded as such): a /dev/shm of its own, a namespace of its own.
     d.berth(&["create", "--name", "priv", "busybox", "sh", "-c", shm_mount])
@@ -205,6 +205,21 @@ fn ipc_private_none_host_shareable_and_container_modes() {
         d.berth(&["exec", "idonor", "cat", "/dev/shm/x"]).ok().out(),
         "shared"
     );
+    // A daemon restart (live restore) keeps the donor's /dev/shm, and it can still be joined.
+    d.kill9();
+    d.spawn();
+    let again = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--ipc",
+            "container:idonor",
+            "busybox",
+            "cat",
+            "/dev/shm/x",
+        ])
+        .ok();
+    assert_eq!(again.out(), "shared");
 
     // A private donor cannot be joined; bad modes are refused at create.
     d.berth(&["run", "-d", "--name", "lonely", "busybox", "sleep", "300"])
