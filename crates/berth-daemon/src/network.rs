@@ -135,6 +135,8 @@ impl Networks {
             gateway,
             mtu: cfg.mtu,
             internal: false,
+            icc: true,
+            masquerade: true,
         };
         berth_network::setup_bridge(&default)?;
         let user = crate::networks::load_user_networks(db)?;

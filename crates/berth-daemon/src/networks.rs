@@ -40,13 +40,66 @@ impl NetDoc {
             .subnet
             .parse()
             .map_err(|e: ipam::IpamError| Error::internal(e.to_string()))?;
+        let opts = BridgeOptions::of(&self.options)?;
         Ok(BridgeNet {
             bridge: self.bridge.clone(),
             subnet,
             gateway: self.gateway.parse().map_err(|_| Error::internal("bad gateway"))?,
-            mtu,
+            mtu: opts.mtu.unwrap_or(mtu),
             internal: self.internal,
+            icc: opts.icc,
+            masquerade: opts.masquerade,
         })
+    }
+}
+
+/// The bridge driver's options (`network create -o`) berth applies. Other
+/// `com.docker.network.*` options are refused rather than recorded and ignored; options
+/// outside that namespace are kept as given (dockerd keeps them too).
+#[derive(Debug, PartialEq)]
+pub(crate) struct BridgeOptions {
+    pub mtu: Option<u32>,
+    pub icc: bool,
+    pub masquerade: bool,
+}
+
+impl BridgeOptions {
+    pub(crate) fn of(options: &HashMap<String, String>) -> Result<BridgeOptions> {
+        let mut o = BridgeOptions {
+            mtu: None,
+            icc: true,
+            masquerade: true,
+        };
+        // Go's strconv.ParseBool, which dockerd uses.
+        let bool_of = |k: &str, v: &str| match v {
+            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+            _ => Err(Error::invalid(format!(
+                "failed to parse {k} value: strconv.ParseBool: parsing {v:?}: invalid syntax"
+            ))),
+        };
+        for (k, v) in options {
+            match k.as_str() {
+                "com.docker.network.bridge.name" => {}
+                "com.docker.network.driver.mtu" => {
+                    let mtu: u32 = v
+                        .parse()
+                        .ok()
+                        .filter(|m| (68..=65535).contains(m))
+                        .ok_or_else(|| Error::invalid(format!("invalid MTU number: {v}")))?;
+                    o.mtu = Some(mtu);
+                }
+                "com.docker.network.bridge.enable_icc" => o.icc = bool_of(k, v)?,
+                "com.docker.network.bridge.enable_ip_masquerade" => o.masquerade = bool_of(k, v)?,
+                k if k.starts_with("com.docker.network.") => {
+                    return Err(Error::invalid(format!(
+                        "network option {k} is not supported by berth's bridge driver (it applies com.docker.network.bridge.name, com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc and com.docker.network.bridge.enable_ip_masquerade)"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Ok(o)
     }
 }
 
@@ -219,6 +272,7 @@ impl Daemon {
         let created = berth_types::time::rfc3339_nano(berth_types::time::now_nanos());
         let id = sha_hex(&format!("{name}:{created}:{}", std::process::id()));
         let options = req.options.clone().unwrap_or_default();
+        BridgeOptions::of(&options)?;
         let bridge = options
             .get("com.docker.network.bridge.name")
             .cloned()

@@ -80,6 +80,10 @@ pub struct BridgeNet {
     pub gateway: Ipv4Addr,
     pub mtu: u32,
     pub internal: bool,
+    /// Traffic between the network's containers allowed (`enable_icc`, true by default).
+    pub icc: bool,
+    /// Outbound traffic masqueraded (`enable_ip_masquerade`, true by default).
+    pub masquerade: bool,
 }
 
 impl BridgeNet {
@@ -88,6 +92,8 @@ impl BridgeNet {
             bridge: self.bridge.clone(),
             subnet: self.subnet,
             internal: self.internal,
+            icc: self.icc,
+            masquerade: self.masquerade,
         }
     }
 }

@@ -20,6 +20,10 @@ pub struct RuleNet {
     pub bridge: String,
     pub subnet: Subnet,
     pub internal: bool,
+    /// Traffic between the network's containers (`com.docker.network.bridge.enable_icc`).
+    pub icc: bool,
+    /// Outbound traffic masqueraded (`com.docker.network.bridge.enable_ip_masquerade`).
+    pub masquerade: bool,
 }
 
 /// One published port, as the maps hold it.
@@ -81,7 +85,7 @@ pub fn table_batch(table: &str, nets: &[RuleNet]) -> String {
             b,
             "add rule ip {t} postrouting oifname \"{br}\" ip saddr {sn} ct status dnat masquerade"
         );
-        if !n.internal {
+        if !n.internal && n.masquerade {
             let _ = writeln!(
                 b,
                 "add rule ip {t} postrouting ip saddr {sn} oifname != \"{br}\" masquerade"
@@ -95,9 +99,11 @@ pub fn table_batch(table: &str, nets: &[RuleNet]) -> String {
             b,
             "add rule ip {t} forward oifname \"{br}\" ct status dnat accept"
         );
+        // (Bridged traffic reaches this chain through br_netfilter, as Docker's rules do.)
+        let icc = if n.icc { "accept" } else { "drop" };
         let _ = writeln!(
             b,
-            "add rule ip {t} forward iifname \"{br}\" oifname \"{br}\" accept"
+            "add rule ip {t} forward iifname \"{br}\" oifname \"{br}\" {icc}"
         );
     }
     if !all.is_empty() {
@@ -200,11 +206,15 @@ mod tests {
                 bridge: "b0".into(),
                 subnet: "10.1.0.0/16".parse().unwrap(),
                 internal: false,
+                icc: true,
+                masquerade: true,
             },
             RuleNet {
                 bridge: "b1".into(),
                 subnet: "10.2.0.0/24".parse().unwrap(),
                 internal: true,
+                icc: true,
+                masquerade: true,
             },
         ];
         let b = table_batch("berth", &nets);
@@ -274,6 +284,30 @@ mod tests {
         assert_eq!(
             remove_port_cmds("berth", &[PortRule { host_ip: None, ..p }]),
             vec!["delete element ip berth ports_any { tcp . 8080 }\n"]
+        );
+    }
+
+    /// `enable_icc=false` drops traffic between the network's containers; `enable_ip_masquerade=
+    /// false` leaves its outbound traffic unmasqueraded (hairpin and loopback clients still are).
+    #[test]
+    fn icc_and_masquerade_options_change_their_rules() {
+        let n = RuleNet {
+            bridge: "b2".into(),
+            subnet: "10.3.0.0/24".parse().unwrap(),
+            internal: false,
+            icc: false,
+            masquerade: false,
+        };
+        let b = table_batch("berth", &[n]);
+        assert!(b.contains("forward iifname \"b2\" oifname \"b2\" drop"), "{b}");
+        assert!(!b.contains("forward iifname \"b2\" oifname \"b2\" accept"), "{b}");
+        assert!(
+            !b.contains("ip saddr 10.3.0.0/24 oifname != \"b2\" masquerade"),
+            "{b}"
+        );
+        assert!(
+            b.contains("oifname \"b2\" ip saddr 10.3.0.0/24 ct status dnat masquerade"),
+            "{b}"
         );
     }
 }
