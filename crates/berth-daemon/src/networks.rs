@@ -40,7 +40,7 @@ impl NetDoc {
             .subnet
             .parse()
             .map_err(|e: ipam::IpamError| Error::internal(e.to_string()))?;
-        let opts = BridgeOptions::of(&self.options)?;
+        let opts = BridgeOptions::of_record(&self.name, &self.options);
         Ok(BridgeNet {
             bridge: self.bridge.clone(),
             subnet,
@@ -64,6 +64,27 @@ pub(crate) struct BridgeOptions {
 }
 
 impl BridgeOptions {
+    /// The options of a recorded network: checked at its create, except for a network made by
+    /// an older berthd, whose options that do not check out are left out (and said so), so that
+    /// it still comes up.
+    fn of_record(name: &str, options: &HashMap<String, String>) -> BridgeOptions {
+        match BridgeOptions::of(options) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("berthd: network {name}: {e}; its other options apply");
+                let mut o = BridgeOptions::of(&HashMap::new()).expect("no options check out");
+                for (k, v) in options {
+                    if let Ok(one) = BridgeOptions::of(&HashMap::from([(k.clone(), v.clone())])) {
+                        o.mtu = one.mtu.or(o.mtu);
+                        o.icc &= one.icc;
+                        o.masquerade &= one.masquerade;
+                    }
+                }
+                o
+            }
+        }
+    }
+
     pub(crate) fn of(options: &HashMap<String, String>) -> Result<BridgeOptions> {
         let mut o = BridgeOptions {
             mtu: None,
@@ -591,4 +612,55 @@ pub(crate) fn load_user_networks(db: &berth_meta::Db) -> Result<Vec<NetDoc>> {
         }
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn bridge_options_check_at_create_and_records_of_older_daemons_still_come_up() {
+        let o = BridgeOptions::of(&opts(&[
+            ("com.docker.network.driver.mtu", "1400"),
+            ("com.docker.network.bridge.enable_icc", "false"),
+            ("com.docker.network.bridge.enable_ip_masquerade", "0"),
+            ("vendor.option", "kept"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            o,
+            BridgeOptions {
+                mtu: Some(1400),
+                icc: false,
+                masquerade: false
+            }
+        );
+        for bad in [
+            ("com.docker.network.driver.mtu", "67"),
+            ("com.docker.network.bridge.enable_icc", "no"),
+            ("com.docker.network.bridge.host_binding_ipv4", "127.0.0.1"),
+        ] {
+            assert!(BridgeOptions::of(&opts(&[bad])).is_err(), "{bad:?}");
+        }
+        // A record with an option refused today keeps the options that check out.
+        let o = BridgeOptions::of_record(
+            "old",
+            &opts(&[
+                ("com.docker.network.bridge.host_binding_ipv4", "127.0.0.1"),
+                ("com.docker.network.bridge.enable_icc", "false"),
+            ]),
+        );
+        assert_eq!(
+            o,
+            BridgeOptions {
+                mtu: None,
+                icc: false,
+                masquerade: true
+            }
+        );
+    }
 }
