@@ -55,6 +55,25 @@ pub(crate) fn parse(opts: &[String]) -> Result<SecurityOpts> {
     Ok(out)
 }
 
+/// The options of a recorded container: each one that reads (a record older than the checks
+/// at create may hold one that does not, which is left out).
+pub(crate) fn parse_recorded(opts: &[String]) -> SecurityOpts {
+    match parse(opts) {
+        Ok(o) => o,
+        Err(_) => {
+            let mut out = SecurityOpts::default();
+            for o in opts.iter().filter_map(|o| parse(std::slice::from_ref(o)).ok()) {
+                if o.seccomp != Seccomp::Default {
+                    out.seccomp = o.seccomp;
+                }
+                out.no_new_privileges |= o.no_new_privileges;
+                out.unconfined_paths |= o.unconfined_paths;
+            }
+            out
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +109,10 @@ mod tests {
             r#"invalid --security-opt 1: "bogus""#
         );
         assert!(p(&["no-new-privileges=maybe"]).is_err());
+        // A recorded option that no longer reads does not take the others with it.
+        let r = parse_recorded(&["seccomp=/a/path".into(), "no-new-privileges".into()]);
+        assert!(r.no_new_privileges);
+        assert_eq!(r.seccomp, Seccomp::Default);
         assert!(p(&["systempaths=confined"]).is_err());
     }
 }

@@ -425,8 +425,8 @@ fn container_spec(
     }
     let mut args = vec![doc.path.clone()];
     args.extend(doc.args.iter().cloned());
-    // Checked at create; a record from before that check reads as no options.
-    let security = security::parse(&h.security_opt.clone().unwrap_or_default()).unwrap_or_default();
+    // Checked at create; a record from before that check keeps the options that check out.
+    let security = security::parse_recorded(&h.security_opt.clone().unwrap_or_default());
     let bind =
         |file: &str, dest: &str| MountPoint::bind(bundle.join(file).display().to_string(), dest, false);
     ContainerSpec {
