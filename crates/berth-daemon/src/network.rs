@@ -137,6 +137,7 @@ impl Networks {
             internal: false,
             icc: true,
             masquerade: true,
+            host_binding: None,
         };
         berth_network::setup_bridge(&default)?;
         let user = crate::networks::load_user_networks(db)?;
@@ -339,7 +340,8 @@ impl Daemon {
     }
 
     /// Chooses the host ports (random ones, ranges) and checks none is taken.
-    fn choose_ports(&self, doc: &Doc) -> Result<Vec<PortState>> {
+    /// `default_ip`: the network's `host_binding_ipv4`, for ports published without an address.
+    fn choose_ports(&self, doc: &Doc, default_ip: Option<Ipv4Addr>) -> Result<Vec<PortState>> {
         let used = self.ports_in_use(&doc.id);
         let taken = |ip: &str, port: u16, proto: &str| {
             used.iter()
@@ -347,6 +349,9 @@ impl Daemon {
         };
         let mut out: Vec<PortState> = Vec::new();
         for (mut p, range) in requested_ports(doc)? {
+            if let (true, Some(d)) = (p.host_ip.is_empty(), default_ip) {
+                p.host_ip = d.to_string();
+            }
             let ip: Ipv4Addr = p.host_ip.parse().unwrap_or(Ipv4Addr::UNSPECIFIED);
             let shown = if p.host_ip.is_empty() {
                 "0.0.0.0"
@@ -448,7 +453,7 @@ impl Daemon {
         }
         let (net, net_name, net_id, range) = self.resolve_net(&mode)?;
         let net = &net;
-        let ports = self.choose_ports(doc)?;
+        let ports = self.choose_ports(doc, net.host_binding)?;
         // 1. The lease.
         let ip = self.lease_address(&net_id, net, range.as_ref(), &doc.id, requested_ip(doc, &mode)?)?;
         berth_sys::failpoint::hit("network.setup.leased");

@@ -49,6 +49,7 @@ impl NetDoc {
             internal: self.internal,
             icc: opts.icc,
             masquerade: opts.masquerade,
+            host_binding: opts.host_binding.filter(|ip| !ip.is_unspecified()),
         })
     }
 }
@@ -61,6 +62,7 @@ pub(crate) struct BridgeOptions {
     pub mtu: Option<u32>,
     pub icc: bool,
     pub masquerade: bool,
+    pub host_binding: Option<Ipv4Addr>,
 }
 
 impl BridgeOptions {
@@ -76,6 +78,7 @@ impl BridgeOptions {
                 for (k, v) in options {
                     if let Ok(one) = BridgeOptions::of(&HashMap::from([(k.clone(), v.clone())])) {
                         o.mtu = one.mtu.or(o.mtu);
+                        o.host_binding = one.host_binding.or(o.host_binding);
                         o.icc &= one.icc;
                         o.masquerade &= one.masquerade;
                     }
@@ -90,6 +93,7 @@ impl BridgeOptions {
             mtu: None,
             icc: true,
             masquerade: true,
+            host_binding: None,
         };
         // Go's strconv.ParseBool, which dockerd uses.
         let bool_of = |k: &str, v: &str| match v {
@@ -112,9 +116,14 @@ impl BridgeOptions {
                 }
                 "com.docker.network.bridge.enable_icc" => o.icc = bool_of(k, v)?,
                 "com.docker.network.bridge.enable_ip_masquerade" => o.masquerade = bool_of(k, v)?,
+                "com.docker.network.bridge.host_binding_ipv4" => {
+                    o.host_binding = Some(v.parse().map_err(|_| {
+                        Error::invalid(format!("invalid IP address for {k}: {v:?}"))
+                    })?);
+                }
                 k if k.starts_with("com.docker.network.") => {
                     return Err(Error::invalid(format!(
-                        "network option {k} is not supported by berth's bridge driver (it applies com.docker.network.bridge.name, com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc and com.docker.network.bridge.enable_ip_masquerade)"
+                        "network option {k} is not supported by berth's bridge driver (it applies com.docker.network.bridge.name, com.docker.network.driver.mtu, com.docker.network.bridge.enable_icc, com.docker.network.bridge.enable_ip_masquerade and com.docker.network.bridge.host_binding_ipv4)"
                     )))
                 }
                 _ => {}
@@ -636,13 +645,21 @@ mod tests {
             BridgeOptions {
                 mtu: Some(1400),
                 icc: false,
-                masquerade: false
+                masquerade: false,
+                host_binding: None,
             }
         );
+        let o = BridgeOptions::of(&opts(&[(
+            "com.docker.network.bridge.host_binding_ipv4",
+            "127.0.0.1",
+        )]))
+        .unwrap();
+        assert_eq!(o.host_binding, Some(Ipv4Addr::LOCALHOST));
         for bad in [
             ("com.docker.network.driver.mtu", "67"),
             ("com.docker.network.bridge.enable_icc", "no"),
-            ("com.docker.network.bridge.host_binding_ipv4", "127.0.0.1"),
+            ("com.docker.network.bridge.host_binding_ipv4", "localhost"),
+            ("com.docker.network.bridge.inhibit_ipv4", "true"),
         ] {
             assert!(BridgeOptions::of(&opts(&[bad])).is_err(), "{bad:?}");
         }
@@ -650,7 +667,7 @@ mod tests {
         let o = BridgeOptions::of_record(
             "old",
             &opts(&[
-                ("com.docker.network.bridge.host_binding_ipv4", "127.0.0.1"),
+                ("com.docker.network.bridge.inhibit_ipv4", "true"),
                 ("com.docker.network.bridge.enable_icc", "false"),
             ]),
         );
@@ -659,7 +676,8 @@ mod tests {
             BridgeOptions {
                 mtu: None,
                 icc: false,
-                masquerade: true
+                masquerade: true,
+                host_binding: None,
             }
         );
     }

@@ -84,6 +84,9 @@ pub struct BridgeNet {
     pub icc: bool,
     /// Outbound traffic masqueraded (`enable_ip_masquerade`, true by default).
     pub masquerade: bool,
+    /// The host address a port published without one binds to (`host_binding_ipv4`; `None`:
+    /// every address).
+    pub host_binding: Option<Ipv4Addr>,
 }
 
 impl BridgeNet {

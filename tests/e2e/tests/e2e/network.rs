@@ -1322,8 +1322,9 @@ fn mac_address_sets_eth0_and_inspect_and_a_bad_one_is_refused() {
     assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "");
 }
 
-/// `network create -o`: the bridge driver's MTU, `enable_icc` and `enable_ip_masquerade` are
-/// applied (they were recorded and ignored); another `com.docker.network.*` option is refused.
+/// `network create -o`: the bridge driver's MTU, `enable_icc`, `enable_ip_masquerade` and
+/// `host_binding_ipv4` are applied (they were recorded and ignored); another
+/// `com.docker.network.*` option is refused.
 #[test]
 fn bridge_options_mtu_icc_and_masquerade_are_applied() {
     let d = daemon!();
@@ -1449,7 +1450,7 @@ fn bridge_options_mtu_icc_and_masquerade_are_applied() {
         ("com.docker.network.driver.mtu=12", "invalid MTU number: 12"),
         ("com.docker.network.bridge.enable_icc=maybe", "strconv.ParseBool"),
         (
-            "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+            "com.docker.network.bridge.inhibit_ipv4=true",
             "is not supported by berth's bridge driver",
         ),
     ] {
@@ -1458,4 +1459,39 @@ fn bridge_options_mtu_icc_and_masquerade_are_applied() {
         assert!(r.stderr.contains(msg), "{opt}: {}", r.stderr);
     }
     assert!(!d.berth(&["network", "ls"]).ok().stdout.contains("refused"));
+    // host_binding_ipv4: a port published without an address binds to it.
+    let (local_subnet, _) = test_subnet();
+    d.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        &local_subnet,
+        "-o",
+        "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+        "local",
+    ])
+    .ok();
+    let port = free_port();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "c3",
+        "--network",
+        "local",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    assert_eq!(
+        d.berth(&["port", "c3"]).ok().out(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    let table = nft_table(&d);
+    assert!(table.contains(&format!("127.0.0.1 . tcp . {port}")), "{table}");
+    d.berth(&["rm", "-f", "c3"]).ok();
+    d.berth(&["network", "rm", "local"]).ok();
 }
