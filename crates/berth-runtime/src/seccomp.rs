@@ -665,13 +665,20 @@ pub fn from_docker_profile(profile: &str, caps: &[String]) -> Result<LinuxSeccom
         return Err("both 'architectures' and 'archMap' are specified in the seccomp profile, use either 'architectures' or 'archMap'".into());
     }
     let native = native_arch();
-    let native_name = serde_json::to_value(native)
-        .ok()
-        .and_then(|v| {
-            v.as_str()
-                .map(|s| s.trim_start_matches("SCMP_ARCH_").to_lowercase())
-        })
-        .unwrap_or_default();
+    // Conditions name architectures as Go does (moby compares them with GOARCH's names).
+    let native_name = if cfg!(target_arch = "aarch64") {
+        "arm64"
+    } else {
+        "amd64"
+    };
+    if p.default_action == LinuxSeccompAction::ScmpActNotify
+        || p.syscalls
+            .iter()
+            .any(|c| c.action == LinuxSeccompAction::ScmpActNotify)
+        || p.listener_path.is_some()
+    {
+        return Err("seccomp notify (SCMP_ACT_NOTIFY, listenerPath) is not supported by berth".into());
+    }
     let mut arches = p.architectures;
     for m in p.arch_map.into_iter().filter(|m| m.architecture == native) {
         arches.push(m.architecture);
@@ -679,7 +686,7 @@ pub fn from_docker_profile(profile: &str, caps: &[String]) -> Result<LinuxSeccom
     }
     let kernel = running_kernel();
     let at_least = |min: &str| kernel_version(min).is_some_and(|m| kernel >= m);
-    let has_arch = |list: &[String]| list.iter().any(|a| a.eq_ignore_ascii_case(&native_name));
+    let has_arch = |list: &[String]| list.iter().any(|a| a == native_name);
     let mut syscalls = Vec::new();
     for c in p.syscalls {
         if !c.name.is_empty() && !c.names.is_empty() {
@@ -771,6 +778,9 @@ mod tests {
                 {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
                 {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_KILL"]}},
                 {"names": ["bpf"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "99.0"}},
+                {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["amd64", "x32"]}},
+                {"names": ["swapcontext"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["ppc64le"]}},
+                {"names": ["sync"], "action": "SCMP_ACT_ALLOW", "excludes": {"arches": ["amd64", "arm64"]}},
                 {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                  "args": [{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_EQ"}]}
             ]
@@ -791,13 +801,24 @@ mod tests {
             .iter()
             .flat_map(|s| s.names().clone())
             .collect();
-        assert_eq!(names, ["read", "write", "mkdir", "personality"]);
+        // (Arch conditions name Go's architectures: amd64 here, arm64 on aarch64.)
+        let arch_rule = if cfg!(target_arch = "x86_64") {
+            vec!["arch_prctl"]
+        } else {
+            vec![]
+        };
+        let want: Vec<&str> = ["read", "write", "mkdir"]
+            .into_iter()
+            .chain(arch_rule)
+            .chain(["personality"])
+            .collect();
+        assert_eq!(names, want);
         let mkdir = &p.syscalls().as_ref().unwrap()[1];
         assert_eq!(
             (mkdir.action(), mkdir.errno_ret()),
             (LinuxSeccompAction::ScmpActErrno, Some(13))
         );
-        let personality = &p.syscalls().as_ref().unwrap()[2];
+        let personality = p.syscalls().as_ref().unwrap().last().unwrap();
         let a = &personality.args().as_ref().unwrap()[0];
         assert_eq!(
             (a.index(), a.value(), a.value_two(), a.op()),
@@ -832,5 +853,7 @@ mod tests {
             .contains("'architectures' or 'archMap'"));
         let action = r#"{"defaultAction": "SCMP_ACT_SOMETHING"}"#;
         assert!(from_docker_profile(action, &[]).is_err());
+        let notify = r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}"#;
+        assert!(from_docker_profile(notify, &[]).unwrap_err().contains("notify"));
     }
 }

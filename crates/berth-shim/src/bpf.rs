@@ -27,14 +27,14 @@ const JGE_K: u16 = 0x35;
 const RET: u16 = 0x06;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Insn {
+pub(crate) struct Insn {
     code: u16,
     jt: u8,
     jf: u8,
     k: u32,
 }
 
-fn decode(program: &[u8]) -> Option<Vec<Insn>> {
+pub(crate) fn decode(program: &[u8]) -> Option<Vec<Insn>> {
     if program.is_empty() || !program.len().is_multiple_of(8) || program.len() / 8 > MAX_INSNS {
         return None;
     }
@@ -389,7 +389,7 @@ fn layout(mut nodes: Vec<(Option<Label>, Node)>, mut fresh: usize) -> Option<Vec
 
 /// Runs `insns` on `data` (`seccomp_data` as 16 native-endian words) as the kernel would.
 /// Returns the action and the words read, or `None` for anything the kernel would reject.
-fn run(insns: &[Insn], data: &[u32; 16]) -> Option<(u32, u16)> {
+pub(crate) fn run(insns: &[Insn], data: &[u32; 16]) -> Option<(u32, u16)> {
     let (mut a, mut x) = (0u32, 0u32);
     let mut mem = [0u32; 16];
     let mut read = 0u16;

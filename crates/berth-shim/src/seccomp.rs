@@ -30,7 +30,7 @@ use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOper
 pub(crate) fn filter(cfg: &ShimConfig, bundle: &Path, profile: LinuxSeccomp) -> Filter {
     match program(cache_dir(cfg, bundle), &profile) {
         Some(p) => Filter::Program(p),
-        None => Filter::Profile(profile),
+        None => Filter::Profile(for_libcontainer(profile)),
     }
 }
 
@@ -68,8 +68,9 @@ pub fn program(dir: &Path, profile: &LinuxSeccomp) -> Option<Vec<u8>> {
 /// The cache's file name for `profile`'s program.
 pub(crate) fn program_name(profile: &LinuxSeccomp) -> Option<String> {
     let key = Sha256::digest(serde_json::to_vec(profile).ok()?);
-    // `s2`: programs shortened by `bpf::shortened` (older caches hold libseccomp's own).
-    Some(format!("{}.s2.bpf", berth_types::id::to_hex(&key)))
+    // `s2`: programs shortened by `bpf::shortened` (older caches hold libseccomp's own); `s3`:
+    // masked comparisons the OCI way round (`s2` programs let every `clone` through).
+    Some(format!("{}.s3.bpf", berth_types::id::to_hex(&key)))
 }
 
 /// The cached program named `name` (as [`program_name`] gave it), if it is there.
@@ -112,16 +113,56 @@ fn arch(a: Arch) -> Option<ScmpArch> {
     })
 }
 
-fn op(o: LinuxSeccompOperator, b: Option<u64>) -> ScmpCompareOp {
-    match o {
+/// One argument comparison, as the OCI runtime spec (and runc) reads it: for
+/// `SCMP_CMP_MASKED_EQ`, `value` is the mask and `valueTwo` the datum, `(arg & value) ==
+/// valueTwo` — Docker's `clone` rule (`value` the namespace flags, `valueTwo` 0) allows a clone
+/// that asks for no new namespace. (libcontainer 0.7 reads them the other way round, which
+/// libseccomp then turns into "always": see [`for_libcontainer`].)
+fn arg_compare(a: &oci_spec::runtime::LinuxSeccompArg) -> ScmpArgCompare {
+    let index = a.index() as u32;
+    let op = match a.op() {
         LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
         LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
         LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
         LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
         LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
         LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
-        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(b.unwrap_or(0)),
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            return ScmpArgCompare::new(
+                index,
+                ScmpCompareOp::MaskedEqual(a.value()),
+                a.value_two().unwrap_or(0),
+            )
+        }
+    };
+    ScmpArgCompare::new(index, op, a.value())
+}
+
+/// `profile` as libcontainer 0.7 must be handed it to compile what the OCI spec means: it takes
+/// a masked comparison's `valueTwo` as the mask and `value` as the datum, so the two are swapped.
+fn for_libcontainer(mut profile: LinuxSeccomp) -> LinuxSeccomp {
+    let mut rules = profile.syscalls().clone();
+    for rule in rules.iter_mut().flatten() {
+        let Some(args) = rule.args() else { continue };
+        let swapped = args
+            .iter()
+            .map(|a| {
+                if a.op() != LinuxSeccompOperator::ScmpCmpMaskedEq {
+                    return *a;
+                }
+                oci_spec::runtime::LinuxSeccompArgBuilder::default()
+                    .index(a.index())
+                    .value(a.value_two().unwrap_or(0))
+                    .value_two(a.value())
+                    .op(a.op())
+                    .build()
+                    .unwrap_or(*a)
+            })
+            .collect();
+        rule.set_args(Some(swapped));
     }
+    profile.set_syscalls(rules);
+    profile
 }
 
 /// libcontainer's `initialize_seccomp`, exporting the program to `out` instead of loading it.
@@ -155,10 +196,7 @@ pub(crate) fn compile(
             };
             match rule.args() {
                 Some(args) => {
-                    let cmps: Vec<ScmpArgCompare> = args
-                        .iter()
-                        .map(|a| ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value()))
-                        .collect();
+                    let cmps: Vec<ScmpArgCompare> = args.iter().map(arg_compare).collect();
                     let mut seen = std::collections::HashSet::new();
                     if args.iter().all(|a| seen.insert(a.index())) {
                         ctx.add_rule_conditional(act, nr, &cmps)?;
@@ -275,5 +313,68 @@ impl Executor for ConfinedExecutor {
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         libcontainer::workload::default::get_executor().validate(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdict of `program` for syscall `nr` with first argument `arg0` on x86_64.
+    fn verdict(program: &[u8], nr: u32, arg0: u64) -> u32 {
+        const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+        let mut data = [0u32; 16];
+        data[0] = nr;
+        data[1] = AUDIT_ARCH_X86_64;
+        data[4] = arg0 as u32;
+        data[5] = (arg0 >> 32) as u32;
+        let insns = crate::bpf::decode(program).expect("a program");
+        crate::bpf::run(&insns, &data).expect("runs").0
+    }
+
+    /// Docker's default profile lets a `clone` through only without namespace flags (unless the
+    /// container holds CAP_SYS_ADMIN), as runc compiles it: the masked comparison's `value` is
+    /// the mask. (Read the other way round, libseccomp made the rule match every clone.)
+    #[test]
+    fn clone_with_namespace_flags_is_refused_without_cap_sys_admin() {
+        if !cfg!(target_arch = "x86_64") {
+            eprintln!("skipped: the syscall numbers here are x86_64's");
+            return;
+        }
+        const SYS_CLONE: u32 = 56;
+        const ALLOW: u32 = 0x7fff_0000;
+        const FORK_FLAGS: u64 = 0x0120_0011; // CHILD_SETTID | CHILD_CLEARTID | SIGCHLD
+        const CLONE_NEWUSER: u64 = 0x1000_0000;
+        let dir = tempfile::tempdir().unwrap();
+        let compiled = |caps: &[&str]| {
+            let caps: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+            program(dir.path(), &berth_runtime::seccomp::default_profile(&caps)).expect("compiled")
+        };
+        let plain = compiled(&["CAP_CHOWN", "CAP_KILL"]);
+        assert_eq!(verdict(&plain, SYS_CLONE, FORK_FLAGS), ALLOW);
+        let refused = verdict(&plain, SYS_CLONE, FORK_FLAGS | CLONE_NEWUSER);
+        assert_ne!(refused, ALLOW, "clone(CLONE_NEWUSER) allowed");
+        assert_eq!(refused & 0xffff_0000, 0x0005_0000, "an errno, not {refused:#x}");
+        let admin = compiled(&["CAP_SYS_ADMIN"]);
+        assert_eq!(verdict(&admin, SYS_CLONE, FORK_FLAGS | CLONE_NEWUSER), ALLOW);
+    }
+
+    /// What libcontainer is handed has the masked comparison's operands swapped (its reading).
+    #[test]
+    fn libcontainer_gets_masked_operands_swapped() {
+        let p = berth_runtime::seccomp::default_profile(&[]);
+        let swapped = for_libcontainer(p.clone());
+        let masked = |p: &LinuxSeccomp| {
+            p.syscalls()
+                .iter()
+                .flatten()
+                .flat_map(|s| s.args().clone().unwrap_or_default())
+                .filter(|a| a.op() == LinuxSeccompOperator::ScmpCmpMaskedEq)
+                .map(|a| (a.value(), a.value_two().unwrap_or(0)))
+                .collect::<Vec<_>>()
+        };
+        let (a, b) = (masked(&p), masked(&swapped));
+        assert!(!a.is_empty());
+        assert_eq!(a.iter().map(|(v, w)| (*w, *v)).collect::<Vec<_>>(), b);
     }
 }
