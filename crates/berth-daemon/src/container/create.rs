@@ -372,6 +372,23 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
             "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into(),
         );
     }
+    if let Some(p) = host.cpu_period.filter(|p| *p != 0) {
+        if !(1000..=1_000_000).contains(&p) {
+            return Err(Error::invalid(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+            ));
+        }
+    }
+    if host.cpu_quota.is_some_and(|q| q > 0 && q < 1000) {
+        return Err(Error::invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
+    }
+    if let Some(o) = host.oom_score_adj.filter(|o| !(-1000..=1000).contains(o)) {
+        return Err(Error::invalid(format!(
+            "Invalid value {o}, range for oom score adj is [-1000, 1000]"
+        )));
+    }
     let weight_ok = |w: u64| (10..=1000).contains(&w);
     if let Some(w) = host.blkio_weight.filter(|w| *w != 0) {
         if !weight_ok(w as u64) {

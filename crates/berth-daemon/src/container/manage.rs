@@ -182,6 +182,50 @@ impl Daemon {
             return Err(refuse("Per-device block I/O settings"));
         }
         let warnings = crate::container::create::check_update(&mut body)?;
+        // dockerd's rules between `--cpus` and the CFS period/quota, in the request and against
+        // what the container already has (a restart would otherwise undo one with the other).
+        let (nano, period, quota) = (
+            body.nano_cpus.unwrap_or(0),
+            body.cpu_period.unwrap_or(0),
+            body.cpu_quota.unwrap_or(0),
+        );
+        let (had_nano, had_period, had_quota) = entry.with(|d| {
+            let h = &d.host_config;
+            (
+                h.nano_cpus.unwrap_or(0),
+                h.cpu_period.unwrap_or(0),
+                h.cpu_quota.unwrap_or(0),
+            )
+        });
+        let conflict = |what: &str| {
+            Error::invalid(format!(
+                "Cannot update container {}: Conflicting options: {what}",
+                entry.id
+            ))
+        };
+        if nano > 0 && (period > 0 || quota > 0) {
+            return Err(conflict("Nano CPUs and CPU Period/Quota cannot both be set"));
+        }
+        if nano > 0 && had_period > 0 {
+            return Err(conflict(
+                "Nano CPUs cannot be updated as CPU Period has already been set",
+            ));
+        }
+        if nano > 0 && had_quota > 0 {
+            return Err(conflict(
+                "Nano CPUs cannot be updated as CPU Quota has already been set",
+            ));
+        }
+        if period > 0 && had_nano > 0 {
+            return Err(conflict(
+                "CPU Period cannot be updated as NanoCPUs has already been set",
+            ));
+        }
+        if quota > 0 && had_nano > 0 {
+            return Err(conflict(
+                "CPU Quota cannot be updated as NanoCPUs has already been set",
+            ));
+        }
         let limits = crate::cgroups::Limits {
             memory: body.memory.unwrap_or(0),
             memory_swap: body.memory_swap.unwrap_or(0),

@@ -142,6 +142,15 @@ fn stats_and_update() {
             .out(),
             "40000 20000 0 0 16777216"
         );
+        let conflict = d.berth(&["update", "--cpus", "1", "st"]);
+        assert_ne!(conflict.code, 0);
+        assert!(
+            conflict
+                .stderr
+                .contains("Nano CPUs cannot be updated as CPU Period has already been set"),
+            "{}",
+            conflict.stderr
+        );
         let bad = d.berth(&["update", "--cpuset-mems", "63", "st"]);
         assert_ne!(bad.code, 0);
         assert!(
