@@ -352,6 +352,8 @@ impl Daemon {
         // The network goes before the state says exited: whoever sees the exit may start the
         // container again, and its endpoint must be free by then.
         self.net_release(entry).await;
+        // So does a shareable /dev/shm: the next start mounts a new one at the same place.
+        self.release_own_shm_of(entry);
         entry.update(|d| {
             d.state.status = Status::Exited;
             d.state.pid = 0;

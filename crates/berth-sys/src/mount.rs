@@ -248,11 +248,12 @@ pub fn unmount(target: &Path) -> Result<(), MountError> {
     Ok(())
 }
 
-/// Makes `dir` (created `0700` if missing) a *shared* bind mount of itself, unless it is a
-/// mount point already. What is mounted below it afterwards reaches the mount namespaces
-/// copied from this one since (shims are slaves of the host's), and so does its unmount: a
-/// shareable container's `/dev/shm` is mounted there, and gone from every copy when it is
-/// unmounted here.
+/// Makes `dir` (created `0700` if missing) a *shared* bind mount of itself, in a peer group of
+/// its own, unless it is a mount point already (then only its propagation is set again: a crash
+/// between the bind and the change leaves a private one). What is mounted below it afterwards
+/// reaches the mount namespaces copied from this one since (shims are slaves of the host's),
+/// and so does its unmount: a shareable container's `/dev/shm` is mounted there, and gone from
+/// every copy when it is unmounted here. Callers serialize their calls.
 pub fn shared_dir(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -260,12 +261,26 @@ pub fn shared_dir(dir: &Path) -> io::Result<()> {
         .mode(0o700)
         .create(dir)?;
     let dir = &std::fs::canonicalize(dir)?;
-    if mounts_under(dir)?.iter().any(|p| p == dir) {
-        return Ok(());
+    let made = if mounts_under(dir)?.iter().any(|p| p == dir) {
+        false
+    } else {
+        rustix::mount::mount_bind(dir, dir)?;
+        true
+    };
+    // A new bind goes private first: a bind of a directory on a shared mount (`/run` under
+    // systemd) would otherwise stay in that mount's peer group, and every mount below it would
+    // appear there too. An existing one is only made shared (a no-op when it is): making it
+    // private would cut off the slaves it already has.
+    let res = if made {
+        rustix::mount::mount_change(dir, MountPropagationFlags::PRIVATE)
+    } else {
+        Ok(())
     }
-    rustix::mount::mount_bind(dir, dir)?;
-    if let Err(e) = rustix::mount::mount_change(dir, MountPropagationFlags::SHARED) {
-        let _ = rustix::mount::unmount(dir, UnmountFlags::DETACH);
+    .and_then(|()| rustix::mount::mount_change(dir, MountPropagationFlags::SHARED));
+    if let Err(e) = res {
+        if made {
+            let _ = rustix::mount::unmount(dir, UnmountFlags::DETACH);
+        }
         return Err(e.into());
     }
     Ok(())

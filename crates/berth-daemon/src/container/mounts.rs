@@ -495,9 +495,6 @@ impl Daemon {
 
     /// At exit (or a failed start): the container no longer uses its volumes.
     pub(crate) async fn release_mounts(self: &Arc<Self>, entry: &Arc<Entry>) {
-        if entry.with(|d| d.host_config.ipc_mode.as_deref() == Some("shareable")) {
-            self.release_own_shm(&entry.id);
-        }
         let mounts = entry.with(|d| d.mounts.clone());
         for mp in mounts.into_iter().filter(|m| m.kind == MountType::Volume) {
             let store = self.volumes.clone();

@@ -172,6 +172,9 @@ impl Daemon {
     /// Mounts a shareable container's `/dev/shm` at `dir` (`<exec-root>/shm/<id>`), under a
     /// shared mount so that shims started later see it and lose it with its unmount here.
     pub(crate) fn mount_own_shm(&self, dir: &Path, size: i64) -> Result<()> {
+        // Two first shareable starts at once must not both bind the directory.
+        static SHARED_DIR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = SHARED_DIR.lock().unwrap_or_else(|e| e.into_inner());
         let shm_dir = self.shm_dir();
         berth_sys::mount::shared_dir(&shm_dir)
             .map_err(|e| Error::io(format!("cannot make {} a shared mount", shm_dir.display()), e))?;
@@ -187,6 +190,13 @@ impl Daemon {
         let dir = self.shm_dir().join(id);
         if let Err(e) = berth_sys::mount::unmount_shm(&dir) {
             eprintln!("berthd: unmounting {}: {e}", dir.display());
+        }
+    }
+
+    /// [`Self::release_own_shm`] for a shareable container (a stat for the others: nothing).
+    pub(crate) fn release_own_shm_of(&self, entry: &Entry) {
+        if entry.with(|d| d.host_config.ipc_mode.as_deref() == Some("shareable")) {
+            self.release_own_shm(&entry.id);
         }
     }
 

@@ -133,6 +133,7 @@ impl Daemon {
         let shim_cfg = match written {
             Ok(c) => c,
             Err(e) => {
+                self.release_own_shm_of(entry);
                 self.release_mounts(entry).await;
                 if let Some(st) = &net_state {
                     self.dns_stop(&id);
@@ -345,6 +346,7 @@ impl Daemon {
         code: Option<i32>,
     ) -> Error {
         let code = code.unwrap_or(128) as i64;
+        self.release_own_shm_of(entry);
         self.release_mounts(entry).await;
         self.net_release(entry).await;
         entry.update(|d| {

@@ -231,9 +231,37 @@ fn ipc_private_none_host_shareable_and_container_modes() {
     assert_eq!(bad.code, 125);
     assert!(bad.stderr.contains("invalid IPC mode: bogus"), "{}", bad.stderr);
 
-    // The donor's /dev/shm goes when it stops; a start mounts it again.
+    // The donor's /dev/shm goes when it stops, from the host and from every shim's copy of
+    // the mount table (a shim started while it was mounted has one); a start mounts it again.
+    let keeper = d
+        .berth(&["run", "-d", "--network", "none", "busybox", "sleep", "300"])
+        .ok()
+        .out()
+        .to_string();
+    let keeper_shim = std::process::Command::new("pgrep")
+        .args([
+            "-f",
+            &format!(
+                "berth-shim --bundle {}",
+                d.data_root().join("containers").join(&keeper).display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    let keeper_shim = String::from_utf8_lossy(&keeper_shim.stdout).trim().to_string();
+    let in_shim = || std::fs::read_to_string(format!("/proc/{keeper_shim}/mountinfo")).unwrap();
+    let shm_str = shm.to_string_lossy().into_owned();
+    assert!(
+        in_shim().contains(&shm_str),
+        "the keeper's shim has no copy to lose"
+    );
     d.berth(&["stop", "-t", "0", "idonor"]).ok();
     assert!(!shm.exists(), "{} left after the stop", shm.display());
+    assert!(
+        !in_shim().contains(&shm_str),
+        "a shim kept the stopped donor's /dev/shm"
+    );
+    d.berth(&["rm", "-f", &keeper]).ok();
     d.berth(&["start", "idonor"]).ok();
     assert!(shm.exists());
     d.berth(&["rm", "-f", "idonor", "lonely", "priv"]).ok();
