@@ -73,7 +73,13 @@ impl BridgeOptions {
         match BridgeOptions::of(options) {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("berthd: network {name}: {e}; its other options apply");
+                // Said once per network and daemon, not at every start on it.
+                static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+                let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+                if !said.iter().any(|n| n == name) {
+                    said.push(name.to_string());
+                    eprintln!("berthd: network {name}: {e}; its other options apply");
+                }
                 let mut o = BridgeOptions::of(&HashMap::new()).expect("no options check out");
                 for (k, v) in options {
                     if let Ok(one) = BridgeOptions::of(&HashMap::from([(k.clone(), v.clone())])) {
@@ -131,6 +137,11 @@ impl BridgeOptions {
         }
         Ok(o)
     }
+}
+
+/// Whether bridged frames meet the `ip` family's rules (br_netfilter, `bridge-nf-call-iptables`).
+fn bridged_traffic_filtered() -> bool {
+    std::fs::read_to_string("/proc/sys/net/bridge/bridge-nf-call-iptables").is_ok_and(|v| v.trim() == "1")
 }
 
 /// What `POST /networks/create` carries.
@@ -302,7 +313,14 @@ impl Daemon {
         let created = berth_types::time::rfc3339_nano(berth_types::time::now_nanos());
         let id = sha_hex(&format!("{name}:{created}:{}", std::process::id()));
         let options = req.options.clone().unwrap_or_default();
-        BridgeOptions::of(&options)?;
+        let opts = BridgeOptions::of(&options)?;
+        // Containers on one bridge reach each other without routing: only br_netfilter hands
+        // those frames to the table's rules. Without it, enable_icc=false would do nothing.
+        if !opts.icc && !bridged_traffic_filtered() {
+            return Err(Error::invalid(
+                "com.docker.network.bridge.enable_icc=false needs br_netfilter with net.bridge.bridge-nf-call-iptables=1 on this host, which berthd does not change: load br_netfilter and set the sysctl first",
+            ));
+        }
         let bridge = options
             .get("com.docker.network.bridge.name")
             .cloned()

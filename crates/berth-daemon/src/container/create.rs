@@ -396,7 +396,8 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
         }
     }
     for d in host.blkio_weight_device.iter().flatten() {
-        if !weight_ok(d.weight.unwrap_or(0) as u64) {
+        let w = d.weight.unwrap_or(0) as u64;
+        if w != 0 && !weight_ok(w) {
             return Err(Error::invalid("Range of blkio weight is from 10 to 1000"));
         }
     }

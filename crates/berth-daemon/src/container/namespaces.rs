@@ -84,15 +84,17 @@ impl Daemon {
         let mut ns = Namespaces::default();
         let pid = h.pid_mode.clone().unwrap_or_default();
         ns.pid = match pid.as_str() {
-            "" => Namespace::Private,
             "host" => Namespace::Host,
-            m => {
-                let key = m.strip_prefix("container:").unwrap_or(m);
+            m if m.starts_with("container:") => {
+                let key = &m["container:".len()..];
                 let (_, init) = self
                     .running_donor(key)
                     .map_err(|e| with_context(e, "failed to join PID namespace"))?;
                 Namespace::Join(PathBuf::from(format!("/proc/{init}/ns/pid")))
             }
+            // Checked at create: anything else is a record from before that check, whose mode
+            // was never applied.
+            _ => Namespace::Private,
         };
         let user_shm = doc
             .mounts
@@ -109,8 +111,8 @@ impl Daemon {
                 (Namespace::Private, Shm::Bind(dir))
             }
             "host" => (Namespace::Host, Shm::Bind(host_shm()?)),
-            m => {
-                let key = m.strip_prefix("container:").unwrap_or(m);
+            m if m.starts_with("container:") => {
+                let key = &m["container:".len()..];
                 let join = |e| with_context(e, "failed to join IPC namespace");
                 let (donor, init) = self.running_donor(key).map_err(join)?;
                 let shm = self.shared_shm(&donor, 0).map_err(join)?;
@@ -119,6 +121,7 @@ impl Daemon {
                     Shm::Bind(shm),
                 )
             }
+            _ => (Namespace::Private, Shm::Private),
         };
         ns.uts = match h.uts_mode.as_deref().unwrap_or_default() {
             "host" => Namespace::Host,

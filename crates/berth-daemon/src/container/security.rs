@@ -39,7 +39,12 @@ pub(crate) fn parse(opts: &[String]) -> Result<SecurityOpts> {
         };
         match (key, value) {
             ("no-new-privileges", v) => {
-                out.no_new_privileges = v.parse::<bool>().map_err(|_| invalid(2))?;
+                // Go's strconv.ParseBool, as dockerd reads it.
+                out.no_new_privileges = match v {
+                    "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
+                    "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
+                    _ => return Err(invalid(2)),
+                };
             }
             ("seccomp", "unconfined") => out.seccomp = Seccomp::Unconfined,
             ("seccomp", "builtin") => out.seccomp = Seccomp::Default,
@@ -93,6 +98,7 @@ mod tests {
         assert!(o.no_new_privileges && o.unconfined_paths);
         assert!(!p(&["no-new-privileges=false"]).unwrap().no_new_privileges);
         assert!(p(&["no-new-privileges:true"]).unwrap().no_new_privileges);
+        assert!(p(&["no-new-privileges=1"]).unwrap().no_new_privileges);
         let json = r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}"#;
         assert_eq!(
             p(&[&format!("seccomp={json}")]).unwrap().seccomp,

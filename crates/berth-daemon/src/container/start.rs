@@ -462,12 +462,25 @@ fn container_spec(
         cpu_period: h.cpu_period.unwrap_or(0),
         cpuset_cpus: h.cpuset_cpus.clone().unwrap_or_default(),
         cpuset_mems: h.cpuset_mems.clone().unwrap_or_default(),
+        // Checked at create; a record from before that check keeps what this host can apply.
         memory_swappiness: h
             .memory_swappiness
-            .filter(|s| (0..=100).contains(s))
+            .filter(|s| (0..=100).contains(s) && v1_file("memory", "memory.swappiness"))
             .map(|s| s as u64),
-        oom_kill_disable: h.oom_kill_disable.unwrap_or(false),
-        blkio: blkio(h),
+        oom_kill_disable: h.oom_kill_disable.unwrap_or(false) && v1_file("memory", "memory.oom_control"),
+        blkio: {
+            let mut b = blkio(h);
+            for list in [
+                &mut b.weight_device,
+                &mut b.read_bps,
+                &mut b.write_bps,
+                &mut b.read_iops,
+                &mut b.write_iops,
+            ] {
+                list.retain(|d| berth_runtime::block_device(&d.path).is_ok());
+            }
+            b
+        },
         pids_limit: h.pids_limit.filter(|p| *p != 0),
         ulimits: h
             .ulimits
@@ -515,6 +528,14 @@ fn container_spec(
         init: h.init.unwrap_or(false),
         init_path: PathBuf::new(),
     }
+}
+
+/// Whether the v1 hierarchy `ctrl` has `file` (what the kernel offers there).
+fn v1_file(ctrl: &str, file: &str) -> bool {
+    std::path::Path::new(berth_runtime::CGROUP_ROOT)
+        .join(ctrl)
+        .join(file)
+        .exists()
 }
 
 /// `HostConfig`'s block I/O settings in the runtime's terms.

@@ -40,7 +40,7 @@ pub struct ContainerOpts {
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<i64>,
     /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
