@@ -33,6 +33,57 @@ pub(crate) struct Namespaces {
     pub shm: Shm,
     /// A `shareable` container's own `/dev/shm`, which the daemon mounts before the start.
     pub own_shm: Option<PathBuf>,
+    /// The namespaces joined (`pid`, `ipc`, `net`) and their inode when resolved: the start
+    /// checks the new container is in those very ones (its donor may have exited meanwhile and
+    /// its pid been reused).
+    pub joined: Vec<(&'static str, u64)>,
+}
+
+/// The inode of the namespace at `path` (`/proc/<pid>/ns/<kind>`).
+pub(crate) fn ns_inode(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+impl Namespaces {
+    /// Records a namespace joined through `path` under `kind`.
+    fn joining(&mut self, kind: &'static str, path: &Path) -> Result<()> {
+        let ino = ns_inode(path).ok_or_else(|| {
+            Error::internal(format!(
+                "the {kind} namespace to join ({}) is gone",
+                path.display()
+            ))
+        })?;
+        self.joined.push((kind, ino));
+        Ok(())
+    }
+}
+
+impl Namespaces {
+    /// A `--network container:` join (its namespace resolved by the network set-up).
+    pub(crate) fn joining_network(&mut self) -> Result<()> {
+        if let NetworkMode::Path(p) = &self.network {
+            if p.starts_with("/proc/") {
+                let p = p.clone();
+                self.joining("net", &p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the container whose init is `pid` is in every namespace it was to join; the
+    /// first one it is not in otherwise.
+    pub(crate) fn check_joined(
+        joined: &[(&'static str, u64)],
+        pid: i32,
+    ) -> std::result::Result<(), &'static str> {
+        for (kind, ino) in joined {
+            if ns_inode(Path::new(&format!("/proc/{pid}/ns/{kind}"))) != Some(*ino) {
+                return Err(kind);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Daemon {
@@ -90,7 +141,9 @@ impl Daemon {
                 let (_, init) = self
                     .running_donor(key)
                     .map_err(|e| with_context(e, "failed to join PID namespace"))?;
-                Namespace::Join(PathBuf::from(format!("/proc/{init}/ns/pid")))
+                let path = PathBuf::from(format!("/proc/{init}/ns/pid"));
+                ns.joining("pid", &path)?;
+                Namespace::Join(path)
             }
             // Checked at create: anything else is a record from before that check, whose mode
             // was never applied.
@@ -116,10 +169,9 @@ impl Daemon {
                 let join = |e| with_context(e, "failed to join IPC namespace");
                 let (donor, init) = self.running_donor(key).map_err(join)?;
                 let shm = self.shared_shm(&donor, 0).map_err(join)?;
-                (
-                    Namespace::Join(PathBuf::from(format!("/proc/{init}/ns/ipc"))),
-                    Shm::Bind(shm),
-                )
+                let path = PathBuf::from(format!("/proc/{init}/ns/ipc"));
+                ns.joining("ipc", &path)?;
+                (Namespace::Join(path), Shm::Bind(shm))
             }
             _ => (Namespace::Private, Shm::Private),
         };
@@ -239,5 +291,28 @@ fn with_context(e: Error, what: &str) -> Error {
     match e.kind() {
         berth_types::ErrorKind::InvalidArgument => Error::invalid(msg),
         _ => Error::internal(msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process is in the namespaces it was to join only when their inodes match.
+    #[test]
+    fn joined_namespaces_are_checked_by_inode() {
+        let me = std::process::id() as i32;
+        let pid = ns_inode(Path::new("/proc/self/ns/pid")).unwrap();
+        let ipc = ns_inode(Path::new("/proc/self/ns/ipc")).unwrap();
+        assert_eq!(
+            Namespaces::check_joined(&[("pid", pid), ("ipc", ipc)], me),
+            Ok(())
+        );
+        assert_eq!(
+            Namespaces::check_joined(&[("pid", pid), ("ipc", ipc + 1)], me),
+            Err("ipc")
+        );
+        // A process that is gone is in none.
+        assert_eq!(Namespaces::check_joined(&[("pid", pid)], i32::MAX), Err("pid"));
     }
 }

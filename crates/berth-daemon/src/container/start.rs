@@ -115,6 +115,12 @@ impl Daemon {
             net_state = Some(st);
         }
         namespaces.network = network;
+        if let Err(e) = namespaces.joining_network() {
+            let before = entry.with(|d| (d.state.status, d.state.started_at));
+            let _ = self.start_failed(entry, before, e.to_string(), None).await;
+            return Err(e);
+        }
+        let joined = namespaces.joined.clone();
         let mut written = self.write_start_files(
             &doc,
             &bundle,
@@ -178,6 +184,12 @@ impl Daemon {
                     .await)
             }
         };
+        if let Err(kind) = crate::container::namespaces::Namespaces::check_joined(&joined, pid) {
+            // Its init has not run anything yet (it waits for Start).
+            let _ = shim::call(&socket, &Request::Kill { signal: 9, all: true }).await;
+            let why = format!("the container whose {kind} namespace this one joins exited while it started");
+            return Err(self.start_failed(entry, before, why, None).await);
+        }
         berth_sys::failpoint::hit("container.start.shim-ready");
         berth_sys::times::mark("d-shim-ready");
         let stream = match shim::attach(&socket, shim_cfg.open_stdin).await {
