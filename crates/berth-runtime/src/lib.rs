@@ -223,6 +223,9 @@ pub struct ContainerSpec {
     pub uts: Namespace,
     /// `/dev/shm`, which goes with the IPC mode.
     pub shm: Shm,
+    /// `--cgroupns private`: a cgroup namespace of its own (the host's otherwise, dockerd's
+    /// default on cgroup v1).
+    pub cgroupns: bool,
     pub readonly_rootfs: bool,
     pub privileged: bool,
     pub cap_add: Vec<String>,
@@ -749,6 +752,9 @@ fn namespaces(c: &ContainerSpec) -> Vec<LinuxNamespace> {
         }
     }
     v.push(ns(LinuxNamespaceType::Mount, None));
+    if c.cgroupns {
+        v.push(ns(LinuxNamespaceType::Cgroup, None));
+    }
     match &c.network {
         NetworkMode::None => v.push(ns(LinuxNamespaceType::Network, None)),
         NetworkMode::Host => {}
@@ -1202,9 +1208,14 @@ mod tests {
         let s = build_spec(&ContainerSpec {
             pid: Namespace::Join("/proc/7/ns/pid".into()),
             shm: Shm::Absent,
+            cgroupns: true,
             ..plain()
         })
         .unwrap();
+        assert!(kinds(&s).contains(&(LinuxNamespaceType::Cgroup, None)));
+        assert!(!kinds(&build_spec(&plain()).unwrap())
+            .iter()
+            .any(|(t, _)| *t == LinuxNamespaceType::Cgroup));
         assert!(kinds(&s).contains(&(LinuxNamespaceType::Pid, Some("/proc/7/ns/pid".into()))));
         assert_eq!(shm(&s), None);
     }

@@ -336,7 +336,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
 /// The resource and isolation settings past memory and CPUs, with dockerd's messages: what
 /// berth applies is checked; what this host or berth cannot give is refused, never dropped.
 fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
-    use berth_api::models::{HostConfigCgroupnsModeEnum as Cgroupns, HostConfigIsolationEnum as Isolation};
+    use berth_api::models::HostConfigIsolationEnum as Isolation;
     let mut warnings = Vec::new();
     // What the kernel offers, as dockerd's sysinfo finds it (cgroup v1 files; v2 has the
     // controllers' own files).
@@ -444,11 +444,6 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
     match host.userns_mode.as_deref().unwrap_or_default() {
         "" | "host" => {}
         m => return Err(Error::invalid(format!("invalid USER mode: {m}"))),
-    }
-    if host.cgroupns_mode == Some(Cgroupns::PRIVATE) {
-        return Err(Error::invalid(
-            "--cgroupns=private is not supported by berth yet: containers keep the host's cgroup namespace (dockerd's default on cgroup v1 hosts)",
-        ));
     }
     if matches!(host.isolation, Some(Isolation::PROCESS | Isolation::HYPERV)) {
         let i = host.isolation.map(|i| i.to_string()).unwrap_or_default();

@@ -461,6 +461,7 @@ fn container_spec(
         ipc: ns.ipc,
         uts: ns.uts,
         shm: ns.shm,
+        cgroupns: h.cgroupns_mode == Some(berth_api::models::HostConfigCgroupnsModeEnum::PRIVATE),
         readonly_rootfs: h.readonly_rootfs.unwrap_or(false),
         privileged: h.privileged.unwrap_or(false),
         cap_add: h.cap_add.clone().unwrap_or_default(),

@@ -389,8 +389,7 @@ fn resource_settings_reach_the_cgroups() {
         r#"
 import docker
 c = docker.from_env()
-for kw, msg in [(dict(cgroupns="private"), "--cgroupns=private is not supported"),
-                (dict(storage_opt={"size": "1G"}), "--storage-opt is supported only"),
+for kw, msg in [(dict(storage_opt={"size": "1G"}), "--storage-opt is supported only"),
                 (dict(cpu_rt_runtime=1000), "real-time"),
                 (dict(device_requests=[docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]), "could not select device driver")]:
     try:

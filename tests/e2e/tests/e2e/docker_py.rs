@@ -66,6 +66,8 @@ assert joiner.wait()["StatusCode"] == 0
 ipc = joiner.logs().decode().strip()
 assert ipc == os.readlink("/proc/%d/ns/ipc" % donor.attrs["State"]["Pid"]), ipc
 assert donor.exec_run(["cat", "/dev/shm/py"]).output == b"hi\n"
+out = c.containers.run("busybox", ["grep", "memory", "/proc/self/cgroup"], cgroupns="private", remove=True)
+assert out.decode().strip().endswith(":memory:/"), out
 plain = c.containers.create("busybox", ["true"])
 assert plain.attrs["HostConfig"]["IpcMode"] == "private", plain.attrs["HostConfig"]["IpcMode"]
 try:

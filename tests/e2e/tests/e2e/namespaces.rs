@@ -310,6 +310,29 @@ fn uts_host_hostname_and_domainname() {
         ])
         .ok();
     assert_eq!(lc.out(), "example.net");
+    // --cgroupns private: the container sees its own cgroups as the root, read-only.
+    let cg = d
+        .berth(&[
+            "run", "--rm", "--cgroupns", "private", "-m", "64m", "busybox", "sh", "-c",
+            "grep memory /proc/self/cgroup; cat /sys/fs/cgroup/memory/memory.limit_in_bytes; mkdir /sys/fs/cgroup/memory/x 2>/dev/null || echo ro",
+        ])
+        .ok();
+    let mut lines = cg.stdout.lines();
+    assert!(
+        lines.next().is_some_and(|l| l.ends_with(":memory:/")),
+        "{}",
+        cg.stdout
+    );
+    assert_eq!(lines.next(), Some("67108864"), "{}", cg.stdout);
+    assert_eq!(lines.next(), Some("ro"), "{}", cg.stdout);
+    let host = d
+        .berth(&["run", "--rm", "busybox", "grep", "memory", "/proc/self/cgroup"])
+        .ok();
+    assert!(
+        !host.out().ends_with(":memory:/"),
+        "the host's cgroup namespace by default: {}",
+        host.out()
+    );
     // A namespaced sysctl through the CLI; what berth cannot give is refused, not dropped.
     let sysctl = d
         .berth(&[
@@ -325,7 +348,6 @@ fn uts_host_hostname_and_domainname() {
     assert_eq!(sysctl.out(), "1");
     for (args, msg) in [
         (["--runtime", "runc"], "Unknown runtime specified runc"),
-        (["--cgroupns", "private"], "--cgroupns=private is not supported"),
         (["--userns", "private"], "invalid USER mode: private"),
     ] {
         let r = d.berth(&["run", "--rm", args[0], args[1], "busybox", "true"]);
