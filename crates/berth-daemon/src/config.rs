@@ -56,15 +56,16 @@ impl Default for NetworkConfig {
 }
 
 /// One `default-address-pools` entry.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 pub struct AddressPool {
     pub base: String,
     pub size: u8,
 }
 
-/// The subset of daemon.json berthd reads; unknown keys are accepted and ignored, as dockerd's
-/// reload would reject but its start tolerates for forward compatibility.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// The subset of daemon.json berthd reads. Other keys (dockerd's options berthd does not apply,
+/// or typos) do not stop the daemon, but are named at start ([`FileConfig::unapplied`]) rather
+/// than ignored without a word (dockerd refuses to start on a key it does not know).
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct FileConfig {
     pub data_root: Option<PathBuf>,
@@ -91,11 +92,14 @@ pub struct FileConfig {
     /// `cgroup-favordynmods`: remount cgroup2 with `favordynmods` at start (see
     /// `berth_daemon::dynmods`).
     pub cgroup_favordynmods: Option<bool>,
+    /// The file's top-level keys berthd does not apply.
+    #[serde(skip)]
+    pub unapplied: Vec<String>,
 }
 
 /// daemon.json `proxies` (dockerd 23+): for registry traffic, over the environment's
 /// `HTTP_PROXY`/`HTTPS_PROXY`/`NO_PROXY`.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub struct Proxies {
     pub http_proxy: Option<String>,
@@ -117,13 +121,47 @@ pub struct RegistrySettings {
 }
 
 impl FileConfig {
+    /// Reads daemon.json's content, noting the keys berthd does not apply.
+    pub fn parse(b: &[u8]) -> Result<Self, serde_json::Error> {
+        let mut c: FileConfig = serde_json::from_slice(b)?;
+        let given: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(b)?;
+        let known = serde_json::to_value(FileConfig::default())?;
+        c.unapplied = given
+            .keys()
+            .filter(|k| known.get(k.as_str()).is_none())
+            .cloned()
+            .collect();
+        Ok(c)
+    }
+
     /// Reads daemon.json; a missing file is an empty config, a malformed one is an error.
     pub fn load(path: &std::path::Path) -> Result<Self, String> {
         match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b)
+            Ok(b) => Self::parse(&b)
                 .map_err(|e| format!("unable to configure the daemon with file {}: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(format!("unable to read {}: {e}", path.display())),
         }
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    /// Keys berthd reads are applied; any other is named, not dropped without a word.
+    #[test]
+    fn daemon_json_keys_berthd_does_not_apply_are_named() {
+        let c = FileConfig::parse(
+            br#"{"mtu": 1400, "registry-mirrors": ["https://m.example"], "live-restore": true, "log-driver": "local"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.mtu, Some(1400));
+        assert_eq!(c.registry_mirrors, ["https://m.example"]);
+        let mut un = c.unapplied.clone();
+        un.sort();
+        assert_eq!(un, ["live-restore", "log-driver"]);
+        assert!(FileConfig::parse(b"{}").unwrap().unapplied.is_empty());
+        assert!(FileConfig::parse(br#"{"mtu": "x"}"#).is_err());
     }
 }

@@ -171,6 +171,13 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(check(data_root, exec_root.as_deref(), *repair));
     }
     let file = FileConfig::load(&flags.config_file).map_err(anyhow::Error::msg)?;
+    if !file.unapplied.is_empty() {
+        eprintln!(
+            "berthd: {}: berthd does not apply {} (dockerd options it lacks, or typos); they have no effect",
+            flags.config_file.display(),
+            file.unapplied.join(", ")
+        );
+    }
     let data_root = flags
         .data_root
         .or(file.data_root)
