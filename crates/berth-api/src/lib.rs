@@ -192,6 +192,16 @@ pub struct EventActor {
     pub attributes: std::collections::BTreeMap<String, String>,
 }
 
+/// Go's `strconv.ParseBool`, which dockerd uses for option values (`true`, `1`, `T`, …);
+/// the error is Go's message.
+pub fn parse_go_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("strconv.ParseBool: parsing {v:?}: invalid syntax")),
+    }
+}
+
 /// Parses a boolean query parameter as dockerd's `BoolValue` does: after trimming and lowercasing,
 /// `""`, `0`, `no`, `false` and `none` are false and anything else is true.
 pub fn bool_value(s: &str) -> bool {

@@ -255,6 +255,15 @@ impl Cgroup {
     }
 }
 
+/// Whether the v1 hierarchy `ctrl` has `file`: what the kernel offers there, as dockerd's
+/// sysinfo finds it (cgroup v2 has the controllers' own files).
+pub(crate) fn v1_file(ctrl: &str, file: &str) -> bool {
+    std::path::Path::new(berth_runtime::CGROUP_ROOT)
+        .join(ctrl)
+        .join(file)
+        .exists()
+}
+
 /// What `docker update` changes; 0, empty or `None` leaves a setting as it is.
 #[derive(Debug, Default, Clone)]
 pub struct Limits {

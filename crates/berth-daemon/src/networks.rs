@@ -65,6 +65,19 @@ pub(crate) struct BridgeOptions {
     pub host_binding: Option<Ipv4Addr>,
 }
 
+impl Default for BridgeOptions {
+    /// The bridge driver's defaults: the daemon's MTU, traffic between containers and
+    /// masquerading on, ports on every address.
+    fn default() -> Self {
+        BridgeOptions {
+            mtu: None,
+            icc: true,
+            masquerade: true,
+            host_binding: None,
+        }
+    }
+}
+
 impl BridgeOptions {
     /// The options of a recorded network: checked at its create, except for a network made by
     /// an older berthd, whose options that do not check out are left out (and said so), so that
@@ -80,7 +93,7 @@ impl BridgeOptions {
                     said.push(name.to_string());
                     eprintln!("berthd: network {name}: {e}; its other options apply");
                 }
-                let mut o = BridgeOptions::of(&HashMap::new()).expect("no options check out");
+                let mut o = BridgeOptions::default();
                 for (k, v) in options {
                     if let Ok(one) = BridgeOptions::of(&HashMap::from([(k.clone(), v.clone())])) {
                         o.mtu = one.mtu.or(o.mtu);
@@ -95,19 +108,9 @@ impl BridgeOptions {
     }
 
     pub(crate) fn of(options: &HashMap<String, String>) -> Result<BridgeOptions> {
-        let mut o = BridgeOptions {
-            mtu: None,
-            icc: true,
-            masquerade: true,
-            host_binding: None,
-        };
-        // Go's strconv.ParseBool, which dockerd uses.
-        let bool_of = |k: &str, v: &str| match v {
-            "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-            "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-            _ => Err(Error::invalid(format!(
-                "failed to parse {k} value: strconv.ParseBool: parsing {v:?}: invalid syntax"
-            ))),
+        let mut o = BridgeOptions::default();
+        let bool_of = |k: &str, v: &str| {
+            berth_api::parse_go_bool(v).map_err(|e| Error::invalid(format!("failed to parse {k} value: {e}")))
         };
         for (k, v) in options {
             match k.as_str() {

@@ -762,6 +762,15 @@ mod tests {
         assert!(allowed(&p, "setns"));
     }
 
+    /// Every syscall name the profile's rules list, in order.
+    fn rule_names(p: &LinuxSeccomp) -> Vec<String> {
+        p.syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|s| s.names().clone())
+            .collect()
+    }
+
     /// A profile in Docker's format: architectures from the native `archMap` entry, rules kept
     /// by their capability, architecture and kernel conditions, `name` or `names`.
     #[test]
@@ -794,13 +803,7 @@ mod tests {
                 Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..])
             );
         }
-        let names: Vec<String> = p
-            .syscalls()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .flat_map(|s| s.names().clone())
-            .collect();
+        let names = rule_names(&p);
         // (Arch conditions name Go's architectures: amd64 here, arm64 on aarch64.)
         let arch_rule = if cfg!(target_arch = "x86_64") {
             vec!["arch_prctl"]
@@ -826,13 +829,7 @@ mod tests {
         );
         // With CAP_SYS_ADMIN and without CAP_KILL the conditional rules flip.
         let p = from_docker_profile(json, &["CAP_SYS_ADMIN".into()]).unwrap();
-        let names: Vec<String> = p
-            .syscalls()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .flat_map(|s| s.names().clone())
-            .collect();
+        let names = rule_names(&p);
         assert!(
             names.contains(&"mount".to_string()) && names.contains(&"kill".to_string()),
             "{names:?}"

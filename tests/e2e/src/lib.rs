@@ -385,6 +385,16 @@ impl Daemon {
             .collect()
     }
 
+    /// The content of `file` in container `id`'s cgroup of the v1 hierarchy `ctrl` (trimmed);
+    /// panics, naming the path, when it cannot be read.
+    pub fn cgroup_file(&self, id: &str, ctrl: &str, file: &str) -> String {
+        let p = format!("/sys/fs/cgroup/{ctrl}/{}/{id}/{file}", self.cgroup_parent);
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .trim()
+            .to_string()
+    }
+
     /// Pids of this daemon's shims.
     pub fn shim_pids(&self) -> Vec<i32> {
         let out = Command::new("pgrep")

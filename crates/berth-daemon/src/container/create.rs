@@ -338,14 +338,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
 fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
     use berth_api::models::HostConfigIsolationEnum as Isolation;
     let mut warnings = Vec::new();
-    // What the kernel offers, as dockerd's sysinfo finds it (cgroup v1 files; v2 has the
-    // controllers' own files).
-    let v1 = |ctrl: &str, file: &str| {
-        std::path::Path::new(berth_runtime::CGROUP_ROOT)
-            .join(ctrl)
-            .join(file)
-            .exists()
-    };
+    let v1 = crate::cgroups::v1_file;
     // (Only looked up for what is asked: a plain create stats nothing.)
     if host.blkio_weight.unwrap_or(0) != 0 && !v1("blkio", "blkio.weight") {
         warnings.push(
@@ -463,8 +456,7 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
 /// scheduling (dockerd's message), or berthd giving its cgroup parent no real-time budget for
 /// containers to draw from (dockerd's `--cpu-rt-runtime` daemon option, which berthd lacks).
 pub(crate) fn no_realtime() -> Error {
-    let v1 = std::path::Path::new(berth_runtime::CGROUP_ROOT).join("cpu/cpu.rt_runtime_us");
-    if v1.exists() {
+    if crate::cgroups::v1_file("cpu", "cpu.rt_runtime_us") {
         Error::invalid(
             "real-time CPU settings (--cpu-rt-period, --cpu-rt-runtime) are not supported by berth yet: berthd gives its cgroup parent no real-time budget (dockerd's --cpu-rt-runtime daemon option)",
         )

@@ -239,14 +239,7 @@ impl Daemon {
             blkio_weight: body.blkio_weight.unwrap_or(0),
             pids: body.pids_limit,
         };
-        let (memory, swap, cpus, shares, pids) = (
-            limits.memory,
-            limits.memory_swap,
-            limits.nano_cpus,
-            limits.cpu_shares,
-            limits.pids,
-        );
-        if memory != 0 && memory < 6 * 1024 * 1024 {
+        if limits.memory != 0 && limits.memory < 6 * 1024 * 1024 {
             return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
         }
         if let Some(p) = body.restart_policy.as_ref() {
@@ -268,20 +261,20 @@ impl Daemon {
         }
         entry.update(|d| {
             let h = &mut d.host_config;
-            if memory != 0 {
-                h.memory = Some(memory);
+            if limits.memory != 0 {
+                h.memory = Some(limits.memory);
             }
-            if swap != 0 {
-                h.memory_swap = Some(swap);
+            if limits.memory_swap != 0 {
+                h.memory_swap = Some(limits.memory_swap);
             }
-            if cpus != 0 {
-                h.nano_cpus = Some(cpus);
+            if limits.nano_cpus != 0 {
+                h.nano_cpus = Some(limits.nano_cpus);
             }
-            if shares != 0 {
-                h.cpu_shares = Some(shares);
+            if limits.cpu_shares != 0 {
+                h.cpu_shares = Some(limits.cpu_shares);
             }
-            if pids.is_some() {
-                h.pids_limit = pids;
+            if limits.pids.is_some() {
+                h.pids_limit = limits.pids;
             }
             if limits.memory_reservation != 0 {
                 h.memory_reservation = Some(limits.memory_reservation);

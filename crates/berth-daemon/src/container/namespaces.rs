@@ -57,9 +57,7 @@ impl Namespaces {
         self.joined.push((kind, ino));
         Ok(())
     }
-}
 
-impl Namespaces {
     /// A `--network container:` join (its namespace resolved by the network set-up).
     pub(crate) fn joining_network(&mut self) -> Result<()> {
         if let NetworkMode::Path(p) = &self.network {

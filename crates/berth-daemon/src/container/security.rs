@@ -39,12 +39,7 @@ pub(crate) fn parse(opts: &[String]) -> Result<SecurityOpts> {
         };
         match (key, value) {
             ("no-new-privileges", v) => {
-                // Go's strconv.ParseBool, as dockerd reads it.
-                out.no_new_privileges = match v {
-                    "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
-                    "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
-                    _ => return Err(invalid(2)),
-                };
+                out.no_new_privileges = berth_api::parse_go_bool(v).map_err(|_| invalid(2))?;
             }
             ("seccomp", "unconfined") => out.seccomp = Seccomp::Unconfined,
             ("seccomp", "builtin") => out.seccomp = Seccomp::Default,

@@ -478,9 +478,10 @@ fn container_spec(
         // Checked at create; a record from before that check keeps what this host can apply.
         memory_swappiness: h
             .memory_swappiness
-            .filter(|s| (0..=100).contains(s) && v1_file("memory", "memory.swappiness"))
+            .filter(|s| (0..=100).contains(s) && crate::cgroups::v1_file("memory", "memory.swappiness"))
             .map(|s| s as u64),
-        oom_kill_disable: h.oom_kill_disable.unwrap_or(false) && v1_file("memory", "memory.oom_control"),
+        oom_kill_disable: h.oom_kill_disable.unwrap_or(false)
+            && crate::cgroups::v1_file("memory", "memory.oom_control"),
         blkio: {
             let mut b = blkio(h);
             for list in [
@@ -541,14 +542,6 @@ fn container_spec(
         init: h.init.unwrap_or(false),
         init_path: PathBuf::new(),
     }
-}
-
-/// Whether the v1 hierarchy `ctrl` has `file` (what the kernel offers there).
-fn v1_file(ctrl: &str, file: &str) -> bool {
-    std::path::Path::new(berth_runtime::CGROUP_ROOT)
-        .join(ctrl)
-        .join(file)
-        .exists()
 }
 
 /// `HostConfig`'s block I/O settings in the runtime's terms.

@@ -286,13 +286,7 @@ fn resource_settings_reach_the_cgroups() {
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let id = run.out().to_string();
-    let cg = |ctrl: &str, file: &str| {
-        let p = format!("/sys/fs/cgroup/{ctrl}/{}/{id}/{file}", d.cgroup_parent);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("{p}: {e}"))
-            .trim()
-            .to_string()
-    };
+    let cg = |ctrl: &str, file: &str| d.cgroup_file(&id, ctrl, file);
     assert_eq!(cg("memory", "memory.swappiness"), "7");
     assert!(cg("memory", "memory.oom_control").contains("oom_kill_disable 1"));
     assert_eq!(cg("memory", "memory.soft_limit_in_bytes"), (32 << 20).to_string());
@@ -335,13 +329,7 @@ fn resource_settings_reach_the_cgroups() {
         .ok()
         .out()
         .to_string();
-    let cg = |ctrl: &str, file: &str| {
-        let p = format!("/sys/fs/cgroup/{ctrl}/{}/{id}/{file}", d.cgroup_parent);
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("{p}: {e}"))
-            .trim()
-            .to_string()
-    };
+    let cg = |ctrl: &str, file: &str| d.cgroup_file(&id, ctrl, file);
     assert_eq!(cg("memory", "memory.swappiness"), "3");
     assert!(cg("memory", "memory.oom_control").contains("oom_kill_disable 1"));
     d.berth(&["rm", "-f", &id]).ok();

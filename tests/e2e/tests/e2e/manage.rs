@@ -120,13 +120,7 @@ fn stats_and_update() {
             .ok()
             .out()
             .to_string();
-        let cg = |ctrl: &str, file: &str| {
-            let p = format!("/sys/fs/cgroup/{ctrl}/{}/{id}/{file}", d.cgroup_parent);
-            std::fs::read_to_string(&p)
-                .unwrap_or_else(|e| panic!("{p}: {e}"))
-                .trim()
-                .to_string()
-        };
+        let cg = |ctrl: &str, file: &str| d.cgroup_file(&id, ctrl, file);
         assert_eq!(cg("cpu", "cpu.cfs_period_us"), "40000");
         assert_eq!(cg("cpu", "cpu.cfs_quota_us"), "20000");
         assert_eq!(cg("cpuset", "cpuset.cpus"), "0");

@@ -1,17 +1,13 @@
 //! `--pid`, `--ipc` and `--uts`: the host's namespaces, another container's, or none of the
 //! container's own, with dockerd's records and messages.
 
-use berth_e2e::Daemon;
+use crate::network::inspect;
 
 fn ns_of(pid: &str, kind: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
         .unwrap()
         .to_string_lossy()
         .into_owned()
-}
-
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    d.berth(&["inspect", "-f", fmt, name]).ok().out().to_string()
 }
 
 #[test]

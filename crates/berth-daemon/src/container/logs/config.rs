@@ -62,15 +62,6 @@ pub(crate) fn log_path(bundle: &Path, id: &str, driver: LogDriver) -> Option<Pat
     }
 }
 
-/// Go's `strconv.ParseBool`.
-fn parse_bool(v: &str) -> std::result::Result<bool, String> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing {v:?}: invalid syntax")),
-    }
-}
-
 /// Go's `strconv.Atoi`.
 fn atoi(v: &str) -> std::result::Result<i64, String> {
     v.parse::<i64>()
@@ -153,7 +144,7 @@ pub(crate) fn parse(typ: &str, opts: &HashMap<String, String>) -> Result<LogConf
             }
         };
         let compress = get("compress")
-            .map(parse_bool)
+            .map(berth_api::parse_go_bool)
             .transpose()
             .map_err(invalid)?
             .unwrap_or(false);
@@ -185,7 +176,8 @@ pub(crate) fn parse(typ: &str, opts: &HashMap<String, String>) -> Result<LogConf
     }
     let compress = match get("compress") {
         None => true,
-        Some(v) => parse_bool(v).map_err(|e| invalid(format!("error reading compress log option: {e}")))?,
+        Some(v) => berth_api::parse_go_bool(v)
+            .map_err(|e| invalid(format!("error reading compress log option: {e}")))?,
     };
     if compress && max_file <= 1 {
         return Err(Error::invalid(
