@@ -73,7 +73,7 @@ impl Cgroup {
                 })
                 .collect()
         };
-        let (cpu_total, cpu_user, cpu_kernel, percpu, memory, mem_limit, mem_stats, io);
+        let (cpu_total, cpu_user, cpu_kernel, percpu, memory, mem_limit, mem_stats, io, ios, max_usage);
         if self.dirs.as_ref().is_some_and(CgroupDirs::is_unified) {
             let cpu = kv(self.read("", "cpu.stat"));
             let us = |k: &str| cpu.get(k).and_then(|v| v.as_u64()).unwrap_or(0) * 1000;
@@ -84,7 +84,11 @@ impl Cgroup {
             memory = self.read_u64("", "memory.current").unwrap_or(0);
             mem_limit = self.read_u64("", "memory.max").unwrap_or(host_memory());
             mem_stats = kv(self.read("", "memory.stat"));
-            io = io_v2(self.read("", "io.stat"));
+            let stat = self.read("", "io.stat");
+            io = io_v2(stat.as_deref(), ("rbytes", "wbytes"));
+            ios = io_v2(stat.as_deref(), ("rios", "wios"));
+            // cgroup v2 keeps no peak in this kernel's files dockerd reads; dockerd leaves it out.
+            max_usage = None;
         } else {
             cpu_total = self.read_u64("cpuacct", "cpuacct.usage").unwrap_or(0);
             let ticks = kv(self.read("cpuacct", "cpuacct.stat"));
@@ -104,6 +108,8 @@ impl Cgroup {
                 .min(host_memory());
             mem_stats = kv(self.read("memory", "memory.stat"));
             io = io_v1(self.read("blkio", "blkio.throttle.io_service_bytes_recursive"));
+            ios = io_v1(self.read("blkio", "blkio.throttle.io_serviced_recursive"));
+            max_usage = self.read_u64("memory", "memory.max_usage_in_bytes");
         }
         let pids_limit = self.read("pids", "pids.max").and_then(|s| s.parse::<u64>().ok());
         let mut cpu_usage = json!({
@@ -114,16 +120,35 @@ impl Cgroup {
         if let Some(p) = percpu {
             cpu_usage["percpu_usage"] = json!(p);
         }
+        let unified = self.dirs.as_ref().is_some_and(CgroupDirs::is_unified);
+        // The CFQ/BFQ lists: empty on v1 where the scheduler's files are absent, as dockerd
+        // shows them; v2 has no such counters (dockerd: null).
+        let sched = if unified { json!(null) } else { json!([]) };
+        let mut memory_stats = json!({"usage": memory, "limit": mem_limit, "stats": mem_stats});
+        if let Some(m) = max_usage {
+            memory_stats["max_usage"] = json!(m);
+        }
         json!({
             "pids_stats": {"current": self.pids().len(), "limit": pids_limit},
-            "blkio_stats": {"io_service_bytes_recursive": io},
+            "num_procs": 0,
+            "storage_stats": {},
+            "blkio_stats": {
+                "io_service_bytes_recursive": io,
+                "io_serviced_recursive": ios,
+                "io_queue_recursive": sched,
+                "io_service_time_recursive": sched,
+                "io_wait_time_recursive": sched,
+                "io_merged_recursive": sched,
+                "io_time_recursive": sched,
+                "sectors_recursive": sched,
+            },
             "cpu_stats": {
                 "cpu_usage": cpu_usage,
                 "system_cpu_usage": system_cpu_usage(),
                 "online_cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
                 "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
             },
-            "memory_stats": {"usage": memory, "limit": mem_limit, "stats": mem_stats},
+            "memory_stats": memory_stats,
         })
     }
 
@@ -496,7 +521,9 @@ fn io_v1(text: Option<String>) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn io_v2(text: Option<String>) -> Vec<serde_json::Value> {
+/// `io.stat`'s `read`/`write` counts under the keys `keys` names (`rbytes`/`wbytes` for bytes,
+/// `rios`/`wios` for operations).
+fn io_v2(text: Option<&str>, keys: (&str, &str)) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for l in text.unwrap_or_default().lines() {
         let mut it = l.split_whitespace();
@@ -506,8 +533,8 @@ fn io_v2(text: Option<String>) -> Vec<serde_json::Value> {
         for kv in it {
             if let Some((k, v)) = kv.split_once('=') {
                 let op = match k {
-                    "rbytes" => "read",
-                    "wbytes" => "write",
+                    k if k == keys.0 => "read",
+                    k if k == keys.1 => "write",
                     _ => continue,
                 };
                 out.push(serde_json::json!({"major": maj.parse::<u64>().ok(), "minor": min.parse::<u64>().ok(), "op": op, "value": v.parse::<u64>().unwrap_or(0)}));

@@ -564,6 +564,26 @@ impl Daemon {
         Value::Object(m)
     }
 
+    /// The running containers in `host` or `none` mode, as dockerd lists them on those networks:
+    /// an endpoint each (its ID derived from the container's and the network's), no addresses.
+    fn builtin_members_json(&self, mode: &str, network_id: &str) -> Value {
+        let c = self.containers.read().unwrap();
+        let mut m = serde_json::Map::new();
+        for e in c.by_id.values() {
+            e.with(|d| {
+                let on = d.host_config.network_mode.as_deref() == Some(mode) && !d.detached;
+                if on && d.state.status.is_running() {
+                    m.insert(
+                        d.id.clone(),
+                        json!({"Name": d.name, "EndpointID": sha_hex(&format!("{}:{network_id}", d.id)),
+                               "MacAddress": "", "IPv4Address": "", "IPv6Address": ""}),
+                    );
+                }
+            });
+        }
+        Value::Object(m)
+    }
+
     fn builtin_json(&self, name: &str, with_containers: bool) -> Result<Value> {
         let nets = self.nets()?;
         let (id, driver) = match name {
@@ -587,10 +607,10 @@ impl Daemon {
         } else {
             (json!([]), json!({}))
         };
-        let containers = if with_containers && name == "bridge" {
-            self.containers_json(&id)
-        } else {
-            json!({})
+        let containers = match (with_containers, name) {
+            (false, _) => json!({}),
+            (true, "bridge") => self.containers_json(&id),
+            (true, mode) => self.builtin_members_json(mode, &id),
         };
         Ok(json!({
             "Name": name, "Id": id, "Created": created, "Scope": "local", "Driver": driver,

@@ -61,6 +61,10 @@ impl Daemon {
         details.insert("Arch".to_string(), arch().to_string());
         details.insert("KernelVersion".to_string(), kernel_version());
         details.insert("Experimental".to_string(), "false".to_string());
+        details.insert("GitCommit".to_string(), git_commit().to_string());
+        // dockerd's keys; berth has no Go toolchain and no recorded build time.
+        details.insert("GoVersion".to_string(), String::new());
+        details.insert("BuildTime".to_string(), String::new());
         SystemVersion {
             platform: Some(SystemVersionPlatform {
                 name: "berth".to_string(),
@@ -73,7 +77,7 @@ impl Daemon {
             version: Some(VERSION.to_string()),
             api_version: Some(berth_api::API_VERSION.to_string()),
             min_api_version: Some(berth_api::MIN_API_VERSION.to_string()),
-            git_commit: Some(option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").to_string()),
+            git_commit: Some(git_commit().to_string()),
             go_version: Some(String::new()),
             os: Some("linux".to_string()),
             arch: Some(arch().to_string()),
@@ -151,6 +155,10 @@ impl Daemon {
             ..Default::default()
         }
     }
+}
+
+fn git_commit() -> &'static str {
+    option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
 }
 
 fn arch() -> &'static str {

@@ -319,7 +319,8 @@ fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
             ));
         }
     }
-    let warnings = validate_resources(host)?;
+    let mut warnings = validate_resources(host)?;
+    adapt_resources(host, &mut warnings);
     if let Some(p) = host.restart_policy.as_ref() {
         use berth_api::models::RestartPolicyNameEnum as R;
         if host.auto_remove.unwrap_or(false)
@@ -335,6 +336,33 @@ fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
 
 /// The resource and isolation settings past memory and CPUs, with dockerd's messages: what
 /// berth applies is checked; what this host or berth cannot give is refused, never dropped.
+/// What dockerd fills in at create (not at update): no pids limit recorded as none, and a swap
+/// limit for a memory limit that has none.
+fn adapt_resources(host: &mut HostConfig, warnings: &mut Vec<String>) {
+    // dockerd: 0 and -1 both mean no limit, recorded as none (`null`).
+    if host.pids_limit.is_some_and(|p| p <= 0) {
+        host.pids_limit = None;
+    }
+    if let Some(m) = host.memory.filter(|m| *m > 0) {
+        if host.memory_swap.unwrap_or(0) == 0 {
+            host.memory_swap = Some(2 * m);
+        }
+        if host.memory_swap != Some(-1) && !swap_limit_supported() {
+            warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+            host.memory_swap = Some(-1);
+        }
+    }
+}
+
+/// Whether the kernel limits a cgroup's swap: v1's `memory.memsw.*` (swap accounting on), or a
+/// pure cgroup v2 host with the memory controller (`memory.swap.max`).
+fn swap_limit_supported() -> bool {
+    let root = std::path::Path::new(berth_runtime::CGROUP_ROOT);
+    crate::cgroups::v1_file("memory", "memory.memsw.limit_in_bytes")
+        || std::fs::read_to_string(root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
+}
+
 fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
     use berth_api::models::HostConfigIsolationEnum as Isolation;
     let mut warnings = Vec::new();
@@ -365,6 +393,9 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
             "OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into(),
         );
     }
+    // As dockerd: a memory limit without a swap limit allows as much swap again (memory and swap
+    // together twice the limit), recorded so inspect and the cgroup say the same; where the kernel
+    // does not account swap, swap is left unlimited, with dockerd's warning.
     if let Some(p) = host.cpu_period.filter(|p| *p != 0) {
         if !(1000..=1_000_000).contains(&p) {
             return Err(Error::invalid(

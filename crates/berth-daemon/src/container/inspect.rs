@@ -23,9 +23,28 @@ impl Daemon {
         if let Some(h) = health {
             v["State"]["Health"] = h;
         }
-        // dockerd always has the key (`null` without links); templates index it.
+        let doc = self.find(key)?.doc();
         if let Some(h) = v.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
-            h.entry("Links").or_insert(serde_json::Value::Null);
+            fill_host_config(h, &doc);
+        }
+        if let Some(c) = v.get_mut("Config").and_then(|c| c.as_object_mut()) {
+            fill_nulls(c, &["Entrypoint", "OnBuild", "Volumes", "Env", "Cmd"]);
+        }
+        if let Some(n) = v.get_mut("NetworkSettings").and_then(|n| n.as_object_mut()) {
+            fill_nulls(n, &["SecondaryIPAddresses", "SecondaryIPv6Addresses"]);
+            for ep in n
+                .get_mut("Networks")
+                .and_then(|n| n.as_object_mut())
+                .into_iter()
+                .flat_map(|m| m.values_mut())
+            {
+                if let Some(ep) = ep.as_object_mut() {
+                    fill_nulls(ep, &["IPAMConfig", "Links", "Aliases", "DriverOpts"]);
+                }
+            }
+        }
+        if let Some(o) = v.as_object_mut() {
+            fill_nulls(o, &["ExecIDs"]);
         }
         Ok(v)
     }
@@ -103,6 +122,131 @@ impl Daemon {
             network_settings: Some(network_settings(&doc)),
         })
     }
+}
+
+/// Keys dockerd always shows, `null` where nothing is set; templates (`inspect -f
+/// '{{.Config.Entrypoint}}'`) and SDKs index them, and a missing key is an error there.
+fn fill_nulls(o: &mut serde_json::Map<String, serde_json::Value>, keys: &[&str]) {
+    for k in keys {
+        o.entry(*k).or_insert(serde_json::Value::Null);
+    }
+}
+
+/// `HostConfig` as dockerd shows it: every key, zero-valued where the client set nothing, and the
+/// values dockerd fills in at create (`ShmSize`, `CgroupnsMode`, the masked and read-only paths
+/// the container gets). berth records only what a client sent; the rest is filled here, from what
+/// the start applies (`container::start`), so old records show the same.
+fn fill_host_config(h: &mut serde_json::Map<String, serde_json::Value>, doc: &Doc) {
+    use serde_json::{json, Value};
+    let privileged = doc.host_config.privileged.unwrap_or(false);
+    let unconfined = doc
+        .host_config
+        .security_opt
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o == "systempaths=unconfined" || o == "systempaths:unconfined");
+    let paths = |default: &[&str]| match (privileged, unconfined) {
+        (true, _) => Value::Null,
+        (false, true) => json!([]),
+        (false, false) => json!(default),
+    };
+    // What the start uses when the record has no size or a zero one.
+    if h.get("ShmSize").and_then(Value::as_i64).unwrap_or(0) <= 0 {
+        h.insert("ShmSize".into(), json!(berth_runtime::DEFAULT_SHM_SIZE));
+    }
+    let restart = h.entry("RestartPolicy").or_insert_with(|| json!({}));
+    if let Some(r) = restart.as_object_mut() {
+        r.entry("Name").or_insert(json!(""));
+        r.entry("MaximumRetryCount").or_insert(json!(0));
+    }
+    let computed = [
+        ("MaskedPaths", paths(berth_runtime::DEFAULT_MASKED_PATHS)),
+        ("ReadonlyPaths", paths(berth_runtime::DEFAULT_READONLY_PATHS)),
+        // berth keeps containers in the host's cgroup namespace unless asked (`--cgroupns`).
+        ("CgroupnsMode", json!("host")),
+        ("IpcMode", json!("private")),
+    ];
+    for (k, v) in computed {
+        h.entry(k).or_insert(v);
+    }
+    const ZERO: &[&str] = &[
+        "OomScoreAdj",
+        "CpuShares",
+        "Memory",
+        "NanoCpus",
+        "BlkioWeight",
+        "CpuPeriod",
+        "CpuQuota",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+        "KernelMemory",
+        "KernelMemoryTCP",
+        "MemoryReservation",
+        "MemorySwap",
+        "CpuCount",
+        "CpuPercent",
+        "IOMaximumIOps",
+        "IOMaximumBandwidth",
+    ];
+    const EMPTY: &[&str] = &[
+        "ContainerIDFile",
+        "VolumeDriver",
+        "Cgroup",
+        "PidMode",
+        "UTSMode",
+        "UsernsMode",
+        "Isolation",
+        "CgroupParent",
+        "CpusetCpus",
+        "CpusetMems",
+        "NetworkMode",
+    ];
+    const FALSE: &[&str] = &[
+        "AutoRemove",
+        "Privileged",
+        "PublishAllPorts",
+        "ReadonlyRootfs",
+        "OomKillDisable",
+    ];
+    const NULL: &[&str] = &[
+        "Binds",
+        "PortBindings",
+        "VolumesFrom",
+        "CapAdd",
+        "CapDrop",
+        "Dns",
+        "DnsOptions",
+        "DnsSearch",
+        "ExtraHosts",
+        "GroupAdd",
+        "Links",
+        "SecurityOpt",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+        "Devices",
+        "DeviceCgroupRules",
+        "DeviceRequests",
+        "MemorySwappiness",
+        "PidsLimit",
+        "Ulimits",
+    ];
+    for k in ZERO {
+        h.entry(*k).or_insert(json!(0));
+    }
+    for k in EMPTY {
+        h.entry(*k).or_insert(json!(""));
+    }
+    for k in FALSE {
+        h.entry(*k).or_insert(json!(false));
+    }
+    fill_nulls(h, NULL);
+    h.entry("ConsoleSize").or_insert(json!([0, 0]));
+    h.entry("LogConfig")
+        .or_insert_with(|| json!({"Type": "json-file", "Config": {}}));
 }
 
 pub(crate) fn state(doc: &Doc) -> ContainerState {

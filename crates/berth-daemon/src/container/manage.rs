@@ -226,9 +226,22 @@ impl Daemon {
                 "CPU Quota cannot be updated as NanoCPUs has already been set",
             ));
         }
+        // As dockerd: a new memory limit without a swap limit keeps the recorded one (a limit set
+        // at create is twice the memory), and may not exceed it.
+        let mut memory_swap = body.memory_swap.unwrap_or(0);
+        let memory = body.memory.unwrap_or(0);
+        if memory > 0 && memory_swap == 0 {
+            let had = entry.with(|d| d.host_config.memory_swap.unwrap_or(0));
+            if had > 0 && memory > had {
+                return Err(conflict(
+                    "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+                ));
+            }
+            memory_swap = had;
+        }
         let limits = crate::cgroups::Limits {
-            memory: body.memory.unwrap_or(0),
-            memory_swap: body.memory_swap.unwrap_or(0),
+            memory,
+            memory_swap,
             memory_reservation: body.memory_reservation.unwrap_or(0),
             nano_cpus: body.nano_cpus.unwrap_or(0),
             cpu_shares: body.cpu_shares.unwrap_or(0),

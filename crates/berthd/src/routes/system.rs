@@ -63,6 +63,42 @@ pub fn info(d: &Arc<Daemon>) -> Response<Body> {
             serde_json::json!({ berth_daemon::RUNTIME: {"path": "berth-shim"} }),
         );
         o.insert("NEventsListener".into(), serde_json::json!(0));
+        // Keys dockerd always has (`docker info -f '{{.HttpProxy}}'` fails on a missing one).
+        let bridge_nf = |f: &str| {
+            std::fs::read_to_string(format!("/proc/sys/net/bridge/{f}")).is_ok_and(|v| v.trim() == "1")
+        };
+        let proxies = &d.config.registry.proxies;
+        let or_empty = |p: &Option<String>| serde_json::json!(p.clone().unwrap_or_default());
+        let threads = std::fs::read_dir("/proc/self/task")
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let none = serde_json::json!({"ID": "", "Expected": ""});
+        for (k, v) in [
+            (
+                "BridgeNfIptables",
+                serde_json::json!(bridge_nf("bridge-nf-call-iptables")),
+            ),
+            (
+                "BridgeNfIp6tables",
+                serde_json::json!(bridge_nf("bridge-nf-call-ip6tables")),
+            ),
+            ("HttpProxy", or_empty(&proxies.http_proxy)),
+            ("HttpsProxy", or_empty(&proxies.https_proxy)),
+            ("NoProxy", or_empty(&proxies.no_proxy)),
+            // berthd has no goroutines; its threads are the nearest count.
+            ("NGoroutines", serde_json::json!(threads)),
+            ("ContainerdCommit", none.clone()),
+            ("RuncCommit", none.clone()),
+            ("InitCommit", none),
+            ("InitBinary", serde_json::json!("docker-init")),
+            ("GenericResources", serde_json::Value::Null),
+            ("Isolation", serde_json::json!("")),
+            // cgroup v1's kmem and tcp accounting, which berth does not set (nor does dockerd 23+).
+            ("KernelMemory", serde_json::json!(false)),
+            ("KernelMemoryTCP", serde_json::json!(false)),
+        ] {
+            o.entry(k).or_insert(v);
+        }
     }
     http::json(StatusCode::OK, &v)
 }

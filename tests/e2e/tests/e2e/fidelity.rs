@@ -386,3 +386,126 @@ print("ok")
         assert_eq!(r.stderr.trim(), "archive/tar: invalid tar header", "{cli}");
     }
 }
+
+#[test]
+fn inspect_info_stats_and_network_carry_every_key_dockerd_shows() {
+    let d = daemon!();
+    // The key sets of dockerd 20.10 (Debian's docker.io) for a plain container, captured side by
+    // side with berth: berth used to leave out every HostConfig key a client had not set, so
+    // `inspect -f '{{.HostConfig.CpuQuota}}'` failed with "map has no entry for key".
+    py_ok(
+        &d,
+        r#"
+import docker
+c = docker.from_env()
+HOST = """AutoRemove Binds BlkioDeviceReadBps BlkioDeviceReadIOps BlkioDeviceWriteBps BlkioDeviceWriteIOps
+BlkioWeight BlkioWeightDevice CapAdd CapDrop Cgroup CgroupParent CgroupnsMode ConsoleSize ContainerIDFile CpuCount
+CpuPercent CpuPeriod CpuQuota CpuRealtimePeriod CpuRealtimeRuntime CpuShares CpusetCpus CpusetMems
+DeviceCgroupRules DeviceRequests Devices Dns DnsOptions DnsSearch ExtraHosts GroupAdd IOMaximumBandwidth
+IOMaximumIOps IpcMode Isolation KernelMemory KernelMemoryTCP Links LogConfig MaskedPaths Memory
+MemoryReservation MemorySwap MemorySwappiness NanoCpus NetworkMode OomKillDisable OomScoreAdj PidMode PidsLimit
+PortBindings Privileged PublishAllPorts ReadonlyPaths ReadonlyRootfs RestartPolicy Runtime SecurityOpt ShmSize
+UTSMode Ulimits UsernsMode VolumeDriver VolumesFrom""".split()
+INFO = """Architecture BridgeNfIp6tables BridgeNfIptables CPUSet CPUShares CgroupDriver CgroupVersion
+ContainerdCommit Containers ContainersPaused ContainersRunning ContainersStopped CpuCfsPeriod CpuCfsQuota Debug
+DefaultRuntime DockerRootDir Driver DriverStatus ExperimentalBuild GenericResources HttpProxy HttpsProxy ID
+IPv4Forwarding Images IndexServerAddress InitBinary InitCommit Isolation KernelMemory KernelMemoryTCP
+KernelVersion Labels LiveRestoreEnabled LoggingDriver MemTotal MemoryLimit NCPU NEventsListener NFd NGoroutines
+Name NoProxy OSType OSVersion OomKillDisable OperatingSystem PidsLimit Plugins RegistryConfig RuncCommit Runtimes
+SecurityOptions ServerVersion SwapLimit Swarm SystemTime Warnings""".split()
+created = c.containers.create("busybox", ["true"], network_mode="none")
+run = c.containers.run("busybox", ["sleep", "60"], detach=True, network_mode="none", mem_limit="64m",
+                       privileged=False)
+priv = c.containers.create("busybox", ["true"], network_mode="none", privileged=True)
+for ct in (created, run):
+    i = c.api.inspect_container(ct.id)
+    h = i["HostConfig"]
+    missing = [k for k in HOST if k not in h]
+    assert not missing, missing
+    for k in ("Entrypoint", "OnBuild", "Volumes"):
+        assert k in i["Config"], k
+    assert "ExecIDs" in i and i["ExecIDs"] is None, i.get("ExecIDs")
+    ns = i["NetworkSettings"]
+    assert ns["SecondaryIPAddresses"] is None and ns["SecondaryIPv6Addresses"] is None
+    ep = ns["Networks"]["none"]
+    assert all(k in ep and ep[k] is None for k in ("IPAMConfig", "Links", "Aliases", "DriverOpts")), ep
+    # What dockerd fills in at create, as berth's start applies it.
+    assert h["ShmSize"] == 64 << 20 and h["CgroupnsMode"] == "host" and h["IpcMode"] == "private", h
+    assert h["RestartPolicy"] == {"Name": "", "MaximumRetryCount": 0}, h["RestartPolicy"]
+    assert "/proc/kcore" in h["MaskedPaths"] and "/proc/sys" in h["ReadonlyPaths"], h
+    assert h["CpuQuota"] == 0 and h["Dns"] is None and h["OomKillDisable"] is False, h
+h = c.api.inspect_container(run.id)["HostConfig"]
+# A memory limit without a swap limit: memory and swap together twice the limit, as dockerd.
+assert h["Memory"] == 64 << 20 and h["MemorySwap"] == 128 << 20, (h["Memory"], h["MemorySwap"])
+# ... which a new memory limit keeps, and may not exceed without a new swap limit.
+run.update(mem_limit="96m")
+h = c.api.inspect_container(run.id)["HostConfig"]
+assert h["Memory"] == 96 << 20 and h["MemorySwap"] == 128 << 20, (h["Memory"], h["MemorySwap"])
+try:
+    run.update(mem_limit="256m")
+    raise SystemExit("expected a conflict")
+except docker.errors.APIError as e:
+    assert "Memory limit should be smaller than already set memoryswap limit" in str(e), e
+run.update(mem_limit="256m", memswap_limit="512m")
+assert c.api.inspect_container(run.id)["HostConfig"]["MemorySwap"] == 512 << 20
+h = c.api.inspect_container(priv.id)["HostConfig"]
+assert h["MaskedPaths"] is None and h["ReadonlyPaths"] is None, h
+info = c.info()
+missing = [k for k in INFO if k not in info]
+assert not missing, missing
+assert info["RuncCommit"] == {"ID": "", "Expected": ""} and info["NGoroutines"] > 0, info
+s = run.stats(stream=False)
+for k in ("num_procs", "storage_stats"):
+    assert k in s, k
+for k in ("io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive", "io_service_time_recursive",
+          "io_wait_time_recursive", "io_merged_recursive", "io_time_recursive", "sectors_recursive"):
+    assert k in s["blkio_stats"], k
+assert s["memory_stats"]["max_usage"] >= s["memory_stats"]["usage"] > 0, s["memory_stats"]
+v = c.version()
+assert all(k in v["Components"][0]["Details"] for k in ("GitCommit", "GoVersion", "BuildTime")), v
+# dockerd lists the running containers of `none` (and `host`) on that network.
+members = c.api.inspect_network("none")["Containers"]
+assert list(members) == [run.id], members
+assert members[run.id]["Name"] == run.name and members[run.id]["IPv4Address"] == "", members
+for ct in (created, run, priv):
+    ct.remove(force=True)
+print("ok")
+"#,
+    );
+    // The CLI's templates over keys a client never set.
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "tmpl",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuQuota}} {{.HostConfig.PidsLimit}} {{.HostConfig.ShmSize}} {{.Config.Entrypoint}}",
+            "tmpl",
+        ])
+        .ok()
+        .out(),
+        // as dockerd shows them: `PidsLimit` 0 from the CLI is recorded as no limit (null)
+        "0 <no value> 67108864 <no value>"
+    );
+    assert_eq!(
+        d.docker(&[
+            "info",
+            "-f",
+            "{{.HTTPProxy}}|{{.InitBinary}}|{{.Isolation}}|{{.RuncCommit.ID}}"
+        ])
+        .ok()
+        .out(),
+        "|docker-init||"
+    );
+    d.berth(&["rm", "-f", "tmpl"]).ok();
+}
