@@ -74,6 +74,14 @@ if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1; 
   command -v docker >/dev/null 2>&1 || { echo "deps.sh: docker.io installed no docker client" >&2; exit 1; }
 fi
 
+# docker-compose (Debian's 1.29.2, on python3-docker), for the compose tests. Without its
+# recommended docker.io, which the step above installs with its services kept from starting.
+if ! command -v docker-compose >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends docker-compose >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+fi
+
 # The real distribution registry (registry:2), which the registry tests start themselves on
 # 127.0.0.1 ports they pick (/usr/bin/docker-registry serve <config>). The package also ships a
 # system registry on :5000 (docker-registry.service): installed without starting it, and disabled.

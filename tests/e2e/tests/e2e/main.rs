@@ -18,6 +18,7 @@ mod build_conformance;
 mod build_files;
 mod build_git;
 mod cgroups;
+mod compose;
 mod crash;
 mod docker_cli;
 mod docker_py;
