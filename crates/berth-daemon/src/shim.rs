@@ -75,10 +75,14 @@ impl Spawner {
             return Ok(false);
         }
         let args = [std::ffi::OsStr::new("--bundle"), bundle.as_os_str()];
+        let mut env = vec![(proto::WAIT_ENV, "1")];
+        if let Some(t) = shim_tunables() {
+            env.push(("GLIBC_TUNABLES", t));
+        }
         let req = berth_sys::spawn::Request {
             program: &self.shim_path,
             args: &args,
-            env: &[(proto::WAIT_ENV, "1")],
+            env: &env,
             stdin,
             stdout,
         };
@@ -139,10 +143,22 @@ pub(crate) fn spawn_waiting(spawner: &Spawner, bundle: &Path) -> Result<Spawned>
     })
 }
 
+/// A shim's `GLIBC_TUNABLES`: malloc without its per-thread cache, so an idle shim's heap trims
+/// down (berth_sys::heap::child_tunables_without_thread_cache); the daemon's own setting otherwise.
+fn shim_tunables() -> Option<&'static str> {
+    static T: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    T.get_or_init(berth_sys::heap::child_tunables_without_thread_cache)
+        .as_deref()
+}
+
 /// The shim as the daemon's own child (no spawner): it inherits, and closes at its `execve`,
 /// every descriptor the daemon holds.
 fn spawn_directly(shim_path: &Path, bundle: &Path) -> Result<Spawned> {
-    let mut child = tokio::process::Command::new(shim_path)
+    let mut cmd = tokio::process::Command::new(shim_path);
+    if let Some(t) = shim_tunables() {
+        cmd.env("GLIBC_TUNABLES", t);
+    }
+    let mut child = cmd
         .arg("--bundle")
         .arg(bundle)
         .env(proto::WAIT_ENV, "1")

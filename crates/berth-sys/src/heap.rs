@@ -65,6 +65,14 @@ pub fn without_thread_cache() {
     }
 }
 
+/// The `GLIBC_TUNABLES` to start a child (a shim) with so that its malloc has no per-thread
+/// cache: the blocks it keeps are spread over a small heap and hold its pages resident after
+/// `malloc_trim` (16 kB of an idle shim's ~95 kB, bench/RESULTS.md). `None` when this process's
+/// environment already sets a tcache count (the child inherits that).
+pub fn child_tunables_without_thread_cache() -> Option<String> {
+    tunables_with_ours(std::env::var("GLIBC_TUNABLES").ok().as_deref())
+}
+
 /// `GLIBC_TUNABLES` with the cache turned off; `None` if the caller already set a tcache count.
 fn tunables_with_ours(current: Option<&str>) -> Option<String> {
     match current.filter(|v| !v.is_empty()) {
