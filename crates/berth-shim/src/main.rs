@@ -76,8 +76,15 @@ fn run() -> i32 {
     let mut ready = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3).ok();
     // Started ahead of its bundle files: wait for the daemon's go (EOF: the start failed).
     if std::env::var_os(berth_shim_proto::WAIT_ENV).is_some() {
+        // Read straight from fd 0: std's `stdin()` would keep an 8 kB buffer for the shim's life.
         let mut b = [0u8; 1];
-        if !matches!(std::io::Read::read(&mut std::io::stdin().lock(), &mut b), Ok(1)) {
+        let got = loop {
+            match rustix::io::read(rustix::stdio::stdin(), &mut b) {
+                Err(rustix::io::Errno::INTR) => continue,
+                r => break r,
+            }
+        };
+        if !matches!(got, Ok(1)) {
             return 0;
         }
         // Nothing we start may hold the daemon's pipe.
