@@ -358,7 +358,12 @@ impl Builder<'_> {
     pub(crate) fn commit_config(&mut self, st: &mut Stage, comment: String) -> Result<String, Error> {
         let mut probe = st.config.clone();
         let mut cmd = self.shell(st);
-        cmd.push(comment.clone());
+        // As dockerd's classic builder: `#(nop) ` and the instruction as two arguments (its
+        // history line joins them with a space: `/bin/sh -c #(nop)  CMD ["sh"]`).
+        match comment.strip_prefix("#(nop)  ") {
+            Some(rest) => cmd.extend(["#(nop) ".to_string(), rest.to_string()]),
+            None => cmd.push(comment.clone()),
+        }
         probe.cmd = Some(cmd.clone());
         let created_by = cmd.join(" ");
         if let Some(id) = self.probe_cache(st, &probe)? {

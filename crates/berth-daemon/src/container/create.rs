@@ -18,7 +18,9 @@ pub struct CreateOptions {
     pub body: ContainerCreateBody,
 }
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The `PATH` a container's processes get when its environment has none (dockerd's
+/// `DefaultPathEnv`): added to the process's environment, not to `Config.Env`, as dockerd does.
+pub(crate) const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Daemon {
     /// Creates a container; returns its ID and warnings.
@@ -542,9 +544,6 @@ fn merge_config(
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
         env.push(e);
     }
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, DEFAULT_PATH.to_string());
-    }
     // An explicit entrypoint resets the image's Cmd, as in docker.
     let (entrypoint, cmd) = match (&body.entrypoint, &body.cmd) {
         (Some(ep), cmd) => (
@@ -580,7 +579,8 @@ fn merge_config(
         tty: Some(body.tty.unwrap_or(false)),
         open_stdin: Some(body.open_stdin.unwrap_or(false)),
         stdin_once: Some(body.stdin_once.unwrap_or(false)),
-        env: Some(env),
+        // dockerd: `null` when neither the image nor the request has a variable.
+        env: (!env.is_empty()).then_some(env),
         cmd,
         healthcheck: body.healthcheck.clone(),
         args_escaped: None,

@@ -153,6 +153,16 @@ impl Daemon {
             env.retain(|x| x.split('=').next() != Some(key.as_str()));
             env.push(e);
         }
+        // As dockerd's exec: the default PATH and the container's HOSTNAME unless set.
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(0, crate::container::create::DEFAULT_PATH.to_string());
+        }
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.push(format!(
+                "HOSTNAME={}",
+                doc.config.hostname.clone().unwrap_or_default()
+            ));
+        }
         let tty = c.tty.unwrap_or(false);
         if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());

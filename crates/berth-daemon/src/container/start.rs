@@ -431,6 +431,9 @@ fn container_spec(
     let tty = c.tty.unwrap_or(false);
     let hostname = c.hostname.clone().unwrap_or_default();
     let mut env = c.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, crate::container::create::DEFAULT_PATH.to_string());
+    }
     if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
         env.push(format!("HOSTNAME={hostname}"));
     }

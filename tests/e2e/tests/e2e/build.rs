@@ -523,7 +523,12 @@ fn metadata_steps_commit_through_a_container_as_the_classic_builder() {
         .ok();
     assert_eq!(left.out().lines().count(), 3, "{left:?}");
     assert!(
-        left.out().contains("Created|\"/bin/sh -c '#(nop)  ENV A=1'\""),
+        // dockerd's two-argument comment (`#(nop) `, `ENV A=1`; WORKDIR, COPY and ADD keep one),
+        // each argument with a space quoted, as dockerd's listing shows a command.
+        left.out().contains("Created|\"/bin/sh -c '#(nop) ' 'ENV A=1'\"")
+            && left
+                .out()
+                .contains("Created|\"/bin/sh -c '#(nop) WORKDIR /tmp'\""),
         "{left:?}"
     );
 }

@@ -395,7 +395,7 @@ fn inspect_info_stats_and_network_carry_every_key_dockerd_shows() {
     // `inspect -f '{{.HostConfig.CpuQuota}}'` failed with "map has no entry for key".
     py_ok(
         &d,
-        r#"
+        r##"
 import docker
 c = docker.from_env()
 HOST = """AutoRemove Binds BlkioDeviceReadBps BlkioDeviceReadIOps BlkioDeviceWriteBps BlkioDeviceWriteIOps
@@ -434,6 +434,20 @@ for ct in (created, run):
     assert h["RestartPolicy"] == {"Name": "", "MaximumRetryCount": 0}, h["RestartPolicy"]
     assert "/proc/kcore" in h["MaskedPaths"] and "/proc/sys" in h["ReadonlyPaths"], h
     assert h["CpuQuota"] == 0 and h["Dns"] is None and h["OomKillDisable"] is False, h
+# No variable in the image or the request: `Config.Env` is null, as dockerd records it; the
+# processes still get the default PATH and HOSTNAME (run and exec alike).
+assert c.api.inspect_container(created.id)["Config"]["Env"] is None
+out = c.containers.run("busybox", ["sh", "-c", "echo $PATH $HOSTNAME"], network_mode="none", hostname="hh", remove=True)
+assert out == b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin hh\n", out
+r = run.exec_run(["sh", "-c", "echo $PATH $HOSTNAME"])
+assert r.output == ("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin " + run.id[:12] + "\n").encode(), r.output
+# A metadata step's container config as dockerd's classic builder records it: `#(nop) ` and the
+# instruction as two arguments (WORKDIR keeps one).
+import io
+img, _ = c.images.build(fileobj=io.BytesIO(b"FROM busybox\nWORKDIR /w\nCMD [\"sh\"]\n"), tag="nopcmd:1", rm=True)
+assert img.attrs["ContainerConfig"]["Cmd"] == ["/bin/sh", "-c", "#(nop) ", 'CMD ["sh"]'], img.attrs["ContainerConfig"]
+assert img.history()[0]["CreatedBy"] == '/bin/sh -c #(nop)  CMD ["sh"]', img.history()[0]
+assert img.history()[1]["CreatedBy"] == "/bin/sh -c #(nop) WORKDIR /w", img.history()[1]
 h = c.api.inspect_container(run.id)["HostConfig"]
 # A memory limit without a swap limit: memory and swap together twice the limit, as dockerd.
 assert h["Memory"] == 64 << 20 and h["MemorySwap"] == 128 << 20, (h["Memory"], h["MemorySwap"])
@@ -470,7 +484,7 @@ assert members[run.id]["Name"] == run.name and members[run.id]["IPv4Address"] ==
 for ct in (created, run, priv):
     ct.remove(force=True)
 print("ok")
-"#,
+"##,
     );
     // The CLI's templates over keys a client never set.
     d.berth(&[
