@@ -128,8 +128,9 @@ impl Daemon {
         let (image_id, cid) = (image.id.clone(), id.clone());
         // The init layer also holds the mount point of `--init`'s binary.
         let init = host.init.unwrap_or(false);
-        // ... and so do the container's mount points, so overlay never has to make them.
-        let mut extra: Vec<berth_image::InitEntry> = plan
+        // The container's own mount points go into its rw layer, as dockerd makes them there:
+        // `diff` shows a target the image lacks (`A /data`) and `commit` keeps it.
+        let mount_points: Vec<berth_image::InitEntry> = plan
             .mounts
             .iter()
             .map(|m| berth_image::InitEntry {
@@ -142,6 +143,7 @@ impl Daemon {
                 replace: false,
             })
             .collect();
+        let mut extra = Vec::new();
         if init {
             extra.push(berth_image::InitEntry {
                 path: berth_runtime::INIT_PATH_IN_CONTAINER.into(),
@@ -158,7 +160,12 @@ impl Daemon {
             } else {
                 images.prepare_volatile_rootfs(&image_id, &cid, &extra)
             };
-            r.map(|_| ()).map_err(Into::into)
+            r?;
+            if let Err(e) = images.write_mount_points(&cid, &mount_points) {
+                let _ = images.remove_rootfs(&cid);
+                return Err(e.into());
+            }
+            Ok(())
         })
         .await?;
         berth_sys::failpoint::hit("container.create.snapshot-prepared");

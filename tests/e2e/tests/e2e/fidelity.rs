@@ -523,3 +523,60 @@ print("ok")
     );
     d.berth(&["rm", "-f", "tmpl"]).ok();
 }
+
+#[test]
+fn mount_points_the_image_lacks_are_made_in_the_rw_layer_as_dockerd_makes_them() {
+    let d = daemon!();
+    // dockerd makes a volume's, bind's or tmpfs's missing mount point in the container's rw
+    // layer: `diff` shows it and `commit` keeps it (empty). The engine's own mount points
+    // (/etc/hosts, /proc, …) stay out of both (engine_mount_points_stay_out_of_diff_commit_and_export).
+    let host = d.root.join("mp-host");
+    std::fs::create_dir_all(host.join("dir")).unwrap();
+    std::fs::write(host.join("cfg.txt"), "cfg").unwrap();
+    let bind_dir = format!("{}:/srv/b", host.join("dir").display());
+    let bind_file = format!("{}:/etc/cfg.txt", host.join("cfg.txt").display());
+    d.berth(&[
+        "run",
+        "--name",
+        "mp",
+        "-v",
+        "named:/data",
+        "-v",
+        &bind_dir,
+        "-v",
+        &bind_file,
+        "--tmpfs",
+        "/scratch",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&["diff", "mp"]).ok().out(),
+        "A /data\nC /etc\nA /etc/cfg.txt\nA /scratch\nA /srv\nA /srv/b"
+    );
+    d.berth(&["commit", "mp", "mp:1"]).ok();
+    let r = d
+        .berth(&[
+            "run", "--rm", "--network", "none", "mp:1", "sh", "-c",
+            "test -d /data && test -d /srv/b && test -d /scratch && test -f /etc/cfg.txt && ! test -s /etc/cfg.txt && echo kept",
+        ])
+        .ok();
+    assert_eq!(r.out(), "kept");
+    // A target the image has makes nothing.
+    d.berth(&[
+        "run",
+        "--name",
+        "mp2",
+        "-v",
+        "named:/tmp",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    assert_eq!(d.docker(&["diff", "mp2"]).ok().out(), "");
+}

@@ -501,35 +501,3 @@ fn shims_come_from_the_spawner_which_is_replaced_if_it_dies_and_leaves_with_the_
     d.berth(&["exec", &c2, "true"]).ok();
     d.berth(&["rm", "-f", &c1, &c2]).ok();
 }
-
-#[test]
-fn shims_run_without_mallocs_thread_cache_and_their_containers_do_not_inherit_it() {
-    let d = daemon!();
-    // An idle shim's heap trims down only without glibc's per-thread cache (its cached blocks
-    // pinned ~16 kB of pages: docs/design/daemon.md); the setting is the shim's alone.
-    let id = d
-        .berth(&["run", "-d", "--network", "none", "busybox", "sleep", "60"])
-        .ok()
-        .out()
-        .to_string();
-    let environ = |pid: &str| {
-        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
-            .split('\0')
-            .filter(|v| v.starts_with("GLIBC_TUNABLES="))
-            .map(str::to_string)
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        environ(&shim_of(&id)),
-        ["GLIBC_TUNABLES=glibc.malloc.tcache_count=0"]
-    );
-    let pid = d
-        .berth(&["inspect", "-f", "{{.State.Pid}}", &id])
-        .ok()
-        .out()
-        .to_string();
-    assert_eq!(environ(&pid), Vec::<String>::new());
-    let exec_env = d.berth(&["exec", &id, "env"]).ok();
-    assert!(!exec_env.stdout.contains("GLIBC_TUNABLES"), "{}", exec_env.stdout);
-    d.berth(&["rm", "-f", &id]).ok();
-}

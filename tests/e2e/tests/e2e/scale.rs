@@ -226,9 +226,10 @@ fn environ(pid: &str) -> Vec<String> {
 
 /// berthd runs without glibc's per-thread malloc cache, whose blocks kept freed pages resident
 /// after containers went (berth_sys::heap::without_thread_cache): it re-exec'd itself with the
-/// tunable, under its own name, and its shims (and so containers) start without it.
+/// tunable, under its own name. Its shims get the tunable from it (not berthd's re-exec marker),
+/// as an idle shim's heap trims down only without the cache; containers and execs do not.
 #[test]
-fn berthd_runs_without_mallocs_thread_cache_and_its_children_do_not_inherit_that() {
+fn berthd_and_shims_run_without_mallocs_thread_cache_and_containers_do_not_inherit_it() {
     let d = daemon!();
     let pid = std::fs::read_to_string(d.root.join("berthd.pid")).unwrap();
     let env = environ(&pid);
@@ -247,11 +248,24 @@ fn berthd_runs_without_mallocs_thread_cache_and_its_children_do_not_inherit_that
     let shims = d.shim_pids();
     assert_eq!(shims.len(), 1, "{shims:?}");
     let shim_env = environ(&shims[0].to_string());
+    let tunables: Vec<_> = shim_env
+        .iter()
+        .filter(|v| v.starts_with("GLIBC_TUNABLES=") || v.starts_with("BERTH_ADDED_"))
+        .collect();
+    assert_eq!(
+        tunables,
+        ["GLIBC_TUNABLES=glibc.malloc.tcache_count=0"],
+        "{shim_env:?}"
+    );
+    let pid = d
+        .berth(&["inspect", "-f", "{{.State.Pid}}", &id])
+        .ok()
+        .out()
+        .to_string();
+    let inside = environ(&pid);
     assert!(
-        !shim_env
-            .iter()
-            .any(|v| v.starts_with("GLIBC_TUNABLES=") || v.starts_with("BERTH_ADDED_")),
-        "the shim inherited berthd's tunable: {shim_env:?}"
+        !inside.iter().any(|v| v.starts_with("GLIBC_TUNABLES=")),
+        "{inside:?}"
     );
     let inside = d.berth(&["exec", &id, "env"]).ok();
     assert!(!inside.stdout.contains("GLIBC_TUNABLES"), "{}", inside.stdout);
