@@ -394,7 +394,11 @@ impl Daemon {
         {
             let mut c = self.containers.write().unwrap();
             if let Some(other) = c.by_name.get(new_name) {
-                return Err(name_conflict(new_name, other));
+                // dockerd's rename says where the conflict came from.
+                return Err(Error::conflict(format!(
+                    "Error when allocating new name: {}",
+                    name_conflict(new_name, other)
+                )));
             }
             let mut doc = entry.doc();
             doc.name = new_name.to_string();

@@ -382,8 +382,8 @@ impl ImageService {
     /// A container's root filesystem: its init layer (a committed snapshot holding the engine's
     /// mount points, [`init_layer`]; shared by the image's containers ([`shared_init_key`]) unless
     /// `extra_mount_points` — engine mount points of the container's own (`/sbin/docker-init`)
-    /// the runtime will bind-mount — give it one of its own, `<id>-init`; the mount points of its
-    /// volumes, binds and tmpfs go into the rw layer, [`ImageService::write_mount_points`]) on the
+    /// the runtime will bind-mount — give it one of its own, `<id>-init`; the runtime makes the
+    /// mount points of its volumes, binds and tmpfs at start, in the rw layer, as runc does) on the
     /// image's layers, and on top of it a new active snapshot keyed by `container_id`, the rw
     /// layer. So the rw layer — what `diff`,
     /// `commit` and the rw size read — holds only what the container itself changed. Returns the
@@ -485,21 +485,6 @@ impl ImageService {
             return Err(e.into());
         }
         Ok(())
-    }
-
-    /// Makes the mount points of a container's volumes, binds and tmpfs mounts that its image
-    /// lacks in its rw layer (`container_id`'s snapshot, prepared and not yet mounted), as dockerd
-    /// makes them at start: `diff` shows them (`A /data`) and `commit` keeps them, while the
-    /// engine's own mount points stay in the init layer below. Directories on the way that the
-    /// image has are copied up with their mode, owner and mtime, as overlay would. Not synced:
-    /// a mount point lost to a crash is made again by the runtime at start.
-    pub fn write_mount_points(&self, container_id: &str, entries: &[InitEntry]) -> Result<(), Error> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let upper = self.snapshots.upper_dir(container_id)?;
-        let lowers = self.snapshots.lower_dirs(container_id)?;
-        Ok(write_init_layer(&upper, &lowers, entries)?)
     }
 
     /// The mounts of a container's root filesystem, again (for a restart).

@@ -225,6 +225,75 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
+/// Makes the working directory `cwd` inside `rootfs` when it is missing, as dockerd does
+/// (`SetupWorkingDirectory`: each missing directory 0755, owned by root, symlinks on the way
+/// followed inside the root); an existing non-directory on the way is dockerd's error,
+/// `Cannot mkdir: /etc/passwd is not a directory`.
+pub fn make_workdir(rootfs: &Path, cwd: &str) -> Result<(), String> {
+    if cwd.split('/').all(|c| c.is_empty() || c == ".") {
+        return Ok(());
+    }
+    let root = open_root(rootfs).map_err(|e| format!("open the container's root: {e}"))?;
+    let mut path = cwd.to_string();
+    // A symlink to a missing directory sends the walk to its target (as dockerd's
+    // FollowSymlinkInScope), at most 40 times (the kernel's own limit).
+    for _ in 0..40 {
+        match workdir_step(&root, &path).map_err(|e| match e {
+            None => format!("Cannot mkdir: {cwd} is not a directory"),
+            Some(e) => format!("Cannot mkdir: {cwd}: {e}"),
+        })? {
+            None => return Ok(()),
+            Some(next) => path = next,
+        }
+    }
+    Err(format!("Cannot mkdir: {cwd}: too many levels of symbolic links"))
+}
+
+/// One walk of [`make_workdir`] down `path`, making what is missing: `Ok(None)` when done,
+/// `Ok(Some(path))` to walk again through a symlink's target, `Err(None)` for a non-directory
+/// on the way.
+fn workdir_step(root: &OwnedFd, path: &str) -> Result<Option<String>, Option<rustix::io::Errno>> {
+    use rustix::io::Errno;
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY;
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let mut so_far = String::from("/");
+    for (i, c) in comps.iter().enumerate() {
+        let parent = so_far.clone();
+        so_far = join(&so_far, c);
+        match open_in_root(root, &so_far, dir_flags) {
+            Ok(_) => continue,
+            Err(Errno::NOTDIR) => return Err(None),
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(Some(e)),
+        }
+        let at = open_in_root(root, &parent, dir_flags).map_err(Some)?;
+        match rustix::fs::mkdirat(&at, *c, Mode::from_raw_mode(0o755)) {
+            // The umask may have narrowed the mode.
+            Ok(()) => rustix::fs::chmodat(&at, *c, Mode::from_raw_mode(0o755), rustix::fs::AtFlags::empty())
+                .map_err(Some)?,
+            Err(Errno::EXIST) => {
+                let st = rustix::fs::statat(&at, *c, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).map_err(Some)?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
+                    return Err(None);
+                }
+                let target = rustix::fs::readlinkat(&at, *c, Vec::new()).map_err(Some)?;
+                let target = target.to_string_lossy();
+                let mut next = if target.starts_with('/') {
+                    target.into_owned()
+                } else {
+                    join(&parent, &target)
+                };
+                for rest in &comps[i + 1..] {
+                    next = join(&next, rest);
+                }
+                return Ok(Some(next));
+            }
+            Err(e) => return Err(Some(e)),
+        }
+    }
+    Ok(None)
+}
+
 /// Checks, confined to `rootfs`, that `args0` can be executed the way runc would look it up:
 /// a name without `/` is searched in `path_env` (the container's `PATH`), one with `/` is taken
 /// as is (relative to `cwd`). Errors carry docker's messages so the CLI can map exit codes.
@@ -301,6 +370,41 @@ mod tests {
         );
         assert!(resolve_user_in(PASSWD, GROUP, "www:nogroup").is_err());
         assert_eq!(resolve_user_in("", "", "5:6").unwrap(), (5, 6, vec![]));
+    }
+
+    #[test]
+    fn a_missing_workdir_is_made_inside_the_root_and_a_file_in_the_way_is_dockers_error() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/passwd"), "").unwrap();
+        make_workdir(d.path(), "/app/src/").unwrap();
+        let md = std::fs::metadata(d.path().join("app/src")).unwrap();
+        assert!(md.is_dir());
+        assert_eq!(md.permissions().mode() & 0o7777, 0o755);
+        make_workdir(d.path(), "/app/src").unwrap(); // already there
+        make_workdir(d.path(), "/").unwrap();
+        assert_eq!(
+            make_workdir(d.path(), "/etc/passwd").unwrap_err(),
+            "Cannot mkdir: /etc/passwd is not a directory"
+        );
+        assert_eq!(
+            make_workdir(d.path(), "/etc/passwd/x").unwrap_err(),
+            "Cannot mkdir: /etc/passwd/x is not a directory"
+        );
+        // An absolute symlink on the way resolves inside the root, never to the host's.
+        let host = tempfile::tempdir().unwrap();
+        symlink(host.path(), d.path().join("out")).unwrap();
+        make_workdir(d.path(), "/out/made").unwrap();
+        assert!(!host.path().join("made").exists());
+        let inside = d.path().join(host.path().strip_prefix("/").unwrap());
+        assert!(
+            inside.join("made").is_dir(),
+            "the link's target is made inside the root"
+        );
+        // A relative one too.
+        symlink("app/src", d.path().join("rel")).unwrap();
+        make_workdir(d.path(), "/rel/deeper").unwrap();
+        assert!(d.path().join("app/src/deeper").is_dir());
     }
 
     #[test]

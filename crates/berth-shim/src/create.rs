@@ -419,6 +419,7 @@ fn mount_and_check(cfg: &ShimConfig, rootfs: &Path, spec: &Spec) -> Result<(u32,
         all => all,
     };
     let arg0 = cmd.first().map(String::as_str).unwrap_or("");
+    berth_runtime::make_workdir(rootfs, &cwd).map_err(Failure::new)?;
     berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd).map_err(|e| Failure {
         message: e.to_string(),
         exit_code: Some(e.exit_code()),

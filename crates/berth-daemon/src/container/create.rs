@@ -128,21 +128,9 @@ impl Daemon {
         let (image_id, cid) = (image.id.clone(), id.clone());
         // The init layer also holds the mount point of `--init`'s binary.
         let init = host.init.unwrap_or(false);
-        // The container's own mount points go into its rw layer, as dockerd makes them there:
-        // `diff` shows a target the image lacks (`A /data`) and `commit` keeps it.
-        let mount_points: Vec<berth_image::InitEntry> = plan
-            .mounts
-            .iter()
-            .map(|m| berth_image::InitEntry {
-                path: m.target.clone(),
-                kind: if m.kind == berth_types::MountType::Bind && std::path::Path::new(&m.source).is_file() {
-                    berth_image::InitKind::File
-                } else {
-                    berth_image::InitKind::Dir
-                },
-                replace: false,
-            })
-            .collect();
+        // The container's own mount points (volumes, binds, tmpfs) are not made here: the runtime
+        // makes a missing one at start, in the rw layer, as runc does under dockerd (`diff` then
+        // shows `A /data`, and a container never started, like a build step's, shows nothing).
         let mut extra = Vec::new();
         if init {
             extra.push(berth_image::InitEntry {
@@ -160,12 +148,7 @@ impl Daemon {
             } else {
                 images.prepare_volatile_rootfs(&image_id, &cid, &extra)
             };
-            r?;
-            if let Err(e) = images.write_mount_points(&cid, &mount_points) {
-                let _ = images.remove_rootfs(&cid);
-                return Err(e.into());
-            }
-            Ok(())
+            r.map(|_| ()).map_err(Into::into)
         })
         .await?;
         berth_sys::failpoint::hit("container.create.snapshot-prepared");

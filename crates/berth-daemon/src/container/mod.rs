@@ -64,7 +64,6 @@ pub enum Status {
 pub enum Op {
     Start,
     Stop,
-    Kill,
     Attach,
     Remove,
 }
@@ -95,9 +94,6 @@ impl Status {
                 Err(Error::conflict(format!("cannot start container {id}: container is marked for removal")))
             }
             (Op::Stop, s) if !s.is_running() => Err(Error::NotModified),
-            (Op::Kill, s) if !s.is_running() => {
-                Err(Error::conflict(format!("Cannot kill container: {id}: Container {id} is not running")))
-            }
             // Attaching to a stopped container is allowed (`start -a` attaches first); docker's
             // "start it first" check lives in the `attach` command of the client.
             (Op::Attach, Status::Paused) => {

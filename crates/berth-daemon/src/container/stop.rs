@@ -98,13 +98,22 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 impl Daemon {
     /// `docker kill`.
     pub async fn kill(self: &Arc<Self>, key: &str, signal: Option<&str>) -> Result<()> {
-        let entry = self.find(key)?;
+        // dockerd names the container as the client did: `Cannot kill container: web: …`.
+        let entry = self.find(key).map_err(|e| match e {
+            e @ Error::NotFound { .. } => Error::Missing(format!("Cannot kill container: {key}: {e}")),
+            e => e,
+        })?;
         let sig = parse_signal(signal.filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
         // Subscribed before the state check, so an exit that races the kill is not missed (the
         // state turns `exited` before the exit counter moves).
         let mut life = entry.life.subscribe();
         let exits = life.borrow().exits;
-        entry.status().can(Op::Kill, &entry.id)?;
+        if !entry.status().is_running() {
+            return Err(Error::conflict(format!(
+                "Cannot kill container: {key}: Container {} is not running",
+                entry.id
+            )));
+        }
         entry.update(|d| d.manually_stopped = true);
         self.persist(&entry)?;
         // A SIGKILL that finds the process gone fails only if no exit follows (below).

@@ -136,4 +136,75 @@ fn docker_errors_match_dockerd() {
         "{}",
         missing.stderr
     );
+    // dockerd 20.10's words, captured side by side: kill names the container as given, rename
+    // says where the conflict came from.
+    let err = |args: &[&str]| {
+        let r = d.docker(args);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        r.stderr.trim().to_string()
+    };
+    assert_eq!(
+        err(&["kill", "nosuch"]),
+        "Error response from daemon: Cannot kill container: nosuch: No such container: nosuch"
+    );
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "norm2"])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(
+        err(&["kill", "norm2"]),
+        format!("Error response from daemon: Cannot kill container: norm2: Container {id} is not running")
+    );
+    d.docker(&["create", "--name", "norm3", "busybox", "true"]).ok();
+    assert_eq!(
+        err(&["rename", "norm3", "norm2"]),
+        format!(
+            "Error response from daemon: Error when allocating new name: Conflict. The container name \"/norm2\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name.\nError: failed to rename container named norm3"
+        )
+    );
+}
+
+#[test]
+fn a_missing_working_directory_is_made_and_a_file_in_the_way_is_an_error() {
+    let d = daemon!();
+    // As dockerd: `-w` names a directory the image may lack; it is made (root's, 0755, in the
+    // container's layer), on both create paths (`--ipc host` goes through libcontainer).
+    for extra in [&[][..], &["--ipc", "host"][..]] {
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "-w",
+            "/new/dir",
+            "-u",
+            "1000",
+            "busybox",
+            "sh",
+            "-c",
+            "pwd; stat -c %a%U /new/dir",
+        ]);
+        assert_eq!(d.docker(&args).ok().out(), "/new/dir\n755root", "{extra:?}");
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-w", "/etc/passwd", "busybox", "true"]);
+        let r = d.docker(&args);
+        assert_eq!(r.code, 125, "{extra:?}: {r:?}");
+        assert!(
+            r.stderr.contains("Cannot mkdir: /etc/passwd is not a directory"),
+            "{r:?}"
+        );
+    }
+    d.docker(&[
+        "run",
+        "--name",
+        "wd",
+        "--network",
+        "none",
+        "-w",
+        "/made/here",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    assert_eq!(d.docker(&["diff", "wd"]).ok().out(), "A /made\nA /made/here");
 }

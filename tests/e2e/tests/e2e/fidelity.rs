@@ -527,8 +527,8 @@ print("ok")
 #[test]
 fn mount_points_the_image_lacks_are_made_in_the_rw_layer_as_dockerd_makes_them() {
     let d = daemon!();
-    // dockerd makes a volume's, bind's or tmpfs's missing mount point in the container's rw
-    // layer: `diff` shows it and `commit` keeps it (empty). The engine's own mount points
+    // A volume's, bind's or tmpfs's missing mount point is made at start in the container's rw
+    // layer, as runc makes it under dockerd: `diff` shows it and `commit` keeps it (empty). The engine's own mount points
     // (/etc/hosts, /proc, …) stay out of both (engine_mount_points_stay_out_of_diff_commit_and_export).
     let host = d.root.join("mp-host");
     std::fs::create_dir_all(host.join("dir")).unwrap();
@@ -565,6 +565,20 @@ fn mount_points_the_image_lacks_are_made_in_the_rw_layer_as_dockerd_makes_them()
         ])
         .ok();
     assert_eq!(r.out(), "kept");
+    // A container never started has made none (runc makes them at start).
+    d.berth(&[
+        "create",
+        "--name",
+        "mp0",
+        "-v",
+        "named:/data",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    assert_eq!(d.docker(&["diff", "mp0"]).ok().out(), "");
     // A target the image has makes nothing.
     d.berth(&[
         "run",
