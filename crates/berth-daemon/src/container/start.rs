@@ -383,6 +383,9 @@ impl Daemon {
                 let _ = daemon.remove_entry(&entry, false, true).await;
             });
         }
+        if is_daemon_check(&err) {
+            return Error::Internal(err);
+        }
         Error::Start {
             reason: err,
             code: Some(code as i32),
@@ -605,4 +608,14 @@ fn volatile(rootfs: &mut [berth_types::Mount]) {
         let _ = std::fs::remove_dir_all(std::path::Path::new(work).join("work/incompat"));
         m.options.push("volatile".into());
     }
+}
+
+/// Start failures dockerd finds itself before the runtime is involved — `-u`'s user and
+/// `--group-add`'s groups missing from the image, a working directory that cannot be made — and
+/// reports bare, without containerd's `failed to create task for container: …` (berth's shim
+/// finds them, as they need the mounted root).
+fn is_daemon_check(reason: &str) -> bool {
+    ["unable to find user ", "Unable to find group ", "Cannot mkdir: "]
+        .iter()
+        .any(|p| reason.starts_with(p))
 }

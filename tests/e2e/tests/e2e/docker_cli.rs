@@ -189,8 +189,22 @@ fn a_missing_working_directory_is_made_and_a_file_in_the_way_is_an_error() {
         args.extend_from_slice(&["-w", "/etc/passwd", "busybox", "true"]);
         let r = d.docker(&args);
         assert_eq!(r.code, 125, "{extra:?}: {r:?}");
+        // dockerd's own check, reported bare (no runtime wrapper), as is a user the image lacks.
         assert!(
-            r.stderr.contains("Cannot mkdir: /etc/passwd is not a directory"),
+            r.stderr.starts_with(
+                "docker: Error response from daemon: Cannot mkdir: /etc/passwd is not a directory"
+            ),
+            "{r:?}"
+        );
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-u", "nosuchuser", "busybox", "true"]);
+        let r = d.docker(&args);
+        assert_eq!(r.code, 125, "{extra:?}: {r:?}");
+        assert!(
+            r.stderr.starts_with(
+                "docker: Error response from daemon: unable to find user nosuchuser: no matching entries in passwd file\n"
+            ),
             "{r:?}"
         );
     }
