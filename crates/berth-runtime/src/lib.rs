@@ -390,6 +390,20 @@ fn normalize_cap(c: &str) -> String {
     }
 }
 
+/// Checks `--cap-add`/`--cap-drop` names as dockerd does at create: `ALL` or a capability this
+/// kernel interface knows, with or without `CAP_`, any case; the error is dockerd's
+/// (`invalid CapAdd: unknown capability: "CAP_NOPE"`).
+pub fn check_capabilities(cap_add: &[String], cap_drop: &[String]) -> Result<(), String> {
+    for (field, list) in [("CapAdd", cap_add), ("CapDrop", cap_drop)] {
+        for c in list.iter().map(|c| normalize_cap(c)) {
+            if c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
+                return Err(format!("invalid {field}: unknown capability: \"{c}\""));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Docker's capability arithmetic: `ALL` in add grants all but the dropped; `ALL` in drop keeps
 /// only the added; otherwise defaults minus drop plus add.
 pub fn capabilities(privileged: bool, cap_add: &[String], cap_drop: &[String]) -> Result<Vec<String>, Error> {

@@ -280,6 +280,11 @@ fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
             _ => return Err(Error::invalid(format!("bad format for add-host: {h:?}"))),
         }
     }
+    berth_runtime::check_capabilities(
+        host.cap_add.as_deref().unwrap_or_default(),
+        host.cap_drop.as_deref().unwrap_or_default(),
+    )
+    .map_err(Error::invalid)?;
     host.log_config = Some(crate::container::logs::config::verify(host.log_config.take())?);
     // As dockerd, the runtime is recorded at create (its default when none is asked for).
     match host.runtime.as_deref().unwrap_or_default() {

@@ -19,7 +19,18 @@ impl Daemon {
         let entry = self.find(key)?;
         let _op = entry.op.lock().await;
         entry.status().can(Op::Start, &entry.id)?;
-        self.start_locked(&entry).await
+        let r = self.start_locked(&entry).await;
+        if r.is_err() && entry.with(|d| d.host_config.auto_remove.unwrap_or(false)) {
+            // As dockerd: a `--rm` container whose start failed is removed, whatever failed (a
+            // bad capability, a mount, the runtime); `docker run --rm` waits for that removal.
+            // A removal already under way (start_failed's) makes this one a no-op.
+            let daemon = self.clone();
+            let entry = entry.clone();
+            tokio::spawn(async move {
+                let _ = daemon.remove_entry(&entry, false, true).await;
+            });
+        }
+        r
     }
 
     pub(crate) async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<()> {

@@ -474,3 +474,65 @@ fn add_host_host_gateway_is_the_bridge_gateway_and_bad_addresses_are_refused() {
     );
     assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "");
 }
+
+#[test]
+fn a_rm_container_whose_start_fails_is_removed_and_bad_capabilities_fail_at_create() {
+    let d = daemon!();
+    // `docker run --rm` waits for the removal after a failed start; berth used to leave the
+    // container `Created` when the start failed before its shim ran (a device that does not
+    // exist), and the CLI waited forever.
+    let mut child = d
+        .docker_command()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--device",
+            "/dev/nosuch-device",
+            "busybox",
+            "true",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = berth_e2e::wait_pid_exit(child.id() as i32, std::time::Duration::from_secs(30));
+    if !done {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(done, "docker run --rm hung after a failed start");
+    // dockerd's message for it ends in "no such file or directory", which the CLI maps to 127.
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("error gathering device information while adding custom device \"/dev/nosuch-device\""),
+        "{out:?}"
+    );
+    d.eventually("the failed --rm container removed", || {
+        d.berth(&["ps", "-aq"]).ok().out().is_empty()
+    });
+    // As dockerd: an unknown capability is refused at create, in its words.
+    for (flag, field) in [("--cap-add", "CapAdd"), ("--cap-drop", "CapDrop")] {
+        let r = d.docker(&["create", flag, "nope", "busybox", "true"]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("invalid {field}: unknown capability: \"CAP_NOPE\"")),
+            "{r:?}"
+        );
+    }
+    assert_eq!(d.berth(&["ps", "-aq"]).ok().out(), "");
+    d.berth(&[
+        "create",
+        "--cap-add",
+        "all",
+        "--cap-drop",
+        "net_raw",
+        "busybox",
+        "true",
+    ])
+    .ok();
+}
