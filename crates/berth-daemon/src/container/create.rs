@@ -530,6 +530,10 @@ fn merge_config(
     image: &berth_image::ImageConfig,
     id: &str,
 ) -> Result<ContainerConfig> {
+    // As dockerd: a stop signal that names no signal is refused at create (`Invalid signal: X`).
+    if let Some(sig) = body.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        crate::container::stop::parse_signal(sig)?;
+    }
     let mut env: Vec<String> = image.env.clone();
     for e in body.env.clone().unwrap_or_default() {
         let key = e.split('=').next().unwrap_or("").to_string();

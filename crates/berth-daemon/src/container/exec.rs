@@ -64,7 +64,7 @@ impl Daemon {
     /// `POST /containers/{id}/exec`.
     pub fn exec_create(self: &Arc<Self>, key: &str, config: ExecConfig) -> Result<String> {
         let entry = self.find(key)?;
-        exec_allowed(&entry)?;
+        exec_allowed(&entry, key)?;
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(Error::invalid("No exec command specified"));
         }
@@ -133,7 +133,7 @@ impl Daemon {
                     "Error: Exec command {id} has already run"
                 )));
             }
-            exec_allowed(&entry)?;
+            exec_allowed(&entry, &entry.id)?;
             st.started = true;
             st.running = true;
         }
@@ -293,12 +293,12 @@ impl Daemon {
 }
 
 /// Exec needs a running, unpaused container (docker's messages otherwise).
-fn exec_allowed(entry: &crate::container::Entry) -> Result<()> {
+/// `name`: the container as the client named it (dockerd's create message), or its ID (start's).
+fn exec_allowed(entry: &crate::container::Entry, name: &str) -> Result<()> {
     match entry.status() {
         Status::Running => Ok(()),
         Status::Paused => Err(Error::conflict(format!(
-            "Container {} is paused, unpause the container before exec",
-            entry.id
+            "Container {name} is paused, unpause the container before exec"
         ))),
         _ => Err(Error::NotRunning { id: entry.id.clone() }),
     }

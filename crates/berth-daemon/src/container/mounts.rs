@@ -267,6 +267,12 @@ fn tmpfs_size(bytes: i64) -> String {
 
 /// One `--tmpfs PATH[:OPTIONS]` (`HostConfig.Tmpfs`).
 fn parse_tmpfs(path: &str, opts: &str) -> Result<MountPoint> {
+    // dockerd's words for `--tmpfs` (no "invalid mount config" prefix, which is `--mount`'s).
+    if !path.starts_with('/') {
+        return Err(Error::invalid(format!(
+            "invalid mount path: '{path}' mount path must be absolute"
+        )));
+    }
     check_target("tmpfs", path)?;
     let mut mp = MountPoint {
         kind: MountType::Tmpfs,

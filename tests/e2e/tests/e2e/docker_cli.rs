@@ -156,6 +156,34 @@ fn docker_errors_match_dockerd() {
         err(&["kill", "norm2"]),
         format!("Error response from daemon: Cannot kill container: norm2: Container {id} is not running")
     );
+    // A stop signal that names none is refused at create; `--tmpfs` paths in its own words.
+    assert_eq!(
+        err(&["create", "--stop-signal", "NOPE", "busybox", "true"]),
+        "Error response from daemon: Invalid signal: NOPE"
+    );
+    assert_eq!(
+        err(&["create", "--tmpfs", "relative", "busybox", "true"]),
+        "Error response from daemon: invalid mount path: 'relative' mount path must be absolute"
+    );
+    // Exec into a paused container names it as given.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pz",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    d.docker(&["pause", "pz"]).ok();
+    assert_eq!(
+        err(&["exec", "pz", "true"]),
+        "Error response from daemon: Container pz is paused, unpause the container before exec"
+    );
+    d.docker(&["rm", "-f", "pz"]).ok();
     d.docker(&["create", "--name", "norm3", "busybox", "true"]).ok();
     assert_eq!(
         err(&["rename", "norm3", "norm2"]),
