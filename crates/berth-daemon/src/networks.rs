@@ -256,8 +256,8 @@ impl Daemon {
         );
         let subnet = match pool.subnet.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => {
-                let (sn, _) =
-                    ipam::parse_cidr(s).map_err(|_| Error::invalid(format!("invalid CIDR address: {s}")))?;
+                let (sn, _) = ipam::parse_cidr(s)
+                    .map_err(|_| Error::invalid(format!("Invalid subnet {s} : invalid CIDR address: {s}")))?;
                 if taken.iter().any(|t| t.overlaps(&sn)) {
                     return Err(Error::Forbidden(
                         "Pool overlaps with other one on this address space".into(),

@@ -614,7 +614,9 @@ fn network_create_ls_inspect_rm_and_bad_input_as_docker() {
     );
     let r = d.berth(&["network", "create", "--subnet", "10.0.0.0/33", "other"]);
     assert!(
-        r.stderr.contains("invalid CIDR address: 10.0.0.0/33"),
+        // dockerd 20.10's words.
+        r.stderr
+            .contains("Invalid subnet 10.0.0.0/33 : invalid CIDR address: 10.0.0.0/33"),
         "{}",
         r.stderr
     );
