@@ -106,7 +106,9 @@ pub(crate) fn spawn(
         rustix::process::Pid::from_raw(pid),
         rustix::process::WaitOptions::empty(),
     );
-    Err(f(msg))
+    // The process's own words (runc's), which the daemon puts after "unable to start container
+    // process: " as dockerd does; no second "exec failed".
+    Err(Failure::new(msg))
 }
 
 /// Whether the container was created by the fast path: libcontainer's state is absent.

@@ -387,7 +387,17 @@ fn exec(process: &Process) -> String {
     use std::os::unix::process::CommandExt;
     let cwd = process.cwd();
     if let Err(e) = rustix::process::chdir(cwd) {
-        return format!("chdir to cwd ({}) set in config.json failed: {e}", cwd.display());
+        // runc's words, with Go's lower-case error text.
+        let text = std::io::Error::from(e).to_string();
+        let text = text.split(" (os error").next().unwrap_or(&text);
+        let mut go = text.to_string();
+        if let Some(first) = go.get_mut(..1) {
+            first.make_ascii_lowercase();
+        }
+        return format!(
+            "chdir to cwd ({:?}) set in config.json failed: {go}",
+            cwd.display().to_string()
+        );
     }
     let args = process.args().clone().unwrap_or_default();
     let Some(arg0) = args.first() else {

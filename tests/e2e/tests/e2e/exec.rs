@@ -90,6 +90,16 @@ print(code, repr(out), repr(err))
     assert_eq!(py.out(), format!("127 b'{msg}\\r\\n' None"), "{py:?}");
     let noexec = d.berth(&["exec", "exf", "/etc/passwd"]);
     assert_eq!(noexec.code, 126, "{noexec:?}");
+    // A working directory the container lacks, in runc's words as dockerd passes them on.
+    let nodir = d.docker(&["exec", "-w", "/nosuchdir", "exf", "pwd"]);
+    assert_eq!(
+        (nodir.code, nodir.stdout.as_str()),
+        (
+            126,
+            "OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nosuchdir\") set in config.json failed: no such file or directory: unknown\r\n"
+        ),
+        "{nodir:?}"
+    );
     d.berth(&["stop", "-t", "1", "exf"]).ok();
     let stopped = d.berth(&["exec", "exf", "true"]);
     assert_ne!(stopped.code, 0);
