@@ -129,6 +129,11 @@ pub struct Ready {
     pub error: Option<String>,
     /// Exit code the failure maps to (127 not found, 126 cannot execute), when it is one of those.
     pub exit_code: Option<i32>,
+    /// The failure is one dockerd finds itself before the runtime is involved (`-u`'s user or
+    /// `--group-add`'s groups missing from the image, a working directory that cannot be made),
+    /// which it reports bare, not inside containerd's "failed to create task" wrapper.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bare: bool,
 }
 
 /// A request from the daemon.

@@ -29,6 +29,8 @@ use serde::{Deserialize, Serialize};
 pub struct Failure {
     pub message: String,
     pub exit_code: Option<i32>,
+    /// dockerd's own check (`berth_shim_proto::Ready::bare`).
+    pub bare: bool,
 }
 
 impl Failure {
@@ -36,6 +38,15 @@ impl Failure {
         Failure {
             message: message.into(),
             exit_code: None,
+            bare: false,
+        }
+    }
+
+    /// A failure dockerd finds itself, reported bare (`berth_shim_proto::Ready::bare`).
+    fn bare(message: impl ToString) -> Self {
+        Failure {
+            bare: true,
+            ..Failure::new(message.to_string())
         }
     }
 }
@@ -403,8 +414,7 @@ fn mount_and_check(cfg: &ShimConfig, rootfs: &Path, spec: &Spec) -> Result<(u32,
         berth_sys::mount::mount_all(&cfg.rootfs, rootfs).map_err(|e| Failure::new(e.to_string()))?;
     }
     berth_sys::times::mark("rootfs-mounted");
-    let user = berth_runtime::resolve_user(rootfs, &cfg.user, &cfg.group_add)
-        .map_err(|e| Failure::new(e.to_string()))?;
+    let user = berth_runtime::resolve_user(rootfs, &cfg.user, &cfg.group_add).map_err(Failure::bare)?;
     let process = spec
         .process()
         .as_ref()
@@ -419,10 +429,11 @@ fn mount_and_check(cfg: &ShimConfig, rootfs: &Path, spec: &Spec) -> Result<(u32,
         all => all,
     };
     let arg0 = cmd.first().map(String::as_str).unwrap_or("");
-    berth_runtime::make_workdir(rootfs, &cwd).map_err(Failure::new)?;
+    berth_runtime::make_workdir(rootfs, &cwd).map_err(Failure::bare)?;
     berth_runtime::check_executable(rootfs, arg0, env_path(&env), &cwd).map_err(|e| Failure {
         message: e.to_string(),
         exit_code: Some(e.exit_code()),
+        bare: false,
     })?;
     berth_sys::times::mark("user-checked");
     Ok(user)

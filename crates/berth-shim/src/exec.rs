@@ -323,6 +323,7 @@ fn spawner_main(
         |e| Failure {
             message: e.to_string(),
             exit_code: Some(e.exit_code()),
+            bare: false,
         },
     )?;
 

@@ -106,6 +106,7 @@ fn run() -> i32 {
                     pid: None,
                     error: Some(msg),
                     exit_code: None,
+                    bare: false,
                 },
             );
             return 1;
@@ -142,6 +143,7 @@ fn run() -> i32 {
                     pid: Some(pid),
                     error: None,
                     exit_code: None,
+                    bare: false,
                 },
             );
             serve::serve(cfg, bundle, created);
@@ -166,6 +168,7 @@ fn run() -> i32 {
                     pid: None,
                     error: Some(f.message),
                     exit_code: f.exit_code,
+                    bare: f.bare,
                 },
             );
             1

@@ -17,13 +17,11 @@ impl Daemon {
     /// The inspect document: the typed response plus what the 1.49 models cannot carry
     /// (`State.Health` in docker's shape).
     pub fn inspect_container(self: &Arc<Self>, key: &str, size: bool) -> Result<serde_json::Value> {
-        let resp = self.inspect_typed(key, size)?;
-        let health = self.find(key)?.with(|d| d.health.as_ref().map(|h| h.to_json()));
-        let mut v = serde_json::to_value(resp)?;
-        if let Some(h) = health {
-            v["State"]["Health"] = h;
-        }
         let doc = self.find(key)?.doc();
+        let mut v = serde_json::to_value(self.inspect_typed(&doc, size))?;
+        if let Some(h) = doc.health.as_ref() {
+            v["State"]["Health"] = h.to_json();
+        }
         if let Some(h) = v.get_mut("HostConfig").and_then(|h| h.as_object_mut()) {
             fill_host_config(h, &doc);
         }
@@ -49,9 +47,7 @@ impl Daemon {
         Ok(v)
     }
 
-    fn inspect_typed(self: &Arc<Self>, key: &str, size: bool) -> Result<ContainerInspectResponse> {
-        let entry = self.find(key)?;
-        let doc = entry.doc();
+    fn inspect_typed(self: &Arc<Self>, doc: &Doc, size: bool) -> ContainerInspectResponse {
         let bundle = self.bundle(&doc.id);
         let path = |f: &str| Some(bundle.join(f).to_string_lossy().into_owned());
         let rw = if size {
@@ -75,18 +71,18 @@ impl Daemon {
                 graph.insert("LowerDir".to_string(), lowers.join(":"));
             }
         }
-        Ok(ContainerInspectResponse {
+        ContainerInspectResponse {
             id: Some(doc.id.clone()),
             created: Some(rfc3339_nano(doc.created)),
             path: Some(doc.path.clone()),
             args: Some(doc.args.clone()),
-            state: Some(state(&doc)),
+            state: Some(state(doc)),
             image: Some(doc.image_id.clone()),
             resolv_conf_path: path("resolv.conf"),
             hostname_path: path("hostname"),
             hosts_path: path("hosts"),
             // Docker shows only the json-file path; the local driver's files are private.
-            log_path: match crate::container::logs::config::of_doc(&doc).driver {
+            log_path: match crate::container::logs::config::of_doc(doc).driver {
                 berth_shim_proto::LogDriver::JsonFile => path(&format!("{}-json.log", doc.id)),
                 _ => Some(String::new()),
             },
@@ -108,7 +104,7 @@ impl Daemon {
                         .unwrap_or_else(|| crate::RUNTIME.into()),
                 ),
                 // As dockerd: the default bridge's links with today's names (`/db:/web/db`).
-                links: self.inspect_links(&doc),
+                links: self.inspect_links(doc),
                 ..doc.host_config.clone()
             }),
             graph_driver: Some(DriverData {
@@ -119,8 +115,8 @@ impl Daemon {
             size_root_fs: None,
             mounts: Some(crate::container::mounts::api_mounts(&doc.mounts)),
             config: Some(doc.config.clone()),
-            network_settings: Some(network_settings(&doc)),
-        })
+            network_settings: Some(network_settings(doc)),
+        }
     }
 }
 

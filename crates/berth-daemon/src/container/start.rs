@@ -19,11 +19,15 @@ impl Daemon {
         let entry = self.find(key)?;
         let _op = entry.op.lock().await;
         entry.status().can(Op::Start, &entry.id)?;
-        let r = self.start_locked(&entry).await;
+        self.start_locked(&entry).await
+    }
+
+    /// Starts `entry` (its op lock held). As dockerd, a `--rm` container whose start failed is
+    /// removed, whatever failed (a bad device, a mount, the runtime): `docker run --rm` waits for
+    /// that removal.
+    pub(crate) async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<()> {
+        let r = self.try_start(entry).await;
         if r.is_err() && entry.with(|d| d.host_config.auto_remove.unwrap_or(false)) {
-            // As dockerd: a `--rm` container whose start failed is removed, whatever failed (a
-            // bad capability, a mount, the runtime); `docker run --rm` waits for that removal.
-            // A removal already under way (start_failed's) makes this one a no-op.
             let daemon = self.clone();
             let entry = entry.clone();
             tokio::spawn(async move {
@@ -33,7 +37,7 @@ impl Daemon {
         r
     }
 
-    pub(crate) async fn start_locked(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<()> {
+    async fn try_start(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<()> {
         berth_sys::times::mark("d-start");
         let doc = entry.doc();
         let id = doc.id.clone();
@@ -187,7 +191,13 @@ impl Daemon {
             Err(e) => return Err(self.start_failed(entry, before, e.to_string(), None).await),
         };
         let pid = match (ready.pid, ready.error) {
-            (_, Some(err)) => return Err(self.start_failed(entry, before, err, ready.exit_code).await),
+            (_, Some(err)) => {
+                let failed = self
+                    .start_failed(entry, before, err.clone(), ready.exit_code)
+                    .await;
+                // dockerd's own checks read bare, without the runtime's wrapper.
+                return Err(if ready.bare { Error::Internal(err) } else { failed });
+            }
             (Some(pid), None) => pid,
             (None, None) => {
                 return Err(self
@@ -387,16 +397,6 @@ impl Daemon {
             l.exits += 1;
             l.exit_code = code;
         });
-        if entry.with(|d| d.host_config.auto_remove.unwrap_or(false)) {
-            let daemon = self.clone();
-            let entry = entry.clone();
-            tokio::spawn(async move {
-                let _ = daemon.remove_entry(&entry, false, true).await;
-            });
-        }
-        if is_daemon_check(&err) {
-            return Error::Internal(err);
-        }
         Error::Start {
             reason: err,
             code: Some(code as i32),
@@ -619,14 +619,4 @@ fn volatile(rootfs: &mut [berth_types::Mount]) {
         let _ = std::fs::remove_dir_all(std::path::Path::new(work).join("work/incompat"));
         m.options.push("volatile".into());
     }
-}
-
-/// Start failures dockerd finds itself before the runtime is involved — `-u`'s user and
-/// `--group-add`'s groups missing from the image, a working directory that cannot be made — and
-/// reports bare, without containerd's `failed to create task for container: …` (berth's shim
-/// finds them, as they need the mounted root).
-fn is_daemon_check(reason: &str) -> bool {
-    ["unable to find user ", "Unable to find group ", "Cannot mkdir: "]
-        .iter()
-        .any(|p| reason.starts_with(p))
 }

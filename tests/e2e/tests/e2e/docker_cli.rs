@@ -199,9 +199,13 @@ fn a_missing_working_directory_is_made_and_a_file_in_the_way_is_an_error() {
     // As dockerd: `-w` names a directory the image may lack; it is made (root's, 0755, in the
     // container's layer), on both create paths (`--ipc host` goes through libcontainer).
     for extra in [&[][..], &["--ipc", "host"][..]] {
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[
+        let run = |more: &[&str]| {
+            let mut args = vec!["run", "--rm", "--network", "none"];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(more);
+            d.docker(&args)
+        };
+        let made = run(&[
             "-w",
             "/new/dir",
             "-u",
@@ -211,30 +215,26 @@ fn a_missing_working_directory_is_made_and_a_file_in_the_way_is_an_error() {
             "-c",
             "pwd; stat -c %a%U /new/dir",
         ]);
-        assert_eq!(d.docker(&args).ok().out(), "/new/dir\n755root", "{extra:?}");
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["-w", "/etc/passwd", "busybox", "true"]);
-        let r = d.docker(&args);
-        assert_eq!(r.code, 125, "{extra:?}: {r:?}");
-        // dockerd's own check, reported bare (no runtime wrapper), as is a user the image lacks.
-        assert!(
-            r.stderr.starts_with(
-                "docker: Error response from daemon: Cannot mkdir: /etc/passwd is not a directory"
+        assert_eq!(made.ok().out(), "/new/dir\n755root", "{extra:?}");
+        // dockerd's own checks, reported bare (no runtime wrapper).
+        for (more, msg) in [
+            (
+                &["-w", "/etc/passwd", "busybox", "true"][..],
+                "Cannot mkdir: /etc/passwd is not a directory",
             ),
-            "{r:?}"
-        );
-        let mut args = vec!["run", "--rm", "--network", "none"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["-u", "nosuchuser", "busybox", "true"]);
-        let r = d.docker(&args);
-        assert_eq!(r.code, 125, "{extra:?}: {r:?}");
-        assert!(
-            r.stderr.starts_with(
-                "docker: Error response from daemon: unable to find user nosuchuser: no matching entries in passwd file\n"
+            (
+                &["-u", "nosuchuser", "busybox", "true"][..],
+                "unable to find user nosuchuser: no matching entries in passwd file\n",
             ),
-            "{r:?}"
-        );
+        ] {
+            let r = run(more);
+            assert_eq!(r.code, 125, "{extra:?}: {r:?}");
+            assert!(
+                r.stderr
+                    .starts_with(&format!("docker: Error response from daemon: {msg}")),
+                "{r:?}"
+            );
+        }
     }
     d.docker(&[
         "run",
