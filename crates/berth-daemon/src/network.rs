@@ -378,11 +378,7 @@ impl Daemon {
                             last_err = Some(format!(
                                 "Error starting userland proxy: listen {}4 {shown}:{port}: bind: {}",
                                 p.proto,
-                                if e.kind() == std::io::ErrorKind::AddrInUse {
-                                    "address already in use".to_string()
-                                } else {
-                                    e.to_string()
-                                }
+                                berth_types::go_io_error(&e)
                             ));
                             continue;
                         }
@@ -549,11 +545,12 @@ impl Daemon {
             .collect();
         let ip = match requested {
             Some(ip) => {
-                if !net.subnet.contains(ip)
-                    || ip == net.gateway
-                    || ip == net.subnet.addr
-                    || ip == net.subnet.broadcast()
-                {
+                if !net.subnet.contains(ip) {
+                    return Err(Error::invalid(format!(
+                        "Invalid address {ip}: It does not belong to any of this network's subnets"
+                    )));
+                }
+                if ip == net.gateway || ip == net.subnet.addr || ip == net.subnet.broadcast() {
                     return Err(Error::invalid(format!(
                         "no configured subnet or ip-range contain the IP address {ip}"
                     )));

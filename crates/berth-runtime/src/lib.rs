@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cgroup::{cgroup_parent, cgroup_path, CgroupDirs, CGROUP_ROOT};
 pub use devices::DeviceMapping;
-pub use user::{check_executable, make_workdir, resolve_user, ExecError};
+pub use user::{check_executable, default_home, make_workdir, resolve_user, ExecError, ExecUser};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

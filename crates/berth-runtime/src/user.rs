@@ -65,12 +65,24 @@ fn read_in_root(root: &OwnedFd, path: &str) -> std::io::Result<Option<String>> {
     }
 }
 
+/// A process's user as dockerd and runc set it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecUser {
+    pub uid: u32,
+    pub gid: u32,
+    /// The supplementary groups: the primary group first (dockerd since 20.10.18, the fix for
+    /// CVE-2022-36109), then the groups listing the user as a member (only when `-u` names no
+    /// group), then `--group-add`'s, each gid once.
+    pub additional_gids: Vec<u32>,
+    /// The home directory of the uid's `/etc/passwd` entry, `/` without one: runc's `HOME` when
+    /// the process's environment has none.
+    pub home: String,
+}
+
 /// Resolves docker's `-u` (`name`, `uid`, `uid:gid`, `name:group`, empty = root) against the
-/// container's `/etc/passwd` and `/etc/group`, read confined to `rootfs`. Returns
-/// `(uid, gid, additional gids)`; the additional gids are the groups listing the user as a member,
-/// then `group_add` (docker's `--group-add`: group names from the same `/etc/group`, or numeric
-/// gids), each once.
-pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<(u32, u32, Vec<u32>), Error> {
+/// container's `/etc/passwd` and `/etc/group`, read confined to `rootfs`, with `group_add`
+/// (docker's `--group-add`: group names from the same `/etc/group`, or numeric gids).
+pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<ExecUser, Error> {
     let io = |err| Error::Io {
         err,
         path: rootfs.to_path_buf(),
@@ -81,13 +93,13 @@ pub fn resolve_user(rootfs: &Path, user: &str, group_add: &[String]) -> Result<(
         .map_err(io)?
         .unwrap_or_default();
     let group = read_in_root(&root, "/etc/group").map_err(io)?.unwrap_or_default();
-    let (uid, gid, mut extra) = resolve_user_in(&passwd, &group, user)?;
+    let mut u = resolve_user_in(&passwd, &group, user)?;
     for g in additional_groups(&group, group_add)? {
-        if !extra.contains(&g) {
-            extra.push(g);
+        if !u.additional_gids.contains(&g) {
+            u.additional_gids.push(g);
         }
     }
-    Ok((uid, gid, extra))
+    Ok(u)
 }
 
 /// `--group-add` values as gids: a group of `group` (an `/etc/group` file) matched by name or gid
@@ -117,31 +129,36 @@ fn additional_groups(group: &str, names: &[String]) -> Result<Vec<u32>, Error> {
         .collect()
 }
 
-fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, Vec<u32>), Error> {
+/// libcontainer's `GetExecUser` for `user` as dockerd calls it, with dockerd's primary group in
+/// front of the supplementary ones; runc's `HOME` default.
+fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<ExecUser, Error> {
     let (u, g) = match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
+        Some((u, g)) => (u, Some(g).filter(|g| !g.is_empty())),
         None => (user, None),
     };
     let u = if u.is_empty() { "0" } else { u };
-    // name:x:uid:gid:...
-    let entries = passwd.lines().filter_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok()))
-    });
-    let mut found = None;
+    // name:x:uid:gid:gecos:home:shell
+    let entries: Vec<(&str, Option<u32>, Option<u32>, &str)> = passwd
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 4).then(|| {
+                (
+                    f[0],
+                    f[2].parse::<u32>().ok(),
+                    f[3].parse::<u32>().ok(),
+                    f.get(5).copied().unwrap_or(""),
+                )
+            })
+        })
+        .collect();
     let numeric = u.parse::<u32>().ok();
-    for (name, uid, gid) in entries {
-        let hit = match numeric {
-            Some(n) => uid == Some(n),
-            None => name == u,
-        };
-        if hit {
-            found = Some((name.to_string(), uid.unwrap_or(0), gid.unwrap_or(0)));
-            break;
-        }
-    }
+    let found = entries.iter().find(|(name, uid, _, _)| match numeric {
+        Some(n) => *uid == Some(n),
+        None => *name == u,
+    });
     let (name, uid, mut gid) = match (found, numeric) {
-        (Some(f), _) => (Some(f.0), f.1, f.2),
+        (Some(f), _) => (Some(f.0), f.1.unwrap_or(0), f.2.unwrap_or(0)),
         (None, Some(n)) => (None, n, 0),
         (None, None) => {
             return Err(Error::User(format!(
@@ -149,6 +166,12 @@ fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, V
             )))
         }
     };
+    // runc looks the home up again by the uid it was given.
+    let home = entries
+        .iter()
+        .find(|(_, id, _, _)| *id == Some(uid))
+        .map(|e| e.3.to_string())
+        .unwrap_or_else(|| "/".into());
     // name:x:gid:member,member
     let groups: Vec<(&str, Option<u32>, Vec<&str>)> = group
         .lines()
@@ -163,31 +186,62 @@ fn resolve_user_in(passwd: &str, group: &str, user: &str) -> Result<(u32, u32, V
             })
         })
         .collect();
-    if let Some(g) = g.filter(|g| !g.is_empty()) {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => groups
-                .iter()
-                .find(|(n, _, _)| *n == g)
-                .and_then(|(_, id, _)| *id)
-                .ok_or_else(|| {
-                    Error::User(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-        };
-    }
-    let mut extra = Vec::new();
-    if let Some(name) = &name {
-        for (_, id, members) in &groups {
-            if let Some(id) = id {
-                if members.iter().any(|m| m == name) && !extra.contains(id) {
-                    extra.push(*id);
+    let mut member_of = Vec::new();
+    match g {
+        // An explicit group replaces the primary one; no supplementary groups come from the file.
+        Some(g) => {
+            gid = match g.parse::<u32>() {
+                Ok(n) => groups
+                    .iter()
+                    .find(|(_, id, _)| *id == Some(n))
+                    .and_then(|(_, id, _)| *id)
+                    .unwrap_or(n),
+                Err(_) => groups
+                    .iter()
+                    .find(|(n, _, _)| *n == g)
+                    .and_then(|(_, id, _)| *id)
+                    .ok_or_else(|| {
+                        Error::User(format!(
+                            "unable to find group {g}: no matching entries in group file"
+                        ))
+                    })?,
+            };
+        }
+        None => {
+            if let Some(name) = name {
+                for (_, id, members) in &groups {
+                    if let Some(id) = id {
+                        if members.contains(&name) {
+                            member_of.push(*id);
+                        }
+                    }
                 }
             }
         }
     }
-    Ok((uid, gid, extra))
+    let mut additional_gids = vec![gid];
+    for id in member_of {
+        if !additional_gids.contains(&id) {
+            additional_gids.push(id);
+        }
+    }
+    Ok(ExecUser {
+        uid,
+        gid,
+        additional_gids,
+        home,
+    })
+}
+
+/// Sets `HOME` in `env` as runc does when it is missing or empty: to the user's home.
+pub fn default_home(env: &mut Vec<String>, home: &str) {
+    let set = env
+        .iter()
+        .any(|e| e.strip_prefix("HOME=").is_some_and(|v| !v.is_empty()));
+    if !set {
+        env.retain(|e| !e.starts_with("HOME="));
+        env.push(format!("HOME={home}"));
+    }
 }
 
 enum Probe {
@@ -316,10 +370,8 @@ pub fn check_executable(rootfs: &Path, args0: &str, path_env: &str, cwd: &str) -
             Probe::Missing => Err(ExecError::NotFound(format!(
                 "exec: \"{args0}\": stat {args0}: no such file or directory"
             ))),
-            Probe::Dir => Err(ExecError::CannotExecute(format!(
-                "exec: \"{args0}\": is a directory"
-            ))),
-            Probe::NotExecutable => Err(ExecError::CannotExecute(format!(
+            // execve(2) refuses a directory with EACCES, which is what runc reports.
+            Probe::Dir | Probe::NotExecutable => Err(ExecError::CannotExecute(format!(
                 "exec: \"{args0}\": permission denied"
             ))),
         };
@@ -350,26 +402,40 @@ mod tests {
 
     #[test]
     fn resolves_names_ids_and_groups() {
-        assert_eq!(resolve_user_in(PASSWD, GROUP, "").unwrap(), (0, 0, vec![10]));
-        assert_eq!(
-            resolve_user_in(PASSWD, GROUP, "www").unwrap(),
-            (33, 33, vec![33, 50])
-        );
-        assert_eq!(resolve_user_in(PASSWD, GROUP, "1000").unwrap(), (1000, 0, vec![]));
-        assert_eq!(
-            resolve_user_in(PASSWD, GROUP, "1000:7").unwrap(),
-            (1000, 7, vec![])
-        );
-        assert_eq!(
-            resolve_user_in(PASSWD, GROUP, "nobody:staff").unwrap(),
-            (65534, 50, vec![50])
-        );
+        let r =
+            |u: &str| resolve_user_in(PASSWD, GROUP, u).map(|e| (e.uid, e.gid, e.additional_gids, e.home));
+        let s = |h: &str| h.to_string();
+        // The primary group first, then the groups listing the user.
+        assert_eq!(r("").unwrap(), (0, 0, vec![0, 10], s("/root")));
+        assert_eq!(r("www").unwrap(), (33, 33, vec![33, 50], s("/var/www")));
+        // A uid without an entry: group 0, home /.
+        assert_eq!(r("1000").unwrap(), (1000, 0, vec![0], s("/")));
+        assert_eq!(r("1000:7").unwrap(), (1000, 7, vec![7], s("/")));
+        // An explicit group: no supplementary groups from the file.
+        assert_eq!(r("nobody:staff").unwrap(), (65534, 50, vec![50], s("/home")));
+        assert_eq!(r("www:0").unwrap(), (33, 0, vec![0], s("/var/www")));
+        // A numeric user's home comes from its uid's entry.
+        assert_eq!(r("33").unwrap(), (33, 33, vec![33, 50], s("/var/www")));
         assert_eq!(
             resolve_user_in(PASSWD, GROUP, "bob").unwrap_err().to_string(),
             "unable to find user bob: no matching entries in passwd file"
         );
         assert!(resolve_user_in(PASSWD, GROUP, "www:nogroup").is_err());
-        assert_eq!(resolve_user_in("", "", "5:6").unwrap(), (5, 6, vec![]));
+        let e = resolve_user_in("", "", "5:6").unwrap();
+        assert_eq!((e.uid, e.gid, e.additional_gids, e.home), (5, 6, vec![6], s("/")));
+    }
+
+    #[test]
+    fn home_is_set_when_missing_or_empty() {
+        let mut env = vec!["PATH=/bin".to_string()];
+        default_home(&mut env, "/root");
+        assert_eq!(env, ["PATH=/bin", "HOME=/root"]);
+        let mut env = vec!["HOME=".to_string(), "A=1".to_string()];
+        default_home(&mut env, "/");
+        assert_eq!(env, ["A=1", "HOME=/"]);
+        let mut env = vec!["HOME=/x".to_string()];
+        default_home(&mut env, "/root");
+        assert_eq!(env, ["HOME=/x"]);
     }
 
     #[test]
@@ -414,7 +480,11 @@ mod tests {
         // An absolute symlink must resolve inside the rootfs, never to the host's /etc/passwd.
         std::fs::write(d.path().join("mypasswd"), "alice:x:42:43::/:/bin/sh\n").unwrap();
         symlink("/mypasswd", d.path().join("etc/passwd")).unwrap();
-        assert_eq!(resolve_user(d.path(), "alice", &[]).unwrap(), (42, 43, vec![]));
+        let u = resolve_user(d.path(), "alice", &[]).unwrap();
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids, u.home.as_str()),
+            (42, 43, vec![43], "/")
+        );
         assert!(resolve_user(d.path(), "root", &[]).is_err());
     }
 
@@ -436,10 +506,8 @@ mod tests {
         std::fs::write(d.path().join("etc/passwd"), PASSWD).unwrap();
         std::fs::write(d.path().join("etc/group"), GROUP).unwrap();
         // The user's own groups first, each gid once.
-        assert_eq!(
-            resolve_user(d.path(), "www", &add(&["staff", "7"])).unwrap(),
-            (33, 33, vec![33, 50, 7])
-        );
+        let u = resolve_user(d.path(), "www", &add(&["staff", "7"])).unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (33, 33, vec![33, 50, 7]));
     }
 
     #[test]
@@ -470,7 +538,7 @@ mod tests {
         let e = check_executable(r, "/etc", "/bin", "/").unwrap_err();
         assert_eq!(
             (e.to_string().as_str(), e.exit_code()),
-            ("exec: \"/etc\": is a directory", 126)
+            ("exec: \"/etc\": permission denied", 126)
         );
         assert_eq!(check_executable(r, "./echo", "", "/bin"), Ok(()));
     }

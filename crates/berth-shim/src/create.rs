@@ -408,8 +408,8 @@ fn creator_main(
 }
 
 /// Mounts the rootfs, resolves `-u` inside the container's own /etc and checks the command's
-/// executable; returns the uid, gid and additional gids.
-fn mount_and_check(cfg: &ShimConfig, rootfs: &Path, spec: &Spec) -> Result<(u32, u32, Vec<u32>), Failure> {
+/// executable; returns the process's user.
+fn mount_and_check(cfg: &ShimConfig, rootfs: &Path, spec: &Spec) -> Result<berth_runtime::ExecUser, Failure> {
     if !cfg.rootfs.is_empty() {
         berth_sys::mount::mount_all(&cfg.rootfs, rootfs).map_err(|e| Failure::new(e.to_string()))?;
     }
@@ -464,7 +464,7 @@ fn create_mounted(
     start_r: OwnedFd,
     raw: Vec<u8>,
     mut spec: Spec,
-    (uid, gid, extra): (u32, u32, Vec<u32>),
+    exec_user: berth_runtime::ExecUser,
     cgroups: Option<crate::fast::Cgroups>,
 ) -> Result<(i32, String, bool), Failure> {
     let config_path = bundle.join("config.json");
@@ -473,9 +473,13 @@ fn create_mounted(
         .as_mut()
         .ok_or_else(|| Failure::new("config.json has no process"))?;
     let user = process.user_mut();
-    user.set_uid(uid);
-    user.set_gid(gid);
-    user.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
+    user.set_uid(exec_user.uid);
+    user.set_gid(exec_user.gid);
+    user.set_additional_gids(Some(exec_user.additional_gids));
+    // runc's HOME: the user's, unless the environment has one.
+    let mut env = process.env().clone().unwrap_or_default();
+    berth_runtime::default_home(&mut env, &exec_user.home);
+    process.set_env(Some(env));
     // shim.json decides whether there is a tty (the shim holds the stdio).
     process.set_terminal(Some(cfg.tty));
     if let Some(root) = spec.root_mut() {

@@ -298,21 +298,18 @@ fn spawner_main(
     // The container's root as its processes see it, mounts included.
     let root = PathBuf::from(format!("/proc/{init_pid}/root"));
 
-    // A fast-path container's config.json is the daemon's, without the resolved user: resolve
-    // the container's `-u` again, in its root (as runc's exec resolves the user at exec time).
+    // The exec's `-u` (the container's when it names none), resolved in the container's root at
+    // exec time, as runc's exec does.
+    let name = if p.user.is_empty() { &cfg.user } else { &p.user };
+    let exec_user =
+        berth_runtime::resolve_user(&root, name, &cfg.group_add).map_err(|e| Failure::new(e.to_string()))?;
     let fast = crate::fast::exec::is_fast(&crate::runtime::state_dir(cfg, bundle));
-    let user = if p.user.is_empty() && !fast {
-        init.user().clone()
-    } else {
-        let name = if p.user.is_empty() { &cfg.user } else { &p.user };
-        let (uid, gid, extra) = berth_runtime::resolve_user(&root, name, &cfg.group_add)
-            .map_err(|e| Failure::new(e.to_string()))?;
-        let mut u = User::default();
-        u.set_uid(uid);
-        u.set_gid(gid);
-        u.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
-        u
-    };
+    let mut user = User::default();
+    user.set_uid(exec_user.uid);
+    user.set_gid(exec_user.gid);
+    user.set_additional_gids(Some(exec_user.additional_gids));
+    let mut env = p.env.clone();
+    berth_runtime::default_home(&mut env, &exec_user.home);
     let cwd = if p.cwd.is_empty() {
         init.cwd().to_string_lossy().into_owned()
     } else {
@@ -357,7 +354,7 @@ fn spawner_main(
     process
         .set_terminal(Some(p.tty))
         .set_args(Some(p.args.clone()))
-        .set_env(Some(p.env.clone()))
+        .set_env(Some(env))
         .set_cwd(PathBuf::from(&cwd))
         .set_user(user)
         .set_capabilities(Some(caps.clone()))

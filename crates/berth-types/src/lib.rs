@@ -8,6 +8,8 @@
 //! - [`Digest`]: validated `sha256:<hex>` content digests.
 //! - [`Reference`]: image references parsed and normalised like docker's `distribution/reference`.
 //! - [`units`]: human sizes as go-units parses them.
+//! - [`go_io_error`]: an io error in the words Go's syscall errors use, as dockerd's messages
+//!   quote them.
 
 pub mod digest;
 pub mod id;
@@ -20,6 +22,22 @@ pub mod units;
 pub use digest::{Digest, DigestError};
 pub use mount::{Mount, MountPoint, MountType};
 pub use reference::{Reference, ReferenceError};
+
+/// An io error worded like Go's syscall errors (`no such file or directory`,
+/// `cannot assign requested address`): the C library's text, lower-case first, without Rust's
+/// ` (os error N)`.
+pub fn go_io_error(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match s.find(" (os error") {
+        Some(i) => &s[..i],
+        None => &s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
 
 /// The class of an error, independent of which crate raised it. The HTTP edge maps each kind to a
 /// status code (NotFound → 404, Conflict → 409, InvalidArgument → 400, NotModified → 304, …).

@@ -3,19 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// An io error worded like Go's syscall errors (`no such file or directory`).
-pub fn go_io_error(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    let s = match s.find(" (os error") {
-        Some(i) => &s[..i],
-        None => &s,
-    };
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().chain(c).collect(),
-        None => String::new(),
-    }
-}
+pub use berth_types::go_io_error;
 
 pub use berth_types::units::{go_g, human_size_prec};
 

@@ -107,7 +107,8 @@ impl Daemon {
             berth_types::Reference::parse(t)
                 .map_err(|e| Error::invalid(format!("invalid tag {t:?}: {e}")))?;
         }
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, mut rx) = mpsc::channel(64);
+        let (failed_tx, failed_rx) = tokio::sync::oneshot::channel();
         let daemon = self.clone();
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
@@ -120,11 +121,36 @@ impl Daemon {
                     }
                 }
                 Err(e) => {
-                    let _ = out.blocking_send(JsonMessage::error(e.to_string(), Some(e.code())));
+                    let msg = JsonMessage::error(e.to_string(), Some(e.code()));
+                    let _ = failed_tx.send(e);
+                    let _ = out.blocking_send(msg);
                 }
             }
         });
-        Ok(rx)
+        // As dockerd's build route: an error before anything was written (a Dockerfile that
+        // does not parse, a context without one) is the request's error, with its status;
+        // after the first message it ends the stream.
+        let first = rx.recv().await;
+        if first.as_ref().is_some_and(|m| m.error.is_some()) {
+            if let Ok(e) = failed_rx.await {
+                return Err(match e.kind() {
+                    berth_types::ErrorKind::InvalidArgument => Error::invalid(e.to_string()),
+                    berth_types::ErrorKind::NotFound => Error::Missing(e.to_string()),
+                    _ => Error::Internal(e.to_string()),
+                });
+            }
+        }
+        let (relay, out) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut next = first;
+            while let Some(m) = next {
+                if relay.send(m).await.is_err() {
+                    return;
+                }
+                next = rx.recv().await;
+            }
+        });
+        Ok(out)
     }
 
     fn run_build(

@@ -534,24 +534,30 @@ fn merge_config(
     if let Some(sig) = body.stop_signal.as_deref().filter(|s| !s.is_empty()) {
         crate::container::stop::parse_signal(sig)?;
     }
-    let mut env: Vec<String> = image.env.clone();
-    for e in body.env.clone().unwrap_or_default() {
-        let key = e.split('=').next().unwrap_or("").to_string();
-        if key.is_empty() {
-            return Err(Error::invalid(format!("invalid environment variable: {e}")));
-        }
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(e);
+    let user_env = body.env.clone().unwrap_or_default();
+    if let Some(e) = user_env
+        .iter()
+        .find(|e| e.split('=').next().unwrap_or("").is_empty())
+    {
+        return Err(Error::invalid(format!("invalid environment variable: {e}")));
     }
-    // An explicit entrypoint resets the image's Cmd, as in docker.
-    let (entrypoint, cmd) = match (&body.entrypoint, &body.cmd) {
-        (Some(ep), cmd) => (
-            Some(ep.clone()).filter(|e| !e.is_empty()),
-            cmd.clone().filter(|c| !c.is_empty()),
+    let env = merge_env(&user_env, &image.env);
+    // dockerd's merge: an entrypoint in the request (even `[""]`, the CLI's `--entrypoint ''`)
+    // keeps the image's Cmd and Entrypoint out; `[""]` then means none at all.
+    // An empty list (`"Entrypoint": []`) also keeps the image's Entrypoint out, not its Cmd.
+    let given_cmd = body.cmd.clone().filter(|c| !c.is_empty());
+    let (entrypoint, cmd) = match &body.entrypoint {
+        Some(ep) if !ep.is_empty() => (Some(ep.clone()), given_cmd),
+        ep => (
+            if ep.is_some() {
+                None
+            } else {
+                image.entrypoint.clone()
+            },
+            given_cmd.or_else(|| image.cmd.clone()),
         ),
-        (None, Some(c)) if !c.is_empty() => (image.entrypoint.clone(), Some(c.clone())),
-        (None, _) => (image.entrypoint.clone(), image.cmd.clone()),
     };
+    let entrypoint = entrypoint.filter(|e| e.as_slice() != [""]);
     let mut labels: HashMap<String, String> = image.labels.clone().into_iter().collect();
     labels.extend(body.labels.clone().unwrap_or_default());
     let mut exposed: Vec<String> = image.exposed_ports.clone();
@@ -600,6 +606,67 @@ fn merge_config(
         stop_timeout: body.stop_timeout,
         shell: body.shell.clone(),
     })
+}
+
+/// `Config.Env` as dockerd's create merges it: the request's variables in their order, then the
+/// image's whose names the request does not use (a bare `NAME` counts as using it).
+fn merge_env(user: &[String], image: &[String]) -> Vec<String> {
+    if user.is_empty() {
+        return image.to_vec();
+    }
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let used: std::collections::HashSet<String> = user.iter().map(|e| key(e)).collect();
+    let mut env = user.to_vec();
+    env.extend(image.iter().filter(|e| !used.contains(&key(e))).cloned());
+    env
+}
+
+/// dockerd's `ReplaceOrAppendEnvValues`: each `NAME=value` of `overrides` replaces the variable of
+/// `defaults` with that name in place or is appended; a bare `NAME` removes it from `defaults`.
+pub(crate) fn replace_or_append_env(mut defaults: Vec<String>, overrides: &[String]) -> Vec<String> {
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let at: HashMap<String, usize> = defaults.iter().enumerate().map(|(i, e)| (key(e), i)).collect();
+    let mut removed = vec![false; defaults.len()];
+    for v in overrides {
+        match v.split_once('=') {
+            None => {
+                if let Some(&i) = at.get(v.as_str()) {
+                    removed[i] = true;
+                }
+            }
+            Some((k, _)) => match at.get(k) {
+                Some(&i) => {
+                    defaults[i] = v.clone();
+                    removed[i] = false;
+                }
+                None => defaults.push(v.clone()),
+            },
+        }
+    }
+    let mut i = 0;
+    defaults.retain(|_| {
+        let keep = !removed.get(i).copied().unwrap_or(false);
+        i += 1;
+        keep
+    });
+    defaults
+}
+
+/// A process's environment as dockerd gives it (`CreateDaemonEnvironment`): the default `PATH`,
+/// `HOSTNAME`, `TERM=xterm` with a tty and the links' variables, then the container's own
+/// (`Config.Env`) over them. runc adds `HOME` when the result has none.
+pub(crate) fn daemon_environment(
+    tty: bool,
+    hostname: &str,
+    linked: &[String],
+    env: &[String],
+) -> Vec<String> {
+    let mut defaults = vec![DEFAULT_PATH.to_string(), format!("HOSTNAME={hostname}")];
+    if tty {
+        defaults.push("TERM=xterm".into());
+    }
+    defaults.extend(linked.iter().cloned());
+    replace_or_append_env(defaults, env)
 }
 
 /// Path and args: entrypoint + cmd.
@@ -728,23 +795,56 @@ fn bundle_files(
     [("hostname", hostname), ("hosts", hosts), ("resolv.conf", resolv)]
 }
 
-/// `--dns`, `--dns-search`, `--dns-option` replace the corresponding lines, as docker does.
+/// `--dns`, `--dns-search`, `--dns-option`: as libnetwork, any of them makes the file anew from
+/// the given values and the base file's others (its last `search` and `options` lines, its
+/// nameservers): `search`, then the nameservers, then `options`; a search list of `.` writes no
+/// `search` line. Without any, the base file is kept as it is.
 fn apply_dns_options(resolv: &str, dns: &[String], search: &[String], options: &[String]) -> String {
-    let keep = |l: &&str| {
-        let t = l.trim_start();
-        !(!dns.is_empty() && t.starts_with("nameserver")
-            || !search.is_empty() && (t.starts_with("search") || t.starts_with("domain"))
-            || !options.is_empty() && t.starts_with("options"))
+    if dns.is_empty() && search.is_empty() && options.is_empty() {
+        return resolv.to_string();
+    }
+    let fields = |key: &str| -> Vec<String> {
+        resolv
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next() == Some(key)).then(|| f.map(str::to_string).collect::<Vec<_>>())
+            })
+            .next_back()
+            .unwrap_or_default()
     };
-    let mut out: String = resolv.lines().filter(keep).map(|l| format!("{l}\n")).collect();
-    for d in dns {
+    let nameservers: Vec<String> = resolv
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some("nameserver"))
+                .then(|| f.next())
+                .flatten()
+                .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+                .map(str::to_string)
+        })
+        .collect();
+    let pick = |given: &[String], base: Vec<String>| {
+        if given.is_empty() {
+            base
+        } else {
+            given.to_vec()
+        }
+    };
+    let search = pick(search, fields("search"));
+    let dns = pick(dns, nameservers);
+    let options = pick(options, fields("options"));
+    let mut out = String::new();
+    let search = search.join(" ");
+    if !search.is_empty() && search.trim() != "." {
+        out.push_str(&format!("search {search}\n"));
+    }
+    for d in &dns {
         out.push_str(&format!("nameserver {d}\n"));
     }
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
-    }
-    if !options.is_empty() {
-        out.push_str(&format!("options {}\n", options.join(" ")));
+    let options = options.join(" ");
+    if !options.trim().is_empty() {
+        out.push_str(&format!("options {options}\n"));
     }
     out
 }
@@ -793,6 +893,22 @@ mod tests {
             &["ndots:2".into()],
         );
         assert_eq!(r, "search lan\nnameserver 192.0.2.53\noptions ndots:2\n");
+        // The file is made anew: search first, comments and other lines gone, the last search
+        // line of the base; `.` as the search list writes none.
+        let base = "# generated\nnameserver 10.0.0.1\nsearch a\nsearch b c\noptions rotate\n";
+        assert_eq!(
+            apply_dns_options(base, &[], &["x.y".into()], &[]),
+            "search x.y\nnameserver 10.0.0.1\noptions rotate\n"
+        );
+        assert_eq!(
+            apply_dns_options(base, &["192.0.2.1".into()], &[], &[]),
+            "search b c\nnameserver 192.0.2.1\noptions rotate\n"
+        );
+        assert_eq!(
+            apply_dns_options(base, &[], &[".".into()], &[]),
+            "nameserver 10.0.0.1\noptions rotate\n"
+        );
+        assert_eq!(apply_dns_options(base, &[], &[], &[]), base);
     }
 
     #[test]
@@ -817,10 +933,64 @@ mod tests {
         };
         let c = merge_config(&body, &image, &"a".repeat(64)).unwrap();
         assert_eq!(c.cmd, None);
-        assert_eq!(c.env.unwrap(), vec!["PATH=/bin".to_string(), "A=2".to_string()]);
+        // dockerd's order: the request's variables, then the image's it does not name.
+        assert_eq!(c.env.unwrap(), vec!["A=2".to_string(), "PATH=/bin".to_string()]);
         assert_eq!(c.hostname.unwrap(), "aaaaaaaaaaaa");
         let body = ContainerCreateBody::default();
         let c = merge_config(&body, &image, &"a".repeat(64)).unwrap();
         assert_eq!(command(&c).unwrap(), ("sh".to_string(), vec![]));
+        // `--entrypoint ''`: no entrypoint at all, and not the image's Cmd either.
+        let image = berth_image::ImageConfig {
+            entrypoint: Some(vec!["/ep".into()]),
+            cmd: Some(vec!["sh".into()]),
+            ..Default::default()
+        };
+        let reset = |cmd: Option<Vec<String>>| ContainerCreateBody {
+            entrypoint: Some(vec!["".into()]),
+            cmd,
+            ..Default::default()
+        };
+        let c = merge_config(
+            &reset(Some(vec!["echo".into(), "hi".into()])),
+            &image,
+            &"a".repeat(64),
+        )
+        .unwrap();
+        assert_eq!(c.entrypoint, None);
+        assert_eq!(command(&c).unwrap(), ("echo".to_string(), vec!["hi".to_string()]));
+        let c = merge_config(&reset(None), &image, &"a".repeat(64)).unwrap();
+        assert_eq!(command(&c).unwrap_err().to_string(), "No command specified");
+        // `"Entrypoint": []` keeps the image's Entrypoint out but takes its Cmd.
+        let body = ContainerCreateBody {
+            entrypoint: Some(vec![]),
+            ..Default::default()
+        };
+        let c = merge_config(&body, &image, &"a".repeat(64)).unwrap();
+        assert_eq!(command(&c).unwrap(), ("sh".to_string(), vec![]));
+    }
+
+    #[test]
+    fn process_environment_is_dockerds() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // Defaults first, replaced in place; new variables after; a bare name unsets a default
+        // and is not passed on.
+        assert_eq!(
+            daemon_environment(false, "h", &[], &s(&["A=1", "B", "PATH=/x", "HOSTNAME"])),
+            s(&["PATH=/x", "A=1"])
+        );
+        assert_eq!(
+            daemon_environment(true, "h", &s(&["L_NAME=/a/l"]), &s(&["TERM=vt100"])),
+            s(&[
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTNAME=h",
+                "TERM=vt100",
+                "L_NAME=/a/l"
+            ])
+        );
+        // An exec's own variables go over the container's.
+        assert_eq!(
+            replace_or_append_env(s(&["PATH=/p", "HOSTNAME=h", "Z=1"]), &s(&["Z", "Y=2"])),
+            s(&["PATH=/p", "HOSTNAME=h", "Y=2"])
+        );
     }
 }

@@ -139,34 +139,19 @@ impl Daemon {
         }
         let c = &exec.config;
         let doc = entry.doc();
-        let mut env = doc.config.env.clone().unwrap_or_default();
-        // The links' variables, as dockerd gives an exec (a linked container stopped since
-        // gives none).
-        for e in self.link_context(&doc).map(|l| l.env).unwrap_or_default() {
-            let key = e.split('=').next().unwrap_or("");
-            if !env.iter().any(|x| x.split('=').next() == Some(key)) {
-                env.push(e);
-            }
-        }
-        for e in c.env.clone().unwrap_or_default() {
-            let key = e.split('=').next().unwrap_or("").to_string();
-            env.retain(|x| x.split('=').next() != Some(key.as_str()));
-            env.push(e);
-        }
-        // As dockerd's exec: the default PATH and the container's HOSTNAME unless set.
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, crate::container::create::DEFAULT_PATH.to_string());
-        }
-        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-            env.push(format!(
-                "HOSTNAME={}",
-                doc.config.hostname.clone().unwrap_or_default()
-            ));
-        }
+        // As dockerd's exec: the container's environment as its start made it (with the links'
+        // variables; a linked container stopped since gives none) and the exec's over it.
         let tty = c.tty.unwrap_or(false);
-        if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-            env.push("TERM=xterm".into());
-        }
+        let linked = self.link_context(&doc).map(|l| l.env).unwrap_or_default();
+        let env = crate::container::create::replace_or_append_env(
+            crate::container::create::daemon_environment(
+                tty,
+                &doc.config.hostname.clone().unwrap_or_default(),
+                &linked,
+                &doc.config.env.clone().unwrap_or_default(),
+            ),
+            &c.env.clone().unwrap_or_default(),
+        );
         let console_size = opts.console_size.or(match c.console_size.as_deref() {
             Some([h, w]) if *h > 0 && *w > 0 => Some((*h as u16, *w as u16)),
             _ => None,

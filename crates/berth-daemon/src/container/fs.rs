@@ -275,10 +275,23 @@ impl Daemon {
     /// `GET /images/get`: a docker-save tar of the named images.
     pub async fn save_images(self: &Arc<Self>, names: Vec<String>) -> Result<mpsc::Receiver<Bytes>> {
         // Resolve first so a missing image is a proper 404, not a truncated tar.
+        // dockerd's words: a tagged or digested reference that does not exist is the reference
+        // store's "reference does not exist"; a bare name is "No such image: NAME" as given.
         for n in &names {
             let images = self.images.clone();
-            let n = n.clone();
-            blocking(move || images.resolve(&n).map(|_| ()).map_err(Error::from)).await?;
+            let name = n.clone();
+            let r = blocking(move || images.resolve(&name).map(|_| ()).map_err(Error::from)).await;
+            match r {
+                Err(e) if e.kind() == berth_types::ErrorKind::NotFound => {
+                    let last = n.rsplit('/').next().unwrap_or(n);
+                    return Err(if last.contains(':') || last.contains('@') {
+                        Error::Missing("reference does not exist".into())
+                    } else {
+                        Error::not_found("image", n.clone())
+                    });
+                }
+                r => r?,
+            }
         }
         let (tx, rx) = mpsc::channel(16);
         let images = self.images.clone();

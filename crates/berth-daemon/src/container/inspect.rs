@@ -312,7 +312,14 @@ pub(crate) fn endpoints(doc: &Doc) -> HashMap<String, EndpointSettings> {
     m.insert(
         name.to_string(),
         EndpointSettings {
-            ipam_config: None,
+            // `--ip`, as requested.
+            ipam_config: doc.requested_ip.clone().filter(|ip| !ip.is_empty()).map(|ip| {
+                berth_api::models::EndpointIpamConfig {
+                    ipv4_address: Some(ip),
+                    ipv6_address: None,
+                    link_local_ips: None,
+                }
+            }),
             // A user network's links: aliases only this container resolves.
             links: Some(
                 doc.links

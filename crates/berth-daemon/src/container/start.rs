@@ -270,14 +270,8 @@ impl Daemon {
             &host_gateway,
         )?;
         let socket = self.shim_socket(&id);
-        let mut spec = container_spec(doc, bundle, &self.config.cgroup_parent, namespaces);
-        // The links' variables, unless the container's own environment sets them.
-        for e in net.iter().flat_map(|(_, l)| l.env.iter()) {
-            let key = e.split('=').next().unwrap_or("");
-            if !spec.env.iter().any(|x| x.split('=').next() == Some(key)) {
-                spec.env.push(e.clone());
-            }
-        }
+        let linked = net.map(|(_, l)| l.env.as_slice()).unwrap_or_default();
+        let mut spec = container_spec(doc, bundle, &self.config.cgroup_parent, namespaces, linked);
         spec.init_path = self.init_path();
         spec.mounts.extend(mounts);
         let oci = berth_runtime::build_spec(&spec).map_err(Error::Spec)?;
@@ -439,21 +433,18 @@ fn container_spec(
     bundle: &std::path::Path,
     cgroup_parent: &str,
     ns: crate::container::namespaces::Namespaces,
+    linked: &[String],
 ) -> ContainerSpec {
     let c = &doc.config;
     let h = &doc.host_config;
     let tty = c.tty.unwrap_or(false);
     let hostname = c.hostname.clone().unwrap_or_default();
-    let mut env = c.env.clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(0, crate::container::create::DEFAULT_PATH.to_string());
-    }
-    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-        env.push(format!("HOSTNAME={hostname}"));
-    }
-    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
+    let env = crate::container::create::daemon_environment(
+        tty,
+        &hostname,
+        linked,
+        &c.env.clone().unwrap_or_default(),
+    );
     let mut args = vec![doc.path.clone()];
     args.extend(doc.args.iter().cloned());
     // Checked at create; a record from before that check keeps the options that check out.

@@ -382,18 +382,64 @@ fn confine(process: &Process, filter: Option<&Filter>, caps: &LinuxCapabilities)
     Ok(())
 }
 
+/// `execve` of `arg0` (looked up in `env`'s `PATH` when it has no `/`, as runc's `LookPath`)
+/// with `args` and `env` exactly in their order, as runc passes them (std's `Command` would sort
+/// the environment and turn a bare `NAME` into `NAME=`). Returns only on failure: the first error
+/// other than "not there" met on the way, else the last.
+fn execve_in_order(arg0: &str, args: &[String], env: &[String]) -> std::io::Error {
+    use std::ffi::CString;
+    let cstr = |s: &str| CString::new(s).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL));
+    let (argv, envp) = match (
+        args.iter()
+            .map(|a| cstr(a))
+            .collect::<std::result::Result<Vec<_>, _>>(),
+        env.iter()
+            .map(|e| cstr(e))
+            .collect::<std::result::Result<Vec<_>, _>>(),
+    ) {
+        (Ok(a), Ok(e)) => (a, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    let try_exec = |path: &str| -> std::io::Error {
+        let Ok(p) = CString::new(path) else {
+            return std::io::Error::from_raw_os_error(libc::ENOENT);
+        };
+        // SAFETY: the path, argv and envp are NUL-terminated strings in NULL-terminated arrays
+        // that outlive the call; execve returns only on failure.
+        unsafe { libc::execve(p.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+        std::io::Error::last_os_error()
+    };
+    if arg0.contains('/') {
+        return try_exec(arg0);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
+    let mut denied = None;
+    for dir in path.split(':') {
+        let dir = if dir.is_empty() { "." } else { dir };
+        let e = try_exec(&format!("{}/{arg0}", dir.trim_end_matches('/')));
+        match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ENOTDIR) => {}
+            Some(libc::EACCES) => denied = Some(e),
+            _ => return e,
+        }
+    }
+    denied.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))
+}
+
 /// cwd, then `execve` with the process's args and env (PATH looked up in that env).
 fn exec(process: &Process) -> String {
-    use std::os::unix::process::CommandExt;
     let cwd = process.cwd();
     if let Err(e) = rustix::process::chdir(cwd) {
         // runc's words, with Go's lower-case error text.
-        let text = std::io::Error::from(e).to_string();
-        let text = text.split(" (os error").next().unwrap_or(&text);
-        let mut go = text.to_string();
-        if let Some(first) = go.get_mut(..1) {
-            first.make_ascii_lowercase();
-        }
+        let go = berth_types::go_io_error(&std::io::Error::from(e));
         return format!(
             "chdir to cwd ({:?}) set in config.json failed: {go}",
             cwd.display().to_string()
@@ -407,14 +453,6 @@ fn exec(process: &Process) -> String {
     if let Err(e) = berth_sys::process::cloexec_from(3) {
         return format!("close fds: {e}");
     }
-    let mut cmd = std::process::Command::new(arg0);
-    cmd.args(&args[1..]).env_clear();
-    for kv in process.env().iter().flatten() {
-        match kv.split_once('=') {
-            Some((k, v)) => cmd.env(k, v),
-            None => cmd.env(kv, ""),
-        };
-    }
-    let e = cmd.exec();
+    let e = execve_in_order(arg0, &args, process.env().as_deref().unwrap_or_default());
     format!("exec {arg0}: {e}")
 }

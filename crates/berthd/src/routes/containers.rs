@@ -14,6 +14,9 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
     let body = http::read_body(req.into_body()).await?;
     let mut value: serde_json::Value = http::parse_json(&body)?;
     docker_py_spellings(&mut value);
+    if let Some(host) = value.get("HostConfig") {
+        check_restart_policy(host)?;
+    }
     let body = if value.is_null() {
         Default::default()
     } else {
@@ -29,6 +32,24 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
         StatusCode::CREATED,
         &serde_json::json!({ "Id": id, "Warnings": warnings }),
     ))
+}
+
+/// dockerd's `validateRestartPolicy` on a create's `HostConfig` or an update's body, before the
+/// policy's name is read into the schema's list of names (whose error would name the schema).
+fn check_restart_policy(host: &serde_json::Value) -> Result<(), Error> {
+    let Some(p) = host.get("RestartPolicy").filter(|p| !p.is_null()) else {
+        return Ok(());
+    };
+    let name = p.get("Name").and_then(|n| n.as_str()).unwrap_or("");
+    let count = p.get("MaximumRetryCount").and_then(|c| c.as_i64()).unwrap_or(0);
+    match name {
+        "always" | "unless-stopped" | "no" if count != 0 => Err(Error::invalid(format!(
+            "maximum retry count cannot be used with restart policy '{name}'"
+        ))),
+        "on-failure" if count < 0 => Err(Error::invalid("maximum retry count cannot be negative")),
+        "" | "always" | "unless-stopped" | "no" | "on-failure" => Ok(()),
+        _ => Err(Error::invalid(format!("invalid restart policy '{name}'"))),
+    }
 }
 
 /// dockerd reads JSON keys case-insensitively (Go's decoder); docker-py spells two of
@@ -231,7 +252,13 @@ pub fn stats(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Err
 
 pub async fn update(d: &Arc<Daemon>, req: Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
     let body = http::read_body(req.into_body()).await?;
-    let body: berth_api::models::HostConfig = http::parse_json(&body)?;
+    let value: serde_json::Value = http::parse_json(&body)?;
+    check_restart_policy(&value)?;
+    let body: berth_api::models::HostConfig = if value.is_null() {
+        Default::default()
+    } else {
+        serde_json::from_value(value).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
+    };
     let warnings = d.update(id, body).await?;
     Ok(http::json(
         StatusCode::OK,
@@ -314,4 +341,31 @@ pub async fn commit(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error>
         )
         .await?;
     Ok(http::json(StatusCode::CREATED, &serde_json::json!({ "Id": id })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_are_checked_as_dockerd_does() {
+        let check = |p: serde_json::Value| {
+            check_restart_policy(&serde_json::json!({ "RestartPolicy": p })).map_err(|e| e.to_string())
+        };
+        assert!(check(serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 3})).is_ok());
+        assert!(check(serde_json::json!({"Name": ""})).is_ok());
+        assert!(check(serde_json::Value::Null).is_ok());
+        assert_eq!(
+            check(serde_json::json!({"Name": "nope"})).unwrap_err(),
+            "invalid restart policy 'nope'"
+        );
+        assert_eq!(
+            check(serde_json::json!({"Name": "always", "MaximumRetryCount": 3})).unwrap_err(),
+            "maximum retry count cannot be used with restart policy 'always'"
+        );
+        assert_eq!(
+            check(serde_json::json!({"Name": "on-failure", "MaximumRetryCount": -1})).unwrap_err(),
+            "maximum retry count cannot be negative"
+        );
+    }
 }

@@ -33,6 +33,33 @@ except docker.errors.ContainerError as e:
     assert e.exit_status == 3
 names = [t for i in c.images.list() for t in i.tags]
 assert "busybox:latest" in names, names
+# Restart policies are checked as dockerd checks them, at create and at update.
+for policy, msg in [({"Name": "nope"}, "invalid restart policy 'nope'"),
+                    ({"Name": "always", "MaximumRetryCount": 3},
+                     "maximum retry count cannot be used with restart policy 'always'")]:
+    try:
+        c.containers.create("busybox", ["true"], restart_policy=policy)
+        raise SystemExit("expected APIError for %r" % policy)
+    except docker.errors.APIError as e:
+        assert e.status_code == 400 and msg in str(e), (e.status_code, str(e))
+ct = c.containers.create("busybox", ["true"], restart_policy={"Name": "on-failure", "MaximumRetryCount": 2})
+try:
+    ct.update(restart_policy={"Name": "nope"})
+    raise SystemExit("expected APIError from update")
+except docker.errors.APIError as e:
+    assert e.status_code == 400 and "invalid restart policy 'nope'" in str(e), str(e)
+ct.update(restart_policy={"Name": "always"})
+ct.reload()
+assert ct.attrs["HostConfig"]["RestartPolicy"]["Name"] == "always", ct.attrs["HostConfig"]["RestartPolicy"]
+ct.remove()
+# A Dockerfile that does not parse is the request's error (400), not a stream's last message.
+import io
+try:
+    c.images.build(fileobj=io.BytesIO(b"FROM busybox\nFOO bar\n"), tag="pybad")
+    raise SystemExit("expected an error for a bad Dockerfile")
+except docker.errors.APIError as e:
+    assert e.status_code == 400, e.status_code
+    assert "dockerfile parse error line 2: unknown instruction: FOO" in str(e), str(e)
 print("ok")
 "#;
     let r = d.python(script);

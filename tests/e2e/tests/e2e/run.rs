@@ -38,6 +38,14 @@ fn exit_codes_pass_through_and_map_like_docker() {
     assert_eq!(abs.code, 127, "{}", abs.stderr);
     let noexec = d.berth(&["run", "--rm", "busybox", "/etc/passwd"]);
     assert_eq!(noexec.code, 126, "{}", noexec.stderr);
+    // A directory cannot be executed either: execve's EACCES, in runc's words.
+    let dir = d.berth(&["run", "--rm", "busybox", "/etc"]);
+    assert_eq!(dir.code, 126, "{}", dir.stderr);
+    assert!(
+        dir.stderr.contains("exec: \"/etc\": permission denied"),
+        "{}",
+        dir.stderr
+    );
     assert!(
         d.berth(&["ps", "-aq"]).ok().out().is_empty(),
         "failed --rm runs left containers"
@@ -429,8 +437,12 @@ fn add_host_and_dns_shape_the_container_files() {
         ])
         .ok();
     assert!(r.stdout.contains("192.0.2.10\tdb.local"), "{}", r.stdout);
-    assert!(r.stdout.contains("nameserver 192.0.2.53"), "{}", r.stdout);
-    assert!(r.stdout.contains("search corp.example"), "{}", r.stdout);
+    // libnetwork's order: search, then the nameservers, then options.
+    assert!(
+        r.stdout.contains("search corp.example\nnameserver 192.0.2.53\n"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -535,4 +547,128 @@ fn a_rm_container_whose_start_fails_is_removed_and_bad_capabilities_fail_at_crea
         "true",
     ])
     .ok();
+}
+
+/// What dockerd and runc give a process beyond its command: the environment (the default `PATH`
+/// and `HOSTNAME` first, the container's variables over them, a bare `NAME` dropped, `HOME` from
+/// the user's passwd entry when unset), the user's groups (the primary one first, as dockerd since
+/// 20.10.18), and `--entrypoint ''` meaning no entrypoint at all.
+#[test]
+fn environment_groups_and_an_empty_entrypoint_are_dockerds() {
+    let d = daemon!();
+    let path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    let env = d
+        .berth(&[
+            "run",
+            "--rm",
+            "-h",
+            "envbox",
+            "-e",
+            "A=1",
+            "-e",
+            "BERTH_E2E_UNSET_VAR",
+            "busybox",
+            "env",
+        ])
+        .ok();
+    assert_eq!(
+        env.stdout.lines().collect::<Vec<_>>(),
+        [path, "HOSTNAME=envbox", "A=1", "HOME=/root"],
+        "{}",
+        env.stdout
+    );
+    // An explicit PATH replaces the default in place; HOME set by the user stays.
+    let env = d
+        .berth(&[
+            "run",
+            "--rm",
+            "-h",
+            "envbox",
+            "-e",
+            "HOME=/x",
+            "-e",
+            "PATH=/bin",
+            "busybox",
+            "env",
+        ])
+        .ok();
+    assert_eq!(
+        env.stdout.lines().collect::<Vec<_>>(),
+        ["PATH=/bin", "HOSTNAME=envbox", "HOME=/x"],
+        "{}",
+        env.stdout
+    );
+    let www = d
+        .berth(&[
+            "run",
+            "--rm",
+            "-u",
+            "www",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $HOME; id -G",
+        ])
+        .ok();
+    assert_eq!(www.stdout, "/home\n33 50\n");
+    let numeric = d
+        .berth(&[
+            "run",
+            "--rm",
+            "-u",
+            "1234:5678",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $HOME; id -G",
+        ])
+        .ok();
+    assert_eq!(numeric.stdout, "/\n5678\n");
+    assert_eq!(d.berth(&["run", "--rm", "busybox", "id", "-G"]).ok().out(), "0");
+    // An exec: the container's environment under the exec's, its own user's HOME.
+    d.berth(&[
+        "run", "-d", "--name", "envx", "-h", "envx", "-e", "Z=1", "busybox", "sleep", "300",
+    ])
+    .ok();
+    let ex = d
+        .berth(&["exec", "-e", "Z", "-e", "Y=2", "-u", "www", "envx", "env"])
+        .ok();
+    assert_eq!(
+        ex.stdout.lines().collect::<Vec<_>>(),
+        [path, "HOSTNAME=envx", "Y=2", "HOME=/home"],
+        "{}",
+        ex.stdout
+    );
+    assert_eq!(
+        d.berth(&["exec", "-u", "www", "envx", "id", "-G"]).ok().out(),
+        "33 50"
+    );
+    d.berth(&["rm", "-f", "envx"]).ok();
+    // `--entrypoint ''`: the command alone, neither the image's entrypoint nor its Cmd.
+    assert_eq!(
+        d.docker(&["run", "--rm", "--entrypoint", "", "busybox", "echo", "hi"])
+            .ok()
+            .out(),
+        "hi"
+    );
+    let id = d
+        .docker(&["create", "--entrypoint", "", "busybox", "echo", "hi"])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{json .Config.Entrypoint}} {{.Path}} {{json .Args}}",
+            &id
+        ])
+        .ok()
+        .out(),
+        "null echo [\"hi\"]"
+    );
+    d.docker(&["rm", &id]).ok();
+    let none = d.docker(&["create", "--entrypoint", "", "busybox"]);
+    assert_ne!(none.code, 0);
+    assert!(none.stderr.contains("No command specified"), "{}", none.stderr);
 }
