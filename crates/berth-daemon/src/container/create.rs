@@ -291,18 +291,6 @@ fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
         "" | crate::RUNTIME => host.runtime = Some(crate::RUNTIME.to_string()),
         other => return Err(Error::invalid(format!("Unknown runtime specified {other}"))),
     }
-    if let Some(m) = host.memory.filter(|m| *m != 0) {
-        if m < 6 * 1024 * 1024 {
-            return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
-        }
-        if let Some(s) = host.memory_swap.filter(|s| *s > 0) {
-            if s < m {
-                return Err(Error::invalid(
-                    "Minimum memoryswap limit should be larger than memory limit, see usage",
-                ));
-            }
-        }
-    }
     if let Some(n) = host.nano_cpus.filter(|n| *n != 0) {
         let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
         if n < 10_000_000 || n > ncpu * 1_000_000_000 {
@@ -361,6 +349,19 @@ fn swap_limit_supported() -> bool {
 }
 
 fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
+    // Create and update alike, as dockerd's `verifyPlatformContainerResources`.
+    if let Some(m) = host.memory.filter(|m| *m != 0) {
+        if m < 6 * 1024 * 1024 {
+            return Err(Error::invalid("Minimum memory limit allowed is 6MB"));
+        }
+        if let Some(s) = host.memory_swap.filter(|s| *s > 0) {
+            if s < m {
+                return Err(Error::invalid(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage",
+                ));
+            }
+        }
+    }
     use berth_api::models::HostConfigIsolationEnum as Isolation;
     let mut warnings = Vec::new();
     let v1 = crate::cgroups::v1_file;

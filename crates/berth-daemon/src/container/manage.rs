@@ -226,13 +226,15 @@ impl Daemon {
                 "CPU Quota cannot be updated as NanoCPUs has already been set",
             ));
         }
-        // As dockerd: a new memory limit without a swap limit keeps the recorded one (a limit set
-        // at create is twice the memory), and may not exceed it.
+        // As dockerd (20.10's `UpdateContainer`): a new memory limit without a swap limit keeps
+        // the recorded one (a limit set at create is twice the memory) and may not exceed it, so
+        // a container made without limits (swap 0) needs `--memory-swap` with its first
+        // `--memory`.
         let mut memory_swap = body.memory_swap.unwrap_or(0);
         let memory = body.memory.unwrap_or(0);
         if memory > 0 && memory_swap == 0 {
             let had = entry.with(|d| d.host_config.memory_swap.unwrap_or(0));
-            if had > 0 && memory > had {
+            if memory > had {
                 return Err(conflict(
                     "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
                 ));

@@ -462,6 +462,23 @@ except docker.errors.APIError as e:
     assert "Memory limit should be smaller than already set memoryswap limit" in str(e), e
 run.update(mem_limit="256m", memswap_limit="512m")
 assert c.api.inspect_container(run.id)["HostConfig"]["MemorySwap"] == 512 << 20
+# A swap limit below the memory limit is refused at update too, before any cgroup write.
+try:
+    run.update(mem_limit="300m", memswap_limit="100m")
+    raise SystemExit("expected a refusal")
+except docker.errors.APIError as e:
+    assert e.status_code == 400, e.status_code
+    assert "Minimum memoryswap limit should be larger than memory limit, see usage" in str(e), e
+# A container made without limits (swap 0): its first memory limit needs a swap limit too.
+free = c.containers.create("busybox", ["true"], network_mode="none")
+try:
+    free.update(mem_limit="32m")
+    raise SystemExit("expected a conflict")
+except docker.errors.APIError as e:
+    assert "Memory limit should be smaller than already set memoryswap limit" in str(e), e
+free.update(mem_limit="32m", memswap_limit="-1")
+assert c.api.inspect_container(free.id)["HostConfig"]["Memory"] == 32 << 20
+free.remove()
 h = c.api.inspect_container(priv.id)["HostConfig"]
 assert h["MaskedPaths"] is None and h["ReadonlyPaths"] is None, h
 info = c.info()
