@@ -36,7 +36,7 @@ fn driver_attrs(driver: &str) -> BTreeMap<String, String> {
 
 fn check_filters(filters: &BTreeMap<String, Vec<String>>, accepted: &[&str]) -> Result<()> {
     if let Some(k) = filters.keys().find(|k| !accepted.contains(&k.as_str())) {
-        return Err(Error::invalid(format!("invalid filter '{k}'")));
+        return Err(Error::invalid(format!("Invalid filter '{k}'")));
     }
     Ok(())
 }
@@ -76,7 +76,7 @@ impl Daemon {
             Some(v) => match v.as_str() {
                 "true" | "1" => Some(true),
                 "false" | "0" => Some(false),
-                other => return Err(Error::invalid(format!("invalid filter 'dangling={other}'"))),
+                other => return Err(Error::invalid(format!("Invalid filter 'dangling=[{other}]'"))),
             },
         };
         let mut out = Vec::new();

@@ -42,7 +42,7 @@ const ACCEPTED: &[&str] = &["dangling", "label", "label!", "until"];
 /// docker's `filters.Validate`: every key is one of `accepted`.
 pub fn validate_filters(filters: &BTreeMap<String, Vec<String>>, accepted: &[&str]) -> Result<(), Error> {
     match filters.keys().find(|k| !accepted.contains(&k.as_str())) {
-        Some(k) => Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
+        Some(k) => Err(Error::InvalidArgument(format!("Invalid filter '{k}'"))),
         None => Ok(()),
     }
 }
@@ -114,7 +114,7 @@ impl ImageService {
             Some(vals) if vals.iter().any(|v| v == "true" || v == "1") => true,
             Some(vals) => {
                 return Err(Error::InvalidArgument(format!(
-                    "invalid filter 'dangling=[{}]'",
+                    "Invalid filter 'dangling=[{}]'",
                     vals.join(" ")
                 )))
             }

@@ -62,13 +62,21 @@ impl ImageService {
     /// `label` (`key` or `key=value`), `before`, `since`. Newest first.
     pub fn list(&self, opts: &ListOptions) -> Result<Vec<ImageSummary>, Error> {
         let f = &opts.filters;
+        if let Some(k) = f.keys().find(|k| {
+            !matches!(
+                k.as_str(),
+                "dangling" | "label" | "before" | "since" | "reference"
+            )
+        }) {
+            return Err(Error::InvalidArgument(format!("Invalid filter '{k}'")));
+        }
         let dangling = match f.get("dangling").and_then(|v| v.first()).map(String::as_str) {
             None => None,
             Some("true") | Some("1") => Some(true),
             Some("false") | Some("0") => Some(false),
             Some(other) => {
                 return Err(Error::InvalidArgument(format!(
-                    "invalid filter 'dangling={other}'"
+                    "Invalid filter 'dangling=[{other}]'"
                 )))
             }
         };

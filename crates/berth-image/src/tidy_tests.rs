@@ -229,10 +229,10 @@ fn prune_all_honours_labels_until_and_containers() {
     assert!(e.db.image(&c).unwrap().is_some());
 
     for (f, msg) in [
-        (filters(&[("foo", "1")]), "invalid filter 'foo'"),
+        (filters(&[("foo", "1")]), "Invalid filter 'foo'"),
         (
             filters(&[("dangling", "maybe")]),
-            "invalid filter 'dangling=[maybe]'",
+            "Invalid filter 'dangling=[maybe]'",
         ),
         (
             filters(&[("until", "1h"), ("until", "2h")]),

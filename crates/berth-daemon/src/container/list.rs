@@ -42,16 +42,31 @@ impl Daemon {
                     | "expose"
                     | "is-task"
             ) {
-                return Err(Error::invalid(format!("invalid filter '{key}'")));
+                return Err(Error::invalid(format!("Invalid filter '{key}'")));
             }
         }
+        let f = &opts.filters;
+        // `before`/`since`: a container by ID, name or ID prefix (the last value given), as
+        // dockerd's `idOrNameFilter`.
+        let position = |key: &str| -> Result<Option<String>> {
+            match f.get(key).and_then(|v| v.last()) {
+                None => Ok(None),
+                Some(v) => match self.find(v) {
+                    Ok(e) => Ok(Some(e.id.clone())),
+                    Err(_) => Err(Error::Missing(format!("no such container {v}"))),
+                },
+            }
+        };
+        let (mut before, since) = (position("before")?, position("since")?);
+        let publish = port_filter(f, "publish")?;
+        let expose = port_filter(f, "expose")?;
         if let Some(st) = opts.filters.get("status") {
             for s in st {
                 if !matches!(
                     s.as_str(),
                     "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead"
                 ) {
-                    return Err(Error::invalid(format!("invalid filter 'status={s}'")));
+                    return Err(Error::invalid(format!("Invalid filter 'status={s}'")));
                 }
             }
         }
@@ -77,6 +92,17 @@ impl Daemon {
         });
         let mut out = Vec::new();
         for (_, e) in entries {
+            // dockerd's order of checks, newest first: everything down to the `before`
+            // container (itself included) is left out; the `since` container ends the list.
+            if let Some(b) = &before {
+                if *b == e.id {
+                    before = None;
+                }
+                continue;
+            }
+            if since.as_ref().is_some_and(|s| *s == e.id) {
+                break;
+            }
             let summary = e.with(|d| {
                 if !show_all && !d.state.status.is_running() {
                     return None;
@@ -84,7 +110,46 @@ impl Daemon {
                 if !self.filter_match(d, &opts.filters, ancestors.as_deref()) {
                     return None;
                 }
-                Some(self.summary(d))
+                let ports = |m: Option<Vec<String>>| m.unwrap_or_default();
+                if !publish.is_empty() {
+                    let bound: Vec<String> = ports(
+                        d.host_config
+                            .port_bindings
+                            .as_ref()
+                            .map(|b| b.keys().cloned().collect()),
+                    );
+                    if !bound.iter().any(|p| publish.contains(&normalize_port(p))) {
+                        return None;
+                    }
+                }
+                if !expose.is_empty() {
+                    let exposed = ports(d.config.exposed_ports.clone());
+                    if !exposed.iter().any(|p| expose.contains(&normalize_port(p))) {
+                        return None;
+                    }
+                }
+                let summary = self.summary(d);
+                // A network by name, or by a prefix of its ID.
+                if let Some(nets) = f.get("network").filter(|v| !v.is_empty()) {
+                    let joined = summary
+                        .network_settings
+                        .as_ref()
+                        .and_then(|n| n.networks.as_ref());
+                    let hit = joined.is_some_and(|m| {
+                        nets.iter().any(|v| {
+                            m.contains_key(v)
+                                || m.values().any(|ep| {
+                                    ep.network_id
+                                        .as_deref()
+                                        .is_some_and(|id| !id.is_empty() && id.starts_with(v.as_str()))
+                                })
+                        })
+                    });
+                    if !hit {
+                        return None;
+                    }
+                }
+                Some(summary)
             });
             let Some(mut summary) = summary else { continue };
             if opts.size {
@@ -124,6 +189,13 @@ impl Daemon {
             && ancestors.is_none_or(|ids| ids.contains(&d.image_id))
             // dockerd: a volume's name or any mount's destination.
             && any("volume", &|v| d.mounts.iter().any(|m| m.target == v || (!m.name.is_empty() && m.name == v)))
+            // `none` for a container without a healthcheck.
+            && any("health", &|v| match &d.health {
+                Some(h) => h.status == v,
+                None => v == "none",
+            })
+            // No container is a swarm task here.
+            && any("is-task", &|v| matches!(v, "false" | "0"))
     }
 
     /// `SizeRw` and `SizeRootFs` (`ps --size`).
@@ -173,6 +245,51 @@ impl Daemon {
             mounts: Some(crate::container::mounts::api_mounts(&d.mounts)),
         }
     }
+}
+
+/// `80` → `80/tcp` (a port key as dockerd's `nat.Port` spells it).
+fn normalize_port(p: &str) -> String {
+    if p.contains('/') {
+        p.to_string()
+    } else {
+        format!("{p}/tcp")
+    }
+}
+
+/// The ports of a `publish` or `expose` filter (`80`, `80/udp`, `8000-8010/tcp`), as dockerd's
+/// `portOp` reads them.
+fn port_filter(f: &BTreeMap<String, Vec<String>>, key: &str) -> Result<std::collections::HashSet<String>> {
+    let mut out = std::collections::HashSet::new();
+    for v in f.get(key).into_iter().flatten() {
+        if v.contains(':') {
+            return Err(Error::invalid(format!(
+                "filter for '{key}' should not contain ':': {v}"
+            )));
+        }
+        let (port, proto) = v.split_once('/').unwrap_or((v, "tcp"));
+        let bad = || {
+            Error::invalid(format!(
+                "error while looking up for {key} {v}: invalid port {port:?}"
+            ))
+        };
+        let (a, b) = match port.split_once('-') {
+            Some((a, b)) => (
+                a.parse::<u16>().map_err(|_| bad())?,
+                b.parse::<u16>().map_err(|_| bad())?,
+            ),
+            None => {
+                let p = port.parse::<u16>().map_err(|_| bad())?;
+                (p, p)
+            }
+        };
+        if b < a {
+            return Err(bad());
+        }
+        for p in a..=b {
+            out.insert(format!("{p}/{proto}"));
+        }
+    }
+    Ok(out)
 }
 
 /// `Ports` of `/containers/json`: published ports with `IP`/`PublicPort`, exposed ones without.

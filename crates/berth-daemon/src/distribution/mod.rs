@@ -72,11 +72,11 @@ impl Daemon {
                     "stars" => {
                         stars = v
                             .parse()
-                            .map_err(|_| Error::invalid(format!("invalid filter 'stars={v}'")))?
+                            .map_err(|_| Error::invalid(format!("Invalid filter 'stars={v}'")))?
                     }
                     "is-official" => official = Some(parse_bool(k, v)?),
                     "is-automated" => automated = Some(parse_bool(k, v)?),
-                    other => return Err(Error::invalid(format!("invalid filter '{other}'"))),
+                    other => return Err(Error::invalid(format!("Invalid filter '{other}'"))),
                 }
             }
         }
@@ -100,6 +100,6 @@ fn parse_bool(k: &str, v: &str) -> Result<bool> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(Error::invalid(format!("invalid filter '{k}={v}'"))),
+        _ => Err(Error::invalid(format!("Invalid filter '{k}={v}'"))),
     }
 }

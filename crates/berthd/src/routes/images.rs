@@ -97,7 +97,14 @@ pub async fn by_name(
     }
     let (name, action) = rest.rsplit_once('/').unwrap_or((rest, ""));
     match (method, action) {
-        (&Method::GET, "json") => Ok(http::json(StatusCode::OK, &d.images.inspect_json(name)?)),
+        // dockerd 20.10 wraps a missing image's error with the name as given.
+        (&Method::GET, "json") => match d.images.inspect_json(name) {
+            Ok(v) => Ok(http::json(StatusCode::OK, &v)),
+            Err(e) if e.kind() == berth_types::ErrorKind::NotFound => {
+                Err(Error::Missing(format!("no such image: {name}: {e}")))
+            }
+            Err(e) => Err(e.into()),
+        },
         (&Method::GET, "get") => save(d, vec![name.to_string()]).await,
         (&Method::POST, "push") => {
             let auth = registry_auth(&_req)?;

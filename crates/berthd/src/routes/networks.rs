@@ -38,7 +38,7 @@ pub async fn prune(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> 
         .keys()
         .find(|k| !["label", "label!", "until"].contains(&k.as_str()))
     {
-        return Err(Error::invalid(format!("invalid filter '{k}'")));
+        return Err(Error::invalid(format!("Invalid filter '{k}'")));
     }
     let d = d.clone();
     let removed = tokio::task::spawn_blocking(move || d.prune_networks(&filters)).await??;

@@ -64,7 +64,7 @@ pub fn nothing_to_prune(d: &Arc<Daemon>, what: &str, q: &Query) -> Result<Respon
         ],
     };
     if let Some(k) = filters.keys().find(|k| !accepted.contains(&k.as_str())) {
-        return Err(Error::invalid(format!("invalid filter '{k}'")));
+        return Err(Error::invalid(format!("Invalid filter '{k}'")));
     }
     let body = match what {
         "networks" => {

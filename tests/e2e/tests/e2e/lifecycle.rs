@@ -77,6 +77,66 @@ fn ps_filters_and_columns() {
     let sized = d.berth(&["ps", "-s"]).ok();
     assert!(sized.stdout.lines().next().unwrap().contains("SIZE"));
     assert!(sized.stdout.contains("virtual"), "{}", sized.stdout);
+    // `before`/`since` by name or ID (the reference itself left out), newest first.
+    let names = |filter: &str| {
+        d.berth(&["ps", "-a", "--format", "{{.Names}}", "-f", filter])
+            .ok()
+            .out()
+            .to_string()
+    };
+    assert_eq!(names("before=up1"), "bad3\nok0");
+    assert_eq!(names(&format!("since={}", &run[..12])), "");
+    assert_eq!(names("since=ok0"), "up1\nbad3");
+    let missing = d.berth(&["ps", "-f", "before=nosuch"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("no such container nosuch"),
+        "{}",
+        missing.stderr
+    );
+    // network, expose, publish, health, is-task.
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "nn",
+        "--network",
+        "none",
+        "--expose",
+        "80",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    assert_eq!(names("network=none"), "nn");
+    assert_eq!(names("expose=80"), "nn");
+    assert_eq!(names("expose=79-81/tcp"), "nn");
+    assert_eq!(names("expose=80/udp"), "");
+    assert_eq!(names("publish=80"), "");
+    let healthless = d
+        .berth(&["ps", "--format", "{{.Names}}", "-f", "health=none"])
+        .ok();
+    assert_eq!(healthless.out(), "nn\nup1");
+    assert_eq!(names("health=healthy"), "");
+    assert_eq!(names("is-task=true"), "");
+    let bad = d.berth(&["ps", "-f", "expose=80:80"]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("filter for 'expose' should not contain ':'"),
+        "{}",
+        bad.stderr
+    );
+    // Unknown keys, in dockerd's words.
+    for cmd in [&["ps", "-f", "nosuch=1"][..], &["images", "-f", "nosuch=1"][..]] {
+        let r = d.berth(cmd);
+        assert_eq!(r.code, 1);
+        assert!(
+            r.stderr.contains("Invalid filter 'nosuch'"),
+            "{cmd:?}: {}",
+            r.stderr
+        );
+    }
 }
 
 #[test]

@@ -229,7 +229,7 @@ fn image_prune_takes_dangling_images_and_with_all_every_unused_one() {
     assert_eq!(r.code, 1);
     assert_eq!(
         r.stderr.trim(),
-        "Error response from daemon: invalid filter 'foo'"
+        "Error response from daemon: Invalid filter 'foo'"
     );
 }
 
