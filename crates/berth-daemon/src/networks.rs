@@ -496,6 +496,14 @@ impl Daemon {
                 return Err(Error::invalid(format!("Invalid filter '{k}'")));
             }
         }
+        if let Some(t) = filters
+            .get("type")
+            .into_iter()
+            .flatten()
+            .find(|t| !matches!(t.as_str(), "builtin" | "custom"))
+        {
+            return Err(Error::invalid(format!("invalid filter: 'type'='{t}'")));
+        }
         let mut out = Vec::new();
         for name in BUILTIN {
             out.push(self.builtin_json(name, false)?);
@@ -588,6 +596,8 @@ impl Daemon {
         let nets = self.nets()?;
         let (id, driver) = match name {
             "bridge" => (nets.default_id.clone(), "bridge"),
+            // dockerd's `none` network is its `null` driver's.
+            "none" => (sha_hex("berth-builtin:none"), "null"),
             other => (sha_hex(&format!("berth-builtin:{other}")), other),
         };
         let created = berth_types::time::rfc3339_nano(0);

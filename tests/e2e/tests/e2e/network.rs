@@ -546,6 +546,21 @@ fn network_create_ls_inspect_rm_and_bad_input_as_docker() {
         .out()
         .to_string();
     assert_eq!(f, "front bridge");
+    // dockerd's `none` network is its `null` driver's; a `type` other than builtin/custom is
+    // refused in dockerd's words.
+    assert_eq!(
+        d.berth(&["network", "ls", "--format", "{{.Driver}}", "-f", "name=none"])
+            .ok()
+            .out(),
+        "null"
+    );
+    let bad = d.berth(&["network", "ls", "-f", "type=nope"]);
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr.contains("invalid filter: 'type'='nope'"),
+        "{}",
+        bad.stderr
+    );
     assert_eq!(
         d.berth(&[
             "network",
