@@ -25,12 +25,13 @@ impl Daemon {
             images.import(&mut src, &opts).map_err(Error::from)
         })
         .await?;
-        self.events.emit("image", "import", &id, BTreeMap::new());
+        // dockerd's order and names: the tag, then the import named by the image's ID.
         if let Some(t) = tag {
-            let mut a = BTreeMap::new();
-            a.insert("name".to_string(), t);
-            self.events.emit("image", "tag", &id, a);
+            self.emit_tag(&id, &t);
         }
+        let mut a = BTreeMap::new();
+        a.insert("name".to_string(), id.clone());
+        self.events.emit("image", "import", &id, a);
         Ok(id)
     }
 
@@ -43,10 +44,18 @@ impl Daemon {
             Ok(images.resolve(&s)?.id)
         })
         .await?;
-        let mut a = BTreeMap::new();
-        a.insert("name".to_string(), target.to_string());
-        self.events.emit("image", "tag", &id, a);
+        self.emit_tag(&id, target);
         Ok(())
+    }
+
+    /// An image's `tag` event, named by the reference as the user writes it (`bx:1`).
+    pub(crate) fn emit_tag(&self, image_id: &str, reference: &str) {
+        let name = berth_types::Reference::parse(reference)
+            .map(|r| r.familiar())
+            .unwrap_or_else(|_| reference.to_string());
+        let mut a = BTreeMap::new();
+        a.insert("name".to_string(), name);
+        self.events.emit("image", "tag", image_id, a);
     }
 
     /// `docker rmi`.
@@ -74,23 +83,33 @@ impl Daemon {
         let images = self.images.clone();
         let daemon = self.clone();
         let n = name.to_string();
-        let items = blocking(move || {
-            images
+        let (items, id) = blocking(move || {
+            let id = images.resolve(&n).ok().map(|i| i.id);
+            let items = images
                 .remove_with(&n, opts, &|cid| daemon.is_running(cid))
-                .map_err(Error::from)
+                .map_err(Error::from)?;
+            Ok((items, id))
         })
         .await?;
-        self.emit_image_removals(&items);
+        self.emit_image_removals(&items, id.as_deref());
         Ok(items)
     }
 
-    /// The `untag` and `delete` events of what an rmi or a prune removed.
-    pub(crate) fn emit_image_removals(&self, items: &[ImageDeleteResponseItem]) {
-        for item in items {
-            if let Some(t) = &item.untagged {
+    /// The `untag` and `delete` events of what an rmi or a prune removed. As dockerd, an `untag`
+    /// names the image by its ID: the ID of the deletion that follows the untagged references,
+    /// else `image_id` (the image an rmi resolved, which keeps other references).
+    pub(crate) fn emit_image_removals(&self, items: &[ImageDeleteResponseItem], image_id: Option<&str>) {
+        for (i, item) in items.iter().enumerate() {
+            if item.untagged.is_some() {
+                let id = items[i..]
+                    .iter()
+                    .find_map(|x| x.deleted.as_deref())
+                    .or(image_id)
+                    .unwrap_or_default()
+                    .to_string();
                 let mut a = BTreeMap::new();
-                a.insert("name".to_string(), t.clone());
-                self.events.emit("image", "untag", t, a);
+                a.insert("name".to_string(), id.clone());
+                self.events.emit("image", "untag", &id, a);
             }
             if let Some(d) = &item.deleted {
                 self.events.emit("image", "delete", d, BTreeMap::new());

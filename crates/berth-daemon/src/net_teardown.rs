@@ -197,8 +197,13 @@ impl Daemon {
     }
 
     /// Takes a stopped container's endpoint out of its record and tears it down: the ports at
-    /// once, the rest in the background (module doc).
-    pub(crate) async fn net_release(self: &Arc<Self>, entry: &crate::container::Entry) {
+    /// once, the rest in the background (module doc). Returns the network the container leaves,
+    /// `(id, name)`, for the `network disconnect` event its caller emits (after `die`, as
+    /// dockerd orders them): its bridge network, or the built-in `none` or `host`.
+    pub(crate) async fn net_release(
+        self: &Arc<Self>,
+        entry: &crate::container::Entry,
+    ) -> Option<(String, String)> {
         self.extras_down(entry).await;
         let mut taken = None;
         entry.update(|d| taken = d.net.take());
@@ -206,10 +211,10 @@ impl Daemon {
             self.dns_stop(&entry.id);
             self.net_undo_deferred(&entry.id, &st).await;
             // A namespace alone (disconnected from its first network) was on no network.
-            if !st.ip.is_empty() {
-                self.emit_network("disconnect", &st.network_id, &st.network, Some(&entry.id));
-            }
+            return (!st.ip.is_empty()).then(|| (st.network_id.clone(), st.network.clone()));
         }
+        let mode = entry.with(|d| d.host_config.network_mode.clone().unwrap_or_default());
+        matches!(mode.as_str(), "none" | "host").then(|| (crate::networks::builtin_id(&mode), mode))
     }
 }
 

@@ -182,6 +182,11 @@ pub struct PoolRequest {
 
 const BUILTIN: [&str; 3] = ["bridge", "host", "none"];
 
+/// The ID of the built-in `host` or `none` network.
+pub(crate) fn builtin_id(name: &str) -> String {
+    sha_hex(&format!("berth-builtin:{name}"))
+}
+
 fn sha_hex(s: &str) -> String {
     use sha2::Digest;
     berth_types::id::to_hex(&sha2::Sha256::digest(s.as_bytes()))
@@ -399,7 +404,13 @@ impl Daemon {
             attrs.insert("container".to_string(), c.to_string());
         }
         attrs.insert("name".to_string(), name.to_string());
-        attrs.insert("type".to_string(), "bridge".to_string());
+        // The driver's name, as dockerd's network events carry it.
+        let driver = match name {
+            "none" => "null",
+            "host" => "host",
+            _ => "bridge",
+        };
+        attrs.insert("type".to_string(), driver.to_string());
         self.events.emit("network", action, id, attrs);
     }
 
@@ -550,7 +561,7 @@ impl Daemon {
             return self.builtin_json(name, true);
         }
         for b in ["host", "none"] {
-            if sha_hex(&format!("berth-builtin:{b}")).starts_with(key) && key.len() >= 12 {
+            if builtin_id(b).starts_with(key) && key.len() >= 12 {
                 return self.builtin_json(b, true);
             }
         }
@@ -597,8 +608,8 @@ impl Daemon {
         let (id, driver) = match name {
             "bridge" => (nets.default_id.clone(), "bridge"),
             // dockerd's `none` network is its `null` driver's.
-            "none" => (sha_hex("berth-builtin:none"), "null"),
-            other => (sha_hex(&format!("berth-builtin:{other}")), other),
+            "none" => (builtin_id("none"), "null"),
+            other => (builtin_id(other), other),
         };
         let created = berth_types::time::rfc3339_nano(0);
         let (ipam_cfg, options) = if name == "bridge" {

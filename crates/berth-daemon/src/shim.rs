@@ -367,7 +367,7 @@ impl Daemon {
             .unwrap_or_else(berth_types::time::now_nanos);
         // The network goes before the state says exited: whoever sees the exit may start the
         // container again, and its endpoint must be free by then.
-        self.net_release(entry).await;
+        let left = self.net_release(entry).await;
         // So does a shareable /dev/shm: the next start mounts a new one at the same place.
         self.release_own_shm_of(entry);
         entry.update(|d| {
@@ -386,6 +386,9 @@ impl Daemon {
         let mut attrs = self.container_attrs(entry);
         attrs.insert("exitCode".into(), status.exit_code.to_string());
         self.events.emit("container", "die", &entry.id, attrs);
+        if let Some((net_id, net)) = left {
+            self.emit_network("disconnect", &net_id, &net, Some(&entry.id));
+        }
         self.release_mounts(entry).await;
         entry.life.send_modify(|l| {
             l.exits += 1;

@@ -57,7 +57,7 @@ impl Daemon {
         for w in &report.warnings {
             eprintln!("berthd: {w}");
         }
-        self.emit_image_removals(&report.images_deleted);
+        self.emit_image_removals(&report.images_deleted, None);
         self.emit_prune("image", report.space_reclaimed);
         Ok(report)
     }

@@ -79,9 +79,8 @@ impl Daemon {
         self.execs.0.lock().unwrap().insert(id.clone(), exec);
         let mut attrs = self.container_attrs(&entry);
         attrs.insert("execID".into(), id.clone());
-        let cmd = config.cmd.unwrap_or_default().join(" ");
-        self.events
-            .emit("container", &format!("exec_create: {cmd}"), &entry.id, attrs);
+        let action = exec_action("exec_create", &config.cmd.unwrap_or_default());
+        self.events.emit("container", &action, &entry.id, attrs);
         Ok(id)
     }
 
@@ -181,7 +180,7 @@ impl Daemon {
         attrs.insert("execID".into(), exec.id.clone());
         self.events.emit(
             "container",
-            &format!("exec_start: {}", process.args.join(" ")),
+            &exec_action("exec_start", &process.args),
             &entry.id,
             attrs,
         );
@@ -440,4 +439,14 @@ impl Daemon {
             self.events.emit("container", "exec_die", &entry.id, attrs);
         }
     }
+}
+
+/// An exec event's action as dockerd spells it: the command's first word, a space, the rest
+/// joined by spaces (`exec_create: true ` for `true`).
+fn exec_action(kind: &str, cmd: &[String]) -> String {
+    let (first, rest) = cmd
+        .split_first()
+        .map(|(f, r)| (f.as_str(), r))
+        .unwrap_or(("", &[]));
+    format!("{kind}: {first} {}", rest.join(" "))
 }

@@ -265,9 +265,7 @@ impl Daemon {
         attrs.insert("comment".into(), String::new());
         self.events.emit("container", "commit", &entry.id, attrs);
         if let Some(t) = repo_tag {
-            let mut a = std::collections::BTreeMap::new();
-            a.insert("name".to_string(), t);
-            self.events.emit("image", "tag", &image_id, a);
+            self.emit_tag(&image_id, &t);
         }
         Ok(image_id)
     }

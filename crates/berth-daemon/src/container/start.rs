@@ -128,6 +128,9 @@ impl Daemon {
             }
             self.extras_up(entry, &st).await;
             net_state = Some(st);
+        } else if matches!(mode.as_str(), "none" | "host") {
+            // dockerd joins these to its built-in networks, with the same events.
+            self.emit_network("connect", &crate::networks::builtin_id(&mode), &mode, Some(&id));
         }
         namespaces.network = network;
         if let Err(e) = namespaces.joining_network() {
@@ -375,7 +378,9 @@ impl Daemon {
         let code = code.unwrap_or(128) as i64;
         self.release_own_shm_of(entry);
         self.release_mounts(entry).await;
-        self.net_release(entry).await;
+        if let Some((net_id, net)) = self.net_release(entry).await {
+            self.emit_network("disconnect", &net_id, &net, Some(&entry.id));
+        }
         entry.update(|d| {
             (d.state.status, d.state.started_at) = before;
             d.state.pid = 0;

@@ -19,6 +19,22 @@ fn lifecycle_events_stream_in_docker_shape() {
     d.berth(&["commit", "ev3", "evimg"]).ok();
     d.berth(&["tag", "evimg", "evimg:two"]).ok();
     d.berth(&["rmi", "evimg:two"]).ok();
+    let none_id = d
+        .berth(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "evn",
+            "busybox",
+            "true",
+        ])
+        .ok()
+        .out()
+        .to_string();
+    d.berth(&["wait", "evn"]).ok();
+    d.berth(&["rm", "evn"]).ok();
     let until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -57,6 +73,73 @@ fn lifecycle_events_stream_in_docker_shape() {
             "missing {want:?} in {lines:#?}"
         );
     }
+    // dockerd's exact actions and names: an exec's command with a space after its first word,
+    // a tag as written, an untag named by the image's ID.
+    let exact = d
+        .berth(&[
+            "events",
+            "--since",
+            &s,
+            "--until",
+            &u,
+            "--format",
+            "{{.Type}} {{.Action}}|{{.Actor.Attributes.name}}",
+        ])
+        .ok();
+    for want in [
+        "container exec_create: true |ev2",
+        "container exec_start: true |ev2",
+        "image tag|evimg:two",
+    ] {
+        assert!(
+            exact.stdout.lines().any(|l| l == want),
+            "missing {want:?} in {}",
+            exact.stdout
+        );
+    }
+    assert!(
+        exact.stdout.lines().any(|l| l.starts_with("image untag|sha256:")),
+        "{}",
+        exact.stdout
+    );
+    // A `--network none` container joins and leaves dockerd's built-in `none` network (its
+    // `null` driver), the disconnect after the die.
+    let seq = d
+        .berth(&[
+            "events",
+            "--since",
+            &s,
+            "--until",
+            &u,
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}",
+        ])
+        .ok();
+    let mine: Vec<String> = seq
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&none_id))
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            match f[0] {
+                "network" => format!("network {} {}", f[1], f[4]),
+                _ => format!("{} {}", f[0], f[1]),
+            }
+        })
+        .collect();
+    assert_eq!(
+        mine,
+        [
+            "container create",
+            "network connect null",
+            "container start",
+            "container die",
+            "network disconnect null",
+            "container destroy"
+        ],
+        "{}",
+        seq.stdout
+    );
     // Filters.
     let die = d
         .berth(&[
