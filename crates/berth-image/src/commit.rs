@@ -35,6 +35,9 @@ pub struct CommitOptions {
     /// labels, exposed ports, volumes, stop signal): the new image's config before `changes`.
     /// Its `cmd` also becomes the history entry's `created_by`, as docker records it.
     pub config: ImageConfig,
+    /// The container's whole config as inspect shows it (hostname, tty, …): the image's
+    /// `container_config`, as dockerd records it. Without it, `config` before the changes.
+    pub container_config: Option<ContainerConfig>,
 }
 
 impl From<&ImageConfig> for ContainerConfig {
@@ -103,6 +106,12 @@ impl ImageService {
         cfg.os = parent.os.clone();
         cfg.variant = parent.variant.clone();
         cfg.config = ContainerConfig::from(&opts.config);
+        // As dockerd: `container_config` is the container's own config, before the changes.
+        cfg.container_config = Some(
+            opts.container_config
+                .clone()
+                .unwrap_or_else(|| cfg.config.clone()),
+        );
         cfg.config.image = image_id.clone();
         changes::apply_changes(&mut cfg.config, &opts.changes).map_err(Error::InvalidArgument)?;
         cfg.author = opts.author.clone();

@@ -171,6 +171,7 @@ fn commit_then_run_shows_the_containers_changes() {
                 env: vec!["PATH=/bin".into()],
                 ..Default::default()
             },
+            container_config: None,
         };
         let id = e.svc.commit("c1", &opts).unwrap();
         let img = e.svc.resolve("committed:v1").unwrap();

@@ -235,6 +235,10 @@ impl Daemon {
             author,
             changes,
             config,
+            // The API's container config and the image's are the same JSON document.
+            container_config: serde_json::to_value(&doc.config)
+                .ok()
+                .and_then(|v| serde_json::from_value(v).ok()),
         };
         // Freeze a running container so the layer is a consistent snapshot (docker's default).
         // As dockerd, a pause that fails does not fail the commit: the container may have exited

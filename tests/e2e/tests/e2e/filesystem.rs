@@ -203,6 +203,24 @@ fn commit_makes_an_image_of_the_changes() {
         ])
         .ok();
     assert_eq!(meta.out(), "my change|Ada <ada@example.com>|2");
+    // ContainerConfig is the container's own config, before the changes (dockerd's).
+    let host = d
+        .berth(&["inspect", "-f", "{{.Config.Hostname}}", "cm"])
+        .ok()
+        .out()
+        .to_string();
+    assert_eq!(
+        d.berth(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.ContainerConfig.Hostname}} {{json .ContainerConfig.Cmd}} {{json .Config.Cmd}}",
+            "snap:v1"
+        ])
+        .ok()
+        .out(),
+        format!("{host} [\"sh\",\"-c\",\"echo committed > /data; rm /bin/vi\"] [\"cat\",\"/data\"]")
+    );
     d.berth(&["rm", "cm"]).ok();
     let gone = d.berth(&["commit", "cm", "snap:v2"]);
     assert_ne!(gone.code, 0);
