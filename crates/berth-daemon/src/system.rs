@@ -82,7 +82,8 @@ impl Daemon {
             os: Some("linux".to_string()),
             arch: Some(arch().to_string()),
             kernel_version: Some(kernel_version()),
-            experimental: Some(false),
+            // dockerd leaves the key out when false (omitempty).
+            experimental: None,
             build_time: Some(String::new()),
         }
     }

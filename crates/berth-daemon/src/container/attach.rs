@@ -182,6 +182,10 @@ impl Daemon {
                 entry.id
             )));
         }
+        // A container without a terminal has nothing to resize: no error, as dockerd.
+        if !entry.with(|d| d.config.tty.unwrap_or(false)) {
+            return Ok(());
+        }
         let resp = crate::shim::call(
             &self.shim_socket(&entry.id),
             &berth_shim_proto::Request::Resize { height, width },

@@ -205,17 +205,21 @@ impl Daemon {
         } else {
             args.remove(0)
         };
+        let mut process = serde_json::json!({
+            "tty": c.tty.unwrap_or(false),
+            "entrypoint": entrypoint,
+            "arguments": args,
+            "privileged": c.privileged.unwrap_or(false),
+        });
+        // dockerd leaves `user` out when the exec names none (omitempty).
+        if let Some(u) = c.user.clone().filter(|u| !u.is_empty()) {
+            process["user"] = serde_json::Value::String(u);
+        }
         Ok(serde_json::json!({
             "ID": exec.id,
             "Running": st.running,
             "ExitCode": st.exit_code,
-            "ProcessConfig": {
-                "tty": c.tty.unwrap_or(false),
-                "entrypoint": entrypoint,
-                "arguments": args,
-                "privileged": c.privileged.unwrap_or(false),
-                "user": c.user.clone().unwrap_or_default(),
-            },
+            "ProcessConfig": process,
             "OpenStdin": c.attach_stdin.unwrap_or(false),
             "OpenStderr": c.attach_stderr.unwrap_or(false),
             "OpenStdout": c.attach_stdout.unwrap_or(false),
@@ -229,6 +233,20 @@ impl Daemon {
     /// `POST /exec/{id}/resize`.
     pub async fn exec_resize(self: &Arc<Self>, id: &str, height: u16, width: u16) -> Result<()> {
         let exec = self.find_exec(id)?;
+        // As dockerd over containerd: the process of an exec that has exited is gone (404); one
+        // without a terminal has nothing to resize, and that is no error.
+        let (started, running) = {
+            let st = exec.state.lock().unwrap();
+            (st.started, st.running)
+        };
+        if started && !running {
+            return Err(Error::Missing(format!(
+                "exec {id} has exited: no process to resize"
+            )));
+        }
+        if running && !exec.config.tty.unwrap_or(false) {
+            return Ok(());
+        }
         let req = Request::ResizeExec {
             exec_id: exec.id.clone(),
             height,

@@ -267,7 +267,12 @@ pub async fn update(d: &Arc<Daemon>, req: Request<Incoming>, id: &str) -> Result
 }
 
 pub async fn changes(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {
-    Ok(http::json(StatusCode::OK, &d.changes(id).await?))
+    let changes = d.changes(id).await?;
+    // dockerd answers `null` when nothing changed.
+    if changes.is_empty() {
+        return Ok(http::json(StatusCode::OK, &serde_json::Value::Null));
+    }
+    Ok(http::json(StatusCode::OK, &changes))
 }
 
 pub async fn export(d: &Arc<Daemon>, id: &str) -> Result<Response<Body>, Error> {

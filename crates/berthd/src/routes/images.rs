@@ -15,7 +15,14 @@ pub fn list(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error> {
         all: q.bool("all"),
         filters: q.filters()?,
     };
-    Ok(http::json(StatusCode::OK, &d.images.list(&opts)?))
+    let mut list = serde_json::to_value(d.images.list(&opts)?).map_err(|e| Error::Internal(e.to_string()))?;
+    // dockerd's summaries: `RepoDigests` is null for an image without any (a Go nil slice).
+    for img in list.as_array_mut().into_iter().flatten() {
+        if img["RepoDigests"].as_array().is_some_and(|a| a.is_empty()) {
+            img["RepoDigests"] = serde_json::Value::Null;
+        }
+    }
+    Ok(http::json(StatusCode::OK, &list))
 }
 
 /// JSON-message stream lines, each followed by `\r\n`.

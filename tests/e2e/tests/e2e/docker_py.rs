@@ -117,3 +117,41 @@ print("ok")
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(r.out(), "ok");
 }
+
+/// Small answers docker-py reads whose shapes differed from dockerd's: `null` for no changes,
+/// an exec's `ProcessConfig` without an empty `user`, resizing a container or exec without a
+/// terminal (no error) and an exec that has exited (404), `version` without a false
+/// `Experimental`, `RepoDigests` null in the image list for an image without digests.
+#[test]
+fn docker_py_small_answers_have_dockerds_shapes() {
+    let d = daemon!();
+    let script = r#"
+import docker
+c = docker.from_env(); a = c.api
+a.create_container("busybox", ["sleep", "60"], name="shapes", host_config=a.create_host_config(network_mode="none"))
+a.start("shapes")
+assert a.diff("shapes") is None, a.diff("shapes")
+a.resize("shapes", 10, 10)
+ex = a.exec_create("shapes", ["true"])
+a.exec_start(ex["Id"])
+pc = a.exec_inspect(ex["Id"])["ProcessConfig"]
+assert sorted(pc) == ["arguments", "entrypoint", "privileged", "tty"], pc
+try:
+    a.exec_resize(ex["Id"], height=10, width=10)
+    raise SystemExit("expected NotFound")
+except docker.errors.NotFound:
+    pass
+ex = a.exec_create("shapes", ["sleep", "30"], user="nobody")
+a.exec_start(ex["Id"], detach=True)
+assert a.exec_inspect(ex["Id"])["ProcessConfig"]["user"] == "nobody"
+a.exec_resize(ex["Id"], height=10, width=10)
+assert "Experimental" not in a.version(), a.version()
+imgs = [i for i in a.images() if "busybox:latest" in (i["RepoTags"] or [])]
+assert imgs and imgs[0]["RepoDigests"] is None, imgs
+a.remove_container("shapes", force=True)
+print("ok")
+"#;
+    let r = d.python(script);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.out(), "ok");
+}
