@@ -101,7 +101,10 @@ impl ImageService {
                 digests_by_image.entry(id).or_default().push(r);
             }
         }
-        let mut out = Vec::new();
+        // Each summary with its creation time in nanoseconds: the order is newest first to the
+        // nanosecond (`Created` itself is in seconds, and images made within one second would
+        // otherwise come out by ID).
+        let mut out: Vec<(i64, ImageSummary)> = Vec::new();
         for img in self.db.images()? {
             let cfg = self.config_file(&img.id)?;
             let created = nanos(&img.created);
@@ -143,29 +146,32 @@ impl ImageService {
             } else if dangling == Some(true) {
                 continue;
             }
-            out.push(ImageSummary {
-                id: img.id.clone(),
-                parent_id: img.parent.clone(),
-                repo_tags,
-                repo_digests,
-                created: secs(&img.created),
-                size: img.size,
-                shared_size: -1,
-                virtual_size: Some(img.size),
-                labels: cfg
-                    .config
-                    .labels
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect(),
-                containers: counts.get(&img.id).copied().unwrap_or(0),
-                manifests: None,
-                descriptor: None,
-            });
+            out.push((
+                created,
+                ImageSummary {
+                    id: img.id.clone(),
+                    parent_id: img.parent.clone(),
+                    repo_tags,
+                    repo_digests,
+                    created: secs(&img.created),
+                    size: img.size,
+                    shared_size: -1,
+                    virtual_size: Some(img.size),
+                    labels: cfg
+                        .config
+                        .labels
+                        .clone()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
+                    containers: counts.get(&img.id).copied().unwrap_or(0),
+                    manifests: None,
+                    descriptor: None,
+                },
+            ));
         }
-        out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
-        Ok(out)
+        out.sort_by(|(ca, a), (cb, b)| cb.cmp(ca).then_with(|| a.id.cmp(&b.id)));
+        Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
     /// `docker image inspect` as the 1.49 model (which lacks the deprecated `Container` and

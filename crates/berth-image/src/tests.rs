@@ -316,6 +316,11 @@ fn list_filters_and_dangling() {
 
     let all = e.svc.list(&ListOptions::default()).unwrap();
     assert_eq!(all.len(), 3);
+    // Newest first to the nanosecond, as made (all three within a second or two).
+    assert_eq!(
+        all.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        vec![a2.clone(), b.clone(), a.clone()]
+    );
     let by_id = |id: &str| all.iter().find(|s| s.id == id).unwrap().clone();
     assert_eq!(by_id(&a).repo_tags, vec!["busybox:latest"]);
     assert_eq!(by_id(&a).containers, 1);
