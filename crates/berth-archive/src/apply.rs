@@ -222,10 +222,22 @@ impl Rename {
     }
 }
 
+/// What an entry adds to its layer's size as dockerd counts it (`directory.Size` over the unpacked
+/// layer: every non-directory's `lstat` size, hard links once): a file's length, a symlink's
+/// target's length, nothing for directories, hard links, devices and fifos.
+fn disk_size<R: Read>(entry: &tar::Entry<'_, R>) -> u64 {
+    use tar::EntryType as T;
+    match entry.header().entry_type() {
+        T::Regular | T::Continuous => entry.size(),
+        T::Symlink => entry.link_name_bytes().map(|l| l.len() as u64).unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// Unpacks `tar` under the directory `prefix` (components relative to `root`, already resolved
 /// inside it), confined to `root`: names may not climb above `prefix`, and every path is resolved
-/// by the kernel as if `root` were `/`. Reads the stream to its end. Returns the sum of the
-/// entries' sizes.
+/// by the kernel as if `root` were `/`. Reads the stream to its end. Returns the layer's size as
+/// dockerd counts it ([`disk_size`] of each entry).
 pub(crate) fn unpack(
     root: &OwnedFd,
     prefix: &[String],
@@ -244,7 +256,7 @@ pub(crate) fn unpack(
         let applied = entries.and_then(|entries| {
             for entry in entries {
                 let mut entry = entry.map_err(ApplyError::Read)?;
-                size += entry.size();
+                size += disk_size(&entry);
                 apply_entry(root, prefix, &mut entry, &mut dir_times, opts)?;
             }
             Ok(())
