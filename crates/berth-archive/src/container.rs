@@ -50,6 +50,9 @@ pub enum ArchiveError {
     /// The tar to extract was refused or failed to apply.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The tar to extract is not a whole archive: dockerd's words from its untar process.
+    #[error("Error processing tar file(exit status 1): {0}")]
+    Extract(#[source] ApplyError),
     /// A filesystem operation failed.
     #[error("failed to {op} {path}: {err}")]
     Io {
@@ -72,7 +75,7 @@ impl ArchiveError {
         match self {
             ArchiveError::NotFound { .. } => ErrorKind::NotFound,
             ArchiveError::NotADirectory => ErrorKind::InvalidArgument,
-            ArchiveError::Apply(e) => e.kind(),
+            ArchiveError::Apply(e) | ArchiveError::Extract(e) => e.kind(),
             ArchiveError::Io { .. } | ArchiveError::Write(_) => ErrorKind::Internal,
         }
     }
@@ -508,7 +511,12 @@ impl<'a> ContainerFs<'a> {
             },
             ..Default::default()
         };
-        unpack(&root, &prefix, r, &uopts)?;
+        unpack(&root, &prefix, r, &uopts).map_err(|e| match e {
+            ApplyError::Truncated | ApplyError::InvalidHeader | ApplyError::Read(_) => {
+                ArchiveError::Extract(e)
+            }
+            e => ArchiveError::Apply(e),
+        })?;
         Ok(())
     }
 }

@@ -75,6 +75,15 @@ fn cp_both_ways_and_through_stdin_stdout() {
         "{}",
         missing.stderr
     );
+    // A stream on stdin that is not a whole tar: dockerd's words from its untar process.
+    let torn = d.berth_stdin(&["cp", "-", "cpc:/tmp"], b"hi\n");
+    assert_ne!(torn.code, 0);
+    assert!(
+        torn.stderr
+            .contains("Error processing tar file(exit status 1): unexpected EOF"),
+        "{}",
+        torn.stderr
+    );
 }
 
 #[test]
