@@ -111,39 +111,81 @@ impl Events {
     }
 }
 
-/// Filters `/events` applies: type, container, image, event (action), label.
+/// Filters `/events` applies, as dockerd's `events.Filter`: all must match. `type` and `scope`
+/// exactly; `event` exactly, or as a prefix for `exec_create`/`exec_start`/`health_status`
+/// (whose actions carry the command); `container`, `volume`, `network`, `daemon` and the other
+/// object kinds as a prefix of the actor's ID or `name` attribute — of every event, as dockerd
+/// applies them; `image` exactly against the actor's ID or image name (`name` of an image event,
+/// `image` of a container's), with or without its tag; every `label` (`key` or `key=value`) on
+/// the actor's attributes. Keys dockerd does not know are ignored, as dockerd does.
 pub fn matches(ev: &Event, filters: &BTreeMap<String, Vec<String>>) -> bool {
-    for (key, vals) in filters {
-        if vals.is_empty() {
-            continue;
+    let exact = |key: &str, source: &str| {
+        filters
+            .get(key)
+            .is_none_or(|vs| vs.is_empty() || vs.iter().any(|v| v == source))
+    };
+    let fuzzy = |key: &str, source: &str| {
+        filters
+            .get(key)
+            .is_none_or(|vs| vs.is_empty() || vs.iter().any(|v| source.starts_with(v.as_str())))
+    };
+    let name = ev.actor.attributes.get("name").map(String::as_str).unwrap_or("");
+    let by_name = |key: &str| fuzzy(key, &ev.actor.id) || fuzzy(key, name);
+    let event_ok = {
+        let prefixed = filters.get("event").is_some_and(|vs| {
+            vs.iter()
+                .any(|v| matches!(v.as_str(), "health_status" | "exec_create" | "exec_start"))
+        });
+        if prefixed {
+            fuzzy("event", &ev.action)
+        } else {
+            exact("event", &ev.action)
         }
-        let ok = match key.as_str() {
-            "type" => vals.contains(&ev.kind),
-            "event" => vals
-                .iter()
-                .any(|v| *v == ev.action || ev.action.starts_with(&format!("{v}:"))),
-            "container" => {
-                ev.kind == "container"
-                    && vals.iter().any(|v| {
-                        ev.actor.id.starts_with(v.as_str()) || ev.actor.attributes.get("name") == Some(v)
-                    })
-            }
-            "image" => vals.iter().any(|v| {
-                ev.actor.attributes.get("image") == Some(v)
-                    || (ev.kind == "image"
-                        && (ev.actor.id == *v || ev.actor.attributes.get("name") == Some(v)))
-            }),
-            "label" => vals.iter().any(|v| match v.split_once('=') {
-                Some((k, val)) => ev.actor.attributes.get(k).map(String::as_str) == Some(val),
-                None => ev.actor.attributes.contains_key(v),
-            }),
-            _ => true,
+    };
+    let image_ok = {
+        let image_name = if ev.kind == "image" {
+            name
+        } else {
+            ev.actor.attributes.get("image").map(String::as_str).unwrap_or("")
         };
-        if !ok {
-            return false;
-        }
+        exact("image", &ev.actor.id)
+            || exact("image", image_name)
+            || exact("image", strip_tag(&ev.actor.id))
+            || exact("image", strip_tag(image_name))
+    };
+    let labels_ok = filters.get("label").is_none_or(|vs| {
+        vs.iter().all(|v| match v.split_once('=') {
+            Some((k, val)) => ev.actor.attributes.get(k).map(String::as_str) == Some(val),
+            None => ev.actor.attributes.contains_key(v.as_str()),
+        })
+    });
+    event_ok
+        && exact("type", &ev.kind)
+        && exact("scope", "local")
+        && [
+            "daemon",
+            "container",
+            "plugin",
+            "volume",
+            "network",
+            "node",
+            "service",
+            "secret",
+            "config",
+        ]
+        .iter()
+        .all(|k| by_name(k))
+        && image_ok
+        && labels_ok
+}
+
+/// An image reference without its tag (`busybox:latest` → `busybox`; a registry port stays).
+fn strip_tag(r: &str) -> &str {
+    let last = r.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match r[last..].rfind(':') {
+        Some(i) => &r[..last + i],
+        None => r,
     }
-    true
 }
 
 #[cfg(test)]
@@ -152,6 +194,58 @@ mod tests {
 
     fn attrs(name: &str) -> BTreeMap<String, String> {
         BTreeMap::from([("name".to_string(), name.to_string())])
+    }
+
+    #[test]
+    fn filters_follow_dockerds() {
+        let e = Events::default();
+        let mut c = attrs("web");
+        c.insert("image".into(), "busybox".into());
+        c.insert("tier".into(), "front".into());
+        e.emit("container", "start", "c0ffee", c);
+        e.emit("container", "exec_create: true ", "c0ffee", attrs("web"));
+        e.emit("network", "connect", "n1", attrs("fnet"));
+        e.emit("volume", "mount", "fvol", BTreeMap::new());
+        e.emit("image", "tag", "sha256:abc", attrs("busybox:latest"));
+        let (all, _rx) = e.subscribe();
+        let pick = |f: &[(&str, &[&str])]| {
+            let filters: BTreeMap<String, Vec<String>> = f
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect();
+            all.iter()
+                .filter(|ev| matches(ev, &filters))
+                .map(|ev| format!("{} {}", ev.kind, ev.action))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pick(&[("network", &["fnet"])]), ["network connect"]);
+        assert_eq!(pick(&[("volume", &["fv"])]), ["volume mount"]);
+        // `container` is a prefix of any event's actor ID or name, as dockerd applies it.
+        assert_eq!(
+            pick(&[("container", &["c0f"])]),
+            ["container start", "container exec_create: true "]
+        );
+        // An image by name without its tag: the image's events and its containers'.
+        assert_eq!(pick(&[("image", &["busybox"])]), ["container start", "image tag"]);
+        assert_eq!(
+            pick(&[("event", &["exec_create"])]),
+            ["container exec_create: true "]
+        );
+        assert_eq!(pick(&[("event", &["exec"])]), Vec::<String>::new());
+        assert_eq!(pick(&[("scope", &["swarm"])]), Vec::<String>::new());
+        assert_eq!(
+            pick(&[("scope", &["local"]), ("type", &["volume", "network"])]),
+            ["network connect", "volume mount"]
+        );
+        assert_eq!(pick(&[("daemon", &["nosuch"])]), Vec::<String>::new());
+        // Every label must be there.
+        assert_eq!(
+            pick(&[("label", &["tier=front", "name=web"])]),
+            ["container start"]
+        );
+        assert_eq!(pick(&[("label", &["tier=front", "nope"])]), Vec::<String>::new());
+        assert_eq!(strip_tag("localhost:5000/a/b:1"), "localhost:5000/a/b");
+        assert_eq!(strip_tag("localhost:5000/a"), "localhost:5000/a");
     }
 
     #[test]
