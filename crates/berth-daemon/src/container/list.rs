@@ -84,12 +84,46 @@ impl Daemon {
             || opts.limit.is_some()
             || opts.filters.contains_key("status")
             || opts.filters.contains_key("exited");
-        let ancestors = opts.filters.get("ancestor").map(|names| {
-            names
-                .iter()
-                .filter_map(|n| self.images.resolve(n).ok().map(|i| i.id))
-                .collect::<Vec<_>>()
-        });
+        // An image and every image built on it (its children, theirs, …), as dockerd's
+        // `populateImageFilterByParents`; a name that resolves to nothing matches nothing.
+        let ancestors = match opts.filters.get("ancestor") {
+            None => None,
+            Some(names) => {
+                let mut ids: Vec<String> = Vec::new();
+                let mut queue: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| self.images.resolve(n).ok().map(|i| i.id))
+                    .collect();
+                while let Some(id) = queue.pop() {
+                    if ids.contains(&id) {
+                        continue;
+                    }
+                    queue.extend(self.images.children(&id)?);
+                    ids.push(id);
+                }
+                Some(ids)
+            }
+        };
+        if let Some(v) = f
+            .get("exited")
+            .into_iter()
+            .flatten()
+            .find(|v| v.parse::<i64>().is_err())
+        {
+            return Err(Error::invalid(format!(
+                "strconv.Atoi: parsing {v:?}: invalid syntax"
+            )));
+        }
+        if let Some(v) = f
+            .get("health")
+            .into_iter()
+            .flatten()
+            .find(|v| !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none"))
+        {
+            return Err(Error::invalid(format!(
+                "Unrecognised filter value for health: {v}"
+            )));
+        }
         let mut out = Vec::new();
         for (_, e) in entries {
             // dockerd's order of checks, newest first: everything down to the `before`

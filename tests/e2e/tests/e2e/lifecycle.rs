@@ -127,6 +127,36 @@ fn ps_filters_and_columns() {
         "{}",
         bad.stderr
     );
+    // `ancestor` covers the images built on the image (a commit's parent is its container's).
+    d.berth(&["commit", "nn", "kid:1"]).ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "kid",
+        "--network",
+        "none",
+        "kid:1",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let running = |filter: &str| {
+        d.berth(&["ps", "--format", "{{.Names}}", "-f", filter])
+            .ok()
+            .out()
+            .to_string()
+    };
+    assert_eq!(running("ancestor=busybox"), "kid\nnn\nup1");
+    assert_eq!(running("ancestor=kid:1"), "kid");
+    for (filter, msg) in [
+        ("exited=abc", "strconv.Atoi: parsing \"abc\": invalid syntax"),
+        ("health=bogus", "Unrecognised filter value for health: bogus"),
+    ] {
+        let r = d.berth(&["ps", "-f", filter]);
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains(msg), "{filter}: {}", r.stderr);
+    }
     // Unknown keys, in dockerd's words.
     for cmd in [&["ps", "-f", "nosuch=1"][..], &["images", "-f", "nosuch=1"][..]] {
         let r = d.berth(cmd);
