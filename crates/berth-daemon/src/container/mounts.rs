@@ -84,6 +84,74 @@ pub(crate) fn clean(p: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// dockerd's `ensureShared`/`ensureSharedOrSlave` at start: a bind whose propagation is
+/// `shared`/`rshared` needs a source on a shared mount, one that is `slave`/`rslave` a source on
+/// a shared or slave mount; otherwise propagation could not work as asked, and dockerd refuses.
+fn check_bind_propagation(mounts: &[MountPoint]) -> Result<()> {
+    let mut info: Option<String> = None;
+    for m in mounts.iter().filter(|m| m.kind == MountType::Bind) {
+        let p = m.propagation();
+        let (shared_only, any) = (matches!(p, "shared" | "rshared"), matches!(p, "slave" | "rslave"));
+        if !shared_only && !any {
+            continue;
+        }
+        if info.is_none() {
+            info = Some(
+                std::fs::read_to_string("/proc/self/mountinfo")
+                    .map_err(|e| Error::internal(format!("read /proc/self/mountinfo: {e}")))?,
+            );
+        }
+        let src = std::fs::canonicalize(&m.source).unwrap_or_else(|_| std::path::PathBuf::from(&m.source));
+        let Some((mount_point, optional)) = mount_of(info.as_deref().unwrap_or_default(), &src) else {
+            continue;
+        };
+        let shared = optional.iter().any(|o| o.starts_with("shared:"));
+        let slave = optional.iter().any(|o| o.starts_with("master:"));
+        if shared_only && !shared {
+            return Err(Error::internal(format!(
+                "path {} is mounted on {mount_point} but it is not a shared mount",
+                m.source
+            )));
+        }
+        if any && !shared && !slave {
+            return Err(Error::internal(format!(
+                "path {} is mounted on {mount_point} but it is not a shared or slave mount",
+                m.source
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The mount (its mount point and optional fields, from a `mountinfo` text) under which `path`
+/// lies: the last-mounted of the longest matching mount points.
+fn mount_of(mountinfo: &str, path: &std::path::Path) -> Option<(String, Vec<String>)> {
+    let unescape = |s: &str| {
+        s.replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+            .replace("\\134", "\\")
+    };
+    let mut best: Option<(String, Vec<String>)> = None;
+    for line in mountinfo.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        if f.len() < 7 || sep < 6 {
+            continue;
+        }
+        let mp = unescape(f[4]);
+        if !path.starts_with(&mp) {
+            continue;
+        }
+        if best.as_ref().is_none_or(|(b, _)| mp.len() >= b.len()) {
+            best = Some((mp, f[6..sep].iter().map(|s| s.to_string()).collect()));
+        }
+    }
+    best
+}
+
 const PROPAGATIONS: &[&str] = &["private", "rprivate", "shared", "rshared", "slave", "rslave"];
 
 /// One `-v` / `Binds` entry.
@@ -423,6 +491,7 @@ impl Daemon {
     /// emit `volume mount`. Returns the mounts with current sources.
     pub(crate) async fn setup_mounts(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<Vec<MountPoint>> {
         let mut mounts = entry.with(|d| d.mounts.clone());
+        check_bind_propagation(&mounts)?;
         let mut copy: Vec<(String, String)> = Vec::new();
         for mp in mounts.iter_mut().filter(|m| m.kind == MountType::Volume) {
             let store = self.volumes.clone();
@@ -628,6 +697,24 @@ fn dir_is_empty(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_under_a_path_is_the_longest_last_one() {
+        let info = "22 1 0:20 / / rw,relatime - ext4 /dev/vda rw\n\
+                    30 22 0:30 / /tmp/a\\040b rw shared:5 - tmpfs none rw\n\
+                    31 22 0:31 / /tmp/a rw master:3 - tmpfs none rw\n";
+        let get = |p: &str| mount_of(info, std::path::Path::new(p));
+        assert_eq!(
+            get("/tmp/a b/x"),
+            Some(("/tmp/a b".to_string(), vec!["shared:5".to_string()]))
+        );
+        assert_eq!(
+            get("/tmp/a/x"),
+            Some(("/tmp/a".to_string(), vec!["master:3".to_string()]))
+        );
+        assert_eq!(get("/tmp/ab"), Some(("/".to_string(), vec![])));
+        assert_eq!(get("/etc"), Some(("/".to_string(), vec![])));
+    }
 
     #[test]
     fn bind_specs_parse_like_docker() {

@@ -16,6 +16,7 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
     docker_py_spellings(&mut value);
     if let Some(host) = value.get("HostConfig") {
         check_restart_policy(host)?;
+        check_mount_types(host)?;
     }
     let body = if value.is_null() {
         Default::default()
@@ -50,6 +51,25 @@ fn check_restart_policy(host: &serde_json::Value) -> Result<(), Error> {
         "" | "always" | "unless-stopped" | "no" | "on-failure" => Ok(()),
         _ => Err(Error::invalid(format!("invalid restart policy '{name}'"))),
     }
+}
+
+/// `HostConfig.Mounts[].Type` as dockerd checks it, before the type is read into the schema's
+/// list (whose error would name the schema).
+fn check_mount_types(host: &serde_json::Value) -> Result<(), Error> {
+    for m in host
+        .get("Mounts")
+        .and_then(|m| m.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let t = m.get("Type").and_then(|t| t.as_str()).unwrap_or("");
+        if !matches!(t, "bind" | "volume" | "tmpfs" | "npipe" | "image" | "cluster") {
+            return Err(Error::invalid(format!(
+                "invalid mount config for type {t:?}: mount type unknown"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// dockerd reads JSON keys case-insensitively (Go's decoder); docker-py spells two of
@@ -351,6 +371,16 @@ pub async fn commit(d: &Arc<Daemon>, q: &Query) -> Result<Response<Body>, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_mount_types_are_dockerds_error() {
+        let host = serde_json::json!({"Mounts": [{"Type": "bind"}, {"Type": "nope"}]});
+        assert_eq!(
+            check_mount_types(&host).unwrap_err().to_string(),
+            "invalid mount config for type \"nope\": mount type unknown"
+        );
+        assert!(check_mount_types(&serde_json::json!({"Mounts": [{"Type": "tmpfs"}]})).is_ok());
+    }
 
     #[test]
     fn restart_policies_are_checked_as_dockerd_does() {

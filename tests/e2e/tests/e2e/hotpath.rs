@@ -352,6 +352,19 @@ fn an_rshared_bind_still_propagates_mounts_to_the_host() {
         .unwrap();
     assert!(st.success());
     let _guard = Unmount(src.clone());
+    // On a private mount, a slave or shared bind cannot propagate: dockerd refuses the start.
+    let private = format!("{}:/m:rslave", src.display());
+    let refused = d.berth(&["run", "--rm", "-v", &private, "busybox", "true"]);
+    assert_eq!(refused.code, 125, "{refused:?}");
+    assert!(
+        refused.stderr.contains(&format!(
+            "path {} is mounted on {} but it is not a shared or slave mount",
+            src.display(),
+            src.display()
+        )),
+        "{}",
+        refused.stderr
+    );
     assert!(std::process::Command::new("mount")
         .arg("--make-shared")
         .arg(&src)
