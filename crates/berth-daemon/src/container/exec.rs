@@ -333,6 +333,21 @@ impl PendingExec {
         } = self;
         let want_stdin = process.stdin;
         let (mut rd, mut wr) = tokio::io::split(io);
+        // runc's spec check: a relative working directory is refused before anything runs.
+        if !process.cwd.is_empty() && !process.cwd.starts_with('/') {
+            let msg = "OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown\r\n";
+            let _ = wr
+                .write_all(&if raw {
+                    msg.as_bytes().to_vec()
+                } else {
+                    frame(1, msg.as_bytes())
+                })
+                .await;
+            exec.finish(126);
+            daemon.exec_died(&exec, 126);
+            let _ = wr.shutdown().await;
+            return;
+        }
         let socket = daemon.shim_socket(&exec.container_id);
         berth_sys::times::mark("d-exec-run");
         let started = async {

@@ -100,6 +100,16 @@ print(code, repr(out), repr(err))
         ),
         "{nodir:?}"
     );
+    // A relative one is runc's spec error.
+    let relative = d.docker(&["exec", "-w", "relative", "exf", "pwd"]);
+    assert_eq!(
+        (relative.code, relative.stdout.as_str()),
+        (
+            126,
+            "OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown\r\n"
+        ),
+        "{relative:?}"
+    );
     d.berth(&["stop", "-t", "1", "exf"]).ok();
     let stopped = d.berth(&["exec", "exf", "true"]);
     assert_ne!(stopped.code, 0);
