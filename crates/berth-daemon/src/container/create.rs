@@ -433,6 +433,21 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
             )));
         }
     }
+    if let Some(cpus) = host.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        let available =
+            std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
+        let have = parse_list(available.trim());
+        match parse_list_checked(cpus) {
+            Some(want) if want.iter().all(|n| have.contains(n)) => {}
+            Some(_) => {
+                return Err(Error::invalid(format!(
+                    "Requested CPUs are not available - requested {cpus}, available: {}",
+                    available.trim()
+                )))
+            }
+            None => return Err(Error::invalid(format!("Invalid value {cpus} for cpuset cpus"))),
+        }
+    }
     if let Some(mems) = host.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
         let available =
             std::fs::read_to_string("/sys/devices/system/node/online").unwrap_or_else(|_| "0".into());
@@ -534,6 +549,16 @@ fn merge_config(
     // As dockerd: a stop signal that names no signal is refused at create (`Invalid signal: X`).
     if let Some(sig) = body.stop_signal.as_deref().filter(|s| !s.is_empty()) {
         crate::container::stop::parse_signal(sig)?;
+    }
+    // dockerd's create check: a working directory must be absolute.
+    if let Some(w) = body
+        .working_dir
+        .as_deref()
+        .filter(|w| !w.is_empty() && !w.starts_with('/'))
+    {
+        return Err(Error::invalid(format!(
+            "the working directory '{w}' is invalid, it needs to be an absolute path"
+        )));
     }
     let user_env = body.env.clone().unwrap_or_default();
     if let Some(e) = user_env

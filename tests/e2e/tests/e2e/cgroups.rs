@@ -358,6 +358,14 @@ fn resource_settings_reach_the_cgroups() {
             "Requested memory nodes are not available",
         ),
         (
+            vec!["--cpuset-cpus", "999"],
+            "Requested CPUs are not available - requested 999, available: ",
+        ),
+        (
+            vec!["-w", "relative"],
+            "the working directory 'relative' is invalid, it needs to be an absolute path",
+        ),
+        (
             vec!["--device-read-bps", "/dev/null:1mb"],
             "/dev/null is not a block device",
         ),
