@@ -226,11 +226,18 @@ fn bad_log_opts_are_refused_with_dockers_messages() {
             "max-sise=1m",
             "unknown log opt 'max-sise' for json-file log driver",
         ),
-        ("max-size=ten", "invalid size: 'ten'"),
-        ("max-file=0", "max-file cannot be less than 1"),
+        // Values as dockerd reads them when it makes the logger (its start's prefix).
+        (
+            "max-size=ten",
+            "failed to initialize logging driver: invalid size: 'ten'",
+        ),
+        (
+            "max-file=0",
+            "failed to initialize logging driver: max-file cannot be less than 1",
+        ),
         (
             "compress=true",
-            "compress cannot be true when max-file is less than 2 or max-size is not set",
+            "failed to initialize logging driver: compress cannot be true when max-file is less than 2 or max-size is not set",
         ),
     ] {
         let r = d.docker(&["create", "--log-opt", opt, "busybox", "true"]);

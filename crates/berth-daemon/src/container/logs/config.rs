@@ -121,14 +121,17 @@ pub(crate) fn parse(typ: &str, opts: &HashMap<String, String>) -> Result<LogConf
         }
     }
     let get = |k: &str| opts.get(k).map(String::as_str);
-    let invalid = |m: String| Error::invalid(m);
+    // Values are read when dockerd makes the logger, at start: its errors carry that step's
+    // prefix (the keys were checked above, at create).
+    let invalid =
+        |m: &dyn std::fmt::Display| Error::invalid(format!("failed to initialize logging driver: {m}"));
     if driver == LogDriver::JsonFile {
         let max_size = match get("max-size") {
             None => 0,
             Some(v) => {
-                let n = berth_types::units::from_human_size(v).map_err(invalid)?;
+                let n = berth_types::units::from_human_size(v).map_err(|e| invalid(&e))?;
                 if n <= 0 {
-                    return Err(Error::invalid("max-size must be a positive number"));
+                    return Err(invalid(&"max-size must be a positive number"));
                 }
                 n as u64
             }
@@ -136,9 +139,9 @@ pub(crate) fn parse(typ: &str, opts: &HashMap<String, String>) -> Result<LogConf
         let max_file = match get("max-file") {
             None => 1,
             Some(v) => {
-                let n = atoi(v).map_err(invalid)?;
+                let n = atoi(v).map_err(|e| invalid(&e))?;
                 if n < 1 {
-                    return Err(Error::invalid("max-file cannot be less than 1"));
+                    return Err(invalid(&"max-file cannot be less than 1"));
                 }
                 n
             }
@@ -146,11 +149,11 @@ pub(crate) fn parse(typ: &str, opts: &HashMap<String, String>) -> Result<LogConf
         let compress = get("compress")
             .map(berth_api::parse_go_bool)
             .transpose()
-            .map_err(invalid)?
+            .map_err(|e| invalid(&e))?
             .unwrap_or(false);
         if compress && (max_file == 1 || max_size == 0) {
-            return Err(Error::invalid(
-                "compress cannot be true when max-file is less than 2 or max-size is not set",
+            return Err(invalid(
+                &"compress cannot be true when max-file is less than 2 or max-size is not set",
             ));
         }
         return Ok(LogConfig {
@@ -164,25 +167,23 @@ pub(crate) fn parse(typ: &str, opts: &HashMap<String, String>) -> Result<LogConf
         None => 20 * 1024 * 1024,
         // Docker's local driver with max-size 0 rotates before every entry.
         Some(v) => berth_types::units::from_human_size(v)
-            .map_err(|e| invalid(format!("invalid value for max-size: {v}: {e}")))?
+            .map_err(|e| invalid(&format!("invalid value for max-size: {v}: {e}")))?
             .max(1) as u64,
     };
     let max_file = match get("max-file") {
         None => 5,
-        Some(v) => atoi(v).map_err(|e| invalid(format!("invalid value for max-file: {v}: {e}")))?,
+        Some(v) => atoi(v).map_err(|e| invalid(&format!("invalid value for max-file: {v}: {e}")))?,
     };
     if max_file < 0 {
-        return Err(Error::invalid("max file count cannot be less than 0"));
+        return Err(invalid(&"max file count cannot be less than 0"));
     }
     let compress = match get("compress") {
         None => true,
         Some(v) => berth_api::parse_go_bool(v)
-            .map_err(|e| invalid(format!("error reading compress log option: {e}")))?,
+            .map_err(|e| invalid(&format!("error reading compress log option: {e}")))?,
     };
     if compress && max_file <= 1 {
-        return Err(Error::invalid(
-            "compression cannot be enabled when max file count is 1",
-        ));
+        return Err(invalid(&"compression cannot be enabled when max file count is 1"));
     }
     Ok(LogConfig {
         driver,
@@ -218,22 +219,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.max_size, c.max_file, c.compress), (10_000, 3, true));
-        assert_eq!(msg(p("json-file", &[("max-size", "10x")])), "invalid size: '10x'");
+        assert_eq!(
+            msg(p("json-file", &[("max-size", "10x")])),
+            "failed to initialize logging driver: invalid size: '10x'"
+        );
         assert_eq!(
             msg(p("json-file", &[("max-size", "0")])),
-            "max-size must be a positive number"
+            "failed to initialize logging driver: max-size must be a positive number"
         );
         assert_eq!(
             msg(p("json-file", &[("max-file", "0")])),
-            "max-file cannot be less than 1"
+            "failed to initialize logging driver: max-file cannot be less than 1"
         );
         assert_eq!(
             msg(p("json-file", &[("max-file", "x")])),
-            "strconv.Atoi: parsing \"x\": invalid syntax"
+            "failed to initialize logging driver: strconv.Atoi: parsing \"x\": invalid syntax"
         );
         assert_eq!(
             msg(p("json-file", &[("compress", "true"), ("max-file", "2")])),
-            "compress cannot be true when max-file is less than 2 or max-size is not set"
+            "failed to initialize logging driver: compress cannot be true when max-file is less than 2 or max-size is not set"
         );
         assert_eq!(
             msg(p("json-file", &[("max-sise", "1m")])),
@@ -249,7 +253,7 @@ mod tests {
         assert_eq!((c.max_size, c.max_file, c.compress), (20 * 1024 * 1024, 5, true));
         assert_eq!(
             msg(p("local", &[("max-file", "1")])),
-            "compression cannot be enabled when max file count is 1"
+            "failed to initialize logging driver: compression cannot be enabled when max file count is 1"
         );
         assert_eq!(
             p("local", &[("max-file", "1"), ("compress", "false")])
@@ -263,7 +267,7 @@ mod tests {
         );
         assert_eq!(
             msg(p("local", &[("max-size", "big")])),
-            "invalid value for max-size: big: invalid size: 'big'"
+            "failed to initialize logging driver: invalid value for max-size: big: invalid size: 'big'"
         );
     }
 
