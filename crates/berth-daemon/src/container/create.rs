@@ -433,36 +433,18 @@ fn validate_resources(host: &mut HostConfig) -> Result<Vec<String>> {
             )));
         }
     }
-    if let Some(cpus) = host.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
-        let available =
-            std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
-        let have = parse_list(available.trim());
-        match parse_list_checked(cpus) {
-            Some(want) if want.iter().all(|n| have.contains(n)) => {}
-            Some(_) => {
-                return Err(Error::invalid(format!(
-                    "Requested CPUs are not available - requested {cpus}, available: {}",
-                    available.trim()
-                )))
-            }
-            None => return Err(Error::invalid(format!("Invalid value {cpus} for cpuset cpus"))),
-        }
-    }
-    if let Some(mems) = host.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
-        let available =
-            std::fs::read_to_string("/sys/devices/system/node/online").unwrap_or_else(|_| "0".into());
-        let have = parse_list(available.trim());
-        match parse_list_checked(mems) {
-            Some(want) if want.iter().all(|n| have.contains(n)) => {}
-            Some(_) => {
-                return Err(Error::invalid(format!(
-                    "Requested memory nodes are not available - requested {mems}, available: {}",
-                    available.trim()
-                )))
-            }
-            None => return Err(Error::invalid(format!("Invalid value {mems} for cpuset mems"))),
-        }
-    }
+    check_cpuset(
+        host.cpuset_cpus.as_deref(),
+        "/sys/devices/system/cpu/online",
+        "CPUs",
+        "cpus",
+    )?;
+    check_cpuset(
+        host.cpuset_mems.as_deref(),
+        "/sys/devices/system/node/online",
+        "memory nodes",
+        "mems",
+    )?;
     if host.cpu_realtime_period.unwrap_or(0) != 0 || host.cpu_realtime_runtime.unwrap_or(0) != 0 {
         return Err(no_realtime());
     }
@@ -513,6 +495,25 @@ pub(crate) fn no_realtime() -> Error {
 /// kernel has no file for is discarded with dockerd's warning.
 pub(crate) fn check_update(host: &mut HostConfig) -> Result<Vec<String>> {
     validate_resources(host)
+}
+
+/// `--cpuset-cpus`/`--cpuset-mems` (`list`) against what the machine has online (`online`, a
+/// sysfs list file), with dockerd's messages (`Requested CPUs are not available - …`, `Invalid
+/// value … for cpuset cpus`).
+fn check_cpuset(list: Option<&str>, online: &str, what: &str, key: &str) -> Result<()> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let available = std::fs::read_to_string(online).unwrap_or_else(|_| "0".into());
+    let have = parse_list(available.trim());
+    match parse_list_checked(list) {
+        Some(want) if want.iter().all(|n| have.contains(n)) => Ok(()),
+        Some(_) => Err(Error::invalid(format!(
+            "Requested {what} are not available - requested {list}, available: {}",
+            available.trim()
+        ))),
+        None => Err(Error::invalid(format!("Invalid value {list} for cpuset {key}"))),
+    }
 }
 
 /// `0-2,4` → `{0, 1, 2, 4}` (what does not parse is left out).

@@ -336,13 +336,7 @@ impl PendingExec {
         // runc's spec check: a relative working directory is refused before anything runs.
         if !process.cwd.is_empty() && !process.cwd.starts_with('/') {
             let msg = "OCI runtime exec failed: exec failed: Cwd must be an absolute path: unknown\r\n";
-            let _ = wr
-                .write_all(&if raw {
-                    msg.as_bytes().to_vec()
-                } else {
-                    frame(1, msg.as_bytes())
-                })
-                .await;
+            refuse(&mut wr, raw, msg).await;
             exec.finish(126);
             daemon.exec_died(&exec, 126);
             let _ = wr.shutdown().await;
@@ -366,14 +360,7 @@ impl PendingExec {
             Ok(x) => x,
             Err(e) => {
                 let msg = format!("OCI runtime exec failed: cannot reach the container's monitor: {e}\r\n");
-                // On stdout, as dockerd writes an exec start error (docker/cli#2025).
-                let _ = wr
-                    .write_all(&if raw {
-                        msg.into_bytes()
-                    } else {
-                        frame(1, msg.as_bytes())
-                    })
-                    .await;
+                refuse(&mut wr, raw, &msg).await;
                 exec.finish(126);
                 let _ = wr.shutdown().await;
                 return;
@@ -384,13 +371,7 @@ impl PendingExec {
             let msg = format!(
                 "OCI runtime exec failed: exec failed: unable to start container process: {err}: unknown\r\n"
             );
-            let _ = wr
-                .write_all(&if raw {
-                    msg.into_bytes()
-                } else {
-                    frame(1, msg.as_bytes())
-                })
-                .await;
+            refuse(&mut wr, raw, &msg).await;
             exec.finish(code);
             daemon.exec_died(&exec, code);
             let _ = wr.shutdown().await;
@@ -472,6 +453,17 @@ impl Daemon {
             self.events.emit("container", "exec_die", &entry.id, attrs);
         }
     }
+}
+
+/// Writes an exec start error to the client on stdout, as dockerd does (docker/cli#2025): raw
+/// with a tty, else as a stdout frame.
+async fn refuse<W: AsyncWrite + Unpin>(wr: &mut W, raw: bool, msg: &str) {
+    let bytes = if raw {
+        msg.as_bytes().to_vec()
+    } else {
+        frame(1, msg.as_bytes())
+    };
+    let _ = wr.write_all(&bytes).await;
 }
 
 /// An exec event's action as dockerd spells it: the command's first word, a space, the rest

@@ -126,12 +126,6 @@ fn check_bind_propagation(mounts: &[MountPoint]) -> Result<()> {
 /// The mount (its mount point and optional fields, from a `mountinfo` text) under which `path`
 /// lies: the last-mounted of the longest matching mount points.
 fn mount_of(mountinfo: &str, path: &std::path::Path) -> Option<(String, Vec<String>)> {
-    let unescape = |s: &str| {
-        s.replace("\\040", " ")
-            .replace("\\011", "\t")
-            .replace("\\012", "\n")
-            .replace("\\134", "\\")
-    };
     let mut best: Option<(String, Vec<String>)> = None;
     for line in mountinfo.lines() {
         let f: Vec<&str> = line.split(' ').collect();
@@ -141,7 +135,7 @@ fn mount_of(mountinfo: &str, path: &std::path::Path) -> Option<(String, Vec<Stri
         if f.len() < 7 || sep < 6 {
             continue;
         }
-        let mp = unescape(f[4]);
+        let mp = berth_sys::mount::unescape_mountinfo(f[4]);
         if !path.starts_with(&mp) {
             continue;
         }

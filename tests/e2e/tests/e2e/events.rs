@@ -41,17 +41,13 @@ fn lifecycle_events_stream_in_docker_shape() {
         .as_secs()
         + 1;
     let (s, u) = (start.to_string(), until.to_string());
-    let all = d
-        .berth(&[
-            "events",
-            "--since",
-            &s,
-            "--until",
-            &u,
-            "--format",
-            "{{.Type}} {{.Action}}",
-        ])
-        .ok();
+    // `events` over the test's window, with more arguments.
+    let window = |more: &[&str]| {
+        let mut args = vec!["events", "--since", &s, "--until", &u];
+        args.extend_from_slice(more);
+        d.berth(&args).ok()
+    };
+    let all = window(&["--format", "{{.Type}} {{.Action}}"]);
     let lines: Vec<&str> = all.out().lines().collect();
     for want in [
         "container create",
@@ -75,17 +71,7 @@ fn lifecycle_events_stream_in_docker_shape() {
     }
     // dockerd's exact actions and names: an exec's command with a space after its first word,
     // a tag as written, an untag named by the image's ID.
-    let exact = d
-        .berth(&[
-            "events",
-            "--since",
-            &s,
-            "--until",
-            &u,
-            "--format",
-            "{{.Type}} {{.Action}}|{{.Actor.Attributes.name}}",
-        ])
-        .ok();
+    let exact = window(&["--format", "{{.Type}} {{.Action}}|{{.Actor.Attributes.name}}"]);
     for want in [
         "container exec_create: true |ev2",
         "container exec_start: true |ev2",
@@ -104,17 +90,10 @@ fn lifecycle_events_stream_in_docker_shape() {
     );
     // A `--network none` container joins and leaves dockerd's built-in `none` network (its
     // `null` driver), the disconnect after the die.
-    let seq = d
-        .berth(&[
-            "events",
-            "--since",
-            &s,
-            "--until",
-            &u,
-            "--format",
-            "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}",
-        ])
-        .ok();
+    let seq = window(&[
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.container}} {{.Actor.Attributes.type}}",
+    ]);
     let mine: Vec<String> = seq
         .stdout
         .lines()
@@ -141,54 +120,23 @@ fn lifecycle_events_stream_in_docker_shape() {
         seq.stdout
     );
     // Filters.
-    let die = d
-        .berth(&[
-            "events",
-            "--since",
-            &s,
-            "--until",
-            &u,
-            "-f",
-            "event=die",
-            "-f",
-            "container=ev1",
-            "--format",
-            "{{.Actor.Attributes.exitCode}}",
-        ])
-        .ok();
+    let die = window(&[
+        "-f",
+        "event=die",
+        "-f",
+        "container=ev1",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]);
     assert_eq!(die.out(), "2");
-    let images = d
-        .berth(&[
-            "events",
-            "--since",
-            &s,
-            "--until",
-            &u,
-            "-f",
-            "type=image",
-            "--format",
-            "{{.Action}}",
-        ])
-        .ok();
+    let images = window(&["-f", "type=image", "--format", "{{.Action}}"]);
     assert!(
         images.out().lines().all(|l| !l.starts_with("create")),
         "{}",
         images.out()
     );
     // The raw JSON keeps docker-py's legacy fields.
-    let raw = d
-        .berth(&[
-            "events",
-            "--since",
-            &s,
-            "--until",
-            &u,
-            "-f",
-            "event=create",
-            "--format",
-            "{{json .}}",
-        ])
-        .ok();
+    let raw = window(&["-f", "event=create", "--format", "{{json .}}"]);
     let first: serde_json::Value = serde_json::from_str(raw.out().lines().next().unwrap()).unwrap();
     assert_eq!(first["status"], "create");
     assert_eq!(first["from"], "busybox");
