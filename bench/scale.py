@@ -130,6 +130,20 @@ def slab_1k_kb():
     return 0
 
 
+def dying_memcgs():
+    """Memory cgroups removed but still held by the kernel (pages charged to them, mostly page
+    cache a removed container read first): /proc/cgroups counts them, the hierarchy does not.
+    Each holds its `shrinker_info`; `run --rm`s of earlier steps leave them, and `free`'s used
+    delta charges them to the running containers."""
+    try:
+        with open("/proc/cgroups") as f:
+            total = next(int(l.split()[2]) for l in f if l.startswith("memory\t"))
+        live = sum(1 for _ in os.walk("/sys/fs/cgroup/memory"))
+        return total - live
+    except (OSError, StopIteration):
+        return 0
+
+
 SETTLE_S = 3
 
 
@@ -140,8 +154,11 @@ def measure(eng, image, ids, base_used, runs, base_slab=0):
         time.sleep(SETTLE_S)
         subprocess.run(["sync"])
     r["used_per_container_mb"] = (used_kb() - base_used) / 1024 / n if n else 0
+    if n:
+        r["used_per_container_kb"] = (used_kb() - base_used) / n
     if n and base_slab:
         r["of_which_kmalloc_1k_kb"] = (slab_1k_kb() - base_slab) / n
+    r["dying_memcgs"] = dying_memcgs()
     rm = eng.cli("run", "--rm", "--network", "none", image, "true")
     r["run_rm_ms"] = median_ms(rm, eng.env, runs)
     r["run_rm_idle_ms"] = median_ms(rm, eng.env, max(3, runs // 3), idle=0.5)

@@ -156,7 +156,9 @@ pub fn serve(sock: BorrowedFd<'_>) -> io::Result<()> {
                 String::from_utf8_lossy(program)
             );
         }
-        reap();
+        // No reaping here: each `wait` walks all of the spawner's children (every running
+        // shim), so it waits for the `SIGCHLD` that says one exited (the signalfd above keeps
+        // it until read). Reaping after every start cost ~0.6 ms a start at 3000 containers.
     }
 }
 
