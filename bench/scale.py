@@ -6,7 +6,7 @@ For each N in --counts (cumulative: the same daemon grows from one count to the 
     path), time per 100 (first and last 100 of each step),
   - berthd's RSS, host memory per container (`free`'s used delta / N), monitors' mean Pss,
   - `run --rm --network none busybox true` back to back and after 0.5 s idle, against none running,
-  - `ps -a`, `exec CONTAINER true`,
+  - `ps -a`, `exec CONTAINER true` back to back and after 0.5 s idle,
 each measured after a settle of SETTLE_S seconds and a `sync` past the last start: a machine whose
 containers are running, as a user meets it, not one still finishing a burst of starts (the last
 shims' first quiet second, the starts' writeback),
@@ -165,6 +165,7 @@ def measure(eng, image, ids, base_used, runs, base_slab=0):
     r["ps_a_ms"] = median_ms(eng.cli("ps", "-a"), eng.env, 5)
     if ids:
         r["exec_ms"] = median_ms(eng.cli("exec", ids[-1], "true"), eng.env, runs)
+        r["exec_idle_ms"] = median_ms(eng.cli("exec", ids[-1], "true"), eng.env, max(3, runs // 3), idle=0.5)
     return r
 
 
