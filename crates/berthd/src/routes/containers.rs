@@ -195,14 +195,11 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let tail = match q.get("tail").unwrap_or("all") {
-        "all" | "" => None,
-        n => Some(
-            n.parse::<i64>()
-                .map_err(|_| Error::invalid(format!("invalid tail: {n}")))?
-                .max(0) as usize,
-        ),
-    };
+    // dockerd's reading: a count that does not parse, or a negative one, means all lines.
+    let tail = q
+        .get("tail")
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n).ok());
     let secs = |k: &str| -> Result<i64, Error> {
         match q.get(k).filter(|s| !s.is_empty()) {
             None => Ok(0),
@@ -215,7 +212,9 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
                 while f.len() < 9 {
                     f.push('0');
                 }
-                Ok(a * 1_000_000_000 + f.parse::<i64>().unwrap_or(0))
+                // Saturating: the CLI sends a far date (`--since 2999-01-01`) as seconds whose
+                // nanoseconds overflow; a wrapped value read as no bound (or the wrong one).
+                Ok(a.saturating_mul(1_000_000_000).saturating_add(f.parse::<i64>().unwrap_or(0)))
             }
         }
     };
@@ -227,6 +226,7 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
         until: secs("until")?,
         timestamps: q.bool("timestamps"),
         tail,
+        details: q.bool("details"),
     };
     let rx = d.logs(id, opts)?;
     Ok(http::stream(rx, None))

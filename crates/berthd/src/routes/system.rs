@@ -93,14 +93,20 @@ pub fn info(d: &Arc<Daemon>) -> Response<Body> {
             ("InitBinary", serde_json::json!("docker-init")),
             ("GenericResources", serde_json::Value::Null),
             ("Isolation", serde_json::json!("")),
-            // cgroup v1's kmem and tcp accounting, which berth does not set (nor does dockerd 23+).
-            ("KernelMemory", serde_json::json!(false)),
-            ("KernelMemoryTCP", serde_json::json!(false)),
+            // Whether the v1 memory controller has kmem and kmem.tcp limits, as dockerd 20.10
+            // (API 1.41) reads them: their files exist (false on cgroup v2).
+            ("KernelMemory", serde_json::json!(kmem_file("memory.kmem.limit_in_bytes"))),
+            ("KernelMemoryTCP", serde_json::json!(kmem_file("memory.kmem.tcp.limit_in_bytes"))),
         ] {
             o.entry(k).or_insert(v);
         }
     }
     http::json(StatusCode::OK, &v)
+}
+
+/// Whether the v1 memory hierarchy's root has `file`.
+fn kmem_file(file: &str) -> bool {
+    std::path::Path::new("/sys/fs/cgroup/memory").join(file).exists()
 }
 
 /// `GET /events`: history since `since`, then live events until `until` or the client leaves.

@@ -485,6 +485,10 @@ info = c.info()
 missing = [k for k in INFO if k not in info]
 assert not missing, missing
 assert info["RuncCommit"] == {"ID": "", "Expected": ""} and info["NGoroutines"] > 0, info
+# dockerd 20.10's reading: the v1 memory controller's kmem files exist (false on cgroup v2).
+import os
+for k, f in (("KernelMemory", "memory.kmem.limit_in_bytes"), ("KernelMemoryTCP", "memory.kmem.tcp.limit_in_bytes")):
+    assert info[k] == os.path.exists("/sys/fs/cgroup/memory/" + f), (k, info[k])
 s = run.stats(stream=False)
 for k in ("num_procs", "storage_stats"):
     assert k in s, k

@@ -289,6 +289,34 @@ fn logs_tail_seeks_in_a_big_log() {
     assert_eq!(r.stdout.lines().count(), 1);
 }
 
+/// `--tail`, `--since` and `--details` as dockerd reads them (found side by side with dockerd
+/// 20.10, scripts/sidebyside/lifecycle-logs.txt).
+#[test]
+fn logs_options_are_read_as_dockerd_reads_them() {
+    let d = daemon!();
+    d.berth(&["run", "--name", "lo", "--network", "none", "busybox", "sh", "-c", "echo a; echo b >&2; echo c"])
+        .ok();
+    let logs = |args: &[&str]| {
+        let mut a = vec!["logs"];
+        a.extend_from_slice(args);
+        a.push("lo");
+        let r = d.docker(&a).ok();
+        (r.stdout, r.stderr)
+    };
+    // A count that does not parse, or a negative one, is all of it (dockerd), not an error.
+    for tail in ["abc", "-1", "all"] {
+        assert_eq!(logs(&["--tail", tail]), ("a\nc\n".into(), "b\n".into()), "--tail {tail}");
+    }
+    assert_eq!(logs(&["--tail", "0"]), (String::new(), String::new()));
+    // A far date: the CLI sends its seconds, whose nanoseconds overflow 64 bits.
+    assert_eq!(logs(&["--since", "2999-01-01"]), (String::new(), String::new()));
+    assert_eq!(logs(&["--until", "2999-01-01"]).0, "a\nc\n");
+    // --details: each line after its attributes (none here) and a space; after the timestamp.
+    assert_eq!(logs(&["--details"]), (" a\n c\n".into(), " b\n".into()));
+    let (out, _) = logs(&["--details", "-t"]);
+    assert!(out.lines().all(|l| l.contains("Z  ")), "{out}");
+}
+
 #[test]
 fn logs_follow_of_an_exited_container_ends() {
     let d = daemon!();

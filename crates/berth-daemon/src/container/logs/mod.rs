@@ -32,6 +32,9 @@ pub struct LogsOptions {
     pub timestamps: bool,
     /// `None` = all.
     pub tail: Option<usize>,
+    /// `--details`: each line after the record's attributes and a space, as dockerd writes
+    /// them; berth's log drivers record no attributes, so the prefix is the space alone.
+    pub details: bool,
 }
 
 /// Renders records for one client.
@@ -129,6 +132,9 @@ fn render(r: &Record, opts: &LogsOptions, tty: bool) -> Option<Bytes> {
     let mut payload = Vec::with_capacity(r.line.len() + 32);
     if opts.timestamps {
         payload.extend_from_slice(berth_types::time::rfc3339_nano_fixed(r.time).as_bytes());
+        payload.push(b' ');
+    }
+    if opts.details {
         payload.push(b' ');
     }
     payload.extend_from_slice(&r.line);
