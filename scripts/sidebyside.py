@@ -14,7 +14,7 @@ order with `docker` pointed at the daemon under test (a busybox image, imported 
 A developer tool, not a test: run as root, with Debian's docker.io installed (its dockerd is
 started by bench/registry.Docker with no bridge and no iptables, and stopped after) and a release
 build of berth (target/release). The berthd uses bench/scale.Berth's bridge `bbench2`: run one
-at a time. Fixtures some command files use (/tmp/cpsrc, /tmp/vctx, /tmp/exenv) are made here.
+at a time. Fixtures some command files use (/tmp/cpsrc, /tmp/vctx, /tmp/exenv, /tmp/bctx/*) are made here.
 Found differences are either fixed or listed in docs/compat.md.
 """
 import json
@@ -44,9 +44,24 @@ def fixtures():
         f.write("FROM busybox\nRUN mkdir -p /data && echo seeded > /data/f && chown 33:33 /data\nVOLUME /data\n")
     with open("/tmp/exenv", "w") as f:
         f.write("EX1=a\n# c\nEX2\n")
+    for name, dockerfile in (
+        ("ok", "FROM busybox\nARG A=1\nENV E=$A\nRUN echo built $E > /b\nCOPY f /f\nWORKDIR /w\nCMD [\"cat\", \"/b\"]\n"),
+        ("fail", "FROM busybox\nRUN echo before\nRUN exit 3\n"),
+        ("unknown", "FROM busybox\nNOSUCH x\n"),
+        ("nocopy", "FROM busybox\nCOPY missing /m\n"),
+        ("nofrom", "RUN true\n"),
+        ("stages", "FROM busybox AS one\nRUN echo 1 > /1\nFROM busybox AS two\nCOPY --from=one /1 /1\n"),
+    ):
+        os.makedirs(f"/tmp/bctx/{name}", exist_ok=True)
+        with open(f"/tmp/bctx/{name}/Dockerfile", "w") as f:
+            f.write(dockerfile)
+        with open(f"/tmp/bctx/{name}/f", "w") as f:
+            f.write("file\n")
 
 
 def norm(s):
+    s = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", "<TS>", s)
+    s = re.sub(r"line (\d+): +\d+ (Killed|Terminated)", r"line \1: <PID> \2", s)
     s = re.sub(r"[0-9a-f]{64}", "<ID>", s)
     s = re.sub(r"[0-9a-f]{12}", "<SID>", s)
     return s.replace("berth", "<E>").replace("docker", "<E>").strip()

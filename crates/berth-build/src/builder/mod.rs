@@ -91,10 +91,8 @@ pub fn build(
         } else if inst.cmd == "arg" {
             meta.push(inst);
         } else {
-            return Err(Error::Parse {
-                line: inst.line,
-                message: "no build stage in current context".into(),
-            });
+            // dockerd's words, without the parse error's line prefix.
+            return Err(Error::Invalid("no build stage in current context".into()));
         }
     }
     if stages.is_empty() {

@@ -214,7 +214,8 @@ pub fn logs(d: &Arc<Daemon>, id: &str, q: &Query) -> Result<Response<Body>, Erro
                 }
                 // Saturating: the CLI sends a far date (`--since 2999-01-01`) as seconds whose
                 // nanoseconds overflow; a wrapped value read as no bound (or the wrong one).
-                Ok(a.saturating_mul(1_000_000_000).saturating_add(f.parse::<i64>().unwrap_or(0)))
+                Ok(a.saturating_mul(1_000_000_000)
+                    .saturating_add(f.parse::<i64>().unwrap_or(0)))
             }
         }
     };

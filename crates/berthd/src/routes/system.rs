@@ -95,8 +95,14 @@ pub fn info(d: &Arc<Daemon>) -> Response<Body> {
             ("Isolation", serde_json::json!("")),
             // Whether the v1 memory controller has kmem and kmem.tcp limits, as dockerd 20.10
             // (API 1.41) reads them: their files exist (false on cgroup v2).
-            ("KernelMemory", serde_json::json!(kmem_file("memory.kmem.limit_in_bytes"))),
-            ("KernelMemoryTCP", serde_json::json!(kmem_file("memory.kmem.tcp.limit_in_bytes"))),
+            (
+                "KernelMemory",
+                serde_json::json!(kmem_file("memory.kmem.limit_in_bytes")),
+            ),
+            (
+                "KernelMemoryTCP",
+                serde_json::json!(kmem_file("memory.kmem.tcp.limit_in_bytes")),
+            ),
         ] {
             o.entry(k).or_insert(v);
         }

@@ -295,6 +295,15 @@ fn copy_outside_the_context_and_unknown_instructions_are_refused() {
         r.code != 0 && r.stderr.contains("file not found in build context"),
         "{r:?}"
     );
+    // An instruction before any FROM: dockerd's words, with no parse-error prefix.
+    let dir = context(&d, "bad4", &[("Dockerfile", "RUN true\n")]);
+    let r = docker_build(&d, &[], &dir);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("Error response from daemon: no build stage in current context"),
+        "{r:?}"
+    );
 }
 
 #[test]

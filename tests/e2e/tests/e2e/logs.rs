@@ -294,8 +294,18 @@ fn logs_tail_seeks_in_a_big_log() {
 #[test]
 fn logs_options_are_read_as_dockerd_reads_them() {
     let d = daemon!();
-    d.berth(&["run", "--name", "lo", "--network", "none", "busybox", "sh", "-c", "echo a; echo b >&2; echo c"])
-        .ok();
+    d.berth(&[
+        "run",
+        "--name",
+        "lo",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; echo b >&2; echo c",
+    ])
+    .ok();
     let logs = |args: &[&str]| {
         let mut a = vec!["logs"];
         a.extend_from_slice(args);
@@ -305,7 +315,11 @@ fn logs_options_are_read_as_dockerd_reads_them() {
     };
     // A count that does not parse, or a negative one, is all of it (dockerd), not an error.
     for tail in ["abc", "-1", "all"] {
-        assert_eq!(logs(&["--tail", tail]), ("a\nc\n".into(), "b\n".into()), "--tail {tail}");
+        assert_eq!(
+            logs(&["--tail", tail]),
+            ("a\nc\n".into(), "b\n".into()),
+            "--tail {tail}"
+        );
     }
     assert_eq!(logs(&["--tail", "0"]), (String::new(), String::new()));
     // A far date: the CLI sends its seconds, whose nanoseconds overflow 64 bits.
