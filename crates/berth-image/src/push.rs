@@ -97,6 +97,14 @@ impl ImageService {
         Ok(out)
     }
 
+    /// Whether any reference of `repository` (a tag or a repository digest) is here: dockerd's
+    /// test before a push (`ReferencesByName`).
+    pub fn repository_has_references(&self, repository: &str) -> Result<bool, Error> {
+        let in_repo = |name: &str| Reference::parse(name).is_ok_and(|r| r.name() == repository);
+        Ok(self.db.all_tags()?.iter().any(|(n, _)| in_repo(n))
+            || self.db.all_repo_digests()?.iter().any(|(n, _)| in_repo(n)))
+    }
+
     /// Compresses a layer's tar with gzip into a temporary file, hashing it on the way.
     pub fn compress_layer(&self, diff_id: &str) -> Result<CompressedLayer, Error> {
         let d = Digest::parse(diff_id).map_err(|e| Error::InvalidArgument(e.to_string()))?;

@@ -196,13 +196,17 @@ impl Daemon {
             )));
         }
         let existed = self.images.resolve(&plan.id).is_ok();
-        let tag_target = r
-            .tag()
-            .and_then(|_| self.images.resolve(&r.to_string()).ok())
+        // What the reference (a tag, or a repository digest) named before: the pull "downloaded
+        // a newer image" unless it named this one already, as dockerd decides.
+        let named = r.tag().is_some() || r.digest().is_some();
+        let ref_target = named
+            .then(|| self.images.resolve(&r.to_string()).ok())
+            .flatten()
             .map(|i| i.id);
         let present: Vec<bool> = plan.layers.iter().map(|l| l.present).collect();
         for (l, here) in layers.iter().zip(&present) {
-            if *here {
+            // An image that is here already pulls nothing, and dockerd says nothing per layer.
+            if *here && !existed {
                 say(JsonMessage::layer("Already exists", short(l.digest.as_ref()))).await;
             }
         }
@@ -276,7 +280,7 @@ impl Daemon {
         })
         .await?;
         say(JsonMessage::status(format!("Digest: {}", resolved.digest))).await;
-        let changed = !existed || (r.tag().is_some() && tag_target.as_deref() != Some(id.as_str()));
+        let changed = !existed || (named && ref_target.as_deref() != Some(id.as_str()));
         if last {
             let what = if changed {
                 "Downloaded newer image for"

@@ -18,6 +18,34 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::error::{blocking, Error, Result};
 use crate::Daemon;
 
+/// An image manifest (schema 2) as dockerd writes it: fields in this order, indented by three
+/// spaces (Go's `json.MarshalIndent(m, "", "   ")`), no final newline. The same image pushed
+/// by dockerd and by berth (its layers pulled, so the same blobs) gets the same manifest digest.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Manifest<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    config: Descriptor<'a>,
+    layers: Vec<Descriptor<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor<'a> {
+    media_type: &'a str,
+    size: i64,
+    digest: String,
+}
+
+fn manifest_bytes(m: &Manifest<'_>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"   ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    serde::Serialize::serialize(m, &mut ser).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(out)
+}
+
 /// Docker's `max-concurrent-uploads` default.
 pub const MAX_UPLOADS: usize = 5;
 
@@ -59,20 +87,25 @@ impl Daemon {
         auth: &AuthConfig,
         tx: &mpsc::Sender<JsonMessage>,
     ) -> Result<()> {
+        // dockerd: a repository with no tag here at all is "An image does not exist locally with
+        // the tag: NAME" (the name alone); one tag missing from it, "tag does not exist: NAME:TAG".
+        let images = self.images.clone();
+        let repo = named.name();
+        let (here, in_repo) = blocking(move || {
+            Ok((
+                images.repository_has_references(&repo)?,
+                images.repository_tags(&repo)?,
+            ))
+        })
+        .await?;
+        if !here {
+            return Err(Error::invalid(format!(
+                "An image does not exist locally with the tag: {}",
+                named.familiar_name()
+            )));
+        }
         let tags: Vec<String> = if tag.is_empty() {
-            let images = self.images.clone();
-            let repo = named.name();
-            let t = blocking(move || Ok(images.repository_tags(&repo)?)).await?;
-            if t.is_empty() {
-                return Err(Error::not_found(
-                    "image",
-                    format!(
-                        "An image does not exist locally with the tag: {}",
-                        named.familiar_name()
-                    ),
-                ));
-            }
-            t.into_iter().map(|(t, _)| t).collect()
+            in_repo.into_iter().map(|(t, _)| t).collect()
         } else {
             vec![tag.to_string()]
         };
@@ -93,10 +126,9 @@ impl Daemon {
         let name = r.to_string();
         let plan = blocking(move || {
             images.push_plan(&name).map_err(|e| match e.kind() {
-                berth_types::ErrorKind::NotFound => Error::invalid(format!(
-                    "An image does not exist locally with the tag: {}",
-                    name_familiar(&name)
-                )),
+                berth_types::ErrorKind::NotFound => {
+                    Error::invalid(format!("tag does not exist: {}", name_familiar(&name)))
+                }
                 _ => e.into(),
             })
         })
@@ -129,13 +161,24 @@ impl Daemon {
                 .upload_blob(r, &config_digest, plan.config.len() as u64, body, |_| {}, auth)
                 .await?;
         }
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_V2,
-            "config": {"mediaType": CONFIG_V1, "size": plan.config.len(), "digest": config_digest.to_string()},
-            "layers": layers.iter().map(|s: &BlobSource| json!({"mediaType": s.media_type, "size": s.size, "digest": s.digest})).collect::<Vec<_>>(),
-        });
-        let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::internal(e.to_string()))?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: MANIFEST_V2,
+            config: Descriptor {
+                media_type: CONFIG_V1,
+                size: plan.config.len() as i64,
+                digest: config_digest.to_string(),
+            },
+            layers: layers
+                .iter()
+                .map(|s: &BlobSource| Descriptor {
+                    media_type: &s.media_type,
+                    size: s.size,
+                    digest: s.digest.clone(),
+                })
+                .collect(),
+        };
+        let body = manifest_bytes(&manifest)?;
         let tag = r.tag().unwrap_or("latest").to_string();
         let digest = self
             .registry
@@ -265,4 +308,45 @@ fn name_familiar(name: &str) -> String {
     Reference::parse(name)
         .map(|r| r.familiar())
         .unwrap_or_else(|_| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Byte for byte what Go's `json.MarshalIndent(m, "", "   ")` makes of dockerd's manifest.
+    #[test]
+    fn the_manifest_is_written_as_dockerd_writes_it() {
+        let m = Manifest {
+            schema_version: 2,
+            media_type: MANIFEST_V2,
+            config: Descriptor {
+                media_type: CONFIG_V1,
+                size: 1457,
+                digest: "sha256:aa".into(),
+            },
+            layers: vec![Descriptor {
+                media_type: LAYER_GZIP,
+                size: 772788,
+                digest: "sha256:bb".into(),
+            }],
+        };
+        let want = r#"{
+   "schemaVersion": 2,
+   "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+   "config": {
+      "mediaType": "application/vnd.docker.container.image.v1+json",
+      "size": 1457,
+      "digest": "sha256:aa"
+   },
+   "layers": [
+      {
+         "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+         "size": 772788,
+         "digest": "sha256:bb"
+      }
+   ]
+}"#;
+        assert_eq!(String::from_utf8(manifest_bytes(&m).unwrap()).unwrap(), want);
+    }
 }

@@ -128,7 +128,41 @@ fn push_then_pull_round_trips_with_dockers_output() {
     );
     let listed = d.berth(&["images", "--digests"]).ok();
     assert!(listed.stdout.contains(&digest), "{}", listed.stdout);
-    d.berth(&["rmi", &by_digest]).ok();
+    // As dockerd (scripts/sidebyside/registry.txt): an image that is here already is pulled
+    // with no line per layer; removing the repository's last tag drops its digest reference,
+    // so pulling by digest then names it anew ("Downloaded newer image").
+    assert!(!up.stdout.contains("Already exists"), "{}", up.stdout);
+    let tagged = format!("{}/test/bb:1", reg.host());
+    d.berth(&["tag", &tagged, "keep:1"]).ok();
+    d.berth(&["rmi", &tagged]).ok();
+    let again = d.docker(&["pull", &by_digest]).ok();
+    assert!(
+        again
+            .stdout
+            .contains(&format!("Status: Downloaded newer image for {by_digest}"))
+            && !again.stdout.contains("Already exists"),
+        "{}",
+        again.stdout
+    );
+    // Push errors in dockerd's words: a tag missing from a repository that is here, and a
+    // repository with nothing here at all (named without its tag).
+    let r = d.docker(&["push", &format!("{}/test/bb:nosuch", reg.host())]);
+    assert!(
+        r.code == 1
+            && r.stderr
+                .contains(&format!("tag does not exist: {}/test/bb:nosuch", reg.host())),
+        "{r:?}"
+    );
+    let r = d.docker(&["push", &format!("{}/test/nosuch", reg.host())]);
+    assert!(
+        r.code == 1
+            && r.stderr.trim_end().ends_with(&format!(
+                "An image does not exist locally with the tag: {}/test/nosuch",
+                reg.host()
+            )),
+        "{r:?}"
+    );
+    d.berth(&["rmi", &by_digest, "keep:1"]).ok();
     check_clean(&mut d, "after the round trip");
 }
 
