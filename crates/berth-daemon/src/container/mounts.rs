@@ -481,8 +481,9 @@ impl Daemon {
         Ok(mounts)
     }
 
-    /// At start: mount each volume (driver options), copy the image's content into empty ones,
-    /// emit `volume mount`. Returns the mounts with current sources.
+    /// At start: mount each volume (driver options), copy the image's content into empty ones.
+    /// Returns the mounts with current sources; the start emits their `volume mount` events
+    /// ([`Daemon::emit_volume_mounts`]) once its network is up, in dockerd's order.
     pub(crate) async fn setup_mounts(self: &Arc<Self>, entry: &Arc<Entry>) -> Result<Vec<MountPoint>> {
         let mut mounts = entry.with(|d| d.mounts.clone());
         check_bind_propagation(&mounts)?;
@@ -501,6 +502,20 @@ impl Daemon {
             if mp.copy_up && dir_is_empty(&data) {
                 copy.push((mp.target.clone(), mp.source.clone()));
             }
+        }
+        if !copy.is_empty() {
+            if let Err(e) = self.copy_up(entry, copy).await {
+                self.release_mounts(entry).await;
+                return Err(e);
+            }
+        }
+        Ok(mounts)
+    }
+
+    /// `volume mount` for each volume of a start, after its network's `connect` (dockerd mounts
+    /// volumes while it writes the spec, after the network).
+    pub(crate) fn emit_volume_mounts(&self, entry: &Entry, mounts: &[MountPoint]) {
+        for mp in mounts.iter().filter(|m| m.kind == MountType::Volume) {
             self.events.emit(
                 "volume",
                 "mount",
@@ -514,13 +529,6 @@ impl Daemon {
                 ]),
             );
         }
-        if !copy.is_empty() {
-            if let Err(e) = self.copy_up(entry, copy).await {
-                self.release_mounts(entry).await;
-                return Err(e);
-            }
-        }
-        Ok(mounts)
     }
 
     /// Copies image content into empty volumes: mounts the container's root at its bundle's

@@ -138,6 +138,7 @@ impl Daemon {
             let _ = self.start_failed(entry, before, e.to_string(), None).await;
             return Err(e);
         }
+        self.emit_volume_mounts(entry, &mounts);
         let joined = namespaces.joined.clone();
         let mut written = self.write_start_files(
             &doc,

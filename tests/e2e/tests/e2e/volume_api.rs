@@ -220,6 +220,30 @@ fn volume_events_follow_dockerd() {
         "{mounted}"
     );
     d.wait_for_event(&since, &["type=volume", "event=unmount"], Duration::from_secs(10));
+    // dockerd's order at start: the network's connect, the volume's mount, the start.
+    let until = berth_e2e::timestamp();
+    let order = d
+        .berth(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--format",
+            "{{.Type}} {{.Action}}",
+        ])
+        .ok()
+        .stdout;
+    let at = |what: &str| {
+        order
+            .lines()
+            .position(|l| l == what)
+            .unwrap_or_else(|| panic!("no {what}: {order}"))
+    };
+    assert!(
+        at("network connect") < at("volume mount") && at("volume mount") < at("container start"),
+        "{order}"
+    );
     d.berth(&["rm", "ev"]).ok();
     d.berth(&["volume", "rm", "evv"]).ok();
     let destroyed = d.wait_for_event(&since, &["type=volume", "event=destroy"], Duration::from_secs(10));
