@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{ContainerConfig, Empty};
+use crate::config::{ContainerConfig, Empty, HealthConfig};
 
 /// Applies every change line to `cfg`. Errors are docker's messages.
 pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<(), String> {
@@ -93,12 +93,7 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
                 }
                 cfg.user = expand(rest, cfg);
             }
-            "stopsignal" => {
-                if rest.is_empty() {
-                    return Err("STOPSIGNAL requires exactly one argument".into());
-                }
-                cfg.stop_signal = Some(expand(rest, cfg));
-            }
+            "healthcheck" => cfg.healthcheck = Some(healthcheck(rest)?),
             "onbuild" => {
                 let trigger = rest.split_whitespace().next().unwrap_or("").to_lowercase();
                 match trigger.as_str() {
@@ -120,6 +115,67 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
 }
 
 /// `["a","b"]` → exec form; anything else → `["/bin/sh", "-c", rest]`.
+/// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D]
+/// [--start-interval=D] [--retries=N] CMD command` (shell or exec form), with the builder's
+/// messages.
+fn healthcheck(rest: &str) -> Result<HealthConfig, String> {
+    let mut words = rest;
+    let mut flags = Vec::new();
+    while let Some(f) = words.strip_prefix("--") {
+        let end = f.find(char::is_whitespace).unwrap_or(f.len());
+        flags.push(&f[..end]);
+        words = f[end..].trim_start();
+    }
+    let (kind, cmd) = match words.find(char::is_whitespace) {
+        Some(p) => (&words[..p], words[p..].trim_start()),
+        None => (words, ""),
+    };
+    let mut hc = HealthConfig::default();
+    match kind.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            if !cmd.is_empty() {
+                return Err("HEALTHCHECK NONE takes no arguments".into());
+            }
+            if !flags.is_empty() {
+                return Err("HEALTHCHECK NONE takes no flags".into());
+            }
+            hc.test = vec!["NONE".into()];
+            return Ok(hc);
+        }
+        "CMD" if cmd.is_empty() => return Err("Missing command after HEALTHCHECK CMD".into()),
+        "CMD" => {
+            hc.test = match json_array(cmd) {
+                Some(args) => std::iter::once("CMD".to_string()).chain(args).collect(),
+                None => vec!["CMD-SHELL".into(), cmd.to_string()],
+            };
+        }
+        "" => return Err("HEALTHCHECK requires at least one argument".into()),
+        other => return Err(format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)")),
+    }
+    for f in flags {
+        let (name, v) = f.split_once('=').unwrap_or((f, ""));
+        if name == "retries" {
+            hc.retries = v
+                .parse()
+                .map_err(|_| format!("strconv.ParseInt: parsing \"{v}\": invalid syntax"))?;
+            continue;
+        }
+        let slot = match name {
+            "interval" => &mut hc.interval,
+            "timeout" => &mut hc.timeout,
+            "start-period" => &mut hc.start_period,
+            "start-interval" => &mut hc.start_interval,
+            _ => return Err(format!("Unknown flag: {name}")),
+        };
+        let d = berth_types::time::go_duration(v)?;
+        if d != 0 && d < 1_000_000 {
+            return Err(format!("Interval \"{name}\" cannot be less than 1ms"));
+        }
+        *slot = d;
+    }
+    Ok(hc)
+}
+
 fn exec_or_shell(rest: &str) -> Vec<String> {
     json_array(rest).unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), rest.to_string()])
 }
@@ -363,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn expose_volume_workdir_user_stopsignal_onbuild() {
+    fn expose_volume_workdir_user_onbuild() {
         let c = apply(&[
             "EXPOSE 80 53/udp 8000-8001",
             "VOLUME [\"/data\", \"/logs\"]",
@@ -371,7 +427,6 @@ mod tests {
             "WORKDIR /app",
             "WORKDIR sub/../src",
             "USER nobody:nogroup",
-            "STOPSIGNAL SIGINT",
             "ONBUILD RUN echo hi",
         ])
         .unwrap();
@@ -385,7 +440,6 @@ mod tests {
         );
         assert_eq!(c.working_dir, "/app/src");
         assert_eq!(c.user, "nobody:nogroup");
-        assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
         assert_eq!(c.on_build, Some(vec!["RUN echo hi".into()]));
     }
 
@@ -399,7 +453,38 @@ mod tests {
             apply(&["FROM busybox"]).unwrap_err(),
             "from is not a valid change command"
         );
+        // dockerd's commit/import take no STOPSIGNAL (its validCommitCommands).
+        assert_eq!(
+            apply(&["STOPSIGNAL SIGINT"]).unwrap_err(),
+            "stopsignal is not a valid change command"
+        );
         assert!(apply(&["EXPOSE abc"]).is_err());
         assert!(apply(&["ONBUILD ONBUILD RUN x"]).is_err());
+    }
+
+    #[test]
+    fn healthcheck_as_the_builder_reads_it() {
+        let hc = |l: &str| apply(&[l]).map(|c| c.healthcheck.unwrap());
+        let h = hc("HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://x/ || exit 1").unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "curl -f http://x/ || exit 1"]);
+        assert_eq!((h.interval, h.retries, h.timeout), (5_000_000_000, 3, 0));
+        let h = hc("HEALTHCHECK --timeout=1m30s --start-period=100ms CMD [\"true\", \"x\"]").unwrap();
+        assert_eq!(h.test, ["CMD", "true", "x"]);
+        assert_eq!((h.timeout, h.start_period), (90_000_000_000, 100_000_000));
+        assert_eq!(hc("HEALTHCHECK NONE").unwrap().test, ["NONE"]);
+        assert_eq!(
+            hc("HEALTHCHECK CMD").unwrap_err(),
+            "Missing command after HEALTHCHECK CMD"
+        );
+        assert_eq!(
+            hc("HEALTHCHECK --interval=1us CMD true").unwrap_err(),
+            "Interval \"interval\" cannot be less than 1ms"
+        );
+        assert_eq!(
+            hc("HEALTHCHECK --interval=5 CMD true").unwrap_err(),
+            "time: missing unit in duration \"5\""
+        );
+        assert!(hc("HEALTHCHECK --nope=1 CMD true").is_err());
+        assert!(hc("HEALTHCHECK RUN true").is_err());
     }
 }

@@ -180,6 +180,23 @@ pub fn parse_go_duration(s: &str) -> Option<i64> {
     Some(if neg { -(total as i64) } else { total as i64 })
 }
 
+/// [`parse_go_duration`] with Go's error for what is not a duration: `time: missing unit in
+/// duration "5"` for a bare number, else `time: invalid duration "x"`.
+pub fn go_duration(s: &str) -> Result<i64, String> {
+    parse_go_duration(s).ok_or_else(|| {
+        let bare = !s.is_empty()
+            && s.trim_start_matches(['-', '+'])
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '.');
+        let what = if bare {
+            "missing unit in duration"
+        } else {
+            "invalid duration"
+        };
+        format!("time: {what} \"{s}\"")
+    })
+}
+
 /// The instant a prune `until` filter names, in nanoseconds since the epoch, as dockerd reads it
 /// (`timetypes.GetTimestamp` then `ParseTimestamps`): a Go duration is that long before `now`
 /// (whole seconds, as Go's `Time.Unix`), an RFC 3339 time or a date (`2026-11-22`, without a zone

@@ -105,39 +105,7 @@ pub(super) fn go_duration(ns: i64) -> String {
 
 /// Parses go-style durations for HEALTHCHECK flags (`30s`, `1m30s`, `500ms`) into nanoseconds.
 pub(super) fn parse_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if n == 0 {
-            return None;
-        }
-        let v: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += v * mult;
-        rest = &rest[u..];
-    }
-    Some(total as i64)
+    berth_types::time::parse_go_duration(s)
 }
 
 /// `--platform` on FROM: only this machine's platform can run.

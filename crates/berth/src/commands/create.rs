@@ -308,38 +308,7 @@ pub fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
 
 /// Go's `time.ParseDuration` → nanoseconds.
 pub fn go_duration_ns(s: &str) -> anyhow::Result<i64> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        bail!("time: invalid duration \"{s}\"");
-    }
-    while !rest.is_empty() {
-        let n_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let n: f64 = rest[..n_end]
-            .parse()
-            .map_err(|_| anyhow::anyhow!("time: invalid duration \"{s}\""))?;
-        rest = &rest[n_end..];
-        let u_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => bail!("time: missing unit in duration \"{s}\""),
-        };
-        total += n * mult;
-        rest = &rest[u_end..];
-    }
-    Ok(total as i64)
+    berth_types::time::go_duration(s.trim()).map_err(|e| anyhow::anyhow!(e))
 }
 
 fn read_kv_file(path: &str, from_env: bool) -> anyhow::Result<Vec<String>> {

@@ -230,6 +230,50 @@ fn commit_makes_an_image_of_the_changes() {
         .out(),
         format!("{host} [\"sh\",\"-c\",\"echo committed > /data; rm /bin/vi\"] [\"cat\",\"/data\"]")
     );
+    // --change takes dockerd's commands: HEALTHCHECK (run by the committed image), not
+    // STOPSIGNAL; import's --change alike.
+    d.docker(&[
+        "commit",
+        "-c",
+        "HEALTHCHECK --interval=2s --retries=2 CMD test -e /data",
+        "cm",
+        "snap:hc",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.Healthcheck}}",
+            "snap:hc"
+        ])
+        .ok()
+        .out(),
+        r#"{"Test":["CMD-SHELL","test -e /data"],"Interval":2000000000,"Retries":2}"#
+    );
+    let r = d.docker(&["commit", "-c", "STOPSIGNAL SIGKILL", "cm", "snap:ss"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("stopsignal is not a valid change command"),
+        "{r:?}"
+    );
+    let tar = d.root.join("cm.tar");
+    d.berth(&["export", "-o", tar.to_str().unwrap(), "cm"]).ok();
+    d.docker(&[
+        "import",
+        "-c",
+        "HEALTHCHECK NONE",
+        tar.to_str().unwrap(),
+        "imp:hc",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&["image", "inspect", "-f", "{{json .Config.Healthcheck}}", "imp:hc"])
+            .ok()
+            .out(),
+        r#"{"Test":["NONE"]}"#
+    );
+    d.berth(&["rmi", "snap:hc", "imp:hc"]).ok();
     d.berth(&["rm", "cm"]).ok();
     let gone = d.berth(&["commit", "cm", "snap:v2"]);
     assert_ne!(gone.code, 0);
