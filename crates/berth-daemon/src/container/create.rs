@@ -292,12 +292,7 @@ fn validate_host_config(host: &mut HostConfig) -> Result<Vec<String>> {
         other => return Err(Error::invalid(format!("Unknown runtime specified {other}"))),
     }
     if let Some(n) = host.nano_cpus.filter(|n| *n != 0) {
-        let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
-        if n < 10_000_000 || n > ncpu * 1_000_000_000 {
-            return Err(Error::invalid(format!(
-                "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-            )));
-        }
+        check_nano_cpus(n)?;
         if host.cpu_quota.unwrap_or(0) != 0 || host.cpu_period.unwrap_or(0) != 0 {
             return Err(Error::invalid(
                 "Conflicting options: Nano CPUs and CPU Period cannot both be set",
@@ -494,7 +489,21 @@ pub(crate) fn no_realtime() -> Error {
 /// `docker update`'s settings checked as at create (blkio weight, cpuset mems); what this
 /// kernel has no file for is discarded with dockerd's warning.
 pub(crate) fn check_update(host: &mut HostConfig) -> Result<Vec<String>> {
+    if let Some(n) = host.nano_cpus.filter(|n| *n != 0) {
+        check_nano_cpus(n)?;
+    }
     validate_resources(host)
+}
+
+/// `--cpus` within what the machine has, in dockerd's words (create and update).
+fn check_nano_cpus(n: i64) -> Result<()> {
+    let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as i64;
+    if n < 10_000_000 || n > ncpu * 1_000_000_000 {
+        return Err(Error::invalid(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        )));
+    }
+    Ok(())
 }
 
 /// `--cpuset-cpus`/`--cpuset-mems` (`list`) against what the machine has online (`online`, a

@@ -235,9 +235,10 @@ impl Daemon {
         if memory > 0 && memory_swap == 0 {
             let had = entry.with(|d| d.host_config.memory_swap.unwrap_or(0));
             if memory > had {
-                return Err(conflict(
-                    "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
-                ));
+                return Err(Error::invalid(format!(
+                    "Cannot update container {}: Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time",
+                    entry.id
+                )));
             }
             memory_swap = had;
         }
@@ -252,7 +253,8 @@ impl Daemon {
             cpuset_cpus: body.cpuset_cpus.clone().unwrap_or_default(),
             cpuset_mems: body.cpuset_mems.clone().unwrap_or_default(),
             blkio_weight: body.blkio_weight.unwrap_or(0),
-            pids: body.pids_limit,
+            // An update to "unlimited" (0 or -1) is recorded as 0, as dockerd records it.
+            pids: body.pids_limit.map(|p| p.max(0)),
         };
         if limits.memory != 0 && limits.memory < 6 * 1024 * 1024 {
             return Err(Error::invalid("Minimum memory limit allowed is 6MB"));

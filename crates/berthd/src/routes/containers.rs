@@ -14,9 +14,11 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
     let body = http::read_body(req.into_body()).await?;
     let mut value: serde_json::Value = http::parse_json(&body)?;
     docker_py_spellings(&mut value);
+    let mut kmem = None;
     if let Some(host) = value.get("HostConfig") {
         check_restart_policy(host)?;
         check_mount_types(host)?;
+        kmem = kernel_memory(host)?;
     }
     let body = if value.is_null() {
         Default::default()
@@ -29,10 +31,28 @@ pub async fn create(d: &Arc<Daemon>, req: Request<Incoming>, q: &Query) -> Resul
             body,
         })
         .await?;
+    let warnings: Vec<String> = kmem.into_iter().chain(warnings).collect();
     Ok(http::json(
         StatusCode::CREATED,
         &serde_json::json!({ "Id": id, "Warnings": warnings }),
     ))
+}
+
+/// A kernel memory limit (`KernelMemory`, which the API 1.41 schema has and the models do not):
+/// dockerd 20.10 takes it with a warning and checks its minimum; berth does not write it: kernels
+/// since 5.4 deprecate it, and 6.x accept the write and keep no limit.
+fn kernel_memory(host: &serde_json::Value) -> Result<Option<String>, Error> {
+    match host
+        .get("KernelMemory")
+        .and_then(|k| k.as_i64())
+        .filter(|k| *k > 0)
+    {
+        None => Ok(None),
+        Some(k) if k < 6 * 1024 * 1024 => Err(Error::invalid("Minimum kernel memory limit allowed is 6MB")),
+        Some(_) => Ok(Some(
+            "Specifying a kernel memory limit is deprecated and will be removed in a future release.".into(),
+        )),
+    }
 }
 
 /// dockerd's `validateRestartPolicy` on a create's `HostConfig` or an update's body, before the
@@ -275,12 +295,13 @@ pub async fn update(d: &Arc<Daemon>, req: Request<Incoming>, id: &str) -> Result
     let body = http::read_body(req.into_body()).await?;
     let value: serde_json::Value = http::parse_json(&body)?;
     check_restart_policy(&value)?;
+    let kmem = kernel_memory(&value)?;
     let body: berth_api::models::HostConfig = if value.is_null() {
         Default::default()
     } else {
         serde_json::from_value(value).map_err(|e| Error::invalid(format!("invalid JSON: {e}")))?
     };
-    let warnings = d.update(id, body).await?;
+    let warnings: Vec<String> = kmem.into_iter().chain(d.update(id, body).await?).collect();
     Ok(http::json(
         StatusCode::OK,
         &serde_json::json!({ "Warnings": warnings }),

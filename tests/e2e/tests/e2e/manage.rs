@@ -97,6 +97,51 @@ fn stats_and_update() {
         .out(),
         "134217728 50"
     );
+    // dockerd's checks and records (scripts/sidebyside/prune-update.txt): "unlimited" pids are
+    // recorded as 0; `--cpus` within the machine's CPUs; a kernel memory limit warns, and under
+    // 6MB is refused (create alike).
+    let r = d.docker(&["update", "--pids-limit", "-1", "st"]).ok();
+    assert_eq!(r.out(), "st");
+    assert_eq!(
+        d.berth(&["inspect", "-f", "{{.HostConfig.PidsLimit}}", "st"])
+            .ok()
+            .out(),
+        "0"
+    );
+    let r = d.docker(&["update", "--cpus", "999", "st"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("Range of CPUs is from 0.01 to"),
+        "{r:?}"
+    );
+    let r = d.docker(&["update", "--kernel-memory", "10m", "st"]).ok();
+    assert!(
+        r.stdout.contains(
+            "Specifying a kernel memory limit is deprecated and will be removed in a future release."
+        ),
+        "{r:?}"
+    );
+    let r = d.docker(&["update", "--kernel-memory", "1m", "st"]);
+    assert!(
+        r.code == 1 && r.stderr.contains("Minimum kernel memory limit allowed is 6MB"),
+        "{r:?}"
+    );
+    let r = d
+        .docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--kernel-memory",
+            "10m",
+            "busybox",
+            "true",
+        ])
+        .ok();
+    assert!(
+        r.stderr
+            .contains("WARNING: Specifying a kernel memory limit is deprecated"),
+        "{r:?}"
+    );
     // The rest of `docker update`'s settings reach the cgroups and the record (they were
     // dropped before); what it cannot change is refused.
     if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_period_us").exists() {
