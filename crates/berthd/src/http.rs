@@ -38,17 +38,60 @@ where
         };
         let handler = handler.clone();
         tokio::spawn(async move {
+            // A second descriptor of the socket, for the lingering close below.
+            let linger = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
+            let upgraded = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let seen = upgraded.clone();
             let svc = hyper::service::service_fn(move |req| {
                 let answer = handler(req);
-                async move { Ok::<_, Infallible>(answer.await) }
+                let seen = seen.clone();
+                async move {
+                    let r = answer.await;
+                    if r.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        seen.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok::<_, Infallible>(r)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), svc)
                 .with_upgrades()
                 .await;
+            // (A hijacked connection lives on in its handler.)
+            if let Some(fd) = linger.filter(|_| !upgraded.load(std::sync::atomic::Ordering::Relaxed)) {
+                linger_close(fd).await;
+            }
         });
     }
+}
+
+/// Closes a served connection as Go's server does (`closeWriteAndWait`): the response is all
+/// written, so the write side is shut, and what the client still sends is read and dropped until
+/// it closes (bounded: 64 MiB, 5 s). hyper drops a connection whose request body was not read
+/// (an error answered before an upload was taken: `import` with a bad `--change`, `load` of a
+/// file that is no archive, `cp` to a missing directory); a client still writing that body then
+/// fails with a broken pipe instead of reading the daemon's error.
+async fn linger_close(fd: std::os::fd::OwnedFd) {
+    let std = std::os::unix::net::UnixStream::from(fd);
+    if std.shutdown(std::net::Shutdown::Write).is_err() || std.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(mut s) = tokio::net::UnixStream::from_std(std) else {
+        return;
+    };
+    let drain = async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 << 10];
+        let mut left: usize = 64 << 20;
+        while left > 0 {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
 }
 
 /// Adds the headers dockerd puts on every response.

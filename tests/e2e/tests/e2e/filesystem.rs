@@ -273,6 +273,16 @@ fn commit_makes_an_image_of_the_changes() {
             .out(),
         r#"{"Test":["NONE"]}"#
     );
+    // A change refused before the archive is read: the client still gets the error, not a
+    // broken pipe (the daemon takes the rest of the upload first).
+    assert!(std::fs::metadata(&tar).unwrap().len() > 1 << 20);
+    for _ in 0..3 {
+        let r = d.docker(&["import", "-c", "RUN true", tar.to_str().unwrap(), "imp:bad"]);
+        assert!(
+            r.code == 1 && r.stderr.contains("run is not a valid change command"),
+            "{r:?}"
+        );
+    }
     d.berth(&["rmi", "snap:hc", "imp:hc"]).ok();
     d.berth(&["rm", "cm"]).ok();
     let gone = d.berth(&["commit", "cm", "snap:v2"]);
@@ -416,4 +426,43 @@ fn cp_out_of_a_container_follows_docker_destination_rules() {
         .collect();
     names.sort();
     assert_eq!(names, ["copy", "existing", "file", "followed"]);
+}
+
+/// An error answered before an upload was read reaches the docker CLI, which is still sending
+/// it: the daemon closes such a connection as dockerd does (shuts its side, takes the rest)
+/// instead of dropping it under the client, whose write then failed with a broken pipe.
+#[test]
+fn errors_answered_before_an_upload_is_read_reach_the_client() {
+    let d = daemon!();
+    let dir = d.root.join("upload");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 3 MB that compress to nothing less: more than any socket buffer holds.
+    let junk: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.join("junk"), &junk).unwrap();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    for _ in 0..3 {
+        let r = d.docker(&["cp", dir.to_str().unwrap(), "up:/nonexist/deeper/x"]);
+        assert!(
+            r.code == 1
+                && r.stderr
+                    .contains("Could not find the file /nonexist/deeper in container up"),
+            "{r:?}"
+        );
+        let r = d.docker(&["load", "-i", dir.join("junk").to_str().unwrap()]);
+        assert!(r.code == 1 && !r.stderr.contains("broken pipe"), "{r:?}");
+    }
+    d.berth(&["rm", "-f", "up"]).ok();
 }
