@@ -282,7 +282,7 @@ impl Cgroup {
 
 /// Whether the v1 hierarchy `ctrl` has `file`: what the kernel offers there, as dockerd's
 /// sysinfo finds it (cgroup v2 has the controllers' own files).
-pub(crate) fn v1_file(ctrl: &str, file: &str) -> bool {
+pub fn v1_file(ctrl: &str, file: &str) -> bool {
     std::path::Path::new(berth_runtime::CGROUP_ROOT)
         .join(ctrl)
         .join(file)

@@ -30,6 +30,7 @@ mod system;
 mod tidy;
 mod volumes;
 
+pub use cgroups::v1_file as cgroup_v1_file;
 pub use config::{Config, FileConfig};
 
 /// The name of berth's one runtime, as `HostConfig.Runtime`, `docker info`'s `DefaultRuntime` and

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use berth_daemon::{events, Daemon, Error};
+use berth_daemon::{cgroup_v1_file, events, Daemon, Error};
 use bytes::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use hyper::{Method, Response, StatusCode};
@@ -97,22 +97,17 @@ pub fn info(d: &Arc<Daemon>) -> Response<Body> {
             // (API 1.41) reads them: their files exist (false on cgroup v2).
             (
                 "KernelMemory",
-                serde_json::json!(kmem_file("memory.kmem.limit_in_bytes")),
+                serde_json::json!(cgroup_v1_file("memory", "memory.kmem.limit_in_bytes")),
             ),
             (
                 "KernelMemoryTCP",
-                serde_json::json!(kmem_file("memory.kmem.tcp.limit_in_bytes")),
+                serde_json::json!(cgroup_v1_file("memory", "memory.kmem.tcp.limit_in_bytes")),
             ),
         ] {
             o.entry(k).or_insert(v);
         }
     }
     http::json(StatusCode::OK, &v)
-}
-
-/// Whether the v1 memory hierarchy's root has `file`.
-fn kmem_file(file: &str) -> bool {
-    std::path::Path::new("/sys/fs/cgroup/memory").join(file).exists()
 }
 
 /// `GET /events`: history since `since`, then live events until `until` or the client leaves.
